@@ -1,0 +1,231 @@
+//! Support code for the expansions of observra's attribute macros.
+//!
+//! Hidden from the docs and not part of the public API: only the code the
+//! macros generate calls it, always through `::observra::__private`. Every
+//! function here is cheap when the span is disabled (no subscriber, or
+//! telemetry not installed), and none of them can panic.
+
+use std::borrow::Cow;
+use std::fmt::{Debug, Display};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use opentelemetry::trace::Event;
+use opentelemetry::{Key, KeyValue, StringValue, Value};
+pub use tracing;
+use tracing::Span;
+use tracing::span::EnteredSpan;
+
+use crate::layer::with_record;
+use crate::semconv as sc;
+
+/// Keeps a sync function's span entered for the call and notices panics.
+pub struct SyncSpan {
+    span: EnteredSpan,
+}
+
+impl SyncSpan {
+    /// Enters `span` for the rest of the call.
+    #[inline]
+    pub fn enter(span: Span) -> Self {
+        SyncSpan { span: span.entered() }
+    }
+    /// The span being recorded.
+    #[inline]
+    pub fn span(&self) -> &Span {
+        &self.span
+    }
+}
+
+impl Drop for SyncSpan {
+    #[inline]
+    fn drop(&mut self) {
+        if std::thread::panicking() && !self.span.is_disabled() {
+            record_failure(&self.span, sc::ERROR_PANIC, "the function panicked");
+        }
+    }
+}
+
+/// Records a panic if it unwinds through a `poll`.
+struct PanicWatch<'a>(&'a Span);
+
+impl Drop for PanicWatch<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() && !self.0.is_disabled() {
+            record_failure(self.0, sc::ERROR_PANIC, "the function panicked");
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An async function's body with its span: entered on every poll, ended
+    /// as `cancelled` if dropped before completion, `panic` if a poll panics.
+    /// Resolves to the body's output and the span, so the caller can record
+    /// the result before the span closes.
+    pub struct Instrumented<F> {
+        #[pin]
+        inner: F,
+        span: Option<Span>,
+    }
+
+    impl<F> PinnedDrop for Instrumented<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(span) = this.span.take() {
+                if !span.is_disabled() {
+                    record_failure(&span, sc::ERROR_CANCELLED, "the future was dropped before it completed");
+                }
+            }
+        }
+    }
+}
+
+/// Wraps an async body with its span.
+#[inline]
+pub fn instrument<F: Future>(span: Span, inner: F) -> Instrumented<F> {
+    Instrumented { inner, span: Some(span) }
+}
+
+impl<F: Future> Future for Instrumented<F> {
+    type Output = (F::Output, Span);
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Some(span) = this.span.as_ref() else {
+            // Polled after completion: the body itself decides what that means.
+            return this.inner.poll(cx).map(|out| (out, Span::none()));
+        };
+        let _enter = span.enter();
+        let watch = PanicWatch(span);
+        let poll = this.inner.poll(cx);
+        std::mem::forget(watch);
+        drop(_enter);
+        match poll {
+            Poll::Ready(out) => Poll::Ready((out, this.span.take().unwrap_or_else(Span::none))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Marks `span` failed (`panic`, `cancelled`) unless a failure is already recorded.
+pub fn record_failure(span: &Span, error_type: &'static str, message: &'static str) {
+    with_record(span, |r| {
+        if !r.has_error() {
+            r.set_error(Cow::Borrowed(error_type), message.to_string());
+        }
+    });
+}
+
+/// Records an `Err` return: status ERROR with the message, `error.type`,
+/// and an `exception` event with the error's type and message.
+pub fn record_error(span: &Span, error_type: Cow<'static, str>, message: String, exception_type: &'static str) {
+    with_record(span, |r| {
+        let event = Event::new(
+            sc::EXCEPTION_EVENT,
+            SystemTime::now(),
+            vec![
+                KeyValue::new(sc::EXCEPTION_TYPE, exception_type),
+                KeyValue::new(sc::EXCEPTION_MESSAGE, message.clone()),
+            ],
+            0,
+        );
+        r.add_event(event);
+        r.set_error(error_type, message);
+    });
+}
+
+/// Sets a typed attribute on `span` (arrays stay arrays). `None` sets nothing.
+#[inline]
+pub fn set_attribute<T: crate::AttributeValue + ?Sized>(span: &Span, key: &'static str, value: &T) {
+    if span.is_disabled() {
+        return;
+    }
+    if let Some(v) = value.to_attribute_value() {
+        with_record(span, |r| r.set_attribute(Key::from_static_str(key), v));
+    }
+}
+
+/// Sets the exported name of `span`.
+pub fn set_name(span: &Span, name: impl Into<Cow<'static, str>>) {
+    if !span.is_disabled() {
+        let name = name.into();
+        with_record(span, |r| r.set_name(name));
+    }
+}
+
+/// A borrowed error, for choosing how to describe it at the call site.
+pub struct ErrRef<'a, E: ?Sized>(pub &'a E);
+
+impl<E: ?Sized> ErrRef<'_, E> {
+    /// The error's Rust type name, for `exception.type`.
+    pub fn type_name(&self) -> &'static str {
+        std::any::type_name::<E>()
+    }
+}
+
+/// `error.type` from [`crate::ErrorType`] when the error implements it.
+pub trait ViaErrorType {
+    /// The low-cardinality error class.
+    fn __observra_error_type(&self) -> Cow<'static, str>;
+}
+impl<E: crate::ErrorType + ?Sized> ViaErrorType for &ErrRef<'_, E> {
+    fn __observra_error_type(&self) -> Cow<'static, str> {
+        self.0.error_type()
+    }
+}
+/// `error.type` from the type name otherwise.
+pub trait ViaTypeName {
+    /// The low-cardinality error class.
+    fn __observra_error_type(&self) -> Cow<'static, str>;
+}
+impl<E: ?Sized> ViaTypeName for ErrRef<'_, E> {
+    fn __observra_error_type(&self) -> Cow<'static, str> {
+        Cow::Borrowed(std::any::type_name::<E>())
+    }
+}
+
+/// Error message from `Display`.
+pub trait ViaDisplay {
+    /// The error's message.
+    fn __observra_error_message(&self) -> String;
+}
+impl<E: Display + ?Sized> ViaDisplay for &&ErrRef<'_, E> {
+    fn __observra_error_message(&self) -> String {
+        self.0.to_string()
+    }
+}
+/// Error message from `Debug` when there is no `Display`.
+pub trait ViaDebug {
+    /// The error's message.
+    fn __observra_error_message(&self) -> String;
+}
+impl<E: Debug + ?Sized> ViaDebug for &ErrRef<'_, E> {
+    fn __observra_error_message(&self) -> String {
+        format!("{:?}", self.0)
+    }
+}
+/// The type name when the error is neither `Display` nor `Debug`.
+pub trait ViaNoMessage {
+    /// The error's message.
+    fn __observra_error_message(&self) -> String;
+}
+impl<E: ?Sized> ViaNoMessage for ErrRef<'_, E> {
+    fn __observra_error_message(&self) -> String {
+        std::any::type_name::<E>().to_string()
+    }
+}
+
+/// Converts to an OpenTelemetry string value without copying static strings.
+pub fn static_str(s: &'static str) -> Value {
+    Value::String(StringValue::from(s))
+}
+
+/// Calls a sync function's body as a `FnOnce`, so it may move and reborrow
+/// its parameters exactly as the unwrapped body could.
+#[inline(always)]
+pub fn call_once<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}

@@ -1,0 +1,828 @@
+//! Configuration: the `init()` builder, the environment variables it honours,
+//! and every default, in one place.
+//!
+//! Resolution order for each setting: a value set on the [`Builder`] wins,
+//! then the standard `OTEL_*` (or `OBSERVRA_*`) environment variable, then
+//! the default below. Every value is validated here, so a bad one is a typed
+//! [`Error::InvalidConfig`] from [`Builder::install`] naming the variable (or
+//! builder method) and the value, never a panic and never a silent default.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+
+use crate::error::{Error, Result, Setting};
+
+/// Default deadline for the flush-and-shutdown the guard does on drop.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default OTLP export timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`).
+pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default span queue bound (`OTEL_BSP_MAX_QUEUE_SIZE`).
+pub const DEFAULT_MAX_QUEUE_SIZE: usize = 2048;
+/// Default largest batch handed to an exporter (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
+pub const DEFAULT_MAX_EXPORT_BATCH_SIZE: usize = 512;
+/// Default delay between two scheduled exports (`OTEL_BSP_SCHEDULE_DELAY`).
+pub const DEFAULT_SCHEDULED_DELAY: Duration = Duration::from_millis(5000);
+/// Default metric export interval (`OTEL_METRIC_EXPORT_INTERVAL`).
+pub const DEFAULT_METRIC_INTERVAL: Duration = Duration::from_millis(60_000);
+/// Default OTLP/HTTP base endpoint.
+pub const DEFAULT_HTTP_ENDPOINT: &str = "http://localhost:4318";
+/// Default OTLP/gRPC endpoint.
+pub const DEFAULT_GRPC_ENDPOINT: &str = "http://localhost:4317";
+/// Default path of the `jsonl` backend when `OBSERVRA_JSONL_PATH` is not set.
+pub const DEFAULT_JSONL_PATH: &str = "observra-spans.jsonl";
+
+/// Where finished spans go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backend {
+    /// OTLP to a collector (HTTP/protobuf or gRPC).
+    Otlp,
+    /// JSON lines appended to a file (`OBSERVRA_JSONL_PATH`).
+    Jsonl,
+    /// JSON lines on standard output: the embedded default.
+    Stdout,
+}
+
+impl Backend {
+    fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "otlp" => Some(Backend::Otlp),
+            "jsonl" => Some(Backend::Jsonl),
+            "stdout" => Some(Backend::Stdout),
+            _ => None,
+        }
+    }
+}
+
+/// The OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// OTLP over HTTP with protobuf bodies (`http/protobuf`, port 4318).
+    HttpProtobuf,
+    /// OTLP over gRPC (`grpc`, port 4317).
+    Grpc,
+}
+
+/// Which spans are recorded. Mirrors `OTEL_TRACES_SAMPLER`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum Sampler {
+    /// Record every span (`always_on`).
+    AlwaysOn,
+    /// Record nothing (`always_off`).
+    AlwaysOff,
+    /// Record a fraction of traces, decided by trace id (`traceidratio`).
+    TraceIdRatio(f64),
+    /// Follow the parent's decision; roots always sampled (`parentbased_always_on`, the default).
+    ParentBasedAlwaysOn,
+    /// Follow the parent's decision; roots never sampled (`parentbased_always_off`).
+    ParentBasedAlwaysOff,
+    /// Follow the parent's decision; roots sampled by ratio (`parentbased_traceidratio`).
+    ParentBasedTraceIdRatio(f64),
+}
+
+/// Metric aggregation temporality (`OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Temporality {
+    /// Running totals since start (the default).
+    Cumulative,
+    /// Changes since the last export.
+    Delta,
+}
+
+/// Where configuration values are read from when the builder has none.
+enum EnvSource {
+    Process,
+    Map(HashMap<String, String>),
+}
+
+impl EnvSource {
+    fn get(&self, key: &str) -> Option<String> {
+        let v = match self {
+            EnvSource::Process => std::env::var(key).ok(),
+            EnvSource::Map(m) => m.get(key).cloned(),
+        };
+        // The OpenTelemetry spec treats an empty value as unset.
+        v.filter(|v| !v.trim().is_empty())
+    }
+}
+
+/// Builder for the observra pipeline; start it with [`crate::init`].
+///
+/// ```no_run
+/// let _telemetry = observra::init()
+///     .service_name("support-bot")
+///     .install()
+///     .expect("telemetry configuration");
+/// ```
+#[must_use = "call .install() to start exporting"]
+pub struct Builder {
+    env: EnvSource,
+    service_name: Option<String>,
+    service_version: Option<String>,
+    environment: Option<String>,
+    resource: Vec<KeyValue>,
+    backend: Option<Backend>,
+    endpoint: Option<String>,
+    traces_endpoint: Option<String>,
+    metrics_endpoint: Option<String>,
+    headers: Option<Vec<(String, String)>>,
+    protocol: Option<Protocol>,
+    timeout: Option<Duration>,
+    max_queue_size: Option<usize>,
+    max_export_batch_size: Option<usize>,
+    scheduled_delay: Option<Duration>,
+    metric_interval: Option<Duration>,
+    temporality: Option<Temporality>,
+    sampler: Option<Sampler>,
+    jsonl_path: Option<PathBuf>,
+    writer: Option<Box<dyn Write + Send>>,
+    shutdown_timeout: Option<Duration>,
+    disabled: Option<bool>,
+    max_level: tracing::Level,
+    set_global_subscriber: bool,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("service_name", &self.service_name)
+            .field("backend", &self.backend)
+            .field("endpoint", &self.endpoint)
+            .field("protocol", &self.protocol)
+            .field("sampler", &self.sampler)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            env: EnvSource::Process,
+            service_name: None,
+            service_version: None,
+            environment: None,
+            resource: Vec::new(),
+            backend: None,
+            endpoint: None,
+            traces_endpoint: None,
+            metrics_endpoint: None,
+            headers: None,
+            protocol: None,
+            timeout: None,
+            max_queue_size: None,
+            max_export_batch_size: None,
+            scheduled_delay: None,
+            metric_interval: None,
+            temporality: None,
+            sampler: None,
+            jsonl_path: None,
+            writer: None,
+            shutdown_timeout: None,
+            disabled: None,
+            max_level: tracing::Level::INFO,
+            set_global_subscriber: true,
+        }
+    }
+}
+
+impl Builder {
+    /// Read configuration variables from `vars` instead of the process
+    /// environment. Useful for configuration kept in a file, and for tests.
+    pub fn env_from<I, K, V>(mut self, vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.env = EnvSource::Map(vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect());
+        self
+    }
+    /// `service.name` (overrides `OTEL_SERVICE_NAME`).
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = Some(name.into());
+        self
+    }
+    /// `service.version`.
+    pub fn service_version(mut self, version: impl Into<String>) -> Self {
+        self.service_version = Some(version.into());
+        self
+    }
+    /// `deployment.environment.name` (e.g. `production`).
+    pub fn environment(mut self, environment: impl Into<String>) -> Self {
+        self.environment = Some(environment.into());
+        self
+    }
+    /// Adds a resource attribute (overrides the same key from `OTEL_RESOURCE_ATTRIBUTES`).
+    pub fn resource_attribute(mut self, key: impl Into<String>, value: impl Into<opentelemetry::Value>) -> Self {
+        self.resource.push(KeyValue::new(key.into(), value.into()));
+        self
+    }
+    /// Chooses the backend (overrides `OBSERVRA_BACKEND`).
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+    /// OTLP base endpoint, e.g. `http://collector:4318` (overrides
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`). For HTTP the signal path (`/v1/traces`,
+    /// `/v1/metrics`) is appended; for gRPC it is used as given.
+    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoint = Some(url.into());
+        self
+    }
+    /// Full OTLP traces URL, used as given (overrides `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`).
+    pub fn traces_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.traces_endpoint = Some(url.into());
+        self
+    }
+    /// Full OTLP metrics URL, used as given (overrides `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`).
+    pub fn metrics_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.metrics_endpoint = Some(url.into());
+        self
+    }
+    /// Adds a header sent with every OTLP request (replaces `OTEL_EXPORTER_OTLP_HEADERS`).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.get_or_insert_with(Vec::new).push((name.into(), value.into()));
+        self
+    }
+    /// OTLP transport (overrides `OTEL_EXPORTER_OTLP_PROTOCOL`).
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = Some(protocol);
+        self
+    }
+    /// OTLP request timeout (overrides `OTEL_EXPORTER_OTLP_TIMEOUT`).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+    /// Bound of the span queue; spans beyond it are dropped and counted
+    /// (overrides `OTEL_BSP_MAX_QUEUE_SIZE`).
+    pub fn max_queue_size(mut self, size: usize) -> Self {
+        self.max_queue_size = Some(size);
+        self
+    }
+    /// Largest batch handed to the exporter (overrides `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
+    pub fn max_export_batch_size(mut self, size: usize) -> Self {
+        self.max_export_batch_size = Some(size);
+        self
+    }
+    /// Delay between scheduled exports (overrides `OTEL_BSP_SCHEDULE_DELAY`).
+    pub fn scheduled_delay(mut self, delay: Duration) -> Self {
+        self.scheduled_delay = Some(delay);
+        self
+    }
+    /// Interval of the periodic metric export (overrides `OTEL_METRIC_EXPORT_INTERVAL`).
+    pub fn metric_export_interval(mut self, interval: Duration) -> Self {
+        self.metric_interval = Some(interval);
+        self
+    }
+    /// Metric temporality (overrides `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`).
+    pub fn temporality(mut self, temporality: Temporality) -> Self {
+        self.temporality = Some(temporality);
+        self
+    }
+    /// Sampler (overrides `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`).
+    pub fn sampler(mut self, sampler: Sampler) -> Self {
+        self.sampler = Some(sampler);
+        self
+    }
+    /// Path of the JSONL file; selects the `jsonl` backend unless another is
+    /// chosen (overrides `OBSERVRA_JSONL_PATH`).
+    pub fn jsonl_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.jsonl_path = Some(path.into());
+        self
+    }
+    /// Writes JSON lines to `writer` instead of stdout or a file. The writer is
+    /// only ever called from the export thread.
+    pub fn jsonl_writer(mut self, writer: impl Write + Send + 'static) -> Self {
+        self.writer = Some(Box::new(writer));
+        self
+    }
+    /// Deadline of the flush-and-shutdown done when the guard drops (default 5 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = Some(timeout);
+        self
+    }
+    /// Turns all telemetry off (overrides `OTEL_SDK_DISABLED`).
+    pub fn disabled(mut self, disabled: bool) -> Self {
+        self.disabled = Some(disabled);
+        self
+    }
+    /// Most verbose `tracing` level recorded by the subscriber `install()`
+    /// sets up (default `INFO`). Ignored when you bring your own subscriber.
+    pub fn max_level(mut self, level: tracing::Level) -> Self {
+        self.max_level = level;
+        self
+    }
+    /// Whether `install()` sets a global `tracing` subscriber when none is
+    /// set yet (default `true`). Turn off when you will add
+    /// [`crate::layer()`] to your own registry after installing.
+    pub fn set_global_subscriber(mut self, yes: bool) -> Self {
+        self.set_global_subscriber = yes;
+        self
+    }
+
+    /// Validates the configuration and starts the pipeline.
+    ///
+    /// Returns a guard that flushes and shuts down on drop, within the
+    /// shutdown deadline.
+    pub fn install(self) -> Result<crate::Guard> {
+        let settings = self.resolve()?;
+        crate::pipeline::install(settings)
+    }
+
+    /// Resolves builder values, environment and defaults into [`Settings`].
+    pub(crate) fn resolve(mut self) -> Result<Settings> {
+        let env = std::mem::replace(&mut self.env, EnvSource::Process);
+        let disabled = match self.disabled {
+            Some(d) => d,
+            None => match env.get("OTEL_SDK_DISABLED") {
+                Some(v) => parse_bool("OTEL_SDK_DISABLED", &v)?,
+                None => false,
+            },
+        };
+
+        let resource = resolve_resource(&self, &env)?;
+        let sampler = match self.sampler {
+            Some(s) => validate_sampler(s)?,
+            None => parse_sampler(&env)?,
+        };
+
+        let jsonl_path = match self.jsonl_path.take() {
+            Some(p) => Some(p),
+            None => env.get("OBSERVRA_JSONL_PATH").map(PathBuf::from),
+        };
+        let any_otlp_env = [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        ]
+        .iter()
+        .any(|k| env.get(k).is_some());
+        let backend = match self.backend {
+            Some(b) => b,
+            None => match env.get("OBSERVRA_BACKEND") {
+                Some(v) => Backend::parse(&v).ok_or_else(|| {
+                    Error::invalid(
+                        Setting::Env("OBSERVRA_BACKEND"),
+                        v.clone(),
+                        "unknown backend; expected one of: otlp, jsonl, stdout",
+                    )
+                })?,
+                None if self.writer.is_some() => Backend::Stdout,
+                None if self.endpoint.is_some() || self.traces_endpoint.is_some() || any_otlp_env => Backend::Otlp,
+                None if jsonl_path.is_some() => Backend::Jsonl,
+                None => Backend::Stdout,
+            },
+        };
+
+        let batch = BatchSettings {
+            max_queue_size: pick_usize(self.max_queue_size, &env, "OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_MAX_QUEUE_SIZE)?,
+            max_export_batch_size: pick_usize(
+                self.max_export_batch_size,
+                &env,
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+                DEFAULT_MAX_EXPORT_BATCH_SIZE,
+            )?,
+            scheduled_delay: pick_millis(self.scheduled_delay, &env, "OTEL_BSP_SCHEDULE_DELAY", DEFAULT_SCHEDULED_DELAY)?,
+        };
+        if batch.max_queue_size == 0 {
+            return Err(Error::invalid(
+                Setting::Builder("max_queue_size"),
+                "0",
+                "the span queue needs room for at least one span",
+            ));
+        }
+
+        let otlp = if backend == Backend::Otlp { Some(resolve_otlp(&self, &env)?) } else { None };
+        let metric_interval =
+            pick_millis(self.metric_interval, &env, "OTEL_METRIC_EXPORT_INTERVAL", DEFAULT_METRIC_INTERVAL)?;
+        let temporality = match self.temporality {
+            Some(t) => t,
+            None => match env.get("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE") {
+                None => Temporality::Cumulative,
+                Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                    "cumulative" => Temporality::Cumulative,
+                    "delta" => Temporality::Delta,
+                    _ => {
+                        return Err(Error::invalid(
+                            Setting::Env("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"),
+                            v,
+                            "expected cumulative or delta",
+                        ));
+                    }
+                },
+            },
+        };
+        let shutdown_timeout = self.shutdown_timeout.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT);
+
+        let sink = match backend {
+            Backend::Otlp => Sink::Otlp,
+            Backend::Stdout => match self.writer.take() {
+                Some(w) => Sink::Writer(w),
+                None => Sink::Stdout,
+            },
+            Backend::Jsonl => match self.writer.take() {
+                Some(w) => Sink::Writer(w),
+                None => Sink::File(jsonl_path.unwrap_or_else(|| PathBuf::from(DEFAULT_JSONL_PATH))),
+            },
+        };
+
+        Ok(Settings {
+            disabled,
+            resource,
+            sampler,
+            sink,
+            otlp,
+            batch,
+            metric_interval,
+            temporality,
+            shutdown_timeout,
+            max_level: self.max_level,
+            set_global_subscriber: self.set_global_subscriber,
+        })
+    }
+}
+
+/// Everything `install()` needs, resolved and validated.
+pub(crate) struct Settings {
+    pub disabled: bool,
+    pub resource: Vec<KeyValue>,
+    pub sampler: Sampler,
+    pub sink: Sink,
+    pub otlp: Option<OtlpSettings>,
+    pub batch: BatchSettings,
+    pub metric_interval: Duration,
+    pub temporality: Temporality,
+    pub shutdown_timeout: Duration,
+    pub max_level: tracing::Level,
+    pub set_global_subscriber: bool,
+}
+
+/// The resolved destination of spans.
+pub(crate) enum Sink {
+    Otlp,
+    Stdout,
+    File(PathBuf),
+    Writer(Box<dyn Write + Send>),
+}
+
+/// Bounds of the span batch processor.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchSettings {
+    pub max_queue_size: usize,
+    pub max_export_batch_size: usize,
+    pub scheduled_delay: Duration,
+}
+
+/// Resolved OTLP exporter settings, per signal.
+#[derive(Debug, Clone)]
+pub(crate) struct OtlpSettings {
+    pub traces: SignalSettings,
+    pub metrics: SignalSettings,
+}
+
+/// One signal's OTLP endpoint, transport, headers and timeout.
+#[derive(Debug, Clone)]
+pub(crate) struct SignalSettings {
+    pub endpoint: String,
+    pub protocol: Protocol,
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+}
+
+fn parse_bool(var: &'static str, v: &str) -> Result<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(Error::invalid(Setting::Env(var), v, "expected true or false")),
+    }
+}
+
+fn pick_usize(code: Option<usize>, env: &EnvSource, var: &'static str, default: usize) -> Result<usize> {
+    if let Some(v) = code {
+        return Ok(v);
+    }
+    match env.get(var) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| Error::invalid(Setting::Env(var), v, "expected a non-negative integer")),
+    }
+}
+
+fn pick_millis(code: Option<Duration>, env: &EnvSource, var: &'static str, default: Duration) -> Result<Duration> {
+    if let Some(v) = code {
+        return Ok(v);
+    }
+    match env.get(var) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| Error::invalid(Setting::Env(var), v, "expected a whole number of milliseconds")),
+    }
+}
+
+fn validate_sampler(s: Sampler) -> Result<Sampler> {
+    match s {
+        Sampler::TraceIdRatio(r) | Sampler::ParentBasedTraceIdRatio(r) if !(0.0..=1.0).contains(&r) => Err(
+            Error::invalid(Setting::Builder("sampler"), r.to_string(), "the ratio must be between 0 and 1"),
+        ),
+        s => Ok(s),
+    }
+}
+
+fn parse_sampler(env: &EnvSource) -> Result<Sampler> {
+    let Some(name) = env.get("OTEL_TRACES_SAMPLER") else {
+        return Ok(Sampler::ParentBasedAlwaysOn);
+    };
+    let ratio = || -> Result<f64> {
+        let Some(arg) = env.get("OTEL_TRACES_SAMPLER_ARG") else {
+            return Ok(1.0);
+        };
+        match arg.trim().parse::<f64>() {
+            Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+            _ => Err(Error::invalid(
+                Setting::Env("OTEL_TRACES_SAMPLER_ARG"),
+                arg,
+                "expected a ratio between 0 and 1",
+            )),
+        }
+    };
+    match name.trim().to_ascii_lowercase().as_str() {
+        "always_on" => Ok(Sampler::AlwaysOn),
+        "always_off" => Ok(Sampler::AlwaysOff),
+        "traceidratio" => Ok(Sampler::TraceIdRatio(ratio()?)),
+        "parentbased_always_on" => Ok(Sampler::ParentBasedAlwaysOn),
+        "parentbased_always_off" => Ok(Sampler::ParentBasedAlwaysOff),
+        "parentbased_traceidratio" => Ok(Sampler::ParentBasedTraceIdRatio(ratio()?)),
+        _ => Err(Error::invalid(
+            Setting::Env("OTEL_TRACES_SAMPLER"),
+            name,
+            "unsupported sampler; expected one of: always_on, always_off, traceidratio, \
+             parentbased_always_on, parentbased_always_off, parentbased_traceidratio",
+        )),
+    }
+}
+
+/// Parses a `key=value,key2=value2` list with percent-encoded values, as
+/// used by `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_EXPORTER_OTLP_HEADERS`.
+fn parse_kv_list(var: &'static str, raw: &str) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for item in raw.split(',') {
+        if item.trim().is_empty() {
+            continue;
+        }
+        let Some((k, v)) = item.split_once('=') else {
+            return Err(Error::invalid(
+                Setting::Env(var),
+                raw,
+                format!("entry {:?} has no '='; expected key=value pairs separated by commas", item.trim()),
+            ));
+        };
+        let key = k.trim();
+        if key.is_empty() {
+            return Err(Error::invalid(Setting::Env(var), raw, format!("entry {:?} has an empty key", item.trim())));
+        }
+        let value = percent_decode(v.trim())
+            .ok_or_else(|| Error::invalid(Setting::Env(var), raw, format!("entry {key:?} has a malformed %-escape")))?;
+        out.push((key.to_string(), value));
+    }
+    Ok(out)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn resolve_resource(b: &Builder, env: &EnvSource) -> Result<Vec<KeyValue>> {
+    use crate::semconv as sc;
+    let mut attrs: Vec<KeyValue> = Vec::new();
+    let mut put = |kv: KeyValue| {
+        attrs.retain(|a| a.key != kv.key);
+        attrs.push(kv);
+    };
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    put(KeyValue::new(sc::SERVICE_NAME, format!("unknown_service:{exe}")));
+    put(KeyValue::new(sc::TELEMETRY_SDK_NAME, "opentelemetry"));
+    put(KeyValue::new(sc::TELEMETRY_SDK_LANGUAGE, "rust"));
+    put(KeyValue::new(sc::TELEMETRY_SDK_VERSION, "0.33"));
+    put(KeyValue::new(sc::TELEMETRY_DISTRO_NAME, "observra"));
+    put(KeyValue::new(sc::TELEMETRY_DISTRO_VERSION, env!("CARGO_PKG_VERSION")));
+    if let Some(raw) = env.get("OTEL_RESOURCE_ATTRIBUTES") {
+        for (k, v) in parse_kv_list("OTEL_RESOURCE_ATTRIBUTES", &raw)? {
+            put(KeyValue::new(k, v));
+        }
+    }
+    if let Some(name) = env.get("OTEL_SERVICE_NAME") {
+        put(KeyValue::new(sc::SERVICE_NAME, name));
+    }
+    if let Some(name) = &b.service_name {
+        if name.trim().is_empty() {
+            return Err(Error::invalid(Setting::Builder("service_name"), name.clone(), "must not be empty"));
+        }
+        put(KeyValue::new(sc::SERVICE_NAME, name.clone()));
+    }
+    if let Some(v) = &b.service_version {
+        put(KeyValue::new(sc::SERVICE_VERSION, v.clone()));
+    }
+    if let Some(v) = &b.environment {
+        put(KeyValue::new(sc::DEPLOYMENT_ENVIRONMENT, v.clone()));
+    }
+    for kv in &b.resource {
+        put(kv.clone());
+    }
+    Ok(attrs)
+}
+
+fn parse_protocol(setting: Setting, v: &str) -> Result<Protocol> {
+    match v.trim() {
+        "http/protobuf" => Ok(Protocol::HttpProtobuf),
+        "grpc" => Ok(Protocol::Grpc),
+        "http/json" => Err(Error::invalid(
+            setting,
+            v,
+            "http/json is not supported by this build; use http/protobuf or grpc",
+        )),
+        _ => Err(Error::invalid(setting, v, "unknown protocol; expected http/protobuf or grpc")),
+    }
+}
+
+/// Checks an endpoint URL: `http` or `https` scheme, a host, a numeric port if any.
+fn validate_endpoint(setting: Setting, url: &str) -> Result<String> {
+    let bad = |reason: &str| Error::invalid(setting.clone(), url, reason.to_string());
+    let url = url.trim();
+    let rest = if let Some(r) = url.strip_prefix("http://") {
+        r
+    } else if let Some(r) = url.strip_prefix("https://") {
+        if !cfg!(feature = "tls") {
+            return Err(bad("https endpoints need observra's `tls` cargo feature; use http:// or enable it"));
+        }
+        r
+    } else {
+        return Err(bad("expected an absolute http:// or https:// URL"));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() || url.chars().any(char::is_whitespace) {
+        return Err(bad("expected an absolute http:// or https:// URL with a host"));
+    }
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    let (host, port) = if let Some(stripped) = host_port.strip_prefix('[') {
+        // [ipv6]:port
+        match stripped.split_once(']') {
+            Some((h, p)) => (h, p.strip_prefix(':')),
+            None => return Err(bad("unterminated IPv6 address")),
+        }
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host_port, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad("the URL has no host"));
+    }
+    if let Some(p) = port {
+        if p.parse::<u16>().is_err() {
+            return Err(bad("the port is not a number from 0 to 65535"));
+        }
+    }
+    Ok(url.to_string())
+}
+
+fn resolve_otlp(b: &Builder, env: &EnvSource) -> Result<OtlpSettings> {
+    let signal = |signal_endpoint_code: &Option<String>,
+                  sig: &'static str,
+                  path: &str,
+                  vars: [&'static str; 4]|
+     -> Result<SignalSettings> {
+        let [endpoint_var, protocol_var, headers_var, timeout_var] = vars;
+        let protocol = match b.protocol {
+            Some(p) => p,
+            None => match env.get(protocol_var) {
+                Some(v) => parse_protocol(Setting::Env(protocol_var), &v)?,
+                None => match env.get("OTEL_EXPORTER_OTLP_PROTOCOL") {
+                    Some(v) => parse_protocol(Setting::Env("OTEL_EXPORTER_OTLP_PROTOCOL"), &v)?,
+                    None => Protocol::HttpProtobuf,
+                },
+            },
+        };
+        let join = |base: &str| match protocol {
+            Protocol::HttpProtobuf => format!("{}/{path}", base.trim_end_matches('/')),
+            Protocol::Grpc => base.to_string(),
+        };
+        let endpoint = if let Some(full) = signal_endpoint_code {
+            validate_endpoint(Setting::Builder(sig), full)?
+        } else if let Some(base) = &b.endpoint {
+            join(&validate_endpoint(Setting::Builder("endpoint"), base)?)
+        } else if let Some(full) = env.get(endpoint_var) {
+            validate_endpoint(Setting::Env(endpoint_var), &full)?
+        } else if let Some(base) = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            join(&validate_endpoint(Setting::Env("OTEL_EXPORTER_OTLP_ENDPOINT"), &base)?)
+        } else {
+            match protocol {
+                Protocol::HttpProtobuf => join(DEFAULT_HTTP_ENDPOINT),
+                Protocol::Grpc => DEFAULT_GRPC_ENDPOINT.to_string(),
+            }
+        };
+        let headers = match &b.headers {
+            Some(h) => h.clone(),
+            None => match env.get(headers_var) {
+                Some(raw) => parse_kv_list(headers_var, &raw)?,
+                None => match env.get("OTEL_EXPORTER_OTLP_HEADERS") {
+                    Some(raw) => parse_kv_list("OTEL_EXPORTER_OTLP_HEADERS", &raw)?,
+                    None => Vec::new(),
+                },
+            },
+        };
+        for (k, _) in &headers {
+            if !k.bytes().all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)) {
+                return Err(Error::invalid(
+                    Setting::Env(headers_var),
+                    k.clone(),
+                    "not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)",
+                ));
+            }
+        }
+        let timeout = match b.timeout {
+            Some(t) => t,
+            None => match env.get(timeout_var) {
+                Some(_) => pick_millis(None, env, timeout_var, DEFAULT_EXPORT_TIMEOUT)?,
+                None => pick_millis(None, env, "OTEL_EXPORTER_OTLP_TIMEOUT", DEFAULT_EXPORT_TIMEOUT)?,
+            },
+        };
+        Ok(SignalSettings { endpoint, protocol, headers, timeout })
+    };
+    Ok(OtlpSettings {
+        traces: signal(
+            &b.traces_endpoint,
+            "traces_endpoint",
+            "v1/traces",
+            [
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+            ],
+        )?,
+        metrics: signal(
+            &b.metrics_endpoint,
+            "metrics_endpoint",
+            "v1/metrics",
+            [
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+                "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+                "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+            ],
+        )?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_handles_escapes_and_rejects_bad_ones() {
+        assert_eq!(percent_decode("a%20b").as_deref(), Some("a b"));
+        assert_eq!(percent_decode("%2").as_deref(), None);
+        assert_eq!(percent_decode("%zz").as_deref(), None);
+    }
+
+    #[test]
+    fn endpoint_validation_accepts_hosts_ports_and_ipv6() {
+        for ok in ["http://localhost:4318", "http://127.0.0.1", "http://[::1]:4317/x", "http://u:p@h:1"] {
+            assert!(validate_endpoint(Setting::Builder("endpoint"), ok).is_ok(), "{ok}");
+        }
+        for bad in ["localhost:4318", "http://", "http://h:99999", "ftp://h", "http://h :1"] {
+            assert!(validate_endpoint(Setting::Builder("endpoint"), bad).is_err(), "{bad}");
+        }
+    }
+}

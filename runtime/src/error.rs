@@ -1,0 +1,97 @@
+//! The typed errors `install()` and the other public entry points return.
+//!
+//! Every configuration error names the setting (an environment variable or a
+//! builder method) and the value that was rejected, so a user can fix it
+//! without reading our source.
+
+use std::fmt;
+
+/// Where a rejected configuration value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Setting {
+    /// An environment variable, by name (e.g. `OTEL_EXPORTER_OTLP_ENDPOINT`).
+    Env(&'static str),
+    /// A builder method, by name (e.g. `Builder::endpoint`).
+    Builder(&'static str),
+}
+
+impl fmt::Display for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Setting::Env(name) => write!(f, "environment variable {name}"),
+            Setting::Builder(name) => write!(f, "builder setting `{name}`"),
+        }
+    }
+}
+
+/// Errors from setting up or running the observra pipeline.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration value could not be used.
+    #[error("invalid {setting}: {value:?}: {reason}")]
+    InvalidConfig {
+        /// The setting that held the value.
+        setting: Setting,
+        /// The value as it was given.
+        value: String,
+        /// What is wrong with it and what is allowed.
+        reason: String,
+    },
+    /// `install()` was called while an earlier installation is still active.
+    #[error(
+        "observra is already installed; drop the first guard (or call observra::shutdown()) before installing again"
+    )]
+    AlreadyInstalled,
+    /// A global `tracing` subscriber without `observra::layer()` is already set.
+    #[error(
+        "a global tracing subscriber is already set and it does not include observra::layer(); add `.with(observra::layer())` to your registry before calling install()"
+    )]
+    ForeignSubscriber,
+    /// An exporter could not be built (for example, its HTTP client failed to start).
+    #[error("could not build the {backend} exporter: {reason}")]
+    Exporter {
+        /// The backend that failed.
+        backend: &'static str,
+        /// The underlying reason.
+        reason: String,
+    },
+    /// A file the configuration names could not be opened.
+    #[error("could not open {path:?} ({setting}): {source}")]
+    Io {
+        /// The setting that named the path.
+        setting: Setting,
+        /// The path.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Flushing or shutting down did not finish in time or failed.
+    #[error("{operation} did not complete: {reason}")]
+    Export {
+        /// `flush` or `shutdown`.
+        operation: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+    /// There is no installed pipeline to act on.
+    #[error("observra is not installed")]
+    NotInstalled,
+}
+
+impl Error {
+    pub(crate) fn invalid(setting: Setting, value: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidConfig { setting, value: value.into(), reason: reason.into() }
+    }
+
+    /// The setting a configuration error names, if this is one.
+    pub fn setting(&self) -> Option<&Setting> {
+        match self {
+            Error::InvalidConfig { setting, .. } | Error::Io { setting, .. } => Some(setting),
+            _ => None,
+        }
+    }
+}
+
+/// Result alias for observra's fallible operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

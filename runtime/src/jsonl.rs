@@ -1,0 +1,214 @@
+//! The JSONL span exporter: one JSON object per finished span, one per line.
+//!
+//! This is the embedded default sink (standard output), the `jsonl` backend
+//! (a file) and the target of [`crate::Builder::jsonl_writer`]. It runs only
+//! on the export thread. The schema is documented in `docs/jsonl-schema.md`
+//! and is what [`span_to_json`] produces.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use opentelemetry::trace::{SpanId, SpanKind, Status};
+use opentelemetry::{Array, KeyValue, Value};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use serde_json::{Map, Value as Json, json};
+
+/// Writes spans as JSON lines to any writer.
+pub(crate) struct JsonlExporter {
+    writer: Mutex<Box<dyn Write + Send>>,
+    resource: Json,
+}
+
+impl std::fmt::Debug for JsonlExporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonlExporter").finish_non_exhaustive()
+    }
+}
+
+impl JsonlExporter {
+    pub(crate) fn new(writer: Box<dyn Write + Send>) -> Self {
+        JsonlExporter { writer: Mutex::new(writer), resource: Json::Object(Map::new()) }
+    }
+}
+
+impl SpanExporter for JsonlExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let mut buf = Vec::with_capacity(batch.len() * 512);
+        for span in &batch {
+            // Serialising a serde_json::Value into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut buf, &span_to_json(span, &self.resource));
+            buf.push(b'\n');
+        }
+        let mut w = self
+            .writer
+            .lock()
+            .map_err(|_| OTelSdkError::InternalFailure("JSONL writer lock poisoned".into()))?;
+        w.write_all(&buf)
+            .and_then(|()| w.flush())
+            .map_err(|e| OTelSdkError::InternalFailure(format!("writing JSONL: {e}")))
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        match self.writer.lock() {
+            Ok(mut w) => w.flush().map_err(|e| OTelSdkError::InternalFailure(e.to_string())),
+            Err(_) => Err(OTelSdkError::InternalFailure("JSONL writer lock poisoned".into())),
+        }
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        let mut m = Map::new();
+        for (k, v) in resource.iter() {
+            m.insert(k.as_str().to_string(), value_to_json(v));
+        }
+        self.resource = Json::Object(m);
+    }
+}
+
+/// Converts one span to the documented JSONL object.
+pub(crate) fn span_to_json(span: &SpanData, resource: &Json) -> Json {
+    let start = nanos(span.start_time);
+    let end = nanos(span.end_time);
+    let parent = if span.parent_span_id == SpanId::INVALID {
+        Json::Null
+    } else {
+        Json::String(span.parent_span_id.to_string())
+    };
+    let (code, message) = match &span.status {
+        Status::Unset => ("unset", ""),
+        Status::Ok => ("ok", ""),
+        Status::Error { description } => ("error", description.as_ref()),
+    };
+    let events: Vec<Json> = span
+        .events
+        .iter()
+        .map(|e| {
+            json!({
+                "name": e.name.as_ref(),
+                "time_unix_nano": nanos(e.timestamp),
+                "time": rfc3339(e.timestamp),
+                "attributes": attrs_to_json(&e.attributes),
+            })
+        })
+        .collect();
+    let links: Vec<Json> = span
+        .links
+        .iter()
+        .map(|l| {
+            json!({
+                "trace_id": l.span_context.trace_id().to_string(),
+                "span_id": l.span_context.span_id().to_string(),
+                "attributes": attrs_to_json(&l.attributes),
+            })
+        })
+        .collect();
+    json!({
+        "trace_id": span.span_context.trace_id().to_string(),
+        "span_id": span.span_context.span_id().to_string(),
+        "parent_span_id": parent,
+        "name": span.name.as_ref(),
+        "kind": kind_name(&span.span_kind),
+        "start_time": rfc3339(span.start_time),
+        "end_time": rfc3339(span.end_time),
+        "start_time_unix_nano": start,
+        "end_time_unix_nano": end,
+        "duration_ns": end.saturating_sub(start),
+        "status": { "code": code, "message": message },
+        "attributes": attrs_to_json(&span.attributes),
+        "dropped_attributes_count": span.dropped_attributes_count,
+        "events": events,
+        "dropped_events_count": span.events.dropped_count,
+        "links": links,
+        "resource": resource,
+        "scope": {
+            "name": span.instrumentation_scope.name(),
+            "version": span.instrumentation_scope.version(),
+        },
+    })
+}
+
+pub(crate) fn kind_name(kind: &SpanKind) -> &'static str {
+    match kind {
+        SpanKind::Client => "client",
+        SpanKind::Server => "server",
+        SpanKind::Producer => "producer",
+        SpanKind::Consumer => "consumer",
+        SpanKind::Internal => "internal",
+    }
+}
+
+fn attrs_to_json(attrs: &[KeyValue]) -> Json {
+    let mut m = Map::with_capacity(attrs.len());
+    for kv in attrs {
+        m.insert(kv.key.as_str().to_string(), value_to_json(&kv.value));
+    }
+    Json::Object(m)
+}
+
+/// Typed values stay typed: integers and floats as JSON numbers, booleans as
+/// booleans, arrays as arrays. Non-finite floats become strings ("NaN").
+fn value_to_json(v: &Value) -> Json {
+    fn float(f: f64) -> Json {
+        serde_json::Number::from_f64(f).map(Json::Number).unwrap_or_else(|| Json::String(f.to_string()))
+    }
+    match v {
+        Value::Bool(b) => Json::Bool(*b),
+        Value::I64(i) => json!(i),
+        Value::F64(f) => float(*f),
+        Value::String(s) => Json::String(s.as_str().to_string()),
+        Value::Array(Array::Bool(a)) => json!(a),
+        Value::Array(Array::I64(a)) => json!(a),
+        Value::Array(Array::F64(a)) => Json::Array(a.iter().map(|f| float(*f)).collect()),
+        Value::Array(Array::String(a)) => Json::Array(a.iter().map(|s| Json::String(s.as_str().to_string())).collect()),
+        other => Json::String(other.to_string()),
+    }
+}
+
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+/// Formats a time as RFC 3339 in UTC with nanoseconds: `2026-11-23T09:41:00.123456789Z`.
+pub(crate) fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (Howard Hinnant's algorithm), valid for all u64 days we meet.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let mut s = String::with_capacity(30);
+    let _ = write!(
+        s,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        d.subsec_nanos()
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000000Z");
+        let t = UNIX_EPOCH + Duration::new(1_709_210_096, 5); // 2024-02-29T12:34:56
+        assert_eq!(rfc3339(t), "2024-02-29T12:34:56.000000005Z");
+        let t = UNIX_EPOCH + Duration::from_secs(4_102_444_799); // 2099-12-31T23:59:59
+        assert_eq!(rfc3339(t), "2099-12-31T23:59:59.000000000Z");
+    }
+}

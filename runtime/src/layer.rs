@@ -1,0 +1,439 @@
+//! The observra `tracing` layer: turns `tracing` spans and events into
+//! OpenTelemetry spans.
+//!
+//! Each span gets a [`SpanRecord`] in its registry extensions when it opens
+//! (ids, parent, sampling decision, kind, name, start time, attributes).
+//! Fields are interpreted as OpenTelemetry data (`otel.name`, `otel.kind`,
+//! `otel.status_code`, `otel.status_message`; every other field becomes a
+//! typed attribute), events inside a span become span events, and at close
+//! the record becomes a `SpanData` handed to the installed pipeline's
+//! non-blocking batch processor. A hand-written `tracing` span with the same
+//! fields as a macro-generated one is treated exactly the same way.
+
+use std::any::TypeId;
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use opentelemetry::trace::{
+    Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
+use opentelemetry::{Key, KeyValue, Value};
+use opentelemetry_sdk::trace::{IdGenerator, SamplingDecision, ShouldSample, SpanData, SpanEvents, SpanLinks};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Dispatch, Event as TracingEvent, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::pipeline::{self, Pipeline};
+use crate::semconv as sc;
+
+/// Most attributes kept per span; more are counted in `dropped_attributes_count`.
+pub(crate) const MAX_ATTRIBUTES: usize = 128;
+/// Most events kept per span; more are counted in the dropped-events count.
+pub(crate) const MAX_EVENTS: usize = 128;
+/// Most links kept per span.
+pub(crate) const MAX_LINKS: usize = 128;
+
+thread_local! {
+    static SUPPRESSED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the current thread as an exporter thread: spans and events created
+/// on it (by HTTP clients, for example) are not exported, which would loop.
+pub(crate) fn suppress_current_thread() {
+    SUPPRESSED.with(|s| s.set(true));
+}
+
+fn suppressed() -> bool {
+    SUPPRESSED.with(|s| s.get())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StatusCode {
+    Unset,
+    Ok,
+    Error,
+}
+
+/// What observra keeps about one open span.
+pub(crate) struct SpanRecord {
+    pipeline: Arc<Pipeline>,
+    pub(crate) trace_id: TraceId,
+    pub(crate) span_id: SpanId,
+    parent_span_id: SpanId,
+    pub(crate) sampled: bool,
+    name: Cow<'static, str>,
+    kind: SpanKind,
+    start: SystemTime,
+    attributes: Vec<KeyValue>,
+    dropped_attributes: u32,
+    events: Vec<Event>,
+    dropped_events: u32,
+    links: Vec<Link>,
+    status_code: StatusCode,
+    status_message: Option<String>,
+}
+
+impl SpanRecord {
+    /// Sets (or replaces) an attribute.
+    pub(crate) fn set_attribute(&mut self, key: Key, value: Value) {
+        if let Some(kv) = self.attributes.iter_mut().find(|kv| kv.key == key) {
+            kv.value = value;
+        } else if self.attributes.len() < MAX_ATTRIBUTES {
+            self.attributes.push(KeyValue::new(key, value));
+        } else {
+            self.dropped_attributes = self.dropped_attributes.saturating_add(1);
+        }
+    }
+
+    /// Adds an event, within the per-span bound.
+    pub(crate) fn add_event(&mut self, event: Event) {
+        if self.events.len() < MAX_EVENTS {
+            self.events.push(event);
+        } else {
+            self.dropped_events = self.dropped_events.saturating_add(1);
+        }
+    }
+
+    /// Replaces the exported span name.
+    pub(crate) fn set_name(&mut self, name: Cow<'static, str>) {
+        self.name = name;
+    }
+
+    /// Whether the status is already ERROR (the first failure recorded wins).
+    pub(crate) fn has_error(&self) -> bool {
+        self.status_code == StatusCode::Error
+    }
+
+    /// Marks the span failed with `error.type` and a status description.
+    pub(crate) fn set_error(&mut self, error_type: Cow<'static, str>, message: String) {
+        self.set_attribute(Key::from_static_str(sc::ERROR_TYPE), Value::String(error_type.into()));
+        self.status_code = StatusCode::Error;
+        self.status_message = Some(message);
+    }
+
+    fn record_field(&mut self, field: &Field, value: FieldValue<'_>) {
+        match (field.name(), value) {
+            (sc::OTEL_NAME, v) => self.name = Cow::Owned(v.into_string()),
+            (sc::OTEL_KIND, v) => {
+                if let Some(kind) = parse_kind(&v.into_string()) {
+                    self.kind = kind;
+                }
+            }
+            (sc::OTEL_STATUS_CODE, v) => {
+                self.status_code = match v.into_string().to_ascii_uppercase().as_str() {
+                    "OK" => StatusCode::Ok,
+                    "ERROR" => StatusCode::Error,
+                    _ => StatusCode::Unset,
+                }
+            }
+            (sc::OTEL_STATUS_MESSAGE, v) => self.status_message = Some(v.into_string()),
+            (name, v) => self.set_attribute(Key::from_static_str(name), v.into_value()),
+        }
+    }
+
+    fn into_span_data(self, end: SystemTime) -> SpanData {
+        let status = match self.status_code {
+            StatusCode::Unset => Status::Unset,
+            StatusCode::Ok => Status::Ok,
+            StatusCode::Error => Status::error(self.status_message.unwrap_or_default()),
+        };
+        let mut events = SpanEvents::default();
+        events.events = self.events;
+        events.dropped_count = self.dropped_events;
+        let mut links = SpanLinks::default();
+        links.links = self.links;
+        SpanData {
+            span_context: SpanContext::new(
+                self.trace_id,
+                self.span_id,
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            ),
+            parent_span_id: self.parent_span_id,
+            parent_span_is_remote: false,
+            span_kind: self.kind,
+            name: self.name,
+            start_time: self.start,
+            end_time: end,
+            attributes: self.attributes,
+            dropped_attributes_count: self.dropped_attributes,
+            events,
+            links,
+            status,
+            instrumentation_scope: self.pipeline.scope.clone(),
+        }
+    }
+}
+
+fn parse_kind(s: &str) -> Option<SpanKind> {
+    match s.to_ascii_lowercase().as_str() {
+        "client" => Some(SpanKind::Client),
+        "server" => Some(SpanKind::Server),
+        "producer" => Some(SpanKind::Producer),
+        "consumer" => Some(SpanKind::Consumer),
+        "internal" => Some(SpanKind::Internal),
+        _ => None,
+    }
+}
+
+/// One field value as `tracing` delivered it.
+enum FieldValue<'a> {
+    Str(&'a str),
+    Owned(String),
+    I64(i64),
+    F64(f64),
+    Bool(bool),
+}
+
+impl FieldValue<'_> {
+    fn into_string(self) -> String {
+        match self {
+            FieldValue::Str(s) => s.to_string(),
+            FieldValue::Owned(s) => s,
+            FieldValue::I64(i) => i.to_string(),
+            FieldValue::F64(f) => f.to_string(),
+            FieldValue::Bool(b) => b.to_string(),
+        }
+    }
+    fn into_value(self) -> Value {
+        match self {
+            FieldValue::Str(s) => Value::String(s.to_string().into()),
+            FieldValue::Owned(s) => Value::String(s.into()),
+            FieldValue::I64(i) => Value::I64(i),
+            FieldValue::F64(f) => Value::F64(f),
+            FieldValue::Bool(b) => Value::Bool(b),
+        }
+    }
+}
+
+/// Feeds `tracing` field values to a sink of `(field, value)`.
+struct Visitor<F: FnMut(&Field, FieldValue<'_>)>(F);
+
+impl<F: FnMut(&Field, FieldValue<'_>)> Visit for Visitor<F> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        (self.0)(field, FieldValue::F64(value))
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        (self.0)(field, FieldValue::I64(value))
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        match i64::try_from(value) {
+            Ok(v) => (self.0)(field, FieldValue::I64(v)),
+            Err(_) => (self.0)(field, FieldValue::Owned(value.to_string())),
+        }
+    }
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        match i64::try_from(value) {
+            Ok(v) => (self.0)(field, FieldValue::I64(v)),
+            Err(_) => (self.0)(field, FieldValue::Owned(value.to_string())),
+        }
+    }
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        match i64::try_from(value) {
+            Ok(v) => (self.0)(field, FieldValue::I64(v)),
+            Err(_) => (self.0)(field, FieldValue::Owned(value.to_string())),
+        }
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        (self.0)(field, FieldValue::Bool(value))
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        (self.0)(field, FieldValue::Str(value))
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        (self.0)(field, FieldValue::Owned(value.to_string()))
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        (self.0)(field, FieldValue::Owned(format!("{value:?}")))
+    }
+}
+
+/// Gives the runtime's macro helpers access to a span's record through the
+/// dispatcher, whatever the concrete subscriber type is.
+pub(crate) struct RecordAccess(fn(&Dispatch, &Id, &mut dyn FnMut(&mut SpanRecord)));
+
+fn access_record<S>(dispatch: &Dispatch, id: &Id, f: &mut dyn FnMut(&mut SpanRecord))
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let Some(subscriber) = dispatch.downcast_ref::<S>() else { return };
+    let Some(span) = subscriber.span(id) else { return };
+    let mut ext = span.extensions_mut();
+    if let Some(record) = ext.get_mut::<SpanRecord>() {
+        f(record);
+    }
+}
+
+/// Runs `f` on the record of `span`, if observra is recording it.
+pub(crate) fn with_record(span: &tracing::Span, f: impl FnOnce(&mut SpanRecord)) {
+    let mut f = Some(f);
+    span.with_subscriber(|(id, dispatch)| {
+        if let Some(access) = dispatch.downcast_ref::<RecordAccess>() {
+            (access.0)(dispatch, id, &mut |record| {
+                if let Some(f) = f.take() {
+                    f(record)
+                }
+            });
+        }
+    });
+}
+
+/// Whether the current default dispatcher includes observra's layer.
+pub(crate) fn dispatcher_has_layer(dispatch: &Dispatch) -> bool {
+    dispatch.downcast_ref::<RecordAccess>().is_some()
+}
+
+/// The observra `tracing` layer. Add it to your own registry with
+/// [`crate::layer()`]; [`crate::Builder::install`] adds it for you when you
+/// have no subscriber.
+pub struct ObservraLayer<S> {
+    access: RecordAccess,
+    _subscriber: PhantomData<fn(S)>,
+}
+
+impl<S> std::fmt::Debug for ObservraLayer<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ObservraLayer")
+    }
+}
+
+impl<S> ObservraLayer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    pub(crate) fn new() -> Self {
+        ObservraLayer { access: RecordAccess(access_record::<S>), _subscriber: PhantomData }
+    }
+}
+
+impl<S> Layer<S> for ObservraLayer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if !crate::ACTIVE.load(std::sync::atomic::Ordering::Acquire) || suppressed() {
+            return;
+        }
+        let Some(pipeline) = pipeline::current() else { return };
+        let Some(span) = ctx.span(id) else { return };
+        // The nearest ancestor observra records gives the trace and the sampling decision.
+        let parent = span.scope().skip(1).find_map(|p| {
+            p.extensions().get::<SpanRecord>().map(|r| (r.trace_id, r.span_id, r.sampled))
+        });
+        let meta = attrs.metadata();
+        let mut record = SpanRecord {
+            trace_id: TraceId::INVALID,
+            span_id: pipeline.ids.new_span_id(),
+            parent_span_id: SpanId::INVALID,
+            sampled: false,
+            name: Cow::Borrowed(meta.name()),
+            kind: SpanKind::Internal,
+            start: SystemTime::now(),
+            attributes: Vec::with_capacity(meta.fields().len()),
+            dropped_attributes: 0,
+            events: Vec::new(),
+            dropped_events: 0,
+            links: Vec::new(),
+            status_code: StatusCode::Unset,
+            status_message: None,
+            pipeline,
+        };
+        attrs.record(&mut Visitor(|f: &Field, v: FieldValue<'_>| record.record_field(f, v)));
+        match parent {
+            Some((trace_id, parent_id, sampled)) => {
+                record.trace_id = trace_id;
+                record.parent_span_id = parent_id;
+                record.sampled = sampled;
+            }
+            None => {
+                record.trace_id = record.pipeline.ids.new_trace_id();
+                let result = record.pipeline.sampler.should_sample(
+                    None,
+                    record.trace_id,
+                    &record.name,
+                    &record.kind,
+                    &record.attributes,
+                    &[],
+                );
+                record.sampled = result.decision == SamplingDecision::RecordAndSample;
+            }
+        }
+        span.extensions_mut().insert(record);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        if let Some(record) = ext.get_mut::<SpanRecord>() {
+            if record.sampled {
+                values.record(&mut Visitor(|f: &Field, v: FieldValue<'_>| record.record_field(f, v)));
+            }
+        }
+    }
+
+    fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
+        let Some(other) = ctx.span(follows) else { return };
+        let target = other.extensions().get::<SpanRecord>().map(|r| (r.trace_id, r.span_id));
+        let (Some((trace_id, span_id)), Some(span)) = (target, ctx.span(id)) else { return };
+        let mut ext = span.extensions_mut();
+        if let Some(record) = ext.get_mut::<SpanRecord>() {
+            if record.links.len() < MAX_LINKS {
+                let cx = SpanContext::new(trace_id, span_id, TraceFlags::SAMPLED, false, TraceState::default());
+                record.links.push(Link::with_context(cx));
+            }
+        }
+    }
+
+    fn on_event(&self, event: &TracingEvent<'_>, ctx: Context<'_, S>) {
+        if suppressed() {
+            return;
+        }
+        let Some(span) = ctx.event_span(event) else { return };
+        let mut ext = span.extensions_mut();
+        let Some(record) = ext.get_mut::<SpanRecord>() else { return };
+        if !record.sampled {
+            return;
+        }
+        let meta = event.metadata();
+        let mut name: Option<String> = None;
+        let mut attributes = Vec::with_capacity(meta.fields().len() + 2);
+        event.record(&mut Visitor(|f: &Field, v: FieldValue<'_>| {
+            if f.name() == sc::MESSAGE {
+                name = Some(v.into_string());
+            } else {
+                attributes.push(KeyValue::new(Key::from_static_str(f.name()), v.into_value()));
+            }
+        }));
+        attributes.push(KeyValue::new(sc::EVENT_LEVEL, meta.level().as_str()));
+        attributes.push(KeyValue::new(sc::EVENT_TARGET, meta.target().to_string()));
+        let name = name.map(Cow::Owned).unwrap_or(Cow::Borrowed(meta.name()));
+        record.add_event(Event::new(name, SystemTime::now(), attributes, 0));
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let Some(record) = span.extensions_mut().remove::<SpanRecord>() else { return };
+        if !record.sampled {
+            return;
+        }
+        let pipeline = record.pipeline.clone();
+        pipeline.submit(record.into_span_data(SystemTime::now()));
+    }
+
+    unsafe fn downcast_raw(&self, id: TypeId) -> Option<*const ()> {
+        if id == TypeId::of::<Self>() {
+            Some(self as *const Self as *const ())
+        } else if id == TypeId::of::<RecordAccess>() {
+            Some(&self.access as *const RecordAccess as *const ())
+        } else {
+            None
+        }
+    }
+}

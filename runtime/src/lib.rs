@@ -1,0 +1,126 @@
+//! # observra
+//!
+//! OpenTelemetry instrumentation for Rust LLM agents: one attribute on a
+//! function, one line of set-up.
+//!
+//! ```no_run
+//! use observra::traced;
+//!
+//! #[traced(kind = client, attrs(component = "rag"))]
+//! fn retrieve(query: &str) -> Result<Vec<String>, std::io::Error> {
+//!     Ok(vec![format!("doc about {query}")])
+//! }
+//!
+//! fn main() -> Result<(), observra::Error> {
+//!     // Reads OTEL_* and OBSERVRA_* from the environment; code overrides them.
+//!     // With nothing configured, finished spans are JSON lines on stdout.
+//!     let _telemetry = observra::init().service_name("support-bot").install()?;
+//!     let _ = retrieve("orders");
+//!     Ok(())
+//! } // the guard flushes and shuts down here, within a deadline
+//! ```
+//!
+//! - [`init`] returns a [`Builder`]; [`Builder::install`] validates the
+//!   configuration (typed [`Error`]s naming the setting and the value) and
+//!   returns a [`Guard`].
+//! - [`traced`] instruments sync and async functions; spans are `tracing`
+//!   spans, so they nest with your own `tracing` spans and events.
+//! - Users with their own `tracing` subscriber add [`layer()`] to it.
+//! - Export never blocks the caller: spans go through a bounded queue to an
+//!   export thread; what does not fit is dropped and counted ([`health`]).
+
+#![warn(missing_docs)]
+
+mod attr_value;
+mod batch;
+mod config;
+mod error;
+mod jsonl;
+mod layer;
+mod pipeline;
+pub mod semconv;
+
+#[doc(hidden)]
+pub mod __private;
+
+use std::borrow::Cow;
+use std::sync::atomic::AtomicBool;
+
+pub use attr_value::{ArrayElement, AttributeValue};
+pub use config::{Backend, Builder, Protocol, Sampler, Temporality};
+pub use error::{Error, Result, Setting};
+pub use layer::ObservraLayer;
+pub use observra_macros::traced;
+pub use pipeline::{Health, flush, health, meter, shutdown};
+/// Attach the current span to a future you spawn: `tokio::spawn(fut.in_current_span())`.
+pub use tracing::Instrument;
+
+/// Fast check used by the layer before it looks up the pipeline.
+pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// Starts configuring observra. Finish with [`Builder::install`].
+pub fn init() -> Builder {
+    Builder::default()
+}
+
+/// The observra `tracing` layer, for users who build their own subscriber.
+///
+/// ```no_run
+/// use tracing_subscriber::layer::SubscriberExt;
+/// use tracing_subscriber::util::SubscriberInitExt;
+///
+/// tracing_subscriber::registry().with(observra::layer()).init();
+/// // install() sees the layer in your subscriber and only starts the pipeline.
+/// let _telemetry = observra::init().install().expect("telemetry");
+/// ```
+pub fn layer<S>() -> ObservraLayer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    ObservraLayer::new()
+}
+
+/// Keeps the pipeline running; dropping it flushes and shuts down within the
+/// configured deadline ([`Builder::shutdown_timeout`], 5 s by default).
+#[must_use = "dropping the guard shuts telemetry down at once; bind it: `let _telemetry = ...`"]
+#[derive(Debug)]
+pub struct Guard {
+    pub(crate) active: bool,
+}
+
+impl Guard {
+    /// Whether this guard owns a running pipeline (false when telemetry is
+    /// disabled by `OTEL_SDK_DISABLED` or [`Builder::disabled`]).
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+}
+
+/// The span of the current `tracing` context (for `.instrument(...)`).
+pub fn current_span() -> tracing::Span {
+    tracing::Span::current()
+}
+
+/// Chooses the `error.type` an error is reported with.
+///
+/// By default `#[traced]` reports an `Err` with its Rust type name. Implement
+/// this for your error type to report a low-cardinality class instead:
+///
+/// ```
+/// use std::borrow::Cow;
+///
+/// enum FetchError { Timeout, Status(u16) }
+///
+/// impl observra::ErrorType for FetchError {
+///     fn error_type(&self) -> Cow<'static, str> {
+///         match self {
+///             FetchError::Timeout => "timeout".into(),
+///             FetchError::Status(code) => code.to_string().into(),
+///         }
+///     }
+/// }
+/// ```
+pub trait ErrorType {
+    /// The value of the `error.type` attribute for this error.
+    fn error_type(&self) -> Cow<'static, str>;
+}

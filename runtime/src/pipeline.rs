@@ -1,0 +1,335 @@
+//! The installed pipeline: exporters, batch processors, meter provider and
+//! the guard that shuts them down.
+//!
+//! One pipeline is active at a time. [`install`] builds it from resolved
+//! [`Settings`] and registers the `tracing` subscriber; dropping the
+//! [`Guard`] (or calling [`shutdown`]) flushes and stops it within the
+//! configured deadline, after which a new one may be installed.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use opentelemetry::InstrumentationScope;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::trace::{RandomIdGenerator, SpanData};
+use tracing_subscriber::layer::SubscriberExt;
+
+use crate::batch::{BatchProcessor, BlockOn};
+use crate::config::{Protocol, Sampler, Settings, Sink};
+use crate::error::{Error, Result, Setting};
+use crate::jsonl::JsonlExporter;
+use crate::semconv as sc;
+
+/// The running pipeline. Spans hold an `Arc` to the pipeline that was
+/// current when they opened, so a span outliving a shutdown is counted as
+/// dropped rather than lost silently.
+pub(crate) struct Pipeline {
+    processor: BatchProcessor,
+    pub(crate) sampler: opentelemetry_sdk::trace::Sampler,
+    pub(crate) ids: RandomIdGenerator,
+    pub(crate) scope: InstrumentationScope,
+    meter_provider: Option<SdkMeterProvider>,
+    runtime: std::sync::Mutex<Option<tokio::runtime::Runtime>>,
+    shutdown_timeout: Duration,
+}
+
+impl Pipeline {
+    pub(crate) fn submit(&self, span: SpanData) {
+        self.processor.on_end(span);
+    }
+}
+
+static CURRENT: RwLock<Option<Arc<Pipeline>>> = RwLock::new(None);
+
+/// The active pipeline, if any.
+pub(crate) fn current() -> Option<Arc<Pipeline>> {
+    CURRENT.read().ok().and_then(|p| p.clone())
+}
+
+fn sdk_sampler(s: Sampler) -> opentelemetry_sdk::trace::Sampler {
+    use opentelemetry_sdk::trace::Sampler as S;
+    match s {
+        Sampler::AlwaysOn => S::AlwaysOn,
+        Sampler::AlwaysOff => S::AlwaysOff,
+        Sampler::TraceIdRatio(r) => S::TraceIdRatioBased(r),
+        Sampler::ParentBasedAlwaysOn => S::ParentBased(Box::new(S::AlwaysOn)),
+        Sampler::ParentBasedAlwaysOff => S::ParentBased(Box::new(S::AlwaysOff)),
+        Sampler::ParentBasedTraceIdRatio(r) => S::ParentBased(Box::new(S::TraceIdRatioBased(r))),
+    }
+}
+
+fn exporter_error(backend: &'static str) -> impl Fn(opentelemetry_otlp::ExporterBuildError) -> Error {
+    move |e| Error::Exporter { backend, reason: e.to_string() }
+}
+
+fn header_map(headers: &[(String, String)]) -> Result<http::HeaderMap> {
+    let mut map = http::HeaderMap::new();
+    for (k, v) in headers {
+        let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+            Error::invalid(Setting::Builder("header"), k.clone(), "not a valid HTTP header name")
+        })?;
+        let value = http::HeaderValue::from_str(v).map_err(|_| {
+            Error::invalid(Setting::Builder("header"), k.clone(), "the header value has characters HTTP does not allow")
+        })?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+/// Builds and starts the pipeline, and makes sure `tracing` reaches it.
+pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
+    if settings.disabled {
+        return Ok(crate::Guard { active: false });
+    }
+    let mut current = CURRENT.write().unwrap_or_else(|p| p.into_inner());
+    if current.is_some() {
+        return Err(Error::AlreadyInstalled);
+    }
+
+    // Make sure spans reach us before starting threads, so a subscriber
+    // conflict leaves nothing behind.
+    let has_global = tracing::dispatcher::has_been_set();
+    if has_global {
+        let ours = tracing::dispatcher::get_default(crate::layer::dispatcher_has_layer);
+        if !ours && settings.set_global_subscriber {
+            return Err(Error::ForeignSubscriber);
+        }
+    }
+
+    let resource = Resource::builder_empty().with_attributes(settings.resource.clone()).build();
+    let needs_runtime = settings
+        .otlp
+        .as_ref()
+        .is_some_and(|o| o.traces.protocol == Protocol::Grpc || o.metrics.protocol == Protocol::Grpc);
+    let runtime = if needs_runtime {
+        Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("observra-grpc")
+                .enable_all()
+                .on_thread_start(crate::layer::suppress_current_thread)
+                .build()
+                .map_err(|e| Error::Exporter { backend: "otlp", reason: format!("starting the gRPC runtime: {e}") })?,
+        )
+    } else {
+        None
+    };
+    let block_on: BlockOn = Arc::new(|fut| futures_executor::block_on(fut));
+
+    let batch = settings.batch;
+    let spawn_err = |e: std::io::Error| Error::Exporter { backend: "batch", reason: format!("starting the export thread: {e}") };
+    let mut meter_provider = None;
+    let processor = match settings.sink {
+        Sink::Stdout => BatchProcessor::start(
+            JsonlExporter::new(Box::new(std::io::stdout())),
+            &resource,
+            batch,
+            block_on,
+        )
+        .map_err(spawn_err)?,
+        Sink::Writer(w) => BatchProcessor::start(JsonlExporter::new(w), &resource, batch, block_on).map_err(spawn_err)?,
+        Sink::File(path) => {
+            let file = OpenOptions::new().create(true).append(true).open(&path).map_err(|source| Error::Io {
+                setting: Setting::Env("OBSERVRA_JSONL_PATH"),
+                path: path.clone(),
+                source,
+            })?;
+            let writer: Box<dyn Write + Send> = Box::new(std::io::LineWriter::new(file));
+            BatchProcessor::start(JsonlExporter::new(writer), &resource, batch, block_on).map_err(spawn_err)?
+        }
+        Sink::Otlp => {
+            use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+            let Some(otlp) = settings.otlp.as_ref() else {
+                return Err(Error::Exporter { backend: "otlp", reason: "no OTLP settings resolved".into() });
+            };
+            let _enter = runtime.as_ref().map(|rt| rt.enter());
+            let t = &otlp.traces;
+            let span_exporter = match t.protocol {
+                Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                    .with_endpoint(t.endpoint.clone())
+                    .with_timeout(t.timeout)
+                    .with_headers(t.headers.iter().cloned().collect())
+                    .build(),
+                Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(t.endpoint.clone())
+                    .with_timeout(t.timeout)
+                    .with_metadata(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(header_map(
+                        &t.headers,
+                    )?))
+                    .build(),
+            }
+            .map_err(exporter_error("otlp traces"))?;
+            let m = &otlp.metrics;
+            let temporality = match settings.temporality {
+                crate::config::Temporality::Cumulative => opentelemetry_sdk::metrics::Temporality::Cumulative,
+                crate::config::Temporality::Delta => opentelemetry_sdk::metrics::Temporality::Delta,
+            };
+            let metric_exporter = match m.protocol {
+                Protocol::HttpProtobuf => opentelemetry_otlp::MetricExporter::builder()
+                    .with_http()
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                    .with_endpoint(m.endpoint.clone())
+                    .with_timeout(m.timeout)
+                    .with_headers(m.headers.iter().cloned().collect())
+                    .with_temporality(temporality)
+                    .build(),
+                Protocol::Grpc => opentelemetry_otlp::MetricExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(m.endpoint.clone())
+                    .with_timeout(m.timeout)
+                    .with_metadata(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(header_map(
+                        &m.headers,
+                    )?))
+                    .with_temporality(temporality)
+                    .build(),
+            }
+            .map_err(exporter_error("otlp metrics"))?;
+            let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(metric_exporter)
+                .with_interval(settings.metric_interval)
+                .build();
+            meter_provider =
+                Some(SdkMeterProvider::builder().with_resource(resource.clone()).with_reader(reader).build());
+            BatchProcessor::start(span_exporter, &resource, batch, block_on).map_err(spawn_err)?
+        }
+    };
+
+    let pipeline = Arc::new(Pipeline {
+        processor,
+        sampler: sdk_sampler(settings.sampler),
+        ids: RandomIdGenerator::default(),
+        scope: InstrumentationScope::builder(sc::SCOPE_NAME).with_version(env!("CARGO_PKG_VERSION")).build(),
+        meter_provider,
+        runtime: std::sync::Mutex::new(runtime),
+        shutdown_timeout: settings.shutdown_timeout,
+    });
+    if let Some(mp) = &pipeline.meter_provider {
+        opentelemetry::global::set_meter_provider(mp.clone());
+    }
+    *current = Some(pipeline);
+    drop(current);
+
+    if !has_global && settings.set_global_subscriber {
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing::level_filters::LevelFilter::from_level(settings.max_level))
+            .with(crate::layer());
+        // Another thread may have set one in between; then it must carry our layer.
+        if tracing::subscriber::set_global_default(subscriber).is_err()
+            && !tracing::dispatcher::get_default(crate::layer::dispatcher_has_layer)
+        {
+            let _ = take_and_stop(Duration::from_millis(100));
+            return Err(Error::ForeignSubscriber);
+        }
+    }
+    crate::ACTIVE.store(true, Ordering::Release);
+    Ok(crate::Guard { active: true })
+}
+
+/// Removes the current pipeline and stops it within its deadline (or `deadline`).
+fn take_and_stop(deadline: Duration) -> Result<()> {
+    crate::ACTIVE.store(false, Ordering::Release);
+    let taken = CURRENT.write().unwrap_or_else(|p| p.into_inner()).take();
+    let Some(pipeline) = taken else { return Err(Error::NotInstalled) };
+    let deadline = deadline.min(pipeline.shutdown_timeout);
+    let start = Instant::now();
+    let mut problems = Vec::new();
+    if let Err(e) = pipeline.processor.shutdown(deadline) {
+        problems.push(e);
+    }
+    if let Some(mp) = &pipeline.meter_provider {
+        let left = deadline.saturating_sub(start.elapsed()).max(Duration::from_millis(10));
+        if let Err(e) = mp.shutdown_with_timeout(left) {
+            problems.push(format!("metrics: {e}"));
+        }
+    }
+    // Never block here: the guard may drop inside an async runtime.
+    let rt = pipeline.runtime.lock().ok().and_then(|mut r| r.take());
+    if let Some(rt) = rt {
+        rt.shutdown_background();
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Export { operation: "shutdown", reason: problems.join("; ") })
+    }
+}
+
+/// Exports everything buffered so far (spans and metrics), waiting at most
+/// the configured shutdown deadline.
+pub fn flush() -> Result<()> {
+    let Some(pipeline) = current() else { return Err(Error::NotInstalled) };
+    let mut problems = Vec::new();
+    if let Err(e) = pipeline.processor.flush(pipeline.shutdown_timeout) {
+        problems.push(e);
+    }
+    if let Some(mp) = &pipeline.meter_provider {
+        if let Err(e) = mp.force_flush() {
+            problems.push(format!("metrics: {e}"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Export { operation: "flush", reason: problems.join("; ") })
+    }
+}
+
+/// Flushes and stops the installed pipeline within its shutdown deadline.
+/// Spans that end afterwards are counted as dropped. After this, `install()`
+/// may be called again.
+pub fn shutdown() -> Result<()> {
+    take_and_stop(Duration::MAX)
+}
+
+/// A snapshot of the pipeline's own counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Health {
+    /// Whether a pipeline is installed.
+    pub installed: bool,
+    /// Spans waiting in the queue.
+    pub spans_queued: u64,
+    /// Spans dropped because the queue was full or the pipeline had stopped.
+    pub spans_dropped: u64,
+    /// Spans the exporter accepted.
+    pub spans_exported: u64,
+    /// Spans in batches the exporter failed to deliver.
+    pub spans_failed: u64,
+    /// Export calls that failed.
+    pub export_errors: u64,
+}
+
+/// Reads the pipeline's counters: how many spans are queued, exported,
+/// failed and dropped. All zero when nothing is installed.
+pub fn health() -> Health {
+    let Some(p) = current() else { return Health::default() };
+    let c = &p.processor.counters;
+    Health {
+        installed: true,
+        spans_queued: c.queued.load(Ordering::Relaxed),
+        spans_dropped: c.dropped.load(Ordering::Relaxed),
+        spans_exported: c.exported.load(Ordering::Relaxed),
+        spans_failed: c.failed.load(Ordering::Relaxed),
+        export_errors: c.export_errors.load(Ordering::Relaxed),
+    }
+}
+
+/// A meter from the installed meter provider (a no-op meter before
+/// `install()` or with a backend that has no metrics).
+pub fn meter(name: &'static str) -> opentelemetry::metrics::Meter {
+    opentelemetry::global::meter(name)
+}
+
+impl Drop for crate::Guard {
+    fn drop(&mut self) {
+        if self.active {
+            let _ = take_and_stop(Duration::MAX);
+        }
+    }
+}
