@@ -17,15 +17,28 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use crate::config::BatchSettings;
 
-/// Counters of one processor; read through [`crate::health`].
+/// The pipeline's counters, read through [`crate::health`]. Totals are
+/// cumulative for the process (they survive shutdown and re-installation);
+/// `queued` and `in_flight` are the current pipeline's gauges.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub queued: AtomicU64,
+    pub in_flight: AtomicU64,
     pub dropped: AtomicU64,
     pub exported: AtomicU64,
     pub failed: AtomicU64,
     pub export_errors: AtomicU64,
 }
+
+/// The one set of counters every processor reports to.
+pub(crate) static COUNTERS: Counters = Counters {
+    queued: AtomicU64::new(0),
+    in_flight: AtomicU64::new(0),
+    dropped: AtomicU64::new(0),
+    exported: AtomicU64::new(0),
+    failed: AtomicU64::new(0),
+    export_errors: AtomicU64::new(0),
+};
 
 enum Control {
     /// The queue reached a batch: export now.
@@ -43,7 +56,7 @@ pub(crate) struct BatchProcessor {
     spans: SyncSender<SpanData>,
     control: SyncSender<Control>,
     wake_sent: Arc<AtomicBool>,
-    pub(crate) counters: Arc<Counters>,
+    pub(crate) counters: &'static Counters,
     batch_size: u64,
     worker: Mutex<Option<JoinHandle<()>>>,
 }
@@ -62,13 +75,15 @@ impl BatchProcessor {
         exporter.set_resource(resource);
         let (spans, span_rx) = sync_channel::<SpanData>(settings.max_queue_size);
         let (control, control_rx) = sync_channel::<Control>(16);
-        let counters = Arc::new(Counters::default());
+        let counters = &COUNTERS;
+        counters.queued.store(0, Ordering::Release);
+        counters.in_flight.store(0, Ordering::Release);
         let wake_sent = Arc::new(AtomicBool::new(false));
         let worker = Worker {
             exporter,
             spans: span_rx,
             control: control_rx,
-            counters: counters.clone(),
+            counters,
             wake_sent: wake_sent.clone(),
             settings,
             block_on,
@@ -162,7 +177,7 @@ struct Worker<E> {
     exporter: E,
     spans: Receiver<SpanData>,
     control: Receiver<Control>,
-    counters: Arc<Counters>,
+    counters: &'static Counters,
     wake_sent: Arc<AtomicBool>,
     settings: BatchSettings,
     block_on: BlockOn,
@@ -222,10 +237,12 @@ impl<E: SpanExporter> Worker<E> {
                 return result;
             }
             let n = batch.len() as u64;
+            self.counters.in_flight.fetch_add(n, Ordering::AcqRel);
             self.counters.queued.fetch_sub(n, Ordering::AcqRel);
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 (self.block_on)(Box::pin(self.exporter.export(batch)))
             }));
+            self.counters.in_flight.fetch_sub(n, Ordering::AcqRel);
             match outcome {
                 Ok(Ok(())) => {
                     self.counters.exported.fetch_add(n, Ordering::Relaxed);

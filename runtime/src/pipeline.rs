@@ -288,6 +288,12 @@ pub fn shutdown() -> Result<()> {
 }
 
 /// A snapshot of the pipeline's own counters.
+///
+/// The totals (`spans_dropped`, `spans_exported`, `spans_failed`,
+/// `export_errors`) count from process start, across re-installations, and
+/// stay readable after shutdown. At any moment every span that ended while a
+/// pipeline was installed is in exactly one of: queued, exporting, exported,
+/// failed, dropped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Health {
@@ -295,6 +301,8 @@ pub struct Health {
     pub installed: bool,
     /// Spans waiting in the queue.
     pub spans_queued: u64,
+    /// Spans in a batch the exporter is working on now.
+    pub spans_exporting: u64,
     /// Spans dropped because the queue was full or the pipeline had stopped.
     pub spans_dropped: u64,
     /// Spans the exporter accepted.
@@ -305,14 +313,15 @@ pub struct Health {
     pub export_errors: u64,
 }
 
-/// Reads the pipeline's counters: how many spans are queued, exported,
-/// failed and dropped. All zero when nothing is installed.
+/// Reads the pipeline's counters: how many spans are queued, being
+/// exported, exported, failed and dropped.
 pub fn health() -> Health {
-    let Some(p) = current() else { return Health::default() };
-    let c = &p.processor.counters;
+    let c = &crate::batch::COUNTERS;
+    let installed = current().is_some();
     Health {
-        installed: true,
-        spans_queued: c.queued.load(Ordering::Relaxed),
+        installed,
+        spans_queued: if installed { c.queued.load(Ordering::Acquire) } else { 0 },
+        spans_exporting: if installed { c.in_flight.load(Ordering::Acquire) } else { 0 },
         spans_dropped: c.dropped.load(Ordering::Relaxed),
         spans_exported: c.exported.load(Ordering::Relaxed),
         spans_failed: c.failed.load(Ordering::Relaxed),

@@ -1,1 +1,499 @@
+//! Test support: an in-process OTLP receiver that decodes what observra
+//! exports, over HTTP/protobuf and gRPC, on 127.0.0.1 with ephemeral ports.
+//!
+//! Tests assert on decoded data (resource attributes, span names, kinds,
+//! parent/child links, typed attributes, status, events, metrics), never on
+//! what observra meant to send. The receiver runs its own Tokio runtime on a
+//! background thread, so it works from sync tests, `#[tokio::test]` and
+//! multi-threaded runtimes alike.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use prost::Message;
+
+/// How a request reached the receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// OTLP/HTTP with a protobuf body.
+    Http,
+    /// OTLP/gRPC.
+    Grpc,
+}
+
+/// One export request, as received.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    /// HTTP or gRPC.
+    pub transport: Transport,
+    /// URL path (HTTP) or gRPC method path.
+    pub path: String,
+    /// Request headers (HTTP) or metadata (gRPC), lower-case names.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// A decoded attribute value, keeping its OTLP type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    /// `string_value`
+    Str(String),
+    /// `int_value`
+    Int(i64),
+    /// `double_value`
+    Double(f64),
+    /// `bool_value`
+    Bool(bool),
+    /// `array_value`
+    Array(Vec<Val>),
+    /// Anything else (kvlist, bytes, empty).
+    Other,
+}
+
+impl Val {
+    /// The string, if this is a string value.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Val::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+fn val(v: &Option<AnyValue>) -> Val {
+    match v.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => Val::Str(s.clone()),
+        Some(any_value::Value::IntValue(i)) => Val::Int(*i),
+        Some(any_value::Value::DoubleValue(d)) => Val::Double(*d),
+        Some(any_value::Value::BoolValue(b)) => Val::Bool(*b),
+        Some(any_value::Value::ArrayValue(a)) => Val::Array(a.values.iter().map(|v| val(&Some(v.clone()))).collect()),
+        _ => Val::Other,
+    }
+}
+
+fn attrs(kvs: &[KeyValue]) -> BTreeMap<String, Val> {
+    kvs.iter().map(|kv| (kv.key.clone(), val(&kv.value))).collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A span event, decoded.
+#[derive(Debug, Clone)]
+pub struct ReceivedEvent {
+    /// Event name.
+    pub name: String,
+    /// Event attributes.
+    pub attributes: BTreeMap<String, Val>,
+}
+
+/// A span, decoded and flattened with its resource and scope.
+#[derive(Debug, Clone)]
+pub struct ReceivedSpan {
+    /// How it arrived.
+    pub transport: Transport,
+    /// Resource attributes of the batch it came in.
+    pub resource: BTreeMap<String, Val>,
+    /// Instrumentation scope name.
+    pub scope: String,
+    /// Span name.
+    pub name: String,
+    /// OTLP span kind: 1 internal, 2 server, 3 client, 4 producer, 5 consumer.
+    pub kind: i32,
+    /// Trace id, hex.
+    pub trace_id: String,
+    /// Span id, hex.
+    pub span_id: String,
+    /// Parent span id, hex, if any.
+    pub parent_span_id: Option<String>,
+    /// Attributes with their types.
+    pub attributes: BTreeMap<String, Val>,
+    /// Status code: 0 unset, 1 ok, 2 error.
+    pub status_code: i32,
+    /// Status message.
+    pub status_message: String,
+    /// Events.
+    pub events: Vec<ReceivedEvent>,
+    /// Start, ns since the epoch.
+    pub start_unix_nano: u64,
+    /// End, ns since the epoch.
+    pub end_unix_nano: u64,
+}
+
+impl ReceivedSpan {
+    /// An attribute's value.
+    pub fn attr(&self, key: &str) -> Option<&Val> {
+        self.attributes.get(key)
+    }
+    /// A string attribute's value.
+    pub fn str_attr(&self, key: &str) -> Option<&str> {
+        self.attr(key).and_then(Val::as_str)
+    }
+}
+
+/// One metric data stream, decoded to the parts tests check.
+#[derive(Debug, Clone)]
+pub struct ReceivedMetric {
+    /// Resource attributes.
+    pub resource: BTreeMap<String, Val>,
+    /// Metric name.
+    pub name: String,
+    /// Unit.
+    pub unit: String,
+    /// `sum`, `gauge`, `histogram`, ...
+    pub kind: &'static str,
+    /// Points: attributes and value (sum / gauge value, or histogram count).
+    pub points: Vec<(BTreeMap<String, Val>, f64)>,
+}
+
+#[derive(Default)]
+struct Store {
+    spans: Vec<ReceivedSpan>,
+    metrics: Vec<ReceivedMetric>,
+    requests: Vec<RequestInfo>,
+    http_status: Option<u16>,
+}
+
+type Shared = Arc<Mutex<Store>>;
+
+fn lock(s: &Shared) -> MutexGuard<'_, Store> {
+    s.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn store_traces(store: &Shared, transport: Transport, req: ExportTraceServiceRequest) {
+    let mut st = lock(store);
+    for rs in req.resource_spans {
+        let resource = rs.resource.as_ref().map(|r| attrs(&r.attributes)).unwrap_or_default();
+        for ss in rs.scope_spans {
+            let scope = ss.scope.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+            for s in ss.spans {
+                let status = s.status.clone().unwrap_or_default();
+                st.spans.push(ReceivedSpan {
+                    transport,
+                    resource: resource.clone(),
+                    scope: scope.clone(),
+                    name: s.name.clone(),
+                    kind: s.kind,
+                    trace_id: hex(&s.trace_id),
+                    span_id: hex(&s.span_id),
+                    parent_span_id: if s.parent_span_id.is_empty() { None } else { Some(hex(&s.parent_span_id)) },
+                    attributes: attrs(&s.attributes),
+                    status_code: status.code,
+                    status_message: status.message,
+                    events: s
+                        .events
+                        .iter()
+                        .map(|e| ReceivedEvent { name: e.name.clone(), attributes: attrs(&e.attributes) })
+                        .collect(),
+                    start_unix_nano: s.start_time_unix_nano,
+                    end_unix_nano: s.end_time_unix_nano,
+                });
+            }
+        }
+    }
+}
+
+fn store_metrics(store: &Shared, req: ExportMetricsServiceRequest) {
+    use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value as NV};
+    let num = |v: &Option<NV>| match v {
+        Some(NV::AsDouble(d)) => *d,
+        Some(NV::AsInt(i)) => *i as f64,
+        None => f64::NAN,
+    };
+    let mut st = lock(store);
+    for rm in req.resource_metrics {
+        let resource = rm.resource.as_ref().map(|r| attrs(&r.attributes)).unwrap_or_default();
+        for sm in rm.scope_metrics {
+            for m in sm.metrics {
+                let (kind, points) = match &m.data {
+                    Some(Data::Sum(s)) => {
+                        ("sum", s.data_points.iter().map(|p| (attrs(&p.attributes), num(&p.value))).collect())
+                    }
+                    Some(Data::Gauge(g)) => {
+                        ("gauge", g.data_points.iter().map(|p| (attrs(&p.attributes), num(&p.value))).collect())
+                    }
+                    Some(Data::Histogram(h)) => (
+                        "histogram",
+                        h.data_points.iter().map(|p| (attrs(&p.attributes), p.count as f64)).collect(),
+                    ),
+                    _ => ("other", Vec::new()),
+                };
+                st.metrics.push(ReceivedMetric {
+                    resource: resource.clone(),
+                    name: m.name.clone(),
+                    unit: m.unit.clone(),
+                    kind,
+                    points,
+                });
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Grpc(Shared);
+
+fn metadata_map(m: &tonic::metadata::MetadataMap) -> BTreeMap<String, String> {
+    m.clone()
+        .into_headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect()
+}
+
+#[tonic::async_trait]
+impl TraceService for Grpc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let headers = metadata_map(request.metadata());
+        lock(&self.0).requests.push(RequestInfo {
+            transport: Transport::Grpc,
+            path: "/opentelemetry.proto.collector.trace.v1.TraceService/Export".into(),
+            headers,
+        });
+        store_traces(&self.0, Transport::Grpc, request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Grpc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let headers = metadata_map(request.metadata());
+        lock(&self.0).requests.push(RequestInfo {
+            transport: Transport::Grpc,
+            path: "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export".into(),
+            headers,
+        });
+        store_metrics(&self.0, request.into_inner());
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+async fn http_handler(store: Shared, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let path = req.uri().path().to_string();
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let body = req.into_body().collect().await?.to_bytes();
+    lock(&store).requests.push(RequestInfo { transport: Transport::Http, path: path.clone(), headers });
+    if let Some(code) = lock(&store).http_status {
+        let mut resp = Response::new(Full::new(Bytes::new()));
+        *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return Ok(resp);
+    }
+    let (status, body) = match path.as_str() {
+        "/v1/traces" => match ExportTraceServiceRequest::decode(body) {
+            Ok(r) => {
+                store_traces(&store, Transport::Http, r);
+                (StatusCode::OK, ExportTraceServiceResponse::default().encode_to_vec())
+            }
+            Err(_) => (StatusCode::BAD_REQUEST, Vec::new()),
+        },
+        "/v1/metrics" => match ExportMetricsServiceRequest::decode(body) {
+            Ok(r) => {
+                store_metrics(&store, r);
+                (StatusCode::OK, ExportMetricsServiceResponse::default().encode_to_vec())
+            }
+            Err(_) => (StatusCode::BAD_REQUEST, Vec::new()),
+        },
+        _ => (StatusCode::NOT_FOUND, Vec::new()),
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/x-protobuf"));
+    Ok(resp)
+}
+
+/// A running OTLP receiver (HTTP and gRPC). Stops when dropped.
+pub struct Receiver {
+    http_addr: SocketAddr,
+    grpc_addr: SocketAddr,
+    store: Shared,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Receiver {
+    /// Starts both listeners on 127.0.0.1 with ephemeral ports.
+    pub fn start() -> Receiver {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("test receiver runtime");
+        let store: Shared = Arc::default();
+        let http = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind http");
+        let http_addr = http.local_addr().expect("http addr");
+        let http_store = store.clone();
+        runtime.spawn(async move {
+            loop {
+                let Ok((stream, _)) = http.accept().await else { continue };
+                let store = http_store.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| http_handler(store.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        let incoming = {
+            let _g = runtime.enter();
+            tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().expect("addr")).expect("bind grpc")
+        };
+        let grpc_addr = incoming.local_addr().expect("grpc addr");
+        let svc = Grpc(store.clone());
+        runtime.spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(svc.clone()))
+                .add_service(MetricsServiceServer::new(svc))
+                .serve_with_incoming(incoming)
+                .await;
+        });
+        Receiver { http_addr, grpc_addr, store, runtime: Some(runtime) }
+    }
+
+    /// Base URL of the OTLP/HTTP listener, e.g. `http://127.0.0.1:41234`.
+    pub fn http_endpoint(&self) -> String {
+        format!("http://{}", self.http_addr)
+    }
+
+    /// URL of the OTLP/gRPC listener.
+    pub fn grpc_endpoint(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    /// Makes every HTTP request fail with `status` (None: answer normally).
+    pub fn set_http_status(&self, status: Option<u16>) {
+        lock(&self.store).http_status = status;
+    }
+
+    /// Spans received so far.
+    pub fn spans(&self) -> Vec<ReceivedSpan> {
+        lock(&self.store).spans.clone()
+    }
+
+    /// Metric streams received so far.
+    pub fn metrics(&self) -> Vec<ReceivedMetric> {
+        lock(&self.store).metrics.clone()
+    }
+
+    /// Export requests received so far.
+    pub fn requests(&self) -> Vec<RequestInfo> {
+        lock(&self.store).requests.clone()
+    }
+
+    /// Waits until at least `n` spans arrived (or `timeout` passed) and returns them.
+    pub fn wait_for_spans(&self, n: usize, timeout: Duration) -> Vec<ReceivedSpan> {
+        let start = Instant::now();
+        loop {
+            let spans = self.spans();
+            if spans.len() >= n || start.elapsed() >= timeout {
+                return spans;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits until a metric named `name` arrived (or `timeout` passed).
+    pub fn wait_for_metric(&self, name: &str, timeout: Duration) -> Option<ReceivedMetric> {
+        let start = Instant::now();
+        loop {
+            if let Some(m) = self.metrics().into_iter().rev().find(|m| m.name == name) {
+                return Some(m);
+            }
+            if start.elapsed() >= timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Finds the one span named `name`; panics with the names present otherwise.
+pub fn span<'a>(spans: &'a [ReceivedSpan], name: &str) -> &'a ReceivedSpan {
+    let found: Vec<_> = spans.iter().filter(|s| s.name == name).collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected exactly one span named {name:?}, got: {:?}",
+        spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
+    found[0]
+}
+
+/// Serialises tests that install the process-wide pipeline: one at a time.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A `Write` that appends to a shared buffer, for capturing JSONL output.
+#[derive(Clone, Default)]
+pub struct SharedBuf(pub Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl SharedBuf {
+    /// Parses every line written so far as JSON.
+    pub fn lines(&self) -> Vec<serde_json::Value> {
+        let bytes = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        String::from_utf8(bytes)
+            .expect("JSONL is UTF-8")
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("line is not JSON ({e}): {l}")))
+            .collect()
+    }
+}
+
+/// Settings that send OTLP to `rx` over `protocol` (`http/protobuf` or `grpc`),
+/// with a long scheduled delay so only flush and shutdown export.
+pub fn otlp_env(rx: &Receiver, protocol: &str) -> Vec<(String, String)> {
+    let endpoint = if protocol == "grpc" { rx.grpc_endpoint() } else { rx.http_endpoint() };
+    vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), endpoint),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL".into(), protocol.into()),
+        ("OTEL_BSP_SCHEDULE_DELAY".into(), "60000".into()),
+        ("OTEL_SERVICE_NAME".into(), "observra-tests".into()),
+    ]
+}
+
+/// Installs observra exporting OTLP/HTTP to `rx`, plus `extra` settings.
+pub fn install_http(rx: &Receiver, extra: &[(&str, &str)]) -> observra::Guard {
+    let mut env = otlp_env(rx, "http/protobuf");
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    observra::init().env_from(env).install().expect("install")
+}
