@@ -751,20 +751,23 @@ fn resolve_otlp(b: &Builder, env: &EnvSource) -> Result<OtlpSettings> {
                 Protocol::Grpc => DEFAULT_GRPC_ENDPOINT.to_string(),
             }
         };
-        let headers = match &b.headers {
-            Some(h) => h.clone(),
+        let (headers, source) = match &b.headers {
+            Some(h) => (h.clone(), Setting::Builder("header")),
             None => match env.get(headers_var) {
-                Some(raw) => parse_kv_list(headers_var, &raw)?,
+                Some(raw) => (parse_kv_list(headers_var, &raw)?, Setting::Env(headers_var)),
                 None => match env.get("OTEL_EXPORTER_OTLP_HEADERS") {
-                    Some(raw) => parse_kv_list("OTEL_EXPORTER_OTLP_HEADERS", &raw)?,
-                    None => Vec::new(),
+                    Some(raw) => (
+                        parse_kv_list("OTEL_EXPORTER_OTLP_HEADERS", &raw)?,
+                        Setting::Env("OTEL_EXPORTER_OTLP_HEADERS"),
+                    ),
+                    None => (Vec::new(), Setting::Builder("header")),
                 },
             },
         };
         for (k, _) in &headers {
-            if !k.bytes().all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)) {
+            if k.is_empty() || !k.bytes().all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)) {
                 return Err(Error::invalid(
-                    Setting::Env(headers_var),
+                    source,
                     k.clone(),
                     "not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)",
                 ));

@@ -1,0 +1,127 @@
+//! Every bad configuration value is a typed error from `install()` that
+//! names the variable (or builder setting) and the value. Nothing here gets
+//! far enough to install anything.
+
+use observra::{Error, Setting};
+
+fn install_err(vars: &[(&str, &str)]) -> Error {
+    let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    match observra::init().env_from(vars.clone()).install() {
+        Ok(_) => panic!("{vars:?} was accepted"),
+        Err(e) => e,
+    }
+}
+
+#[track_caller]
+fn assert_names(vars: &[(&str, &str)], var: &'static str, value: &str) {
+    let err = install_err(vars);
+    match &err {
+        Error::InvalidConfig { setting, value: v, .. } => {
+            assert_eq!(setting, &Setting::Env(var), "{err}");
+            assert_eq!(v, value, "{err}");
+        }
+        other => panic!("expected InvalidConfig for {var}, got {other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(msg.contains(var) && msg.contains(value), "message names the variable and the value: {msg}");
+}
+
+#[test]
+fn an_unknown_backend_is_rejected() {
+    assert_names(&[("OBSERVRA_BACKEND", "kafka")], "OBSERVRA_BACKEND", "kafka");
+    let msg = install_err(&[("OBSERVRA_BACKEND", "kafka")]).to_string();
+    assert!(msg.contains("otlp, jsonl, stdout"), "says what is allowed: {msg}");
+}
+
+#[test]
+fn malformed_header_lists_are_rejected() {
+    let base = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318");
+    assert_names(&[base, ("OTEL_EXPORTER_OTLP_HEADERS", "novalue")], "OTEL_EXPORTER_OTLP_HEADERS", "novalue");
+    assert_names(&[base, ("OTEL_EXPORTER_OTLP_HEADERS", "=v")], "OTEL_EXPORTER_OTLP_HEADERS", "=v");
+    assert_names(&[base, ("OTEL_EXPORTER_OTLP_HEADERS", "a=%zz")], "OTEL_EXPORTER_OTLP_HEADERS", "a=%zz");
+    assert_names(&[base, ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x")], "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x");
+    assert_names(&[base, ("OTEL_EXPORTER_OTLP_HEADERS", "bad name=1")], "OTEL_EXPORTER_OTLP_HEADERS", "bad name");
+}
+
+#[test]
+fn unparsable_endpoints_are_rejected() {
+    for bad in ["localhost:4318", "not a url", "http://", "http://host:port", "ftp://collector:21"] {
+        assert_names(&[("OTEL_EXPORTER_OTLP_ENDPOINT", bad)], "OTEL_EXPORTER_OTLP_ENDPOINT", bad);
+    }
+    assert_names(
+        &[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4318")],
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "collector:4318",
+    );
+}
+
+#[test]
+fn sampler_names_and_ratios_outside_zero_to_one_are_rejected() {
+    assert_names(&[("OTEL_TRACES_SAMPLER", "sometimes")], "OTEL_TRACES_SAMPLER", "sometimes");
+    for bad in ["1.5", "-0.1", "half"] {
+        assert_names(
+            &[("OTEL_TRACES_SAMPLER", "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", bad)],
+            "OTEL_TRACES_SAMPLER_ARG",
+            bad,
+        );
+    }
+    let err = observra::init().sampler(observra::Sampler::TraceIdRatio(2.0)).install().unwrap_err();
+    assert_eq!(err.setting(), Some(&Setting::Builder("sampler")), "{err}");
+}
+
+#[test]
+fn protocols_timeouts_and_flags_are_validated() {
+    let base = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318");
+    assert_names(&[base, ("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon")], "OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon");
+    assert_names(&[base, ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")], "OTEL_EXPORTER_OTLP_PROTOCOL", "http/json");
+    assert_names(&[base, ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "udp")], "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "udp");
+    assert_names(&[base, ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon")], "OTEL_EXPORTER_OTLP_TIMEOUT", "soon");
+    assert_names(&[base, ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "1.5s")], "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "1.5s");
+    assert_names(&[("OTEL_SDK_DISABLED", "maybe")], "OTEL_SDK_DISABLED", "maybe");
+    assert_names(&[("OTEL_BSP_MAX_QUEUE_SIZE", "-1")], "OTEL_BSP_MAX_QUEUE_SIZE", "-1");
+    assert_names(&[("OTEL_BSP_SCHEDULE_DELAY", "5s")], "OTEL_BSP_SCHEDULE_DELAY", "5s");
+    assert_names(&[("OTEL_METRIC_EXPORT_INTERVAL", "often")], "OTEL_METRIC_EXPORT_INTERVAL", "often");
+    assert_names(
+        &[("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "sometimes")],
+        "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+        "sometimes",
+    );
+}
+
+#[test]
+fn malformed_resource_attributes_are_rejected() {
+    assert_names(&[("OTEL_RESOURCE_ATTRIBUTES", "team")], "OTEL_RESOURCE_ATTRIBUTES", "team");
+    assert_names(&[("OTEL_RESOURCE_ATTRIBUTES", "a=1,=2")], "OTEL_RESOURCE_ATTRIBUTES", "a=1,=2");
+}
+
+#[test]
+fn a_jsonl_path_that_cannot_be_opened_names_the_setting_and_path() {
+    let err = install_err(&[("OBSERVRA_BACKEND", "jsonl"), ("OBSERVRA_JSONL_PATH", "/nonexistent-dir/x/spans.jsonl")]);
+    match &err {
+        Error::Io { setting, path, .. } => {
+            assert_eq!(setting, &Setting::Env("OBSERVRA_JSONL_PATH"));
+            assert_eq!(path.to_str(), Some("/nonexistent-dir/x/spans.jsonl"));
+        }
+        other => panic!("expected Io, got {other:?}"),
+    }
+}
+
+#[test]
+fn builder_values_are_validated_too() {
+    let err = observra::init().endpoint("collector:4318").install().unwrap_err();
+    assert_eq!(err.setting(), Some(&Setting::Builder("endpoint")), "{err}");
+    let err = observra::init().service_name(" ").install().unwrap_err();
+    assert_eq!(err.setting(), Some(&Setting::Builder("service_name")), "{err}");
+    let err = observra::init().max_queue_size(0).install().unwrap_err();
+    assert_eq!(err.setting(), Some(&Setting::Builder("max_queue_size")), "{err}");
+}
+
+#[test]
+fn an_empty_variable_counts_as_unset() {
+    // The spec treats empty values as unset; this must not be an error.
+    let guard = observra::init()
+        .env_from([("OBSERVRA_BACKEND", ""), ("OTEL_SDK_DISABLED", "true"), ("OTEL_TRACES_SAMPLER", " ")])
+        .install()
+        .expect("empty values are ignored");
+    assert!(!guard.is_active());
+}

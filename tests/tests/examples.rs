@@ -1,0 +1,79 @@
+//! The examples, run as child processes with real environment variables:
+//! proves the process environment is honoured and that the README's example
+//! works with no collector, and that the OTLP example reaches a collector
+//! when pointed at one.
+
+use std::process::Command;
+
+use observra_test_support::{Receiver, Transport};
+
+fn example(bin: &str) -> Command {
+    let mut c = Command::new(env!("CARGO"));
+    c.args(["run", "--quiet", "-p", "observra-examples", "--bin", bin]);
+    c.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OTEL_") || k.starts_with("OBSERVRA_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+#[test]
+fn the_main_example_prints_json_spans_to_stdout_with_no_configuration() {
+    let out = example("support-agent").output().expect("cargo run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let spans: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert!(spans.len() >= 8, "{stdout}");
+    let roots: Vec<_> = spans.iter().filter(|s| s["parent_span_id"].is_null()).collect();
+    assert_eq!(roots.len(), 2, "two agent runs");
+    assert!(roots.iter().all(|r| r["name"] == "invoke_agent support"));
+    assert!(spans.iter().all(|s| s["resource"]["service.name"] == "support-agent"));
+    let failed = spans.iter().find(|s| s["name"] == "lookup_order" && s["status"]["code"] == "error").expect("failed lookup");
+    assert_eq!(failed["attributes"]["error.type"], "unknown_order");
+}
+
+#[test]
+fn the_main_example_writes_a_file_when_observra_jsonl_path_is_set() {
+    let dir = std::env::temp_dir().join(format!("observra-example-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("agent.jsonl");
+    let out = example("support-agent").env("OBSERVRA_JSONL_PATH", &path).output().expect("cargo run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty(), "spans went to the file, not stdout");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.lines().count() >= 8);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_otlp_example_exports_to_the_collector_named_in_the_environment() {
+    for (protocol, transport) in [("http/protobuf", Transport::Http), ("grpc", Transport::Grpc)] {
+        let rx = Receiver::start();
+        let endpoint = if protocol == "grpc" { rx.grpc_endpoint() } else { rx.http_endpoint() };
+        let out = example("otlp-export")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+            .env("OTEL_SERVICE_NAME", "otlp-demo")
+            .env("OTEL_EXPORTER_OTLP_HEADERS", "x-demo=yes")
+            .output()
+            .expect("cargo run");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let spans = rx.spans();
+        assert_eq!(spans.len(), 6, "{protocol}: run, search and ask_model for two questions: {spans:#?}");
+        assert!(spans.iter().all(|s| s.transport == transport));
+        let roots: Vec<_> = spans.iter().filter(|s| s.name == "invoke_agent demo").collect();
+        assert_eq!(roots.len(), 2);
+        let searches: Vec<_> = spans.iter().filter(|s| s.name == "search").collect();
+        for s in searches {
+            assert!(roots.iter().any(|r| Some(&r.span_id) == s.parent_span_id.as_ref()), "spawned child stays in the trace");
+        }
+        let ask = spans.iter().find(|s| s.name == "ask_model").unwrap();
+        assert_eq!(ask.kind, 3);
+        assert!(spans.iter().all(|s| s.resource.get("service.name").and_then(|v| v.as_str()) == Some("otlp-demo")));
+        assert!(rx.requests().iter().all(|r| r.headers.get("x-demo").map(String::as_str) == Some("yes")));
+        let m = rx.wait_for_metric("demo.questions", std::time::Duration::from_secs(5)).expect("metric");
+        assert_eq!(m.points.iter().map(|p| p.1).sum::<f64>(), 2.0);
+    }
+}
