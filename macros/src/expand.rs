@@ -153,7 +153,7 @@ fn expand(args: &TracedArgs, func: ItemFn) -> TokenStream {
     }
     for p in recorded_params(&func, args) {
         let key = LitStr::new(&p.unraw_string(), p.span());
-        fields.push(quote_spanned!(p.span()=> #key = ::observra::__private::tracing::field::debug(&#p)));
+        fields.push(quote_spanned!(p.span()=> #key = ::observra::__private::debug_arg(&#p)));
     }
 
     let fake_return = match &sig.output {
@@ -172,20 +172,31 @@ fn expand(args: &TracedArgs, func: ItemFn) -> TokenStream {
     let stmts = &block.stmts;
     let body = quote!({ #fake_return #(#stmts)* });
 
+    // The span is only built when `tracing` could record it at all; with no
+    // subscriber that check is one relaxed atomic load, and the body runs as
+    // if uninstrumented.
     let make_span = quote! {
-        let __observra_span = ::observra::__private::tracing::span!(
-            target: ::core::module_path!(),
-            ::observra::__private::tracing::Level::INFO,
-            #name
-            #(, #fields)*
-        );
-        if !__observra_span.is_disabled() {
-            #(#dynamic)*
-        }
+        let __observra_span = if ::observra::__private::enabled() {
+            let __observra_span = ::observra::__private::tracing::span!(
+                target: ::core::module_path!(),
+                ::observra::__private::tracing::Level::INFO,
+                #name
+                #(, #fields)*
+            );
+            if !__observra_span.is_disabled() {
+                #(#dynamic)*
+            }
+            ::core::option::Option::Some(__observra_span)
+        } else {
+            ::core::option::Option::None
+        };
     };
 
     let is_result = returns_result(&sig.output);
     let record = |span: TokenStream| {
+        if !is_result {
+            return TokenStream::new();
+        }
         quote! {
             if !#span.is_disabled() {
                 if let ::core::result::Result::Err(__observra_err) = &__observra_ret {
@@ -204,37 +215,33 @@ fn expand(args: &TracedArgs, func: ItemFn) -> TokenStream {
     };
 
     let new_body = if sig.asyncness.is_some() {
-        let fut = quote!(::observra::__private::instrument(__observra_span, async move #body));
-        if is_result {
-            let rec = record(quote!(&__observra_span));
-            quote! {
-                #make_span
-                let (__observra_ret, __observra_span) = #fut.await;
-                #rec
-                __observra_ret
-            }
-        } else {
-            quote! {
-                #make_span
-                #fut.await.0
+        let rec = record(quote!(&__observra_span));
+        quote! {
+            #make_span
+            let __observra_body = async move #body;
+            match __observra_span {
+                ::core::option::Option::None => __observra_body.await,
+                ::core::option::Option::Some(__observra_span) => {
+                    let (__observra_ret, __observra_span) =
+                        ::observra::__private::instrument(__observra_span, __observra_body).await;
+                    #rec
+                    __observra_ret
+                }
             }
         }
     } else {
-        let call = quote!(::observra::__private::call_once(move || #body));
-        if is_result {
-            let rec = record(quote!(__observra_guard.span()));
-            quote! {
-                #make_span
-                let __observra_guard = ::observra::__private::SyncSpan::enter(__observra_span);
-                let __observra_ret = #call;
-                #rec
-                __observra_ret
-            }
-        } else {
-            quote! {
-                #make_span
-                let __observra_guard = ::observra::__private::SyncSpan::enter(__observra_span);
-                #call
+        let rec = record(quote!(__observra_guard.span()));
+        quote! {
+            #make_span
+            let __observra_body = ::observra::__private::once(move || #body);
+            match __observra_span {
+                ::core::option::Option::None => __observra_body(),
+                ::core::option::Option::Some(__observra_span) => {
+                    let __observra_guard = ::observra::__private::SyncSpan::enter(__observra_span);
+                    let __observra_ret = __observra_body();
+                    #rec
+                    __observra_ret
+                }
             }
         }
     };

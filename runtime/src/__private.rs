@@ -223,9 +223,24 @@ pub fn static_str(s: &'static str) -> Value {
     Value::String(StringValue::from(s))
 }
 
-/// Calls a sync function's body as a `FnOnce`, so it may move and reborrow
+/// Types a sync function's body as a `FnOnce`, so it may move and reborrow
 /// its parameters exactly as the unwrapped body could.
 #[inline(always)]
-pub fn call_once<R>(f: impl FnOnce() -> R) -> R {
-    f()
+pub fn once<R, F: FnOnce() -> R>(f: F) -> F {
+    f
+}
+
+/// Whether `tracing` could record an INFO span at all. With no subscriber
+/// this is one relaxed atomic load, and the instrumented function skips
+/// every span operation.
+#[inline(always)]
+pub fn enabled() -> bool {
+    tracing::level_enabled!(tracing::Level::INFO)
+}
+
+/// Records a parameter with `Debug`. The bound is checked here, so a
+/// parameter that is not `Debug` is one error pointing at that parameter.
+#[inline]
+pub fn debug_arg<T: Debug>(value: &T) -> tracing::field::DebugValue<&dyn Debug> {
+    tracing::field::debug(value as &dyn Debug)
 }

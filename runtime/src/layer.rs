@@ -295,6 +295,10 @@ pub(crate) fn dispatcher_has_layer(dispatch: &Dispatch) -> bool {
 /// have no subscriber.
 pub struct ObservraLayer<S> {
     access: RecordAccess,
+    /// True only in the subscriber `install()` builds, where observra is the
+    /// sole consumer: then nothing is recorded at all while no pipeline is
+    /// active. In a user's subscriber other layers may want the spans.
+    gate: bool,
     _subscriber: PhantomData<fn(S)>,
 }
 
@@ -309,7 +313,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     pub(crate) fn new() -> Self {
-        ObservraLayer { access: RecordAccess(access_record::<S>), _subscriber: PhantomData }
+        ObservraLayer { access: RecordAccess(access_record::<S>), gate: false, _subscriber: PhantomData }
+    }
+
+    /// The layer for the subscriber `install()` owns.
+    pub(crate) fn gated() -> Self {
+        ObservraLayer { gate: true, ..Self::new() }
     }
 }
 
@@ -317,6 +326,19 @@ impl<S> Layer<S> for ObservraLayer<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    fn register_callsite(&self, _: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+        if self.gate {
+            // Asked again on every call, so that shutdown turns recording off.
+            tracing::subscriber::Interest::sometimes()
+        } else {
+            tracing::subscriber::Interest::always()
+        }
+    }
+
+    fn enabled(&self, _: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
+        !self.gate || crate::ACTIVE.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         if !crate::ACTIVE.load(std::sync::atomic::Ordering::Acquire) || suppressed() {
             return;

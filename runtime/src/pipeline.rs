@@ -218,7 +218,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     if !has_global && settings.set_global_subscriber {
         let subscriber = tracing_subscriber::registry()
             .with(tracing::level_filters::LevelFilter::from_level(settings.max_level))
-            .with(crate::layer());
+            .with(crate::layer::ObservraLayer::gated());
         // Another thread may have set one in between; then it must carry our layer.
         if tracing::subscriber::set_global_default(subscriber).is_err()
             && !tracing::dispatcher::get_default(crate::layer::dispatcher_has_layer)

@@ -1,0 +1,5 @@
+#[observra::traced(args, fields(query))]
+fn f(query: &str) -> usize {
+    query.len()
+}
+fn main() {}

@@ -1,0 +1,3 @@
+#[observra::traced(attrs(component))]
+fn f() {}
+fn main() {}

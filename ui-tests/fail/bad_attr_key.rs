@@ -1,0 +1,3 @@
+#[observra::traced(attrs(42 = "answer"))]
+fn f() {}
+fn main() {}

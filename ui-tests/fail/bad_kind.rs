@@ -1,0 +1,3 @@
+#[observra::traced(kind = sideways)]
+fn f() {}
+fn main() {}

@@ -1,0 +1,5 @@
+#[observra::traced]
+const fn f() -> u8 {
+    1
+}
+fn main() {}

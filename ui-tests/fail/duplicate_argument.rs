@@ -1,0 +1,3 @@
+#[observra::traced(name = "a", name = "b")]
+fn f() {}
+fn main() {}

@@ -1,0 +1,3 @@
+#[observra::traced(name = "")]
+fn f() {}
+fn main() {}

@@ -1,0 +1,3 @@
+#[observra::traced(name = retrieve)]
+fn f() {}
+fn main() {}

@@ -1,0 +1,5 @@
+#[observra::traced]
+struct Agent {
+    name: String,
+}
+fn main() {}

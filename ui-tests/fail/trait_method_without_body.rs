@@ -1,0 +1,5 @@
+trait Tool {
+    #[observra::traced]
+    fn run(&self) -> u8;
+}
+fn main() {}

@@ -1,0 +1,3 @@
+#[observra::traced(level = "debug")]
+fn f() {}
+fn main() {}
