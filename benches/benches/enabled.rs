@@ -8,11 +8,7 @@ use divan::black_box;
 use observra::traced;
 
 fn main() {
-    let guard = observra::init()
-        .service_name("bench")
-        .jsonl_writer(std::io::sink())
-        .install()
-        .expect("install");
+    let guard = observra::init().service_name("bench").jsonl_writer(std::io::sink()).install().expect("install");
     divan::main();
     let health = observra::health();
     drop(guard);

@@ -113,9 +113,9 @@ fn parse_attrs(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<Vec<A
     let mut out: Vec<Attr> = Vec::new();
     while !content.is_empty() {
         let key = parse_key(&content)?;
-        content
-            .parse::<Token![=]>()
-            .map_err(|_| syn::Error::new(key.span(), format!("expected `= value` after attribute key `{}`", key.value())))?;
+        content.parse::<Token![=]>().map_err(|_| {
+            syn::Error::new(key.span(), format!("expected `= value` after attribute key `{}`", key.value()))
+        })?;
         let expr: Expr = content.parse()?;
         let value = match expr {
             Expr::Lit(syn::ExprLit { lit, attrs }) if attrs.is_empty() => match lit {
@@ -167,7 +167,9 @@ impl TracedArgs {
                             Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) => {
                                 errors.error(s.span(), "`name` must not be empty")
                             }
-                            other => errors.error(other.span(), "`name` takes a string literal, e.g. name = \"retrieve\""),
+                            other => {
+                                errors.error(other.span(), "`name` takes a string literal, e.g. name = \"retrieve\"")
+                            }
                         }
                     }
                     "kind" => {
@@ -191,7 +193,8 @@ impl TracedArgs {
                     "fields" => out.fields = Some(parse_ident_list(input)?),
                     "skip" => out.skip = parse_ident_list(input)?,
                     _ => {
-                        errors.error(ident.span(), format!("unknown argument `{word}`; expected one of: {TRACED_ARGS}"));
+                        errors
+                            .error(ident.span(), format!("unknown argument `{word}`; expected one of: {TRACED_ARGS}"));
                         // Skip its value so the rest can still be checked.
                         if input.peek(Token![=]) {
                             input.parse::<Token![=]>()?;

@@ -88,12 +88,10 @@ impl BatchProcessor {
             settings,
             block_on,
         };
-        let handle = std::thread::Builder::new()
-            .name("observra-export".into())
-            .spawn(move || {
-                crate::layer::suppress_current_thread();
-                worker.run()
-            })?;
+        let handle = std::thread::Builder::new().name("observra-export".into()).spawn(move || {
+            crate::layer::suppress_current_thread();
+            worker.run()
+        })?;
         Ok(BatchProcessor {
             spans,
             control,

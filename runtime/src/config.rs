@@ -390,7 +390,12 @@ impl Builder {
                 "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
                 DEFAULT_MAX_EXPORT_BATCH_SIZE,
             )?,
-            scheduled_delay: pick_millis(self.scheduled_delay, &env, "OTEL_BSP_SCHEDULE_DELAY", DEFAULT_SCHEDULED_DELAY)?,
+            scheduled_delay: pick_millis(
+                self.scheduled_delay,
+                &env,
+                "OTEL_BSP_SCHEDULE_DELAY",
+                DEFAULT_SCHEDULED_DELAY,
+            )?,
         };
         if batch.max_queue_size == 0 {
             return Err(Error::invalid(
@@ -534,9 +539,9 @@ fn pick_millis(code: Option<Duration>, env: &EnvSource, var: &'static str, defau
 
 fn validate_sampler(s: Sampler) -> Result<Sampler> {
     match s {
-        Sampler::TraceIdRatio(r) | Sampler::ParentBasedTraceIdRatio(r) if !(0.0..=1.0).contains(&r) => Err(
-            Error::invalid(Setting::Builder("sampler"), r.to_string(), "the ratio must be between 0 and 1"),
-        ),
+        Sampler::TraceIdRatio(r) | Sampler::ParentBasedTraceIdRatio(r) if !(0.0..=1.0).contains(&r) => {
+            Err(Error::invalid(Setting::Builder("sampler"), r.to_string(), "the ratio must be between 0 and 1"))
+        }
         s => Ok(s),
     }
 }
@@ -551,11 +556,7 @@ fn parse_sampler(env: &EnvSource) -> Result<Sampler> {
         };
         match arg.trim().parse::<f64>() {
             Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
-            _ => Err(Error::invalid(
-                Setting::Env("OTEL_TRACES_SAMPLER_ARG"),
-                arg,
-                "expected a ratio between 0 and 1",
-            )),
+            _ => Err(Error::invalid(Setting::Env("OTEL_TRACES_SAMPLER_ARG"), arg, "expected a ratio between 0 and 1")),
         }
     };
     match name.trim().to_ascii_lowercase().as_str() {
@@ -665,11 +666,9 @@ fn parse_protocol(setting: Setting, v: &str) -> Result<Protocol> {
     match v.trim() {
         "http/protobuf" => Ok(Protocol::HttpProtobuf),
         "grpc" => Ok(Protocol::Grpc),
-        "http/json" => Err(Error::invalid(
-            setting,
-            v,
-            "http/json is not supported by this build; use http/protobuf or grpc",
-        )),
+        "http/json" => {
+            Err(Error::invalid(setting, v, "http/json is not supported by this build; use http/protobuf or grpc"))
+        }
         _ => Err(Error::invalid(setting, v, "unknown protocol; expected http/protobuf or grpc")),
     }
 }
@@ -756,10 +755,9 @@ fn resolve_otlp(b: &Builder, env: &EnvSource) -> Result<OtlpSettings> {
             None => match env.get(headers_var) {
                 Some(raw) => (parse_kv_list(headers_var, &raw)?, Setting::Env(headers_var)),
                 None => match env.get("OTEL_EXPORTER_OTLP_HEADERS") {
-                    Some(raw) => (
-                        parse_kv_list("OTEL_EXPORTER_OTLP_HEADERS", &raw)?,
-                        Setting::Env("OTEL_EXPORTER_OTLP_HEADERS"),
-                    ),
+                    Some(raw) => {
+                        (parse_kv_list("OTEL_EXPORTER_OTLP_HEADERS", &raw)?, Setting::Env("OTEL_EXPORTER_OTLP_HEADERS"))
+                    }
                     None => (Vec::new(), Setting::Builder("header")),
                 },
             },

@@ -43,10 +43,8 @@ impl SpanExporter for JsonlExporter {
             let _ = serde_json::to_writer(&mut buf, &span_to_json(span, &self.resource));
             buf.push(b'\n');
         }
-        let mut w = self
-            .writer
-            .lock()
-            .map_err(|_| OTelSdkError::InternalFailure("JSONL writer lock poisoned".into()))?;
+        let mut w =
+            self.writer.lock().map_err(|_| OTelSdkError::InternalFailure("JSONL writer lock poisoned".into()))?;
         w.write_all(&buf)
             .and_then(|()| w.flush())
             .map_err(|e| OTelSdkError::InternalFailure(format!("writing JSONL: {e}")))
@@ -72,11 +70,8 @@ impl SpanExporter for JsonlExporter {
 pub(crate) fn span_to_json(span: &SpanData, resource: &Json) -> Json {
     let start = nanos(span.start_time);
     let end = nanos(span.end_time);
-    let parent = if span.parent_span_id == SpanId::INVALID {
-        Json::Null
-    } else {
-        Json::String(span.parent_span_id.to_string())
-    };
+    let parent =
+        if span.parent_span_id == SpanId::INVALID { Json::Null } else { Json::String(span.parent_span_id.to_string()) };
     let (code, message) = match &span.status {
         Status::Unset => ("unset", ""),
         Status::Ok => ("ok", ""),

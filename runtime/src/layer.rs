@@ -17,9 +17,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use opentelemetry::trace::{
-    Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
-};
+use opentelemetry::trace::{Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
 use opentelemetry::{Key, KeyValue, Value};
 use opentelemetry_sdk::trace::{IdGenerator, SamplingDecision, ShouldSample, SpanData, SpanEvents, SpanLinks};
 use tracing::field::{Field, Visit};
@@ -257,7 +255,10 @@ impl<F: FnMut(&Field, FieldValue<'_>)> Visit for Visitor<F> {
 
 /// Gives the runtime's macro helpers access to a span's record through the
 /// dispatcher, whatever the concrete subscriber type is.
-pub(crate) struct RecordAccess(fn(&Dispatch, &Id, &mut dyn FnMut(&mut SpanRecord)));
+pub(crate) struct RecordAccess(AccessFn);
+
+/// Finds a span's record through a dispatcher and runs a closure on it.
+type AccessFn = fn(&Dispatch, &Id, &mut dyn FnMut(&mut SpanRecord));
 
 fn access_record<S>(dispatch: &Dispatch, id: &Id, f: &mut dyn FnMut(&mut SpanRecord))
 where
@@ -346,9 +347,10 @@ where
         let Some(pipeline) = pipeline::current() else { return };
         let Some(span) = ctx.span(id) else { return };
         // The nearest ancestor observra records gives the trace and the sampling decision.
-        let parent = span.scope().skip(1).find_map(|p| {
-            p.extensions().get::<SpanRecord>().map(|r| (r.trace_id, r.span_id, r.sampled))
-        });
+        let parent = span
+            .scope()
+            .skip(1)
+            .find_map(|p| p.extensions().get::<SpanRecord>().map(|r| (r.trace_id, r.span_id, r.sampled)));
         let meta = attrs.metadata();
         let mut record = SpanRecord {
             trace_id: TraceId::INVALID,

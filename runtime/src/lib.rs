@@ -51,13 +51,13 @@ pub use config::{Backend, Builder, Protocol, Sampler, Temporality};
 pub use error::{Error, Result, Setting};
 pub use layer::ObservraLayer;
 pub use observra_macros::traced;
-pub use pipeline::{Health, flush, health, meter, shutdown};
-/// Attach the current span to a future you spawn: `tokio::spawn(fut.in_current_span())`.
-pub use tracing::Instrument;
 /// The `opentelemetry` API crate observra is built on, for version-matched use.
 pub use opentelemetry;
 /// A key-value pair, for metric attributes (`observra::meter(...)`).
 pub use opentelemetry::KeyValue;
+pub use pipeline::{Health, flush, health, meter, shutdown};
+/// Attach the current span to a future you spawn: `tokio::spawn(fut.in_current_span())`.
+pub use tracing::Instrument;
 
 /// Fast check used by the layer before it looks up the pipeline.
 pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);

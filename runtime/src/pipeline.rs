@@ -69,9 +69,8 @@ fn exporter_error(backend: &'static str) -> impl Fn(opentelemetry_otlp::Exporter
 fn header_map(headers: &[(String, String)]) -> Result<http::HeaderMap> {
     let mut map = http::HeaderMap::new();
     for (k, v) in headers {
-        let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
-            Error::invalid(Setting::Builder("header"), k.clone(), "not a valid HTTP header name")
-        })?;
+        let name = http::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| Error::invalid(Setting::Builder("header"), k.clone(), "not a valid HTTP header name"))?;
         let value = http::HeaderValue::from_str(v).map_err(|_| {
             Error::invalid(Setting::Builder("header"), k.clone(), "the header value has characters HTTP does not allow")
         })?;
@@ -121,17 +120,17 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     let block_on: BlockOn = Arc::new(|fut| futures_executor::block_on(fut));
 
     let batch = settings.batch;
-    let spawn_err = |e: std::io::Error| Error::Exporter { backend: "batch", reason: format!("starting the export thread: {e}") };
+    let spawn_err =
+        |e: std::io::Error| Error::Exporter { backend: "batch", reason: format!("starting the export thread: {e}") };
     let mut meter_provider = None;
     let processor = match settings.sink {
-        Sink::Stdout => BatchProcessor::start(
-            JsonlExporter::new(Box::new(std::io::stdout())),
-            &resource,
-            batch,
-            block_on,
-        )
-        .map_err(spawn_err)?,
-        Sink::Writer(w) => BatchProcessor::start(JsonlExporter::new(w), &resource, batch, block_on).map_err(spawn_err)?,
+        Sink::Stdout => {
+            BatchProcessor::start(JsonlExporter::new(Box::new(std::io::stdout())), &resource, batch, block_on)
+                .map_err(spawn_err)?
+        }
+        Sink::Writer(w) => {
+            BatchProcessor::start(JsonlExporter::new(w), &resource, batch, block_on).map_err(spawn_err)?
+        }
         Sink::File(path) => {
             let file = OpenOptions::new().create(true).append(true).open(&path).map_err(|source| Error::Io {
                 setting: Setting::Env("OBSERVRA_JSONL_PATH"),
@@ -253,11 +252,7 @@ fn take_and_stop(deadline: Duration) -> Result<()> {
     if let Some(rt) = rt {
         rt.shutdown_background();
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Export { operation: "shutdown", reason: problems.join("; ") })
-    }
+    if problems.is_empty() { Ok(()) } else { Err(Error::Export { operation: "shutdown", reason: problems.join("; ") }) }
 }
 
 /// Exports everything buffered so far (spans and metrics), waiting at most
@@ -273,11 +268,7 @@ pub fn flush() -> Result<()> {
             problems.push(format!("metrics: {e}"));
         }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Export { operation: "flush", reason: problems.join("; ") })
-    }
+    if problems.is_empty() { Ok(()) } else { Err(Error::Export { operation: "flush", reason: problems.join("; ") }) }
 }
 
 /// Flushes and stops the installed pipeline within its shutdown deadline.

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
@@ -222,10 +224,9 @@ fn store_metrics(store: &Shared, req: ExportMetricsServiceRequest) {
                     Some(Data::Gauge(g)) => {
                         ("gauge", g.data_points.iter().map(|p| (attrs(&p.attributes), num(&p.value))).collect())
                     }
-                    Some(Data::Histogram(h)) => (
-                        "histogram",
-                        h.data_points.iter().map(|p| (attrs(&p.attributes), p.count as f64)).collect(),
-                    ),
+                    Some(Data::Histogram(h)) => {
+                        ("histogram", h.data_points.iter().map(|p| (attrs(&p.attributes), p.count as f64)).collect())
+                    }
                     _ => ("other", Vec::new()),
                 };
                 st.metrics.push(ReceivedMetric {
@@ -287,11 +288,8 @@ impl MetricsService for Grpc {
 
 async fn http_handler(store: Shared, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let path = req.uri().path().to_string();
-    let headers = req
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-        .collect();
+    let headers =
+        req.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
     let body = req.into_body().collect().await?.to_bytes();
     lock(&store).requests.push(RequestInfo { transport: Transport::Http, path: path.clone(), headers });
     if let Some(code) = lock(&store).http_status {

@@ -72,7 +72,11 @@ fn sampler_names_and_ratios_outside_zero_to_one_are_rejected() {
 #[test]
 fn protocols_timeouts_and_flags_are_validated() {
     let base = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318");
-    assert_names(&[base, ("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon")], "OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon");
+    assert_names(
+        &[base, ("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon")],
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "carrier-pigeon",
+    );
     assert_names(&[base, ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")], "OTEL_EXPORTER_OTLP_PROTOCOL", "http/json");
     assert_names(&[base, ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "udp")], "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "udp");
     assert_names(&[base, ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon")], "OTEL_EXPORTER_OTLP_TIMEOUT", "soon");

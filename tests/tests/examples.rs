@@ -30,7 +30,8 @@ fn the_main_example_prints_json_spans_to_stdout_with_no_configuration() {
     assert_eq!(roots.len(), 2, "two agent runs");
     assert!(roots.iter().all(|r| r["name"] == "invoke_agent support"));
     assert!(spans.iter().all(|s| s["resource"]["service.name"] == "support-agent"));
-    let failed = spans.iter().find(|s| s["name"] == "lookup_order" && s["status"]["code"] == "error").expect("failed lookup");
+    let failed =
+        spans.iter().find(|s| s["name"] == "lookup_order" && s["status"]["code"] == "error").expect("failed lookup");
     assert_eq!(failed["attributes"]["error.type"], "unknown_order");
 }
 
@@ -67,7 +68,10 @@ fn the_otlp_example_exports_to_the_collector_named_in_the_environment() {
         assert_eq!(roots.len(), 2);
         let searches: Vec<_> = spans.iter().filter(|s| s.name == "search").collect();
         for s in searches {
-            assert!(roots.iter().any(|r| Some(&r.span_id) == s.parent_span_id.as_ref()), "spawned child stays in the trace");
+            assert!(
+                roots.iter().any(|r| Some(&r.span_id) == s.parent_span_id.as_ref()),
+                "spawned child stays in the trace"
+            );
         }
         let ask = spans.iter().find(|s| s.name == "ask_model").unwrap();
         assert_eq!(ask.kind, 3);

@@ -172,7 +172,7 @@ fn main() {
     let _ = pattern_param((1, 2));
     let _ = inner_attribute();
     let _ = unsafe { unsafe_fn(&1) };
-    let _ = std::panic::catch_unwind(never_returns_normally);
+    let _: fn() -> u8 = never_returns_normally;
     let mut a = Agent::returns_self(1);
     *a.by_mut() += 1;
     let _ = a.by_ref() + a.run("x").len() as u32;
