@@ -154,6 +154,8 @@ pub struct ReceivedMetric {
     pub unit: String,
     /// `sum`, `gauge`, `histogram`, ...
     pub kind: &'static str,
+    /// Aggregation temporality of sums and histograms: 1 delta, 2 cumulative, 0 otherwise.
+    pub temporality: i32,
     /// Points: attributes and value (sum / gauge value, or histogram count).
     pub points: Vec<(BTreeMap<String, Val>, f64)>,
 }
@@ -217,23 +219,28 @@ fn store_metrics(store: &Shared, req: ExportMetricsServiceRequest) {
         let resource = rm.resource.as_ref().map(|r| attrs(&r.attributes)).unwrap_or_default();
         for sm in rm.scope_metrics {
             for m in sm.metrics {
-                let (kind, points) = match &m.data {
-                    Some(Data::Sum(s)) => {
-                        ("sum", s.data_points.iter().map(|p| (attrs(&p.attributes), num(&p.value))).collect())
-                    }
+                let (kind, temporality, points) = match &m.data {
+                    Some(Data::Sum(s)) => (
+                        "sum",
+                        s.aggregation_temporality,
+                        s.data_points.iter().map(|p| (attrs(&p.attributes), num(&p.value))).collect(),
+                    ),
                     Some(Data::Gauge(g)) => {
-                        ("gauge", g.data_points.iter().map(|p| (attrs(&p.attributes), num(&p.value))).collect())
+                        ("gauge", 0, g.data_points.iter().map(|p| (attrs(&p.attributes), num(&p.value))).collect())
                     }
-                    Some(Data::Histogram(h)) => {
-                        ("histogram", h.data_points.iter().map(|p| (attrs(&p.attributes), p.count as f64)).collect())
-                    }
-                    _ => ("other", Vec::new()),
+                    Some(Data::Histogram(h)) => (
+                        "histogram",
+                        h.aggregation_temporality,
+                        h.data_points.iter().map(|p| (attrs(&p.attributes), p.count as f64)).collect(),
+                    ),
+                    _ => ("other", 0, Vec::new()),
                 };
                 st.metrics.push(ReceivedMetric {
                     resource: resource.clone(),
                     name: m.name.clone(),
                     unit: m.unit.clone(),
                     kind,
+                    temporality,
                     points,
                 });
             }

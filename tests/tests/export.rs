@@ -160,6 +160,53 @@ fn per_signal_endpoints_are_used_as_given() {
 }
 
 #[test]
+fn metric_endpoint_interval_and_temporality_come_from_the_environment() {
+    let _s = serial();
+    let traces = Receiver::start();
+    let metrics = Receiver::start();
+    let e = env(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", traces.http_endpoint()),
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", format!("{}/v1/metrics", metrics.http_endpoint())),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "100".into()),
+        ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta".into()),
+    ]);
+    let guard = observra::init().env_from(e).install().expect("install");
+    let counter = observra::meter("export-test").u64_counter("test.periodic").build();
+    let histogram = observra::meter("export-test").f64_histogram("test.latency").with_unit("s").build();
+    counter.add(2, &[]);
+    histogram.record(0.25, &[]);
+    // The 100 ms interval exports while the guard is still alive.
+    let m = metrics.wait_for_metric("test.periodic", Duration::from_secs(10)).expect("periodic export");
+    assert_eq!(m.temporality, 1, "delta");
+    let h = metrics.wait_for_metric("test.latency", Duration::from_secs(10)).expect("histogram");
+    assert_eq!((h.kind, h.temporality, h.unit.as_str()), ("histogram", 1, "s"));
+    assert!(traces.metrics().is_empty(), "metrics went only to the per-signal endpoint");
+    drop(guard);
+}
+
+#[test]
+fn observra_backend_selects_stdout_or_otlp_explicitly() {
+    let _s = serial();
+    // `otlp` with no endpoint anywhere uses the default localhost:4318, which
+    // nothing here listens on: installing still succeeds, exports just fail.
+    let guard = observra::init()
+        .env_from([("OBSERVRA_BACKEND", "otlp"), ("OTEL_EXPORTER_OTLP_TIMEOUT", "200")])
+        .install()
+        .expect("install");
+    drop(guard);
+    // `stdout` beats an endpoint in the environment.
+    let rx = Receiver::start();
+    let buf = SharedBuf::default();
+    let mut e = otlp_env(&rx, "http/protobuf");
+    e.push(("OBSERVRA_BACKEND".into(), "stdout".into()));
+    let guard = observra::init().env_from(e).jsonl_writer(buf.clone()).install().expect("install");
+    work(7);
+    drop(guard);
+    assert!(rx.requests().is_empty());
+    assert_eq!(buf.lines().len(), 1);
+}
+
+#[test]
 fn export_timeout_bounds_a_stuck_collector() {
     let _s = serial();
     // Accepts connections and never answers.
