@@ -1,46 +1,84 @@
-//! Code generation: a checked [`TracedArgs`] model plus the function become
-//! the instrumented function. Generated code names everything by absolute
-//! path and calls only `::observra::__private`.
+//! Code generation shared by every macro: a checked [`SpanPlan`] (what the
+//! span is called, its static fields, what to record when it starts and
+//! when the function returns) plus the function become the instrumented
+//! function. Generated code names everything by absolute path and calls
+//! only `::observra::__private` (and the public `::observra::LlmStream`).
 
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{AttrStyle, FnArg, Ident, ItemFn, LitStr, Pat, ReturnType, Type};
 
-use crate::args::{AttrValue, Errors, TracedArgs};
+use crate::args::{AttrValue, Common, Errors, RawArg, allowed, parse_raw};
 
 /// `tracing` callsites hold at most 32 fields.
 const MAX_FIELDS: usize = 32;
 
-/// Entry point of `#[traced]`.
-pub fn traced(args: TokenStream, item: TokenStream) -> TokenStream {
+/// What one macro wants recorded.
+pub struct SpanPlan {
+    /// The callsite's (static) span name.
+    pub name: LitStr,
+    /// Static `tracing` fields: `"key" = literal`.
+    pub fields: Vec<TokenStream>,
+    /// Statements run once the span exists (`__observra_span: Span`), before the body.
+    pub dynamic: Vec<TokenStream>,
+    /// Statements run on the returned value (the `Ok` value of a `Result`),
+    /// with `__observra_value: &T` and `__observra_span_ref: &Span` in scope.
+    pub on_value: Option<TokenStream>,
+    /// Wrap the returned stream (`#[llm_call(stream)]`).
+    pub stream: bool,
+}
+
+impl SpanPlan {
+    pub fn new(name: LitStr) -> Self {
+        SpanPlan { name, fields: Vec::new(), dynamic: Vec::new(), on_value: None, stream: false }
+    }
+    /// Adds a static field.
+    pub fn field(&mut self, key: &str, value: impl ToTokens) {
+        self.fields.push(quote!(#key = #value));
+    }
+    /// Records `expr` as a typed attribute (via `observra::AttributeValue`).
+    pub fn attribute(&mut self, key: &str, expr: &syn::Expr) {
+        let value = quote_spanned!(expr.span()=> &(#expr));
+        self.dynamic.push(quote! {
+            ::observra::__private::set_attribute(&__observra_span, #key, #value);
+        });
+    }
+}
+
+/// Runs one macro: parse the item and the arguments, let `build` check them
+/// into a plan, and expand. Every error is reported, spanned, in one go, and
+/// the function is emitted unchanged beside them so no other errors cascade.
+pub fn run(
+    macro_name: &str,
+    own_args: &[&'static str],
+    args: TokenStream,
+    item: TokenStream,
+    build: impl FnOnce(&[RawArg], &ItemFn, &mut Errors) -> Option<SpanPlan>,
+) -> TokenStream {
     let mut errors = Errors::default();
-    let args = TracedArgs::parse(args, &mut errors);
     let func = match syn::parse2::<ItemFn>(item.clone()) {
         Ok(f) => f,
         Err(_) => {
             let span = item.clone().into_iter().next().map(|t| t.span()).unwrap_or_else(Span::call_site);
-            errors.error(span, "#[traced] can only be applied to a function or method with a body");
-            return with_errors(errors, item);
+            errors.error(span, format!("#[{macro_name}] can only be applied to a function or method with a body"));
+            let err = errors.finish().err().map(|e| e.to_compile_error());
+            return quote!(#err #item);
         }
     };
-    check_function(&func, &args, &mut errors);
-    match errors.finish() {
-        Ok(()) => expand(&args, func),
-        Err(e) => {
+    let raw = parse_raw(args, &allowed(own_args), &mut errors);
+    let mut common = Common::default();
+    let own: Vec<RawArg> = raw.into_iter().filter(|a| !common.take(a, &mut errors)).collect();
+    common.check(&mut errors);
+    let plan = build(&own, &func, &mut errors);
+    check_function(macro_name, &func, &common, &mut errors);
+    match (errors.finish(), plan) {
+        (Ok(()), Some(plan)) => expand(plan, &common, func),
+        (Err(e), _) => {
             let err = e.to_compile_error();
             quote!(#err #func)
         }
-    }
-}
-
-fn with_errors(errors: Errors, item: TokenStream) -> TokenStream {
-    match errors.finish() {
-        Ok(()) => item,
-        Err(e) => {
-            let err = e.to_compile_error();
-            quote!(#err #item)
-        }
+        (Ok(()), None) => quote!(#func),
     }
 }
 
@@ -59,9 +97,9 @@ fn param_names(func: &ItemFn) -> Vec<Ident> {
         .collect()
 }
 
-fn check_function(func: &ItemFn, args: &TracedArgs, errors: &mut Errors) {
+fn check_function(macro_name: &str, func: &ItemFn, common: &Common, errors: &mut Errors) {
     if let Some(c) = &func.sig.constness {
-        errors.error(c.span, "#[traced] cannot instrument a `const fn`: spans are recorded at run time");
+        errors.error(c.span, format!("#[{macro_name}] cannot instrument a `const fn`: spans are recorded at run time"));
     }
     let params = param_names(func);
     let listing = if params.is_empty() {
@@ -74,48 +112,59 @@ fn check_function(func: &ItemFn, args: &TracedArgs, errors: &mut Errors) {
             errors.error(ident.span(), format!("{what}: no parameter named `{ident}`; {listing}"));
         }
     };
-    for s in &args.skip {
+    for s in &common.skip {
         check(s, "skip", errors);
     }
-    for f in args.fields.iter().flatten() {
+    for f in common.fields.iter().flatten() {
         check(f, "fields", errors);
     }
-    let recorded = recorded_params(func, args).len();
-    let total = recorded + args.attrs.iter().filter(|a| matches!(a.value, AttrValue::Literal(_))).count() + 1;
-    if total > MAX_FIELDS {
+    let literal_attrs = common.attrs.iter().filter(|a| matches!(a.value, AttrValue::Literal(_))).count();
+    if recorded_params(func, common).len() + literal_attrs + 8 > MAX_FIELDS {
         errors.error(
             Span::call_site(),
-            format!("#[traced] records at most {MAX_FIELDS} fields per span; use `skip(...)` or fewer literal attrs"),
+            format!("a span records at most {MAX_FIELDS} fields; use `skip(...)` or fewer literal attrs"),
         );
     }
 }
 
 /// Parameters recorded with `Debug`: `fields(...)`, or with `args` every
 /// named parameter except `self` and the skipped ones. None by default.
-fn recorded_params(func: &ItemFn, args: &TracedArgs) -> Vec<Ident> {
-    if let Some(fields) = &args.fields {
+fn recorded_params(func: &ItemFn, common: &Common) -> Vec<Ident> {
+    if let Some(fields) = &common.fields {
         return fields.clone();
     }
-    if args.args.is_none() {
+    if common.args.is_none() {
         return Vec::new();
     }
-    param_names(func).into_iter().filter(|p| p != "self" && !args.skip.iter().any(|s| s == p)).collect()
+    param_names(func).into_iter().filter(|p| p != "self" && !common.skip.iter().any(|s| s == p)).collect()
 }
 
-fn contains_impl_trait(ty: &Type) -> bool {
-    struct Finder(bool);
+pub fn contains_impl_trait(ty: &Type) -> bool {
+    impl_trait_bounds(ty).next().is_some()
+}
+
+/// The trait bounds of every `impl Trait` in `ty`, by last path segment.
+pub fn impl_trait_bounds(ty: &Type) -> impl Iterator<Item = String> {
+    struct Finder(Vec<String>);
     impl<'ast> syn::visit::Visit<'ast> for Finder {
-        fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
-            self.0 = true;
+        fn visit_type_impl_trait(&mut self, t: &'ast syn::TypeImplTrait) {
+            for b in &t.bounds {
+                if let syn::TypeParamBound::Trait(tb) = b {
+                    if let Some(seg) = tb.path.segments.last() {
+                        self.0.push(seg.ident.to_string());
+                    }
+                }
+            }
+            syn::visit::visit_type_impl_trait(self, t);
         }
     }
-    let mut f = Finder(false);
+    let mut f = Finder(Vec::new());
     syn::visit::Visit::visit_type(&mut f, ty);
-    f.0
+    f.0.into_iter()
 }
 
 /// Whether the declared return type is a `Result` (`Result`, `io::Result`, ...).
-fn returns_result(output: &ReturnType) -> bool {
+pub fn returns_result(output: &ReturnType) -> bool {
     match output {
         ReturnType::Type(_, ty) => match &**ty {
             Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "Result"),
@@ -125,21 +174,15 @@ fn returns_result(output: &ReturnType) -> bool {
     }
 }
 
-fn expand(args: &TracedArgs, func: ItemFn) -> TokenStream {
+fn expand(plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
     let ItemFn { attrs, vis, sig, block } = func.clone();
     let (inner_attrs, outer_attrs): (Vec<_>, Vec<_>) =
         attrs.into_iter().partition(|a| matches!(a.style, AttrStyle::Inner(_)));
-    let name = args.name.clone().unwrap_or_else(|| LitStr::new(&sig.ident.unraw_string(), sig.ident.span()));
+    let name = &plan.name;
 
-    // Static fields of the span's callsite.
-    let mut fields: Vec<TokenStream> = Vec::new();
-    if let Some((kind, span)) = &args.kind {
-        if kind != "internal" {
-            fields.push(quote_spanned!(*span=> "otel.kind" = #kind));
-        }
-    }
-    let mut dynamic: Vec<TokenStream> = Vec::new();
-    for attr in &args.attrs {
+    let mut fields = plan.fields.clone();
+    let mut dynamic = plan.dynamic.clone();
+    for attr in &common.attrs {
         let key = &attr.key;
         match &attr.value {
             AttrValue::Literal(lit) => fields.push(quote!(#key = #lit)),
@@ -151,8 +194,8 @@ fn expand(args: &TracedArgs, func: ItemFn) -> TokenStream {
             }
         }
     }
-    for p in recorded_params(&func, args) {
-        let key = LitStr::new(&p.unraw_string(), p.span());
+    for p in recorded_params(&func, common) {
+        let key = LitStr::new(&syn::ext::IdentExt::unraw(&p).to_string(), p.span());
         fields.push(quote_spanned!(p.span()=> #key = ::observra::__private::debug_arg(&#p)));
     }
 
@@ -193,44 +236,108 @@ fn expand(args: &TracedArgs, func: ItemFn) -> TokenStream {
     };
 
     let is_result = returns_result(&sig.output);
-    let record = |span: TokenStream| {
-        if !is_result {
-            return TokenStream::new();
-        }
-        quote! {
-            if !#span.is_disabled() {
+    // Statements on the returned value, with `__observra_span_ref` bound.
+    let on_return = {
+        let on_err = if is_result {
+            quote! {
                 if let ::core::result::Result::Err(__observra_err) = &__observra_ret {
                     #[allow(unused_imports)]
                     use ::observra::__private::{ViaDebug as _, ViaDisplay as _, ViaErrorType as _, ViaNoMessage as _, ViaTypeName as _};
                     let __observra_e = ::observra::__private::ErrRef(__observra_err);
                     ::observra::__private::record_error(
-                        #span,
+                        __observra_span_ref,
                         (&&__observra_e).__observra_error_type(),
                         (&&&__observra_e).__observra_error_message(),
                         __observra_e.type_name(),
                     );
                 }
             }
-        }
+        } else {
+            TokenStream::new()
+        };
+        let on_ok = match (&plan.on_value, is_result) {
+            (Some(stmts), true) => quote! {
+                if let ::core::result::Result::Ok(__observra_value) = &__observra_ret {
+                    #stmts
+                }
+            },
+            (Some(stmts), false) => quote! {
+                {
+                    let __observra_value = &__observra_ret;
+                    #stmts
+                }
+            },
+            (None, _) => TokenStream::new(),
+        };
+        quote!(if !__observra_span_ref.is_disabled() { #on_err #on_ok })
     };
+    let (wrap, passthrough) = match (plan.stream, is_result) {
+        (false, _) => (TokenStream::new(), TokenStream::new()),
+        (true, false) => (
+            quote!(let __observra_ret = ::observra::LlmStream::new(__observra_span_ref.clone(), __observra_ret);),
+            quote!(let __observra_ret = ::observra::LlmStream::passthrough(__observra_ret);),
+        ),
+        (true, true) => (
+            quote!(let __observra_ret = __observra_ret.map(|s| ::observra::LlmStream::new(__observra_span_ref.clone(), s));),
+            quote!(let __observra_ret = __observra_ret.map(::observra::LlmStream::passthrough);),
+        ),
+    };
+    let needs_return_handling = is_result || plan.on_value.is_some() || plan.stream;
 
     let new_body = if sig.asyncness.is_some() {
-        let rec = record(quote!(&__observra_span));
+        if needs_return_handling {
+            quote! {
+                #make_span
+                let __observra_body = async move #body;
+                match __observra_span {
+                    ::core::option::Option::None => {
+                        let __observra_ret = __observra_body.await;
+                        #passthrough
+                        __observra_ret
+                    }
+                    ::core::option::Option::Some(__observra_span) => {
+                        let (__observra_ret, __observra_span) =
+                            ::observra::__private::instrument(__observra_span, __observra_body).await;
+                        let __observra_span_ref = &__observra_span;
+                        #on_return
+                        #wrap
+                        __observra_ret
+                    }
+                }
+            }
+        } else {
+            quote! {
+                #make_span
+                let __observra_body = async move #body;
+                match __observra_span {
+                    ::core::option::Option::None => __observra_body.await,
+                    ::core::option::Option::Some(__observra_span) => {
+                        ::observra::__private::instrument(__observra_span, __observra_body).await.0
+                    }
+                }
+            }
+        }
+    } else if needs_return_handling {
         quote! {
             #make_span
-            let __observra_body = async move #body;
+            let __observra_body = ::observra::__private::once(move || #body);
             match __observra_span {
-                ::core::option::Option::None => __observra_body.await,
+                ::core::option::Option::None => {
+                    let __observra_ret = __observra_body();
+                    #passthrough
+                    __observra_ret
+                }
                 ::core::option::Option::Some(__observra_span) => {
-                    let (__observra_ret, __observra_span) =
-                        ::observra::__private::instrument(__observra_span, __observra_body).await;
-                    #rec
+                    let __observra_guard = ::observra::__private::SyncSpan::enter(__observra_span);
+                    let __observra_ret = __observra_body();
+                    let __observra_span_ref = __observra_guard.span();
+                    #on_return
+                    #wrap
                     __observra_ret
                 }
             }
         }
     } else {
-        let rec = record(quote!(__observra_guard.span()));
         quote! {
             #make_span
             let __observra_body = ::observra::__private::once(move || #body);
@@ -238,9 +345,7 @@ fn expand(args: &TracedArgs, func: ItemFn) -> TokenStream {
                 ::core::option::Option::None => __observra_body(),
                 ::core::option::Option::Some(__observra_span) => {
                     let __observra_guard = ::observra::__private::SyncSpan::enter(__observra_span);
-                    let __observra_ret = __observra_body();
-                    #rec
-                    __observra_ret
+                    __observra_body()
                 }
             }
         }
@@ -260,12 +365,27 @@ fn expand(args: &TracedArgs, func: ItemFn) -> TokenStream {
     out
 }
 
-trait UnrawString {
-    fn unraw_string(&self) -> String;
-}
-
-impl UnrawString for Ident {
-    fn unraw_string(&self) -> String {
-        syn::ext::IdentExt::unraw(self).to_string()
-    }
+/// `#[traced]`: the model check of its own arguments.
+pub fn traced(args: TokenStream, item: TokenStream) -> TokenStream {
+    run("traced", &["name", "kind"], args, item, |raw, func, errors| {
+        let mut name = None;
+        let mut kind = None;
+        for arg in raw {
+            match arg.key.to_string().as_str() {
+                "name" => name = arg.lit_str(errors),
+                "kind" => kind = arg.choice(crate::genai::KINDS, errors),
+                _ => {}
+            }
+        }
+        let name = name.unwrap_or_else(|| {
+            LitStr::new(&syn::ext::IdentExt::unraw(&func.sig.ident).to_string(), func.sig.ident.span())
+        });
+        let mut plan = SpanPlan::new(name);
+        if let Some((kind, span)) = kind {
+            if kind != "internal" {
+                plan.fields.push(quote_spanned!(span=> "otel.kind" = #kind));
+            }
+        }
+        Some(plan)
+    })
 }

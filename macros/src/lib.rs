@@ -9,6 +9,11 @@
 
 mod args;
 mod expand;
+mod genai;
+/// The attribute names, shared with the runtime: one file, compiled into both crates.
+#[allow(dead_code)]
+#[path = "../../runtime/src/semconv.rs"]
+mod semconv;
 
 use proc_macro::TokenStream;
 
@@ -42,4 +47,66 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn traced(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::traced(args.into(), item.into()).into()
+}
+
+/// Records a call to a model as a GenAI client span (`{operation} {model}`,
+/// kind CLIENT) with the request parameters, and reads usage, response id,
+/// response model and finish reasons from the returned value (or the `Ok`
+/// value), which must implement `observra::LlmResponse`.
+///
+/// Arguments:
+/// - `provider = "openai"` (required): `gen_ai.provider.name`.
+/// - `model = <expr>` (required): `gen_ai.request.model`, any expression over
+///   the parameters that gives a `&str`/`String` (e.g. `req.model`).
+/// - `operation = "chat"` (default), `"text_completion"`, `"generate_content"`, `"embeddings"`.
+/// - request parameters as expressions: `temperature`, `max_tokens`, `top_p`,
+///   `top_k`, `stop_sequences`, `seed`, `frequency_penalty`,
+///   `presence_penalty`, `choice_count`; and `server_address`,
+///   `server_port`, `conversation_id`.
+/// - `stream`: the function returns `impl Stream` of `observra::LlmChunk`s;
+///   the span ends when the stream does, with time-to-first-chunk recorded.
+/// - `input = <expr>`, `system = <expr>`: content captured (redacted) only
+///   when content capture is on.
+/// - `response = manual`: do not read the return value (for foreign types);
+///   record with `observra::current_llm_call()` in the body.
+/// - and `attrs(...)`, `args`, `fields(...)`, `skip(...)` as on `#[traced]`.
+///
+/// ```ignore
+/// #[observra::llm_call(provider = "openai", model = req.model, temperature = req.temperature)]
+/// async fn complete(req: &ChatRequest) -> Result<ChatResponse, Error> { ... }
+/// ```
+#[proc_macro_attribute]
+pub fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
+    genai::llm_call(args.into(), item.into()).into()
+}
+
+/// Records a tool execution: span `execute_tool {name}`, kind INTERNAL.
+///
+/// Arguments: `name = "..."` (default: the function name), `description =
+/// "..."`, `tool_type = function | extension | datastore` (default
+/// `function`), `call_id = <expr>`, `arguments = <expr>` (content, captured
+/// only when capture is on; the result is captured then too), plus the
+/// `#[traced]` recording arguments.
+#[proc_macro_attribute]
+pub fn tool_call(args: TokenStream, item: TokenStream) -> TokenStream {
+    genai::tool_call(args.into(), item.into()).into()
+}
+
+/// Records an agent invocation: span `invoke_agent {name}`. The span carries
+/// totals of the model and tool calls beneath it (`observra.total.*`), and a
+/// `conversation_id` set here reaches every GenAI span beneath it.
+///
+/// Arguments: `name = "..."`, `id = <expr>`, `description = "..."`,
+/// `version = "..."`, `provider = "..."`, `conversation_id = <expr>`,
+/// `remote` (kind CLIENT), plus the `#[traced]` recording arguments.
+#[proc_macro_attribute]
+pub fn agent(args: TokenStream, item: TokenStream) -> TokenStream {
+    genai::agent(args.into(), item.into()).into()
+}
+
+/// Records a workflow: span `invoke_workflow {name}` (default: the function
+/// name), with totals of what ran beneath it.
+#[proc_macro_attribute]
+pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
+    genai::workflow(args.into(), item.into()).into()
 }

@@ -244,3 +244,68 @@ pub fn enabled() -> bool {
 pub fn debug_arg<T: Debug>(value: &T) -> tracing::field::DebugValue<&dyn Debug> {
     tracing::field::debug(value as &dyn Debug)
 }
+
+/// Starts a model call's span: name `{operation} {model}` and `gen_ai.request.model`.
+pub fn llm_start(span: &Span, operation: &'static str, model: &str) {
+    let name = format!("{operation} {model}");
+    let model = model.to_string();
+    with_record(span, |r| {
+        r.set_name(Cow::Owned(name));
+        r.set_attribute(Key::from_static_str(sc::GEN_AI_REQUEST_MODEL), Value::String(model.into()));
+    });
+}
+
+/// Records what an [`crate::LlmResponse`] exposes.
+#[inline]
+pub fn record_llm_response<R: crate::LlmResponse + ?Sized>(span: &Span, response: &R) {
+    crate::genai::record_response(span, response);
+}
+
+/// Whether content capture is on.
+#[inline]
+pub fn capturing() -> bool {
+    crate::content::capturing()
+}
+
+/// Captures messages under `key`.
+pub fn capture_messages<T: crate::CaptureMessages + ?Sized>(span: &Span, key: &'static str, value: &T) {
+    let json = value.to_messages_json();
+    with_record(span, |r| crate::content::record_json(r, key, &json));
+}
+
+/// Captures system instructions: a string becomes one text part.
+pub fn capture_system<T: crate::CaptureContent + ?Sized>(span: &Span, key: &'static str, value: &T) {
+    let json = match value.to_content_json() {
+        serde_json::Value::String(s) => serde_json::json!([{"type": "text", "content": s}]),
+        other => other,
+    };
+    with_record(span, |r| crate::content::record_json(r, key, &json));
+}
+
+/// Captures tool arguments or results under `key`.
+pub fn capture_content<T: crate::CaptureContent + ?Sized>(span: &Span, key: &'static str, value: &T) {
+    let json = value.to_content_json();
+    with_record(span, |r| crate::content::record_json(r, key, &json));
+}
+
+/// A tool's return value, for capturing it when its type allows.
+pub struct ResultRef<'a, T: ?Sized>(pub &'a T);
+
+/// Captures a tool result whose type implements [`crate::CaptureContent`].
+pub trait ViaCapture {
+    /// Captures the value.
+    fn __observra_capture(&self, span: &Span, key: &'static str);
+}
+impl<T: crate::CaptureContent + ?Sized> ViaCapture for &ResultRef<'_, T> {
+    fn __observra_capture(&self, span: &Span, key: &'static str) {
+        capture_content(span, key, self.0);
+    }
+}
+/// Other tool results are not captured.
+pub trait ViaNoCapture {
+    /// Does nothing.
+    fn __observra_capture(&self, span: &Span, key: &'static str);
+}
+impl<T: ?Sized> ViaNoCapture for ResultRef<'_, T> {
+    fn __observra_capture(&self, _span: &Span, _key: &'static str) {}
+}

@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use opentelemetry::KeyValue;
 
+use crate::budget::{Budget, BudgetCallback, BudgetEvent};
+use crate::content::CaptureMode;
+use crate::cost::{CostTable, Price};
 use crate::error::{Error, Result, Setting};
 
 /// Default deadline for the flush-and-shutdown the guard does on drop.
@@ -147,6 +150,11 @@ pub struct Builder {
     disabled: Option<bool>,
     max_level: tracing::Level,
     set_global_subscriber: bool,
+    capture: Option<CaptureMode>,
+    cost_table: Option<CostTable>,
+    prices: Vec<(String, Price)>,
+    budget: Budget,
+    budget_callback: Option<BudgetCallback>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -188,6 +196,11 @@ impl Default for Builder {
             disabled: None,
             max_level: tracing::Level::INFO,
             set_global_subscriber: true,
+            capture: None,
+            cost_table: None,
+            prices: Vec::new(),
+            budget: Budget::default(),
+            budget_callback: None,
         }
     }
 }
@@ -328,6 +341,34 @@ impl Builder {
         self
     }
 
+    /// Message content capture (overrides
+    /// `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`; off by default).
+    pub fn capture_content(mut self, mode: CaptureMode) -> Self {
+        self.capture = Some(mode);
+        self
+    }
+    /// Replaces the price table (the built-in one, and `OBSERVRA_PRICES`).
+    pub fn cost_table(mut self, table: CostTable) -> Self {
+        self.cost_table = Some(table);
+        self
+    }
+    /// Adds or overrides one model's prices (USD per million tokens), on top
+    /// of the built-in table and `OBSERVRA_PRICES`.
+    pub fn price(mut self, model: impl Into<String>, price: Price) -> Self {
+        self.prices.push((model.into(), price));
+        self
+    }
+    /// Cost and token limits; see [`Budget`].
+    pub fn budget(mut self, budget: Budget) -> Self {
+        self.budget = budget;
+        self
+    }
+    /// Called (off no lock, panics contained) each time a budget limit is crossed.
+    pub fn on_budget_exceeded(mut self, callback: impl Fn(&BudgetEvent) + Send + Sync + 'static) -> Self {
+        self.budget_callback = Some(std::sync::Arc::new(callback));
+        self
+    }
+
     /// Validates the configuration and starts the pipeline.
     ///
     /// Returns a guard that flushes and shuts down on drop, within the
@@ -426,6 +467,47 @@ impl Builder {
             },
         };
         let shutdown_timeout = self.shutdown_timeout.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT);
+        let capture = match self.capture {
+            Some(c) => c,
+            None => match env.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT") {
+                None => CaptureMode::NoContent,
+                Some(v) => CaptureMode::parse(&v).ok_or_else(|| {
+                    Error::invalid(
+                        Setting::Env("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"),
+                        v.clone(),
+                        "expected NO_CONTENT, SPAN_ONLY, EVENT_ONLY, SPAN_AND_EVENT, true or false",
+                    )
+                })?,
+            },
+        };
+        let mut prices = match self.cost_table.take() {
+            Some(t) => t,
+            None => {
+                let mut t = CostTable::builtin();
+                if let Some(path) = env.get("OBSERVRA_PRICES") {
+                    t.extend(CostTable::from_path(std::path::Path::new(&path), Setting::Env("OBSERVRA_PRICES"))?);
+                }
+                t
+            }
+        };
+        for (model, price) in std::mem::take(&mut self.prices) {
+            prices.insert(model, price);
+        }
+        for (name, v) in [
+            ("budget.per_call_usd", self.budget.call_usd),
+            ("budget.per_agent_usd", self.budget.agent_usd),
+            ("budget.per_window_usd", self.budget.window.map(|w| w.1)),
+        ] {
+            if let Some(v) = v {
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(Error::invalid(
+                        Setting::Builder(name),
+                        v.to_string(),
+                        "must be a finite, non-negative amount",
+                    ));
+                }
+            }
+        }
 
         let sink = match backend {
             Backend::Otlp => Sink::Otlp,
@@ -451,6 +533,10 @@ impl Builder {
             shutdown_timeout,
             max_level: self.max_level,
             set_global_subscriber: self.set_global_subscriber,
+            capture,
+            prices,
+            budget: self.budget,
+            budget_callback: self.budget_callback.take(),
         })
     }
 }
@@ -468,6 +554,10 @@ pub(crate) struct Settings {
     pub shutdown_timeout: Duration,
     pub max_level: tracing::Level,
     pub set_global_subscriber: bool,
+    pub capture: CaptureMode,
+    pub prices: CostTable,
+    pub budget: Budget,
+    pub budget_callback: Option<BudgetCallback>,
 }
 
 /// The resolved destination of spans.

@@ -27,6 +27,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::accounting::{self, Contribution, Deferred, Totals, is_total_keeper, string_value};
 use crate::pipeline::{self, Pipeline};
 use crate::semconv as sc;
 
@@ -75,11 +76,36 @@ pub(crate) struct SpanRecord {
     links: Vec<Link>,
     status_code: StatusCode,
     status_message: Option<String>,
+    /// Whether this is a GenAI span (`gen_ai.operation.name` is set).
+    genai: bool,
+    /// The conversation id of this span or the nearest ancestor that has one.
+    conversation_id: Option<Value>,
+    /// Totals of what ran beneath, kept by agent and workflow spans.
+    totals: Option<Totals>,
+    /// Content kept for the `gen_ai.client.inference.operation.details` event.
+    captured: Vec<KeyValue>,
+    /// Gaps between output chunks of a streamed response, seconds.
+    chunk_gaps: Vec<f64>,
 }
+
+/// Most chunk gaps kept per streamed span (each is one histogram record).
+const MAX_CHUNK_GAPS: usize = 4096;
 
 impl SpanRecord {
     /// Sets (or replaces) an attribute.
     pub(crate) fn set_attribute(&mut self, key: Key, value: Value) {
+        match key.as_str() {
+            sc::GEN_AI_OPERATION_NAME => {
+                self.genai = true;
+                if let Some(op) = string_value(&value) {
+                    if is_total_keeper(&op) && self.totals.is_none() {
+                        self.totals = Some(Totals::default());
+                    }
+                }
+            }
+            sc::GEN_AI_CONVERSATION_ID => self.conversation_id = Some(value.clone()),
+            _ => {}
+        }
         if let Some(kv) = self.attributes.iter_mut().find(|kv| kv.key == key) {
             kv.value = value;
         } else if self.attributes.len() < MAX_ATTRIBUTES {
@@ -95,6 +121,20 @@ impl SpanRecord {
             self.events.push(event);
         } else {
             self.dropped_events = self.dropped_events.saturating_add(1);
+        }
+    }
+
+    /// Keeps captured content for the details event.
+    pub(crate) fn add_captured(&mut self, kv: KeyValue) {
+        if self.captured.len() < MAX_ATTRIBUTES {
+            self.captured.push(kv);
+        }
+    }
+
+    /// Records the gap before an output chunk of a stream.
+    pub(crate) fn add_chunk_gap(&mut self, seconds: f64) {
+        if self.chunk_gaps.len() < MAX_CHUNK_GAPS {
+            self.chunk_gaps.push(seconds);
         }
     }
 
@@ -347,10 +387,9 @@ where
         let Some(pipeline) = pipeline::current() else { return };
         let Some(span) = ctx.span(id) else { return };
         // The nearest ancestor observra records gives the trace and the sampling decision.
-        let parent = span
-            .scope()
-            .skip(1)
-            .find_map(|p| p.extensions().get::<SpanRecord>().map(|r| (r.trace_id, r.span_id, r.sampled)));
+        let parent = span.scope().skip(1).find_map(|p| {
+            p.extensions().get::<SpanRecord>().map(|r| (r.trace_id, r.span_id, r.sampled, r.conversation_id.clone()))
+        });
         let meta = attrs.metadata();
         let mut record = SpanRecord {
             trace_id: TraceId::INVALID,
@@ -367,14 +406,22 @@ where
             links: Vec::new(),
             status_code: StatusCode::Unset,
             status_message: None,
+            genai: false,
+            conversation_id: None,
+            totals: None,
+            captured: Vec::new(),
+            chunk_gaps: Vec::new(),
             pipeline,
         };
         attrs.record(&mut Visitor(|f: &Field, v: FieldValue<'_>| record.record_field(f, v)));
         match parent {
-            Some((trace_id, parent_id, sampled)) => {
+            Some((trace_id, parent_id, sampled, conversation_id)) => {
                 record.trace_id = trace_id;
                 record.parent_span_id = parent_id;
                 record.sampled = sampled;
+                if record.conversation_id.is_none() {
+                    record.conversation_id = conversation_id;
+                }
             }
             None => {
                 record.trace_id = record.pipeline.ids.new_trace_id();
@@ -396,7 +443,8 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
         if let Some(record) = ext.get_mut::<SpanRecord>() {
-            if record.sampled {
+            // GenAI spans are recorded even when sampled out: their metrics count every call.
+            if record.sampled || record.genai {
                 values.record(&mut Visitor(|f: &Field, v: FieldValue<'_>| record.record_field(f, v)));
             }
         }
@@ -443,12 +491,74 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
-        let Some(record) = span.extensions_mut().remove::<SpanRecord>() else { return };
-        if !record.sampled {
+        let Some(mut record) = span.extensions_mut().remove::<SpanRecord>() else { return };
+        if !record.sampled && !record.genai {
             return;
         }
+        let end = SystemTime::now();
         let pipeline = record.pipeline.clone();
-        pipeline.submit(record.into_span_data(SystemTime::now()));
+        let mut deferred = Deferred::default();
+        if record.genai {
+            let duration = end.duration_since(record.start).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+            let trace_id = record.trace_id.to_string();
+            let gaps = std::mem::take(&mut record.chunk_gaps);
+            let contribution: Contribution = accounting::on_close(
+                &pipeline.accounting,
+                &mut record.attributes,
+                duration,
+                &gaps,
+                &trace_id,
+                &mut deferred,
+            );
+            // A conversation id set on an agent reaches the GenAI spans beneath it.
+            if let Some(cid) = record.conversation_id.clone() {
+                if !record.attributes.iter().any(|kv| kv.key.as_str() == sc::GEN_AI_CONVERSATION_ID) {
+                    record.set_attribute(Key::from_static_str(sc::GEN_AI_CONVERSATION_ID), cid);
+                }
+            }
+            if let Some(totals) = record.totals {
+                for kv in totals.to_attributes() {
+                    record.set_attribute(kv.key, kv.value);
+                }
+            }
+            if !record.captured.is_empty() {
+                let captured = std::mem::take(&mut record.captured);
+                record.add_event(Event::new(sc::GEN_AI_DETAILS_EVENT, end, captured, 0));
+            }
+            if !contribution.is_empty() {
+                for ancestor in span.scope().skip(1) {
+                    let mut ext = ancestor.extensions_mut();
+                    let Some(parent) = ext.get_mut::<SpanRecord>() else { continue };
+                    let attr = |key: &str| {
+                        parent
+                            .attributes
+                            .iter()
+                            .find(|kv| kv.key.as_str() == key)
+                            .and_then(|kv| string_value(&kv.value).map(|s| s.into_owned()))
+                    };
+                    let is_agent = attr(sc::GEN_AI_OPERATION_NAME).as_deref() == Some(sc::operation::INVOKE_AGENT);
+                    let agent = attr(sc::GEN_AI_AGENT_NAME);
+                    if let Some(totals) = parent.totals.as_mut() {
+                        totals.add(&contribution);
+                    }
+                    if let (true, Some(totals)) = (is_agent, parent.totals.as_mut()) {
+                        accounting::check_agent_budget(
+                            &pipeline.accounting,
+                            totals,
+                            agent.as_deref(),
+                            &trace_id,
+                            contribution.model.as_deref(),
+                            &mut deferred,
+                        );
+                    }
+                }
+            }
+        }
+        if record.sampled {
+            pipeline.submit(record.into_span_data(end));
+        }
+        drop(span);
+        accounting::emit(&pipeline.accounting, deferred);
     }
 
     unsafe fn downcast_raw(&self, id: TypeId) -> Option<*const ()> {

@@ -31,14 +31,21 @@
 
 #![warn(missing_docs)]
 
+mod accounting;
 mod attr_value;
 mod batch;
+mod budget;
 mod config;
+mod content;
+mod cost;
 mod error;
+mod genai;
 mod jsonl;
 mod layer;
 mod pipeline;
+pub mod redact;
 pub mod semconv;
+mod stream;
 
 #[doc(hidden)]
 pub mod __private;
@@ -47,15 +54,20 @@ use std::borrow::Cow;
 use std::sync::atomic::AtomicBool;
 
 pub use attr_value::{ArrayElement, AttributeValue};
+pub use budget::{Budget, BudgetEvent, BudgetKind};
 pub use config::{Backend, Builder, Protocol, Sampler, Temporality};
+pub use content::{CaptureContent, CaptureMessages, CaptureMode, Message, Part};
+pub use cost::{CostTable, Price};
 pub use error::{Error, Result, Setting};
+pub use genai::{LlmCall, LlmResponse, Usage, current_llm_call};
 pub use layer::ObservraLayer;
-pub use observra_macros::traced;
+pub use observra_macros::{agent, llm_call, tool_call, traced, workflow};
 /// The `opentelemetry` API crate observra is built on, for version-matched use.
 pub use opentelemetry;
 /// A key-value pair, for metric attributes (`observra::meter(...)`).
 pub use opentelemetry::KeyValue;
 pub use pipeline::{Health, flush, health, meter, shutdown};
+pub use stream::{LlmChunk, LlmStream};
 /// Attach the current span to a future you spawn: `tokio::spawn(fut.in_current_span())`.
 pub use tracing::Instrument;
 

@@ -33,6 +33,7 @@ pub(crate) struct Pipeline {
     pub(crate) ids: RandomIdGenerator,
     pub(crate) scope: InstrumentationScope,
     meter_provider: Option<SdkMeterProvider>,
+    pub(crate) accounting: crate::accounting::Accounting,
     runtime: std::sync::Mutex<Option<tokio::runtime::Runtime>>,
     shutdown_timeout: Duration,
 }
@@ -199,7 +200,19 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
         }
     };
 
+    let instruments = meter_provider.as_ref().map(|mp| {
+        use opentelemetry::metrics::MeterProvider;
+        crate::accounting::Instruments::new(&mp.meter(sc::SCOPE_NAME))
+    });
+    let accounting = crate::accounting::Accounting {
+        instruments,
+        prices: settings.prices,
+        window: settings.budget.window.map(|(w, usd)| crate::budget::Window::new(w, usd)),
+        budget: settings.budget,
+        callback: settings.budget_callback,
+    };
     let pipeline = Arc::new(Pipeline {
+        accounting,
         processor,
         sampler: sdk_sampler(settings.sampler),
         ids: RandomIdGenerator::default(),
@@ -226,6 +239,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
             return Err(Error::ForeignSubscriber);
         }
     }
+    crate::content::set_mode(settings.capture);
     crate::ACTIVE.store(true, Ordering::Release);
     Ok(crate::Guard { active: true })
 }
@@ -233,6 +247,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
 /// Removes the current pipeline and stops it within its deadline (or `deadline`).
 fn take_and_stop(deadline: Duration) -> Result<()> {
     crate::ACTIVE.store(false, Ordering::Release);
+    crate::content::set_mode(crate::content::CaptureMode::NoContent);
     let taken = CURRENT.write().unwrap_or_else(|p| p.into_inner()).take();
     let Some(pipeline) = taken else { return Err(Error::NotInstalled) };
     let deadline = deadline.min(pipeline.shutdown_timeout);

@@ -53,3 +53,162 @@ pub const TELEMETRY_DISTRO_VERSION: &str = "telemetry.distro.version";
 
 /// Instrumentation scope name of the spans observra exports.
 pub const SCOPE_NAME: &str = "observra";
+
+// ---- GenAI (semantic conventions v1.41 names; see GENAI_SEMCONV.md) ----
+
+/// `gen_ai.operation.name`.
+pub const GEN_AI_OPERATION_NAME: &str = "gen_ai.operation.name";
+/// `gen_ai.provider.name`.
+pub const GEN_AI_PROVIDER_NAME: &str = "gen_ai.provider.name";
+/// `gen_ai.request.model`.
+pub const GEN_AI_REQUEST_MODEL: &str = "gen_ai.request.model";
+/// `gen_ai.request.max_tokens`.
+pub const GEN_AI_REQUEST_MAX_TOKENS: &str = "gen_ai.request.max_tokens";
+/// `gen_ai.request.temperature`.
+pub const GEN_AI_REQUEST_TEMPERATURE: &str = "gen_ai.request.temperature";
+/// `gen_ai.request.top_p`.
+pub const GEN_AI_REQUEST_TOP_P: &str = "gen_ai.request.top_p";
+/// `gen_ai.request.top_k`.
+pub const GEN_AI_REQUEST_TOP_K: &str = "gen_ai.request.top_k";
+/// `gen_ai.request.frequency_penalty`.
+pub const GEN_AI_REQUEST_FREQUENCY_PENALTY: &str = "gen_ai.request.frequency_penalty";
+/// `gen_ai.request.presence_penalty`.
+pub const GEN_AI_REQUEST_PRESENCE_PENALTY: &str = "gen_ai.request.presence_penalty";
+/// `gen_ai.request.stop_sequences` (string array).
+pub const GEN_AI_REQUEST_STOP_SEQUENCES: &str = "gen_ai.request.stop_sequences";
+/// `gen_ai.request.seed`.
+pub const GEN_AI_REQUEST_SEED: &str = "gen_ai.request.seed";
+/// `gen_ai.request.choice.count`.
+pub const GEN_AI_REQUEST_CHOICE_COUNT: &str = "gen_ai.request.choice.count";
+/// `gen_ai.request.stream` (bool).
+pub const GEN_AI_REQUEST_STREAM: &str = "gen_ai.request.stream";
+/// `gen_ai.conversation.id` (span attribute only, never a metric attribute).
+pub const GEN_AI_CONVERSATION_ID: &str = "gen_ai.conversation.id";
+/// `server.address`.
+pub const SERVER_ADDRESS: &str = "server.address";
+/// `server.port`.
+pub const SERVER_PORT: &str = "server.port";
+
+/// `gen_ai.response.id`.
+pub const GEN_AI_RESPONSE_ID: &str = "gen_ai.response.id";
+/// `gen_ai.response.model`.
+pub const GEN_AI_RESPONSE_MODEL: &str = "gen_ai.response.model";
+/// `gen_ai.response.finish_reasons` (string array).
+pub const GEN_AI_RESPONSE_FINISH_REASONS: &str = "gen_ai.response.finish_reasons";
+/// `gen_ai.response.time_to_first_chunk` (seconds, streams).
+pub const GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: &str = "gen_ai.response.time_to_first_chunk";
+/// `gen_ai.usage.input_tokens` (all input tokens, cached ones included).
+pub const GEN_AI_USAGE_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
+/// `gen_ai.usage.output_tokens`.
+pub const GEN_AI_USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
+/// `gen_ai.usage.cache_read.input_tokens`.
+pub const GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: &str = "gen_ai.usage.cache_read.input_tokens";
+/// `gen_ai.usage.cache_creation.input_tokens`.
+pub const GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: &str = "gen_ai.usage.cache_creation.input_tokens";
+/// `gen_ai.usage.reasoning.output_tokens`.
+pub const GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: &str = "gen_ai.usage.reasoning.output_tokens";
+
+/// `gen_ai.agent.id`.
+pub const GEN_AI_AGENT_ID: &str = "gen_ai.agent.id";
+/// `gen_ai.agent.name`.
+pub const GEN_AI_AGENT_NAME: &str = "gen_ai.agent.name";
+/// `gen_ai.agent.description`.
+pub const GEN_AI_AGENT_DESCRIPTION: &str = "gen_ai.agent.description";
+/// `gen_ai.agent.version`.
+pub const GEN_AI_AGENT_VERSION: &str = "gen_ai.agent.version";
+/// `gen_ai.workflow.name`.
+pub const GEN_AI_WORKFLOW_NAME: &str = "gen_ai.workflow.name";
+/// `gen_ai.tool.name`.
+pub const GEN_AI_TOOL_NAME: &str = "gen_ai.tool.name";
+/// `gen_ai.tool.call.id`.
+pub const GEN_AI_TOOL_CALL_ID: &str = "gen_ai.tool.call.id";
+/// `gen_ai.tool.type` (`function`, `extension`, `datastore`).
+pub const GEN_AI_TOOL_TYPE: &str = "gen_ai.tool.type";
+/// `gen_ai.tool.description`.
+pub const GEN_AI_TOOL_DESCRIPTION: &str = "gen_ai.tool.description";
+
+/// `gen_ai.input.messages` (JSON, opt-in content).
+pub const GEN_AI_INPUT_MESSAGES: &str = "gen_ai.input.messages";
+/// `gen_ai.output.messages` (JSON, opt-in content).
+pub const GEN_AI_OUTPUT_MESSAGES: &str = "gen_ai.output.messages";
+/// `gen_ai.system_instructions` (JSON, opt-in content).
+pub const GEN_AI_SYSTEM_INSTRUCTIONS: &str = "gen_ai.system_instructions";
+/// `gen_ai.tool.call.arguments` (opt-in content).
+pub const GEN_AI_TOOL_CALL_ARGUMENTS: &str = "gen_ai.tool.call.arguments";
+/// `gen_ai.tool.call.result` (opt-in content).
+pub const GEN_AI_TOOL_CALL_RESULT: &str = "gen_ai.tool.call.result";
+/// The event carrying captured content in the event form.
+pub const GEN_AI_DETAILS_EVENT: &str = "gen_ai.client.inference.operation.details";
+/// `gen_ai.token.type` metric attribute (`input`, `output`).
+pub const GEN_AI_TOKEN_TYPE: &str = "gen_ai.token.type";
+
+/// Operation names.
+pub mod operation {
+    /// A chat completion.
+    pub const CHAT: &str = "chat";
+    /// A plain text completion.
+    pub const TEXT_COMPLETION: &str = "text_completion";
+    /// Gemini-style content generation.
+    pub const GENERATE_CONTENT: &str = "generate_content";
+    /// An embeddings request.
+    pub const EMBEDDINGS: &str = "embeddings";
+    /// A tool execution.
+    pub const EXECUTE_TOOL: &str = "execute_tool";
+    /// An agent invocation.
+    pub const INVOKE_AGENT: &str = "invoke_agent";
+    /// A workflow invocation.
+    pub const INVOKE_WORKFLOW: &str = "invoke_workflow";
+    /// The model operations `#[llm_call]` accepts.
+    pub const LLM: &[&str] = &[CHAT, TEXT_COMPLETION, GENERATE_CONTENT, EMBEDDINGS];
+}
+
+/// Metric instrument names, units and bucket boundaries.
+pub mod metrics {
+    /// `gen_ai.client.operation.duration` (s).
+    pub const OPERATION_DURATION: &str = "gen_ai.client.operation.duration";
+    /// `gen_ai.client.token.usage` ({token}).
+    pub const TOKEN_USAGE: &str = "gen_ai.client.token.usage";
+    /// `gen_ai.client.operation.time_to_first_chunk` (s).
+    pub const TIME_TO_FIRST_CHUNK: &str = "gen_ai.client.operation.time_to_first_chunk";
+    /// `gen_ai.client.operation.time_per_output_chunk` (s).
+    pub const TIME_PER_OUTPUT_CHUNK: &str = "gen_ai.client.operation.time_per_output_chunk";
+    /// `gen_ai.invoke_agent.duration` (s).
+    pub const INVOKE_AGENT_DURATION: &str = "gen_ai.invoke_agent.duration";
+    /// `gen_ai.execute_tool.duration` (s).
+    pub const EXECUTE_TOOL_DURATION: &str = "gen_ai.execute_tool.duration";
+    /// `gen_ai.workflow.duration` (s).
+    pub const WORKFLOW_DURATION: &str = "gen_ai.workflow.duration";
+    /// `observra.cost` ({USD}).
+    pub const COST: &str = "observra.cost";
+    /// `observra.budget.exceeded` ({event}).
+    pub const BUDGET_EXCEEDED: &str = "observra.budget.exceeded";
+
+    /// Buckets of every duration histogram, seconds.
+    pub const DURATION_BUCKETS: &[f64] =
+        &[0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
+    /// Buckets of the token usage histogram.
+    pub const TOKEN_BUCKETS: &[f64] = &[
+        1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
+        67108864.0,
+    ];
+    /// Buckets of the streaming chunk histograms, seconds.
+    pub const CHUNK_BUCKETS: &[f64] =
+        &[0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+}
+
+/// `observra.cost.usd`: the cost of one model call, USD (double).
+pub const OBSERVRA_COST_USD: &str = "observra.cost.usd";
+/// Totals on an agent or workflow span of what ran beneath it (clearly totals).
+pub const OBSERVRA_TOTAL_INPUT_TOKENS: &str = "observra.total.input_tokens";
+/// See [`OBSERVRA_TOTAL_INPUT_TOKENS`].
+pub const OBSERVRA_TOTAL_OUTPUT_TOKENS: &str = "observra.total.output_tokens";
+/// See [`OBSERVRA_TOTAL_INPUT_TOKENS`].
+pub const OBSERVRA_TOTAL_COST_USD: &str = "observra.total.cost.usd";
+/// Number of model calls beneath an agent or workflow span.
+pub const OBSERVRA_TOTAL_LLM_CALLS: &str = "observra.total.llm_calls";
+/// Number of tool calls beneath an agent or workflow span.
+pub const OBSERVRA_TOTAL_TOOL_CALLS: &str = "observra.total.tool_calls";
+/// Budget kind on the budget event and counter (`call`, `agent`, `window`).
+pub const OBSERVRA_BUDGET_KIND: &str = "observra.budget.kind";
+/// Number of chunks a streamed response delivered.
+pub const OBSERVRA_STREAM_CHUNKS: &str = "observra.stream.chunks";

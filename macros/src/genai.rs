@@ -1,0 +1,275 @@
+//! `#[llm_call]`, `#[tool_call]`, `#[agent]` and `#[workflow]`: their
+//! argument models and the span plans they expand to. Attribute names come
+//! from the runtime's `semconv.rs` (compiled into this crate too), so no
+//! name is spelled twice.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{ItemFn, LitStr, ReturnType};
+
+use crate::expand::{SpanPlan, impl_trait_bounds, run};
+use crate::semconv as sc;
+
+/// The span kinds `#[traced(kind = ...)]` accepts.
+pub const KINDS: &[&str] = &["client", "server", "internal", "producer", "consumer"];
+const TOOL_TYPES: &[&str] = &["function", "extension", "datastore"];
+const RESPONSE_MODES: &[&str] = &["auto", "manual"];
+
+/// Request parameters of `#[llm_call]` and the attribute each becomes.
+const REQUEST_PARAMS: &[(&str, &str)] = &[
+    ("temperature", sc::GEN_AI_REQUEST_TEMPERATURE),
+    ("max_tokens", sc::GEN_AI_REQUEST_MAX_TOKENS),
+    ("top_p", sc::GEN_AI_REQUEST_TOP_P),
+    ("top_k", sc::GEN_AI_REQUEST_TOP_K),
+    ("stop_sequences", sc::GEN_AI_REQUEST_STOP_SEQUENCES),
+    ("seed", sc::GEN_AI_REQUEST_SEED),
+    ("frequency_penalty", sc::GEN_AI_REQUEST_FREQUENCY_PENALTY),
+    ("presence_penalty", sc::GEN_AI_REQUEST_PRESENCE_PENALTY),
+    ("choice_count", sc::GEN_AI_REQUEST_CHOICE_COUNT),
+    ("server_address", sc::SERVER_ADDRESS),
+    ("server_port", sc::SERVER_PORT),
+    ("conversation_id", sc::GEN_AI_CONVERSATION_ID),
+];
+
+fn lit(s: &str) -> LitStr {
+    LitStr::new(s, proc_macro2::Span::call_site())
+}
+
+fn fn_name(func: &ItemFn) -> String {
+    syn::ext::IdentExt::unraw(&func.sig.ident).to_string()
+}
+
+/// Provider names are lowercase identifiers (`openai`, `aws.bedrock`, `gcp.vertex_ai`).
+fn valid_provider(p: &str) -> bool {
+    !p.is_empty()
+        && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_')
+        && p.as_bytes()[0].is_ascii_lowercase()
+}
+
+/// Statements capturing `expr` as content under `key` when capture is on.
+fn capture(plan: &mut SpanPlan, helper: &str, key: &str, expr: &syn::Expr) {
+    let helper = syn::Ident::new(helper, proc_macro2::Span::call_site());
+    let value = quote_spanned!(expr.span()=> &(#expr));
+    plan.dynamic.push(quote! {
+        if ::observra::__private::capturing() {
+            ::observra::__private::#helper(&__observra_span, #key, #value);
+        }
+    });
+}
+
+/// `#[llm_call]`.
+pub fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut own: Vec<&'static str> = vec!["provider", "model", "operation", "stream", "input", "system", "response"];
+    own.extend(REQUEST_PARAMS.iter().map(|(k, _)| *k));
+    run("llm_call", &own, args, item, |raw, func, errors| {
+        let mut provider = None;
+        let mut model = None;
+        let mut operation = (sc::operation::CHAT.to_string(), proc_macro2::Span::call_site());
+        let mut stream = None;
+        let mut response_manual = false;
+        let mut params = Vec::new();
+        let mut input = None;
+        let mut system = None;
+        for arg in raw {
+            let key = arg.key.to_string();
+            match key.as_str() {
+                "provider" => {
+                    if let Some(p) = arg.lit_str(errors) {
+                        if valid_provider(&p.value()) {
+                            provider = Some(p);
+                        } else {
+                            errors.error(
+                                p.span(),
+                                "provider names are lowercase, e.g. \"openai\", \"anthropic\", \"aws.bedrock\", \"gcp.vertex_ai\"",
+                            );
+                        }
+                    }
+                }
+                "model" => model = arg.expr(errors),
+                "operation" => {
+                    if let Some(op) = arg.choice(sc::operation::LLM, errors) {
+                        operation = op;
+                    }
+                }
+                "stream" => {
+                    if arg.flag(errors) {
+                        stream = Some(arg.key.span());
+                    }
+                }
+                "response" => response_manual = arg.choice(RESPONSE_MODES, errors).is_some_and(|(m, _)| m == "manual"),
+                "input" => input = arg.expr(errors),
+                "system" => system = arg.expr(errors),
+                _ => {
+                    if let Some((_, attr)) = REQUEST_PARAMS.iter().find(|(k, _)| *k == key) {
+                        if let Some(e) = arg.expr(errors) {
+                            params.push((*attr, e));
+                        }
+                    }
+                }
+            }
+        }
+        let here = proc_macro2::Span::call_site();
+        if provider.is_none() && !raw.iter().any(|a| a.key == "provider") {
+            errors.error(
+                here,
+                "#[llm_call] needs `provider = \"...\"` (gen_ai.provider.name), e.g. provider = \"openai\"",
+            );
+        }
+        if model.is_none() && !raw.iter().any(|a| a.key == "model") {
+            errors.error(here, "#[llm_call] needs `model = <expr>` (gen_ai.request.model), e.g. model = req.model");
+        }
+        if let Some(span) = stream {
+            let is_stream = match &func.sig.output {
+                ReturnType::Type(_, ty) => impl_trait_bounds(ty).any(|b| b == "Stream"),
+                ReturnType::Default => false,
+            };
+            if !is_stream {
+                errors.error(
+                    span,
+                    "`stream` needs the function to return `impl Stream<Item = ...>` (or a `Result` of one) so the stream can be wrapped",
+                );
+            }
+        }
+        let (provider, model) = (provider?, model?);
+        let (op, _) = &operation;
+        let mut plan = SpanPlan::new(lit(op));
+        plan.field(sc::GEN_AI_OPERATION_NAME, op);
+        plan.field(sc::GEN_AI_PROVIDER_NAME, &provider);
+        plan.field(sc::OTEL_KIND, "client");
+        if stream.is_some() {
+            plan.field(sc::GEN_AI_REQUEST_STREAM, true);
+        }
+        let model_ref = quote_spanned!(model.span()=> ::core::convert::AsRef::<str>::as_ref(&(#model)));
+        plan.dynamic.push(quote! {
+            ::observra::__private::llm_start(&__observra_span, #op, #model_ref);
+        });
+        for (attr, expr) in &params {
+            plan.attribute(attr, expr);
+        }
+        if let Some(e) = &input {
+            capture(&mut plan, "capture_messages", sc::GEN_AI_INPUT_MESSAGES, e);
+        }
+        if let Some(e) = &system {
+            capture(&mut plan, "capture_system", sc::GEN_AI_SYSTEM_INSTRUCTIONS, e);
+        }
+        plan.stream = stream.is_some();
+        if !response_manual && stream.is_none() {
+            let ret_span = match &func.sig.output {
+                ReturnType::Type(_, ty) => ty.span(),
+                ReturnType::Default => func.sig.ident.span(),
+            };
+            plan.on_value = Some(quote_spanned! {ret_span=>
+                ::observra::__private::record_llm_response(__observra_span_ref, __observra_value);
+            });
+        }
+        Some(plan)
+    })
+}
+
+/// `#[tool_call]`.
+pub fn tool_call(args: TokenStream, item: TokenStream) -> TokenStream {
+    run("tool_call", &["name", "description", "tool_type", "call_id", "arguments"], args, item, |raw, func, errors| {
+        let mut name = None;
+        let mut description = None;
+        let mut tool_type = "function".to_string();
+        let mut call_id = None;
+        let mut arguments = None;
+        for arg in raw {
+            match arg.key.to_string().as_str() {
+                "name" => name = arg.lit_str(errors),
+                "description" => description = arg.lit_str(errors),
+                "tool_type" => {
+                    if let Some((t, _)) = arg.choice(TOOL_TYPES, errors) {
+                        tool_type = t;
+                    }
+                }
+                "call_id" => call_id = arg.expr(errors),
+                "arguments" => arguments = arg.expr(errors),
+                _ => {}
+            }
+        }
+        let name = name.map(|n| n.value()).unwrap_or_else(|| fn_name(func));
+        let mut plan = SpanPlan::new(lit(&format!("{} {name}", sc::operation::EXECUTE_TOOL)));
+        plan.field(sc::GEN_AI_OPERATION_NAME, sc::operation::EXECUTE_TOOL);
+        plan.field(sc::GEN_AI_TOOL_NAME, &name);
+        plan.field(sc::GEN_AI_TOOL_TYPE, &tool_type);
+        if let Some(d) = &description {
+            plan.field(sc::GEN_AI_TOOL_DESCRIPTION, d);
+        }
+        if let Some(e) = &call_id {
+            plan.attribute(sc::GEN_AI_TOOL_CALL_ID, e);
+        }
+        if let Some(e) = &arguments {
+            capture(&mut plan, "capture_content", sc::GEN_AI_TOOL_CALL_ARGUMENTS, e);
+        }
+        let key = sc::GEN_AI_TOOL_CALL_RESULT;
+        plan.on_value = Some(quote! {
+            if ::observra::__private::capturing() {
+                #[allow(unused_imports)]
+                use ::observra::__private::{ViaCapture as _, ViaNoCapture as _};
+                (&&::observra::__private::ResultRef(__observra_value)).__observra_capture(__observra_span_ref, #key);
+            }
+        });
+        Some(plan)
+    })
+}
+
+/// `#[agent]`.
+pub fn agent(args: TokenStream, item: TokenStream) -> TokenStream {
+    run(
+        "agent",
+        &["name", "id", "description", "version", "conversation_id", "provider", "remote"],
+        args,
+        item,
+        |raw, _func, errors| {
+            let mut name = None;
+            let mut plan_fields: Vec<(&str, LitStr)> = Vec::new();
+            let mut dynamic: Vec<(&str, syn::Expr)> = Vec::new();
+            let mut remote = false;
+            for arg in raw {
+                match arg.key.to_string().as_str() {
+                    "name" => name = arg.lit_str(errors),
+                    "description" => plan_fields.extend(arg.lit_str(errors).map(|l| (sc::GEN_AI_AGENT_DESCRIPTION, l))),
+                    "version" => plan_fields.extend(arg.lit_str(errors).map(|l| (sc::GEN_AI_AGENT_VERSION, l))),
+                    "provider" => plan_fields.extend(arg.lit_str(errors).map(|l| (sc::GEN_AI_PROVIDER_NAME, l))),
+                    "id" => dynamic.extend(arg.expr(errors).map(|e| (sc::GEN_AI_AGENT_ID, e))),
+                    "conversation_id" => dynamic.extend(arg.expr(errors).map(|e| (sc::GEN_AI_CONVERSATION_ID, e))),
+                    "remote" => remote = arg.flag(errors),
+                    _ => {}
+                }
+            }
+            let span_name = match &name {
+                Some(n) => format!("{} {}", sc::operation::INVOKE_AGENT, n.value()),
+                None => sc::operation::INVOKE_AGENT.to_string(),
+            };
+            let mut plan = SpanPlan::new(lit(&span_name));
+            plan.field(sc::GEN_AI_OPERATION_NAME, sc::operation::INVOKE_AGENT);
+            if let Some(n) = &name {
+                plan.field(sc::GEN_AI_AGENT_NAME, n);
+            }
+            for (k, v) in &plan_fields {
+                plan.field(k, v);
+            }
+            if remote {
+                plan.field(sc::OTEL_KIND, "client");
+            }
+            for (k, e) in &dynamic {
+                plan.attribute(k, e);
+            }
+            Some(plan)
+        },
+    )
+}
+
+/// `#[workflow]`.
+pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
+    run("workflow", &["name"], args, item, |raw, func, errors| {
+        let name = raw.iter().find(|a| a.key == "name").and_then(|a| a.lit_str(errors));
+        let name = name.map(|n| n.value()).unwrap_or_else(|| fn_name(func));
+        let mut plan = SpanPlan::new(lit(&format!("{} {name}", sc::operation::INVOKE_WORKFLOW)));
+        plan.field(sc::GEN_AI_OPERATION_NAME, sc::operation::INVOKE_WORKFLOW);
+        plan.field(sc::GEN_AI_WORKFLOW_NAME, &name);
+        Some(plan)
+    })
+}

@@ -1,0 +1,416 @@
+//! What happens when a GenAI span closes: the GenAI metrics (exact names,
+//! units and bucket boundaries of the semantic conventions), the call's
+//! cost, the totals an agent or workflow span carries of what ran beneath
+//! it, and budget checks.
+//!
+//! It reads only the span's attributes, so a hand-written `tracing` span
+//! with the same `gen_ai.*` fields is treated exactly like a macro's.
+
+use std::borrow::Cow;
+
+use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::{Key, KeyValue, Value};
+
+use crate::budget::{Budget, BudgetCallback, BudgetEvent, BudgetKind, Window};
+use crate::cost::CostTable;
+use crate::genai::Usage;
+use crate::semconv::{self as sc, metrics as m, operation as op};
+
+/// The GenAI instruments, built once per pipeline.
+pub(crate) struct Instruments {
+    operation_duration: Histogram<f64>,
+    token_usage: Histogram<u64>,
+    time_to_first_chunk: Histogram<f64>,
+    time_per_output_chunk: Histogram<f64>,
+    agent_duration: Histogram<f64>,
+    tool_duration: Histogram<f64>,
+    workflow_duration: Histogram<f64>,
+    cost: Counter<f64>,
+    budget_exceeded: Counter<u64>,
+}
+
+impl Instruments {
+    pub(crate) fn new(meter: &Meter) -> Self {
+        let seconds = |name: &'static str, description: &'static str, buckets: &[f64]| {
+            meter
+                .f64_histogram(name)
+                .with_unit("s")
+                .with_description(description)
+                .with_boundaries(buckets.to_vec())
+                .build()
+        };
+        Instruments {
+            operation_duration: seconds(m::OPERATION_DURATION, "GenAI operation duration.", m::DURATION_BUCKETS),
+            token_usage: meter
+                .u64_histogram(m::TOKEN_USAGE)
+                .with_unit("{token}")
+                .with_description("Number of input and output tokens used.")
+                .with_boundaries(m::TOKEN_BUCKETS.to_vec())
+                .build(),
+            time_to_first_chunk: seconds(
+                m::TIME_TO_FIRST_CHUNK,
+                "Time to receive the first chunk of a streamed response.",
+                m::CHUNK_BUCKETS,
+            ),
+            time_per_output_chunk: seconds(
+                m::TIME_PER_OUTPUT_CHUNK,
+                "Time between consecutive output chunks of a streamed response.",
+                m::CHUNK_BUCKETS,
+            ),
+            agent_duration: seconds(m::INVOKE_AGENT_DURATION, "Agent invocation duration.", m::DURATION_BUCKETS),
+            tool_duration: seconds(m::EXECUTE_TOOL_DURATION, "Tool execution duration.", m::DURATION_BUCKETS),
+            workflow_duration: seconds(m::WORKFLOW_DURATION, "Workflow duration.", m::DURATION_BUCKETS),
+            cost: meter.f64_counter(m::COST).with_unit("{USD}").with_description("Cost of model calls.").build(),
+            budget_exceeded: meter
+                .u64_counter(m::BUDGET_EXCEEDED)
+                .with_unit("{event}")
+                .with_description("Budget limits crossed.")
+                .build(),
+        }
+    }
+}
+
+/// Cost, budgets and the callback: the pipeline's accounting settings.
+pub(crate) struct Accounting {
+    pub instruments: Option<Instruments>,
+    pub prices: CostTable,
+    pub budget: Budget,
+    pub window: Option<Window>,
+    pub callback: Option<BudgetCallback>,
+}
+
+/// Running totals an agent or workflow span keeps of what ran beneath it.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Totals {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
+    pub llm_calls: u64,
+    pub tool_calls: u64,
+    pub any_usage: bool,
+    pub any_cost: bool,
+    pub budget_crossed: bool,
+}
+
+impl Totals {
+    pub(crate) fn add(&mut self, c: &Contribution) {
+        if c.is_llm {
+            self.llm_calls += 1;
+        }
+        if c.is_tool {
+            self.tool_calls += 1;
+        }
+        if let Some(u) = &c.usage {
+            self.any_usage = true;
+            self.input_tokens += u.input_tokens.unwrap_or(0);
+            self.output_tokens += u.output_tokens.unwrap_or(0);
+        }
+        if let Some(cost) = c.cost {
+            self.any_cost = true;
+            self.cost_usd += cost;
+        }
+    }
+
+    pub(crate) fn to_attributes(self) -> Vec<KeyValue> {
+        let mut out = vec![
+            KeyValue::new(sc::OBSERVRA_TOTAL_LLM_CALLS, self.llm_calls as i64),
+            KeyValue::new(sc::OBSERVRA_TOTAL_TOOL_CALLS, self.tool_calls as i64),
+        ];
+        if self.any_usage {
+            out.push(KeyValue::new(sc::OBSERVRA_TOTAL_INPUT_TOKENS, self.input_tokens as i64));
+            out.push(KeyValue::new(sc::OBSERVRA_TOTAL_OUTPUT_TOKENS, self.output_tokens as i64));
+        }
+        if self.any_cost {
+            out.push(KeyValue::new(sc::OBSERVRA_TOTAL_COST_USD, self.cost_usd));
+        }
+        out
+    }
+}
+
+/// What a closing span adds to its agent/workflow ancestors.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Contribution {
+    pub is_llm: bool,
+    pub is_tool: bool,
+    pub usage: Option<Usage>,
+    pub cost: Option<f64>,
+    pub model: Option<String>,
+}
+
+impl Contribution {
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.is_llm && !self.is_tool
+    }
+}
+
+/// Things to do once the registry's locks are released.
+#[derive(Debug, Default)]
+pub(crate) struct Deferred {
+    pub budget_events: Vec<BudgetEvent>,
+    pub unknown_model: Option<String>,
+}
+
+fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
+    attrs.iter().find(|kv| kv.key.as_str() == key).map(|kv| &kv.value)
+}
+
+fn find_str<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
+    match find(attrs, key)? {
+        Value::String(s) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+fn find_u64(attrs: &[KeyValue], key: &str) -> Option<u64> {
+    match find(attrs, key)? {
+        Value::I64(i) => u64::try_from(*i).ok(),
+        Value::F64(f) if *f >= 0.0 => Some(*f as u64),
+        Value::String(s) => s.as_str().parse().ok(),
+        _ => None,
+    }
+}
+
+fn usage_of(attrs: &[KeyValue]) -> Option<Usage> {
+    let u = Usage {
+        input_tokens: find_u64(attrs, sc::GEN_AI_USAGE_INPUT_TOKENS),
+        output_tokens: find_u64(attrs, sc::GEN_AI_USAGE_OUTPUT_TOKENS),
+        cache_read_input_tokens: find_u64(attrs, sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
+        cache_creation_input_tokens: find_u64(attrs, sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS),
+        reasoning_output_tokens: find_u64(attrs, sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
+    };
+    (u != Usage::default()).then_some(u)
+}
+
+/// Bounded metric attributes: copies of the listed span attributes, when present.
+fn metric_attrs(attrs: &[KeyValue], keys: &[&'static str]) -> Vec<KeyValue> {
+    keys.iter().filter_map(|k| find(attrs, k).map(|v| KeyValue::new(Key::from_static_str(k), v.clone()))).collect()
+}
+
+const LLM_METRIC_KEYS: &[&str] = &[
+    sc::GEN_AI_OPERATION_NAME,
+    sc::GEN_AI_PROVIDER_NAME,
+    sc::GEN_AI_REQUEST_MODEL,
+    sc::GEN_AI_RESPONSE_MODEL,
+    sc::ERROR_TYPE,
+    sc::SERVER_ADDRESS,
+    sc::SERVER_PORT,
+];
+
+/// Accounts for a closing GenAI span: cost attribute, metrics, budget checks
+/// of the call itself. `attrs` are the span's attributes, which this may
+/// extend. Returns what the span adds to its ancestors' totals.
+pub(crate) fn on_close(
+    acc: &Accounting,
+    attrs: &mut Vec<KeyValue>,
+    duration_s: f64,
+    chunk_gaps: &[f64],
+    trace_id: &str,
+    deferred: &mut Deferred,
+) -> Contribution {
+    let Some(operation) = find_str(attrs, sc::GEN_AI_OPERATION_NAME).map(str::to_string) else {
+        return Contribution::default();
+    };
+    let mut contribution = Contribution::default();
+    match operation.as_str() {
+        o if op::LLM.contains(&o) => {
+            contribution.is_llm = true;
+            let usage = usage_of(attrs);
+            let model = find_str(attrs, sc::GEN_AI_RESPONSE_MODEL)
+                .filter(|m| acc.prices.price(m).is_some())
+                .or_else(|| find_str(attrs, sc::GEN_AI_REQUEST_MODEL))
+                .map(str::to_string);
+            let cost = match (&usage, &model) {
+                (Some(u), Some(model)) => match acc.prices.cost(model, u) {
+                    Some(c) => Some(c),
+                    None => {
+                        if acc.prices.price(model).is_none() && crate::cost::first_miss(model) {
+                            deferred.unknown_model = Some(model.clone());
+                        }
+                        None
+                    }
+                },
+                _ => None,
+            };
+            if let Some(c) = cost {
+                attrs.push(KeyValue::new(sc::OBSERVRA_COST_USD, c));
+            }
+            if let Some(ins) = &acc.instruments {
+                let mattrs = metric_attrs(attrs, LLM_METRIC_KEYS);
+                ins.operation_duration.record(duration_s, &mattrs);
+                if let Some(u) = &usage {
+                    for (kind, n) in [("input", u.input_tokens), ("output", u.output_tokens)] {
+                        if let Some(n) = n {
+                            let mut a = mattrs.clone();
+                            a.push(KeyValue::new(sc::GEN_AI_TOKEN_TYPE, kind));
+                            ins.token_usage.record(n, &a);
+                        }
+                    }
+                }
+                if let Some(Value::F64(ttfc)) = find(attrs, sc::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK) {
+                    ins.time_to_first_chunk.record(*ttfc, &mattrs);
+                }
+                for gap in chunk_gaps {
+                    ins.time_per_output_chunk.record(*gap, &mattrs);
+                }
+                if let Some(c) = cost {
+                    let cattrs = metric_attrs(attrs, &[sc::GEN_AI_PROVIDER_NAME, sc::GEN_AI_REQUEST_MODEL]);
+                    ins.cost.add(c, &cattrs);
+                }
+            }
+            check_call_budget(acc, usage.as_ref(), cost, model.as_deref(), trace_id, deferred);
+            if let (Some(window), Some(c)) = (&acc.window, cost) {
+                if let Some(total) = window.add(c) {
+                    deferred.budget_events.push(BudgetEvent {
+                        kind: BudgetKind::Window,
+                        unit: "usd",
+                        limit: window.limit(),
+                        observed: total,
+                        model: model.clone(),
+                        agent: None,
+                        trace_id: trace_id.to_string(),
+                    });
+                }
+            }
+            contribution.usage = usage;
+            contribution.cost = cost;
+            contribution.model = model;
+        }
+        op::EXECUTE_TOOL => {
+            contribution.is_tool = true;
+            if let Some(ins) = &acc.instruments {
+                let a = metric_attrs(attrs, &[sc::GEN_AI_OPERATION_NAME, sc::GEN_AI_TOOL_NAME, sc::ERROR_TYPE]);
+                ins.tool_duration.record(duration_s, &a);
+            }
+        }
+        op::INVOKE_AGENT => {
+            if let Some(ins) = &acc.instruments {
+                let a = metric_attrs(
+                    attrs,
+                    &[sc::GEN_AI_OPERATION_NAME, sc::GEN_AI_AGENT_NAME, sc::GEN_AI_PROVIDER_NAME, sc::ERROR_TYPE],
+                );
+                ins.agent_duration.record(duration_s, &a);
+            }
+        }
+        op::INVOKE_WORKFLOW => {
+            if let Some(ins) = &acc.instruments {
+                let a = metric_attrs(attrs, &[sc::GEN_AI_OPERATION_NAME, sc::GEN_AI_WORKFLOW_NAME, sc::ERROR_TYPE]);
+                ins.workflow_duration.record(duration_s, &a);
+            }
+        }
+        _ => {}
+    }
+    contribution
+}
+
+fn check_call_budget(
+    acc: &Accounting,
+    usage: Option<&Usage>,
+    cost: Option<f64>,
+    model: Option<&str>,
+    trace_id: &str,
+    deferred: &mut Deferred,
+) {
+    let event = |unit, limit, observed| BudgetEvent {
+        kind: BudgetKind::Call,
+        unit,
+        limit,
+        observed,
+        model: model.map(str::to_string),
+        agent: None,
+        trace_id: trace_id.to_string(),
+    };
+    if let (Some(limit), Some(c)) = (acc.budget.call_usd, cost) {
+        if c > limit {
+            deferred.budget_events.push(event("usd", limit, c));
+        }
+    }
+    if let (Some(limit), Some(u)) = (acc.budget.call_tokens, usage) {
+        let tokens = u.input_tokens.unwrap_or(0) + u.output_tokens.unwrap_or(0);
+        if tokens > limit {
+            deferred.budget_events.push(event("tokens", limit as f64, tokens as f64));
+        }
+    }
+}
+
+/// Checks an agent's running totals after a contribution; reports a
+/// crossing once per agent invocation.
+pub(crate) fn check_agent_budget(
+    acc: &Accounting,
+    totals: &mut Totals,
+    agent: Option<&str>,
+    trace_id: &str,
+    model: Option<&str>,
+    deferred: &mut Deferred,
+) {
+    if totals.budget_crossed {
+        return;
+    }
+    let mut crossed = None;
+    if let Some(limit) = acc.budget.agent_usd {
+        if totals.cost_usd > limit {
+            crossed = Some(("usd", limit, totals.cost_usd));
+        }
+    }
+    if let (None, Some(limit)) = (crossed, acc.budget.agent_tokens) {
+        let tokens = totals.input_tokens + totals.output_tokens;
+        if tokens > limit {
+            crossed = Some(("tokens", limit as f64, tokens as f64));
+        }
+    }
+    if let Some((unit, limit, observed)) = crossed {
+        totals.budget_crossed = true;
+        deferred.budget_events.push(BudgetEvent {
+            kind: BudgetKind::Agent,
+            unit,
+            limit,
+            observed,
+            model: model.map(str::to_string),
+            agent: agent.map(str::to_string),
+            trace_id: trace_id.to_string(),
+        });
+    }
+}
+
+/// Emits what was deferred until the registry's locks were released.
+pub(crate) fn emit(acc: &Accounting, deferred: Deferred) {
+    if let Some(model) = deferred.unknown_model {
+        tracing::warn!(
+            target: "observra::cost",
+            model = model.as_str(),
+            "no price for this model: no cost is recorded for it (add one with OBSERVRA_PRICES or Builder::price)"
+        );
+    }
+    for event in deferred.budget_events {
+        if let Some(ins) = &acc.instruments {
+            ins.budget_exceeded.add(1, &[KeyValue::new(sc::OBSERVRA_BUDGET_KIND, event.kind.as_str())]);
+        }
+        tracing::warn!(
+            target: "observra::budget",
+            budget_kind = event.kind.as_str(),
+            unit = event.unit,
+            limit = event.limit,
+            observed = event.observed,
+            model = event.model.as_deref().unwrap_or(""),
+            agent = event.agent.as_deref().unwrap_or(""),
+            "budget exceeded"
+        );
+        if let Some(cb) = &acc.callback {
+            let cb = cb.clone();
+            // A panicking callback must not unwind into the host's span close.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(&event)));
+        }
+    }
+}
+
+/// The span name `tracing` metadata gives an operation, for spans built by hand.
+pub(crate) fn is_total_keeper(operation: &str) -> bool {
+    operation == op::INVOKE_AGENT || operation == op::INVOKE_WORKFLOW
+}
+
+/// `Cow` of an attribute's string value.
+pub(crate) fn string_value(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
+        Value::String(s) => Some(Cow::Borrowed(s.as_str())),
+        _ => None,
+    }
+}

@@ -1,0 +1,264 @@
+//! Opt-in capture of message content (prompts, completions, tool arguments
+//! and results) in the semantic-convention JSON message format.
+//!
+//! Off by default. Switched by [`crate::Builder::capture_content`] or
+//! `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` (`NO_CONTENT`,
+//! `SPAN_ONLY`, `EVENT_ONLY`, `SPAN_AND_EVENT`; `true` means `SPAN_ONLY`,
+//! `false` `NO_CONTENT`). Every captured string passes through
+//! [`crate::redact::redact`] before it is recorded. observra always emits
+//! the newest GenAI names (it has no older ones to keep), whatever
+//! `OTEL_SEMCONV_STABILITY_OPT_IN` says.
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use opentelemetry::{Key, KeyValue, Value};
+use serde_json::{Value as Json, json};
+
+use crate::layer::SpanRecord;
+
+/// Where captured content goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CaptureMode {
+    /// Nothing is captured (the default).
+    #[default]
+    NoContent,
+    /// As span attributes.
+    SpanOnly,
+    /// As one `gen_ai.client.inference.operation.details` event.
+    EventOnly,
+    /// Both.
+    SpanAndEvent,
+}
+
+impl CaptureMode {
+    /// Parses the environment variable's value.
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "NO_CONTENT" | "FALSE" => Some(CaptureMode::NoContent),
+            "SPAN_ONLY" | "TRUE" => Some(CaptureMode::SpanOnly),
+            "EVENT_ONLY" => Some(CaptureMode::EventOnly),
+            "SPAN_AND_EVENT" => Some(CaptureMode::SpanAndEvent),
+            _ => None,
+        }
+    }
+    fn to_u8(self) -> u8 {
+        match self {
+            CaptureMode::NoContent => 0,
+            CaptureMode::SpanOnly => 1,
+            CaptureMode::EventOnly => 2,
+            CaptureMode::SpanAndEvent => 3,
+        }
+    }
+}
+
+static MODE: AtomicU8 = AtomicU8::new(0);
+
+pub(crate) fn set_mode(mode: CaptureMode) {
+    MODE.store(mode.to_u8(), Ordering::Release);
+}
+
+/// Whether content is being captured at all (cheap: one atomic load).
+pub(crate) fn capturing() -> bool {
+    MODE.load(Ordering::Relaxed) != 0
+}
+
+fn on_span() -> bool {
+    matches!(MODE.load(Ordering::Relaxed), 1 | 3)
+}
+
+fn on_event() -> bool {
+    matches!(MODE.load(Ordering::Relaxed), 2 | 3)
+}
+
+/// One part of a message.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Part {
+    /// Text.
+    Text(String),
+    /// A tool call the model asked for.
+    ToolCall {
+        /// The call's id.
+        id: Option<String>,
+        /// The tool's name.
+        name: String,
+        /// The arguments, as JSON.
+        arguments: Json,
+    },
+    /// A tool's answer to a call.
+    ToolCallResponse {
+        /// The call's id.
+        id: Option<String>,
+        /// The result, as JSON.
+        response: Json,
+    },
+}
+
+/// A chat message in the semantic-convention shape:
+/// `{"role": "...", "parts": [...], "finish_reason": "..."}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// `system`, `user`, `assistant`, `tool`, ...
+    pub role: Cow<'static, str>,
+    /// The message's parts.
+    pub parts: Vec<Part>,
+    /// For output messages: why generation stopped.
+    pub finish_reason: Option<String>,
+}
+
+impl Message {
+    /// A message with one text part.
+    pub fn text(role: impl Into<Cow<'static, str>>, text: impl Into<String>) -> Self {
+        Message { role: role.into(), parts: vec![Part::Text(text.into())], finish_reason: None }
+    }
+    /// Sets the finish reason (output messages).
+    pub fn with_finish_reason(mut self, reason: impl Into<String>) -> Self {
+        self.finish_reason = Some(reason.into());
+        self
+    }
+    /// Adds a part.
+    pub fn with_part(mut self, part: Part) -> Self {
+        self.parts.push(part);
+        self
+    }
+
+    fn to_json(&self) -> Json {
+        let parts: Vec<Json> = self
+            .parts
+            .iter()
+            .map(|p| match p {
+                Part::Text(t) => json!({"type": "text", "content": t}),
+                Part::ToolCall { id, name, arguments } => {
+                    json!({"type": "tool_call", "id": id, "name": name, "arguments": arguments})
+                }
+                Part::ToolCallResponse { id, response } => {
+                    json!({"type": "tool_call_response", "id": id, "response": response})
+                }
+            })
+            .collect();
+        let mut m = json!({"role": self.role, "parts": parts});
+        if let (Some(r), Some(obj)) = (&self.finish_reason, m.as_object_mut()) {
+            obj.insert("finish_reason".into(), Json::String(r.clone()));
+        }
+        m
+    }
+}
+
+/// Values `#[llm_call(input = ..., system = ...)]` can capture as messages:
+/// a string is one `user` message, a `serde_json::Value` array is taken as
+/// already in the message format, and [`Message`]s are converted.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be captured as GenAI messages",
+    note = "implement `observra::CaptureMessages` for it, or pass a `&str`, `String`, `serde_json::Value` or `Vec<observra::Message>`"
+)]
+pub trait CaptureMessages {
+    /// The messages, in the semantic-convention JSON format.
+    fn to_messages_json(&self) -> Json;
+}
+
+impl<T: CaptureMessages + ?Sized> CaptureMessages for &T {
+    fn to_messages_json(&self) -> Json {
+        (**self).to_messages_json()
+    }
+}
+impl CaptureMessages for str {
+    fn to_messages_json(&self) -> Json {
+        json!([Message::text("user", self).to_json()])
+    }
+}
+impl CaptureMessages for String {
+    fn to_messages_json(&self) -> Json {
+        self.as_str().to_messages_json()
+    }
+}
+impl CaptureMessages for Json {
+    fn to_messages_json(&self) -> Json {
+        match self {
+            Json::String(s) => s.as_str().to_messages_json(),
+            other => other.clone(),
+        }
+    }
+}
+impl CaptureMessages for Message {
+    fn to_messages_json(&self) -> Json {
+        json!([self.to_json()])
+    }
+}
+impl CaptureMessages for [Message] {
+    fn to_messages_json(&self) -> Json {
+        Json::Array(self.iter().map(Message::to_json).collect())
+    }
+}
+impl CaptureMessages for Vec<Message> {
+    fn to_messages_json(&self) -> Json {
+        self.as_slice().to_messages_json()
+    }
+}
+
+/// Values a `#[tool_call]` can capture as its arguments or result: strings,
+/// `serde_json::Value`, numbers and booleans. Other types are not captured.
+pub trait CaptureContent {
+    /// The content as JSON.
+    fn to_content_json(&self) -> Json;
+}
+impl<T: CaptureContent + ?Sized> CaptureContent for &T {
+    fn to_content_json(&self) -> Json {
+        (**self).to_content_json()
+    }
+}
+impl CaptureContent for str {
+    fn to_content_json(&self) -> Json {
+        Json::String(self.to_string())
+    }
+}
+impl CaptureContent for String {
+    fn to_content_json(&self) -> Json {
+        Json::String(self.clone())
+    }
+}
+impl CaptureContent for Json {
+    fn to_content_json(&self) -> Json {
+        self.clone()
+    }
+}
+macro_rules! content_number {
+    ($($t:ty),*) => {$(
+        impl CaptureContent for $t {
+            fn to_content_json(&self) -> Json {
+                json!(self)
+            }
+        }
+    )*};
+}
+content_number!(bool, i32, i64, u32, u64, f32, f64, usize);
+impl<T: CaptureContent> CaptureContent for Vec<T> {
+    fn to_content_json(&self) -> Json {
+        Json::Array(self.iter().map(CaptureContent::to_content_json).collect())
+    }
+}
+
+fn render(json: &Json) -> String {
+    let text = match json {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    crate::redact::redact(&text).into_owned()
+}
+
+/// Records captured JSON under `key`: as a span attribute and/or kept for
+/// the details event, per the capture mode. Redacted first.
+pub(crate) fn record_json(record: &mut SpanRecord, key: &'static str, json: &Json) {
+    let text = render(json);
+    if on_span() {
+        record.set_attribute(Key::from_static_str(key), Value::String(text.clone().into()));
+    }
+    if on_event() {
+        record.add_captured(KeyValue::new(key, text));
+    }
+}
+
+pub(crate) fn record_messages(record: &mut SpanRecord, key: &'static str, messages: &[Message]) {
+    record_json(record, key, &messages.to_messages_json());
+}
