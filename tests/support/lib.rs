@@ -158,6 +158,23 @@ pub struct ReceivedMetric {
     pub temporality: i32,
     /// Points: attributes and value (sum / gauge value, or histogram count).
     pub points: Vec<(BTreeMap<String, Val>, f64)>,
+    /// Histogram points in full.
+    pub histogram_points: Vec<HistogramPoint>,
+}
+
+/// One histogram data point.
+#[derive(Debug, Clone)]
+pub struct HistogramPoint {
+    /// Point attributes.
+    pub attributes: BTreeMap<String, Val>,
+    /// Number of records.
+    pub count: u64,
+    /// Sum of the records.
+    pub sum: f64,
+    /// Explicit bucket boundaries.
+    pub bounds: Vec<f64>,
+    /// Records per bucket (one more than the boundaries).
+    pub bucket_counts: Vec<u64>,
 }
 
 #[derive(Default)]
@@ -235,7 +252,22 @@ fn store_metrics(store: &Shared, req: ExportMetricsServiceRequest) {
                     ),
                     _ => ("other", 0, Vec::new()),
                 };
+                let histogram_points = match &m.data {
+                    Some(Data::Histogram(h)) => h
+                        .data_points
+                        .iter()
+                        .map(|p| HistogramPoint {
+                            attributes: attrs(&p.attributes),
+                            count: p.count,
+                            sum: p.sum.unwrap_or(f64::NAN),
+                            bounds: p.explicit_bounds.clone(),
+                            bucket_counts: p.bucket_counts.clone(),
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
                 st.metrics.push(ReceivedMetric {
+                    histogram_points,
                     resource: resource.clone(),
                     name: m.name.clone(),
                     unit: m.unit.clone(),
@@ -415,6 +447,11 @@ impl Receiver {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Every received stream of the metric named `name`, oldest first.
+    pub fn metric_streams(&self, name: &str) -> Vec<ReceivedMetric> {
+        self.metrics().into_iter().filter(|m| m.name == name).collect()
     }
 
     /// Waits until a metric named `name` arrived (or `timeout` passed).

@@ -20,18 +20,38 @@ fn example(bin: &str) -> Command {
 }
 
 #[test]
-fn the_main_example_prints_json_spans_to_stdout_with_no_configuration() {
+fn the_main_example_prints_the_full_genai_tree_with_usage_and_cost_to_stdout() {
     let out = example("support-agent").output().expect("cargo run");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let spans: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
-    assert!(spans.len() >= 8, "{stdout}");
+    let named = |n: &str| spans.iter().filter(|s| s["name"] == n).collect::<Vec<_>>();
     let roots: Vec<_> = spans.iter().filter(|s| s["parent_span_id"].is_null()).collect();
-    assert_eq!(roots.len(), 2, "two agent runs");
-    assert!(roots.iter().all(|r| r["name"] == "invoke_agent support"));
+    assert_eq!(roots.len(), 1, "{stdout}");
+    assert_eq!(roots[0]["name"], "invoke_workflow support-desk");
+    let agents = named("invoke_agent support");
+    assert_eq!(agents.len(), 2);
+    assert_eq!(named("chat gpt-4o-mini").len(), 4);
+    assert_eq!(named("execute_tool lookup_order").len(), 2);
+    assert_eq!(named("execute_tool retrieve_policy").len(), 2);
     assert!(spans.iter().all(|s| s["resource"]["service.name"] == "support-agent"));
+    for a in &agents {
+        assert_eq!(a["parent_span_id"], roots[0]["span_id"]);
+        assert_eq!(a["attributes"]["observra.total.llm_calls"], 2);
+        assert_eq!(a["attributes"]["observra.total.tool_calls"], 2);
+        assert!(a["attributes"]["observra.total.cost.usd"].as_f64().unwrap() > 0.0);
+    }
+    for call in named("chat gpt-4o-mini") {
+        let attrs = &call["attributes"];
+        assert_eq!(call["kind"], "client");
+        assert_eq!(attrs["gen_ai.provider.name"], "openai");
+        assert!(attrs["gen_ai.usage.input_tokens"].as_i64().unwrap() > 900);
+        assert!(attrs["observra.cost.usd"].as_f64().unwrap() > 0.0, "gpt-4o-mini is in the built-in price table");
+        assert!(attrs["gen_ai.conversation.id"].as_str().unwrap().starts_with("ticket-"));
+        assert!(attrs.get("gen_ai.input.messages").is_none(), "content is off by default");
+    }
     let failed =
-        spans.iter().find(|s| s["name"] == "lookup_order" && s["status"]["code"] == "error").expect("failed lookup");
+        named("execute_tool lookup_order").into_iter().find(|s| s["status"]["code"] == "error").expect("failed lookup");
     assert_eq!(failed["attributes"]["error.type"], "unknown_order");
 }
 
@@ -44,7 +64,7 @@ fn the_main_example_writes_a_file_when_observra_jsonl_path_is_set() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stdout.is_empty(), "spans went to the file, not stdout");
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.lines().count() >= 8);
+    assert_eq!(text.lines().count(), 13, "workflow, 2 agents, 4 model calls, 4 tool calls, 2 helpers: {text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

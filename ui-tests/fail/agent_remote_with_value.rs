@@ -1,0 +1,3 @@
+#[observra::agent(name = "support", remote = true)]
+fn f() {}
+fn main() {}

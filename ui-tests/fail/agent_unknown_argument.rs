@@ -1,0 +1,3 @@
+#[observra::agent(name = "support", goal = "help")]
+fn f() {}
+fn main() {}

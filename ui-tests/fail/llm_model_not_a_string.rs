@@ -1,0 +1,5 @@
+#[observra::llm_call(provider = "openai", model = 42)]
+fn f() -> observra::Usage {
+    observra::Usage::default()
+}
+fn main() {}

@@ -1,0 +1,3 @@
+#[observra::tool_call(tool_type = "plugin")]
+fn f() {}
+fn main() {}

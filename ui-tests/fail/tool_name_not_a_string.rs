@@ -1,0 +1,3 @@
+#[observra::tool_call(name = search)]
+fn f() {}
+fn main() {}

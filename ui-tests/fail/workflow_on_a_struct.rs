@@ -1,0 +1,3 @@
+#[observra::workflow(name = "nightly")]
+struct Nightly;
+fn main() {}
