@@ -156,41 +156,29 @@ impl LlmResponse for Usage {
     }
 }
 
-impl<T: LlmResponse + ?Sized> LlmResponse for &T {
-    fn usage(&self) -> Option<Usage> {
-        (**self).usage()
-    }
-    fn response_id(&self) -> Option<&str> {
-        (**self).response_id()
-    }
-    fn response_model(&self) -> Option<&str> {
-        (**self).response_model()
-    }
-    fn finish_reasons(&self) -> Vec<&str> {
-        (**self).finish_reasons()
-    }
-    fn output_messages(&self) -> Option<Vec<Message>> {
-        (**self).output_messages()
-    }
+/// Smart pointers and references answer for what they point to.
+macro_rules! forward_llm_response {
+    ($($ptr:ty),*) => {$(
+        impl<T: LlmResponse + ?Sized> LlmResponse for $ptr {
+            fn usage(&self) -> Option<Usage> {
+                (**self).usage()
+            }
+            fn response_id(&self) -> Option<&str> {
+                (**self).response_id()
+            }
+            fn response_model(&self) -> Option<&str> {
+                (**self).response_model()
+            }
+            fn finish_reasons(&self) -> Vec<&str> {
+                (**self).finish_reasons()
+            }
+            fn output_messages(&self) -> Option<Vec<Message>> {
+                (**self).output_messages()
+            }
+        }
+    )*};
 }
-
-impl<T: LlmResponse + ?Sized> LlmResponse for Box<T> {
-    fn usage(&self) -> Option<Usage> {
-        (**self).usage()
-    }
-    fn response_id(&self) -> Option<&str> {
-        (**self).response_id()
-    }
-    fn response_model(&self) -> Option<&str> {
-        (**self).response_model()
-    }
-    fn finish_reasons(&self) -> Vec<&str> {
-        (**self).finish_reasons()
-    }
-    fn output_messages(&self) -> Option<Vec<Message>> {
-        (**self).output_messages()
-    }
-}
+forward_llm_response!(&T, Box<T>, std::sync::Arc<T>);
 
 fn string_array<'a>(items: impl Iterator<Item = &'a str>) -> Value {
     Value::Array(Array::String(items.map(|s| StringValue::from(s.to_string())).collect()))
