@@ -367,13 +367,15 @@ fn expand(plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
 
 /// `#[traced]`: the model check of its own arguments.
 pub fn traced(args: TokenStream, item: TokenStream) -> TokenStream {
-    run("traced", &["name", "kind"], args, item, |raw, func, errors| {
+    run("traced", &["name", "kind", "metrics"], args, item, |raw, func, errors| {
         let mut name = None;
         let mut kind = None;
+        let mut metrics = false;
         for arg in raw {
             match arg.key.to_string().as_str() {
                 "name" => name = arg.lit_str(errors),
                 "kind" => kind = arg.choice(crate::genai::KINDS, errors),
+                "metrics" => metrics = arg.flag(errors),
                 _ => {}
             }
         }
@@ -381,6 +383,9 @@ pub fn traced(args: TokenStream, item: TokenStream) -> TokenStream {
             LitStr::new(&syn::ext::IdentExt::unraw(&func.sig.ident).to_string(), func.sig.ident.span())
         });
         let mut plan = SpanPlan::new(name);
+        if metrics {
+            plan.field(crate::semconv::OBSERVRA_FUNCTION_METRICS, true);
+        }
         if let Some((kind, span)) = kind {
             if kind != "internal" {
                 plan.fields.push(quote_spanned!(span=> "otel.kind" = #kind));

@@ -10,6 +10,7 @@
 mod args;
 mod expand;
 mod genai;
+mod metrics;
 /// The attribute names, shared with the runtime: one file, compiled into both crates.
 #[allow(dead_code)]
 #[path = "../../runtime/src/semconv.rs"]
@@ -39,6 +40,9 @@ use proc_macro::TokenStream;
 /// - `args`: record every parameter (except `self` and skipped ones) with `Debug`.
 /// - `fields(a, b)`: record only these parameters with `Debug`.
 /// - `skip(a, b)`: never record these parameters (with `args`).
+/// - `metrics`: also count calls (`function.calls`) and time them
+///   (`function.calls.duration`) by `function`, `module` and `result`
+///   (`ok`/`error`), like autometrics.
 ///
 /// ```ignore
 /// #[observra::traced(kind = client, attrs(component = "rag", top_k = k), fields(query))]
@@ -109,4 +113,36 @@ pub fn agent(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
     genai::workflow(args.into(), item.into()).into()
+}
+
+/// Declares metrics: counters, up-down counters, histograms (with optional
+/// bucket boundaries) and observable gauges, each a `static` with a name, a
+/// unit, a description (its doc comment) and a fixed set of labels.
+///
+/// ```ignore
+/// observra::metrics! {
+///     /// Orders placed.
+///     pub counter ORDERS: "shop.orders", unit = "{order}", labels(channel);
+///     /// Basket value.
+///     histogram BASKET: "shop.basket.value", unit = "{USD}", buckets = [1, 10, 100], labels(channel);
+///     /// Sessions open now.
+///     updown SESSIONS: "shop.sessions.active", unit = "{session}";
+///     /// Items waiting.
+///     gauge QUEUE_DEPTH: "shop.queue.depth", unit = "{item}";
+/// }
+///
+/// ORDERS.add(1, "web");            // one parameter per declared label
+/// BASKET.record(42.0, "mobile");
+/// SESSIONS.add(-1);
+/// QUEUE_DEPTH.observe(|| 3.0);
+/// ```
+///
+/// Names follow the OpenTelemetry rules (ASCII, a letter first,
+/// `[A-Za-z0-9_.-/]`, at most 255 characters) and units are printable ASCII
+/// of at most 63 characters: both are checked at compile time. Label values
+/// must implement `observra::LabelValue` (`&'static str`, `bool`, your
+/// enums; `observra::Unbounded(..)` as the escape hatch).
+#[proc_macro]
+pub fn metrics(input: TokenStream) -> TokenStream {
+    metrics::metrics(input.into()).into()
 }

@@ -309,3 +309,10 @@ pub trait ViaNoCapture {
 impl<T: ?Sized> ViaNoCapture for ResultRef<'_, T> {
     fn __observra_capture(&self, _span: &Span, _key: &'static str) {}
 }
+
+/// Declared-metric support for `observra::metrics!`.
+pub mod metrics {
+    pub use crate::declare::{Build, Lazy, LazyGauge, Spec};
+    pub use opentelemetry::KeyValue;
+    pub use opentelemetry::metrics::{Counter, Histogram, UpDownCounter};
+}

@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
 use opentelemetry::{Key, KeyValue, Value};
 
 use crate::budget::{Budget, BudgetCallback, BudgetEvent, BudgetKind, Window};
@@ -27,6 +27,16 @@ pub(crate) struct Instruments {
     workflow_duration: Histogram<f64>,
     cost: Counter<f64>,
     budget_exceeded: Counter<u64>,
+    agent_requests: Counter<u64>,
+    agent_errors: Counter<u64>,
+    agent_request_duration: Histogram<f64>,
+    agent_tokens: Counter<u64>,
+    agent_cost: Counter<f64>,
+    agent_tool_calls: Counter<u64>,
+    agent_tool_errors: Counter<u64>,
+    pub(crate) agent_active: UpDownCounter<i64>,
+    function_calls: Counter<u64>,
+    function_duration: Histogram<f64>,
 }
 
 impl Instruments {
@@ -66,6 +76,48 @@ impl Instruments {
                 .with_unit("{event}")
                 .with_description("Budget limits crossed.")
                 .build(),
+            agent_requests: meter
+                .u64_counter(m::AGENT_REQUESTS)
+                .with_unit("{request}")
+                .with_description("Total agent requests.")
+                .build(),
+            agent_errors: meter
+                .u64_counter(m::AGENT_ERRORS)
+                .with_unit("{request}")
+                .with_description("Failed agent requests.")
+                .build(),
+            agent_request_duration: seconds(m::AGENT_DURATION, "Agent request duration.", m::DURATION_BUCKETS),
+            agent_tokens: meter
+                .u64_counter(m::AGENT_TOKENS)
+                .with_unit("{token}")
+                .with_description("Tokens consumed (input and output).")
+                .build(),
+            agent_cost: meter.f64_counter(m::AGENT_COST).with_unit("{USD}").with_description("Estimated cost.").build(),
+            agent_tool_calls: meter
+                .u64_counter(m::AGENT_TOOL_CALLS)
+                .with_unit("{call}")
+                .with_description("Tool invocations.")
+                .build(),
+            agent_tool_errors: meter
+                .u64_counter(m::AGENT_TOOL_ERRORS)
+                .with_unit("{call}")
+                .with_description("Tool invocations that failed.")
+                .build(),
+            agent_active: meter
+                .i64_up_down_counter(m::AGENT_ACTIVE)
+                .with_unit("{request}")
+                .with_description("Agent requests in progress.")
+                .build(),
+            function_calls: meter
+                .u64_counter(m::FUNCTION_CALLS)
+                .with_unit("{call}")
+                .with_description("Calls of instrumented functions.")
+                .build(),
+            function_duration: seconds(
+                m::FUNCTION_DURATION,
+                "Duration of instrumented functions.",
+                m::DURATION_BUCKETS,
+            ),
         }
     }
 }
@@ -202,11 +254,11 @@ const LLM_METRIC_KEYS: &[&str] = &[
 pub(crate) fn on_close(
     acc: &Accounting,
     attrs: &mut Vec<KeyValue>,
-    duration_s: f64,
+    close: &Closing<'_>,
     chunk_gaps: &[f64],
-    trace_id: &str,
     deferred: &mut Deferred,
 ) -> Contribution {
+    let (duration_s, trace_id) = (close.duration_s, close.trace_id);
     let Some(operation) = find_str(attrs, sc::GEN_AI_OPERATION_NAME).map(str::to_string) else {
         return Contribution::default();
     };
@@ -271,6 +323,16 @@ pub(crate) fn on_close(
                     });
                 }
             }
+            if let Some(ins) = &acc.instruments {
+                let labels = set_labels(close.agent, model.as_deref(), None);
+                if let Some(u) = &usage {
+                    let tokens = u.input_tokens.unwrap_or(0) + u.output_tokens.unwrap_or(0);
+                    ins.agent_tokens.add(tokens, &labels);
+                }
+                if let Some(c) = cost {
+                    ins.agent_cost.add(c, &labels);
+                }
+            }
             contribution.usage = usage;
             contribution.cost = cost;
             contribution.model = model;
@@ -280,6 +342,11 @@ pub(crate) fn on_close(
             if let Some(ins) = &acc.instruments {
                 let a = metric_attrs(attrs, &[sc::GEN_AI_OPERATION_NAME, sc::GEN_AI_TOOL_NAME, sc::ERROR_TYPE]);
                 ins.tool_duration.record(duration_s, &a);
+                let labels = set_labels(close.agent, None, find_str(attrs, sc::GEN_AI_TOOL_NAME));
+                ins.agent_tool_calls.add(1, &labels);
+                if close.failed {
+                    ins.agent_tool_errors.add(1, &labels);
+                }
             }
         }
         op::INVOKE_AGENT => {
@@ -289,6 +356,12 @@ pub(crate) fn on_close(
                     &[sc::GEN_AI_OPERATION_NAME, sc::GEN_AI_AGENT_NAME, sc::GEN_AI_PROVIDER_NAME, sc::ERROR_TYPE],
                 );
                 ins.agent_duration.record(duration_s, &a);
+                let labels = set_labels(close.agent, None, None);
+                ins.agent_requests.add(1, &labels);
+                ins.agent_request_duration.record(duration_s, &labels);
+                if close.failed {
+                    ins.agent_errors.add(1, &labels);
+                }
             }
         }
         op::INVOKE_WORKFLOW => {
@@ -300,6 +373,57 @@ pub(crate) fn on_close(
         _ => {}
     }
     contribution
+}
+
+/// What the layer knows about a closing span besides its attributes.
+pub(crate) struct Closing<'a> {
+    pub duration_s: f64,
+    pub trace_id: &'a str,
+    /// The span's agent: its own name, or the nearest agent above it.
+    pub agent: Option<&'a str>,
+    pub failed: bool,
+}
+
+/// Labels of the agent metric set: agent, model and tool only.
+fn set_labels(agent: Option<&str>, model: Option<&str>, tool: Option<&str>) -> Vec<KeyValue> {
+    [(m::LABEL_AGENT, agent), (m::LABEL_MODEL, model), (m::LABEL_TOOL, tool)]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| KeyValue::new(k, v.to_string())))
+        .collect()
+}
+
+/// Records `#[traced(metrics)]`'s call counter and duration.
+pub(crate) fn function_metrics(
+    acc: &Accounting,
+    function: &'static str,
+    module: &'static str,
+    failed: bool,
+    duration_s: f64,
+) {
+    if let Some(ins) = &acc.instruments {
+        let labels = [
+            KeyValue::new(m::LABEL_FUNCTION, function),
+            KeyValue::new(m::LABEL_MODULE, module),
+            KeyValue::new(m::LABEL_RESULT, if failed { "error" } else { "ok" }),
+        ];
+        ins.function_calls.add(1, &labels);
+        ins.function_duration.record(duration_s, &labels);
+    }
+}
+
+/// `agent.requests.active` +1 when an agent starts (returns the label to take it back with).
+pub(crate) fn agent_started(acc: &Accounting, agent: Option<&str>) -> Option<Vec<KeyValue>> {
+    let ins = acc.instruments.as_ref()?;
+    let labels = set_labels(agent, None, None);
+    ins.agent_active.add(1, &labels);
+    Some(labels)
+}
+
+/// `agent.requests.active` -1 when it ends.
+pub(crate) fn agent_ended(acc: &Accounting, labels: &[KeyValue]) {
+    if let Some(ins) = &acc.instruments {
+        ins.agent_active.add(-1, labels);
+    }
 }
 
 fn check_call_budget(

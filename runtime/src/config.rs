@@ -155,6 +155,7 @@ pub struct Builder {
     prices: Vec<(String, Price)>,
     budget: Budget,
     budget_callback: Option<BudgetCallback>,
+    prometheus_addr: Option<std::net::SocketAddr>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -201,6 +202,7 @@ impl Default for Builder {
             prices: Vec::new(),
             budget: Budget::default(),
             budget_callback: None,
+            prometheus_addr: None,
         }
     }
 }
@@ -369,6 +371,14 @@ impl Builder {
         self
     }
 
+    /// Serves Prometheus's `GET /metrics` on `addr` (overrides
+    /// `OBSERVRA_PROMETHEUS_ADDR`). Port 0 picks a free port; see
+    /// [`crate::prometheus_addr`].
+    pub fn prometheus_addr(mut self, addr: std::net::SocketAddr) -> Self {
+        self.prometheus_addr = Some(addr);
+        self
+    }
+
     /// Validates the configuration and starts the pipeline.
     ///
     /// Returns a guard that flushes and shuts down on drop, within the
@@ -490,6 +500,19 @@ impl Builder {
                 t
             }
         };
+        let prometheus_addr = match self.prometheus_addr {
+            Some(a) => Some(a),
+            None => match env.get("OBSERVRA_PROMETHEUS_ADDR") {
+                None => None,
+                Some(v) => Some(v.trim().parse::<std::net::SocketAddr>().map_err(|_| {
+                    Error::invalid(
+                        Setting::Env("OBSERVRA_PROMETHEUS_ADDR"),
+                        v.clone(),
+                        "expected an IP address and port, e.g. 127.0.0.1:9464",
+                    )
+                })?),
+            },
+        };
         for (model, price) in std::mem::take(&mut self.prices) {
             prices.insert(model, price);
         }
@@ -537,6 +560,7 @@ impl Builder {
             prices,
             budget: self.budget,
             budget_callback: self.budget_callback.take(),
+            prometheus_addr,
         })
     }
 }
@@ -558,6 +582,7 @@ pub(crate) struct Settings {
     pub prices: CostTable,
     pub budget: Budget,
     pub budget_callback: Option<BudgetCallback>,
+    pub prometheus_addr: Option<std::net::SocketAddr>,
 }
 
 /// The resolved destination of spans.

@@ -86,6 +86,11 @@ pub(crate) struct SpanRecord {
     captured: Vec<KeyValue>,
     /// Gaps between output chunks of a streamed response, seconds.
     chunk_gaps: Vec<f64>,
+    /// `#[traced(metrics)]`: function and module labels.
+    function_metrics: Option<(&'static str, &'static str)>,
+    wants_function_metrics: bool,
+    /// Labels `agent.requests.active` was incremented with.
+    active_labels: Option<Vec<KeyValue>>,
 }
 
 /// Most chunk gaps kept per streamed span (each is one histogram record).
@@ -122,6 +127,14 @@ impl SpanRecord {
         } else {
             self.dropped_events = self.dropped_events.saturating_add(1);
         }
+    }
+
+    /// A string attribute's value.
+    pub(crate) fn attr_str(&self, key: &str) -> Option<&str> {
+        self.attributes.iter().find(|kv| kv.key.as_str() == key).and_then(|kv| match &kv.value {
+            Value::String(s) => Some(s.as_str()),
+            _ => None,
+        })
     }
 
     /// Keeps captured content for the details event.
@@ -171,6 +184,7 @@ impl SpanRecord {
                 }
             }
             (sc::OTEL_STATUS_MESSAGE, v) => self.status_message = Some(v.into_string()),
+            (sc::OBSERVRA_FUNCTION_METRICS, _) => self.wants_function_metrics = true,
             (name, v) => self.set_attribute(Key::from_static_str(name), v.into_value()),
         }
     }
@@ -411,6 +425,9 @@ where
             totals: None,
             captured: Vec::new(),
             chunk_gaps: Vec::new(),
+            function_metrics: None,
+            wants_function_metrics: false,
+            active_labels: None,
             pipeline,
         };
         attrs.record(&mut Visitor(|f: &Field, v: FieldValue<'_>| record.record_field(f, v)));
@@ -435,6 +452,13 @@ where
                 );
                 record.sampled = result.decision == SamplingDecision::RecordAndSample;
             }
+        }
+        if record.wants_function_metrics {
+            record.function_metrics = Some((meta.name(), meta.target()));
+        }
+        if record.genai && record.attr_str(sc::GEN_AI_OPERATION_NAME) == Some(sc::operation::INVOKE_AGENT) {
+            let agent = record.attr_str(sc::GEN_AI_AGENT_NAME).map(str::to_string);
+            record.active_labels = accounting::agent_started(&record.pipeline.accounting, agent.as_deref());
         }
         span.extensions_mut().insert(record);
     }
@@ -492,24 +516,40 @@ where
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
         let Some(mut record) = span.extensions_mut().remove::<SpanRecord>() else { return };
-        if !record.sampled && !record.genai {
+        if !record.sampled && !record.genai && record.function_metrics.is_none() {
             return;
         }
         let end = SystemTime::now();
         let pipeline = record.pipeline.clone();
         let mut deferred = Deferred::default();
+        let duration = end.duration_since(record.start).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        let failed = record.status_code == StatusCode::Error;
+        if let Some((function, module)) = record.function_metrics {
+            accounting::function_metrics(&pipeline.accounting, function, module, failed, duration);
+        }
+        if let Some(labels) = record.active_labels.take() {
+            accounting::agent_ended(&pipeline.accounting, &labels);
+        }
         if record.genai {
-            let duration = end.duration_since(record.start).map(|d| d.as_secs_f64()).unwrap_or(0.0);
             let trace_id = record.trace_id.to_string();
             let gaps = std::mem::take(&mut record.chunk_gaps);
-            let contribution: Contribution = accounting::on_close(
-                &pipeline.accounting,
-                &mut record.attributes,
-                duration,
-                &gaps,
-                &trace_id,
-                &mut deferred,
-            );
+            // The agent this span belongs to: itself, or the nearest agent above.
+            let agent: Option<String> = match record.attr_str(sc::GEN_AI_AGENT_NAME) {
+                Some(own) if record.attr_str(sc::GEN_AI_OPERATION_NAME) == Some(sc::operation::INVOKE_AGENT) => {
+                    Some(own.to_string())
+                }
+                _ => span.scope().skip(1).find_map(|p| {
+                    let ext = p.extensions();
+                    let r = ext.get::<SpanRecord>()?;
+                    (r.attr_str(sc::GEN_AI_OPERATION_NAME) == Some(sc::operation::INVOKE_AGENT))
+                        .then(|| r.attr_str(sc::GEN_AI_AGENT_NAME).map(str::to_string))
+                        .flatten()
+                }),
+            };
+            let closing =
+                accounting::Closing { duration_s: duration, trace_id: &trace_id, agent: agent.as_deref(), failed };
+            let contribution: Contribution =
+                accounting::on_close(&pipeline.accounting, &mut record.attributes, &closing, &gaps, &mut deferred);
             // A conversation id set on an agent reaches the GenAI spans beneath it.
             if let Some(cid) = record.conversation_id.clone() {
                 if !record.attributes.iter().any(|kv| kv.key.as_str() == sc::GEN_AI_CONVERSATION_ID) {

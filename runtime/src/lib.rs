@@ -38,11 +38,13 @@ mod budget;
 mod config;
 mod content;
 mod cost;
+mod declare;
 mod error;
 mod genai;
 mod jsonl;
 mod layer;
 mod pipeline;
+mod prometheus;
 pub mod redact;
 pub mod semconv;
 mod stream;
@@ -58,15 +60,16 @@ pub use budget::{Budget, BudgetEvent, BudgetKind};
 pub use config::{Backend, Builder, Protocol, Sampler, Temporality};
 pub use content::{CaptureContent, CaptureMessages, CaptureMode, Message, Part};
 pub use cost::{CostTable, Price};
+pub use declare::{LabelValue, Unbounded};
 pub use error::{Error, Result, Setting};
 pub use genai::{LlmCall, LlmResponse, Usage, current_llm_call};
 pub use layer::ObservraLayer;
-pub use observra_macros::{agent, llm_call, tool_call, traced, workflow};
+pub use observra_macros::{agent, llm_call, metrics, tool_call, traced, workflow};
 /// The `opentelemetry` API crate observra is built on, for version-matched use.
 pub use opentelemetry;
 /// A key-value pair, for metric attributes (`observra::meter(...)`).
 pub use opentelemetry::KeyValue;
-pub use pipeline::{Health, flush, health, meter, shutdown};
+pub use pipeline::{Health, flush, health, meter, prometheus_addr, shutdown};
 pub use stream::{LlmChunk, LlmStream};
 /// Attach the current span to a future you spawn: `tokio::spawn(fut.in_current_span())`.
 pub use tracing::Instrument;

@@ -33,6 +33,8 @@ pub(crate) struct Pipeline {
     pub(crate) ids: RandomIdGenerator,
     pub(crate) scope: InstrumentationScope,
     meter_provider: Option<SdkMeterProvider>,
+    prometheus: std::sync::Mutex<Option<crate::prometheus::Endpoint>>,
+    gauges: std::sync::Mutex<Vec<opentelemetry::metrics::ObservableGauge<f64>>>,
     pub(crate) accounting: crate::accounting::Accounting,
     runtime: std::sync::Mutex<Option<tokio::runtime::Runtime>>,
     shutdown_timeout: Duration,
@@ -41,6 +43,19 @@ pub(crate) struct Pipeline {
 impl Pipeline {
     pub(crate) fn submit(&self, span: SpanData) {
         self.processor.on_end(span);
+    }
+
+    /// A meter on this pipeline's provider, if it exports metrics.
+    pub(crate) fn meter(&self) -> Option<opentelemetry::metrics::Meter> {
+        use opentelemetry::metrics::MeterProvider;
+        self.meter_provider.as_ref().map(|mp| mp.meter(sc::SCOPE_NAME))
+    }
+
+    /// Keeps an observable gauge registered for this pipeline's lifetime.
+    pub(crate) fn keep_gauge(&self, gauge: Option<opentelemetry::metrics::ObservableGauge<f64>>) {
+        if let (Some(g), Ok(mut all)) = (gauge, self.gauges.lock()) {
+            all.push(g);
+        }
     }
 }
 
@@ -123,7 +138,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     let batch = settings.batch;
     let spawn_err =
         |e: std::io::Error| Error::Exporter { backend: "batch", reason: format!("starting the export thread: {e}") };
-    let mut meter_provider = None;
+    let mut metric_reader = None;
     let processor = match settings.sink {
         Sink::Stdout => {
             BatchProcessor::start(JsonlExporter::new(Box::new(std::io::stdout())), &resource, batch, block_on)
@@ -191,15 +206,38 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
                     .build(),
             }
             .map_err(exporter_error("otlp metrics"))?;
-            let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(metric_exporter)
-                .with_interval(settings.metric_interval)
-                .build();
-            meter_provider =
-                Some(SdkMeterProvider::builder().with_resource(resource.clone()).with_reader(reader).build());
+            metric_reader = Some(
+                opentelemetry_sdk::metrics::PeriodicReader::builder(metric_exporter)
+                    .with_interval(settings.metric_interval)
+                    .build(),
+            );
             BatchProcessor::start(span_exporter, &resource, batch, block_on).map_err(spawn_err)?
         }
     };
 
+    let prometheus_reader = settings.prometheus_addr.map(|_| crate::prometheus::SharedReader::new());
+    let prometheus = match (settings.prometheus_addr, &prometheus_reader) {
+        (Some(addr), Some(reader)) => Some(crate::prometheus::Endpoint::start(addr, reader.clone()).map_err(|e| {
+            Error::invalid(
+                Setting::Env("OBSERVRA_PROMETHEUS_ADDR"),
+                addr.to_string(),
+                format!("cannot listen there: {e}"),
+            )
+        })?),
+        _ => None,
+    };
+    let meter_provider = if metric_reader.is_some() || prometheus_reader.is_some() {
+        let mut b = SdkMeterProvider::builder().with_resource(resource.clone());
+        if let Some(r) = metric_reader {
+            b = b.with_reader(r);
+        }
+        if let Some(r) = prometheus_reader {
+            b = b.with_reader(r);
+        }
+        Some(b.build())
+    } else {
+        None
+    };
     let instruments = meter_provider.as_ref().map(|mp| {
         use opentelemetry::metrics::MeterProvider;
         crate::accounting::Instruments::new(&mp.meter(sc::SCOPE_NAME))
@@ -211,7 +249,16 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
         budget: settings.budget,
         callback: settings.budget_callback,
     };
+    let gauges = meter_provider
+        .as_ref()
+        .map(|mp| {
+            use opentelemetry::metrics::MeterProvider;
+            crate::declare::register_gauges(&mp.meter(sc::SCOPE_NAME))
+        })
+        .unwrap_or_default();
     let pipeline = Arc::new(Pipeline {
+        prometheus: std::sync::Mutex::new(prometheus),
+        gauges: std::sync::Mutex::new(gauges),
         accounting,
         processor,
         sampler: sdk_sampler(settings.sampler),
@@ -240,6 +287,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
         }
     }
     crate::content::set_mode(settings.capture);
+    crate::declare::set_meter_available(current_has_meter());
     crate::ACTIVE.store(true, Ordering::Release);
     Ok(crate::Guard { active: true })
 }
@@ -248,6 +296,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
 fn take_and_stop(deadline: Duration) -> Result<()> {
     crate::ACTIVE.store(false, Ordering::Release);
     crate::content::set_mode(crate::content::CaptureMode::NoContent);
+    crate::declare::set_meter_available(false);
     let taken = CURRENT.write().unwrap_or_else(|p| p.into_inner()).take();
     let Some(pipeline) = taken else { return Err(Error::NotInstalled) };
     let deadline = deadline.min(pipeline.shutdown_timeout);
@@ -263,11 +312,22 @@ fn take_and_stop(deadline: Duration) -> Result<()> {
         }
     }
     // Never block here: the guard may drop inside an async runtime.
+    // Stop answering scrapes now, even if open spans still hold the pipeline.
+    drop(pipeline.prometheus.lock().ok().and_then(|mut e| e.take()));
     let rt = pipeline.runtime.lock().ok().and_then(|mut r| r.take());
     if let Some(rt) = rt {
         rt.shutdown_background();
     }
     if problems.is_empty() { Ok(()) } else { Err(Error::Export { operation: "shutdown", reason: problems.join("; ") }) }
+}
+
+fn current_has_meter() -> bool {
+    current().is_some_and(|p| p.meter_provider.is_some())
+}
+
+/// The address the Prometheus endpoint listens on, if one is running.
+pub fn prometheus_addr() -> Option<std::net::SocketAddr> {
+    current().and_then(|p| p.prometheus.lock().ok().and_then(|e| e.as_ref().map(|e| e.addr())))
 }
 
 /// Exports everything buffered so far (spans and metrics), waiting at most

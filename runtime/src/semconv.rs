@@ -183,6 +183,39 @@ pub mod metrics {
     /// `observra.budget.exceeded` ({event}).
     pub const BUDGET_EXCEEDED: &str = "observra.budget.exceeded";
 
+    /// `agent.requests.total`: agent invocations (custom-OTel lesson set).
+    pub const AGENT_REQUESTS: &str = "agent.requests.total";
+    /// `agent.requests.errors`: failed agent invocations.
+    pub const AGENT_ERRORS: &str = "agent.requests.errors";
+    /// `agent.request.duration` (s).
+    pub const AGENT_DURATION: &str = "agent.request.duration";
+    /// `agent.tokens.total` ({token}).
+    pub const AGENT_TOKENS: &str = "agent.tokens.total";
+    /// `agent.tokens.cost` ({USD}).
+    pub const AGENT_COST: &str = "agent.tokens.cost";
+    /// `agent.tools.calls`.
+    pub const AGENT_TOOL_CALLS: &str = "agent.tools.calls";
+    /// `agent.tools.errors`.
+    pub const AGENT_TOOL_ERRORS: &str = "agent.tools.errors";
+    /// `agent.requests.active` (up-down counter).
+    pub const AGENT_ACTIVE: &str = "agent.requests.active";
+    /// Label of the agent metric set: the agent's name.
+    pub const LABEL_AGENT: &str = "agent";
+    /// Label of the agent metric set: the model.
+    pub const LABEL_MODEL: &str = "model";
+    /// Label of the agent metric set: the tool.
+    pub const LABEL_TOOL: &str = "tool";
+    /// `function.calls`: calls of `#[traced(metrics)]` functions (autometrics-style).
+    pub const FUNCTION_CALLS: &str = "function.calls";
+    /// `function.calls.duration` (s).
+    pub const FUNCTION_DURATION: &str = "function.calls.duration";
+    /// Labels of the function metrics.
+    pub const LABEL_FUNCTION: &str = "function";
+    /// See [`LABEL_FUNCTION`].
+    pub const LABEL_MODULE: &str = "module";
+    /// See [`LABEL_FUNCTION`]: `ok` or `error`.
+    pub const LABEL_RESULT: &str = "result";
+
     /// Buckets of every duration histogram, seconds.
     pub const DURATION_BUCKETS: &[f64] =
         &[0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
@@ -210,5 +243,8 @@ pub const OBSERVRA_TOTAL_LLM_CALLS: &str = "observra.total.llm_calls";
 pub const OBSERVRA_TOTAL_TOOL_CALLS: &str = "observra.total.tool_calls";
 /// Budget kind on the budget event and counter (`call`, `agent`, `window`).
 pub const OBSERVRA_BUDGET_KIND: &str = "observra.budget.kind";
+/// `tracing` field marking a span whose function metrics are wanted
+/// (`#[traced(metrics)]`); not exported as an attribute.
+pub const OBSERVRA_FUNCTION_METRICS: &str = "observra.metrics";
 /// Number of chunks a streamed response delivered.
 pub const OBSERVRA_STREAM_CHUNKS: &str = "observra.stream.chunks";

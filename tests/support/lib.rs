@@ -152,6 +152,8 @@ pub struct ReceivedMetric {
     pub name: String,
     /// Unit.
     pub unit: String,
+    /// Description.
+    pub description: String,
     /// `sum`, `gauge`, `histogram`, ...
     pub kind: &'static str,
     /// Aggregation temporality of sums and histograms: 1 delta, 2 cumulative, 0 otherwise.
@@ -271,6 +273,7 @@ fn store_metrics(store: &Shared, req: ExportMetricsServiceRequest) {
                     resource: resource.clone(),
                     name: m.name.clone(),
                     unit: m.unit.clone(),
+                    description: m.description.clone(),
                     kind,
                     temporality,
                     points,
@@ -538,4 +541,28 @@ pub fn install_http(rx: &Receiver, extra: &[(&str, &str)]) -> observra::Guard {
     let mut env = otlp_env(rx, "http/protobuf");
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     observra::init().env_from(env).install().expect("install")
+}
+
+/// A plain HTTP/1.0 GET on loopback: (status code, body).
+pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok((status, body.to_string()))
+}
+
+/// Percent-encodes a URL query value.
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -1,0 +1,172 @@
+//! Declared metrics (`observra::metrics!`), `#[traced(metrics)]` and the
+//! agent metric set, decoded from OTLP: names, units, descriptions,
+//! temporality, bucket boundaries and label sets.
+
+use std::time::Duration;
+
+use observra::{LlmResponse, Usage, agent, llm_call, tool_call, traced};
+use observra_test_support::{Receiver, Val, otlp_env, serial};
+
+observra::metrics! {
+    /// Orders placed.
+    pub counter ORDERS: "shop.orders", unit = "{order}", labels(channel, express);
+    /// Basket value at checkout.
+    histogram BASKET: "shop.basket.value", unit = "{USD}", buckets = [1, 10, 100.5], labels(channel);
+    /// Sessions open now.
+    updown SESSIONS: "shop.sessions.active", unit = "{session}";
+    /// Items waiting in the queue.
+    gauge QUEUE_DEPTH: "shop.queue.depth", unit = "{item}";
+}
+
+#[derive(Clone, Copy)]
+enum Channel {
+    Web,
+    Mobile,
+}
+
+impl observra::LabelValue for Channel {
+    fn label_value(self) -> observra::opentelemetry::Value {
+        match self {
+            Channel::Web => "web",
+            Channel::Mobile => "mobile",
+        }
+        .label_value()
+    }
+}
+
+fn labels(v: &[(&str, &str)]) -> std::collections::BTreeMap<String, Val> {
+    v.iter().map(|(k, v)| (k.to_string(), Val::Str(v.to_string()))).collect()
+}
+
+#[test]
+fn declared_metrics_export_with_their_names_units_descriptions_buckets_and_labels() {
+    let _s = serial();
+    // Before install: a no-op, no panic, nothing registered anywhere.
+    ORDERS.add(5, Channel::Web, true);
+    let rx = Receiver::start();
+    let guard = observra::init().env_from(otlp_env(&rx, "http/protobuf")).install().unwrap();
+    ORDERS.add(2, Channel::Web, true);
+    ORDERS.add(1, Channel::Mobile, false);
+    ORDERS.add(1, observra::Unbounded(String::from("partner-api")), false);
+    BASKET.record(5.0, "web");
+    BASKET.record(50.0, "web");
+    SESSIONS.add(3);
+    SESSIONS.add(-1);
+    QUEUE_DEPTH.observe(|| 7.0);
+    drop(guard);
+
+    let orders = rx.wait_for_metric("shop.orders", Duration::from_secs(5)).expect("orders");
+    assert_eq!((orders.kind, orders.unit.as_str(), orders.description.as_str()), ("sum", "{order}", "Orders placed."));
+    assert_eq!(orders.temporality, 2, "cumulative by default");
+    let total: f64 = orders.points.iter().map(|p| p.1).sum();
+    assert_eq!(total, 4.0, "the record before install was a no-op");
+    let web = orders.points.iter().find(|p| p.0 == labels(&[("channel", "web"), ("express", "true")])).unwrap();
+    assert_eq!(web.1, 2.0);
+    assert!(orders.points.iter().any(|p| p.0.get("channel") == Some(&Val::Str("partner-api".into()))));
+
+    let basket = rx.wait_for_metric("shop.basket.value", Duration::from_secs(5)).expect("basket");
+    assert_eq!((basket.kind, basket.unit.as_str()), ("histogram", "{USD}"));
+    assert_eq!(basket.description, "Basket value at checkout.");
+    let p = &basket.histogram_points[0];
+    assert_eq!(p.bounds, vec![1.0, 10.0, 100.5]);
+    assert_eq!(p.bucket_counts, vec![0, 1, 1, 0]);
+    assert_eq!(p.attributes, labels(&[("channel", "web")]));
+
+    let sessions = rx.wait_for_metric("shop.sessions.active", Duration::from_secs(5)).expect("sessions");
+    assert_eq!(sessions.kind, "sum");
+    assert_eq!(sessions.points[0].1, 2.0);
+    let gauge = rx.wait_for_metric("shop.queue.depth", Duration::from_secs(5)).expect("gauge");
+    assert_eq!((gauge.kind, gauge.points[0].1), ("gauge", 7.0));
+
+    // A second installation registers everything again, the gauge included.
+    let rx2 = Receiver::start();
+    let mut e = otlp_env(&rx2, "http/protobuf");
+    e.push(("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE".into(), "delta".into()));
+    let guard = observra::init().env_from(e).install().unwrap();
+    ORDERS.add(9, Channel::Web, false);
+    drop(guard);
+    let again = rx2.wait_for_metric("shop.orders", Duration::from_secs(5)).expect("orders again");
+    assert_eq!(again.temporality, 1, "delta from the environment");
+    assert_eq!(again.points.iter().map(|p| p.1).sum::<f64>(), 9.0);
+    assert!(rx2.wait_for_metric("shop.queue.depth", Duration::from_secs(5)).is_some());
+}
+
+#[traced(metrics)]
+fn checkout(fail: bool) -> Result<u8, std::io::Error> {
+    if fail { Err(std::io::Error::other("declined")) } else { Ok(1) }
+}
+
+#[test]
+fn traced_metrics_counts_calls_and_durations_by_function_module_and_result() {
+    let _s = serial();
+    let rx = Receiver::start();
+    let guard = observra::init().env_from(otlp_env(&rx, "http/protobuf")).install().unwrap();
+    for fail in [false, false, true] {
+        let _ = checkout(fail);
+    }
+    drop(guard);
+    let calls = rx.wait_for_metric("function.calls", Duration::from_secs(5)).expect("calls");
+    let module = module_path!();
+    let ok = labels(&[("function", "checkout"), ("module", module), ("result", "ok")]);
+    let err = labels(&[("function", "checkout"), ("module", module), ("result", "error")]);
+    assert_eq!(calls.points.iter().find(|p| p.0 == ok).map(|p| p.1), Some(2.0), "{calls:?}");
+    assert_eq!(calls.points.iter().find(|p| p.0 == err).map(|p| p.1), Some(1.0));
+    let d = rx.wait_for_metric("function.calls.duration", Duration::from_secs(5)).expect("duration");
+    assert_eq!(d.unit, "s");
+    assert_eq!(d.histogram_points.iter().map(|p| p.count).sum::<u64>(), 3);
+    let spans = rx.spans();
+    assert!(spans.iter().all(|s| s.attr("observra.metrics").is_none()), "the flag is not exported");
+}
+
+struct Reply;
+impl LlmResponse for Reply {
+    fn usage(&self) -> Option<Usage> {
+        Some(Usage::new(100, 20))
+    }
+}
+
+#[llm_call(provider = "openai", model = "gpt-4o-mini")]
+fn think() -> Reply {
+    Reply
+}
+
+#[tool_call(name = "search")]
+fn search(fail: bool) -> Result<(), std::io::Error> {
+    if fail { Err(std::io::Error::other("timeout")) } else { Ok(()) }
+}
+
+#[agent(name = "helper")]
+fn helper(fail: bool) -> Result<(), std::io::Error> {
+    let _ = think();
+    let _ = search(false);
+    let _ = search(fail);
+    if fail { Err(std::io::Error::other("gave up")) } else { Ok(()) }
+}
+
+#[test]
+fn the_agent_metric_set_appears_with_no_code() {
+    let _s = serial();
+    let rx = Receiver::start();
+    let guard = observra::init().env_from(otlp_env(&rx, "grpc")).install().unwrap();
+    let _ = helper(false);
+    let _ = helper(true);
+    drop(guard);
+    let sum_of = |name: &str| -> Vec<(std::collections::BTreeMap<String, Val>, f64)> {
+        rx.wait_for_metric(name, Duration::from_secs(5)).unwrap_or_else(|| panic!("{name}")).points
+    };
+    let agent = labels(&[("agent", "helper")]);
+    assert_eq!(sum_of("agent.requests.total"), vec![(agent.clone(), 2.0)]);
+    assert_eq!(sum_of("agent.requests.errors"), vec![(agent.clone(), 1.0)]);
+    assert_eq!(sum_of("agent.requests.active"), vec![(agent.clone(), 0.0)], "back to zero after both runs");
+    let model = labels(&[("agent", "helper"), ("model", "gpt-4o-mini")]);
+    assert_eq!(sum_of("agent.tokens.total"), vec![(model.clone(), 240.0)]);
+    let cost = sum_of("agent.tokens.cost");
+    assert_eq!(cost[0].0, model);
+    assert!((cost[0].1 - 2.0 * (100.0 * 0.15 + 20.0 * 0.60) / 1e6).abs() < 1e-12);
+    let tool = labels(&[("agent", "helper"), ("tool", "search")]);
+    assert_eq!(sum_of("agent.tools.calls"), vec![(tool.clone(), 4.0)]);
+    assert_eq!(sum_of("agent.tools.errors"), vec![(tool, 1.0)]);
+    let d = rx.wait_for_metric("agent.request.duration", Duration::from_secs(5)).unwrap();
+    assert_eq!((d.unit.as_str(), d.histogram_points[0].count), ("s", 2));
+    assert_eq!(d.histogram_points[0].attributes, agent);
+}

@@ -1,0 +1,198 @@
+//! The Prometheus pull endpoint: the text format with the usual name
+//! translation, then a real Prometheus server (Debian's package, installed
+//! by scripts/test.sh) scraping it and answering the agent dashboard's
+//! queries. Everything listens on 127.0.0.1 only.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use observra::{LlmResponse, Usage, agent, llm_call, tool_call};
+use observra_test_support::{http_get, serial, url_encode};
+
+struct Reply;
+impl LlmResponse for Reply {
+    fn usage(&self) -> Option<Usage> {
+        Some(Usage::new(300, 40))
+    }
+}
+
+#[llm_call(provider = "openai", model = "gpt-4o-mini")]
+fn think() -> Reply {
+    std::thread::sleep(Duration::from_millis(3));
+    Reply
+}
+
+#[tool_call(name = "lookup")]
+fn lookup() -> u8 {
+    std::thread::sleep(Duration::from_millis(1));
+    1
+}
+
+#[agent(name = "support")]
+fn support() -> Result<(), std::io::Error> {
+    let _ = think();
+    let _ = lookup();
+    Ok(())
+}
+
+fn install_with_prometheus() -> observra::Guard {
+    observra::init()
+        .env_from([("OBSERVRA_PROMETHEUS_ADDR", "127.0.0.1:0"), ("OTEL_SERVICE_NAME", "prom-test")])
+        .jsonl_writer(std::io::sink())
+        .install()
+        .expect("install")
+}
+
+#[test]
+fn the_endpoint_serves_the_text_format_with_the_usual_names() {
+    let _s = serial();
+    let guard = install_with_prometheus();
+    for _ in 0..3 {
+        support().unwrap();
+    }
+    let addr = observra::prometheus_addr().expect("endpoint running").to_string();
+    let (status, body) = http_get(&addr, "/metrics").expect("scrape");
+    assert_eq!(status, 200);
+    for line in [
+        "# TYPE agent_requests_total counter",
+        "agent_requests_total{agent=\"support\"} 3",
+        "# TYPE agent_request_duration_seconds histogram",
+        "agent_request_duration_seconds_bucket{agent=\"support\",le=\"+Inf\"} 3",
+        "agent_request_duration_seconds_count{agent=\"support\"} 3",
+        "# TYPE agent_requests_active gauge",
+        "agent_requests_active{agent=\"support\"} 0",
+        "agent_tokens_total{agent=\"support\",model=\"gpt-4o-mini\"} 1020",
+        "agent_tools_calls_total{agent=\"support\",tool=\"lookup\"} 3",
+        "# HELP agent_requests_total Total agent requests.",
+    ] {
+        assert!(body.lines().any(|l| l == line), "missing `{line}` in:\n{body}");
+    }
+    assert!(body.contains("gen_ai_client_operation_duration_seconds_bucket{"), "{body}");
+    assert!(body.contains("target_info{") && body.contains("service_name=\"prom-test\""), "{body}");
+    assert!(!body.contains("_total_total"), "never a doubled suffix");
+    let (status, _) = http_get(&addr, "/nope").unwrap();
+    assert_eq!(status, 404);
+    drop(guard);
+    assert!(http_get(&addr, "/metrics").is_err(), "the endpoint stops with the pipeline");
+}
+
+#[test]
+fn a_bad_prometheus_address_is_a_typed_error() {
+    let err = observra::init().env_from([("OBSERVRA_PROMETHEUS_ADDR", "localhost")]).install().unwrap_err();
+    assert_eq!(err.setting(), Some(&observra::Setting::Env("OBSERVRA_PROMETHEUS_ADDR")), "{err}");
+}
+
+/// A Prometheus server for the test, killed on drop.
+struct PromServer(Child);
+
+impl Drop for PromServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+fn query(prom: &str, q: &str) -> Vec<serde_json::Value> {
+    let Ok((200, body)) = http_get(prom, &format!("/api/v1/query?query={}", url_encode(q))) else { return Vec::new() };
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+fn value(sample: &serde_json::Value) -> f64 {
+    sample["value"][1].as_str().and_then(|s| s.parse().ok()).unwrap_or(f64::NAN)
+}
+
+#[test]
+fn a_real_prometheus_scrapes_the_endpoint_and_answers_the_dashboard_queries() {
+    let Ok(binary) = which("prometheus") else {
+        eprintln!(
+            "\n!!!!!!!! SKIPPED: the `prometheus` binary is not installed and scripts/test.sh could not install it \
+             (Debian package `prometheus`). The real-Prometheus test did not run. !!!!!!!!\n"
+        );
+        return;
+    };
+    let _s = serial();
+    let guard = install_with_prometheus();
+    let target = observra::prometheus_addr().expect("endpoint").to_string();
+
+    // Keep the agent busy while Prometheus scrapes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let workload = std::thread::spawn(move || {
+        while !flag.load(Ordering::Relaxed) {
+            let _ = support();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("prometheus-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: observra\n    \
+             scrape_interval: 1s\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .unwrap();
+    let prom = format!("127.0.0.1:{}", free_port());
+    let _server = PromServer(
+        Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address={prom}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus"),
+    );
+
+    let queries = [
+        "rate(agent_requests_total[1m])",
+        "histogram_quantile(0.95, rate(agent_request_duration_seconds_bucket[1m]))",
+        "agent_requests_active",
+        "rate(agent_tokens_total[1m])",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut results = Vec::new();
+    while Instant::now() < deadline {
+        results = queries.iter().map(|q| query(&prom, q)).collect::<Vec<_>>();
+        let rate_ok = results[0].first().map(value).is_some_and(|v| v > 0.0);
+        let p95_ok = results[1].first().map(value).is_some_and(|v| v.is_finite() && v > 0.0);
+        if rate_ok && p95_ok && !results[2].is_empty() && !results[3].is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = workload.join();
+    drop(guard);
+
+    let up = query(&prom, "up{job=\"observra\"}");
+    assert_eq!(up.first().map(value), Some(1.0), "Prometheus scraped the endpoint: {up:?}");
+    let rate = results[0].first().map(value).unwrap_or(f64::NAN);
+    assert!(rate > 0.0 && rate < 1000.0, "requests/s is plausible: {:?}", results[0]);
+    assert_eq!(results[0][0]["metric"]["agent"], "support");
+    let p95 = results[1].first().map(value).unwrap_or(f64::NAN);
+    assert!(p95 > 0.0 && p95 < 5.0, "p95 latency in seconds is plausible: {:?}", results[1]);
+    let active = results[2].first().map(value).unwrap_or(f64::NAN);
+    assert!((0.0..=1.0).contains(&active), "at most one request in flight: {:?}", results[2]);
+    assert!(results[3].first().map(value).is_some_and(|v| v > 0.0), "tokens/s: {:?}", results[3]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()))
+        .ok_or(())
+}

@@ -1,0 +1,5 @@
+observra::metrics! {
+    /// Non-ASCII unit.
+    histogram LATENCY: "latency", unit = "µs";
+}
+fn main() {}

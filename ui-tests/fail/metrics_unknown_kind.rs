@@ -1,0 +1,5 @@
+observra::metrics! {
+    /// Not a kind.
+    summary LATENCY: "latency";
+}
+fn main() {}

@@ -1,0 +1,3 @@
+#[observra::traced(metrics = true)]
+fn f() {}
+fn main() {}
