@@ -282,71 +282,46 @@ fn expand(plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
             quote!(let __observra_ret = __observra_ret.map(::observra::LlmStream::passthrough);),
         ),
     };
-    let needs_return_handling = is_result || plan.on_value.is_some() || plan.stream;
-
-    let new_body = if sig.asyncness.is_some() {
-        if needs_return_handling {
+    // Only the way the body is defined and called differs between async and
+    // sync functions; the rest of the template is shared.
+    let (define_body, plain_call, instrumented_call) = if sig.asyncness.is_some() {
+        (
+            quote!(let __observra_body = async move #body;),
+            quote!(__observra_body.await),
             quote! {
-                #make_span
-                let __observra_body = async move #body;
-                match __observra_span {
-                    ::core::option::Option::None => {
-                        let __observra_ret = __observra_body.await;
-                        #passthrough
-                        __observra_ret
-                    }
-                    ::core::option::Option::Some(__observra_span) => {
-                        let (__observra_ret, __observra_span) =
-                            ::observra::__private::instrument(__observra_span, __observra_body).await;
-                        let __observra_span_ref = &__observra_span;
-                        #on_return
-                        #wrap
-                        __observra_ret
-                    }
-                }
-            }
-        } else {
-            quote! {
-                #make_span
-                let __observra_body = async move #body;
-                match __observra_span {
-                    ::core::option::Option::None => __observra_body.await,
-                    ::core::option::Option::Some(__observra_span) => {
-                        ::observra::__private::instrument(__observra_span, __observra_body).await.0
-                    }
-                }
-            }
-        }
-    } else if needs_return_handling {
-        quote! {
-            #make_span
-            let __observra_body = ::observra::__private::once(move || #body);
-            match __observra_span {
-                ::core::option::Option::None => {
-                    let __observra_ret = __observra_body();
-                    #passthrough
-                    __observra_ret
-                }
-                ::core::option::Option::Some(__observra_span) => {
-                    let __observra_guard = ::observra::__private::SyncSpan::enter(__observra_span);
-                    let __observra_ret = __observra_body();
-                    let __observra_span_ref = __observra_guard.span();
-                    #on_return
-                    #wrap
-                    __observra_ret
-                }
-            }
-        }
+                let (__observra_ret, __observra_span) =
+                    ::observra::__private::instrument(__observra_span, __observra_body).await;
+                let __observra_span_ref = &__observra_span;
+            },
+        )
     } else {
-        quote! {
-            #make_span
-            let __observra_body = ::observra::__private::once(move || #body);
-            match __observra_span {
-                ::core::option::Option::None => __observra_body(),
-                ::core::option::Option::Some(__observra_span) => {
-                    let __observra_guard = ::observra::__private::SyncSpan::enter(__observra_span);
-                    __observra_body()
-                }
+        (
+            quote!(let __observra_body = ::observra::__private::once(move || #body);),
+            quote!(__observra_body()),
+            quote! {
+                let __observra_guard = ::observra::__private::SyncSpan::enter(__observra_span);
+                let __observra_ret = __observra_body();
+                let __observra_span_ref = __observra_guard.span();
+            },
+        )
+    };
+    let needs_return_handling = is_result || plan.on_value.is_some() || plan.stream;
+    let on_return = if needs_return_handling { on_return } else { TokenStream::new() };
+    let new_body = quote! {
+        #make_span
+        #define_body
+        match __observra_span {
+            ::core::option::Option::None => {
+                let __observra_ret = #plain_call;
+                #passthrough
+                __observra_ret
+            }
+            ::core::option::Option::Some(__observra_span) => {
+                #instrumented_call
+                let _ = __observra_span_ref;
+                #on_return
+                #wrap
+                __observra_ret
             }
         }
     };
