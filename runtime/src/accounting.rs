@@ -526,7 +526,7 @@ pub(crate) fn emit(acc: &Accounting, deferred: Deferred) {
     }
 }
 
-/// The span name `tracing` metadata gives an operation, for spans built by hand.
+/// Whether spans of this operation keep totals of what runs beneath them.
 pub(crate) fn is_total_keeper(operation: &str) -> bool {
     operation == op::INVOKE_AGENT || operation == op::INVOKE_WORKFLOW
 }

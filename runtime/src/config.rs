@@ -501,16 +501,19 @@ impl Builder {
             }
         };
         let prometheus_addr = match self.prometheus_addr {
-            Some(a) => Some(a),
+            Some(a) => Some((a, Setting::Builder("prometheus_addr"))),
             None => match env.get("OBSERVRA_PROMETHEUS_ADDR") {
                 None => None,
-                Some(v) => Some(v.trim().parse::<std::net::SocketAddr>().map_err(|_| {
-                    Error::invalid(
-                        Setting::Env("OBSERVRA_PROMETHEUS_ADDR"),
-                        v.clone(),
-                        "expected an IP address and port, e.g. 127.0.0.1:9464",
-                    )
-                })?),
+                Some(v) => Some((
+                    v.trim().parse::<std::net::SocketAddr>().map_err(|_| {
+                        Error::invalid(
+                            Setting::Env("OBSERVRA_PROMETHEUS_ADDR"),
+                            v.clone(),
+                            "expected an IP address and port, e.g. 127.0.0.1:9464",
+                        )
+                    })?,
+                    Setting::Env("OBSERVRA_PROMETHEUS_ADDR"),
+                )),
             },
         };
         for (model, price) in std::mem::take(&mut self.prices) {
@@ -582,7 +585,8 @@ pub(crate) struct Settings {
     pub prices: CostTable,
     pub budget: Budget,
     pub budget_callback: Option<BudgetCallback>,
-    pub prometheus_addr: Option<std::net::SocketAddr>,
+    /// The address and the setting it came from (for bind errors).
+    pub prometheus_addr: Option<(std::net::SocketAddr, Setting)>,
 }
 
 /// The resolved destination of spans.

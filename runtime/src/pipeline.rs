@@ -215,15 +215,12 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
         }
     };
 
-    let prometheus_reader = settings.prometheus_addr.map(|_| crate::prometheus::SharedReader::new());
+    let prometheus_reader = settings.prometheus_addr.as_ref().map(|_| crate::prometheus::SharedReader::new());
     let prometheus = match (settings.prometheus_addr, &prometheus_reader) {
-        (Some(addr), Some(reader)) => Some(crate::prometheus::Endpoint::start(addr, reader.clone()).map_err(|e| {
-            Error::invalid(
-                Setting::Env("OBSERVRA_PROMETHEUS_ADDR"),
-                addr.to_string(),
-                format!("cannot listen there: {e}"),
-            )
-        })?),
+        (Some((addr, setting)), Some(reader)) => Some(
+            crate::prometheus::Endpoint::start(addr, reader.clone())
+                .map_err(|e| Error::invalid(setting, addr.to_string(), format!("cannot listen there: {e}")))?,
+        ),
         _ => None,
     };
     let meter_provider = if metric_reader.is_some() || prometheus_reader.is_some() {

@@ -83,6 +83,14 @@ fn the_endpoint_serves_the_text_format_with_the_usual_names() {
 fn a_bad_prometheus_address_is_a_typed_error() {
     let err = observra::init().env_from([("OBSERVRA_PROMETHEUS_ADDR", "localhost")]).install().unwrap_err();
     assert_eq!(err.setting(), Some(&observra::Setting::Env("OBSERVRA_PROMETHEUS_ADDR")), "{err}");
+    // An address already in use fails at install, naming where it came from.
+    let _s = serial();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let err = observra::init().jsonl_writer(std::io::sink()).prometheus_addr(addr).install().unwrap_err();
+    assert_eq!(err.setting(), Some(&observra::Setting::Builder("prometheus_addr")), "{err}");
+    assert!(err.to_string().contains(&addr.to_string()) && err.to_string().contains("cannot listen"), "{err}");
+    assert!(!observra::health().installed, "nothing left installed after the error");
 }
 
 /// A Prometheus server for the test, killed on drop.
