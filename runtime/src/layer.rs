@@ -65,6 +65,8 @@ pub(crate) struct SpanRecord {
     pub(crate) trace_id: TraceId,
     pub(crate) span_id: SpanId,
     parent_span_id: SpanId,
+    parent_is_remote: bool,
+    trace_state: TraceState,
     pub(crate) sampled: bool,
     name: Cow<'static, str>,
     kind: SpanKind,
@@ -137,6 +139,22 @@ impl SpanRecord {
         })
     }
 
+    /// This span's context, as propagated to other processes.
+    pub(crate) fn span_context(&self) -> SpanContext {
+        let flags = if self.sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
+        SpanContext::new(self.trace_id, self.span_id, flags, false, self.trace_state.clone())
+    }
+
+    /// Re-parents this span onto a caller in another process (parent-based
+    /// sampling: the caller's decision is followed).
+    pub(crate) fn set_remote_parent(&mut self, remote: &SpanContext) {
+        self.trace_id = remote.trace_id();
+        self.parent_span_id = remote.span_id();
+        self.parent_is_remote = true;
+        self.trace_state = remote.trace_state().clone();
+        self.sampled = remote.is_sampled();
+    }
+
     /// Keeps captured content for the details event.
     pub(crate) fn add_captured(&mut self, kv: KeyValue) {
         if self.captured.len() < MAX_ATTRIBUTES {
@@ -201,15 +219,9 @@ impl SpanRecord {
         let mut links = SpanLinks::default();
         links.links = self.links;
         SpanData {
-            span_context: SpanContext::new(
-                self.trace_id,
-                self.span_id,
-                TraceFlags::SAMPLED,
-                false,
-                TraceState::default(),
-            ),
+            span_context: SpanContext::new(self.trace_id, self.span_id, TraceFlags::SAMPLED, false, self.trace_state),
             parent_span_id: self.parent_span_id,
-            parent_span_is_remote: false,
+            parent_span_is_remote: self.parent_is_remote,
             span_kind: self.kind,
             name: self.name,
             start_time: self.start,
@@ -402,13 +414,17 @@ where
         let Some(span) = ctx.span(id) else { return };
         // The nearest ancestor observra records gives the trace and the sampling decision.
         let parent = span.scope().skip(1).find_map(|p| {
-            p.extensions().get::<SpanRecord>().map(|r| (r.trace_id, r.span_id, r.sampled, r.conversation_id.clone()))
+            p.extensions()
+                .get::<SpanRecord>()
+                .map(|r| (r.trace_id, r.span_id, r.sampled, r.conversation_id.clone(), r.trace_state.clone()))
         });
         let meta = attrs.metadata();
         let mut record = SpanRecord {
             trace_id: TraceId::INVALID,
             span_id: pipeline.ids.new_span_id(),
             parent_span_id: SpanId::INVALID,
+            parent_is_remote: false,
+            trace_state: TraceState::default(),
             sampled: false,
             name: Cow::Borrowed(meta.name()),
             kind: SpanKind::Internal,
@@ -432,8 +448,9 @@ where
         };
         attrs.record(&mut Visitor(|f: &Field, v: FieldValue<'_>| record.record_field(f, v)));
         match parent {
-            Some((trace_id, parent_id, sampled, conversation_id)) => {
+            Some((trace_id, parent_id, sampled, conversation_id, trace_state)) => {
                 record.trace_id = trace_id;
+                record.trace_state = trace_state;
                 record.parent_span_id = parent_id;
                 record.sampled = sampled;
                 if record.conversation_id.is_none() {

@@ -45,6 +45,7 @@ mod jsonl;
 mod layer;
 mod pipeline;
 mod prometheus;
+pub mod propagation;
 pub mod redact;
 pub mod semconv;
 mod stream;

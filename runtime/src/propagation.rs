@@ -1,0 +1,125 @@
+//! W3C Trace Context (`traceparent`, `tracestate`) and W3C Baggage across
+//! process boundaries, for `http::HeaderMap`s.
+//!
+//! Outgoing: [`inject`] writes the current observra span's context into a
+//! request's headers. Incoming: [`set_remote_parent`] makes a span that has
+//! just opened (your request handler's) a child of the caller's span, so
+//! everything beneath it joins the caller's trace:
+//!
+//! ```no_run
+//! # fn send(_: http::HeaderMap) {}
+//! // client side, inside a #[traced] / #[agent] function
+//! let mut headers = http::HeaderMap::new();
+//! observra::propagation::inject(&mut headers);
+//! send(headers);
+//!
+//! // server side
+//! #[observra::traced(kind = server)]
+//! fn handle(headers: &http::HeaderMap) {
+//!     observra::propagation::set_remote_parent(&observra::current_span(), headers);
+//!     // spans opened from here on belong to the caller's trace
+//! }
+//! ```
+//!
+//! The sampling decision travels too: a caller that sampled its span makes
+//! the callee sample (parent-based sampling).
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use opentelemetry::Context;
+use opentelemetry::baggage::BaggageExt;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags};
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+
+use crate::layer::with_record;
+
+struct HeaderInjector<'a>(&'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(key.as_bytes()), HeaderValue::from_str(&value)) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(HeaderName::as_str).collect()
+    }
+}
+
+/// The caller's context found in incoming headers.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RemoteContext {
+    /// The caller's trace id (32 hex digits).
+    pub trace_id: String,
+    /// The caller's span id (16 hex digits).
+    pub span_id: String,
+    /// Whether the caller sampled its span.
+    pub sampled: bool,
+    /// Baggage entries (`baggage` header), for you to use as you see fit.
+    pub baggage: Vec<(String, String)>,
+    span_context: SpanContext,
+}
+
+/// The span context of `span`, if observra is recording it.
+fn span_context(span: &tracing::Span) -> Option<SpanContext> {
+    let mut out = None;
+    with_record(span, |r| out = Some(r.span_context()));
+    out
+}
+
+/// Writes the current span's `traceparent` (and `tracestate`, and the
+/// current OpenTelemetry context's baggage) into `headers`. Does nothing
+/// outside a recorded span.
+pub fn inject(headers: &mut HeaderMap) {
+    inject_span(&tracing::Span::current(), headers);
+}
+
+/// Like [`inject`], for a given span.
+pub fn inject_span(span: &tracing::Span, headers: &mut HeaderMap) {
+    let Some(sc) = span_context(span) else { return };
+    let cx = Context::current().with_remote_span_context(sc);
+    TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(headers));
+    if cx.baggage().len() > 0 {
+        BaggagePropagator::new().inject_context(&cx, &mut HeaderInjector(headers));
+    }
+}
+
+/// Reads a caller's context from `headers`; `None` when there is no valid
+/// `traceparent`.
+pub fn extract(headers: &HeaderMap) -> Option<RemoteContext> {
+    let extractor = HeaderExtractor(headers);
+    let cx = TraceContextPropagator::new().extract(&extractor);
+    let sc = cx.span().span_context().clone();
+    if !sc.is_valid() {
+        return None;
+    }
+    let baggage_cx = BaggagePropagator::new().extract(&extractor);
+    let baggage = baggage_cx.baggage().iter().map(|(k, (v, _))| (k.to_string(), v.to_string())).collect();
+    Some(RemoteContext {
+        trace_id: sc.trace_id().to_string(),
+        span_id: sc.span_id().to_string(),
+        sampled: sc.trace_flags() & TraceFlags::SAMPLED == TraceFlags::SAMPLED,
+        baggage,
+        span_context: sc,
+    })
+}
+
+/// Makes `span` a child of the caller whose context is in `headers`.
+/// Call it first thing in the handler, before opening other spans: spans
+/// opened afterwards join the caller's trace. Returns the caller's context,
+/// or `None` (and changes nothing) when the headers carry none.
+pub fn set_remote_parent(span: &tracing::Span, headers: &HeaderMap) -> Option<RemoteContext> {
+    let remote = extract(headers)?;
+    let sc = remote.span_context.clone();
+    with_record(span, |r| r.set_remote_parent(&sc));
+    Some(remote)
+}

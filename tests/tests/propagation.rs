@@ -1,0 +1,139 @@
+//! W3C trace context across processes: an agent calls a tool service in a
+//! second process over HTTP, and both processes' spans land in one trace,
+//! decoded from OTLP. Plus inject/extract round trips.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+
+use observra::{agent, traced};
+use observra_test_support::{Receiver, install_http, serial, span};
+
+#[traced(kind = client, name = "POST /tools/lookup_order")]
+fn call_tool(addr: &str) -> std::io::Result<String> {
+    let mut headers = http::HeaderMap::new();
+    observra::propagation::inject(&mut headers);
+    let mut stream = TcpStream::connect(addr)?;
+    write!(stream, "POST /tools/lookup_order HTTP/1.1\r\nHost: {addr}\r\n")?;
+    for (k, v) in &headers {
+        write!(stream, "{}: {}\r\n", k, v.to_str().unwrap_or(""))?;
+    }
+    write!(stream, "Content-Length: 0\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response.split("\r\n\r\n").nth(1).unwrap_or_default().to_string())
+}
+
+#[agent(name = "caller")]
+fn run_agent(addr: &str) -> std::io::Result<String> {
+    call_tool(addr)
+}
+
+#[test]
+fn one_trace_spans_two_processes() {
+    let _s = serial();
+    let rx = Receiver::start();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tool-service"))
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", rx.http_endpoint())
+        .env("OTEL_BSP_SCHEDULE_DELAY", "60000")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the tool service");
+    let mut addr = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut addr).unwrap();
+    let guard = install_http(&rx, &[]);
+    let answer = run_agent(addr.trim()).expect("tool call");
+    assert_eq!(answer, "order A-1001: shipped");
+    drop(guard);
+    assert!(child.wait().unwrap().success());
+
+    let spans = rx.spans();
+    assert_eq!(spans.len(), 4, "{:#?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>());
+    let service = |s: &observra_test_support::ReceivedSpan| {
+        s.resource.get("service.name").and_then(|v| v.as_str()).unwrap_or("").to_string()
+    };
+    let agent = span(&spans, "invoke_agent caller");
+    let client = spans.iter().find(|s| s.name == "POST /tools/lookup_order" && s.kind == 3).expect("client span");
+    let server = spans.iter().find(|s| s.name == "POST /tools/lookup_order" && s.kind == 2).expect("server span");
+    let tool = span(&spans, "execute_tool lookup_order");
+    assert_eq!(service(agent), "observra-tests");
+    assert_eq!(service(server), "tool-service", "the server span comes from the other process");
+    assert_eq!(service(tool), "tool-service");
+    for s in [client, server, tool] {
+        assert_eq!(s.trace_id, agent.trace_id, "one trace: {}", s.name);
+    }
+    assert_eq!(client.parent_span_id.as_deref(), Some(agent.span_id.as_str()));
+    assert_eq!(server.parent_span_id.as_deref(), Some(client.span_id.as_str()), "the remote caller is the parent");
+    assert_eq!(tool.parent_span_id.as_deref(), Some(server.span_id.as_str()));
+}
+
+#[traced]
+fn outgoing() -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    observra::propagation::inject(&mut h);
+    h
+}
+
+#[test]
+fn inject_and_extract_round_trip_and_reject_garbage() {
+    let _s = serial();
+    let rx = Receiver::start();
+    let guard = install_http(&rx, &[]);
+    let headers = outgoing();
+    let tp = headers.get("traceparent").and_then(|v| v.to_str().ok()).expect("traceparent").to_string();
+    let remote = observra::propagation::extract(&headers).expect("valid");
+    assert_eq!(tp, format!("00-{}-{}-01", remote.trace_id, remote.span_id));
+    assert!(remote.sampled);
+    drop(guard);
+    assert_eq!(rx.spans()[0].span_id, remote.span_id, "the injected span is the exported one");
+
+    let mut bad = http::HeaderMap::new();
+    bad.insert("traceparent", http::HeaderValue::from_static("00-zzzz-1111-01"));
+    assert!(observra::propagation::extract(&bad).is_none());
+    assert!(observra::propagation::extract(&http::HeaderMap::new()).is_none());
+    let mut no_span = http::HeaderMap::new();
+    observra::propagation::inject(&mut no_span);
+    assert!(no_span.is_empty(), "nothing to inject outside a span");
+}
+
+#[traced(kind = server)]
+fn handler(headers: &http::HeaderMap) -> u8 {
+    observra::propagation::set_remote_parent(&observra::current_span(), headers);
+    inner()
+}
+
+#[traced]
+fn inner() -> u8 {
+    1
+}
+
+#[test]
+fn the_callers_sampling_decision_and_tracestate_are_followed() {
+    let _s = serial();
+    let rx = Receiver::start();
+    let guard = install_http(&rx, &[]);
+    let mut unsampled = http::HeaderMap::new();
+    unsampled.insert(
+        "traceparent",
+        http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"),
+    );
+    handler(&unsampled);
+    let mut sampled = http::HeaderMap::new();
+    sampled.insert(
+        "traceparent",
+        http::HeaderValue::from_static("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+    );
+    sampled.insert("tracestate", http::HeaderValue::from_static("vendor=abc"));
+    sampled.insert("baggage", http::HeaderValue::from_static("tenant=acme"));
+    assert_eq!(
+        observra::propagation::extract(&sampled).map(|r| r.baggage),
+        Some(vec![("tenant".to_string(), "acme".to_string())])
+    );
+    handler(&sampled);
+    drop(guard);
+    let spans = rx.spans();
+    assert_eq!(spans.len(), 2, "the unsampled caller's spans are not exported: {spans:#?}");
+    assert!(spans.iter().all(|s| s.trace_id == "0af7651916cd43dd8448eb211c80319c"));
+    let h = span(&spans, "handler");
+    assert_eq!(h.parent_span_id.as_deref(), Some("b7ad6b7169203331"));
+}
