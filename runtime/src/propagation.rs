@@ -88,7 +88,7 @@ pub fn inject_span(span: &tracing::Span, headers: &mut HeaderMap) {
     let Some(sc) = span_context(span) else { return };
     let cx = Context::current().with_remote_span_context(sc);
     TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(headers));
-    if cx.baggage().len() > 0 {
+    if !cx.baggage().is_empty() {
         BaggagePropagator::new().inject_context(&cx, &mut HeaderInjector(headers));
     }
 }
