@@ -7,9 +7,23 @@
 #
 # Real peers the suite needs are installed from here, so this stays the one
 # command to run:
-# - prometheus (Debian package), for tests/tests/prometheus.rs.
+# - prometheus (Debian package), for tests/tests/prometheus.rs;
+# - Arize Phoenix (PyPI, in a virtualenv under target/, kept between runs),
+#   for tests/tests/phoenix.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+PHOENIX_VERSION=20.26.1
+PHOENIX_VENV=target/phoenix-venv
+if [ ! -x "$PHOENIX_VENV/bin/phoenix" ]; then
+  echo "== installing Arize Phoenix $PHOENIX_VERSION into $PHOENIX_VENV (about 850 MB, once) for the Phoenix test"
+  mkdir -p target
+  if ! { python3 -m venv "$PHOENIX_VENV" \
+         && "$PHOENIX_VENV/bin/pip" install --quiet --disable-pip-version-check "arize-phoenix==$PHOENIX_VERSION"; }; then
+    echo "!!!! Arize Phoenix could not be installed: the Phoenix end-to-end test will be SKIPPED" >&2
+    rm -rf "$PHOENIX_VENV"
+  fi
+fi
 
 if ! command -v prometheus >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

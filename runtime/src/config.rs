@@ -500,8 +500,45 @@ impl Builder {
                 t
             }
         };
+        // OTEL_METRICS_EXPORTER: `otlp` (the default with the otlp backend),
+        // `prometheus` (pull endpoint on OTEL_EXPORTER_PROMETHEUS_HOST/PORT,
+        // default localhost:9464), `none`; a comma-separated list is allowed.
+        let mut otlp_metrics = true;
+        let mut prometheus_from_exporter = None;
+        if let Some(v) = env.get("OTEL_METRICS_EXPORTER") {
+            otlp_metrics = false;
+            for item in v.split(',').map(|i| i.trim().to_ascii_lowercase()) {
+                match item.as_str() {
+                    "otlp" => otlp_metrics = true,
+                    "none" => {}
+                    "prometheus" => {
+                        let host = env.get("OTEL_EXPORTER_PROMETHEUS_HOST").unwrap_or_else(|| "localhost".into());
+                        let host = if host == "localhost" { "127.0.0.1".to_string() } else { host };
+                        let port = env.get("OTEL_EXPORTER_PROMETHEUS_PORT").unwrap_or_else(|| "9464".into());
+                        let text =
+                            if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+                        let addr = text.parse::<std::net::SocketAddr>().map_err(|_| {
+                            Error::invalid(
+                                Setting::Env("OTEL_EXPORTER_PROMETHEUS_HOST"),
+                                text.clone(),
+                                "expected an IP address (or localhost) and a port in OTEL_EXPORTER_PROMETHEUS_PORT",
+                            )
+                        })?;
+                        prometheus_from_exporter = Some((addr, Setting::Env("OTEL_METRICS_EXPORTER")));
+                    }
+                    _ => {
+                        return Err(Error::invalid(
+                            Setting::Env("OTEL_METRICS_EXPORTER"),
+                            v.clone(),
+                            "expected otlp, prometheus or none (comma-separated)",
+                        ));
+                    }
+                }
+            }
+        }
         let prometheus_addr = match self.prometheus_addr {
             Some(a) => Some((a, Setting::Builder("prometheus_addr"))),
+            None if prometheus_from_exporter.is_some() => prometheus_from_exporter,
             None => match env.get("OBSERVRA_PROMETHEUS_ADDR") {
                 None => None,
                 Some(v) => Some((
@@ -564,6 +601,7 @@ impl Builder {
             budget: self.budget,
             budget_callback: self.budget_callback.take(),
             prometheus_addr,
+            otlp_metrics,
         })
     }
 }
@@ -587,6 +625,8 @@ pub(crate) struct Settings {
     pub budget_callback: Option<BudgetCallback>,
     /// The address and the setting it came from (for bind errors).
     pub prometheus_addr: Option<(std::net::SocketAddr, Setting)>,
+    /// Whether metrics also go out over OTLP (`OTEL_METRICS_EXPORTER`).
+    pub otlp_metrics: bool,
 }
 
 /// The resolved destination of spans.

@@ -206,11 +206,13 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
                     .build(),
             }
             .map_err(exporter_error("otlp metrics"))?;
-            metric_reader = Some(
-                opentelemetry_sdk::metrics::PeriodicReader::builder(metric_exporter)
-                    .with_interval(settings.metric_interval)
-                    .build(),
-            );
+            if settings.otlp_metrics {
+                metric_reader = Some(
+                    opentelemetry_sdk::metrics::PeriodicReader::builder(metric_exporter)
+                        .with_interval(settings.metric_interval)
+                        .build(),
+                );
+            }
             BatchProcessor::start(span_exporter, &resource, batch, block_on).map_err(spawn_err)?
         }
     };

@@ -204,3 +204,37 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
         .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()))
         .ok_or(())
 }
+
+#[test]
+fn otel_metrics_exporter_selects_prometheus_otlp_or_none() {
+    let _s = serial();
+    let port = free_port();
+    let guard = observra::init()
+        .env_from([
+            ("OTEL_METRICS_EXPORTER", "prometheus".to_string()),
+            ("OTEL_EXPORTER_PROMETHEUS_HOST", "localhost".to_string()),
+            ("OTEL_EXPORTER_PROMETHEUS_PORT", port.to_string()),
+        ])
+        .jsonl_writer(std::io::sink())
+        .install()
+        .expect("install");
+    support().unwrap();
+    assert_eq!(observra::prometheus_addr().map(|a| a.port()), Some(port));
+    let (status, body) = http_get(&format!("127.0.0.1:{port}"), "/metrics").unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("agent_requests_total{agent=\"support\"} 1"), "{body}");
+    drop(guard);
+
+    // `none`: spans still go out over OTLP, metrics do not.
+    let rx = observra_test_support::Receiver::start();
+    let mut e = observra_test_support::otlp_env(&rx, "http/protobuf");
+    e.push(("OTEL_METRICS_EXPORTER".into(), "none".into()));
+    let guard = observra::init().env_from(e).install().unwrap();
+    support().unwrap();
+    drop(guard);
+    assert_eq!(rx.spans().len(), 3);
+    assert!(rx.requests().iter().all(|r| r.path != "/v1/metrics"), "no metrics requests: {:?}", rx.requests());
+
+    let err = observra::init().env_from([("OTEL_METRICS_EXPORTER", "statsd")]).install().unwrap_err();
+    assert_eq!(err.setting(), Some(&observra::Setting::Env("OTEL_METRICS_EXPORTER")), "{err}");
+}

@@ -1,0 +1,109 @@
+//! End to end with Arize Phoenix, a real GenAI observability backend: the
+//! support-agent example exports OTLP/HTTP to a Phoenix server, and what
+//! Phoenix's own HTTP API returns is checked: the tree (workflow → agent →
+//! llm/tool), span kinds as Phoenix classifies them (AGENT, LLM, TOOL),
+//! models, token counts and status.
+//!
+//! Phoenix is installed into `target/phoenix-venv` by scripts/test.sh. It
+//! runs in a private network namespace (`unshare -n`) where the machine
+//! allows it, so its all-interfaces gRPC listener and any outbound call stay
+//! inside; otherwise on 127.0.0.1 with a private gRPC port.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
+}
+
+#[test]
+fn phoenix_shows_our_spans_as_agent_llm_and_tool_spans_with_tokens() {
+    let phoenix = repo().join("target/phoenix-venv/bin/phoenix");
+    if !phoenix.is_file() {
+        eprintln!(
+            "\n!!!!!!!! SKIPPED: Arize Phoenix is not installed in target/phoenix-venv and scripts/test.sh could not \
+             install it (python3 -m venv + pip install arize-phoenix). The Phoenix end-to-end test did not run. !!!!!!!!\n"
+        );
+        return;
+    }
+    let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("phoenix-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let out = work.join("spans.json");
+    let netns = Command::new("unshare").args(["-n", "true"]).status().is_ok_and(|s| s.success());
+    let (port, grpc) = if netns { (6006, 4317) } else { (free_port(), free_port()) };
+    let script = repo().join("tests/phoenix/run.sh");
+    let mut cmd = if netns {
+        let mut c = Command::new("unshare");
+        c.args(["-n", "bash"]).arg(&script);
+        c
+    } else {
+        eprintln!("note: `unshare -n` is not available here; running Phoenix on 127.0.0.1 with a private gRPC port");
+        let mut c = Command::new("bash");
+        c.arg(&script);
+        c
+    };
+    let status = cmd
+        .env("PHOENIX_BIN", &phoenix)
+        .env("PORT", port.to_string())
+        .env("GRPC_PORT", grpc.to_string())
+        .env("WORK", &work)
+        .env("OUT", &out)
+        .env("CARGO", env!("CARGO"))
+        .env("REPO", repo())
+        .env("EXPECTED", "13")
+        .env("IN_NETNS", if netns { "1" } else { "0" })
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .status()
+        .expect("run the Phoenix script");
+    assert!(status.success(), "the Phoenix run failed ({status}); see {}", work.join("phoenix.log").display());
+
+    let body: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).expect("Phoenix answered JSON");
+    let spans = body["data"].as_array().expect("data").clone();
+    assert_eq!(spans.len(), 13, "{body:#}");
+    let id = |s: &Value| s["context"]["span_id"].as_str().unwrap_or("").to_string();
+    let named = |n: &str| spans.iter().filter(|s| s["name"] == n).collect::<Vec<_>>();
+
+    let workflow = named("invoke_workflow support-desk");
+    assert_eq!(workflow.len(), 1);
+    let agents = named("invoke_agent support");
+    assert_eq!(agents.len(), 2);
+    for a in &agents {
+        assert_eq!(a["span_kind"], "AGENT", "{a:#}");
+        assert_eq!(a["parent_id"].as_str(), Some(id(workflow[0]).as_str()));
+    }
+    let agent_ids: Vec<String> = agents.iter().map(|a| id(a)).collect();
+    let llms = named("chat gpt-4o-mini");
+    assert_eq!(llms.len(), 4);
+    for l in &llms {
+        assert_eq!(l["span_kind"], "LLM", "{l:#}");
+        assert!(agent_ids.contains(&l["parent_id"].as_str().unwrap_or("").to_string()), "llm under an agent");
+        let a = &l["attributes"];
+        assert_eq!(a["llm.model_name"], "gpt-4o-mini", "Phoenix reads the model: {a:#}");
+        let prompt = a["llm.token_count.prompt"].as_i64().expect("prompt tokens");
+        let completion = a["llm.token_count.completion"].as_i64().expect("completion tokens");
+        assert_eq!(Some(prompt), a["gen_ai.usage.input_tokens"].as_i64());
+        assert_eq!(Some(completion), a["gen_ai.usage.output_tokens"].as_i64());
+        assert!(prompt > 900 && completion > 100);
+        assert_eq!(a["llm.token_count.total"].as_i64(), Some(prompt + completion));
+        assert_eq!(l["status_code"], "UNSET");
+    }
+    let tools: Vec<_> =
+        spans.iter().filter(|s| s["name"].as_str().is_some_and(|n| n.starts_with("execute_tool "))).collect();
+    assert_eq!(tools.len(), 4);
+    for t in &tools {
+        assert_eq!(t["span_kind"], "TOOL", "{t:#}");
+        assert!(agent_ids.contains(&t["parent_id"].as_str().unwrap_or("").to_string()), "tool under an agent");
+    }
+    let failed: Vec<_> = tools.iter().filter(|t| t["status_code"] == "ERROR").collect();
+    assert_eq!(failed.len(), 1, "the unknown order fails, and Phoenix shows it");
+    assert_eq!(failed[0]["name"], "execute_tool lookup_order");
+    assert_eq!(failed[0]["status_message"], "no order with id Z-9");
+    let _ = std::fs::remove_dir_all(&work);
+}
