@@ -41,6 +41,7 @@ mod cost;
 mod declare;
 mod error;
 mod genai;
+pub mod integrations;
 mod jsonl;
 mod layer;
 mod pipeline;

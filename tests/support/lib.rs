@@ -24,6 +24,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use prost::Message;
 
+/// The fake OpenAI-compatible server, shared with the examples (one file).
+#[path = "../../examples/src/fake_openai.rs"]
+pub mod fake_openai;
+
 /// How a request reached the receiver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {

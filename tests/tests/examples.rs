@@ -101,3 +101,20 @@ fn the_otlp_example_exports_to_the_collector_named_in_the_environment() {
         assert_eq!(m.points.iter().map(|p| p.1).sum::<f64>(), 2.0);
     }
 }
+
+#[test]
+fn the_openai_example_records_async_openai_calls_against_the_fake_server() {
+    let out = example("openai-agent").env_remove("OPENAI_BASE_URL").output().expect("cargo run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let spans: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    let calls: Vec<_> = spans.iter().filter(|s| s["name"] == "chat gpt-4o-mini").collect();
+    assert_eq!(calls.len(), 2);
+    for c in calls {
+        assert_eq!(c["attributes"]["gen_ai.usage.output_tokens"], 48);
+        assert_eq!(c["attributes"]["gen_ai.usage.cache_read.input_tokens"], 768);
+        assert!(c["attributes"]["gen_ai.response.id"].as_str().unwrap().starts_with("chatcmpl-fake-"));
+    }
+    let agent = spans.iter().find(|s| s["name"] == "invoke_agent order-helper").expect("agent");
+    assert_eq!(agent["attributes"]["observra.total.llm_calls"], 2);
+}

@@ -1,0 +1,132 @@
+//! A fake OpenAI-compatible chat completions server on 127.0.0.1, for the
+//! examples and tests: no network, no key. `POST /v1/chat/completions`
+//! answers with realistic usage (cached and reasoning tokens included), as
+//! JSON or, when the request has `"stream": true`, as server-sent events
+//! ending with a usage chunk and `[DONE]`. A model named `fail-*` gets a 429.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+/// A running fake server; stops when dropped.
+pub struct FakeOpenAi {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeOpenAi {
+    /// Starts the server on an ephemeral 127.0.0.1 port.
+    pub fn start() -> std::io::Result<FakeOpenAi> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let count = AtomicU64::new(0);
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let n = count.fetch_add(1, Ordering::Relaxed) + 1;
+                        let _ = serve(stream, n);
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+        });
+        Ok(FakeOpenAi { addr, stop, thread: Some(thread) })
+    }
+
+    /// The API base to give an OpenAI client: `http://127.0.0.1:PORT/v1`.
+    pub fn api_base(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+}
+
+impl Drop for FakeOpenAi {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(stream: TcpStream, n: u64) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut length = 0usize;
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            if k.trim().eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body)?;
+    let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let model = request["model"].as_str().unwrap_or("gpt-4o-mini").to_string();
+    let prompt_len = request["messages"].to_string().len() as u64;
+    let mut out = stream;
+    if model.starts_with("fail-") {
+        let body = r#"{"error":{"message":"Rate limit reached","type":"rate_limit_exceeded","param":null,"code":"rate_limit_exceeded"}}"#;
+        return write!(
+            out,
+            "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    }
+    let id = format!("chatcmpl-fake-{n}");
+    let served_model = format!("{model}-2024-07-18");
+    let usage = serde_json::json!({
+        "prompt_tokens": 900 + prompt_len, "completion_tokens": 48, "total_tokens": 948 + prompt_len,
+        "prompt_tokens_details": {"cached_tokens": 768},
+        "completion_tokens_details": {"reasoning_tokens": 16}
+    });
+    if request["stream"].as_bool() == Some(true) {
+        write!(
+            out,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n"
+        )?;
+        let chunk = |delta: serde_json::Value, finish: serde_json::Value| {
+            serde_json::json!({"id": id, "object": "chat.completion.chunk", "created": 1_700_000_000, "model": served_model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        };
+        let events = [
+            chunk(serde_json::json!({"role": "assistant", "content": "Your order"}), serde_json::Value::Null),
+            chunk(serde_json::json!({"content": " ships today."}), serde_json::Value::Null),
+            chunk(serde_json::json!({}), serde_json::json!("stop")),
+            serde_json::json!({"id": id, "object": "chat.completion.chunk", "created": 1_700_000_000, "model": served_model,
+                "choices": [], "usage": usage}),
+        ];
+        for e in events {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            write!(out, "data: {e}\n\n")?;
+            out.flush()?;
+        }
+        write!(out, "data: [DONE]\n\n")?;
+        return out.flush();
+    }
+    let body = serde_json::json!({
+        "id": id, "object": "chat.completion", "created": 1_700_000_000, "model": served_model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Your order ships today."},
+                     "finish_reason": "stop", "logprobs": null}],
+        "usage": usage
+    })
+    .to_string();
+    write!(
+        out,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}

@@ -1,0 +1,4 @@
+//! Integrations with third-party clients, each behind a cargo feature.
+
+#[cfg(feature = "async-openai")]
+pub mod async_openai;
