@@ -123,3 +123,132 @@ pub fn set_remote_parent(span: &tracing::Span, headers: &HeaderMap) -> Option<Re
     with_record(span, |r| r.set_remote_parent(&sc));
     Some(remote)
 }
+
+/// Outgoing `reqwest` requests carry the current span's context (feature `reqwest`).
+///
+/// ```ignore
+/// use observra::propagation::WithTraceContext;
+/// let response = client.post(url).with_trace_context().send().await?;
+/// ```
+#[cfg(feature = "reqwest")]
+pub trait WithTraceContext {
+    /// Adds `traceparent` (and `tracestate`, baggage) from the current span.
+    fn with_trace_context(self) -> Self;
+}
+
+#[cfg(feature = "reqwest")]
+impl WithTraceContext for reqwest::RequestBuilder {
+    fn with_trace_context(self) -> Self {
+        let mut headers = HeaderMap::new();
+        inject(&mut headers);
+        self.headers(headers)
+    }
+}
+
+#[cfg(feature = "tower")]
+pub use server::{TraceContextLayer, TraceContextService};
+
+#[cfg(feature = "tower")]
+mod server {
+    //! The `tower` layer for incoming requests.
+
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use tracing::Span;
+
+    /// Wraps a `tower` service (an axum router, a hyper service, ...): each
+    /// request gets a SERVER span named after its method (`GET`, `POST`,
+    /// low-cardinality as the HTTP conventions ask) with `http.request.method`
+    /// and `url.path`, continuing the caller's trace from its `traceparent`,
+    /// and `http.response.status_code` on the way out (5xx sets status ERROR).
+    ///
+    /// ```ignore
+    /// let app = axum::Router::new().route("/tools/lookup", post(lookup))
+    ///     .layer(observra::propagation::TraceContextLayer);
+    /// ```
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct TraceContextLayer;
+
+    impl<S> tower_layer::Layer<S> for TraceContextLayer {
+        type Service = TraceContextService<S>;
+        fn layer(&self, inner: S) -> Self::Service {
+            TraceContextService { inner }
+        }
+    }
+
+    /// The service [`TraceContextLayer`] produces.
+    #[derive(Debug, Clone)]
+    pub struct TraceContextService<S> {
+        inner: S,
+    }
+
+    impl<S, B, R> tower_service::Service<http::Request<B>> for TraceContextService<S>
+    where
+        S: tower_service::Service<http::Request<B>, Response = http::Response<R>>,
+    {
+        type Response = S::Response;
+        type Error = S::Error;
+        type Future = ResponseFuture<S::Future>;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            self.inner.poll_ready(cx)
+        }
+
+        fn call(&mut self, request: http::Request<B>) -> Self::Future {
+            let method = request.method().as_str().to_string();
+            let span = tracing::info_span!(
+                "http.server",
+                otel.name = method.as_str(),
+                otel.kind = "server",
+                http.request.method = method.as_str(),
+                url.path = request.uri().path(),
+                http.response.status_code = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+            );
+            super::set_remote_parent(&span, request.headers());
+            let inner = {
+                let _enter = span.enter();
+                self.inner.call(request)
+            };
+            ResponseFuture { inner, span }
+        }
+    }
+
+    pin_project_lite::pin_project! {
+        /// The response future of [`TraceContextService`].
+        pub struct ResponseFuture<F> {
+            #[pin]
+            inner: F,
+            span: Span,
+        }
+    }
+
+    impl<F, R, E> Future for ResponseFuture<F>
+    where
+        F: Future<Output = Result<http::Response<R>, E>>,
+    {
+        type Output = F::Output;
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            let this = self.project();
+            let _enter = this.span.enter();
+            let poll = this.inner.poll(cx);
+            match &poll {
+                Poll::Ready(Ok(response)) => {
+                    let status = response.status().as_u16();
+                    this.span.record("http.response.status_code", i64::from(status));
+                    if status >= 500 {
+                        this.span.record("otel.status_code", "ERROR");
+                    }
+                }
+                Poll::Ready(Err(_)) => {
+                    this.span.record("otel.status_code", "ERROR");
+                }
+                Poll::Pending => {}
+            }
+            poll
+        }
+    }
+}

@@ -137,3 +137,112 @@ fn the_callers_sampling_decision_and_tracestate_are_followed() {
     let h = span(&spans, "handler");
     assert_eq!(h.parent_span_id.as_deref(), Some("b7ad6b7169203331"));
 }
+
+/// A hand-written tower service: `/fail` answers 503, anything else runs a tool and answers 200.
+#[derive(Clone)]
+struct ToolService;
+
+impl tower_service::Service<http::Request<()>> for ToolService {
+    type Response = http::Response<()>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<http::Response<()>, std::convert::Infallible>>;
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, req: http::Request<()>) -> Self::Future {
+        let status = if req.uri().path() == "/fail" {
+            503
+        } else {
+            let _ = lookup();
+            200
+        };
+        std::future::ready(Ok(http::Response::builder().status(status).body(()).unwrap()))
+    }
+}
+
+#[observra::tool_call(name = "lookup_order")]
+fn lookup() -> u8 {
+    7
+}
+
+#[traced(kind = client, name = "client call")]
+fn client_call(path: &str) -> u16 {
+    use tower_layer::Layer;
+    use tower_service::Service;
+    let mut headers = http::HeaderMap::new();
+    observra::propagation::inject(&mut headers);
+    let mut request = http::Request::builder().method("POST").uri(path).body(()).unwrap();
+    *request.headers_mut() = headers;
+    // The server side runs on another thread, as a framework would: only the
+    // headers connect it to this span.
+    std::thread::spawn(move || {
+        let mut service = observra::propagation::TraceContextLayer.layer(ToolService);
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(service.call(request)).map(|r| r.status().as_u16()).unwrap_or(0)
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn the_tower_layer_continues_the_callers_trace_and_records_the_status() {
+    let _s = serial();
+    let rx = Receiver::start();
+    let guard = install_http(&rx, &[]);
+    assert_eq!(client_call("/tools/lookup"), 200);
+    assert_eq!(client_call("/fail"), 503);
+    drop(guard);
+    let spans = rx.spans();
+    let clients: Vec<_> = spans.iter().filter(|s| s.name == "client call").collect();
+    let servers: Vec<_> = spans.iter().filter(|s| s.name == "POST" && s.kind == 2).collect();
+    assert_eq!((clients.len(), servers.len()), (2, 2), "{spans:#?}");
+    for server in &servers {
+        let client = clients.iter().find(|c| Some(&c.span_id) == server.parent_span_id.as_ref()).expect("parent");
+        assert_eq!(client.trace_id, server.trace_id);
+        assert_eq!(server.str_attr("http.request.method"), Some("POST"));
+    }
+    let ok = servers.iter().find(|s| s.str_attr("url.path") == Some("/tools/lookup")).unwrap();
+    assert_eq!(ok.attr("http.response.status_code"), Some(&observra_test_support::Val::Int(200)));
+    assert_eq!(ok.status_code, 0);
+    let tool = span(&spans, "execute_tool lookup_order");
+    assert_eq!(tool.parent_span_id.as_deref(), Some(ok.span_id.as_str()), "the handler's work is in the trace");
+    let failed = servers.iter().find(|s| s.str_attr("url.path") == Some("/fail")).unwrap();
+    assert_eq!(failed.attr("http.response.status_code"), Some(&observra_test_support::Val::Int(503)));
+    assert_eq!(failed.status_code, 2, "5xx is an error on the server span");
+}
+
+#[traced(kind = client, name = "reqwest call")]
+async fn reqwest_call(url: String) -> u16 {
+    use observra::propagation::WithTraceContext;
+    reqwest::Client::new().get(url).with_trace_context().send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
+#[test]
+fn outgoing_reqwest_requests_carry_the_trace_context() {
+    let _s = serial();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut traceparent = None;
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap_or(0) > 0 && !line.trim().is_empty() {
+            if let Some(v) = line.strip_prefix("traceparent:") {
+                traceparent = Some(v.trim().to_string());
+            }
+            line.clear();
+        }
+        let mut stream = stream;
+        let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+        traceparent
+    });
+    let rx = Receiver::start();
+    let guard = install_http(&rx, &[]);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    assert_eq!(rt.block_on(reqwest_call(url)), 204);
+    drop(guard);
+    let traceparent = server.join().unwrap().expect("traceparent header sent");
+    let s = span(&rx.spans(), "reqwest call").clone();
+    assert_eq!(traceparent, format!("00-{}-{}-01", s.trace_id, s.span_id));
+}
