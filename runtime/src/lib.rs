@@ -29,7 +29,8 @@
 //! - Export never blocks the caller: spans go through a bounded queue to an
 //!   export thread; what does not fit is dropped and counted ([`health`]).
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod accounting;
 mod attr_value;
