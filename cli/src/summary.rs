@@ -1,0 +1,182 @@
+//! `observra summary`: tokens, cost, errors and latency per model, agent and
+//! tool, over files and an optional time range.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::spans::Span;
+
+/// Accumulated figures of one group.
+#[derive(Default)]
+struct Group {
+    calls: u64,
+    errors: u64,
+    input_tokens: f64,
+    output_tokens: f64,
+    cost_usd: f64,
+    durations_ms: Vec<f64>,
+}
+
+impl Group {
+    fn add(&mut self, s: &Span) {
+        self.calls += 1;
+        self.errors += u64::from(s.failed());
+        self.input_tokens += s.num_attr("gen_ai.usage.input_tokens").unwrap_or(0.0);
+        self.output_tokens += s.num_attr("gen_ai.usage.output_tokens").unwrap_or(0.0);
+        self.cost_usd += s.num_attr("observra.cost.usd").unwrap_or(0.0);
+        self.durations_ms.push(s.duration_ms());
+    }
+    fn quantile(&self, q: f64) -> f64 {
+        let mut d = self.durations_ms.clone();
+        d.sort_by(|a, b| a.total_cmp(b));
+        if d.is_empty() {
+            return 0.0;
+        }
+        d[((d.len() - 1) as f64 * q).round() as usize]
+    }
+    fn to_json(&self) -> Value {
+        json!({
+            "calls": self.calls,
+            "errors": self.errors,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": self.cost_usd,
+            "latency_ms": {"p50": self.quantile(0.5), "p95": self.quantile(0.95), "max": self.quantile(1.0)},
+        })
+    }
+}
+
+/// The summary of `spans`.
+pub fn summarize(spans: &[Span]) -> Value {
+    let mut models: BTreeMap<String, Group> = BTreeMap::new();
+    let mut agents: BTreeMap<String, Group> = BTreeMap::new();
+    let mut tools: BTreeMap<String, Group> = BTreeMap::new();
+    for s in spans {
+        match s.str_attr("gen_ai.operation.name") {
+            Some("chat" | "text_completion" | "generate_content" | "embeddings") => {
+                let model = s.str_attr("gen_ai.request.model").unwrap_or("unknown");
+                models.entry(model.to_string()).or_default().add(s);
+            }
+            Some("invoke_agent") => {
+                let agent = s.str_attr("gen_ai.agent.name").unwrap_or("unnamed");
+                let g = agents.entry(agent.to_string()).or_default();
+                g.add(s);
+                g.input_tokens += s.num_attr("observra.total.input_tokens").unwrap_or(0.0);
+                g.output_tokens += s.num_attr("observra.total.output_tokens").unwrap_or(0.0);
+                g.cost_usd += s.num_attr("observra.total.cost.usd").unwrap_or(0.0);
+            }
+            Some("execute_tool") => {
+                let tool = s.str_attr("gen_ai.tool.name").unwrap_or("unnamed");
+                tools.entry(tool.to_string()).or_default().add(s);
+            }
+            _ => {}
+        }
+    }
+    let section =
+        |m: BTreeMap<String, Group>| -> Value { Value::Object(m.into_iter().map(|(k, g)| (k, g.to_json())).collect()) };
+    let total_cost = models.values().fold(0.0, |acc, g| acc + g.cost_usd);
+    let traces: std::collections::HashSet<&str> = spans.iter().map(|s| s.trace_id.as_str()).collect();
+    json!({
+        "spans": spans.len(),
+        "traces": traces.len(),
+        "errors": spans.iter().filter(|s| s.failed()).count(),
+        "cost_usd": total_cost,
+        "models": section(models),
+        "agents": section(agents),
+        "tools": section(tools),
+    })
+}
+
+/// The summary as aligned text tables.
+pub fn table(summary: &Value) -> String {
+    let mut out = format!(
+        "{} spans in {} traces, {} errors, cost ${:.6}\n",
+        summary["spans"],
+        summary["traces"],
+        summary["errors"],
+        summary["cost_usd"].as_f64().unwrap_or(0.0)
+    );
+    for (title, key) in [("model", "models"), ("agent", "agents"), ("tool", "tools")] {
+        let Some(groups) = summary[key].as_object().filter(|g| !g.is_empty()) else { continue };
+        out.push_str(&format!(
+            "\n{:<28} {:>6} {:>6} {:>10} {:>10} {:>12} {:>9} {:>9}\n",
+            title, "calls", "errors", "in tok", "out tok", "cost USD", "p50 ms", "p95 ms"
+        ));
+        for (name, g) in groups {
+            out.push_str(&format!(
+                "{:<28} {:>6} {:>6} {:>10} {:>10} {:>12.6} {:>9.2} {:>9.2}\n",
+                name,
+                g["calls"].as_u64().unwrap_or(0),
+                g["errors"].as_u64().unwrap_or(0),
+                g["input_tokens"].as_f64().unwrap_or(0.0),
+                g["output_tokens"].as_f64().unwrap_or(0.0),
+                g["cost_usd"].as_f64().unwrap_or(0.0),
+                g["latency_ms"]["p50"].as_f64().unwrap_or(0.0),
+                g["latency_ms"]["p95"].as_f64().unwrap_or(0.0),
+            ));
+        }
+    }
+    out
+}
+
+/// Parses `--since`/`--until`: a duration back from now (`30s`, `15m`,
+/// `2h`, `7d`) or an RFC 3339 UTC time (`2026-11-23T09:00:00Z`); returns ns
+/// since the epoch.
+pub fn parse_time(text: &str, now_ns: u64) -> Result<u64, String> {
+    let t = text.trim();
+    if let Some((num, unit)) = t.char_indices().last().map(|(i, c)| (&t[..i], c)) {
+        if let Ok(n) = num.parse::<u64>() {
+            let secs = match unit {
+                's' => Some(n),
+                'm' => Some(n * 60),
+                'h' => Some(n * 3600),
+                'd' => Some(n * 86_400),
+                _ => None,
+            };
+            if let Some(secs) = secs {
+                return Ok(now_ns.saturating_sub(secs * 1_000_000_000));
+            }
+        }
+    }
+    // YYYY-MM-DDTHH:MM:SS[.fraction]Z
+    let bad = || format!("{text:?} is neither a duration (30s, 15m, 2h, 7d) nor an RFC 3339 UTC time");
+    let b = t.as_bytes();
+    if b.len() < 20 || !t.ends_with('Z') || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
+        return Err(bad());
+    }
+    let num = |r: std::ops::Range<usize>| t.get(r).and_then(|s| s.parse::<i64>().ok()).ok_or_else(bad);
+    let (y, mo, d, h, mi, s) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let frac = t.get(19..t.len() - 1).unwrap_or("");
+    let nanos = match frac.strip_prefix('.') {
+        Some(digits) if !digits.is_empty() && digits.len() <= 9 => {
+            digits.parse::<u64>().map_err(|_| bad())? * 10u64.pow(9 - digits.len() as u32)
+        }
+        Some(_) => return Err(bad()),
+        None => 0,
+    };
+    // Days from civil (Howard Hinnant).
+    let (yy, mm) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * mm + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + s;
+    // Past the year 2554 nanoseconds no longer fit a u64: saturate.
+    u64::try_from(secs).map(|s| s.saturating_mul(1_000_000_000).saturating_add(nanos)).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
+
+    #[test]
+    fn times_parse_as_durations_or_rfc3339() {
+        assert_eq!(parse_time("2026-11-23T09:41:00Z", 0), Ok(1_795_426_860_000_000_000));
+        assert_eq!(parse_time("1970-01-01T00:00:01.5Z", 0), Ok(1_500_000_000));
+        assert_eq!(parse_time("2h", 10_000_000_000_000), Ok(10_000_000_000_000 - 7_200_000_000_000));
+        assert!(parse_time("yesterday", 0).is_err());
+        assert_eq!(parse_time("2999-01-01T00:00:00Z", 0), Ok(u64::MAX), "far future saturates");
+    }
+}
