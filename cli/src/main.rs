@@ -4,17 +4,20 @@
 //! observra tail spans.jsonl            # each trace as a tree; --follow for a growing file
 //! observra summary spans.jsonl --since 1h --format json
 //! observra replay spans.jsonl --endpoint http://collector:4318
+//! observra verify spans.jsonl --key $OBSERVRA_AUDIT_KEY       # exit 1 on tampering
+//! observra decrypt spans.jsonl --key $OBSERVRA_JSONL_KEY > plain.jsonl
 //! ```
 //!
-//! Exit codes: 0 success, 1 the work failed (an export was refused), 2 bad
-//! input (unreadable file, malformed line, bad option value).
+//! Exit codes: 0 success, 1 the work failed (an export was refused, a chain
+//! was tampered with, a line did not decrypt), 2 bad input (unreadable
+//! file, malformed line, bad option value).
 
 mod replay;
 mod spans;
 mod summary;
 mod tail;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -54,6 +57,29 @@ enum Command {
         /// Output: a table or JSON.
         #[arg(long, default_value = "table", value_parser = ["table", "json"])]
         format: String,
+    },
+    /// Check the hash chain of JSONL files (exit code 1 on tampering, naming the first bad record).
+    Verify {
+        /// The files of one chain, oldest first.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The audit key (32 bytes, base64 or hex).
+        #[arg(long, env = "OBSERVRA_AUDIT_KEY", hide_env_values = true)]
+        key: String,
+    },
+    /// Decrypt an encrypted JSONL file to stdout, one record per line.
+    Decrypt {
+        /// The file.
+        file: PathBuf,
+        /// Key(s), 32 bytes as base64 or hex; the right one is found by its id.
+        #[arg(
+            long = "key",
+            env = "OBSERVRA_JSONL_KEY",
+            hide_env_values = true,
+            value_delimiter = ',',
+            required = true
+        )]
+        keys: Vec<String>,
     },
     /// Send a JSONL file's spans to an OTLP endpoint (ids, times and attributes kept).
     Replay {
@@ -103,6 +129,33 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
                 println!("{result:#}");
             } else {
                 print!("{}", summary::table(&result));
+            }
+            Ok(())
+        }
+        Command::Verify { files, key } => {
+            let key = observra::audit::parse_key(&key).map_err(|e| (2, format!("--key: {e}")))?;
+            let report = observra::audit::verify(&files, &key).map_err(|e| (2, e.to_string()))?;
+            match &report.first_bad {
+                None => {
+                    println!(
+                        "intact: {} records, sequence 1..{}, {} seal(s)",
+                        report.records, report.last_seq, report.seals
+                    );
+                    Ok(())
+                }
+                Some((seq, why)) => Err((1, format!("TAMPERED at sequence {seq}: {why}"))),
+            }
+        }
+        Command::Decrypt { file, keys } => {
+            let keys = keys
+                .iter()
+                .map(|k| observra::audit::parse_key(k))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| (2, format!("--key: {e}")))?;
+            let records = observra::audit::decrypt(&file, &keys).map_err(|e| (1, e.to_string()))?;
+            let mut out = std::io::stdout().lock();
+            for r in records {
+                let _ = writeln!(out, "{r}");
             }
             Ok(())
         }

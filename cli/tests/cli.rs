@@ -178,3 +178,53 @@ fn tail_follow_shows_a_trace_once_its_root_is_written() {
     assert!(seen.iter().any(|l| l.contains("invoke_workflow support-desk")), "{seen:?}");
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn verify_and_decrypt_work_on_a_file_the_example_wrote() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-audit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("audited.jsonl");
+    let (audit_key, enc_key) = ("11".repeat(32), "22".repeat(32));
+    let status = Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "-p", "observra-examples", "--bin", "support-agent"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env("OBSERVRA_JSONL_PATH", &path)
+        .env("OBSERVRA_AUDIT_KEY", &audit_key)
+        .env("OBSERVRA_JSONL_KEY", &enc_key)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let ok = observra().arg("verify").arg(&path).env("OBSERVRA_AUDIT_KEY", &audit_key).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "intact: 14 records, sequence 1..14, 1 seal(s)");
+
+    let plain = observra().arg("decrypt").arg(&path).args(["--key", &enc_key]).output().unwrap();
+    assert!(plain.status.success(), "{}", String::from_utf8_lossy(&plain.stderr));
+    let records: Vec<serde_json::Value> =
+        String::from_utf8(plain.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 13);
+    assert!(records.iter().any(|r| r["name"] == "invoke_workflow support-desk"));
+
+    // Tamper: drop the 5th line.
+    let lines: Vec<String> = std::fs::read_to_string(&path).unwrap().lines().map(String::from).collect();
+    let tampered = dir.join("tampered.jsonl");
+    let kept: Vec<&String> = lines.iter().enumerate().filter(|(i, _)| *i != 4).map(|(_, l)| l).collect();
+    std::fs::write(&tampered, kept.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    std::fs::copy(observra::audit::head_path(&path), observra::audit::head_path(&tampered)).unwrap();
+    let bad = observra().arg("verify").arg(&tampered).args(["--key", &audit_key]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("TAMPERED at sequence 5"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+
+    let wrong = observra().arg("decrypt").arg(&path).args(["--key", &"33".repeat(32)]).output().unwrap();
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("no key given has that id"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

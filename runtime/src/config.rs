@@ -156,6 +156,8 @@ pub struct Builder {
     budget: Budget,
     budget_callback: Option<BudgetCallback>,
     prometheus_addr: Option<std::net::SocketAddr>,
+    encryption_key: Option<[u8; 32]>,
+    audit_key: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -203,6 +205,8 @@ impl Default for Builder {
             budget: Budget::default(),
             budget_callback: None,
             prometheus_addr: None,
+            encryption_key: None,
+            audit_key: None,
         }
     }
 }
@@ -376,6 +380,21 @@ impl Builder {
     /// [`crate::prometheus_addr`].
     pub fn prometheus_addr(mut self, addr: std::net::SocketAddr) -> Self {
         self.prometheus_addr = Some(addr);
+        self
+    }
+
+    /// Encrypts every JSONL line with AES-256-GCM under this key (overrides
+    /// `OBSERVRA_JSONL_KEY`); read the file back with [`crate::audit::decrypt`]
+    /// or `observra decrypt`.
+    pub fn jsonl_encryption_key(mut self, key: [u8; 32]) -> Self {
+        self.encryption_key = Some(key);
+        self
+    }
+    /// Chains every JSONL record with HMAC-SHA256 under this key (overrides
+    /// `OBSERVRA_AUDIT_KEY`); check it with [`crate::audit::verify`] or
+    /// `observra verify`.
+    pub fn jsonl_audit_key(mut self, key: [u8; 32]) -> Self {
+        self.audit_key = Some(key);
         self
     }
 
@@ -553,6 +572,20 @@ impl Builder {
                 )),
             },
         };
+        let key_from = |code: Option<[u8; 32]>, var: &'static str| -> Result<Option<[u8; 32]>> {
+            match code {
+                Some(k) => Ok(Some(k)),
+                None => env
+                    .get(var)
+                    .map(|v| {
+                        crate::audit::parse_key(&v)
+                            .map_err(|reason| Error::invalid(Setting::Env(var), "<redacted key>", reason))
+                    })
+                    .transpose(),
+            }
+        };
+        let encryption_key = key_from(self.encryption_key, "OBSERVRA_JSONL_KEY")?;
+        let audit_key = key_from(self.audit_key, "OBSERVRA_AUDIT_KEY")?;
         for (model, price) in std::mem::take(&mut self.prices) {
             prices.insert(model, price);
         }
@@ -602,6 +635,8 @@ impl Builder {
             budget_callback: self.budget_callback.take(),
             prometheus_addr,
             otlp_metrics,
+            encryption_key,
+            audit_key,
         })
     }
 }
@@ -627,6 +662,10 @@ pub(crate) struct Settings {
     pub prometheus_addr: Option<(std::net::SocketAddr, Setting)>,
     /// Whether metrics also go out over OTLP (`OTEL_METRICS_EXPORTER`).
     pub otlp_metrics: bool,
+    /// JSONL encryption key.
+    pub encryption_key: Option<[u8; 32]>,
+    /// JSONL hash-chain key.
+    pub audit_key: Option<[u8; 32]>,
 }
 
 /// The resolved destination of spans.

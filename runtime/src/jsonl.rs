@@ -19,7 +19,7 @@ use serde_json::{Map, Value as Json, json};
 
 /// Writes spans as JSON lines to any writer.
 pub(crate) struct JsonlExporter {
-    writer: Mutex<Box<dyn Write + Send>>,
+    writer: Mutex<(Box<dyn Write + Send>, crate::audit::Sealer)>,
     resource: Json,
 }
 
@@ -30,31 +30,52 @@ impl std::fmt::Debug for JsonlExporter {
 }
 
 impl JsonlExporter {
-    pub(crate) fn new(writer: Box<dyn Write + Send>) -> Self {
-        JsonlExporter { writer: Mutex::new(writer), resource: Json::Object(Map::new()) }
+    pub(crate) fn new(writer: Box<dyn Write + Send>, sealer: crate::audit::Sealer) -> Self {
+        JsonlExporter { writer: Mutex::new((writer, sealer)), resource: Json::Object(Map::new()) }
+    }
+
+    fn write_records(&self, records: impl Iterator<Item = Json>) -> OTelSdkResult {
+        let mut guard =
+            self.writer.lock().map_err(|_| OTelSdkError::InternalFailure("JSONL writer lock poisoned".into()))?;
+        let (w, sealer) = &mut *guard;
+        let mut buf = Vec::with_capacity(4096);
+        for record in records {
+            let line = if sealer.is_active() { sealer.seal(record) } else { record };
+            // Serialising a serde_json::Value into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut buf, &line);
+            buf.push(b'\n');
+        }
+        w.write_all(&buf)
+            .and_then(|()| w.flush())
+            .and_then(|()| sealer.write_head())
+            .map_err(|e| OTelSdkError::InternalFailure(format!("writing JSONL: {e}")))
     }
 }
 
 impl SpanExporter for JsonlExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let mut buf = Vec::with_capacity(batch.len() * 512);
-        for span in &batch {
-            // Serialising a serde_json::Value into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut buf, &span_to_json(span, &self.resource));
-            buf.push(b'\n');
-        }
-        let mut w =
-            self.writer.lock().map_err(|_| OTelSdkError::InternalFailure("JSONL writer lock poisoned".into()))?;
-        w.write_all(&buf)
-            .and_then(|()| w.flush())
-            .map_err(|e| OTelSdkError::InternalFailure(format!("writing JSONL: {e}")))
+        self.write_records(batch.iter().map(|span| span_to_json(span, &self.resource)))
     }
 
     fn force_flush(&self) -> OTelSdkResult {
         match self.writer.lock() {
-            Ok(mut w) => w.flush().map_err(|e| OTelSdkError::InternalFailure(e.to_string())),
+            Ok(mut w) => w.0.flush().map_err(|e| OTelSdkError::InternalFailure(e.to_string())),
             Err(_) => Err(OTelSdkError::InternalFailure("JSONL writer lock poisoned".into())),
         }
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: std::time::Duration) -> OTelSdkResult {
+        // Close the hash chain with a signed seal record.
+        let mut guard =
+            self.writer.lock().map_err(|_| OTelSdkError::InternalFailure("JSONL writer lock poisoned".into()))?;
+        let (w, sealer) = &mut *guard;
+        let Some(seal) = sealer.seal_record() else { return Ok(()) };
+        let mut line = serde_json::to_vec(&seal).unwrap_or_default();
+        line.push(b'\n');
+        w.write_all(&line)
+            .and_then(|()| w.flush())
+            .and_then(|()| sealer.write_head())
+            .map_err(|e| OTelSdkError::InternalFailure(format!("writing the seal: {e}")))
     }
 
     fn set_resource(&mut self, resource: &Resource) {

@@ -34,6 +34,7 @@
 
 mod accounting;
 mod attr_value;
+pub mod audit;
 mod batch;
 mod budget;
 mod config;

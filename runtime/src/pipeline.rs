@@ -139,13 +139,18 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     let spawn_err =
         |e: std::io::Error| Error::Exporter { backend: "batch", reason: format!("starting the export thread: {e}") };
     let mut metric_reader = None;
+    let sealer =
+        |path: Option<&std::path::Path>| crate::audit::Sealer::new(settings.encryption_key, settings.audit_key, path);
     let processor = match settings.sink {
-        Sink::Stdout => {
-            BatchProcessor::start(JsonlExporter::new(Box::new(std::io::stdout())), &resource, batch, block_on)
-                .map_err(spawn_err)?
-        }
+        Sink::Stdout => BatchProcessor::start(
+            JsonlExporter::new(Box::new(std::io::stdout()), sealer(None)),
+            &resource,
+            batch,
+            block_on,
+        )
+        .map_err(spawn_err)?,
         Sink::Writer(w) => {
-            BatchProcessor::start(JsonlExporter::new(w), &resource, batch, block_on).map_err(spawn_err)?
+            BatchProcessor::start(JsonlExporter::new(w, sealer(None)), &resource, batch, block_on).map_err(spawn_err)?
         }
         Sink::File(path) => {
             let file = OpenOptions::new().create(true).append(true).open(&path).map_err(|source| Error::Io {
@@ -154,7 +159,8 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
                 source,
             })?;
             let writer: Box<dyn Write + Send> = Box::new(std::io::LineWriter::new(file));
-            BatchProcessor::start(JsonlExporter::new(writer), &resource, batch, block_on).map_err(spawn_err)?
+            BatchProcessor::start(JsonlExporter::new(writer, sealer(Some(&path))), &resource, batch, block_on)
+                .map_err(spawn_err)?
         }
         Sink::Otlp => {
             use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
