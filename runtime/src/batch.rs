@@ -68,6 +68,7 @@ impl BatchProcessor {
         resource: &Resource,
         settings: BatchSettings,
         block_on: BlockOn,
+        redactor: Option<Arc<crate::redact::Redactor>>,
     ) -> std::io::Result<Self>
     where
         E: SpanExporter + 'static,
@@ -87,6 +88,7 @@ impl BatchProcessor {
             wake_sent: wake_sent.clone(),
             settings,
             block_on,
+            redactor,
         };
         let handle = std::thread::Builder::new().name("observra-export".into()).spawn(move || {
             crate::layer::suppress_current_thread();
@@ -179,6 +181,8 @@ struct Worker<E> {
     wake_sent: Arc<AtomicBool>,
     settings: BatchSettings,
     block_on: BlockOn,
+    /// Applied to every span before any exporter sees it.
+    redactor: Option<Arc<crate::redact::Redactor>>,
 }
 
 impl<E: SpanExporter> Worker<E> {
@@ -235,6 +239,11 @@ impl<E: SpanExporter> Worker<E> {
                 return result;
             }
             let n = batch.len() as u64;
+            if let Some(r) = &self.redactor {
+                for span in batch.iter_mut() {
+                    r.span(span);
+                }
+            }
             self.counters.in_flight.fetch_add(n, Ordering::AcqRel);
             self.counters.queued.fetch_sub(n, Ordering::AcqRel);
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -158,6 +158,9 @@ pub struct Builder {
     prometheus_addr: Option<std::net::SocketAddr>,
     encryption_key: Option<[u8; 32]>,
     audit_key: Option<[u8; 32]>,
+    redaction: Option<bool>,
+    redact_rules: Vec<(String, String)>,
+    redact_keys: Vec<String>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -207,6 +210,9 @@ impl Default for Builder {
             prometheus_addr: None,
             encryption_key: None,
             audit_key: None,
+            redaction: None,
+            redact_rules: Vec::new(),
+            redact_keys: Vec::new(),
         }
     }
 }
@@ -398,6 +404,25 @@ impl Builder {
         self
     }
 
+    /// Turns redaction of secrets on or off (overrides `OBSERVRA_REDACTION`).
+    /// It is on unless turned off explicitly.
+    pub fn redaction(mut self, on: bool) -> Self {
+        self.redaction = Some(on);
+        self
+    }
+    /// Adds a redaction rule: matches of `pattern` (a regex) become
+    /// `[REDACTED:<kind>]`. An invalid pattern is an error at `install()`.
+    pub fn redact_rule(mut self, kind: impl Into<String>, pattern: impl Into<String>) -> Self {
+        self.redact_rules.push((kind.into(), pattern.into()));
+        self
+    }
+    /// Adds an attribute key name whose values are always redacted (matched
+    /// on the last dotted segment, case-insensitively).
+    pub fn redact_key(mut self, name: impl Into<String>) -> Self {
+        self.redact_keys.push(name.into());
+        self
+    }
+
     /// Validates the configuration and starts the pipeline.
     ///
     /// Returns a guard that flushes and shuts down on drop, within the
@@ -584,6 +609,31 @@ impl Builder {
                     .transpose(),
             }
         };
+        let redaction_on = match self.redaction {
+            Some(on) => on,
+            None => match env.get("OBSERVRA_REDACTION") {
+                None => true,
+                Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                    "on" | "true" | "1" => true,
+                    "off" | "false" | "0" => false,
+                    _ => return Err(Error::invalid(Setting::Env("OBSERVRA_REDACTION"), v, "expected on or off")),
+                },
+            },
+        };
+        let redactor = if redaction_on {
+            Some(std::sync::Arc::new(crate::redact::Redactor::new(&self.redact_rules, &self.redact_keys).map_err(
+                |reason| {
+                    let bad = self.redact_rules.iter().find(|(k, _)| reason.contains(k.as_str()));
+                    Error::invalid(
+                        Setting::Builder("redact_rule"),
+                        bad.map(|(_, p)| p.clone()).unwrap_or_default(),
+                        reason,
+                    )
+                },
+            )?))
+        } else {
+            None
+        };
         let encryption_key = key_from(self.encryption_key, "OBSERVRA_JSONL_KEY")?;
         let audit_key = key_from(self.audit_key, "OBSERVRA_AUDIT_KEY")?;
         for (model, price) in std::mem::take(&mut self.prices) {
@@ -637,6 +687,7 @@ impl Builder {
             otlp_metrics,
             encryption_key,
             audit_key,
+            redactor,
         })
     }
 }
@@ -666,6 +717,8 @@ pub(crate) struct Settings {
     pub encryption_key: Option<[u8; 32]>,
     /// JSONL hash-chain key.
     pub audit_key: Option<[u8; 32]>,
+    /// The redaction engine, unless turned off.
+    pub redactor: Option<std::sync::Arc<crate::redact::Redactor>>,
 }
 
 /// The resolved destination of spans.

@@ -4,8 +4,8 @@
 //! Off by default. Switched by [`crate::Builder::capture_content`] or
 //! `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` (`NO_CONTENT`,
 //! `SPAN_ONLY`, `EVENT_ONLY`, `SPAN_AND_EVENT`; `true` means `SPAN_ONLY`,
-//! `false` `NO_CONTENT`). Every captured string passes through
-//! [`crate::redact::redact`] before it is recorded. observra always emits
+//! `false` `NO_CONTENT`). Captured content is redacted in the export path
+//! with every other string (see [`crate::redact`]). observra always emits
 //! the newest GenAI names (it has no older ones to keep), whatever
 //! `OTEL_SEMCONV_STABILITY_OPT_IN` says.
 
@@ -239,16 +239,17 @@ impl<T: CaptureContent> CaptureContent for Vec<T> {
     }
 }
 
+/// Captured content as the attribute's string; redaction happens in the
+/// export path, like for every other string attribute.
 fn render(json: &Json) -> String {
-    let text = match json {
+    match json {
         Json::String(s) => s.clone(),
         other => other.to_string(),
-    };
-    crate::redact::redact(&text).into_owned()
+    }
 }
 
 /// Records captured JSON under `key`: as a span attribute and/or kept for
-/// the details event, per the capture mode. Redacted first.
+/// the details event, per the capture mode.
 pub(crate) fn record_json(record: &mut SpanRecord, key: &'static str, json: &Json) {
     let text = render(json);
     if on_span() {

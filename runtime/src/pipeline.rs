@@ -147,11 +147,17 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
             &resource,
             batch,
             block_on,
+            settings.redactor.clone(),
         )
         .map_err(spawn_err)?,
-        Sink::Writer(w) => {
-            BatchProcessor::start(JsonlExporter::new(w, sealer(None)), &resource, batch, block_on).map_err(spawn_err)?
-        }
+        Sink::Writer(w) => BatchProcessor::start(
+            JsonlExporter::new(w, sealer(None)),
+            &resource,
+            batch,
+            block_on,
+            settings.redactor.clone(),
+        )
+        .map_err(spawn_err)?,
         Sink::File(path) => {
             let file = OpenOptions::new().create(true).append(true).open(&path).map_err(|source| Error::Io {
                 setting: Setting::Env("OBSERVRA_JSONL_PATH"),
@@ -159,8 +165,14 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
                 source,
             })?;
             let writer: Box<dyn Write + Send> = Box::new(std::io::LineWriter::new(file));
-            BatchProcessor::start(JsonlExporter::new(writer, sealer(Some(&path))), &resource, batch, block_on)
-                .map_err(spawn_err)?
+            BatchProcessor::start(
+                JsonlExporter::new(writer, sealer(Some(&path))),
+                &resource,
+                batch,
+                block_on,
+                settings.redactor.clone(),
+            )
+            .map_err(spawn_err)?
         }
         Sink::Otlp => {
             use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
@@ -219,7 +231,8 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
                         .build(),
                 );
             }
-            BatchProcessor::start(span_exporter, &resource, batch, block_on).map_err(spawn_err)?
+            BatchProcessor::start(span_exporter, &resource, batch, block_on, settings.redactor.clone())
+                .map_err(spawn_err)?
         }
     };
 

@@ -1,81 +1,246 @@
-//! Redaction of secrets in captured content: one function, [`redact`],
-//! that every captured string goes through. The rule set here is a
-//! deliberately small default (API keys and tokens of the most common
-//! providers, bearer credentials, private keys, credentials in URLs and
-//! `key=value` pairs); the full engine with user rules grows behind the
-//! same function. Matching is linear-time (`regex-lite` has no
-//! backtracking).
+//! Redaction of secrets: every string attribute, event attribute and
+//! captured message is scrubbed in the export path (on the export thread,
+//! never the caller's) before any backend sees it. On by default; it can
+//! only be turned off explicitly (`Builder::redaction(false)` or
+//! `OBSERVRA_REDACTION=off`).
+//!
+//! A match is replaced by `[REDACTED:<kind>]`. The built-in rules cover API
+//! keys and tokens of the common providers, JWTs, PEM private keys, bearer
+//! and basic credentials, credentials in URLs, query strings and form
+//! bodies, JSON/YAML/env keys named like secrets whatever their value, and
+//! card numbers that pass the Luhn check. Users add rules (regex + kind)
+//! and key names. Matching is linear-time: `regex-lite` does not backtrack.
 
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use regex_lite::Regex;
+use opentelemetry::{Array, KeyValue, StringValue, Value};
+use opentelemetry_sdk::trace::SpanData;
+use regex_lite::{Captures, Regex};
 
-/// (label, pattern). Order matters: more specific formats first.
-const RULES: &[(&str, &str)] = &[
-    ("private_key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
-    ("anthropic_key", r"sk-ant-[A-Za-z0-9_\-]{20,}"),
-    ("openai_key", r"sk-(?:proj-)?[A-Za-z0-9_\-]{20,}"),
-    ("aws_access_key_id", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
-    ("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b"),
+/// Built-in (kind, pattern) pairs. More specific formats come first.
+const BUILTIN: &[(&str, &str)] = &[
+    ("private_key", r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----"),
+    ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}"),
+    ("openai_project_key", r"\bsk-proj-[A-Za-z0-9_\-]{20,}"),
+    ("openai_key", r"\bsk-[A-Za-z0-9_\-]{20,}"),
+    ("aws_access_key_id", r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}\b"),
+    ("aws_secret_access_key", r#"(?i)\baws_?secret_?access_?key["']?\s*[=:]\s*["']?[A-Za-z0-9/+=]{40}"#),
+    ("github_fine_grained_token", r"\bgithub_pat_[A-Za-z0-9_]{22,}"),
+    ("github_token", r"\bgh[pousr]_[A-Za-z0-9]{36,}"),
+    ("gitlab_token", r"\bglpat-[A-Za-z0-9_\-]{20,}"),
     ("slack_token", r"\bxox[abprs]-[A-Za-z0-9\-]{10,}"),
-    ("stripe_key", r"\b(?:sk|rk)_live_[A-Za-z0-9]{16,}"),
+    ("slack_webhook", r"https://hooks\.slack\.com/services/[A-Za-z0-9/]+"),
+    ("discord_webhook", r"https://(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/[0-9]+/[A-Za-z0-9_\-]+"),
+    ("stripe_key", r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"),
     ("google_api_key", r"\bAIza[0-9A-Za-z_\-]{35}"),
+    ("google_oauth_token", r"\bya29\.[0-9A-Za-z_\-]{20,}"),
+    ("huggingface_token", r"\bhf_[A-Za-z0-9]{30,}"),
+    ("groq_key", r"\bgsk_[A-Za-z0-9]{40,}"),
+    ("xai_key", r"\bxai-[A-Za-z0-9]{40,}"),
+    ("npm_token", r"\bnpm_[A-Za-z0-9]{36}"),
+    ("sendgrid_key", r"\bSG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}"),
+    ("twilio_key", r"\bSK[0-9a-f]{32}\b"),
+    ("mailgun_key", r"\bkey-[0-9a-f]{32}\b"),
+    ("telegram_bot_token", r"\b[0-9]{8,10}:AA[A-Za-z0-9_\-]{33}\b"),
+    ("azure_storage_key", r"(?i)\bAccountKey=[A-Za-z0-9+/=]{40,}"),
     ("jwt", r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
     ("bearer", r"(?i)\bbearer\s+[A-Za-z0-9._~+/\-]{8,}=*"),
+    ("basic_auth", r"(?i)\bbasic\s+[A-Za-z0-9+/]{8,}={0,2}"),
     ("url_credentials", r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s/:@]+:[^\s/@]+@"),
-    ("credential", r#"(?i)\b(?:password|passwd|pwd|secret|token|api[_-]?key)\s*[=:]\s*[^\s&,;"']+"#),
+    (
+        "json_secret",
+        r#"(?i)"(?:password|passwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|authorization|cookie|set-cookie|client[_-]?secret|refresh[_-]?token|access[_-]?token)"\s*:\s*"(?:[^"\\]|\\.)*""#,
+    ),
+    (
+        // The same keys in JSON nested inside a JSON string (escaped quotes).
+        "json_secret",
+        r#"(?i)\\"(?:password|passwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|authorization|cookie|set-cookie|client[_-]?secret|refresh[_-]?token|access[_-]?token)\\"\s*:\s*\\"[^"\\]*\\""#,
+    ),
+    (
+        "credential",
+        // A prefix is allowed (`DB_PASSWORD=`), but the value must follow the
+        // keyword itself, so `max_tokens: 256` is left alone.
+        r#"(?i)[A-Za-z0-9_]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?token|refresh[_-]?token|client[_-]?secret|auth)\s*[=:]\s*[^\s&,;"']+"#,
+    ),
+    ("cookie", r#"(?i)\b(?:set-)?cookie:\s*[^"'\r\n]+"#),
 ];
 
-fn rules() -> &'static [(&'static str, Regex)] {
-    static COMPILED: OnceLock<Vec<(&'static str, Regex)>> = OnceLock::new();
-    COMPILED.get_or_init(|| {
-        // The patterns are constants covered by tests; one that failed to
-        // compile would be skipped rather than take the host program down.
-        RULES.iter().filter_map(|(label, p)| Regex::new(p).ok().map(|r| (*label, r))).collect()
-    })
+/// Card numbers: 13 to 19 digits, optionally grouped by spaces or dashes;
+/// only those passing the Luhn check are redacted.
+const CARD: &str = r"\b(?:\d[ \-]?){12,18}\d\b";
+
+/// Key names whose values are always redacted, whatever they hold.
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "api-key",
+    "authorization",
+    "cookie",
+    "set-cookie",
+    "client_secret",
+    "access_token",
+    "refresh_token",
+    "private_key",
+    "x-api-key",
+];
+
+fn luhn(digits: &str) -> bool {
+    let ds: Vec<u32> = digits.chars().filter_map(|c| c.to_digit(10)).collect();
+    if !(13..=19).contains(&ds.len()) {
+        return false;
+    }
+    let sum: u32 = ds
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d })
+        .sum();
+    sum % 10 == 0
 }
 
-/// Replaces every secret found in `text` with `[REDACTED:<kind>]`.
-/// Returns the input unchanged (borrowed) when nothing matched.
-pub fn redact(text: &str) -> Cow<'_, str> {
-    let mut out: Cow<'_, str> = Cow::Borrowed(text);
-    for (label, re) in rules() {
-        if re.is_match(&out) {
-            let replacement = format!("[REDACTED:{label}]");
-            out = Cow::Owned(re.replace_all(&out, regex_lite::NoExpand(&replacement)).into_owned());
+/// A compiled set of rules.
+#[derive(Debug)]
+pub struct Redactor {
+    rules: Vec<(String, Regex)>,
+    card: Regex,
+    keys: Vec<String>,
+}
+
+impl Redactor {
+    /// The built-in rules, plus user rules `(kind, pattern)` and key names.
+    /// An invalid pattern is an error naming it.
+    pub fn new(extra_rules: &[(String, String)], extra_keys: &[String]) -> Result<Self, String> {
+        let mut rules = Vec::new();
+        for (kind, pattern) in extra_rules {
+            let re = Regex::new(pattern).map_err(|e| format!("rule {kind:?}: invalid pattern {pattern:?}: {e}"))?;
+            rules.push((kind.clone(), re));
+        }
+        for (kind, pattern) in BUILTIN {
+            // Built-in patterns are constants covered by tests.
+            if let Ok(re) = Regex::new(pattern) {
+                rules.push((kind.to_string(), re));
+            }
+        }
+        let card = Regex::new(CARD).map_err(|e| e.to_string())?;
+        let keys = SECRET_KEYS
+            .iter()
+            .map(|k| k.to_string())
+            .chain(extra_keys.iter().map(|k| k.to_ascii_lowercase()))
+            .collect();
+        Ok(Redactor { rules, card, keys })
+    }
+
+    /// Replaces every secret in `text`; borrowed when nothing matched.
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out: Cow<'a, str> = Cow::Borrowed(text);
+        for (kind, re) in &self.rules {
+            if re.is_match(&out) {
+                let replacement = format!("[REDACTED:{kind}]");
+                out = Cow::Owned(re.replace_all(&out, regex_lite::NoExpand(&replacement)).into_owned());
+            }
+        }
+        if self.card.is_match(&out) {
+            let replaced = self.card.replace_all(&out, |c: &Captures<'_>| {
+                let m = &c[0];
+                if luhn(m) { "[REDACTED:card_number]".to_string() } else { m.to_string() }
+            });
+            if let Cow::Owned(s) = replaced {
+                out = Cow::Owned(s);
+            }
+        }
+        out
+    }
+
+    fn secret_key(&self, key: &str) -> bool {
+        let k = key.to_ascii_lowercase();
+        let last = k.rsplit(['.', '/']).next().unwrap_or(&k);
+        self.keys.iter().any(|s| s == last)
+    }
+
+    fn value(&self, key: &str, v: &mut Value) {
+        if self.secret_key(key) {
+            *v = Value::String(StringValue::from(format!(
+                "[REDACTED:{}]",
+                key.rsplit(['.', '/']).next().unwrap_or(key)
+            )));
+            return;
+        }
+        match v {
+            Value::String(s) => {
+                if let Cow::Owned(r) = self.redact(s.as_str()) {
+                    *s = StringValue::from(r);
+                }
+            }
+            Value::Array(Array::String(items)) => {
+                for s in items.iter_mut() {
+                    if let Cow::Owned(r) = self.redact(s.as_str()) {
+                        *s = StringValue::from(r);
+                    }
+                }
+            }
+            _ => {}
         }
     }
-    out
+
+    fn attributes(&self, attrs: &mut [KeyValue]) {
+        for kv in attrs {
+            let key = kv.key.as_str().to_string();
+            self.value(&key, &mut kv.value);
+        }
+    }
+
+    /// Scrubs a span: attributes, event names and attributes, status message, link attributes.
+    pub(crate) fn span(&self, span: &mut SpanData) {
+        self.attributes(&mut span.attributes);
+        for e in span.events.events.iter_mut() {
+            if let Cow::Owned(r) = self.redact(&e.name) {
+                e.name = Cow::Owned(r);
+            }
+            self.attributes(&mut e.attributes);
+        }
+        for l in span.links.links.iter_mut() {
+            self.attributes(&mut l.attributes);
+        }
+        if let opentelemetry::trace::Status::Error { description } = &mut span.status {
+            if let Cow::Owned(r) = self.redact(description) {
+                *description = Cow::Owned(r);
+            }
+        }
+    }
+}
+
+/// Redacts `text` with the built-in rules (the engine the export path uses,
+/// without user additions).
+pub fn redact(text: &str) -> Cow<'_, str> {
+    static DEFAULT: OnceLock<Option<Redactor>> = OnceLock::new();
+    match DEFAULT.get_or_init(|| Redactor::new(&[], &[]).ok()) {
+        Some(r) => r.redact(text),
+        None => Cow::Borrowed(text),
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::*;
 
     #[test]
-    fn common_secrets_are_replaced_with_their_kind() {
-        let cases = [
-            ("key sk-proj-abcdefghijklmnopqrstuvwx12", "openai_key"),
-            ("sk-ant-api03-abcdefghijklmnopqrstuvwxyz", "anthropic_key"),
-            ("AKIAIOSFODNN7EXAMPLE", "aws_access_key_id"),
-            ("ghp_abcdefghijklmnopqrstuvwxyz0123456789", "github_token"),
-            ("Authorization: Bearer abc.def.ghijkl", "bearer"),
-            ("https://user:hunter2@db.example.com/x", "url_credentials"),
-            ("?api_key=12345&x=1", "credential"),
-            ("-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----", "private_key"),
-        ];
-        for (input, kind) in cases {
-            let out = redact(input);
-            assert!(out.contains(&format!("[REDACTED:{kind}]")), "{input} -> {out}");
+    fn every_builtin_pattern_compiles() {
+        for (kind, p) in BUILTIN {
+            assert!(Regex::new(p).is_ok(), "{kind}");
         }
-        assert!(!redact("password: hunter2").contains("hunter2"));
+        assert!(BUILTIN.len() + 2 >= 30, "at least 30 formats (rules, card numbers, key names)");
     }
 
     #[test]
-    fn ordinary_text_is_left_alone() {
-        for s in ["gpt-4o-2024-08-06", "version 1.2.3", "trace 4bf92f3577b34da6a3ce929d0e0e4736", "ask-me-anything"] {
-            assert!(matches!(redact(s), std::borrow::Cow::Borrowed(_)), "{s}");
-        }
+    fn luhn_accepts_valid_numbers_only() {
+        assert!(luhn("4111 1111 1111 1111"));
+        assert!(luhn("5500-0000-0000-0004"));
+        assert!(!luhn("4111 1111 1111 1112"));
+        assert!(!luhn("1234"));
     }
 }

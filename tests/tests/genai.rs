@@ -398,7 +398,7 @@ fn content_is_captured_and_redacted_only_when_enabled() {
         assert_eq!(parsed[0]["role"], "user");
         assert_eq!(parsed[0]["parts"][0]["type"], "text");
         let text = parsed[0]["parts"][0]["content"].as_str().unwrap();
-        assert!(text.contains("[REDACTED:openai_key]") && !text.contains("sk-proj-"), "{text}");
+        assert!(text.contains("[REDACTED:openai_project_key]") && !text.contains("sk-proj-"), "{text}");
         if on_span {
             let out: serde_json::Value = serde_json::from_str(c.str_attr("gen_ai.output.messages").unwrap()).unwrap();
             assert_eq!(out[0]["role"], "assistant");

@@ -1,0 +1,178 @@
+//! Redaction in the export path, decoded from what was exported: a recall
+//! corpus where every secret format is caught (plain, inside JSON strings
+//! and quoted values), a false-positive corpus left untouched, user rules
+//! and key names, and redaction turned off only explicitly.
+
+use observra_test_support::{SharedBuf, serial};
+
+/// (kind, text containing the secret, the secret itself).
+const RECALL: &[(&str, &str, &str)] = &[
+    ("openai_key", "key sk-abcdefghijklmnopqrstuvwxyz012345 end", "sk-abcdefghijklmnopqrstuvwxyz012345"),
+    ("openai_project_key", "sk-proj-Abc123_def456-ghi789jklmnop", "sk-proj-Abc123_def456-ghi789jklmnop"),
+    ("anthropic_key", "sk-ant-api03-abcdefghijklmnopqrstuvwxyz", "sk-ant-api03-abcdefghijklmnopqrstuvwxyz"),
+    ("aws_access_key_id", "AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE"),
+    ("aws_access_key_id", "session ASIAY34FZKBOKMUTVV7A", "ASIAY34FZKBOKMUTVV7A"),
+    (
+        "aws_secret_access_key",
+        "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    ),
+    ("github_token", "ghp_abcdefghijklmnopqrstuvwxyz0123456789", "ghp_abcdefghijklmnopqrstuvwxyz0123456789"),
+    ("github_token", "gho_abcdefghijklmnopqrstuvwxyz0123456789", "gho_abcdefghijklmnopqrstuvwxyz0123456789"),
+    ("github_token", "ghs_abcdefghijklmnopqrstuvwxyz0123456789", "ghs_abcdefghijklmnopqrstuvwxyz0123456789"),
+    ("github_token", "ghu_abcdefghijklmnopqrstuvwxyz0123456789", "ghu_abcdefghijklmnopqrstuvwxyz0123456789"),
+    (
+        "github_fine_grained_token",
+        "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuv",
+        "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuv",
+    ),
+    ("gitlab_token", "glpat-abcdefghij0123456789", "glpat-abcdefghij0123456789"),
+    ("slack_token", "xoxb-1234567890-abcdefghij", "xoxb-1234567890-abcdefghij"),
+    ("slack_token", "xoxp-1234567890-abcdefghij", "xoxp-1234567890-abcdefghij"),
+    ("slack_webhook", "https://hooks.slack.com/services/T000/B000/XXXXXXXX", "T000/B000/XXXXXXXX"),
+    ("discord_webhook", "https://discord.com/api/webhooks/123456/abcDEF_ghi", "abcDEF_ghi"),
+    ("stripe_key", "sk_live_4eC39HqLyjWDarjtT1zdp7dc", "sk_live_4eC39HqLyjWDarjtT1zdp7dc"),
+    ("stripe_key", "rk_live_4eC39HqLyjWDarjtT1zdp7dc", "rk_live_4eC39HqLyjWDarjtT1zdp7dc"),
+    ("google_api_key", "AIzaSyA-abcdefghijklmnopqrstuvwxyz01234", "AIzaSyA-abcdefghijklmnopqrstuvwxyz01234"),
+    ("google_oauth_token", "ya29.a0AfH6SMBabcdefghijklmnopqrstuv", "ya29.a0AfH6SMBabcdefghijklmnopqrstuv"),
+    ("huggingface_token", "hf_abcdefghijklmnopqrstuvwxyzABCDEFGH", "hf_abcdefghijklmnopqrstuvwxyzABCDEFGH"),
+    (
+        "groq_key",
+        "gsk_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN0123",
+        "gsk_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN0123",
+    ),
+    ("npm_token", "npm_abcdefghijklmnopqrstuvwxyz0123456789", "npm_abcdefghijklmnopqrstuvwxyz0123456789"),
+    ("sendgrid_key", "SG.abcdefghijklmnop.qrstuvwxyz0123456789", "SG.abcdefghijklmnop.qrstuvwxyz0123456789"),
+    ("twilio_key", "SK0123456789abcdef0123456789abcdef", "SK0123456789abcdef0123456789abcdef"),
+    ("mailgun_key", "key-0123456789abcdef0123456789abcdef", "key-0123456789abcdef0123456789abcdef"),
+    ("telegram_bot_token", "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1", "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1"),
+    (
+        "azure_storage_key",
+        "DefaultEndpointsProtocol=https;AccountKey=abcdefghijklmnopqrstuvwxyz0123456789ABCDEF==",
+        "abcdefghijklmnopqrstuvwxyz0123456789ABCDEF==",
+    ),
+    (
+        "jwt",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    ),
+    (
+        "private_key",
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
+        "MIIEpAIBAAKCAQEA",
+    ),
+    (
+        "private_key",
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n-----END OPENSSH PRIVATE KEY-----",
+        "b3BlbnNzaC1rZXk",
+    ),
+    ("bearer", "Authorization: Bearer abc.def-ghi_jkl", "abc.def-ghi_jkl"),
+    ("basic_auth", "Authorization: Basic dXNlcjpodW50ZXIy", "dXNlcjpodW50ZXIy"),
+    ("url_credentials", "postgres://admin:hunter2@db.internal:5432/app", "hunter2"),
+    ("credential", "GET /cb?user=bob&password=hunter2&x=1", "hunter2"),
+    ("credential", "form: username=bob&api_key=AbC123xyz", "AbC123xyz"),
+    ("credential", "token=abcdef123456", "abcdef123456"),
+    ("credential", "DB_PASSWORD: s3cr3t-value", "s3cr3t-value"),
+    ("json_secret", r#"{"user":"bob","password":"hunter2","n":1}"#, "hunter2"),
+    ("json_secret", r#"{"headers":{"Authorization":"opaque-credential-value"}}"#, "opaque-credential-value"),
+    ("json_secret", r#"{"client_secret":"x-y-z-123"}"#, "x-y-z-123"),
+    ("cookie", "Cookie: session=abcdef; theme=dark", "session=abcdef"),
+    ("card_number", "card 4111 1111 1111 1111 exp 12/29", "4111 1111 1111 1111"),
+    ("card_number", "amex 378282246310005", "378282246310005"),
+    ("card_number", "mc 5500-0000-0000-0004", "5500-0000-0000-0004"),
+];
+
+/// Text that must reach the backend unchanged.
+const FALSE_POSITIVES: &[&str] = &[
+    "version 1.2.3-beta.4+build.5",
+    "host 192.168.10.254 and 10.0.0.1",
+    "ipv6 2001:db8:85a3::8a2e:370:7334 and ::1",
+    "request 123e4567-e89b-12d3-a456-426614174000",
+    "commit 9fceb02d0ae598e95dc970b74767f19372d61af8",
+    "trace 4bf92f3577b34da6a3ce929d0e0e4736 span 00f067aa0ba902b7",
+    "2026-11-23T09:41:00.123Z and 2026-11-23",
+    "model gpt-4o-2024-08-06 and claude-sonnet-4-5 and o4-mini",
+    "order 4111 1111 1111 1112 is not a card (fails Luhn)",
+    "the tokens were counted: 1024 input tokens",
+    "ask-me-anything, task-1234, risk-assessment",
+    "see https://example.com/docs?page=2&sort=asc",
+];
+
+fn export(
+    attributes: &[(&'static str, String)],
+    build: impl FnOnce(observra::Builder) -> observra::Builder,
+) -> serde_json::Value {
+    let _s = serial();
+    let buf = SharedBuf::default();
+    let guard = build(observra::init().jsonl_writer(buf.clone())).install().expect("install");
+    let span = tracing::info_span!("corpus");
+    for (k, v) in attributes {
+        observra::__private::set_attribute(&span, k, v.as_str());
+    }
+    drop(span);
+    drop(guard);
+    buf.lines().remove(0)["attributes"].clone()
+}
+
+#[test]
+fn every_secret_format_is_caught_plain_and_inside_json_and_quotes() {
+    let keys: Vec<&'static str> =
+        (0..RECALL.len()).map(|i| &*Box::leak(format!("text.{i}").into_boxed_str())).collect();
+    let mut attrs = Vec::new();
+    for (i, (_, text, _)) in RECALL.iter().enumerate() {
+        attrs.push((keys[i], text.to_string()));
+    }
+    let jkeys: Vec<&'static str> =
+        (0..RECALL.len()).map(|i| &*Box::leak(format!("json.{i}").into_boxed_str())).collect();
+    for (i, (_, text, _)) in RECALL.iter().enumerate() {
+        attrs.push((jkeys[i], serde_json::json!({"note": text, "quoted": format!("'{text}'")}).to_string()));
+    }
+    let exported = export(&attrs, |b| b);
+    let mut kinds = std::collections::BTreeSet::new();
+    for (i, (kind, _, secret)) in RECALL.iter().enumerate() {
+        let plain = exported[keys[i]].as_str().unwrap();
+        assert!(!plain.contains(secret), "{kind}: {secret:?} leaked in {plain:?}");
+        assert!(plain.contains("[REDACTED:"), "{kind}: {plain:?}");
+        let json = exported[jkeys[i]].as_str().unwrap();
+        assert!(!json.contains(secret), "{kind} inside JSON: {json:?}");
+        kinds.insert(*kind);
+    }
+    assert!(kinds.len() >= 30, "{} distinct formats: {kinds:?}", kinds.len());
+}
+
+#[test]
+fn ordinary_values_are_left_untouched() {
+    let keys: Vec<&'static str> =
+        (0..FALSE_POSITIVES.len()).map(|i| &*Box::leak(format!("fp.{i}").into_boxed_str())).collect();
+    let attrs: Vec<_> = FALSE_POSITIVES.iter().enumerate().map(|(i, t)| (keys[i], t.to_string())).collect();
+    let exported = export(&attrs, |b| b);
+    for (i, text) in FALSE_POSITIVES.iter().enumerate() {
+        assert_eq!(exported[keys[i]].as_str(), Some(*text), "changed");
+    }
+}
+
+#[test]
+fn user_rules_and_key_names_apply_and_redaction_is_off_only_when_asked() {
+    let attrs = vec![
+        ("note", "employee E-123456 called".to_string()),
+        ("customer.ssn", "078-05-1120".to_string()),
+        ("user.password", "plain words".to_string()),
+    ];
+    let exported = export(&attrs, |b| b.redact_rule("employee_id", r"E-\d{6}").redact_key("ssn"));
+    assert_eq!(exported["note"], "employee [REDACTED:employee_id] called");
+    assert_eq!(exported["customer.ssn"], "[REDACTED:ssn]");
+    assert_eq!(exported["user.password"], "[REDACTED:password]", "secret-named keys are redacted whatever their value");
+
+    let off = export(&attrs, |b| b.redaction(false));
+    assert_eq!(off["user.password"], "plain words");
+    let off_env = export(&[("k", "sk-abcdefghijklmnopqrstuvwxyz012345".to_string())], |b| {
+        b.env_from([("OBSERVRA_REDACTION", "off")])
+    });
+    assert_eq!(off_env["k"], "sk-abcdefghijklmnopqrstuvwxyz012345");
+
+    let err = observra::init().redact_rule("broken", "(unclosed").install().unwrap_err();
+    assert_eq!(err.setting(), Some(&observra::Setting::Builder("redact_rule")), "{err}");
+    assert!(err.to_string().contains("(unclosed"));
+    let err = observra::init().env_from([("OBSERVRA_REDACTION", "sometimes")]).install().unwrap_err();
+    assert_eq!(err.setting(), Some(&observra::Setting::Env("OBSERVRA_REDACTION")));
+}
