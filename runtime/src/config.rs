@@ -161,6 +161,7 @@ pub struct Builder {
     redaction: Option<bool>,
     redact_rules: Vec<(String, String)>,
     redact_keys: Vec<String>,
+    jsonl_max_bytes: Option<u64>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -213,6 +214,7 @@ impl Default for Builder {
             redaction: None,
             redact_rules: Vec::new(),
             redact_keys: Vec::new(),
+            jsonl_max_bytes: None,
         }
     }
 }
@@ -404,6 +406,14 @@ impl Builder {
         self
     }
 
+    /// Rotates the JSONL file once it exceeds `bytes` (checked after each
+    /// batch): `spans.jsonl` → `spans.jsonl.1`, `.2`, ... (overrides
+    /// `OBSERVRA_JSONL_MAX_BYTES`). With a hash chain, each rotated file ends
+    /// with a seal and the chain continues in the next file.
+    pub fn jsonl_max_bytes(mut self, bytes: u64) -> Self {
+        self.jsonl_max_bytes = Some(bytes);
+        self
+    }
     /// Turns redaction of secrets on or off (overrides `OBSERVRA_REDACTION`).
     /// It is on unless turned off explicitly.
     pub fn redaction(mut self, on: bool) -> Self {
@@ -634,6 +644,16 @@ impl Builder {
         } else {
             None
         };
+        let jsonl_max_bytes = match self.jsonl_max_bytes {
+            Some(b) => Some(b),
+            None => match env.get("OBSERVRA_JSONL_MAX_BYTES") {
+                None => None,
+                Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
+                    Error::invalid(Setting::Env("OBSERVRA_JSONL_MAX_BYTES"), v.clone(), "expected a number of bytes")
+                })?),
+            },
+        }
+        .filter(|b| *b > 0);
         let encryption_key = key_from(self.encryption_key, "OBSERVRA_JSONL_KEY")?;
         let audit_key = key_from(self.audit_key, "OBSERVRA_AUDIT_KEY")?;
         for (model, price) in std::mem::take(&mut self.prices) {
@@ -688,6 +708,7 @@ impl Builder {
             encryption_key,
             audit_key,
             redactor,
+            jsonl_max_bytes,
         })
     }
 }
@@ -719,6 +740,8 @@ pub(crate) struct Settings {
     pub audit_key: Option<[u8; 32]>,
     /// The redaction engine, unless turned off.
     pub redactor: Option<std::sync::Arc<crate::redact::Redactor>>,
+    /// Rotate the JSONL file past this size.
+    pub jsonl_max_bytes: Option<u64>,
 }
 
 /// The resolved destination of spans.

@@ -19,8 +19,81 @@ use serde_json::{Map, Value as Json, json};
 
 /// Writes spans as JSON lines to any writer.
 pub(crate) struct JsonlExporter {
-    writer: Mutex<(Box<dyn Write + Send>, crate::audit::Sealer)>,
+    writer: Mutex<(Output, crate::audit::Sealer)>,
     resource: Json,
+}
+
+/// Where the lines go: a stream, or a file that rotates by size.
+pub(crate) enum Output {
+    Stream(Box<dyn Write + Send>),
+    File(RotatingFile),
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Output::Stream(w) => w.write(buf),
+            Output::File(f) => f.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Output::Stream(w) => w.flush(),
+            Output::File(f) => f.flush(),
+        }
+    }
+}
+
+/// A JSONL file that is rotated once it exceeds `max_bytes` (checked at
+/// batch boundaries): `spans.jsonl` becomes `spans.jsonl.1`, `.2`, ... and
+/// a new `spans.jsonl` is started. With a hash chain, a seal record closes
+/// each rotated file and the chain continues in the next.
+pub(crate) struct RotatingFile {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+    written: u64,
+    max_bytes: Option<u64>,
+}
+
+impl RotatingFile {
+    pub(crate) fn open(path: &std::path::Path, max_bytes: Option<u64>) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let written = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(RotatingFile { path: path.to_path_buf(), file, written, max_bytes })
+    }
+
+    fn needs_rotation(&self) -> bool {
+        self.max_bytes.is_some_and(|max| self.written >= max)
+    }
+
+    /// Renames the current file to the next free `<path>.<n>` and starts a new one.
+    fn rotate(&mut self) -> std::io::Result<()> {
+        self.file.flush()?;
+        let mut n = 1u32;
+        let rotated = loop {
+            let mut candidate = self.path.as_os_str().to_owned();
+            candidate.push(format!(".{n}"));
+            let candidate = std::path::PathBuf::from(candidate);
+            if !candidate.exists() {
+                break candidate;
+            }
+            n += 1;
+        };
+        std::fs::rename(&self.path, &rotated)?;
+        *self = RotatingFile::open(&self.path.clone(), self.max_bytes)?;
+        Ok(())
+    }
+}
+
+impl Write for RotatingFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }
 
 impl std::fmt::Debug for JsonlExporter {
@@ -30,8 +103,8 @@ impl std::fmt::Debug for JsonlExporter {
 }
 
 impl JsonlExporter {
-    pub(crate) fn new(writer: Box<dyn Write + Send>, sealer: crate::audit::Sealer) -> Self {
-        JsonlExporter { writer: Mutex::new((writer, sealer)), resource: Json::Object(Map::new()) }
+    pub(crate) fn new(output: Output, sealer: crate::audit::Sealer) -> Self {
+        JsonlExporter { writer: Mutex::new((output, sealer)), resource: Json::Object(Map::new()) }
     }
 
     fn write_records(&self, records: impl Iterator<Item = Json>) -> OTelSdkResult {
@@ -47,9 +120,24 @@ impl JsonlExporter {
         }
         w.write_all(&buf)
             .and_then(|()| w.flush())
+            .and_then(|()| rotate_if_needed(w, sealer))
             .and_then(|()| sealer.write_head())
             .map_err(|e| OTelSdkError::InternalFailure(format!("writing JSONL: {e}")))
     }
+}
+
+/// Rotates a full file, closing its part of the hash chain with a seal.
+fn rotate_if_needed(out: &mut Output, sealer: &mut crate::audit::Sealer) -> std::io::Result<()> {
+    let Output::File(file) = out else { return Ok(()) };
+    if !file.needs_rotation() {
+        return Ok(());
+    }
+    if let Some(seal) = sealer.seal_record() {
+        let mut line = serde_json::to_vec(&seal).unwrap_or_default();
+        line.push(b'\n');
+        file.write_all(&line)?;
+    }
+    file.rotate()
 }
 
 impl SpanExporter for JsonlExporter {

@@ -6,8 +6,6 @@
 //! [`Guard`] (or calling [`shutdown`]) flushes and stops it within the
 //! configured deadline, after which a new one may be installed.
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -143,7 +141,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
         |path: Option<&std::path::Path>| crate::audit::Sealer::new(settings.encryption_key, settings.audit_key, path);
     let processor = match settings.sink {
         Sink::Stdout => BatchProcessor::start(
-            JsonlExporter::new(Box::new(std::io::stdout()), sealer(None)),
+            JsonlExporter::new(crate::jsonl::Output::Stream(Box::new(std::io::stdout())), sealer(None)),
             &resource,
             batch,
             block_on,
@@ -151,7 +149,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
         )
         .map_err(spawn_err)?,
         Sink::Writer(w) => BatchProcessor::start(
-            JsonlExporter::new(w, sealer(None)),
+            JsonlExporter::new(crate::jsonl::Output::Stream(w), sealer(None)),
             &resource,
             batch,
             block_on,
@@ -159,14 +157,11 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
         )
         .map_err(spawn_err)?,
         Sink::File(path) => {
-            let file = OpenOptions::new().create(true).append(true).open(&path).map_err(|source| Error::Io {
-                setting: Setting::Env("OBSERVRA_JSONL_PATH"),
-                path: path.clone(),
-                source,
+            let file = crate::jsonl::RotatingFile::open(&path, settings.jsonl_max_bytes).map_err(|source| {
+                Error::Io { setting: Setting::Env("OBSERVRA_JSONL_PATH"), path: path.clone(), source }
             })?;
-            let writer: Box<dyn Write + Send> = Box::new(std::io::LineWriter::new(file));
             BatchProcessor::start(
-                JsonlExporter::new(writer, sealer(Some(&path))),
+                JsonlExporter::new(crate::jsonl::Output::File(file), sealer(Some(&path))),
                 &resource,
                 batch,
                 block_on,

@@ -125,3 +125,52 @@ fn bad_keys_are_typed_errors_that_do_not_echo_the_key() {
     assert_eq!(err.setting(), Some(&observra::Setting::Env("OBSERVRA_AUDIT_KEY")));
     assert_eq!(audit::parse_key(&"ab".repeat(32)), Ok([0xab; 32]), "hex works too");
 }
+
+#[test]
+fn files_rotate_by_size_and_the_chain_continues_across_them() {
+    let _s = serial();
+    let d = dir().join("rotation");
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    let path = d.join("spans.jsonl");
+    let guard = observra::init()
+        .jsonl_path(&path)
+        .jsonl_audit_key(AUDIT_KEY)
+        .max_export_batch_size(2)
+        .jsonl_max_bytes(3000)
+        .install()
+        .expect("install");
+    for i in 0..30 {
+        step(i);
+        if i % 2 == 1 {
+            observra::flush().unwrap();
+        }
+    }
+    drop(guard);
+    // Rotated files in order, then the live one.
+    let mut rotated: Vec<(u32, PathBuf)> = std::fs::read_dir(&d)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            let n = p.extension()?.to_str()?.parse::<u32>().ok()?;
+            Some((n, p))
+        })
+        .collect();
+    rotated.sort();
+    assert!(rotated.len() >= 3, "rotated {} times", rotated.len());
+    for (_, p) in &rotated {
+        let last = std::fs::read_to_string(p).unwrap().lines().last().unwrap().to_string();
+        assert!(last.contains("\"seal\":true"), "each rotated file ends with a seal: {}", p.display());
+    }
+    let mut files: Vec<PathBuf> = rotated.iter().map(|(_, p)| p.clone()).collect();
+    files.push(path.clone());
+    let report = audit::verify(&files, &AUDIT_KEY).unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.seals, rotated.len() as u64 + 1, "a seal per rotation and one at shutdown");
+    assert_eq!(report.records - report.seals, 30, "no span lost across rotations");
+    // Losing a whole middle file breaks the chain.
+    let mut missing = files.clone();
+    missing.remove(1);
+    assert!(!audit::verify(&missing, &AUDIT_KEY).unwrap().is_intact());
+    let _ = std::fs::remove_dir_all(&d);
+}
