@@ -53,14 +53,30 @@ fn int(s: &observra_test_support::ReceivedSpan, k: &str) -> i64 {
     }
 }
 
+/// The fake server, the receiver, an installed pipeline, a client and a runtime.
+struct Harness {
+    _fake: FakeOpenAi,
+    rx: Receiver,
+    guard: observra::Guard,
+    client: Client<OpenAIConfig>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Harness {
+    fn start() -> Harness {
+        let fake = FakeOpenAi::start().unwrap();
+        let rx = Receiver::start();
+        let guard = install_http(&rx, &[]);
+        let client = Client::with_config(OpenAIConfig::new().with_api_base(fake.api_base()).with_api_key("test-key"));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        Harness { _fake: fake, rx, guard, client, rt }
+    }
+}
+
 #[test]
 fn chat_completions_are_recorded_with_no_user_code() {
     let _s = serial();
-    let fake = FakeOpenAi::start().unwrap();
-    let rx = Receiver::start();
-    let guard = install_http(&rx, &[]);
-    let client = Client::with_config(OpenAIConfig::new().with_api_base(fake.api_base()).with_api_key("test-key"));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Harness { _fake, rx, guard, client, rt } = Harness::start();
     let response = rt.block_on(complete(&client, request("gpt-4o-mini", false))).expect("fake completion");
     assert_eq!(response.choices[0].message.content.as_deref(), Some("Your order ships today."));
     let failure = rt.block_on(complete(&client, request("fail-model", false)));
@@ -92,11 +108,7 @@ fn chat_completions_are_recorded_with_no_user_code() {
 #[test]
 fn streamed_chat_completions_record_time_to_first_chunk_and_final_usage() {
     let _s = serial();
-    let fake = FakeOpenAi::start().unwrap();
-    let rx = Receiver::start();
-    let guard = install_http(&rx, &[]);
-    let client = Client::with_config(OpenAIConfig::new().with_api_base(fake.api_base()).with_api_key("test-key"));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Harness { _fake, rx, guard, client, rt } = Harness::start();
     let text = rt.block_on(async {
         let mut stream = Box::pin(complete_streaming(&client, request("gpt-4o-mini", true)).await.expect("stream"));
         let mut text = String::new();
