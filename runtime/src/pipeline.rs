@@ -33,6 +33,8 @@ pub(crate) struct Pipeline {
     meter_provider: Option<SdkMeterProvider>,
     prometheus: std::sync::Mutex<Option<crate::prometheus::Endpoint>>,
     gauges: std::sync::Mutex<Vec<opentelemetry::metrics::ObservableGauge<f64>>>,
+    /// The pipeline's own figures as metrics; kept alive with the pipeline.
+    _self_metrics: Option<SelfMetrics>,
     pub(crate) accounting: crate::accounting::Accounting,
     runtime: std::sync::Mutex<Option<tokio::runtime::Runtime>>,
     shutdown_timeout: Duration,
@@ -269,7 +271,12 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
             crate::declare::register_gauges(&mp.meter(sc::SCOPE_NAME))
         })
         .unwrap_or_default();
+    let self_metrics = meter_provider.as_ref().map(|mp| {
+        use opentelemetry::metrics::MeterProvider;
+        SelfMetrics::register(&mp.meter(sc::SCOPE_NAME))
+    });
     let pipeline = Arc::new(Pipeline {
+        _self_metrics: self_metrics,
         prometheus: std::sync::Mutex::new(prometheus),
         gauges: std::sync::Mutex::new(gauges),
         accounting,
@@ -332,6 +339,51 @@ fn take_and_stop(deadline: Duration) -> Result<()> {
         rt.shutdown_background();
     }
     if problems.is_empty() { Ok(()) } else { Err(Error::Export { operation: "shutdown", reason: problems.join("; ") }) }
+}
+
+/// `observra.pipeline.*`: the figures of [`health`] as metrics, read at
+/// each collection.
+struct SelfMetrics {
+    _spans: opentelemetry::metrics::ObservableCounter<u64>,
+    _queue: opentelemetry::metrics::ObservableGauge<u64>,
+    _errors: opentelemetry::metrics::ObservableCounter<u64>,
+}
+
+impl SelfMetrics {
+    fn register(meter: &opentelemetry::metrics::Meter) -> Self {
+        use sc::metrics as m;
+        let c = &crate::batch::COUNTERS;
+        SelfMetrics {
+            _spans: meter
+                .u64_observable_counter(m::PIPELINE_SPANS)
+                .with_unit("{span}")
+                .with_description("Spans the pipeline exported, failed to export, or dropped.")
+                .with_callback(move |o| {
+                    for (state, counter) in [("exported", &c.exported), ("failed", &c.failed), ("dropped", &c.dropped)]
+                    {
+                        o.observe(
+                            counter.load(Ordering::Relaxed),
+                            &[opentelemetry::KeyValue::new(m::PIPELINE_STATE, state)],
+                        );
+                    }
+                })
+                .build(),
+            _queue: meter
+                .u64_observable_gauge(m::PIPELINE_QUEUE)
+                .with_unit("{span}")
+                .with_description("Spans queued or being exported.")
+                .with_callback(move |o| {
+                    o.observe(c.queued.load(Ordering::Relaxed) + c.in_flight.load(Ordering::Relaxed), &[])
+                })
+                .build(),
+            _errors: meter
+                .u64_observable_counter(m::PIPELINE_EXPORT_ERRORS)
+                .with_unit("{call}")
+                .with_description("Export calls that failed.")
+                .with_callback(move |o| o.observe(c.export_errors.load(Ordering::Relaxed), &[]))
+                .build(),
+        }
+    }
 }
 
 fn current_has_meter() -> bool {

@@ -216,6 +216,16 @@ pub mod metrics {
     /// See [`LABEL_FUNCTION`]: `ok` or `error`.
     pub const LABEL_RESULT: &str = "result";
 
+    /// `observra.pipeline.spans`: spans the pipeline handled, by `state`
+    /// (`exported`, `failed`, `dropped`; counters) since the process started.
+    pub const PIPELINE_SPANS: &str = "observra.pipeline.spans";
+    /// `observra.pipeline.queue.depth`: spans waiting or being exported now.
+    pub const PIPELINE_QUEUE: &str = "observra.pipeline.queue.depth";
+    /// `observra.pipeline.export.errors`: failed export calls.
+    pub const PIPELINE_EXPORT_ERRORS: &str = "observra.pipeline.export.errors";
+    /// Attribute of [`PIPELINE_SPANS`].
+    pub const PIPELINE_STATE: &str = "state";
+
     /// Buckets of every duration histogram, seconds.
     pub const DURATION_BUCKETS: &[f64] =
         &[0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
