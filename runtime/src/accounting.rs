@@ -6,8 +6,6 @@
 //! It reads only the span's attributes, so a hand-written `tracing` span
 //! with the same `gen_ai.*` fields is treated exactly like a macro's.
 
-use std::borrow::Cow;
-
 use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
 use opentelemetry::{Key, KeyValue, Value};
 
@@ -206,8 +204,14 @@ fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
     attrs.iter().find(|kv| kv.key.as_str() == key).map(|kv| &kv.value)
 }
 
-fn find_str<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
-    match find(attrs, key)? {
+/// The string attribute `key` of `attrs`, if present and a string.
+pub(crate) fn find_str<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
+    as_str(find(attrs, key)?)
+}
+
+/// A value's string, if it is one.
+pub(crate) fn as_str(v: &Value) -> Option<&str> {
+    match v {
         Value::String(s) => Some(s.as_str()),
         _ => None,
     }
@@ -529,12 +533,4 @@ pub(crate) fn emit(acc: &Accounting, deferred: Deferred) {
 /// Whether spans of this operation keep totals of what runs beneath them.
 pub(crate) fn is_total_keeper(operation: &str) -> bool {
     operation == op::INVOKE_AGENT || operation == op::INVOKE_WORKFLOW
-}
-
-/// `Cow` of an attribute's string value.
-pub(crate) fn string_value(v: &Value) -> Option<Cow<'_, str>> {
-    match v {
-        Value::String(s) => Some(Cow::Borrowed(s.as_str())),
-        _ => None,
-    }
 }

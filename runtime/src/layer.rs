@@ -27,7 +27,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::accounting::{self, Contribution, Deferred, Totals, is_total_keeper, string_value};
+use crate::accounting::{self, Contribution, Deferred, Totals, as_str, is_total_keeper};
 use crate::pipeline::{self, Pipeline};
 use crate::semconv as sc;
 
@@ -104,8 +104,8 @@ impl SpanRecord {
         match key.as_str() {
             sc::GEN_AI_OPERATION_NAME => {
                 self.genai = true;
-                if let Some(op) = string_value(&value) {
-                    if is_total_keeper(&op) && self.totals.is_none() {
+                if let Some(op) = as_str(&value) {
+                    if is_total_keeper(op) && self.totals.is_none() {
                         self.totals = Some(Totals::default());
                     }
                 }
@@ -133,10 +133,7 @@ impl SpanRecord {
 
     /// A string attribute's value.
     pub(crate) fn attr_str(&self, key: &str) -> Option<&str> {
-        self.attributes.iter().find(|kv| kv.key.as_str() == key).and_then(|kv| match &kv.value {
-            Value::String(s) => Some(s.as_str()),
-            _ => None,
-        })
+        accounting::find_str(&self.attributes, key)
     }
 
     /// This span's context, as propagated to other processes.
@@ -586,15 +583,8 @@ where
                 for ancestor in span.scope().skip(1) {
                     let mut ext = ancestor.extensions_mut();
                     let Some(parent) = ext.get_mut::<SpanRecord>() else { continue };
-                    let attr = |key: &str| {
-                        parent
-                            .attributes
-                            .iter()
-                            .find(|kv| kv.key.as_str() == key)
-                            .and_then(|kv| string_value(&kv.value).map(|s| s.into_owned()))
-                    };
-                    let is_agent = attr(sc::GEN_AI_OPERATION_NAME).as_deref() == Some(sc::operation::INVOKE_AGENT);
-                    let agent = attr(sc::GEN_AI_AGENT_NAME);
+                    let is_agent = parent.attr_str(sc::GEN_AI_OPERATION_NAME) == Some(sc::operation::INVOKE_AGENT);
+                    let agent = parent.attr_str(sc::GEN_AI_AGENT_NAME).map(str::to_string);
                     if let Some(totals) = parent.totals.as_mut() {
                         totals.add(&contribution);
                     }

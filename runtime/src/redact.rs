@@ -127,11 +127,7 @@ impl Redactor {
             }
         }
         let card = Regex::new(CARD).map_err(|e| e.to_string())?;
-        let keys = SECRET_KEYS
-            .iter()
-            .map(|k| k.to_string())
-            .chain(extra_keys.iter().map(|k| k.to_ascii_lowercase()))
-            .collect();
+        let keys = SECRET_KEYS.iter().map(|k| k.to_string()).chain(extra_keys.iter().cloned()).collect();
         Ok(Redactor { rules, card, keys })
     }
 
@@ -157,9 +153,8 @@ impl Redactor {
     }
 
     fn secret_key(&self, key: &str) -> bool {
-        let k = key.to_ascii_lowercase();
-        let last = k.rsplit(['.', '/']).next().unwrap_or(&k);
-        self.keys.iter().any(|s| s == last)
+        let last = key.rsplit(['.', '/']).next().unwrap_or(key);
+        self.keys.iter().any(|s| s.eq_ignore_ascii_case(last))
     }
 
     fn value(&self, key: &str, v: &mut Value) {
@@ -189,8 +184,7 @@ impl Redactor {
 
     fn attributes(&self, attrs: &mut [KeyValue]) {
         for kv in attrs {
-            let key = kv.key.as_str().to_string();
-            self.value(&key, &mut kv.value);
+            self.value(kv.key.as_str(), &mut kv.value);
         }
     }
 
