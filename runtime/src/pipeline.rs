@@ -291,6 +291,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     if let Some(mp) = &pipeline.meter_provider {
         opentelemetry::global::set_meter_provider(mp.clone());
     }
+    let has_meter = pipeline.meter_provider.is_some();
     *current = Some(pipeline);
     drop(current);
 
@@ -307,7 +308,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
         }
     }
     crate::content::set_mode(settings.capture);
-    crate::declare::set_meter_available(current_has_meter());
+    crate::declare::set_meter_available(has_meter);
     crate::ACTIVE.store(true, Ordering::Release);
     Ok(crate::Guard { active: true })
 }
@@ -384,10 +385,6 @@ impl SelfMetrics {
                 .build(),
         }
     }
-}
-
-fn current_has_meter() -> bool {
-    current().is_some_and(|p| p.meter_provider.is_some())
 }
 
 /// The address the Prometheus endpoint listens on, if one is running.
