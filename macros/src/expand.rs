@@ -34,11 +34,11 @@ impl SpanPlan {
         SpanPlan { name, fields: Vec::new(), dynamic: Vec::new(), on_value: None, stream: false }
     }
     /// Adds a static field.
-    pub fn field(&mut self, key: &str, value: impl ToTokens) {
+    pub fn field(&mut self, key: impl ToTokens, value: impl ToTokens) {
         self.fields.push(quote!(#key = #value));
     }
     /// Records `expr` as a typed attribute (via `observra::AttributeValue`).
-    pub fn attribute(&mut self, key: &str, expr: &syn::Expr) {
+    pub fn attribute(&mut self, key: impl ToTokens, expr: &syn::Expr) {
         let value = quote_spanned!(expr.span()=> &(#expr));
         self.dynamic.push(quote! {
             ::observra::__private::set_attribute(&__observra_span, #key, #value);
@@ -174,30 +174,21 @@ pub fn returns_result(output: &ReturnType) -> bool {
     }
 }
 
-fn expand(plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
+fn expand(mut plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
     let ItemFn { attrs, vis, sig, block } = func.clone();
     let (inner_attrs, outer_attrs): (Vec<_>, Vec<_>) =
         attrs.into_iter().partition(|a| matches!(a.style, AttrStyle::Inner(_)));
-    let name = &plan.name;
-
-    let mut fields = plan.fields.clone();
-    let mut dynamic = plan.dynamic.clone();
     for attr in &common.attrs {
-        let key = &attr.key;
         match &attr.value {
-            AttrValue::Literal(lit) => fields.push(quote!(#key = #lit)),
-            AttrValue::Expr(expr) => {
-                let value = quote_spanned!(expr.span()=> &(#expr));
-                dynamic.push(quote! {
-                    ::observra::__private::set_attribute(&__observra_span, #key, #value);
-                });
-            }
+            AttrValue::Literal(lit) => plan.field(&attr.key, lit),
+            AttrValue::Expr(expr) => plan.attribute(&attr.key, expr),
         }
     }
     for p in recorded_params(&func, common) {
         let key = LitStr::new(&syn::ext::IdentExt::unraw(&p).to_string(), p.span());
-        fields.push(quote_spanned!(p.span()=> #key = ::observra::__private::debug_arg(&#p)));
+        plan.fields.push(quote_spanned!(p.span()=> #key = ::observra::__private::debug_arg(&#p)));
     }
+    let (name, fields, dynamic) = (&plan.name, &plan.fields, &plan.dynamic);
 
     let fake_return = match &sig.output {
         ReturnType::Type(_, ty) if !contains_impl_trait(ty) => quote! {
