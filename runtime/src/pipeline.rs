@@ -253,10 +253,12 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     } else {
         None
     };
-    let instruments = meter_provider.as_ref().map(|mp| {
+    // One meter for everything observra itself records.
+    let meter = meter_provider.as_ref().map(|mp| {
         use opentelemetry::metrics::MeterProvider;
-        crate::accounting::Instruments::new(&mp.meter(sc::SCOPE_NAME))
+        mp.meter(sc::SCOPE_NAME)
     });
+    let instruments = meter.as_ref().map(crate::accounting::Instruments::new);
     let accounting = crate::accounting::Accounting {
         instruments,
         prices: settings.prices,
@@ -264,17 +266,8 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
         budget: settings.budget,
         callback: settings.budget_callback,
     };
-    let gauges = meter_provider
-        .as_ref()
-        .map(|mp| {
-            use opentelemetry::metrics::MeterProvider;
-            crate::declare::register_gauges(&mp.meter(sc::SCOPE_NAME))
-        })
-        .unwrap_or_default();
-    let self_metrics = meter_provider.as_ref().map(|mp| {
-        use opentelemetry::metrics::MeterProvider;
-        SelfMetrics::register(&mp.meter(sc::SCOPE_NAME))
-    });
+    let gauges = meter.as_ref().map(crate::declare::register_gauges).unwrap_or_default();
+    let self_metrics = meter.as_ref().map(SelfMetrics::register);
     let pipeline = Arc::new(Pipeline {
         _self_metrics: self_metrics,
         prometheus: std::sync::Mutex::new(prometheus),
