@@ -1,0 +1,3 @@
+#[observra::workflow(name = nightly)]
+fn f() {}
+fn main() {}
