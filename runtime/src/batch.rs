@@ -1,44 +1,193 @@
-//! A bounded, non-blocking span batch processor that counts what it drops.
+//! A bounded, non-blocking span batch processor that counts what it drops,
+//! one per backend ("leg").
 //!
 //! The caller's thread only does a `try_send` into a bounded channel; a
-//! dedicated thread batches spans and runs the exporter (any
+//! dedicated thread per leg batches spans and runs the exporter (any
 //! [`SpanExporter`]). A full queue drops the span and counts it, it never
-//! blocks. Flush and shutdown wait for the worker with a deadline.
+//! blocks. Because every leg has its own queue and thread, a slow or failing
+//! backend never delays or loses data on another. Flush and shutdown wait for
+//! the workers with a deadline.
+//!
+//! Each leg's figures live in a [`LegStats`]; at every moment
+//! `produced == queued + exporting + exported + failed + dropped` holds for
+//! each leg (and so for their sums, which [`crate::health`] reports).
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use opentelemetry::KeyValue;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use crate::config::BatchSettings;
 
-/// The pipeline's counters, read through [`crate::health`]. Totals are
-/// cumulative for the process (they survive shutdown and re-installation);
-/// `queued` and `in_flight` are the current pipeline's gauges.
+/// How many recent export calls the latency percentiles are computed over.
+const LATENCY_WINDOW: usize = 256;
+
+/// One leg's counters. Totals only grow; `queued` and `in_flight` are gauges.
 #[derive(Debug, Default)]
-pub(crate) struct Counters {
+pub(crate) struct LegStats {
+    /// The backend's name (`otlp`, `jsonl`, `stdout`, `webhook`, `otel_log`).
+    pub name: &'static str,
+    pub produced: AtomicU64,
     pub queued: AtomicU64,
     pub in_flight: AtomicU64,
     pub dropped: AtomicU64,
     pub exported: AtomicU64,
     pub failed: AtomicU64,
-    pub export_errors: AtomicU64,
+    /// Export calls that succeeded / failed.
+    pub export_ok: AtomicU64,
+    pub export_err: AtomicU64,
+    /// Log records delivered (the `otel_log` backend; zero for the others).
+    pub log_records: AtomicU64,
+    last_error: Mutex<Option<String>>,
+    latencies: Mutex<VecDeque<Duration>>,
 }
 
-/// The one set of counters every processor reports to.
-pub(crate) static COUNTERS: Counters = Counters {
-    queued: AtomicU64::new(0),
-    in_flight: AtomicU64::new(0),
-    dropped: AtomicU64::new(0),
-    exported: AtomicU64::new(0),
-    failed: AtomicU64::new(0),
-    export_errors: AtomicU64::new(0),
-};
+impl LegStats {
+    fn new(name: &'static str) -> Self {
+        LegStats { name, ..Default::default() }
+    }
+
+    /// The most recent export error, if any.
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// The export-call durations in the recent window.
+    pub(crate) fn latencies(&self) -> Vec<Duration> {
+        self.latencies.lock().map(|l| l.iter().copied().collect()).unwrap_or_default()
+    }
+
+    fn record_export(&self, took: Duration, error: Option<String>) {
+        if let Ok(mut l) = self.latencies.lock() {
+            if l.len() == LATENCY_WINDOW {
+                l.pop_front();
+            }
+            l.push_back(took);
+        }
+        let ok = error.is_none();
+        if let Some(e) = error {
+            if let Ok(mut last) = self.last_error.lock() {
+                *last = Some(e);
+            }
+            self.export_err.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.export_ok.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Ok(h) = EXPORT_DURATION.read() {
+            if let Some(h) = h.as_ref() {
+                h.record(
+                    took.as_secs_f64(),
+                    &[
+                        KeyValue::new("backend", self.name),
+                        KeyValue::new("result", if ok { "success" } else { "failure" }),
+                    ],
+                );
+            }
+        }
+    }
+}
+
+/// Totals of legs whose pipeline has stopped, folded together so the
+/// registry stays small however often the pipeline is re-installed.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Totals {
+    pub produced: u64,
+    pub queued: u64,
+    pub in_flight: u64,
+    pub dropped: u64,
+    pub exported: u64,
+    pub failed: u64,
+    pub export_ok: u64,
+    pub export_err: u64,
+    pub log_records: u64,
+}
+
+impl Totals {
+    fn add(&mut self, s: &LegStats) {
+        self.produced += s.produced.load(Ordering::Acquire);
+        self.queued += s.queued.load(Ordering::Acquire);
+        self.in_flight += s.in_flight.load(Ordering::Acquire);
+        self.dropped += s.dropped.load(Ordering::Acquire);
+        self.exported += s.exported.load(Ordering::Acquire);
+        self.failed += s.failed.load(Ordering::Acquire);
+        self.export_ok += s.export_ok.load(Ordering::Acquire);
+        self.export_err += s.export_err.load(Ordering::Acquire);
+        self.log_records += s.log_records.load(Ordering::Acquire);
+    }
+}
+
+struct Registry {
+    live: Vec<Arc<LegStats>>,
+    retired: Totals,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    live: Vec::new(),
+    retired: Totals {
+        produced: 0,
+        queued: 0,
+        in_flight: 0,
+        dropped: 0,
+        exported: 0,
+        failed: 0,
+        export_ok: 0,
+        export_err: 0,
+        log_records: 0,
+    },
+});
+
+/// Spans that ended after their pipeline stopped: dropped, counted here.
+pub(crate) static ORPHANED: AtomicU64 = AtomicU64::new(0);
+
+/// Export durations as an OTel histogram, set while a meter is installed.
+pub(crate) static EXPORT_DURATION: std::sync::RwLock<Option<opentelemetry::metrics::Histogram<f64>>> =
+    std::sync::RwLock::new(None);
+
+fn register(name: &'static str) -> Arc<LegStats> {
+    let stats = Arc::new(LegStats::new(name));
+    REGISTRY.lock().unwrap_or_else(|p| p.into_inner()).live.push(stats.clone());
+    stats
+}
+
+/// Folds a leg whose worker has finished into the retired totals. A span
+/// that raced into the queue after the last drain is lost: counted dropped.
+fn retire(stats: &Arc<LegStats>) {
+    let mut reg = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+    reg.live.retain(|s| !Arc::ptr_eq(s, stats));
+    let mut t = Totals::default();
+    t.add(stats);
+    t.dropped += t.queued + t.in_flight;
+    t.queued = 0;
+    t.in_flight = 0;
+    let r = &mut reg.retired;
+    r.produced += t.produced;
+    r.dropped += t.dropped;
+    r.exported += t.exported;
+    r.failed += t.failed;
+    r.export_ok += t.export_ok;
+    r.export_err += t.export_err;
+    r.log_records += t.log_records;
+}
+
+/// Process-wide totals over every leg ever started (plus orphaned spans as dropped).
+pub(crate) fn totals() -> Totals {
+    let reg = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+    let mut t = reg.retired;
+    for s in &reg.live {
+        t.add(s);
+    }
+    let orphaned = ORPHANED.load(Ordering::Acquire);
+    t.produced += orphaned;
+    t.dropped += orphaned;
+    t
+}
 
 enum Control {
     /// The queue reached a batch: export now.
@@ -52,18 +201,41 @@ pub(crate) type BlockOn = Arc<dyn for<'a> Fn(ExportFuture<'a>) -> OTelSdkResult 
 /// One boxed export call.
 pub(crate) type ExportFuture<'a> = std::pin::Pin<Box<dyn Future<Output = OTelSdkResult> + Send + 'a>>;
 
+/// What a leg's worker needs from its exporter beyond [`SpanExporter`].
+pub(crate) trait LegExporter {
+    /// Log records delivered by the last successful export (the `otel_log`
+    /// backend turns one span into zero or more records).
+    fn log_records(&self) -> u64 {
+        0
+    }
+    /// Receives the flag shutdown raises, so a retry back-off can stop early.
+    fn set_stopping(&mut self, _flag: Arc<AtomicBool>) {}
+}
+
+impl LegExporter for opentelemetry_otlp::SpanExporter {}
+
+/// A request sent to a worker, to be waited for later.
+pub(crate) struct Pending {
+    rx: Option<std::sync::mpsc::Receiver<Result<(), String>>>,
+    error: Option<String>,
+}
+
 pub(crate) struct BatchProcessor {
     spans: SyncSender<SpanData>,
     control: SyncSender<Control>,
     wake_sent: Arc<AtomicBool>,
-    pub(crate) counters: &'static Counters,
+    /// Set by shutdown so a worker in a retry back-off gives up early, and
+    /// so spans ending afterwards are counted as orphaned.
+    stopping: Arc<AtomicBool>,
+    pub(crate) stats: Arc<LegStats>,
     batch_size: u64,
     worker: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl BatchProcessor {
-    /// Starts the worker thread for `exporter`.
+    /// Starts the worker thread for `exporter`, the leg named `name`.
     pub(crate) fn start<E>(
+        name: &'static str,
         mut exporter: E,
         resource: &Resource,
         settings: BatchSettings,
@@ -71,34 +243,42 @@ impl BatchProcessor {
         redactor: Option<Arc<crate::redact::Redactor>>,
     ) -> std::io::Result<Self>
     where
-        E: SpanExporter + 'static,
+        E: SpanExporter + LegExporter + 'static,
     {
         exporter.set_resource(resource);
+        let stopping = Arc::new(AtomicBool::new(false));
+        exporter.set_stopping(stopping.clone());
         let (spans, span_rx) = sync_channel::<SpanData>(settings.max_queue_size);
         let (control, control_rx) = sync_channel::<Control>(16);
-        let counters = &COUNTERS;
-        counters.queued.store(0, Ordering::Release);
-        counters.in_flight.store(0, Ordering::Release);
+        let stats = register(name);
         let wake_sent = Arc::new(AtomicBool::new(false));
         let worker = Worker {
             exporter,
             spans: span_rx,
             control: control_rx,
-            counters,
+            stats: stats.clone(),
             wake_sent: wake_sent.clone(),
             settings,
             block_on,
             redactor,
         };
-        let handle = std::thread::Builder::new().name("observra-export".into()).spawn(move || {
+        let spawned = std::thread::Builder::new().name(format!("observra-{name}")).spawn(move || {
             crate::layer::suppress_current_thread();
             worker.run()
-        })?;
+        });
+        let handle = match spawned {
+            Ok(h) => h,
+            Err(e) => {
+                retire(&stats);
+                return Err(e);
+            }
+        };
         Ok(BatchProcessor {
             spans,
             control,
             wake_sent,
-            counters,
+            stopping,
+            stats,
             batch_size: settings.max_export_batch_size.max(1) as u64,
             worker: Mutex::new(Some(handle)),
         })
@@ -106,9 +286,16 @@ impl BatchProcessor {
 
     /// Queues a finished span; never blocks. A full queue drops and counts it.
     pub(crate) fn on_end(&self, span: SpanData) {
+        if self.stopping.load(Ordering::Acquire) {
+            ORPHANED.fetch_add(1, Ordering::AcqRel);
+            return;
+        }
+        let s = &self.stats;
+        s.produced.fetch_add(1, Ordering::AcqRel);
+        // Count it queued before it can be taken, so the identity never dips.
+        let depth = s.queued.fetch_add(1, Ordering::AcqRel) + 1;
         match self.spans.try_send(span) {
             Ok(()) => {
-                let depth = self.counters.queued.fetch_add(1, Ordering::AcqRel) + 1;
                 if depth >= self.batch_size
                     && !self.wake_sent.load(Ordering::Relaxed)
                     && !self.wake_sent.swap(true, Ordering::AcqRel)
@@ -118,57 +305,65 @@ impl BatchProcessor {
                 }
             }
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                s.dropped.fetch_add(1, Ordering::AcqRel);
+                s.queued.fetch_sub(1, Ordering::AcqRel);
             }
         }
     }
 
-    /// Exports everything queued so far, waiting at most `deadline`.
-    pub(crate) fn flush(&self, deadline: Duration) -> Result<(), String> {
-        self.request(Control::Flush, deadline, "flush")
+    /// Asks the worker to export everything queued so far.
+    pub(crate) fn begin_flush(&self, deadline: Duration) -> Pending {
+        self.send(Control::Flush, deadline, "flush")
     }
 
-    /// Exports what is queued, shuts the exporter down and stops the worker,
-    /// waiting at most `deadline`.
-    pub(crate) fn shutdown(&self, deadline: Duration) -> Result<(), String> {
-        let result = self.request(Control::Shutdown, deadline, "shutdown");
-        if result.is_ok() {
+    /// Asks the worker to export what is queued, shut the exporter down and stop.
+    pub(crate) fn begin_shutdown(&self, deadline: Duration) -> Pending {
+        self.stopping.store(true, Ordering::Release);
+        self.send(Control::Shutdown, deadline, "shutdown")
+    }
+
+    /// Waits for a request until `until`. On a completed shutdown the worker
+    /// is joined and the leg's figures are retired.
+    pub(crate) fn wait(&self, pending: Pending, until: Instant, what: &str) -> Result<(), String> {
+        if let Some(e) = pending.error {
+            return Err(e);
+        }
+        let Some(rx) = pending.rx else { return Err(format!("{what}: not sent")) };
+        let result = match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok(r) => r,
+            Err(RecvTimeoutError::Timeout) => Err(format!("{what}: timed out")),
+            Err(RecvTimeoutError::Disconnected) => Err(format!("{what}: the export thread has stopped")),
+        };
+        if what == "shutdown" && !matches!(&result, Err(e) if e.ends_with("timed out")) {
             if let Ok(mut worker) = self.worker.lock() {
                 if let Some(handle) = worker.take() {
                     let _ = handle.join();
                 }
             }
+            retire(&self.stats);
         }
         result
     }
 
-    fn request(
-        &self,
-        make: fn(SyncSender<Result<(), String>>) -> Control,
-        deadline: Duration,
-        what: &str,
-    ) -> Result<(), String> {
+    fn send(&self, make: fn(SyncSender<Result<(), String>>) -> Control, deadline: Duration, what: &str) -> Pending {
         let (tx, rx) = sync_channel(1);
         let start = Instant::now();
         // The control channel is small; retry briefly if it is momentarily full.
         let mut msg = make(tx);
         loop {
             match self.control.try_send(msg) {
-                Ok(()) => break,
-                Err(TrySendError::Disconnected(_)) => return Err(format!("{what}: the export thread has stopped")),
+                Ok(()) => return Pending { rx: Some(rx), error: None },
+                Err(TrySendError::Disconnected(_)) => {
+                    return Pending { rx: None, error: Some(format!("{what}: the export thread has stopped")) };
+                }
                 Err(TrySendError::Full(m)) => {
                     if start.elapsed() >= deadline {
-                        return Err(format!("{what}: timed out after {deadline:?}"));
+                        return Pending { rx: None, error: Some(format!("{what}: timed out")) };
                     }
                     msg = m;
                     std::thread::sleep(Duration::from_millis(1));
                 }
             }
-        }
-        match rx.recv_timeout(deadline.saturating_sub(start.elapsed())) {
-            Ok(r) => r,
-            Err(RecvTimeoutError::Timeout) => Err(format!("{what}: timed out after {deadline:?}")),
-            Err(RecvTimeoutError::Disconnected) => Err(format!("{what}: the export thread has stopped")),
         }
     }
 }
@@ -177,15 +372,15 @@ struct Worker<E> {
     exporter: E,
     spans: Receiver<SpanData>,
     control: Receiver<Control>,
-    counters: &'static Counters,
+    stats: Arc<LegStats>,
     wake_sent: Arc<AtomicBool>,
     settings: BatchSettings,
     block_on: BlockOn,
-    /// Applied to every span before any exporter sees it.
+    /// Applied to every span before the exporter sees it.
     redactor: Option<Arc<crate::redact::Redactor>>,
 }
 
-impl<E: SpanExporter> Worker<E> {
+impl<E: SpanExporter + LegExporter> Worker<E> {
     fn run(self) {
         let mut next_export = Instant::now() + self.settings.scheduled_delay;
         loop {
@@ -222,9 +417,10 @@ impl<E: SpanExporter> Worker<E> {
     /// than one batch is left (the timer exports the rest).
     fn export_available(&self, full_batches_only: bool) -> Result<(), String> {
         let max = self.settings.max_export_batch_size.max(1);
+        let s = &self.stats;
         let mut result = Ok(());
         loop {
-            let queued = self.counters.queued.load(Ordering::Acquire) as usize;
+            let queued = s.queued.load(Ordering::Acquire) as usize;
             if queued == 0 || (full_batches_only && queued < max) {
                 return result;
             }
@@ -239,32 +435,59 @@ impl<E: SpanExporter> Worker<E> {
                 return result;
             }
             let n = batch.len() as u64;
+            s.in_flight.fetch_add(n, Ordering::AcqRel);
+            s.queued.fetch_sub(n, Ordering::AcqRel);
             if let Some(r) = &self.redactor {
                 for span in batch.iter_mut() {
-                    r.span(span);
+                    // A panic here must not take the export thread down.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.span(span)));
                 }
             }
-            self.counters.in_flight.fetch_add(n, Ordering::AcqRel);
-            self.counters.queued.fetch_sub(n, Ordering::AcqRel);
+            let started = Instant::now();
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 (self.block_on)(Box::pin(self.exporter.export(batch)))
             }));
-            self.counters.in_flight.fetch_sub(n, Ordering::AcqRel);
-            match outcome {
-                Ok(Ok(())) => {
-                    self.counters.exported.fetch_add(n, Ordering::Relaxed);
+            let error = match outcome {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some("the exporter panicked".to_string()),
+            };
+            s.record_export(started.elapsed(), error.clone());
+            match error {
+                None => {
+                    s.log_records.fetch_add(self.exporter.log_records(), Ordering::AcqRel);
+                    s.exported.fetch_add(n, Ordering::AcqRel);
                 }
-                Ok(Err(e)) => {
-                    self.counters.failed.fetch_add(n, Ordering::Relaxed);
-                    self.counters.export_errors.fetch_add(1, Ordering::Relaxed);
-                    result = Err(e.to_string());
-                }
-                Err(_) => {
-                    self.counters.failed.fetch_add(n, Ordering::Relaxed);
-                    self.counters.export_errors.fetch_add(1, Ordering::Relaxed);
-                    result = Err("the exporter panicked".to_string());
+                Some(e) => {
+                    s.failed.fetch_add(n, Ordering::AcqRel);
+                    result = Err(e);
                 }
             }
+            s.in_flight.fetch_sub(n, Ordering::AcqRel);
         }
+    }
+}
+
+/// The `p`-th percentile (0..=1) of `values`, nearest rank.
+pub(crate) fn percentile(values: &mut [Duration], p: f64) -> Option<Duration> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_unstable();
+    let rank = ((p * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    Some(values[rank - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let mut v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&mut v, 0.5), Some(Duration::from_millis(50)));
+        assert_eq!(percentile(&mut v, 0.99), Some(Duration::from_millis(99)));
+        assert_eq!(percentile(&mut [], 0.5), None);
+        assert_eq!(percentile(&mut [Duration::from_millis(7)], 0.99), Some(Duration::from_millis(7)));
     }
 }

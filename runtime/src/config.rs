@@ -38,27 +38,96 @@ pub const DEFAULT_GRPC_ENDPOINT: &str = "http://localhost:4317";
 /// Default path of the `jsonl` backend when `OBSERVRA_JSONL_PATH` is not set.
 pub const DEFAULT_JSONL_PATH: &str = "observra-spans.jsonl";
 
-/// Where finished spans go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where finished spans go. Several at once is the `multi` set-up: see
+/// [`Builder::backends`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Backend {
-    /// OTLP to a collector (HTTP/protobuf or gRPC).
+    /// OTLP traces and metrics to a collector (HTTP/protobuf or gRPC).
     Otlp,
+    /// GenAI operations and `tracing` events as OTLP log records (plus
+    /// metrics over OTLP); see the `otel_log` section of the README.
+    OtelLog,
     /// JSON lines appended to a file (`OBSERVRA_JSONL_PATH`).
     Jsonl,
     /// JSON lines on standard output: the embedded default.
     Stdout,
+    /// JSON batches POSTed to a URL; see [`crate::Webhook`].
+    Webhook,
 }
 
 impl Backend {
+    /// The name used in `OBSERVRA_BACKEND`, in `health()` and in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Otlp => "otlp",
+            Backend::OtelLog => "otel_log",
+            Backend::Jsonl => "jsonl",
+            Backend::Stdout => "stdout",
+            Backend::Webhook => "webhook",
+        }
+    }
+
     fn parse(s: &str) -> Option<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
             "otlp" => Some(Backend::Otlp),
+            "otel_log" | "otel-log" => Some(Backend::OtelLog),
             "jsonl" => Some(Backend::Jsonl),
             "stdout" => Some(Backend::Stdout),
+            "webhook" => Some(Backend::Webhook),
             _ => None,
         }
     }
+}
+
+const BACKEND_NAMES: &str = "otlp, otel_log, jsonl, stdout, webhook (or a comma-separated list of them, or multi)";
+
+/// Parses `OBSERVRA_BACKEND` (one name, a comma-separated list, or `multi`
+/// with the list in `OBSERVRA_BACKENDS`).
+fn parse_backends(env: &EnvSource) -> Result<Option<Vec<Backend>>> {
+    let Some(v) = env.get("OBSERVRA_BACKEND") else { return Ok(None) };
+    let (var, list) = if v.trim().eq_ignore_ascii_case("multi") {
+        match env.get("OBSERVRA_BACKENDS") {
+            Some(list) => ("OBSERVRA_BACKENDS", list),
+            None => {
+                return Err(Error::invalid(
+                    Setting::Env("OBSERVRA_BACKEND"),
+                    v,
+                    "multi needs the list of backends in OBSERVRA_BACKENDS, e.g. otlp,jsonl",
+                ));
+            }
+        }
+    } else {
+        ("OBSERVRA_BACKEND", v)
+    };
+    let mut out = Vec::new();
+    for item in list.split(',').filter(|i| !i.trim().is_empty()) {
+        let b = Backend::parse(item).ok_or_else(|| {
+            Error::invalid(
+                Setting::Env(var),
+                list.clone(),
+                format!("unknown backend {:?}; expected {BACKEND_NAMES}", item.trim()),
+            )
+        })?;
+        out.push(b);
+    }
+    check_backends(Setting::Env(var), &out, &list)?;
+    Ok(Some(out))
+}
+
+fn check_backends(setting: Setting, list: &[Backend], shown: &str) -> Result<()> {
+    if list.is_empty() {
+        return Err(Error::invalid(setting, shown, format!("no backend given; expected {BACKEND_NAMES}")));
+    }
+    for (i, b) in list.iter().enumerate() {
+        if list[..i].contains(b) {
+            return Err(Error::invalid(setting, shown, format!("backend {} is listed twice", b.name())));
+        }
+    }
+    if list.contains(&Backend::Jsonl) && list.contains(&Backend::Stdout) {
+        return Err(Error::invalid(setting, shown, "jsonl and stdout both write JSON lines; choose one"));
+    }
+    Ok(())
 }
 
 /// The OTLP transport.
@@ -131,10 +200,12 @@ pub struct Builder {
     service_version: Option<String>,
     environment: Option<String>,
     resource: Vec<KeyValue>,
-    backend: Option<Backend>,
+    backends: Option<Vec<Backend>>,
+    webhook: Option<crate::webhook::Webhook>,
     endpoint: Option<String>,
     traces_endpoint: Option<String>,
     metrics_endpoint: Option<String>,
+    logs_endpoint: Option<String>,
     headers: Option<Vec<(String, String)>>,
     protocol: Option<Protocol>,
     timeout: Option<Duration>,
@@ -168,7 +239,7 @@ impl std::fmt::Debug for Builder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Builder")
             .field("service_name", &self.service_name)
-            .field("backend", &self.backend)
+            .field("backends", &self.backends)
             .field("endpoint", &self.endpoint)
             .field("protocol", &self.protocol)
             .field("sampler", &self.sampler)
@@ -184,10 +255,12 @@ impl Default for Builder {
             service_version: None,
             environment: None,
             resource: Vec::new(),
-            backend: None,
+            backends: None,
+            webhook: None,
             endpoint: None,
             traces_endpoint: None,
             metrics_endpoint: None,
+            logs_endpoint: None,
             headers: None,
             protocol: None,
             timeout: None,
@@ -253,7 +326,21 @@ impl Builder {
     }
     /// Chooses the backend (overrides `OBSERVRA_BACKEND`).
     pub fn backend(mut self, backend: Backend) -> Self {
-        self.backend = Some(backend);
+        self.backends = Some(vec![backend]);
+        self
+    }
+    /// Sends every span to several backends at once (overrides
+    /// `OBSERVRA_BACKEND`). Each has its own bounded queue and export
+    /// thread, so a slow or failing one never delays or loses data on the
+    /// others. A backend listed twice is an error at `install()`.
+    pub fn backends(mut self, backends: impl IntoIterator<Item = Backend>) -> Self {
+        self.backends = Some(backends.into_iter().collect());
+        self
+    }
+    /// Configures the webhook backend, and selects it when no backend is
+    /// chosen otherwise (overrides the `OBSERVRA_WEBHOOK_*` variables).
+    pub fn webhook(mut self, webhook: crate::webhook::Webhook) -> Self {
+        self.webhook = Some(webhook);
         self
     }
     /// OTLP base endpoint, e.g. `http://collector:4318` (overrides
@@ -271,6 +358,12 @@ impl Builder {
     /// Full OTLP metrics URL, used as given (overrides `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`).
     pub fn metrics_endpoint(mut self, url: impl Into<String>) -> Self {
         self.metrics_endpoint = Some(url.into());
+        self
+    }
+    /// Full OTLP logs URL for the `otel_log` backend, used as given
+    /// (overrides `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`).
+    pub fn logs_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.logs_endpoint = Some(url.into());
         self
     }
     /// Adds a header sent with every OTLP request (replaces `OTEL_EXPORTER_OTLP_HEADERS`).
@@ -470,22 +563,24 @@ impl Builder {
         ]
         .iter()
         .any(|k| env.get(k).is_some());
-        let backend = match self.backend {
-            Some(b) => b,
-            None => match env.get("OBSERVRA_BACKEND") {
-                Some(v) => Backend::parse(&v).ok_or_else(|| {
-                    Error::invalid(
-                        Setting::Env("OBSERVRA_BACKEND"),
-                        v.clone(),
-                        "unknown backend; expected one of: otlp, jsonl, stdout",
-                    )
-                })?,
-                None if self.writer.is_some() => Backend::Stdout,
-                None if self.endpoint.is_some() || self.traces_endpoint.is_some() || any_otlp_env => Backend::Otlp,
-                None if jsonl_path.is_some() => Backend::Jsonl,
-                None => Backend::Stdout,
+        let backends = match self.backends.take() {
+            Some(list) => {
+                let shown = list.iter().map(|b| b.name()).collect::<Vec<_>>().join(",");
+                check_backends(Setting::Builder("backends"), &list, &shown)?;
+                list
+            }
+            None => match parse_backends(&env)? {
+                Some(list) => list,
+                None if self.writer.is_some() => vec![Backend::Stdout],
+                None if self.webhook.is_some() => vec![Backend::Webhook],
+                None if self.endpoint.is_some() || self.traces_endpoint.is_some() || any_otlp_env => {
+                    vec![Backend::Otlp]
+                }
+                None if jsonl_path.is_some() => vec![Backend::Jsonl],
+                None => vec![Backend::Stdout],
             },
         };
+        let webhook = if backends.contains(&Backend::Webhook) { Some(resolve_webhook(&mut self, &env)?) } else { None };
 
         let batch = BatchSettings {
             max_queue_size: pick_usize(self.max_queue_size, &env, "OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_MAX_QUEUE_SIZE)?,
@@ -510,7 +605,8 @@ impl Builder {
             ));
         }
 
-        let otlp = if backend == Backend::Otlp { Some(resolve_otlp(&self, &env)?) } else { None };
+        let uses_otlp = backends.iter().any(|b| matches!(b, Backend::Otlp | Backend::OtelLog));
+        let otlp = if uses_otlp { Some(resolve_otlp(&self, &env)?) } else { None };
         let metric_interval =
             pick_millis(self.metric_interval, &env, "OTEL_METRIC_EXPORT_INTERVAL", DEFAULT_METRIC_INTERVAL)?;
         let temporality = match self.temporality {
@@ -675,23 +771,35 @@ impl Builder {
             }
         }
 
-        let sink = match backend {
-            Backend::Otlp => Sink::Otlp,
-            Backend::Stdout => match self.writer.take() {
-                Some(w) => Sink::Writer(w),
-                None => Sink::Stdout,
-            },
-            Backend::Jsonl => match self.writer.take() {
-                Some(w) => Sink::Writer(w),
-                None => Sink::File(jsonl_path.unwrap_or_else(|| PathBuf::from(DEFAULT_JSONL_PATH))),
-            },
-        };
+        let mut webhook = webhook;
+        let mut jsonl_path = jsonl_path;
+        let sinks = backends
+            .iter()
+            .map(|b| {
+                let sink = match b {
+                    Backend::Otlp => Sink::Otlp,
+                    Backend::OtelLog => Sink::OtelLog,
+                    Backend::Stdout => match self.writer.take() {
+                        Some(w) => Sink::Writer(w),
+                        None => Sink::Stdout,
+                    },
+                    Backend::Jsonl => match self.writer.take() {
+                        Some(w) => Sink::Writer(w),
+                        None => Sink::File(jsonl_path.take().unwrap_or_else(|| PathBuf::from(DEFAULT_JSONL_PATH))),
+                    },
+                    Backend::Webhook => {
+                        Sink::Webhook(webhook.take().unwrap_or_else(|| crate::webhook::Webhook::new("")))
+                    }
+                };
+                (sink, b.name())
+            })
+            .collect::<Vec<_>>();
 
         Ok(Settings {
             disabled,
             resource,
             sampler,
-            sink,
+            sinks,
             otlp,
             batch,
             metric_interval,
@@ -718,7 +826,8 @@ pub(crate) struct Settings {
     pub disabled: bool,
     pub resource: Vec<KeyValue>,
     pub sampler: Sampler,
-    pub sink: Sink,
+    /// One per backend, with the backend's name.
+    pub sinks: Vec<(Sink, &'static str)>,
     pub otlp: Option<OtlpSettings>,
     pub batch: BatchSettings,
     pub metric_interval: Duration,
@@ -747,9 +856,11 @@ pub(crate) struct Settings {
 /// The resolved destination of spans.
 pub(crate) enum Sink {
     Otlp,
+    OtelLog,
     Stdout,
     File(PathBuf),
     Writer(Box<dyn Write + Send>),
+    Webhook(crate::webhook::Webhook),
 }
 
 /// Bounds of the span batch processor.
@@ -760,11 +871,60 @@ pub(crate) struct BatchSettings {
     pub scheduled_delay: Duration,
 }
 
+/// The webhook settings: the builder's, or the `OBSERVRA_WEBHOOK_*` variables.
+fn resolve_webhook(b: &mut Builder, env: &EnvSource) -> Result<crate::webhook::Webhook> {
+    use crate::webhook::Webhook;
+    let (hook, url_setting, header_setting) = match b.webhook.take() {
+        Some(w) => (w, Setting::Builder("webhook"), Setting::Builder("webhook")),
+        None => {
+            let Some(url) = env.get("OBSERVRA_WEBHOOK_URL") else {
+                return Err(Error::invalid(
+                    Setting::Env("OBSERVRA_WEBHOOK_URL"),
+                    "",
+                    "the webhook backend needs a URL: set OBSERVRA_WEBHOOK_URL or call Builder::webhook",
+                ));
+            };
+            let mut w = Webhook::new(url);
+            if let Some(secret) = env.get("OBSERVRA_WEBHOOK_SECRET") {
+                w = w.secret(secret.trim());
+            }
+            if let Some(raw) = env.get("OBSERVRA_WEBHOOK_HEADERS") {
+                for (k, v) in parse_kv_list("OBSERVRA_WEBHOOK_HEADERS", &raw)? {
+                    w = w.header(k, v);
+                }
+            }
+            if env.get("OBSERVRA_WEBHOOK_TIMEOUT").is_some() {
+                w = w.timeout(pick_millis(None, env, "OBSERVRA_WEBHOOK_TIMEOUT", Webhook::DEFAULT_TIMEOUT)?);
+            }
+            if let Some(v) = env.get("OBSERVRA_WEBHOOK_MAX_RETRIES") {
+                w = w.max_retries(v.trim().parse::<u32>().map_err(|_| {
+                    Error::invalid(Setting::Env("OBSERVRA_WEBHOOK_MAX_RETRIES"), v.clone(), "expected a whole number")
+                })?);
+            }
+            (w, Setting::Env("OBSERVRA_WEBHOOK_URL"), Setting::Env("OBSERVRA_WEBHOOK_HEADERS"))
+        }
+    };
+    validate_endpoint(url_setting, &hook.url)?;
+    for (k, v) in &hook.headers {
+        if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
+            return Err(Error::invalid(header_setting, k.clone(), "not a valid HTTP header name"));
+        }
+        if http::HeaderValue::from_str(v).is_err() {
+            return Err(Error::invalid(header_setting, k.clone(), "the value has characters HTTP does not allow"));
+        }
+    }
+    if hook.timeout.is_zero() {
+        return Err(Error::invalid(Setting::Builder("webhook"), "0", "the request timeout must be above zero"));
+    }
+    Ok(hook)
+}
+
 /// Resolved OTLP exporter settings, per signal.
 #[derive(Debug, Clone)]
 pub(crate) struct OtlpSettings {
     pub traces: SignalSettings,
     pub metrics: SignalSettings,
+    pub logs: SignalSettings,
 }
 
 /// One signal's OTLP endpoint, transport, headers and timeout.
@@ -1075,6 +1235,17 @@ fn resolve_otlp(b: &Builder, env: &EnvSource) -> Result<OtlpSettings> {
                 "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
                 "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
                 "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+            ],
+        )?,
+        logs: signal(
+            &b.logs_endpoint,
+            "logs_endpoint",
+            "v1/logs",
+            [
+                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+                "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+                "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
             ],
         )?,
     })

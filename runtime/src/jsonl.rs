@@ -167,12 +167,19 @@ impl SpanExporter for JsonlExporter {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        let mut m = Map::new();
-        for (k, v) in resource.iter() {
-            m.insert(k.as_str().to_string(), value_to_json(v));
-        }
-        self.resource = Json::Object(m);
+        self.resource = resource_to_json(resource);
     }
+}
+
+impl crate::batch::LegExporter for JsonlExporter {}
+
+/// Resource attributes as the JSON object every record carries.
+pub(crate) fn resource_to_json(resource: &Resource) -> Json {
+    let mut m = Map::new();
+    for (k, v) in resource.iter() {
+        m.insert(k.as_str().to_string(), value_to_json(v));
+    }
+    Json::Object(m)
 }
 
 /// Converts one span to the documented JSONL object.

@@ -46,12 +46,14 @@ mod genai;
 pub mod integrations;
 mod jsonl;
 mod layer;
+mod otel_log;
 mod pipeline;
 mod prometheus;
 pub mod propagation;
 pub mod redact;
 pub mod semconv;
 mod stream;
+pub mod webhook;
 
 #[doc(hidden)]
 pub mod __private;
@@ -73,10 +75,13 @@ pub use observra_macros::{agent, llm_call, metrics, tool_call, traced, workflow}
 pub use opentelemetry;
 /// A key-value pair, for metric attributes (`observra::meter(...)`).
 pub use opentelemetry::KeyValue;
-pub use pipeline::{Health, flush, health, meter, prometheus_addr, shutdown};
+pub use pipeline::{
+    BackendHealth, BackendReport, Health, ShutdownReport, flush, health, meter, prometheus_addr, shutdown,
+};
 pub use stream::{LlmChunk, LlmStream};
 /// Attach the current span to a future you spawn: `tokio::spawn(fut.in_current_span())`.
 pub use tracing::Instrument;
+pub use webhook::Webhook;
 
 /// Fast check used by the layer before it looks up the pipeline.
 pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);

@@ -6,7 +6,7 @@
 //! [`Guard`] (or calling [`shutdown`]) flushes and stops it within the
 //! configured deadline, after which a new one may be installed.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use opentelemetry_sdk::trace::{RandomIdGenerator, SpanData};
 use tracing_subscriber::layer::SubscriberExt;
 
 use crate::batch::{BatchProcessor, BlockOn};
-use crate::config::{Protocol, Sampler, Settings, Sink};
+use crate::config::{Protocol, Sampler, Settings, SignalSettings, Sink};
 use crate::error::{Error, Result, Setting};
 use crate::jsonl::JsonlExporter;
 use crate::semconv as sc;
@@ -26,7 +26,8 @@ use crate::semconv as sc;
 /// current when they opened, so a span outliving a shutdown is counted as
 /// dropped rather than lost silently.
 pub(crate) struct Pipeline {
-    processor: BatchProcessor,
+    /// One per backend; a span goes to each.
+    processors: Vec<BatchProcessor>,
     pub(crate) sampler: opentelemetry_sdk::trace::Sampler,
     pub(crate) ids: RandomIdGenerator,
     pub(crate) scope: InstrumentationScope,
@@ -42,7 +43,13 @@ pub(crate) struct Pipeline {
 
 impl Pipeline {
     pub(crate) fn submit(&self, span: SpanData) {
-        self.processor.on_end(span);
+        // Fan-out: every leg but the last gets a copy.
+        if let Some((last, rest)) = self.processors.split_last() {
+            for p in rest {
+                p.on_end(span.clone());
+            }
+            last.on_end(span);
+        }
     }
 
     /// A meter on this pipeline's provider, if it exports metrics.
@@ -95,6 +102,134 @@ fn header_map(headers: &[(String, String)]) -> Result<http::HeaderMap> {
     Ok(map)
 }
 
+fn grpc_metadata(headers: &[(String, String)]) -> Result<opentelemetry_otlp::tonic_types::metadata::MetadataMap> {
+    Ok(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(header_map(headers)?))
+}
+
+fn span_exporter(t: &SignalSettings) -> Result<opentelemetry_otlp::SpanExporter> {
+    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+    match t.protocol {
+        Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_endpoint(t.endpoint.clone())
+            .with_timeout(t.timeout)
+            .with_headers(t.headers.iter().cloned().collect())
+            .build(),
+        Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(t.endpoint.clone())
+            .with_timeout(t.timeout)
+            .with_metadata(grpc_metadata(&t.headers)?)
+            .build(),
+    }
+    .map_err(exporter_error("otlp traces"))
+}
+
+fn log_exporter(t: &SignalSettings) -> Result<opentelemetry_otlp::LogExporter> {
+    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+    match t.protocol {
+        Protocol::HttpProtobuf => opentelemetry_otlp::LogExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_endpoint(t.endpoint.clone())
+            .with_timeout(t.timeout)
+            .with_headers(t.headers.iter().cloned().collect())
+            .build(),
+        Protocol::Grpc => opentelemetry_otlp::LogExporter::builder()
+            .with_tonic()
+            .with_endpoint(t.endpoint.clone())
+            .with_timeout(t.timeout)
+            .with_metadata(grpc_metadata(&t.headers)?)
+            .build(),
+    }
+    .map_err(exporter_error("otel_log"))
+}
+
+fn metric_exporter(
+    m: &SignalSettings,
+    temporality: crate::config::Temporality,
+) -> Result<opentelemetry_otlp::MetricExporter> {
+    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+    let temporality = match temporality {
+        crate::config::Temporality::Cumulative => opentelemetry_sdk::metrics::Temporality::Cumulative,
+        crate::config::Temporality::Delta => opentelemetry_sdk::metrics::Temporality::Delta,
+    };
+    match m.protocol {
+        Protocol::HttpProtobuf => opentelemetry_otlp::MetricExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_endpoint(m.endpoint.clone())
+            .with_timeout(m.timeout)
+            .with_headers(m.headers.iter().cloned().collect())
+            .with_temporality(temporality)
+            .build(),
+        Protocol::Grpc => opentelemetry_otlp::MetricExporter::builder()
+            .with_tonic()
+            .with_endpoint(m.endpoint.clone())
+            .with_timeout(m.timeout)
+            .with_metadata(grpc_metadata(&m.headers)?)
+            .with_temporality(temporality)
+            .build(),
+    }
+    .map_err(exporter_error("otlp metrics"))
+}
+
+/// Metric data points delivered / not delivered by the OTLP metric exporter.
+static METRIC_POINTS_EXPORTED: AtomicU64 = AtomicU64::new(0);
+static METRIC_POINTS_FAILED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts the data points of every metric export, for [`health`].
+#[derive(Debug)]
+struct CountingMetricExporter<E>(E);
+
+fn count_points(metrics: &opentelemetry_sdk::metrics::data::ResourceMetrics) -> u64 {
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics as A, MetricData as D};
+    fn n<T>(d: &D<T>) -> usize {
+        match d {
+            D::Gauge(g) => g.data_points().count(),
+            D::Sum(s) => s.data_points().count(),
+            D::Histogram(h) => h.data_points().count(),
+            D::ExponentialHistogram(h) => h.data_points().count(),
+        }
+    }
+    let mut total = 0;
+    for scope in metrics.scope_metrics() {
+        for m in scope.metrics() {
+            total += match m.data() {
+                A::F64(d) => n(d),
+                A::U64(d) => n(d),
+                A::I64(d) => n(d),
+            };
+        }
+    }
+    total as u64
+}
+
+impl<E: opentelemetry_sdk::metrics::exporter::PushMetricExporter>
+    opentelemetry_sdk::metrics::exporter::PushMetricExporter for CountingMetricExporter<E>
+{
+    async fn export(
+        &self,
+        metrics: &opentelemetry_sdk::metrics::data::ResourceMetrics,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        let points = count_points(metrics);
+        let result = self.0.export(metrics).await;
+        let counter = if result.is_ok() { &METRIC_POINTS_EXPORTED } else { &METRIC_POINTS_FAILED };
+        counter.fetch_add(points, Ordering::Relaxed);
+        result
+    }
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.force_flush()
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+    fn temporality(&self) -> opentelemetry_sdk::metrics::Temporality {
+        self.0.temporality()
+    }
+}
+
 /// Builds and starts the pipeline, and makes sure `tracing` reaches it.
 pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     if settings.disabled {
@@ -119,7 +254,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     let needs_runtime = settings
         .otlp
         .as_ref()
-        .is_some_and(|o| o.traces.protocol == Protocol::Grpc || o.metrics.protocol == Protocol::Grpc);
+        .is_some_and(|o| [&o.traces, &o.metrics, &o.logs].iter().any(|s| s.protocol == Protocol::Grpc));
     let runtime = if needs_runtime {
         Some(
             tokio::runtime::Builder::new_multi_thread()
@@ -141,97 +276,74 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     let mut metric_reader = None;
     let sealer =
         |path: Option<&std::path::Path>| crate::audit::Sealer::new(settings.encryption_key, settings.audit_key, path);
-    let processor = match settings.sink {
-        Sink::Stdout => BatchProcessor::start(
-            JsonlExporter::new(crate::jsonl::Output::Stream(Box::new(std::io::stdout())), sealer(None)),
-            &resource,
-            batch,
-            block_on,
-            settings.redactor.clone(),
-        )
-        .map_err(spawn_err)?,
-        Sink::Writer(w) => BatchProcessor::start(
-            JsonlExporter::new(crate::jsonl::Output::Stream(w), sealer(None)),
-            &resource,
-            batch,
-            block_on,
-            settings.redactor.clone(),
-        )
-        .map_err(spawn_err)?,
-        Sink::File(path) => {
-            let file = crate::jsonl::RotatingFile::open(&path, settings.jsonl_max_bytes).map_err(|source| {
-                Error::Io { setting: Setting::Env("OBSERVRA_JSONL_PATH"), path: path.clone(), source }
-            })?;
-            BatchProcessor::start(
-                JsonlExporter::new(crate::jsonl::Output::File(file), sealer(Some(&path))),
+    let mut processors = Vec::with_capacity(settings.sinks.len());
+    for (sink, name) in settings.sinks {
+        let redactor = settings.redactor.clone();
+        let block_on = block_on.clone();
+        let processor = match sink {
+            Sink::Stdout => BatchProcessor::start(
+                name,
+                JsonlExporter::new(crate::jsonl::Output::Stream(Box::new(std::io::stdout())), sealer(None)),
                 &resource,
                 batch,
                 block_on,
-                settings.redactor.clone(),
-            )
-            .map_err(spawn_err)?
-        }
-        Sink::Otlp => {
-            use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
-            let Some(otlp) = settings.otlp.as_ref() else {
-                return Err(Error::Exporter { backend: "otlp", reason: "no OTLP settings resolved".into() });
-            };
-            let _enter = runtime.as_ref().map(|rt| rt.enter());
-            let t = &otlp.traces;
-            let span_exporter = match t.protocol {
-                Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-                    .with_http()
-                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                    .with_endpoint(t.endpoint.clone())
-                    .with_timeout(t.timeout)
-                    .with_headers(t.headers.iter().cloned().collect())
-                    .build(),
-                Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .with_endpoint(t.endpoint.clone())
-                    .with_timeout(t.timeout)
-                    .with_metadata(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(header_map(
-                        &t.headers,
-                    )?))
-                    .build(),
+                redactor,
+            ),
+            Sink::Writer(w) => BatchProcessor::start(
+                name,
+                JsonlExporter::new(crate::jsonl::Output::Stream(w), sealer(None)),
+                &resource,
+                batch,
+                block_on,
+                redactor,
+            ),
+            Sink::File(path) => {
+                let file = crate::jsonl::RotatingFile::open(&path, settings.jsonl_max_bytes).map_err(|source| {
+                    Error::Io { setting: Setting::Env("OBSERVRA_JSONL_PATH"), path: path.clone(), source }
+                })?;
+                BatchProcessor::start(
+                    name,
+                    JsonlExporter::new(crate::jsonl::Output::File(file), sealer(Some(&path))),
+                    &resource,
+                    batch,
+                    block_on,
+                    redactor,
+                )
             }
-            .map_err(exporter_error("otlp traces"))?;
-            let m = &otlp.metrics;
-            let temporality = match settings.temporality {
-                crate::config::Temporality::Cumulative => opentelemetry_sdk::metrics::Temporality::Cumulative,
-                crate::config::Temporality::Delta => opentelemetry_sdk::metrics::Temporality::Delta,
-            };
-            let metric_exporter = match m.protocol {
-                Protocol::HttpProtobuf => opentelemetry_otlp::MetricExporter::builder()
-                    .with_http()
-                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                    .with_endpoint(m.endpoint.clone())
-                    .with_timeout(m.timeout)
-                    .with_headers(m.headers.iter().cloned().collect())
-                    .with_temporality(temporality)
-                    .build(),
-                Protocol::Grpc => opentelemetry_otlp::MetricExporter::builder()
-                    .with_tonic()
-                    .with_endpoint(m.endpoint.clone())
-                    .with_timeout(m.timeout)
-                    .with_metadata(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(header_map(
-                        &m.headers,
-                    )?))
-                    .with_temporality(temporality)
-                    .build(),
-            }
-            .map_err(exporter_error("otlp metrics"))?;
-            if settings.otlp_metrics {
-                metric_reader = Some(
-                    opentelemetry_sdk::metrics::PeriodicReader::builder(metric_exporter)
+            Sink::Webhook(hook) => BatchProcessor::start(
+                name,
+                crate::webhook::WebhookExporter::new(hook),
+                &resource,
+                batch,
+                block_on,
+                redactor,
+            ),
+            Sink::Otlp | Sink::OtelLog => {
+                let Some(otlp) = settings.otlp.as_ref() else {
+                    return Err(Error::Exporter { backend: "otlp", reason: "no OTLP settings resolved".into() });
+                };
+                let _enter = runtime.as_ref().map(|rt| rt.enter());
+                if metric_reader.is_none() && settings.otlp_metrics {
+                    metric_reader = Some(
+                        opentelemetry_sdk::metrics::PeriodicReader::builder(CountingMetricExporter(metric_exporter(
+                            &otlp.metrics,
+                            settings.temporality,
+                        )?))
                         .with_interval(settings.metric_interval)
                         .build(),
-                );
+                    );
+                }
+                if matches!(sink, Sink::Otlp) {
+                    BatchProcessor::start(name, span_exporter(&otlp.traces)?, &resource, batch, block_on, redactor)
+                } else {
+                    let logs = crate::otel_log::OtelLogExporter::new(log_exporter(&otlp.logs)?);
+                    BatchProcessor::start(name, logs, &resource, batch, block_on, redactor)
+                }
             }
-            BatchProcessor::start(span_exporter, &resource, batch, block_on, settings.redactor.clone())
-                .map_err(spawn_err)?
         }
-    };
+        .map_err(spawn_err)?;
+        processors.push(processor);
+    }
 
     let prometheus_reader = settings.prometheus_addr.as_ref().map(|_| crate::prometheus::SharedReader::new());
     let prometheus = match (settings.prometheus_addr, &prometheus_reader) {
@@ -267,13 +379,14 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
         callback: settings.budget_callback,
     };
     let gauges = meter.as_ref().map(crate::declare::register_gauges).unwrap_or_default();
-    let self_metrics = meter.as_ref().map(SelfMetrics::register);
+    let legs: Vec<_> = processors.iter().map(|p| p.stats.clone()).collect();
+    let self_metrics = meter.as_ref().map(|m| SelfMetrics::register(m, legs));
     let pipeline = Arc::new(Pipeline {
         _self_metrics: self_metrics,
         prometheus: std::sync::Mutex::new(prometheus),
         gauges: std::sync::Mutex::new(gauges),
         accounting,
-        processor,
+        processors,
         sampler: sdk_sampler(settings.sampler),
         ids: RandomIdGenerator::default(),
         scope: InstrumentationScope::builder(sc::SCOPE_NAME).with_version(env!("CARGO_PKG_VERSION")).build(),
@@ -307,7 +420,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
 }
 
 /// Removes the current pipeline and stops it within its deadline (or `deadline`).
-fn take_and_stop(deadline: Duration) -> Result<()> {
+fn take_and_stop(deadline: Duration) -> Result<ShutdownReport> {
     crate::ACTIVE.store(false, Ordering::Release);
     crate::content::set_mode(crate::content::CaptureMode::NoContent);
     crate::declare::set_meter_available(false);
@@ -315,15 +428,33 @@ fn take_and_stop(deadline: Duration) -> Result<()> {
     let Some(pipeline) = taken else { return Err(Error::NotInstalled) };
     let deadline = deadline.min(pipeline.shutdown_timeout);
     let start = Instant::now();
-    let mut problems = Vec::new();
-    if let Err(e) = pipeline.processor.shutdown(deadline) {
-        problems.push(e);
+    let until = start + deadline;
+    let before: Vec<_> = pipeline.processors.iter().map(|p| LegSnapshot::of(&p.stats)).collect();
+    // Every leg shuts down at once, so a slow one cannot eat the others' time.
+    let pending: Vec<_> = pipeline.processors.iter().map(|p| p.begin_shutdown(deadline)).collect();
+    let mut backends = Vec::with_capacity(pending.len());
+    for ((p, pending), before) in pipeline.processors.iter().zip(pending).zip(before) {
+        let result = p.wait(pending, until, "shutdown");
+        let after = LegSnapshot::of(&p.stats);
+        let timed_out = matches!(&result, Err(e) if e.ends_with("timed out"));
+        backends.push(BackendReport {
+            backend: p.stats.name,
+            flushed: after.exported - before.exported,
+            dropped: (after.dropped + after.failed) - (before.dropped + before.failed),
+            abandoned: if timed_out { after.queued + after.in_flight } else { 0 },
+            timed_out,
+            error: result.err(),
+        });
     }
+    let mut metrics_error = None;
     if let Some(mp) = &pipeline.meter_provider {
-        let left = deadline.saturating_sub(start.elapsed()).max(Duration::from_millis(10));
+        let left = until.saturating_duration_since(Instant::now()).max(Duration::from_millis(10));
         if let Err(e) = mp.shutdown_with_timeout(left) {
-            problems.push(format!("metrics: {e}"));
+            metrics_error = Some(e.to_string());
         }
+    }
+    if let Ok(mut h) = crate::batch::EXPORT_DURATION.write() {
+        *h = None;
     }
     // Never block here: the guard may drop inside an async runtime.
     // Stop answering scrapes now, even if open spans still hold the pipeline.
@@ -332,49 +463,197 @@ fn take_and_stop(deadline: Duration) -> Result<()> {
     if let Some(rt) = rt {
         rt.shutdown_background();
     }
-    if problems.is_empty() { Ok(()) } else { Err(Error::Export { operation: "shutdown", reason: problems.join("; ") }) }
+    Ok(ShutdownReport { backends, metrics_error, elapsed: start.elapsed() })
+}
+
+#[derive(Clone, Copy)]
+struct LegSnapshot {
+    exported: u64,
+    dropped: u64,
+    failed: u64,
+    queued: u64,
+    in_flight: u64,
+}
+
+impl LegSnapshot {
+    fn of(s: &crate::batch::LegStats) -> Self {
+        LegSnapshot {
+            exported: s.exported.load(Ordering::Acquire),
+            dropped: s.dropped.load(Ordering::Acquire),
+            failed: s.failed.load(Ordering::Acquire),
+            queued: s.queued.load(Ordering::Acquire),
+            in_flight: s.in_flight.load(Ordering::Acquire),
+        }
+    }
+}
+
+/// What [`shutdown`] (or [`crate::Guard::shutdown`]) did, backend by backend.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// One entry per backend, in configuration order.
+    pub backends: Vec<BackendReport>,
+    /// The meter provider's shutdown error (the last metric export), if any.
+    pub metrics_error: Option<String>,
+    /// How long the shutdown took.
+    pub elapsed: Duration,
+}
+
+impl ShutdownReport {
+    /// Spans delivered during the shutdown, over all backends.
+    pub fn flushed(&self) -> u64 {
+        self.backends.iter().map(|b| b.flushed).sum()
+    }
+    /// Spans lost during the shutdown (dropped, failed or abandoned), over all backends.
+    pub fn lost(&self) -> u64 {
+        self.backends.iter().map(|b| b.dropped + b.abandoned).sum()
+    }
+    /// True when every backend finished in time without an error and nothing was lost.
+    pub fn is_clean(&self) -> bool {
+        self.metrics_error.is_none() && self.backends.iter().all(|b| b.error.is_none() && b.dropped == 0)
+    }
+}
+
+impl std::fmt::Display for ShutdownReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "observra shutdown in {:?}:", self.elapsed)?;
+        for b in &self.backends {
+            write!(f, " {} flushed {}", b.backend, b.flushed)?;
+            if b.dropped > 0 {
+                write!(f, ", dropped {}", b.dropped)?;
+            }
+            if b.timed_out {
+                write!(f, ", timed out with {} unsent", b.abandoned)?;
+            } else if let Some(e) = &b.error {
+                write!(f, ", error: {e}")?;
+            }
+            write!(f, ";")?;
+        }
+        if let Some(e) = &self.metrics_error {
+            write!(f, " metrics error: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One backend's part of a [`ShutdownReport`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackendReport {
+    /// The backend's name (`otlp`, `otel_log`, `jsonl`, `stdout`, `webhook`).
+    pub backend: &'static str,
+    /// Spans delivered during the shutdown.
+    pub flushed: u64,
+    /// Spans dropped or failed during the shutdown.
+    pub dropped: u64,
+    /// Spans still queued or in flight when the deadline passed.
+    pub abandoned: u64,
+    /// Whether the deadline passed before the backend finished.
+    pub timed_out: bool,
+    /// The error of the last export or of the exporter's shutdown, if any.
+    pub error: Option<String>,
 }
 
 /// `observra.pipeline.*`: the figures of [`health`] as metrics, read at
-/// each collection.
+/// each collection, per backend.
 struct SelfMetrics {
     _spans: opentelemetry::metrics::ObservableCounter<u64>,
     _queue: opentelemetry::metrics::ObservableGauge<u64>,
     _errors: opentelemetry::metrics::ObservableCounter<u64>,
+    _exports: opentelemetry::metrics::ObservableCounter<u64>,
+    _points: opentelemetry::metrics::ObservableCounter<u64>,
+    _records: opentelemetry::metrics::ObservableCounter<u64>,
 }
 
 impl SelfMetrics {
-    fn register(meter: &opentelemetry::metrics::Meter) -> Self {
+    fn register(meter: &opentelemetry::metrics::Meter, legs: Vec<Arc<crate::batch::LegStats>>) -> Self {
+        use opentelemetry::KeyValue;
         use sc::metrics as m;
-        let c = &crate::batch::COUNTERS;
+        let legs: Arc<[Arc<crate::batch::LegStats>]> = legs.into();
+        let backend = |l: &crate::batch::LegStats| KeyValue::new(m::PIPELINE_BACKEND, l.name);
+        let (l1, l2, l3, l4, l5) = (legs.clone(), legs.clone(), legs.clone(), legs.clone(), legs);
+        if let Ok(mut h) = crate::batch::EXPORT_DURATION.write() {
+            *h = Some(
+                meter
+                    .f64_histogram(m::PIPELINE_EXPORT_DURATION)
+                    .with_unit("s")
+                    .with_description("Time of each export call, by backend and result.")
+                    .with_boundaries(sc::metrics::DURATION_BUCKETS.to_vec())
+                    .build(),
+            );
+        }
         SelfMetrics {
             _spans: meter
                 .u64_observable_counter(m::PIPELINE_SPANS)
                 .with_unit("{span}")
-                .with_description("Spans the pipeline exported, failed to export, or dropped.")
+                .with_description("Spans each backend exported, failed to export, or dropped.")
                 .with_callback(move |o| {
-                    for (state, counter) in [("exported", &c.exported), ("failed", &c.failed), ("dropped", &c.dropped)]
-                    {
-                        o.observe(
-                            counter.load(Ordering::Relaxed),
-                            &[opentelemetry::KeyValue::new(m::PIPELINE_STATE, state)],
-                        );
+                    for l in l1.iter() {
+                        for (state, counter) in
+                            [("exported", &l.exported), ("failed", &l.failed), ("dropped", &l.dropped)]
+                        {
+                            o.observe(
+                                counter.load(Ordering::Relaxed),
+                                &[KeyValue::new(m::PIPELINE_STATE, state), backend(l)],
+                            );
+                        }
                     }
                 })
                 .build(),
             _queue: meter
                 .u64_observable_gauge(m::PIPELINE_QUEUE)
                 .with_unit("{span}")
-                .with_description("Spans queued or being exported.")
+                .with_description("Spans queued or being exported, per backend.")
                 .with_callback(move |o| {
-                    o.observe(c.queued.load(Ordering::Relaxed) + c.in_flight.load(Ordering::Relaxed), &[])
+                    for l in l2.iter() {
+                        o.observe(l.queued.load(Ordering::Relaxed) + l.in_flight.load(Ordering::Relaxed), &[backend(l)])
+                    }
                 })
                 .build(),
             _errors: meter
                 .u64_observable_counter(m::PIPELINE_EXPORT_ERRORS)
                 .with_unit("{call}")
-                .with_description("Export calls that failed.")
-                .with_callback(move |o| o.observe(c.export_errors.load(Ordering::Relaxed), &[]))
+                .with_description("Export calls that failed, per backend.")
+                .with_callback(move |o| {
+                    for l in l3.iter() {
+                        o.observe(l.export_err.load(Ordering::Relaxed), &[backend(l)])
+                    }
+                })
+                .build(),
+            _exports: meter
+                .u64_observable_counter(m::PIPELINE_EXPORTS)
+                .with_unit("{call}")
+                .with_description("Export calls, per backend and result.")
+                .with_callback(move |o| {
+                    for l in l4.iter() {
+                        for (result, c) in [("success", &l.export_ok), ("failure", &l.export_err)] {
+                            o.observe(
+                                c.load(Ordering::Relaxed),
+                                &[backend(l), KeyValue::new(m::PIPELINE_RESULT, result)],
+                            )
+                        }
+                    }
+                })
+                .build(),
+            _points: meter
+                .u64_observable_counter(m::PIPELINE_METRIC_POINTS)
+                .with_unit("{point}")
+                .with_description("Metric data points the OTLP metric exporter delivered or failed to.")
+                .with_callback(move |o| {
+                    for (state, c) in [("exported", &METRIC_POINTS_EXPORTED), ("failed", &METRIC_POINTS_FAILED)] {
+                        o.observe(c.load(Ordering::Relaxed), &[KeyValue::new(m::PIPELINE_STATE, state)])
+                    }
+                })
+                .build(),
+            _records: meter
+                .u64_observable_counter(m::PIPELINE_LOG_RECORDS)
+                .with_unit("{record}")
+                .with_description("Log records the otel_log backend delivered.")
+                .with_callback(move |o| {
+                    for l in l5.iter().filter(|l| l.name == "otel_log") {
+                        o.observe(l.log_records.load(Ordering::Relaxed), &[backend(l)])
+                    }
+                })
                 .build(),
         }
     }
@@ -385,13 +664,18 @@ pub fn prometheus_addr() -> Option<std::net::SocketAddr> {
     current().and_then(|p| p.prometheus.lock().ok().and_then(|e| e.as_ref().map(|e| e.addr())))
 }
 
-/// Exports everything buffered so far (spans and metrics), waiting at most
-/// the configured shutdown deadline.
+/// Exports everything buffered so far (spans, on every backend, and
+/// metrics), waiting at most the configured shutdown deadline.
 pub fn flush() -> Result<()> {
     let Some(pipeline) = current() else { return Err(Error::NotInstalled) };
+    let deadline = pipeline.shutdown_timeout;
+    let until = Instant::now() + deadline;
+    let pending: Vec<_> = pipeline.processors.iter().map(|p| p.begin_flush(deadline)).collect();
     let mut problems = Vec::new();
-    if let Err(e) = pipeline.processor.flush(pipeline.shutdown_timeout) {
-        problems.push(e);
+    for (p, pending) in pipeline.processors.iter().zip(pending) {
+        if let Err(e) = p.wait(pending, until, "flush") {
+            problems.push(format!("{}: {e}", p.stats.name));
+        }
     }
     if let Some(mp) = &pipeline.meter_provider {
         if let Err(e) = mp.force_flush() {
@@ -401,52 +685,158 @@ pub fn flush() -> Result<()> {
     if problems.is_empty() { Ok(()) } else { Err(Error::Export { operation: "flush", reason: problems.join("; ") }) }
 }
 
-/// Flushes and stops the installed pipeline within its shutdown deadline.
-/// Spans that end afterwards are counted as dropped. After this, `install()`
-/// may be called again.
-pub fn shutdown() -> Result<()> {
-    take_and_stop(Duration::MAX)
+/// Flushes every backend and stops the installed pipeline, waiting at most
+/// `deadline` (and never longer than the configured shutdown timeout), and
+/// reports what each backend flushed, dropped, or left unsent when it timed
+/// out. Spans that end afterwards are counted as dropped. After this,
+/// `install()` may be called again.
+///
+/// ```no_run
+/// # fn main() -> observra::Result<()> {
+/// let telemetry = observra::init().install()?;
+/// // ... on SIGTERM:
+/// let report = observra::shutdown(std::time::Duration::from_secs(3))?;
+/// if !report.is_clean() {
+///     eprintln!("{report}");
+/// }
+/// # drop(telemetry);
+/// # Ok(()) }
+/// ```
+pub fn shutdown(deadline: Duration) -> Result<ShutdownReport> {
+    take_and_stop(deadline)
 }
 
-/// A snapshot of the pipeline's own counters.
+/// A snapshot of the pipeline's own figures; see [`health`].
 ///
-/// The totals (`spans_dropped`, `spans_exported`, `spans_failed`,
-/// `export_errors`) count from process start, across re-installations, and
-/// stay readable after shutdown. At any moment every span that ended while a
-/// pipeline was installed is in exactly one of: queued, exporting, exported,
-/// failed, dropped.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Span totals count from process start, across re-installations, and stay
+/// readable after shutdown; they are summed over backends (with two
+/// backends, each span is produced twice: once per backend). At any moment
+/// `spans_produced == spans_queued + spans_exporting + spans_exported +
+/// spans_failed + spans_dropped`, for the totals and for each backend.
+#[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct Health {
     /// Whether a pipeline is installed.
     pub installed: bool,
-    /// Spans waiting in the queue.
+    /// Spans handed to a backend's queue (or dropped on the way).
+    pub spans_produced: u64,
+    /// Spans waiting in a queue.
     pub spans_queued: u64,
-    /// Spans in a batch the exporter is working on now.
+    /// Spans in a batch an exporter is working on now.
     pub spans_exporting: u64,
-    /// Spans dropped because the queue was full or the pipeline had stopped.
+    /// Spans dropped because a queue was full or the pipeline had stopped.
     pub spans_dropped: u64,
-    /// Spans the exporter accepted.
+    /// Spans an exporter delivered.
     pub spans_exported: u64,
-    /// Spans in batches the exporter failed to deliver.
+    /// Spans in batches an exporter failed to deliver (after its retries).
     pub spans_failed: u64,
+    /// Export calls that succeeded.
+    pub export_successes: u64,
     /// Export calls that failed.
     pub export_errors: u64,
+    /// Log records the `otel_log` backend delivered.
+    pub logs_exported: u64,
+    /// Metric data points the OTLP metric exporter delivered.
+    pub metric_points_exported: u64,
+    /// Metric data points in metric exports that failed.
+    pub metric_points_failed: u64,
+    /// Median export-call time over the recent calls of the installed backends.
+    pub export_latency_p50: Option<Duration>,
+    /// 99th-percentile export-call time over the same window.
+    pub export_latency_p99: Option<Duration>,
+    /// The most recent export error of an installed backend.
+    pub last_error: Option<String>,
+    /// The installed pipeline's backends, in configuration order.
+    pub backends: Vec<BackendHealth>,
 }
 
-/// Reads the pipeline's counters: how many spans are queued, being
-/// exported, exported, failed and dropped.
+/// One installed backend's figures, part of [`Health`].
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct BackendHealth {
+    /// The backend's name (`otlp`, `otel_log`, `jsonl`, `stdout`, `webhook`).
+    pub backend: &'static str,
+    /// Spans handed to this backend since it started.
+    pub produced: u64,
+    /// Spans waiting in its queue.
+    pub queued: u64,
+    /// Spans in the batch being exported.
+    pub exporting: u64,
+    /// Spans delivered.
+    pub exported: u64,
+    /// Spans in failed batches.
+    pub failed: u64,
+    /// Spans dropped (queue full).
+    pub dropped: u64,
+    /// Export calls that succeeded.
+    pub successes: u64,
+    /// Export calls that failed.
+    pub failures: u64,
+    /// Median export-call time over the last 256 calls.
+    pub latency_p50: Option<Duration>,
+    /// 99th percentile of the same.
+    pub latency_p99: Option<Duration>,
+    /// The most recent export error.
+    pub last_error: Option<String>,
+}
+
+/// Reads the pipeline's figures: spans produced, queued, being exported,
+/// exported, failed and dropped; export calls, latency and last error, per
+/// backend and in total.
 pub fn health() -> Health {
-    let c = &crate::batch::COUNTERS;
-    let installed = current().is_some();
+    use crate::batch::percentile;
+    let t = crate::batch::totals();
+    let pipeline = current();
+    let mut all_latencies = Vec::new();
+    let mut last_error = None;
+    let backends = pipeline
+        .as_ref()
+        .map(|p| {
+            p.processors
+                .iter()
+                .map(|proc| {
+                    let l = &proc.stats;
+                    let mut lat = l.latencies();
+                    all_latencies.extend_from_slice(&lat);
+                    let err = l.last_error();
+                    if err.is_some() {
+                        last_error.clone_from(&err);
+                    }
+                    BackendHealth {
+                        backend: l.name,
+                        produced: l.produced.load(Ordering::Acquire),
+                        queued: l.queued.load(Ordering::Acquire),
+                        exporting: l.in_flight.load(Ordering::Acquire),
+                        exported: l.exported.load(Ordering::Acquire),
+                        failed: l.failed.load(Ordering::Acquire),
+                        dropped: l.dropped.load(Ordering::Acquire),
+                        successes: l.export_ok.load(Ordering::Acquire),
+                        failures: l.export_err.load(Ordering::Acquire),
+                        latency_p50: percentile(&mut lat, 0.5),
+                        latency_p99: percentile(&mut lat, 0.99),
+                        last_error: err,
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Health {
-        installed,
-        spans_queued: if installed { c.queued.load(Ordering::Acquire) } else { 0 },
-        spans_exporting: if installed { c.in_flight.load(Ordering::Acquire) } else { 0 },
-        spans_dropped: c.dropped.load(Ordering::Relaxed),
-        spans_exported: c.exported.load(Ordering::Relaxed),
-        spans_failed: c.failed.load(Ordering::Relaxed),
-        export_errors: c.export_errors.load(Ordering::Relaxed),
+        installed: pipeline.is_some(),
+        spans_produced: t.produced,
+        spans_queued: t.queued,
+        spans_exporting: t.in_flight,
+        spans_dropped: t.dropped,
+        spans_exported: t.exported,
+        spans_failed: t.failed,
+        export_successes: t.export_ok,
+        export_errors: t.export_err,
+        logs_exported: t.log_records,
+        metric_points_exported: METRIC_POINTS_EXPORTED.load(Ordering::Relaxed),
+        metric_points_failed: METRIC_POINTS_FAILED.load(Ordering::Relaxed),
+        export_latency_p50: percentile(&mut all_latencies.clone(), 0.5),
+        export_latency_p99: percentile(&mut all_latencies, 0.99),
+        last_error,
+        backends,
     }
 }
 
@@ -454,6 +844,17 @@ pub fn health() -> Health {
 /// `install()` or with a backend that has no metrics).
 pub fn meter(name: &'static str) -> opentelemetry::metrics::Meter {
     opentelemetry::global::meter(name)
+}
+
+impl crate::Guard {
+    /// Flushes every backend and stops the pipeline within the configured
+    /// shutdown deadline, and reports what happened (dropping the guard does
+    /// the same silently). `None` when the guard was inactive or the
+    /// pipeline was already shut down.
+    pub fn shutdown(mut self) -> Option<ShutdownReport> {
+        let active = std::mem::replace(&mut self.active, false);
+        if active { take_and_stop(Duration::MAX).ok() } else { None }
+    }
 }
 
 impl Drop for crate::Guard {

@@ -137,6 +137,12 @@ pub const GEN_AI_SYSTEM_INSTRUCTIONS: &str = "gen_ai.system_instructions";
 pub const GEN_AI_TOOL_CALL_ARGUMENTS: &str = "gen_ai.tool.call.arguments";
 /// `gen_ai.tool.call.result` (opt-in content).
 pub const GEN_AI_TOOL_CALL_RESULT: &str = "gen_ai.tool.call.result";
+/// Event name of the log record the `otel_log` backend makes of a GenAI span.
+pub const GENAI_OPERATION_LOG_EVENT: &str = "observra.genai.operation";
+/// Attribute of that record: the span's duration in seconds.
+pub const OBSERVRA_DURATION: &str = "observra.duration";
+/// Attribute of that record: the failed span's status description.
+pub const OBSERVRA_STATUS_MESSAGE: &str = "observra.status.message";
 /// The event carrying captured content in the event form.
 pub const GEN_AI_DETAILS_EVENT: &str = "gen_ai.client.inference.operation.details";
 /// `gen_ai.token.type` metric attribute (`input`, `output`).
@@ -223,8 +229,23 @@ pub mod metrics {
     pub const PIPELINE_QUEUE: &str = "observra.pipeline.queue.depth";
     /// `observra.pipeline.export.errors`: failed export calls.
     pub const PIPELINE_EXPORT_ERRORS: &str = "observra.pipeline.export.errors";
+    /// `observra.pipeline.exports`: export calls, by `backend` and `result`
+    /// (`success`, `failure`).
+    pub const PIPELINE_EXPORTS: &str = "observra.pipeline.exports";
+    /// `observra.pipeline.export.duration` (s): time of each export call, by
+    /// `backend` and `result`.
+    pub const PIPELINE_EXPORT_DURATION: &str = "observra.pipeline.export.duration";
+    /// `observra.pipeline.metric_points`: metric data points the OTLP metric
+    /// exporter delivered (`state` = `exported`) or failed to (`failed`).
+    pub const PIPELINE_METRIC_POINTS: &str = "observra.pipeline.metric_points";
+    /// `observra.pipeline.log_records`: log records the `otel_log` backend delivered.
+    pub const PIPELINE_LOG_RECORDS: &str = "observra.pipeline.log_records";
     /// Attribute of [`PIPELINE_SPANS`].
     pub const PIPELINE_STATE: &str = "state";
+    /// Attribute of the pipeline metrics: the backend's name.
+    pub const PIPELINE_BACKEND: &str = "backend";
+    /// Attribute of [`PIPELINE_EXPORTS`]: `success` or `failure`.
+    pub const PIPELINE_RESULT: &str = "result";
 
     /// Buckets of every duration histogram, seconds.
     pub const DURATION_BUCKETS: &[f64] =

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
+use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -183,12 +185,65 @@ pub struct HistogramPoint {
     pub bucket_counts: Vec<u64>,
 }
 
+/// A log record, decoded and flattened with its resource.
+#[derive(Debug, Clone)]
+pub struct ReceivedLog {
+    /// How it arrived.
+    pub transport: Transport,
+    /// Resource attributes.
+    pub resource: BTreeMap<String, Val>,
+    /// Event name (empty if none).
+    pub event_name: String,
+    /// Severity number (9 INFO, 13 WARN, 17 ERROR, ...).
+    pub severity_number: i32,
+    /// Severity text.
+    pub severity_text: String,
+    /// The body, if it is a string.
+    pub body: Option<String>,
+    /// Trace id, hex (empty if none).
+    pub trace_id: String,
+    /// Span id, hex (empty if none).
+    pub span_id: String,
+    /// Attributes with their types.
+    pub attributes: BTreeMap<String, Val>,
+    /// Timestamp, ns since the epoch.
+    pub time_unix_nano: u64,
+}
+
+impl ReceivedLog {
+    /// An attribute's value.
+    pub fn attr(&self, key: &str) -> Option<&Val> {
+        self.attributes.get(key)
+    }
+}
+
+/// A request to any non-OTLP path (a webhook delivery), as received.
+#[derive(Debug, Clone)]
+pub struct WebhookRequest {
+    /// URL path.
+    pub path: String,
+    /// Headers, lower-case names.
+    pub headers: BTreeMap<String, String>,
+    /// The raw body.
+    pub body: Vec<u8>,
+    /// When it arrived.
+    pub at: Instant,
+    /// The status the receiver answered.
+    pub status: u16,
+}
+
 #[derive(Default)]
 struct Store {
     spans: Vec<ReceivedSpan>,
     metrics: Vec<ReceivedMetric>,
+    logs: Vec<ReceivedLog>,
+    webhooks: Vec<WebhookRequest>,
     requests: Vec<RequestInfo>,
     http_status: Option<u16>,
+    /// Answers for the next HTTP requests, in order: status and `Retry-After`.
+    script: std::collections::VecDeque<(u16, Option<String>)>,
+    /// How long each HTTP request is held before it is answered.
+    delay: Option<Duration>,
 }
 
 type Shared = Arc<Mutex<Store>>;
@@ -224,6 +279,33 @@ fn store_traces(store: &Shared, transport: Transport, req: ExportTraceServiceReq
                         .collect(),
                     start_unix_nano: s.start_time_unix_nano,
                     end_unix_nano: s.end_time_unix_nano,
+                });
+            }
+        }
+    }
+}
+
+fn store_logs(store: &Shared, transport: Transport, req: ExportLogsServiceRequest) {
+    let mut st = lock(store);
+    for rl in req.resource_logs {
+        let resource = rl.resource.as_ref().map(|r| attrs(&r.attributes)).unwrap_or_default();
+        for sl in rl.scope_logs {
+            for r in sl.log_records {
+                let body = match val(&r.body) {
+                    Val::Str(s) => Some(s),
+                    _ => None,
+                };
+                st.logs.push(ReceivedLog {
+                    transport,
+                    resource: resource.clone(),
+                    event_name: r.event_name.clone(),
+                    severity_number: r.severity_number,
+                    severity_text: r.severity_text.clone(),
+                    body,
+                    trace_id: hex(&r.trace_id),
+                    span_id: hex(&r.span_id),
+                    attributes: attrs(&r.attributes),
+                    time_unix_nano: r.time_unix_nano,
                 });
             }
         }
@@ -332,15 +414,53 @@ impl MetricsService for Grpc {
     }
 }
 
+#[tonic::async_trait]
+impl LogsService for Grpc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        let headers = metadata_map(request.metadata());
+        lock(&self.0).requests.push(RequestInfo {
+            transport: Transport::Grpc,
+            path: "/opentelemetry.proto.collector.logs.v1.LogsService/Export".into(),
+            headers,
+        });
+        store_logs(&self.0, Transport::Grpc, request.into_inner());
+        Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
+    }
+}
+
 async fn http_handler(store: Shared, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let path = req.uri().path().to_string();
-    let headers =
+    let headers: BTreeMap<String, String> =
         req.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
     let body = req.into_body().collect().await?.to_bytes();
-    lock(&store).requests.push(RequestInfo { transport: Transport::Http, path: path.clone(), headers });
-    if let Some(code) = lock(&store).http_status {
+    let at = Instant::now();
+    lock(&store).requests.push(RequestInfo {
+        transport: Transport::Http,
+        path: path.clone(),
+        headers: headers.clone(),
+    });
+    let delay = lock(&store).delay;
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    let (scripted, fixed) = {
+        let mut st = lock(&store);
+        (st.script.pop_front(), st.http_status)
+    };
+    let forced = scripted.or(fixed.map(|c| (c, None)));
+    if !path.starts_with("/v1/") {
+        let status = forced.as_ref().map(|f| f.0).unwrap_or(200);
+        lock(&store).webhooks.push(WebhookRequest { path: path.clone(), headers, body: body.to_vec(), at, status });
+    }
+    if let Some((code, retry_after)) = forced {
         let mut resp = Response::new(Full::new(Bytes::new()));
         *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if let Some(ra) = retry_after {
+            resp.headers_mut().insert("retry-after", hyper::header::HeaderValue::from_str(&ra).expect("header"));
+        }
         return Ok(resp);
     }
     let (status, body) = match path.as_str() {
@@ -358,7 +478,15 @@ async fn http_handler(store: Shared, req: Request<Incoming>) -> Result<Response<
             }
             Err(_) => (StatusCode::BAD_REQUEST, Vec::new()),
         },
-        _ => (StatusCode::NOT_FOUND, Vec::new()),
+        "/v1/logs" => match ExportLogsServiceRequest::decode(body) {
+            Ok(r) => {
+                store_logs(&store, Transport::Http, r);
+                (StatusCode::OK, ExportLogsServiceResponse::default().encode_to_vec())
+            }
+            Err(_) => (StatusCode::BAD_REQUEST, Vec::new()),
+        },
+        p if p.starts_with("/v1/") => (StatusCode::NOT_FOUND, Vec::new()),
+        _ => (StatusCode::OK, Vec::new()),
     };
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
@@ -377,13 +505,19 @@ pub struct Receiver {
 impl Receiver {
     /// Starts both listeners on 127.0.0.1 with ephemeral ports.
     pub fn start() -> Receiver {
+        Self::start_on("127.0.0.1:0".parse().expect("addr"))
+    }
+
+    /// Starts with the HTTP listener on `http_addr` (e.g. a port that was
+    /// refusing connections until now); gRPC gets an ephemeral port.
+    pub fn start_on(http_addr: SocketAddr) -> Receiver {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .expect("test receiver runtime");
         let store: Shared = Arc::default();
-        let http = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind http");
+        let http = runtime.block_on(tokio::net::TcpListener::bind(http_addr)).expect("bind http");
         let http_addr = http.local_addr().expect("http addr");
         let http_store = store.clone();
         runtime.spawn(async move {
@@ -407,7 +541,8 @@ impl Receiver {
         runtime.spawn(async move {
             let _ = tonic::transport::Server::builder()
                 .add_service(TraceServiceServer::new(svc.clone()))
-                .add_service(MetricsServiceServer::new(svc))
+                .add_service(MetricsServiceServer::new(svc.clone()))
+                .add_service(LogsServiceServer::new(svc))
                 .serve_with_incoming(incoming)
                 .await;
         });
@@ -427,6 +562,32 @@ impl Receiver {
     /// Makes every HTTP request fail with `status` (None: answer normally).
     pub fn set_http_status(&self, status: Option<u16>) {
         lock(&self.store).http_status = status;
+    }
+
+    /// Answers the next HTTP requests with these statuses (and `Retry-After`
+    /// values), in order, before answering normally again.
+    pub fn script(&self, answers: &[(u16, Option<&str>)]) {
+        lock(&self.store).script.extend(answers.iter().map(|(c, r)| (*c, r.map(str::to_string))));
+    }
+
+    /// Holds every HTTP request this long before answering (None: answer at once).
+    pub fn set_delay(&self, delay: Option<Duration>) {
+        lock(&self.store).delay = delay;
+    }
+
+    /// The address of the HTTP listener.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Log records received so far.
+    pub fn logs(&self) -> Vec<ReceivedLog> {
+        lock(&self.store).logs.clone()
+    }
+
+    /// Requests to non-OTLP paths (webhook deliveries) so far.
+    pub fn webhooks(&self) -> Vec<WebhookRequest> {
+        lock(&self.store).webhooks.clone()
     }
 
     /// Spans received so far.

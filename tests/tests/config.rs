@@ -30,7 +30,40 @@ fn assert_names(vars: &[(&str, &str)], var: &'static str, value: &str) {
 fn an_unknown_backend_is_rejected() {
     assert_names(&[("OBSERVRA_BACKEND", "kafka")], "OBSERVRA_BACKEND", "kafka");
     let msg = install_err(&[("OBSERVRA_BACKEND", "kafka")]).to_string();
-    assert!(msg.contains("otlp, jsonl, stdout"), "says what is allowed: {msg}");
+    assert!(msg.contains("otlp, otel_log, jsonl, stdout, webhook"), "says what is allowed: {msg}");
+}
+
+#[test]
+fn bad_backend_lists_and_webhook_settings_are_rejected() {
+    assert_names(&[("OBSERVRA_BACKEND", "otlp,kafka")], "OBSERVRA_BACKEND", "otlp,kafka");
+    assert_names(&[("OBSERVRA_BACKEND", "otlp,otlp")], "OBSERVRA_BACKEND", "otlp,otlp");
+    assert_names(&[("OBSERVRA_BACKEND", "jsonl,stdout")], "OBSERVRA_BACKEND", "jsonl,stdout");
+    assert_names(&[("OBSERVRA_BACKEND", "multi")], "OBSERVRA_BACKEND", "multi");
+    assert_names(&[("OBSERVRA_BACKEND", "multi"), ("OBSERVRA_BACKENDS", ",")], "OBSERVRA_BACKENDS", ",");
+    assert!(install_err(&[("OBSERVRA_BACKEND", "otlp,otlp")]).to_string().contains("listed twice"));
+    // The webhook backend needs a URL, and checks what it is given.
+    assert_names(&[("OBSERVRA_BACKEND", "webhook")], "OBSERVRA_WEBHOOK_URL", "");
+    let hook = ("OBSERVRA_BACKEND", "webhook");
+    assert_names(&[hook, ("OBSERVRA_WEBHOOK_URL", "ftp://x")], "OBSERVRA_WEBHOOK_URL", "ftp://x");
+    let url = ("OBSERVRA_WEBHOOK_URL", "http://127.0.0.1:9");
+    assert_names(&[hook, url, ("OBSERVRA_WEBHOOK_HEADERS", "novalue")], "OBSERVRA_WEBHOOK_HEADERS", "novalue");
+    assert_names(&[hook, url, ("OBSERVRA_WEBHOOK_HEADERS", "bad name=v")], "OBSERVRA_WEBHOOK_HEADERS", "bad name");
+    assert_names(&[hook, url, ("OBSERVRA_WEBHOOK_TIMEOUT", "soon")], "OBSERVRA_WEBHOOK_TIMEOUT", "soon");
+    assert_names(&[hook, url, ("OBSERVRA_WEBHOOK_MAX_RETRIES", "-1")], "OBSERVRA_WEBHOOK_MAX_RETRIES", "-1");
+    // The same from code.
+    let err = observra::init()
+        .backends([observra::Backend::Otlp, observra::Backend::Otlp])
+        .install()
+        .expect_err("a backend twice");
+    assert!(
+        matches!(&err, observra::Error::InvalidConfig { setting: Setting::Builder("backends"), value, .. } if value == "otlp,otlp"),
+        "{err:?}"
+    );
+    let err = observra::init().webhook(observra::Webhook::new("nope")).install().expect_err("a bad URL");
+    assert!(
+        matches!(&err, observra::Error::InvalidConfig { setting: Setting::Builder("webhook"), value, .. } if value == "nope"),
+        "{err:?}"
+    );
 }
 
 #[test]

@@ -302,7 +302,7 @@ fn a_second_install_is_an_error_until_the_first_guard_drops() {
     work(2);
     drop(again);
     assert_eq!(rx.spans().len(), 2);
-    assert!(matches!(observra::shutdown(), Err(observra::Error::NotInstalled)));
+    assert!(matches!(observra::shutdown(Duration::from_secs(5)), Err(observra::Error::NotInstalled)));
 }
 
 #[test]
@@ -311,7 +311,7 @@ fn shutdown_then_spans_are_counted_not_exported() {
     let rx = Receiver::start();
     let guard = install_http(&rx, &[]);
     let open = tracing::info_span!("outlives_pipeline");
-    observra::shutdown().expect("shutdown");
+    observra::shutdown(Duration::from_secs(5)).expect("shutdown");
     drop(open); // ends after shutdown: must not panic, must not be sent
     drop(guard); // the guard after an explicit shutdown is a no-op
     assert!(rx.spans().is_empty());

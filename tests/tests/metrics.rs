@@ -175,21 +175,25 @@ fn the_agent_metric_set_appears_with_no_code() {
 fn the_pipeline_reports_its_own_figures_as_metrics() {
     let _s = serial();
     let rx = Receiver::start();
+    let before = observra::health();
     let guard = observra::init().env_from(otlp_env(&rx, "http/protobuf")).install().unwrap();
     for fail in [false, false, false, true] {
         let _ = checkout(fail);
     }
     drop(guard);
-    let health = observra::health();
+    let after = observra::health();
     let spans = rx.wait_for_metric("observra.pipeline.spans", Duration::from_secs(5)).expect("pipeline spans");
     assert_eq!((spans.kind, spans.unit.as_str()), ("sum", "{span}"));
-    let exported = spans.points.iter().find(|p| p.0 == labels(&[("state", "exported")])).expect("exported");
-    assert_eq!(exported.1, health.spans_exported as f64, "the metric and health() agree");
+    let exported =
+        spans.points.iter().find(|p| p.0 == labels(&[("state", "exported"), ("backend", "otlp")])).expect("exported");
+    // The metric counts this pipeline's backend; health() counts since the process started.
+    assert_eq!(exported.1, (after.spans_exported - before.spans_exported) as f64, "the metric and health() agree");
     assert!(exported.1 >= 4.0);
     for state in ["failed", "dropped"] {
-        assert!(spans.points.iter().any(|p| p.0 == labels(&[("state", state)])), "{state}");
+        assert!(spans.points.iter().any(|p| p.0 == labels(&[("state", state), ("backend", "otlp")])), "{state}");
     }
     let queue = rx.wait_for_metric("observra.pipeline.queue.depth", Duration::from_secs(5)).expect("queue depth");
     assert_eq!((queue.kind, queue.points[0].1), ("gauge", 0.0), "nothing left queued after shutdown");
+    assert_eq!(queue.points[0].0, labels(&[("backend", "otlp")]));
     assert!(rx.wait_for_metric("observra.pipeline.export.errors", Duration::from_secs(5)).is_some());
 }

@@ -1,0 +1,359 @@
+//! The `webhook` backend: batches of spans POSTed as JSON to a URL.
+//!
+//! The body is a JSON array of span records in the JSONL schema
+//! (`docs/jsonl-schema.md`), redacted like every other backend. Each request
+//! carries:
+//!
+//! - `Content-Type: application/json` and `User-Agent: observra/<version>`;
+//! - `Idempotency-Key`: the same random value on every retry of one batch, so
+//!   a receiver can drop duplicates;
+//! - `X-Observra-Signature: sha256=<hex>` when a secret is configured: the
+//!   HMAC-SHA256 of the exact body bytes under the secret; verify it before
+//!   trusting the body (compare in constant time);
+//! - your own headers ([`Webhook::header`], `OBSERVRA_WEBHOOK_HEADERS`).
+//!
+//! A request that fails to connect, times out, or gets 408, 425, 429, 500,
+//! 502, 503 or 504 is retried up to [`Webhook::max_retries`] times with
+//! exponential back-off and jitter; on 429 and 503 a `Retry-After` header
+//! (seconds or an HTTP date) sets the wait instead. Any other status fails
+//! the batch at once. All of this happens on the backend's own export
+//! thread: the application never waits for it, and a batch that is given up
+//! on is counted in [`crate::health`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+
+/// Header carrying the body's HMAC-SHA256 signature.
+pub const SIGNATURE_HEADER: &str = "x-observra-signature";
+/// Longest `Retry-After` observra honours; a longer one fails the batch.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Settings of the webhook backend; pass to [`crate::Builder::webhook`].
+///
+/// ```
+/// use std::time::Duration;
+/// let hook = observra::Webhook::new("https://siem.example.com/ingest")
+///     .secret("shared-secret")
+///     .header("X-Tenant", "acme")
+///     .timeout(Duration::from_secs(5))
+///     .max_retries(4);
+/// let builder = observra::init().webhook(hook);
+/// ```
+#[derive(Clone)]
+pub struct Webhook {
+    pub(crate) url: String,
+    pub(crate) secret: Option<Vec<u8>>,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) timeout: Duration,
+    pub(crate) max_retries: u32,
+    pub(crate) initial_backoff: Duration,
+    pub(crate) max_backoff: Duration,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("url", &self.url)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("headers", &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Webhook {
+    /// Default request timeout (`OBSERVRA_WEBHOOK_TIMEOUT`).
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default number of retries after the first attempt (`OBSERVRA_WEBHOOK_MAX_RETRIES`).
+    pub const DEFAULT_MAX_RETRIES: u32 = 5;
+
+    /// POSTs to `url` (`http://` or `https://`, the latter with the `tls` feature).
+    pub fn new(url: impl Into<String>) -> Self {
+        Webhook {
+            url: url.into(),
+            secret: None,
+            headers: Vec::new(),
+            timeout: Self::DEFAULT_TIMEOUT,
+            max_retries: Self::DEFAULT_MAX_RETRIES,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+    /// Signs every body with HMAC-SHA256 under `secret` (`OBSERVRA_WEBHOOK_SECRET`).
+    pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.secret = Some(secret.as_ref().to_vec());
+        self
+    }
+    /// Adds a header to every request (`OBSERVRA_WEBHOOK_HEADERS`, `k=v,k2=v2`).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+    /// Timeout of one request (default 10 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+    /// Retries after the first attempt (default 5; 0 disables retrying).
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+    /// First back-off and its cap (defaults 200 ms and 30 s); each retry
+    /// doubles the wait, and a random jitter spreads it over [½, 1]×.
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.initial_backoff = initial;
+        self.max_backoff = max.max(initial);
+        self
+    }
+}
+
+/// The exporter behind the `webhook` backend.
+pub(crate) struct WebhookExporter {
+    config: Webhook,
+    resource: serde_json::Value,
+    /// Built on the export thread at first use: a blocking client must not be
+    /// created or dropped inside an async runtime, where `install()` may run.
+    client: std::sync::OnceLock<Result<reqwest::blocking::Client, String>>,
+    stopping: Arc<AtomicBool>,
+    ids: AtomicU64,
+}
+
+impl std::fmt::Debug for WebhookExporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookExporter").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl WebhookExporter {
+    pub(crate) fn new(config: Webhook) -> Self {
+        WebhookExporter {
+            config,
+            resource: serde_json::Value::Object(Default::default()),
+            client: std::sync::OnceLock::new(),
+            stopping: Arc::new(AtomicBool::new(false)),
+            ids: AtomicU64::new(seed()),
+        }
+    }
+
+    fn client(&self) -> Result<&reqwest::blocking::Client, OTelSdkError> {
+        self.client
+            .get_or_init(|| {
+                reqwest::blocking::Client::builder()
+                    .timeout(self.config.timeout)
+                    .user_agent(concat!("observra/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| format!("building the HTTP client: {e}"))
+            })
+            .as_ref()
+            .map_err(|e| OTelSdkError::InternalFailure(e.clone()))
+    }
+
+    /// Sleeps `wait` unless shutdown starts; returns false if it did.
+    fn pause(&self, wait: Duration) -> bool {
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            if self.stopping.load(Ordering::Acquire) {
+                return false;
+            }
+            std::thread::sleep(until.saturating_duration_since(Instant::now()).min(Duration::from_millis(20)));
+        }
+        true
+    }
+
+    fn post(&self, body: Vec<u8>) -> OTelSdkResult {
+        let client = self.client()?;
+        let signature = self.config.secret.as_ref().map(|s| format!("sha256={}", hmac_hex(s, &body)));
+        let key = format!("{:016x}{:016x}", next_random(&self.ids), next_random(&self.ids));
+        let mut attempt = 0u32;
+        loop {
+            let mut req = client
+                .post(&self.config.url)
+                .header("content-type", "application/json")
+                .header("idempotency-key", &key)
+                .body(body.clone());
+            if let Some(sig) = &signature {
+                req = req.header(SIGNATURE_HEADER, sig);
+            }
+            for (k, v) in &self.config.headers {
+                req = req.header(k, v);
+            }
+            let (retry, wait_hint, why) = match req.send() {
+                Ok(resp) if resp.status().is_success() => return Ok(()),
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let hint = if status == 429 || status == 503 {
+                        resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after)
+                    } else {
+                        None
+                    };
+                    (matches!(status, 408 | 425 | 429 | 500 | 502 | 503 | 504), hint, format!("HTTP {status}"))
+                }
+                Err(e) => (true, None, format!("request failed: {}", error_chain(&e))),
+            };
+            if !retry || attempt >= self.config.max_retries {
+                let tries = attempt + 1;
+                return Err(OTelSdkError::InternalFailure(format!("webhook: {why} (after {tries} attempt(s))")));
+            }
+            let wait = match wait_hint {
+                Some(w) if w > MAX_RETRY_AFTER => {
+                    return Err(OTelSdkError::InternalFailure(format!(
+                        "webhook: {why}, Retry-After {w:?} is longer than {MAX_RETRY_AFTER:?}"
+                    )));
+                }
+                Some(w) => w,
+                None => backoff(&self.config, attempt, next_random(&self.ids)),
+            };
+            if !self.pause(wait) {
+                return Err(OTelSdkError::InternalFailure(format!("webhook: {why}; gave up retrying at shutdown")));
+            }
+            attempt += 1;
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// The wait before retry number `attempt + 1`: `initial × 2^attempt`, capped,
+/// with "equal jitter" (a uniform pick in [½, 1] of that).
+pub(crate) fn backoff(config: &Webhook, attempt: u32, random: u64) -> Duration {
+    let base = config.initial_backoff.saturating_mul(1u32 << attempt.min(20)).min(config.max_backoff);
+    let half = base / 2;
+    let jitter = if half.is_zero() { 0 } else { random % (half.as_nanos() as u64 + 1) };
+    half + Duration::from_nanos(jitter)
+}
+
+/// `Retry-After` as a wait: delay-seconds or an IMF-fixdate
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`).
+pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let parts: Vec<&str> = v.split_whitespace().collect();
+    let [_, day, month, year, time, "GMT"] = parts.as_slice() else { return None };
+    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        .iter()
+        .position(|m| m == month)? as u32
+        + 1;
+    let (day, year): (u32, i64) = (day.parse().ok()?, year.parse().ok()?);
+    let hms: Vec<u64> = time.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let [h, m, s] = hms.as_slice() else { return None };
+    if day == 0 || day > 31 || *h > 23 || *m > 59 || *s > 60 {
+        return None;
+    }
+    let secs = days_from_civil(year, month, day) * 86_400 + (*h * 3600 + *m * 60 + *s) as i64;
+    let at = UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?);
+    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// HMAC-SHA256 of `body` under `key`, lower-case hex.
+pub fn hmac_hex(key: &[u8], body: &[u8]) -> String {
+    use hmac::Mac;
+    // HMAC takes keys of any length.
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts any key length");
+    mac.update(body);
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn seed() -> u64 {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    nanos ^ (std::process::id() as u64).rotate_left(32) ^ 0x9E37_79B9_7F4A_7C15
+}
+
+/// splitmix64 over a shared counter: jitter and idempotency keys, not secrets.
+fn next_random(state: &AtomicU64) -> u64 {
+    let mut z = state.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl SpanExporter for WebhookExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let records: Vec<serde_json::Value> =
+            batch.iter().map(|s| crate::jsonl::span_to_json(s, &self.resource)).collect();
+        let body = serde_json::to_vec(&records).map_err(|e| OTelSdkError::InternalFailure(e.to_string()))?;
+        self.post(body)
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.resource = crate::jsonl::resource_to_json(resource);
+    }
+}
+
+impl crate::batch::LegExporter for WebhookExporter {
+    fn set_stopping(&mut self, flag: Arc<AtomicBool>) {
+        self.stopping = flag;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO), "a past date: now");
+        let future = parse_retry_after("Fri, 01 Jan 2100 00:00:00 GMT").expect("parses");
+        assert!(future > Duration::from_secs(365 * 86_400));
+        for bad in ["soon", "-1", "Sun, 06 Nov 1994 25:00:00 GMT", "Sun, 06 Foo 1994 08:49:37 GMT", ""] {
+            assert_eq!(parse_retry_after(bad), None, "{bad}");
+        }
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_a_cap() {
+        let c = Webhook::new("http://x").backoff(Duration::from_millis(100), Duration::from_millis(1000));
+        for (attempt, base) in [(0, 100), (1, 200), (2, 400), (3, 800), (4, 1000), (30, 1000)] {
+            for r in [0, 1, u64::MAX / 3, u64::MAX] {
+                let w = backoff(&c, attempt, r);
+                let base = Duration::from_millis(base);
+                assert!(w >= base / 2 && w <= base, "attempt {attempt}: {w:?} not in [{:?}, {base:?}]", base / 2);
+            }
+        }
+    }
+
+    #[test]
+    fn the_signature_is_hmac_sha256_of_the_body() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            hmac_hex(b"Jefe", b"what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}

@@ -1,0 +1,274 @@
+//! The `otel_log`, `webhook` and multi-backend set-ups, end to end: log
+//! records decoded from OTLP (HTTP and gRPC), webhook bodies parsed and their
+//! signatures checked with an independent HMAC, retries with `Retry-After`
+//! timed, a stalled leg that does not hold the others back, the shutdown
+//! report, and a disk error that is counted instead of panicking.
+
+use std::time::{Duration, Instant};
+
+use hmac::Mac;
+use observra::{Backend, LlmResponse, Usage, Webhook, agent, llm_call, tool_call};
+use observra_test_support::{Receiver, SharedBuf, Transport, Val, otlp_env, serial};
+
+#[derive(Debug)]
+struct Reply;
+
+impl LlmResponse for Reply {
+    fn usage(&self) -> Option<Usage> {
+        Some(Usage::new(120, 30))
+    }
+}
+
+#[derive(Debug)]
+struct ApiError(u16);
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP {}", self.0)
+    }
+}
+
+impl observra::ErrorType for ApiError {
+    fn error_type(&self) -> std::borrow::Cow<'static, str> {
+        self.0.to_string().into()
+    }
+}
+
+#[llm_call(provider = "openai", model = "gpt-4o-mini")]
+fn ask(prompt: &str, fail: bool) -> Result<Reply, ApiError> {
+    let _ = prompt;
+    if fail { Err(ApiError(503)) } else { Ok(Reply) }
+}
+
+#[tool_call(name = "lookup")]
+fn lookup(id: &str) -> String {
+    tracing::warn!(id, "slow lookup");
+    format!("order {id}")
+}
+
+#[agent(name = "support")]
+fn run(fail: bool) -> Result<String, ApiError> {
+    ask("hello", false)?;
+    let order = lookup("A-1");
+    ask(&order, fail)?;
+    Ok(order)
+}
+
+fn env(rx: &Receiver, protocol: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut e = otlp_env(rx, protocol);
+    e.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    e
+}
+
+#[test]
+fn otel_log_sends_genai_operations_and_events_as_typed_log_records() {
+    let _s = serial();
+    for (protocol, transport) in [("http/protobuf", Transport::Http), ("grpc", Transport::Grpc)] {
+        let rx = Receiver::start();
+        let before = observra::health();
+        let guard = observra::init()
+            .env_from(env(&rx, protocol, &[("OBSERVRA_BACKEND", "otlp,otel_log")]))
+            .install()
+            .expect("install");
+        let names: Vec<_> = observra::health().backends.iter().map(|b| b.backend).collect();
+        assert_eq!(names, ["otlp", "otel_log"]);
+        let _ = run(true);
+        drop(guard);
+        let spans = rx.spans();
+        let logs = rx.logs();
+        assert_eq!(spans.len(), 4, "{protocol}: the agent, two chats and a tool");
+        let ops: Vec<_> = logs.iter().filter(|l| l.event_name == "observra.genai.operation").collect();
+        assert_eq!(ops.len(), 4, "{protocol}: one record per GenAI span: {logs:#?}");
+        for op in &ops {
+            assert_eq!(op.transport, transport);
+            assert_eq!(op.resource.get("service.name"), Some(&Val::Str("observra-tests".into())));
+            let span = spans.iter().find(|s| s.span_id == op.span_id).expect("the record names its span");
+            assert_eq!(op.trace_id, span.trace_id);
+            assert_eq!(op.body.as_deref(), Some(span.name.as_str()));
+            assert_eq!(op.attr("gen_ai.operation.name"), span.attr("gen_ai.operation.name"));
+            assert!(matches!(op.attr("observra.duration"), Some(Val::Double(d)) if *d >= 0.0));
+        }
+        let chats: Vec<_> = ops.iter().filter(|l| l.body.as_deref() == Some("chat gpt-4o-mini")).collect();
+        assert_eq!(chats.len(), 2);
+        for chat in &chats {
+            assert_eq!(chat.attr("gen_ai.request.model"), Some(&Val::Str("gpt-4o-mini".into())));
+        }
+        let failed = chats.iter().find(|c| c.attr("error.type").is_some()).expect("the failed chat");
+        assert_eq!((failed.severity_number, failed.severity_text.as_str()), (17, "ERROR"));
+        assert_eq!(failed.attr("error.type"), Some(&Val::Str("503".into())));
+        let ok = chats.iter().find(|c| c.attr("error.type").is_none()).expect("the good chat");
+        assert_eq!((ok.severity_number, ok.severity_text.as_str()), (9, "INFO"));
+        assert_eq!(ok.attr("gen_ai.usage.input_tokens"), Some(&Val::Int(120)), "typed, not strings");
+        // The tracing event inside the tool.
+        let warn = logs.iter().find(|l| l.body.as_deref() == Some("slow lookup")).expect("the warn event");
+        let tool = spans.iter().find(|s| s.name == "execute_tool lookup").expect("tool span");
+        assert_eq!((warn.span_id.as_str(), warn.trace_id.as_str()), (tool.span_id.as_str(), tool.trace_id.as_str()));
+        assert_eq!((warn.severity_number, warn.severity_text.as_str()), (13, "WARN"));
+        assert_eq!(warn.attr("id"), Some(&Val::Str("A-1".into())));
+        let after = observra::health();
+        assert!(after.logs_exported - before.logs_exported >= logs.len() as u64 - 1, "{after:?}");
+    }
+}
+
+fn hmac_hex(key: &[u8], body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    mac.update(body);
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tracing::instrument(fields(note = "key sk-proj-abcdefghijklmnopqrstuvwxyz0123456789ABCD"))]
+fn leaky() {}
+
+#[test]
+fn webhook_posts_signed_redacted_json_batches_configured_from_the_environment() {
+    let _s = serial();
+    let rx = Receiver::start();
+    let url = format!("{}/hooks/observra", rx.http_endpoint());
+    let e = [
+        ("OBSERVRA_BACKEND", "webhook"),
+        ("OBSERVRA_WEBHOOK_URL", url.as_str()),
+        ("OBSERVRA_WEBHOOK_SECRET", "s3cret"),
+        ("OBSERVRA_WEBHOOK_HEADERS", "x-tenant=acme,x-env=ci"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
+        ("OTEL_SERVICE_NAME", "hook-test"),
+    ];
+    let guard = observra::init().env_from(e.map(|(k, v)| (k.to_string(), v.to_string()))).install().expect("install");
+    run(false).expect("run");
+    leaky();
+    let report = guard.shutdown().expect("a report");
+    assert!(report.is_clean(), "{report}");
+    assert_eq!((report.backends[0].backend, report.backends[0].flushed), ("webhook", 5), "{report:?}");
+    let hooks = rx.webhooks();
+    assert_eq!(hooks.len(), 1, "one batch");
+    let h = &hooks[0];
+    assert_eq!(h.path, "/hooks/observra");
+    assert_eq!(h.headers.get("content-type").map(String::as_str), Some("application/json"));
+    assert_eq!(h.headers.get("x-tenant").map(String::as_str), Some("acme"));
+    assert_eq!(h.headers.get("x-env").map(String::as_str), Some("ci"));
+    assert!(h.headers.get("user-agent").is_some_and(|u| u.starts_with("observra/")));
+    assert!(h.headers.get("idempotency-key").is_some_and(|k| k.len() == 32));
+    let expected = format!("sha256={}", hmac_hex(b"s3cret", &h.body));
+    assert_eq!(h.headers.get("x-observra-signature"), Some(&expected), "HMAC-SHA256 over the exact body");
+    assert_ne!(h.headers.get("x-observra-signature"), Some(&format!("sha256={}", hmac_hex(b"wrong", &h.body))));
+    let records: Vec<serde_json::Value> = serde_json::from_slice(&h.body).expect("a JSON array");
+    assert_eq!(records.len(), 5);
+    for r in &records {
+        assert_eq!(r["trace_id"].as_str().map(str::len), Some(32), "{r}");
+        assert_eq!(r["resource"]["service.name"], "hook-test");
+    }
+    let chat = records.iter().find(|r| r["name"] == "chat gpt-4o-mini").expect("chat");
+    assert_eq!(chat["attributes"]["gen_ai.usage.input_tokens"], 120);
+    let leak = records.iter().find(|r| r["name"] == "leaky").expect("leaky");
+    assert_eq!(leak["attributes"]["note"], "key [REDACTED:openai_project_key]", "redacted before it left");
+}
+
+#[test]
+fn webhook_retries_with_backoff_honours_retry_after_and_gives_up_on_client_errors() {
+    let _s = serial();
+    let rx = Receiver::start();
+    let hook = Webhook::new(format!("{}/in", rx.http_endpoint()))
+        .max_retries(2)
+        .backoff(Duration::from_millis(50), Duration::from_millis(100));
+    let e = [("OTEL_BSP_SCHEDULE_DELAY".to_string(), "60000".to_string())];
+    let guard = observra::init().env_from(e).webhook(hook).install().expect("install");
+
+    // 500, then 429 with Retry-After: 1, then accepted.
+    rx.script(&[(500, None), (429, Some("1"))]);
+    leaky();
+    observra::flush().expect("delivered on the third attempt");
+    let hooks = rx.webhooks();
+    assert_eq!(hooks.iter().map(|h| h.status).collect::<Vec<_>>(), [500, 429, 200]);
+    let keys: Vec<_> = hooks.iter().map(|h| h.headers["idempotency-key"].clone()).collect();
+    assert!(keys.iter().all(|k| *k == keys[0]), "one idempotency key for every retry of a batch");
+    assert!(hooks.iter().all(|h| h.body == hooks[0].body), "the same body each time");
+    let first_gap = hooks[1].at - hooks[0].at;
+    let second_gap = hooks[2].at - hooks[1].at;
+    assert!(first_gap < Duration::from_millis(900), "back-off of 25-50 ms, took {first_gap:?}");
+    assert!(second_gap >= Duration::from_millis(950), "Retry-After: 1 honoured, took {second_gap:?}");
+    let h = observra::health();
+    assert_eq!((h.backends[0].exported, h.backends[0].successes, h.backends[0].failures), (1, 1, 0));
+
+    // A client error is not retried.
+    rx.script(&[(400, None)]);
+    leaky();
+    let err = observra::flush().expect_err("400 fails the batch").to_string();
+    assert!(err.contains("HTTP 400") && err.contains("after 1 attempt"), "{err}");
+    assert_eq!(rx.webhooks().len(), 4);
+
+    // Retries run out.
+    rx.script(&[(503, None), (503, None), (503, None)]);
+    leaky();
+    let err = observra::flush().expect_err("three 503s").to_string();
+    assert!(err.contains("HTTP 503") && err.contains("after 3 attempt"), "{err}");
+    assert_eq!(rx.webhooks().len(), 7);
+    let h = observra::health();
+    let b = &h.backends[0];
+    assert_eq!((b.exported, b.failed, b.successes, b.failures), (1, 2, 1, 2), "{b:?}");
+    assert!(b.last_error.as_deref().is_some_and(|e| e.contains("HTTP 503")), "{b:?}");
+    assert_eq!(h.last_error, b.last_error);
+    assert!(b.latency_p50.is_some() && b.latency_p99 >= b.latency_p50);
+    drop(guard);
+}
+
+#[test]
+fn a_stalled_leg_does_not_delay_or_lose_data_on_the_others() {
+    let _s = serial();
+    let otlp = Receiver::start();
+    let slow = Receiver::start();
+    slow.set_delay(Some(Duration::from_secs(3)));
+    let buf = SharedBuf::default();
+    let guard = observra::init()
+        .env_from(env(&otlp, "http/protobuf", &[("OTEL_BSP_SCHEDULE_DELAY", "50")]))
+        .backends([Backend::Otlp, Backend::Jsonl, Backend::Webhook])
+        .jsonl_writer(buf.clone())
+        .webhook(Webhook::new(format!("{}/slow", slow.http_endpoint())))
+        .install()
+        .expect("install");
+    let start = Instant::now();
+    for _ in 0..10 {
+        run(false).expect("run");
+    }
+    let spans = otlp.wait_for_spans(40, Duration::from_secs(2));
+    let took = start.elapsed();
+    assert_eq!(spans.len(), 40, "the OTLP leg got everything");
+    assert!(took < Duration::from_secs(2), "without waiting for the stalled webhook: {took:?}");
+    while buf.lines().len() < 40 && start.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(buf.lines().len(), 40, "the JSONL leg got everything");
+    assert!(slow.webhooks().is_empty(), "the webhook is still stalled");
+
+    let report = observra::shutdown(Duration::from_millis(500)).expect("report");
+    drop(guard);
+    let names: Vec<_> = report.backends.iter().map(|b| b.backend).collect();
+    assert_eq!(names, ["otlp", "jsonl", "webhook"]);
+    assert!(report.backends[..2].iter().all(|b| !b.timed_out && b.error.is_none()), "{report:?}");
+    let w = &report.backends[2];
+    assert!(w.timed_out && w.abandoned > 0, "{report:?}");
+    assert!(!report.is_clean());
+    assert!(report.to_string().contains("webhook flushed 0, timed out with"), "{report}");
+    assert!(report.elapsed < Duration::from_secs(2), "the deadline held: {:?}", report.elapsed);
+}
+
+#[test]
+fn a_disk_error_after_install_is_counted_not_a_panic() {
+    let _s = serial();
+    if !std::path::Path::new("/dev/full").exists() {
+        eprintln!("!!!! /dev/full is missing: disk-error test SKIPPED");
+        return;
+    }
+    let e = [("OBSERVRA_JSONL_PATH", "/dev/full"), ("OTEL_BSP_SCHEDULE_DELAY", "60000")];
+    let guard =
+        observra::init().env_from(e.map(|(k, v)| (k.to_string(), v.to_string()))).install().expect("opens fine");
+    for _ in 0..3 {
+        run(false).expect("the program is unaffected");
+    }
+    let err = observra::flush().expect_err("the disk is full").to_string();
+    assert!(err.contains("jsonl") && err.contains("writing JSONL"), "{err}");
+    let h = observra::health();
+    let b = &h.backends[0];
+    assert_eq!((b.backend, b.failed, b.failures), ("jsonl", 12, 1), "{b:?}");
+    assert!(b.last_error.as_deref().is_some_and(|e| e.contains("No space left")), "{b:?}");
+    let report = guard.shutdown().expect("report");
+    assert_eq!(report.backends[0].flushed, 0);
+}
