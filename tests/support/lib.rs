@@ -224,8 +224,10 @@ pub struct WebhookRequest {
     pub path: String,
     /// Headers, lower-case names.
     pub headers: BTreeMap<String, String>,
-    /// The raw body.
+    /// The raw body (empty after [`Receiver::set_keep_bodies`]`(false)`).
     pub body: Vec<u8>,
+    /// Elements of the body's JSON array, if it is one.
+    pub records: Option<usize>,
     /// When it arrived.
     pub at: Instant,
     /// The status the receiver answered.
@@ -244,6 +246,8 @@ struct Store {
     script: std::collections::VecDeque<(u16, Option<String>)>,
     /// How long each HTTP request is held before it is answered.
     delay: Option<Duration>,
+    /// Drop webhook bodies after counting their records (memory tests).
+    drop_bodies: bool,
 }
 
 type Shared = Arc<Mutex<Store>>;
@@ -453,7 +457,10 @@ async fn http_handler(store: Shared, req: Request<Incoming>) -> Result<Response<
     let forced = scripted.or(fixed.map(|c| (c, None)));
     if !path.starts_with("/v1/") {
         let status = forced.as_ref().map(|f| f.0).unwrap_or(200);
-        lock(&store).webhooks.push(WebhookRequest { path: path.clone(), headers, body: body.to_vec(), at, status });
+        let records = serde_json::from_slice::<Vec<serde_json::Value>>(&body).ok().map(|v| v.len());
+        let mut st = lock(&store);
+        let body = if st.drop_bodies { Vec::new() } else { body.to_vec() };
+        st.webhooks.push(WebhookRequest { path: path.clone(), headers, body, records, at, status });
     }
     if let Some((code, retry_after)) = forced {
         let mut resp = Response::new(Full::new(Bytes::new()));
@@ -568,6 +575,16 @@ impl Receiver {
     /// values), in order, before answering normally again.
     pub fn script(&self, answers: &[(u16, Option<&str>)]) {
         lock(&self.store).script.extend(answers.iter().map(|(c, r)| (*c, r.map(str::to_string))));
+    }
+
+    /// Whether webhook bodies are kept (the default) or only counted.
+    pub fn set_keep_bodies(&self, keep: bool) {
+        lock(&self.store).drop_bodies = !keep;
+    }
+
+    /// Forgets the scripted answers not used yet.
+    pub fn clear_script(&self) {
+        lock(&self.store).script.clear();
     }
 
     /// Holds every HTTP request this long before answering (None: answer at once).
