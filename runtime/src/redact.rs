@@ -9,45 +9,49 @@
 //! and basic credentials, credentials in URLs, query strings and form
 //! bodies, JSON/YAML/env keys named like secrets whatever their value, and
 //! card numbers that pass the Luhn check. Users add rules (regex + kind)
-//! and key names. Matching is linear-time: `regex-lite` does not backtrack.
+//! and key names. Matching is linear-time (the `regex` crate does not
+//! backtrack), and one pass of a `RegexSet` over the text decides which
+//! rules need to run at all, so text without secrets costs one scan.
 
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::SpanData;
-use regex_lite::{Captures, Regex};
+use regex::{Captures, Regex, RegexSet};
 
-/// Built-in (kind, pattern) pairs. More specific formats come first.
+/// Built-in (kind, pattern) pairs. More specific formats come first. Word
+/// boundaries are ASCII (`(?-u:\b)`): secrets are ASCII, and a Unicode `\b`
+/// would make the matcher fall back to a slow engine on non-ASCII text.
 const BUILTIN: &[(&str, &str)] = &[
     ("private_key", r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----"),
-    ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}"),
-    ("openai_project_key", r"\bsk-proj-[A-Za-z0-9_\-]{20,}"),
-    ("openai_key", r"\bsk-[A-Za-z0-9_\-]{20,}"),
-    ("aws_access_key_id", r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}\b"),
-    ("aws_secret_access_key", r#"(?i)\baws_?secret_?access_?key["']?\s*[=:]\s*["']?[A-Za-z0-9/+=]{40}"#),
-    ("github_fine_grained_token", r"\bgithub_pat_[A-Za-z0-9_]{22,}"),
-    ("github_token", r"\bgh[pousr]_[A-Za-z0-9]{36,}"),
-    ("gitlab_token", r"\bglpat-[A-Za-z0-9_\-]{20,}"),
-    ("slack_token", r"\bxox[abprs]-[A-Za-z0-9\-]{10,}"),
+    ("anthropic_key", r"(?-u:\b)sk-ant-[A-Za-z0-9_\-]{20,}"),
+    ("openai_project_key", r"(?-u:\b)sk-proj-[A-Za-z0-9_\-]{20,}"),
+    ("openai_key", r"(?-u:\b)sk-[A-Za-z0-9_\-]{20,}"),
+    ("aws_access_key_id", r"(?-u:\b)(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}(?-u:\b)"),
+    ("aws_secret_access_key", r#"(?i)(?-u:\b)aws_?secret_?access_?key["']?\s*[=:]\s*["']?[A-Za-z0-9/+=]{40}"#),
+    ("github_fine_grained_token", r"(?-u:\b)github_pat_[A-Za-z0-9_]{22,}"),
+    ("github_token", r"(?-u:\b)gh[pousr]_[A-Za-z0-9]{36,}"),
+    ("gitlab_token", r"(?-u:\b)glpat-[A-Za-z0-9_\-]{20,}"),
+    ("slack_token", r"(?-u:\b)xox[abprs]-[A-Za-z0-9\-]{10,}"),
     ("slack_webhook", r"https://hooks\.slack\.com/services/[A-Za-z0-9/]+"),
     ("discord_webhook", r"https://(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/[0-9]+/[A-Za-z0-9_\-]+"),
-    ("stripe_key", r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"),
-    ("google_api_key", r"\bAIza[0-9A-Za-z_\-]{35}"),
-    ("google_oauth_token", r"\bya29\.[0-9A-Za-z_\-]{20,}"),
-    ("huggingface_token", r"\bhf_[A-Za-z0-9]{30,}"),
-    ("groq_key", r"\bgsk_[A-Za-z0-9]{40,}"),
-    ("xai_key", r"\bxai-[A-Za-z0-9]{40,}"),
-    ("npm_token", r"\bnpm_[A-Za-z0-9]{36}"),
-    ("sendgrid_key", r"\bSG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}"),
-    ("twilio_key", r"\bSK[0-9a-f]{32}\b"),
-    ("mailgun_key", r"\bkey-[0-9a-f]{32}\b"),
-    ("telegram_bot_token", r"\b[0-9]{8,10}:AA[A-Za-z0-9_\-]{33}\b"),
-    ("azure_storage_key", r"(?i)\bAccountKey=[A-Za-z0-9+/=]{40,}"),
-    ("jwt", r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
-    ("bearer", r"(?i)\bbearer\s+[A-Za-z0-9._~+/\-]{8,}=*"),
-    ("basic_auth", r"(?i)\bbasic\s+[A-Za-z0-9+/]{8,}={0,2}"),
-    ("url_credentials", r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s/:@]+:[^\s/@]+@"),
+    ("stripe_key", r"(?-u:\b)(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"),
+    ("google_api_key", r"(?-u:\b)AIza[0-9A-Za-z_\-]{35}"),
+    ("google_oauth_token", r"(?-u:\b)ya29\.[0-9A-Za-z_\-]{20,}"),
+    ("huggingface_token", r"(?-u:\b)hf_[A-Za-z0-9]{30,}"),
+    ("groq_key", r"(?-u:\b)gsk_[A-Za-z0-9]{40,}"),
+    ("xai_key", r"(?-u:\b)xai-[A-Za-z0-9]{40,}"),
+    ("npm_token", r"(?-u:\b)npm_[A-Za-z0-9]{36}"),
+    ("sendgrid_key", r"(?-u:\b)SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}"),
+    ("twilio_key", r"(?-u:\b)SK[0-9a-f]{32}(?-u:\b)"),
+    ("mailgun_key", r"(?-u:\b)key-[0-9a-f]{32}(?-u:\b)"),
+    ("telegram_bot_token", r"(?-u:\b)[0-9]{8,10}:AA[A-Za-z0-9_\-]{33}(?-u:\b)"),
+    ("azure_storage_key", r"(?i)(?-u:\b)AccountKey=[A-Za-z0-9+/=]{40,}"),
+    ("jwt", r"(?-u:\b)eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
+    ("bearer", r"(?i)(?-u:\b)bearer\s+[A-Za-z0-9._~+/\-]{8,}=*"),
+    ("basic_auth", r"(?i)(?-u:\b)basic\s+[A-Za-z0-9+/]{8,}={0,2}"),
+    ("url_credentials", r"(?i)(?-u:\b)[a-z][a-z0-9+.\-]*://[^\s/:@]+:[^\s/@]+@"),
     (
         "json_secret",
         r#"(?i)"(?:password|passwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|authorization|cookie|set-cookie|client[_-]?secret|refresh[_-]?token|access[_-]?token)"\s*:\s*"(?:[^"\\]|\\.)*""#,
@@ -63,12 +67,12 @@ const BUILTIN: &[(&str, &str)] = &[
         // keyword itself, so `max_tokens: 256` is left alone.
         r#"(?i)[A-Za-z0-9_]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?token|refresh[_-]?token|client[_-]?secret|auth)\s*[=:]\s*[^\s&,;"']+"#,
     ),
-    ("cookie", r#"(?i)\b(?:set-)?cookie:\s*[^"'\r\n]+"#),
+    ("cookie", r#"(?i)(?-u:\b)(?:set-)?cookie:\s*[^"'\r\n]+"#),
 ];
 
 /// Card numbers: 13 to 19 digits, optionally grouped by spaces or dashes;
 /// only those passing the Luhn check are redacted.
-const CARD: &str = r"\b(?:\d[ \-]?){12,18}\d\b";
+const CARD: &str = r"(?-u:\b)(?:[0-9][ \-]?){12,18}[0-9](?-u:\b)";
 
 /// Key names whose values are always redacted, whatever they hold.
 const SECRET_KEYS: &[&str] = &[
@@ -107,6 +111,8 @@ fn luhn(digits: &str) -> bool {
 #[derive(Debug)]
 pub struct Redactor {
     rules: Vec<(String, Regex)>,
+    /// Every rule's pattern, then the card pattern: one scan finds which apply.
+    set: RegexSet,
     card: Regex,
     keys: Vec<String>,
 }
@@ -127,20 +133,27 @@ impl Redactor {
             }
         }
         let card = Regex::new(CARD).map_err(|e| e.to_string())?;
+        let set = RegexSet::new(rules.iter().map(|(_, re)| re.as_str()).chain([CARD])).map_err(|e| e.to_string())?;
         let keys = SECRET_KEYS.iter().map(|k| k.to_string()).chain(extra_keys.iter().cloned()).collect();
-        Ok(Redactor { rules, card, keys })
+        Ok(Redactor { rules, set, card, keys })
     }
 
     /// Replaces every secret in `text`; borrowed when nothing matched.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let hits = self.set.matches(text);
+        if !hits.matched_any() {
+            return Cow::Borrowed(text);
+        }
         let mut out: Cow<'a, str> = Cow::Borrowed(text);
-        for (kind, re) in &self.rules {
-            if re.is_match(&out) {
+        for (i, (kind, re)) in self.rules.iter().enumerate() {
+            // A rule that did not match the original cannot match after an
+            // earlier rule replaced part of it with `[REDACTED:..]`.
+            if hits.matched(i) && re.is_match(&out) {
                 let replacement = format!("[REDACTED:{kind}]");
-                out = Cow::Owned(re.replace_all(&out, regex_lite::NoExpand(&replacement)).into_owned());
+                out = Cow::Owned(re.replace_all(&out, regex::NoExpand(&replacement)).into_owned());
             }
         }
-        if self.card.is_match(&out) {
+        if hits.matched(self.rules.len()) && self.card.is_match(&out) {
             let replaced = self.card.replace_all(&out, |c: &Captures<'_>| {
                 let m = &c[0];
                 if luhn(m) { "[REDACTED:card_number]".to_string() } else { m.to_string() }
