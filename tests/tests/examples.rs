@@ -118,3 +118,44 @@ fn the_openai_example_records_async_openai_calls_against_the_fake_server() {
     let agent = spans.iter().find(|s| s["name"] == "invoke_agent order-helper").expect("agent");
     assert_eq!(agent["attributes"]["observra.total.llm_calls"], 2);
 }
+
+#[test]
+fn the_service_example_flushes_and_reports_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!("observra-sigterm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("spans.jsonl");
+    let _ = std::fs::remove_file(&path);
+    let mut child = example("graceful-shutdown")
+        .env("OBSERVRA_JSONL_PATH", &path)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cargo run");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let pid: i32 = loop {
+        let line = lines.next().expect("the example starts").expect("stderr");
+        if let Some(rest) = line.strip_prefix("serving as pid ") {
+            break rest.split(';').next().unwrap().parse().unwrap();
+        }
+    };
+    // Let it handle a few tickets, with spans still queued (5 s batch delay).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{rest:?}");
+    assert!(rest.iter().any(|l| l == "SIGTERM: shutting down"), "{rest:?}");
+    let report = rest.iter().find(|l| l.starts_with("observra shutdown in")).expect("a report");
+    let flushed: usize = report
+        .split("jsonl flushed ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .expect("jsonl flushed N");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let spans: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    assert!(flushed >= 4, "several tickets were flushed at shutdown: {report}");
+    assert_eq!(spans.len(), flushed, "what the report says was flushed is in the file: {report}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
