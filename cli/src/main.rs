@@ -6,12 +6,18 @@
 //! observra replay spans.jsonl --endpoint http://collector:4318
 //! observra verify spans.jsonl --key $OBSERVRA_AUDIT_KEY       # exit 1 on tampering
 //! observra decrypt spans.jsonl --key $OBSERVRA_JSONL_KEY > plain.jsonl
+//! observra baseline update --from logs/ --since 7d        # per-agent baselines
+//! observra baseline check <trace or run id> --from logs/  # exit 1 when anomalous
+//! observra export --format audit --from logs/ --since 30d -o report.json
+//! observra verify --from-export report.json --key $OBSERVRA_AUDIT_KEY
 //! ```
 //!
 //! Exit codes: 0 success, 1 the work failed (an export was refused, a chain
 //! was tampered with, a line did not decrypt), 2 bad input (unreadable
 //! file, malformed line, bad option value).
 
+mod audit_export;
+mod baseline;
 mod replay;
 mod spans;
 mod summary;
@@ -61,8 +67,11 @@ enum Command {
     /// Check the hash chain of JSONL files (exit code 1 on tampering, naming the first bad record).
     Verify {
         /// The files of one chain, oldest first.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "from_export")]
         files: Vec<PathBuf>,
+        /// Instead: re-check an audit export against its source files.
+        #[arg(long, conflicts_with = "files")]
+        from_export: Option<PathBuf>,
         /// The audit key (32 bytes, base64 or hex).
         #[arg(long, env = "OBSERVRA_AUDIT_KEY", hide_env_values = true)]
         key: String,
@@ -81,6 +90,32 @@ enum Command {
         )]
         keys: Vec<String>,
     },
+    /// Per-agent baselines of cost, duration, calls, errors, retries, tokens and tools; anomaly checks.
+    Baseline {
+        #[command(subcommand)]
+        command: BaselineCommand,
+    },
+    /// Write an audit evidence package (JSON) of what the agents did over a period.
+    Export {
+        /// The package format (only `audit` for now).
+        #[arg(long, value_parser = ["audit"])]
+        format: String,
+        /// JSONL files (of one chain, oldest first), or directories of them.
+        #[arg(long, num_args = 1.., required = true)]
+        from: Vec<PathBuf>,
+        /// Only spans that started at or after this (30m, 2h, 7d, or an RFC 3339 time).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only spans that started before this.
+        #[arg(long)]
+        until: Option<String>,
+        /// Where to write the package.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// The audit key, to verify the hash chain (32 bytes, base64 or hex).
+        #[arg(long, env = "OBSERVRA_AUDIT_KEY", hide_env_values = true)]
+        key: Option<String>,
+    },
     /// Send a JSONL file's spans to an OTLP endpoint (ids, times and attributes kept).
     Replay {
         /// The JSONL file.
@@ -95,6 +130,105 @@ enum Command {
         #[arg(long = "header", value_name = "KEY=VALUE")]
         headers: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum BaselineCommand {
+    /// Compute the baselines from JSONL files and write them.
+    Update {
+        /// JSONL files, or directories of them.
+        #[arg(long, num_args = 1.., required = true)]
+        from: Vec<PathBuf>,
+        /// Only the last N runs of each agent.
+        #[arg(long)]
+        last: Option<usize>,
+        /// Only runs that started at or after this (30m, 2h, 7d, or an RFC 3339 time).
+        #[arg(long)]
+        since: Option<String>,
+        /// The baseline file.
+        #[arg(long, env = "OBSERVRA_BASELINE", default_value = "observra-baseline.json")]
+        baseline: PathBuf,
+    },
+    /// Check a run (an agent span id) or every run of a trace; exit code 1 when anomalous.
+    Check {
+        /// Run (agent span) id or trace id.
+        id: String,
+        /// JSONL files holding the run, or directories of them.
+        #[arg(long, num_args = 1.., required = true)]
+        from: Vec<PathBuf>,
+        /// Flag metrics more than this many standard deviations from the mean.
+        #[arg(long, default_value_t = 2.0)]
+        threshold: f64,
+        /// ...and more than this fraction of the mean away from it.
+        #[arg(long, default_value_t = 0.1)]
+        min_change: f64,
+        /// Output: a table or JSON.
+        #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+        /// The baseline file.
+        #[arg(long, env = "OBSERVRA_BASELINE", default_value = "observra-baseline.json")]
+        baseline: PathBuf,
+    },
+    /// Print the baselines.
+    Show {
+        /// Output: a table or JSON.
+        #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+        /// The baseline file.
+        #[arg(long, env = "OBSERVRA_BASELINE", default_value = "observra-baseline.json")]
+        baseline: PathBuf,
+    },
+}
+
+fn run_baseline(command: BaselineCommand) -> Result<(), (u8, String)> {
+    let input = |e: spans::ReadError| (2, e.to_string());
+    match command {
+        BaselineCommand::Update { from, last, since, baseline } => {
+            let since = since
+                .map(|s| summary::parse_time(&s, now_ns()))
+                .transpose()
+                .map_err(|e| (2, format!("--since: {e}")))?;
+            let spans = spans::read_all(&from).map_err(input)?;
+            let runs = baseline::select_runs(&spans, since, last);
+            let b = observra::analytics::Baseline::compute(&runs);
+            baseline::save(&baseline, &b).map_err(|e| (2, e))?;
+            print!("{}", baseline::update_summary(&b));
+            println!("baseline of {} run(s) written to {}", runs.len(), baseline.display());
+            Ok(())
+        }
+        BaselineCommand::Check { id, from, threshold, min_change, format, baseline } => {
+            if !(threshold.is_finite() && threshold > 0.0) {
+                return Err((2, format!("--threshold {threshold}: expected a positive number")));
+            }
+            if !(min_change.is_finite() && min_change >= 0.0) {
+                return Err((2, format!("--min-change {min_change}: expected a non-negative fraction")));
+            }
+            let rule = observra::analytics::Rule::threshold(threshold).min_change(min_change);
+            let b = baseline::load(&baseline).map_err(|e| (2, e))?;
+            let spans = spans::read_all(&from).map_err(input)?;
+            let runs = baseline::find_runs(&spans, &id);
+            if runs.is_empty() {
+                return Err((2, format!("no agent run with span or trace id {id} in the files given")));
+            }
+            let reports: Vec<_> = runs.iter().map(|r| b.check(r, rule)).collect();
+            if format == "json" {
+                println!("{:#}", baseline::check_json(&reports));
+            } else {
+                print!("{}", baseline::check_table(&reports));
+            }
+            let anomalous = reports.iter().filter(|r| r.verdict == observra::analytics::Verdict::Anomalous).count();
+            if anomalous > 0 { Err((1, format!("{anomalous} anomalous run(s)"))) } else { Ok(()) }
+        }
+        BaselineCommand::Show { format, baseline } => {
+            let b = baseline::load(&baseline).map_err(|e| (2, e))?;
+            if format == "json" {
+                println!("{}", serde_json::to_string_pretty(&b).unwrap_or_default());
+            } else {
+                print!("{}", baseline::show_table(&b));
+            }
+            Ok(())
+        }
+    }
 }
 
 fn now_ns() -> u64 {
@@ -132,7 +266,44 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
             }
             Ok(())
         }
-        Command::Verify { files, key } => {
+        Command::Baseline { command } => run_baseline(command),
+        Command::Export { format: _, from, since, until, output, key } => {
+            let now = now_ns();
+            let since =
+                since.map(|s| summary::parse_time(&s, now)).transpose().map_err(|e| (2, format!("--since: {e}")))?;
+            let until =
+                until.map(|s| summary::parse_time(&s, now)).transpose().map_err(|e| (2, format!("--until: {e}")))?;
+            let key =
+                key.map(|k| observra::audit::parse_key(&k)).transpose().map_err(|e| (2, format!("--key: {e}")))?;
+            let files = spans::expand(&from).map_err(input)?;
+            let spans = spans::read_all(&files).map_err(input)?;
+            let opts = audit_export::Options { files: &files, since, until, key };
+            let package = audit_export::build(&spans, &opts).map_err(|e| (2, e))?;
+            let text = serde_json::to_string_pretty(&package).unwrap_or_default() + "\n";
+            std::fs::write(&output, text).map_err(|e| (2, format!("{}: {e}", output.display())))?;
+            eprintln!(
+                "wrote {}: {} runs, {} spans; hash chain: {}",
+                output.display(),
+                package["totals"]["runs"],
+                package["totals"]["spans"],
+                package["integrity"]["verification"]["status"]
+            );
+            Ok(())
+        }
+        Command::Verify { from_export: Some(export), key, .. } => {
+            let key = observra::audit::parse_key(&key).map_err(|e| (2, format!("--key: {e}")))?;
+            let text = std::fs::read_to_string(&export).map_err(|e| (2, format!("{}: {e}", export.display())))?;
+            let package: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| (2, format!("{}: not JSON: {e}", export.display())))?;
+            match audit_export::verify_export(&package, &key) {
+                Ok(summary) => {
+                    println!("{summary}");
+                    Ok(())
+                }
+                Err(problems) => Err((1, format!("EXPORT DOES NOT MATCH ITS SOURCES:\n  {}", problems.join("\n  ")))),
+            }
+        }
+        Command::Verify { files, key, .. } => {
             let key = observra::audit::parse_key(&key).map_err(|e| (2, format!("--key: {e}")))?;
             let report = observra::audit::verify(&files, &key).map_err(|e| (2, e.to_string()))?;
             match &report.first_bad {

@@ -3,71 +3,22 @@
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// One span as written by observra's JSONL exporter.
-#[derive(Debug, Clone)]
-pub struct Span {
-    pub trace_id: String,
-    pub span_id: String,
-    pub parent_span_id: Option<String>,
-    pub name: String,
-    pub kind: String,
-    pub start_ns: u64,
-    pub end_ns: u64,
-    pub status_code: String,
-    pub status_message: String,
-    pub attributes: Map<String, Value>,
-    pub events: Vec<Value>,
-    pub links: Vec<Value>,
-    pub resource: Map<String, Value>,
-    pub scope_name: String,
-    pub scope_version: Option<String>,
-}
+pub use observra::analytics::RecordedSpan as Span;
 
-impl Span {
-    /// Parses one JSONL line.
-    pub fn parse(line: &str) -> Result<Span, String> {
-        let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
-        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-        let n = |k: &str| v.get(k).and_then(Value::as_u64);
-        let obj = |k: &str| v.get(k).and_then(Value::as_object).cloned().unwrap_or_default();
-        let arr = |k: &str| v.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
-        Ok(Span {
-            trace_id: s("trace_id").ok_or("no trace_id")?,
-            span_id: s("span_id").ok_or("no span_id")?,
-            parent_span_id: s("parent_span_id"),
-            name: s("name").ok_or("no name")?,
-            kind: s("kind").unwrap_or_else(|| "internal".into()),
-            start_ns: n("start_time_unix_nano").ok_or("no start_time_unix_nano")?,
-            end_ns: n("end_time_unix_nano").ok_or("no end_time_unix_nano")?,
-            status_code: v["status"]["code"].as_str().unwrap_or("unset").to_string(),
-            status_message: v["status"]["message"].as_str().unwrap_or("").to_string(),
-            attributes: obj("attributes"),
-            events: arr("events"),
-            links: arr("links"),
-            resource: obj("resource"),
-            scope_name: v["scope"]["name"].as_str().unwrap_or("observra").to_string(),
-            scope_version: v["scope"]["version"].as_str().map(str::to_string),
-        })
+/// Parses one JSONL line: `Ok(None)` for a hash-chain seal record, an error
+/// for an encrypted record or anything that is not a span.
+pub fn parse_line(line: &str) -> Result<Option<Span>, String> {
+    let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+    if v.get("seal") == Some(&Value::Bool(true)) {
+        return Ok(None);
     }
-
-    /// Duration in milliseconds.
-    pub fn duration_ms(&self) -> f64 {
-        self.end_ns.saturating_sub(self.start_ns) as f64 / 1e6
+    if v.get("ct").is_some() && v.get("kid").is_some() {
+        return Err("the record is encrypted: run `observra decrypt` first".into());
     }
-    /// A string attribute.
-    pub fn str_attr(&self, key: &str) -> Option<&str> {
-        self.attributes.get(key).and_then(Value::as_str)
-    }
-    /// A numeric attribute.
-    pub fn num_attr(&self, key: &str) -> Option<f64> {
-        self.attributes.get(key).and_then(Value::as_f64)
-    }
-    /// Whether the span ended in error.
-    pub fn failed(&self) -> bool {
-        self.status_code == "error"
-    }
+    Span::from_json(&v).map(Some)
 }
 
 /// A problem reading input files, naming the file and line.
@@ -108,7 +59,9 @@ pub fn read_file(path: &Path) -> Result<Vec<Span>, ReadError> {
         if line.trim().is_empty() {
             continue;
         }
-        spans.push(Span::parse(&line).map_err(|e| ReadError(format!("{}:{}: {e}", path.display(), i + 1)))?);
+        if let Some(span) = parse_line(&line).map_err(|e| ReadError(format!("{}:{}: {e}", path.display(), i + 1)))? {
+            spans.push(span);
+        }
     }
     Ok(spans)
 }

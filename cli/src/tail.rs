@@ -115,7 +115,7 @@ pub fn follow(path: &Path, style: Style, out: &mut impl Write) -> Result<(), Rea
             std::thread::sleep(Duration::from_millis(200));
             continue;
         }
-        let Ok(span) = Span::parse(line.trim()) else { continue };
+        let Ok(Some(span)) = crate::spans::parse_line(line.trim()) else { continue };
         let is_root = span.parent_span_id.is_none();
         let trace = span.trace_id.clone();
         pending.entry(trace.clone()).or_default().push(span);

@@ -98,6 +98,8 @@ impl FakeClient {
     fn chat(&mut self, req: &ChatRequest) -> Result<ChatResponse, AgentError> {
         self.calls += 1;
         let prompt_tokens = 900 + 4 * req.prompt.len() as u64;
+        // Model latency: what dominates an agent run's duration.
+        std::thread::sleep(std::time::Duration::from_millis(15 + prompt_tokens / 100));
         Ok(ChatResponse {
             id: format!("chatcmpl-{:04}", self.calls),
             model: format!("{}-2024-07-18", req.model),
@@ -145,8 +147,18 @@ fn answer(client: &mut FakeClient, ticket: &Ticket) -> Result<String, AgentError
     let mut facts = retrieve_policy("shipping");
     match lookup_order(ticket.order_id, &format!("call_{}", plan.id)) {
         Ok(order) => facts.push(order),
-        // A failed tool call is recorded on its span; the agent carries on.
-        Err(e) => facts.push(format!("lookup failed: {e}")),
+        // A failed tool call is recorded on its span; the agent carries on,
+        // and the ticket is handed to a person: a human-oversight point the
+        // audit export lists (`observra export --format audit`).
+        Err(e) => {
+            tracing::info!(
+                observra.human_oversight = "escalated",
+                observra.human_oversight.actor = "support-queue",
+                observra.human_oversight.reason = "order not found",
+                "handed to a human"
+            );
+            facts.push(format!("lookup failed: {e}"));
+        }
     }
     let reply = client.chat(&ChatRequest {
         model: "gpt-4o-mini",

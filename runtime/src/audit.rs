@@ -172,6 +172,11 @@ impl Sealer {
     }
 }
 
+/// A time as RFC 3339 UTC with nanoseconds, as JSONL records write it.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    crate::jsonl::rfc3339(t)
+}
+
 /// `spans.jsonl` → `spans.jsonl.head`.
 pub fn head_path(path: &Path) -> PathBuf {
     let mut p = path.as_os_str().to_owned();

@@ -33,6 +33,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod accounting;
+pub mod analytics;
 mod attr_value;
 pub mod audit;
 mod batch;

@@ -137,6 +137,15 @@ pub const GEN_AI_SYSTEM_INSTRUCTIONS: &str = "gen_ai.system_instructions";
 pub const GEN_AI_TOOL_CALL_ARGUMENTS: &str = "gen_ai.tool.call.arguments";
 /// `gen_ai.tool.call.result` (opt-in content).
 pub const GEN_AI_TOOL_CALL_RESULT: &str = "gen_ai.tool.call.result";
+/// `observra.human_oversight`: marks a span or event where a human approved,
+/// overrode, rejected or escalated what an agent did. Values: `approved`,
+/// `overridden`, `rejected`, `escalated` (or your own word). The audit
+/// export lists every such point.
+pub const OBSERVRA_HUMAN_OVERSIGHT: &str = "observra.human_oversight";
+/// Who decided (a user id, not a name, where possible).
+pub const OBSERVRA_HUMAN_OVERSIGHT_ACTOR: &str = "observra.human_oversight.actor";
+/// Why, in a few words.
+pub const OBSERVRA_HUMAN_OVERSIGHT_REASON: &str = "observra.human_oversight.reason";
 /// Event name of the log record the `otel_log` backend makes of a GenAI span.
 pub const GENAI_OPERATION_LOG_EVENT: &str = "observra.genai.operation";
 /// Attribute of that record: the span's duration in seconds.
