@@ -1,36 +1,47 @@
-//! Cost of `#[traced]` when telemetry is not installed, against the same
-//! function without the attribute, in the same run.
+//! Cost of `#[traced]` and `#[llm_call]` when telemetry is not installed,
+//! against the same function without the attribute, in the same run.
 //!
 //! `cargo bench -p observra-benches --bench disabled`
 
+mod common;
+
+use common::work;
 use divan::black_box;
-use observra::traced;
+use observra::{LlmResponse, Usage, llm_call, traced};
 
 fn main() {
     divan::main();
 }
 
+struct Reply(u64);
+
+impl LlmResponse for Reply {
+    fn usage(&self) -> Option<Usage> {
+        Some(Usage::new(1200, 150))
+    }
+}
+
 #[inline(never)]
 fn plain(x: u64) -> u64 {
-    black_box(x).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(7)
+    work(x)
 }
 
 #[traced]
 #[inline(never)]
 fn traced_fn(x: u64) -> u64 {
-    black_box(x).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(7)
-}
-
-#[traced]
-#[inline(never)]
-fn traced_result(x: u64) -> Result<u64, std::io::Error> {
-    Ok(black_box(x).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(7))
+    work(x)
 }
 
 #[traced(attrs(component = "rag", top_k = x), fields(x))]
 #[inline(never)]
 fn traced_with_attrs(x: u64) -> u64 {
-    black_box(x).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(7)
+    work(x)
+}
+
+#[llm_call(provider = "openai", model = "gpt-4o-mini")]
+#[inline(never)]
+fn llm(x: u64) -> Result<Reply, std::io::Error> {
+    Ok(Reply(work(x)))
 }
 
 /// Baseline: the function without instrumentation.
@@ -45,14 +56,14 @@ fn b_traced_not_installed() -> u64 {
     traced_fn(black_box(42))
 }
 
-/// `#[traced]` on a `Result` function, nothing installed.
-#[divan::bench]
-fn c_traced_result_not_installed() -> u64 {
-    traced_result(black_box(42)).unwrap_or(0)
-}
-
 /// `#[traced]` with attributes and a recorded field, nothing installed.
 #[divan::bench]
-fn d_traced_attrs_not_installed() -> u64 {
+fn c_traced_attrs_not_installed() -> u64 {
     traced_with_attrs(black_box(42))
+}
+
+/// `#[llm_call]`, nothing installed.
+#[divan::bench]
+fn d_llm_call_not_installed() -> u64 {
+    llm(black_box(42)).map(|r| r.0).unwrap_or(0)
 }

@@ -214,6 +214,45 @@ pub(crate) trait LegExporter {
 
 impl LegExporter for opentelemetry_otlp::SpanExporter {}
 
+/// Starts a leg for an exporter whose type is only known where it was given.
+pub(crate) type StartLeg = Box<
+    dyn FnOnce(
+            &Resource,
+            BatchSettings,
+            BlockOn,
+            Option<Arc<crate::redact::Redactor>>,
+        ) -> std::io::Result<BatchProcessor>
+        + Send,
+>;
+
+/// A user's exporter, as a leg.
+#[derive(Debug)]
+struct Custom<E>(E);
+
+impl<E: SpanExporter> SpanExporter for Custom<E> {
+    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+        self.0.export(batch)
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+    fn set_resource(&mut self, resource: &Resource) {
+        self.0.set_resource(resource)
+    }
+}
+
+impl<E> LegExporter for Custom<E> {}
+
+/// Captures `exporter` for a later start.
+pub(crate) fn start_leg<E: SpanExporter + 'static>(name: &'static str, exporter: E) -> StartLeg {
+    Box::new(move |resource, settings, block_on, redactor| {
+        BatchProcessor::start(name, Custom(exporter), resource, settings, block_on, redactor)
+    })
+}
+
 /// A request sent to a worker, to be waited for later.
 pub(crate) struct Pending {
     rx: Option<std::sync::mpsc::Receiver<Result<(), String>>>,

@@ -233,6 +233,7 @@ pub struct Builder {
     redact_rules: Vec<(String, String)>,
     redact_keys: Vec<String>,
     jsonl_max_bytes: Option<u64>,
+    custom: Vec<(&'static str, crate::batch::StartLeg)>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -288,6 +289,7 @@ impl Default for Builder {
             redact_rules: Vec::new(),
             redact_keys: Vec::new(),
             jsonl_max_bytes: None,
+            custom: Vec::new(),
         }
     }
 }
@@ -335,6 +337,17 @@ impl Builder {
     /// others. A backend listed twice is an error at `install()`.
     pub fn backends(mut self, backends: impl IntoIterator<Item = Backend>) -> Self {
         self.backends = Some(backends.into_iter().collect());
+        self
+    }
+    /// Adds a backend of your own: any OTel SDK [`SpanExporter`](opentelemetry_sdk::trace::SpanExporter),
+    /// named `name` in `health()` and in the pipeline metrics. It gets its
+    /// own bounded queue and export thread, redaction included, like the
+    /// built-in backends. With no backend chosen otherwise, it is the only one.
+    pub fn exporter<E>(mut self, name: &'static str, exporter: E) -> Self
+    where
+        E: opentelemetry_sdk::trace::SpanExporter + 'static,
+    {
+        self.custom.push((name, crate::batch::start_leg(name, exporter)));
         self
     }
     /// Configures the webhook backend, and selects it when no backend is
@@ -571,6 +584,7 @@ impl Builder {
             }
             None => match parse_backends(&env)? {
                 Some(list) => list,
+                None if !self.custom.is_empty() => Vec::new(),
                 None if self.writer.is_some() => vec![Backend::Stdout],
                 None if self.webhook.is_some() => vec![Backend::Webhook],
                 None if self.endpoint.is_some() || self.traces_endpoint.is_some() || any_otlp_env => {
@@ -793,6 +807,7 @@ impl Builder {
                 };
                 (sink, b.name())
             })
+            .chain(std::mem::take(&mut self.custom).into_iter().map(|(name, start)| (Sink::Custom(start), name)))
             .collect::<Vec<_>>();
 
         Ok(Settings {
@@ -861,6 +876,8 @@ pub(crate) enum Sink {
     File(PathBuf),
     Writer(Box<dyn Write + Send>),
     Webhook(crate::webhook::Webhook),
+    /// A user's exporter, ready to start.
+    Custom(crate::batch::StartLeg),
 }
 
 /// Bounds of the span batch processor.

@@ -310,6 +310,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
                     redactor,
                 )
             }
+            Sink::Custom(start) => start(&resource, batch, block_on, redactor),
             Sink::Webhook(hook) => BatchProcessor::start(
                 name,
                 crate::webhook::WebhookExporter::new(hook),

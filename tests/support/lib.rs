@@ -248,6 +248,10 @@ struct Store {
     delay: Option<Duration>,
     /// Drop webhook bodies after counting their records (memory tests).
     drop_bodies: bool,
+    /// Decode spans and count them without keeping them (throughput runs).
+    count_only: bool,
+    /// Spans decoded so far, kept or not.
+    span_count: u64,
 }
 
 type Shared = Arc<Mutex<Store>>;
@@ -258,6 +262,11 @@ fn lock(s: &Shared) -> MutexGuard<'_, Store> {
 
 fn store_traces(store: &Shared, transport: Transport, req: ExportTraceServiceRequest) {
     let mut st = lock(store);
+    let n: usize = req.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
+    st.span_count += n as u64;
+    if st.count_only {
+        return;
+    }
     for rs in req.resource_spans {
         let resource = rs.resource.as_ref().map(|r| attrs(&r.attributes)).unwrap_or_default();
         for ss in rs.scope_spans {
@@ -575,6 +584,18 @@ impl Receiver {
     /// values), in order, before answering normally again.
     pub fn script(&self, answers: &[(u16, Option<&str>)]) {
         lock(&self.store).script.extend(answers.iter().map(|(c, r)| (*c, r.map(str::to_string))));
+    }
+
+    /// Decodes spans and only counts them (see [`Receiver::span_count`]), as
+    /// a collector that forwards would: throughput runs measure observra,
+    /// not this receiver's bookkeeping.
+    pub fn set_count_only(&self, yes: bool) {
+        lock(&self.store).count_only = yes;
+    }
+
+    /// Spans decoded so far, kept or not.
+    pub fn span_count(&self) -> u64 {
+        lock(&self.store).span_count
     }
 
     /// Whether webhook bodies are kept (the default) or only counted.

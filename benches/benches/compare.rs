@@ -1,0 +1,275 @@
+//! The caller's cost of one GenAI model call's telemetry, observra against
+//! the code it replaces, in one process and one run:
+//!
+//! - `a_plain`: the function, no telemetry (baseline);
+//! - `b_traced`: `#[traced]`;
+//! - `c_llm_call`: `#[llm_call]` with usage: span, both GenAI histograms
+//!   (operation duration, and token usage twice: input and output) and cost;
+//! - `d_raw_sdk`: the same by hand with the OpenTelemetry SDK: a CLIENT span
+//!   with the same attributes and status, the same three histogram records;
+//! - `e_tracing_opentelemetry`: `#[tracing::instrument]` through
+//!   tracing-opentelemetry 0.34 (its default layer), plus the same records;
+//! - `f_fastrace`: a fastrace root span with the same properties (fastrace
+//!   has no metrics: the floor of what a span can cost).
+//!
+//! Every exporter discards (`Ok` and nothing else); batch processors stay on
+//! as in production. Ratios: `bash benches/ratios.sh`.
+
+mod common;
+
+use std::time::Instant;
+
+use common::work;
+use divan::{Bencher, black_box};
+use opentelemetry::metrics::{Histogram, MeterProvider as _};
+use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _, TracerProvider as _};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use tracing_subscriber::layer::SubscriberExt as _;
+
+/// A span exporter that discards.
+#[derive(Debug)]
+struct Discard;
+
+impl SpanExporter for Discard {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        black_box(batch.len());
+        Ok(())
+    }
+}
+
+/// A metric exporter that discards.
+struct DiscardMetrics;
+
+impl PushMetricExporter for DiscardMetrics {
+    async fn export(&self, _: &ResourceMetrics) -> OTelSdkResult {
+        Ok(())
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+    fn shutdown_with_timeout(&self, _: std::time::Duration) -> OTelSdkResult {
+        Ok(())
+    }
+    fn temporality(&self) -> Temporality {
+        Temporality::Cumulative
+    }
+}
+
+/// A fastrace reporter that discards.
+struct DiscardReporter;
+
+impl fastrace::collector::Reporter for DiscardReporter {
+    fn report(&mut self, spans: Vec<fastrace::collector::SpanRecord>) {
+        black_box(spans.len());
+    }
+}
+
+struct Reply(u64);
+
+impl observra::LlmResponse for Reply {
+    fn usage(&self) -> Option<observra::Usage> {
+        Some(observra::Usage::new(1200, 150))
+    }
+}
+
+#[inline(never)]
+fn plain(x: u64) -> u64 {
+    work(x)
+}
+
+#[observra::traced]
+#[inline(never)]
+fn traced_fn(x: u64) -> u64 {
+    work(x)
+}
+
+#[observra::llm_call(provider = "openai", model = "gpt-4o-mini")]
+#[inline(never)]
+fn llm_call(x: u64) -> Result<Reply, std::io::Error> {
+    Ok(Reply(work(x)))
+}
+
+/// What hand-written code keeps per process: the tracer and instruments.
+struct Raw {
+    tracer: opentelemetry_sdk::trace::SdkTracer,
+    duration: Histogram<f64>,
+    tokens: Histogram<u64>,
+}
+
+/// gpt-4o-mini, USD per million tokens.
+const PRICE_IN: f64 = 0.15;
+const PRICE_OUT: f64 = 0.60;
+
+fn metric_attrs() -> [KeyValue; 3] {
+    [
+        KeyValue::new("gen_ai.operation.name", "chat"),
+        KeyValue::new("gen_ai.provider.name", "openai"),
+        KeyValue::new("gen_ai.request.model", "gpt-4o-mini"),
+    ]
+}
+
+fn record_metrics(raw: &Raw, start: Instant, input: u64, output: u64) {
+    let [a, b, c] = metric_attrs();
+    raw.duration.record(start.elapsed().as_secs_f64(), &[a.clone(), b.clone(), c.clone()]);
+    raw.tokens.record(input, &[a.clone(), b.clone(), c.clone(), KeyValue::new("gen_ai.token.type", "input")]);
+    raw.tokens.record(output, &[a, b, c, KeyValue::new("gen_ai.token.type", "output")]);
+}
+
+#[inline(never)]
+fn raw_sdk(raw: &Raw, x: u64) -> u64 {
+    let start = Instant::now();
+    let mut span = raw
+        .tracer
+        .span_builder("chat gpt-4o-mini")
+        .with_kind(SpanKind::Client)
+        .with_attributes(metric_attrs())
+        .start(&raw.tracer);
+    let out = work(x);
+    let (input, output) = (1200u64, 150u64);
+    span.set_attribute(KeyValue::new("gen_ai.usage.input_tokens", input as i64));
+    span.set_attribute(KeyValue::new("gen_ai.usage.output_tokens", output as i64));
+    let cost = (input as f64 * PRICE_IN + output as f64 * PRICE_OUT) / 1e6;
+    span.set_attribute(KeyValue::new("observra.cost.usd", cost));
+    span.set_status(Status::Unset);
+    span.end();
+    record_metrics(raw, start, input, output);
+    out
+}
+
+#[tracing::instrument(
+    name = "chat gpt-4o-mini",
+    skip_all,
+    fields(
+        otel.kind = "client",
+        gen_ai.operation.name = "chat",
+        gen_ai.provider.name = "openai",
+        gen_ai.request.model = "gpt-4o-mini",
+        gen_ai.usage.input_tokens = tracing::field::Empty,
+        gen_ai.usage.output_tokens = tracing::field::Empty,
+        observra.cost.usd = tracing::field::Empty,
+    )
+)]
+#[inline(never)]
+fn tracing_otel(raw: &Raw, x: u64) -> u64 {
+    let start = Instant::now();
+    let out = work(x);
+    let (input, output) = (1200u64, 150u64);
+    let span = tracing::Span::current();
+    span.record("gen_ai.usage.input_tokens", input);
+    span.record("gen_ai.usage.output_tokens", output);
+    span.record("observra.cost.usd", (input as f64 * PRICE_IN + output as f64 * PRICE_OUT) / 1e6);
+    record_metrics(raw, start, input, output);
+    out
+}
+
+#[inline(never)]
+fn fastrace_span(x: u64) -> u64 {
+    let root =
+        fastrace::Span::root("chat gpt-4o-mini", fastrace::prelude::SpanContext::random()).with_properties(|| {
+            [
+                ("gen_ai.operation.name", "chat"),
+                ("gen_ai.provider.name", "openai"),
+                ("gen_ai.request.model", "gpt-4o-mini"),
+            ]
+        });
+    let _g = root.set_local_parent();
+    let out = work(x);
+    root.add_properties(|| {
+        [
+            ("gen_ai.usage.input_tokens", "1200".to_string()),
+            ("gen_ai.usage.output_tokens", "150".to_string()),
+            ("observra.cost.usd", format!("{}", (1200.0 * PRICE_IN + 150.0 * PRICE_OUT) / 1e6)),
+        ]
+    });
+    out
+}
+
+static RAW: std::sync::OnceLock<Raw> = std::sync::OnceLock::new();
+static TRACING_OTEL: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+
+fn main() {
+    // observra: metrics aggregate in a pull reader nobody scrapes; spans go
+    // to a discarding exporter through observra's batch processor.
+    let guard = observra::init()
+        .service_name("bench")
+        .exporter("discard", Discard)
+        .prometheus_addr("127.0.0.1:0".parse().unwrap())
+        .install()
+        .expect("install observra");
+
+    // The raw SDK and tracing-opentelemetry: their own providers.
+    let tracer_provider = SdkTracerProvider::builder().with_batch_exporter(Discard).build();
+    let meter_provider =
+        SdkMeterProvider::builder().with_reader(PeriodicReader::builder(DiscardMetrics).build()).build();
+    let meter = meter_provider.meter("bench");
+    let raw = Raw {
+        tracer: tracer_provider.tracer("bench"),
+        duration: meter.f64_histogram("gen_ai.client.operation.duration").with_unit("s").build(),
+        tokens: meter.u64_histogram("gen_ai.client.token.usage").with_unit("{token}").build(),
+    };
+    let otel_layer = tracing_opentelemetry::layer().with_tracer(tracer_provider.tracer("tracing-otel"));
+    let _ = TRACING_OTEL.set(tracing::Dispatch::new(tracing_subscriber::registry().with(otel_layer)));
+    let _ = RAW.set(raw);
+
+    fastrace::set_reporter(DiscardReporter, fastrace::collector::Config::default());
+
+    divan::main();
+
+    fastrace::flush();
+    let _ = tracer_provider.shutdown();
+    let _ = meter_provider.shutdown();
+    let health = observra::health();
+    drop(guard);
+    eprintln!(
+        "observra pipeline: produced {}, exported {}, dropped {}",
+        health.spans_produced, health.spans_exported, health.spans_dropped
+    );
+    let _ = Context::current().span().span_context().is_valid();
+}
+
+const SAMPLES: u32 = 300;
+const SIZE: u32 = 100;
+
+/// Baseline: the function without telemetry.
+#[divan::bench(sample_count = SAMPLES, sample_size = SIZE)]
+fn a_plain() -> u64 {
+    plain(black_box(42))
+}
+
+/// `#[traced]`.
+#[divan::bench(sample_count = SAMPLES, sample_size = SIZE)]
+fn b_traced() -> u64 {
+    traced_fn(black_box(42))
+}
+
+/// `#[llm_call]` with usage, both GenAI histograms and cost.
+#[divan::bench(sample_count = SAMPLES, sample_size = SIZE)]
+fn c_llm_call() -> u64 {
+    llm_call(black_box(42)).map(|r| r.0).unwrap_or(0)
+}
+
+/// The same by hand with the raw OpenTelemetry SDK.
+#[divan::bench(sample_count = SAMPLES, sample_size = SIZE)]
+fn d_raw_sdk() -> u64 {
+    raw_sdk(RAW.get().expect("set up"), black_box(42))
+}
+
+/// `#[tracing::instrument]` + tracing-opentelemetry, plus the same records.
+#[divan::bench(sample_count = SAMPLES, sample_size = SIZE)]
+fn e_tracing_opentelemetry(b: Bencher) {
+    let dispatch = TRACING_OTEL.get().expect("set up");
+    tracing::dispatcher::with_default(dispatch, || {
+        b.bench_local(|| tracing_otel(RAW.get().expect("set up"), black_box(42)));
+    });
+}
+
+/// A fastrace root span with the same properties (no metrics).
+#[divan::bench(sample_count = SAMPLES, sample_size = SIZE)]
+fn f_fastrace() -> u64 {
+    fastrace_span(black_box(42))
+}
