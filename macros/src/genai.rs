@@ -140,10 +140,18 @@ pub fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
         if stream.is_some() {
             plan.field(sc::GEN_AI_REQUEST_STREAM, true);
         }
-        let model_ref = quote_spanned!(model.span()=> ::core::convert::AsRef::<str>::as_ref(&(#model)));
-        plan.dynamic.push(quote! {
-            ::observra::__private::llm_start(&__observra_span, #op, #model_ref);
-        });
+        let start = match &model {
+            // A literal model: the span name is built here, not on every call.
+            syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(lit_model), .. }) => {
+                let name = format!("{op} {}", lit_model.value());
+                quote! { ::observra::__private::llm_start_static(&__observra_span, #name, #lit_model); }
+            }
+            _ => {
+                let model_ref = quote_spanned!(model.span()=> ::core::convert::AsRef::<str>::as_ref(&(#model)));
+                quote! { ::observra::__private::llm_start(&__observra_span, #op, #model_ref); }
+            }
+        };
+        plan.dynamic.push(start);
         for (attr, expr) in &params {
             plan.attribute(attr, expr);
         }

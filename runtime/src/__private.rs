@@ -248,9 +248,18 @@ pub fn debug_arg<T: Debug>(value: &T) -> tracing::field::DebugValue<&dyn Debug> 
 /// Starts a model call's span: name `{operation} {model}` and `gen_ai.request.model`.
 pub fn llm_start(span: &Span, operation: &'static str, model: &str) {
     let name = format!("{operation} {model}");
-    let model = model.to_string();
+    // Shared, so the metric attributes and totals clone it without allocating.
+    let model: std::sync::Arc<str> = model.into();
     with_record(span, |r| {
         r.set_name(Cow::Owned(name));
+        r.set_attribute(Key::from_static_str(sc::GEN_AI_REQUEST_MODEL), Value::String(model.into()));
+    });
+}
+
+/// [`llm_start`] for a literal model: the name was built at compile time.
+pub fn llm_start_static(span: &Span, name: &'static str, model: &'static str) {
+    with_record(span, |r| {
+        r.set_name(Cow::Borrowed(name));
         r.set_attribute(Key::from_static_str(sc::GEN_AI_REQUEST_MODEL), Value::String(model.into()));
     });
 }

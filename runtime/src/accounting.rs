@@ -238,8 +238,54 @@ fn usage_of(attrs: &[KeyValue]) -> Option<Usage> {
 }
 
 /// Bounded metric attributes: copies of the listed span attributes, when present.
-fn metric_attrs(attrs: &[KeyValue], keys: &[&'static str]) -> Vec<KeyValue> {
-    keys.iter().filter_map(|k| find(attrs, k).map(|v| KeyValue::new(Key::from_static_str(k), v.clone()))).collect()
+/// Up to [`Attrs::CAP`] metric attributes, on the stack: recording a metric
+/// allocates nothing when the values are static or shared strings.
+#[derive(Clone)]
+struct Attrs {
+    buf: [KeyValue; Attrs::CAP],
+    len: usize,
+}
+
+impl Attrs {
+    const CAP: usize = 8;
+    fn new() -> Self {
+        Attrs { buf: std::array::from_fn(|_| KeyValue::new(Key::from_static_str(""), false)), len: 0 }
+    }
+    fn push(&mut self, kv: KeyValue) {
+        if self.len < Self::CAP {
+            self.buf[self.len] = kv;
+            self.len += 1;
+        }
+    }
+    fn with(mut self, kv: KeyValue) -> Self {
+        self.push(kv);
+        self
+    }
+}
+
+impl std::ops::Deref for Attrs {
+    type Target = [KeyValue];
+    fn deref(&self) -> &[KeyValue] {
+        &self.buf[..self.len]
+    }
+}
+
+fn metric_attrs(attrs: &[KeyValue], keys: &[&'static str]) -> Attrs {
+    let mut out = Attrs::new();
+    for k in keys {
+        if let Some(v) = find(attrs, k) {
+            out.push(KeyValue::new(Key::from_static_str(k), v.clone()));
+        }
+    }
+    out
+}
+
+/// A string attribute's value, shared (cloning a static or shared string does not allocate).
+fn string_value(attrs: &[KeyValue], key: &str) -> Option<opentelemetry::StringValue> {
+    match find(attrs, key) {
+        Some(Value::String(s)) => Some(s.clone()),
+        _ => None,
+    }
 }
 
 const LLM_METRIC_KEYS: &[&str] = &[
@@ -263,24 +309,30 @@ pub(crate) fn on_close(
     deferred: &mut Deferred,
 ) -> Contribution {
     let (duration_s, trace_id) = (close.duration_s, close.trace_id);
-    let Some(operation) = find_str(attrs, sc::GEN_AI_OPERATION_NAME).map(str::to_string) else {
-        return Contribution::default();
+    let operation: &'static str = match find_str(attrs, sc::GEN_AI_OPERATION_NAME) {
+        Some(o) => {
+            match op::LLM.iter().chain(&[op::EXECUTE_TOOL, op::INVOKE_AGENT, op::INVOKE_WORKFLOW]).find(|k| **k == o) {
+                Some(known) => known,
+                None => return Contribution::default(),
+            }
+        }
+        None => return Contribution::default(),
     };
     let mut contribution = Contribution::default();
-    match operation.as_str() {
+    match operation {
         o if op::LLM.contains(&o) => {
             contribution.is_llm = true;
             let usage = usage_of(attrs);
-            let model = find_str(attrs, sc::GEN_AI_RESPONSE_MODEL)
-                .filter(|m| acc.prices.price(m).is_some())
-                .or_else(|| find_str(attrs, sc::GEN_AI_REQUEST_MODEL))
-                .map(str::to_string);
-            let cost = match (&usage, &model) {
+            let model_value = string_value(attrs, sc::GEN_AI_RESPONSE_MODEL)
+                .filter(|m| acc.prices.price(m.as_str()).is_some())
+                .or_else(|| string_value(attrs, sc::GEN_AI_REQUEST_MODEL));
+            let model = model_value.as_ref().map(|m| m.as_str());
+            let cost = match (&usage, model) {
                 (Some(u), Some(model)) => match acc.prices.cost(model, u) {
                     Some(c) => Some(c),
                     None => {
                         if acc.prices.price(model).is_none() && crate::cost::first_miss(model) {
-                            deferred.unknown_model = Some(model.clone());
+                            deferred.unknown_model = Some(model.to_string());
                         }
                         None
                     }
@@ -296,8 +348,7 @@ pub(crate) fn on_close(
                 if let Some(u) = &usage {
                     for (kind, n) in [("input", u.input_tokens), ("output", u.output_tokens)] {
                         if let Some(n) = n {
-                            let mut a = mattrs.clone();
-                            a.push(KeyValue::new(sc::GEN_AI_TOKEN_TYPE, kind));
+                            let a = mattrs.clone().with(KeyValue::new(sc::GEN_AI_TOKEN_TYPE, kind));
                             ins.token_usage.record(n, &a);
                         }
                     }
@@ -313,7 +364,7 @@ pub(crate) fn on_close(
                     ins.cost.add(c, &cattrs);
                 }
             }
-            check_call_budget(acc, usage.as_ref(), cost, model.as_deref(), trace_id, deferred);
+            check_call_budget(acc, usage.as_ref(), cost, model, trace_id, deferred);
             if let (Some(window), Some(c)) = (&acc.window, cost) {
                 if let Some(total) = window.add(c) {
                     deferred.budget_events.push(BudgetEvent {
@@ -321,14 +372,14 @@ pub(crate) fn on_close(
                         unit: "usd",
                         limit: window.limit(),
                         observed: total,
-                        model: model.clone(),
+                        model: model.map(str::to_string),
                         agent: None,
                         trace_id: trace_id.to_string(),
                     });
                 }
             }
             if let Some(ins) = &acc.instruments {
-                let labels = set_labels(close.agent, model.as_deref(), None);
+                let labels = set_labels(close.agent, model_value.clone(), None);
                 if let Some(u) = &usage {
                     let tokens = u.input_tokens.unwrap_or(0) + u.output_tokens.unwrap_or(0);
                     ins.agent_tokens.add(tokens, &labels);
@@ -339,14 +390,17 @@ pub(crate) fn on_close(
             }
             contribution.usage = usage;
             contribution.cost = cost;
-            contribution.model = model;
+            // Only budget events name the model; skip the copy otherwise.
+            if acc.budget.agent_usd.is_some() || acc.budget.agent_tokens.is_some() {
+                contribution.model = model.map(str::to_string);
+            }
         }
         op::EXECUTE_TOOL => {
             contribution.is_tool = true;
             if let Some(ins) = &acc.instruments {
                 let a = metric_attrs(attrs, &[sc::GEN_AI_OPERATION_NAME, sc::GEN_AI_TOOL_NAME, sc::ERROR_TYPE]);
                 ins.tool_duration.record(duration_s, &a);
-                let labels = set_labels(close.agent, None, find_str(attrs, sc::GEN_AI_TOOL_NAME));
+                let labels = set_labels(close.agent, None, string_value(attrs, sc::GEN_AI_TOOL_NAME));
                 ins.agent_tool_calls.add(1, &labels);
                 if close.failed {
                     ins.agent_tool_errors.add(1, &labels);
@@ -382,18 +436,25 @@ pub(crate) fn on_close(
 /// What the layer knows about a closing span besides its attributes.
 pub(crate) struct Closing<'a> {
     pub duration_s: f64,
-    pub trace_id: &'a str,
+    pub trace_id: opentelemetry::trace::TraceId,
     /// The span's agent: its own name, or the nearest agent above it.
-    pub agent: Option<&'a str>,
+    pub agent: Option<&'a opentelemetry::StringValue>,
     pub failed: bool,
 }
 
 /// Labels of the agent metric set: agent, model and tool only.
-fn set_labels(agent: Option<&str>, model: Option<&str>, tool: Option<&str>) -> Vec<KeyValue> {
-    [(m::LABEL_AGENT, agent), (m::LABEL_MODEL, model), (m::LABEL_TOOL, tool)]
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| KeyValue::new(k, v.to_string())))
-        .collect()
+fn set_labels(
+    agent: Option<&opentelemetry::StringValue>,
+    model: Option<opentelemetry::StringValue>,
+    tool: Option<opentelemetry::StringValue>,
+) -> Attrs {
+    let mut out = Attrs::new();
+    for (k, v) in [(m::LABEL_AGENT, agent.cloned()), (m::LABEL_MODEL, model), (m::LABEL_TOOL, tool)] {
+        if let Some(v) = v {
+            out.push(KeyValue::new(k, Value::String(v)));
+        }
+    }
+    out
 }
 
 /// Records `#[traced(metrics)]`'s call counter and duration.
@@ -418,9 +479,9 @@ pub(crate) fn function_metrics(
 /// `agent.requests.active` +1 when an agent starts (returns the label to take it back with).
 pub(crate) fn agent_started(acc: &Accounting, agent: Option<&str>) -> Option<Vec<KeyValue>> {
     let ins = acc.instruments.as_ref()?;
-    let labels = set_labels(agent, None, None);
+    let labels = set_labels(agent.map(|a| opentelemetry::StringValue::from(a.to_string())).as_ref(), None, None);
     ins.agent_active.add(1, &labels);
-    Some(labels)
+    Some(labels.to_vec())
 }
 
 /// `agent.requests.active` -1 when it ends.
@@ -435,7 +496,7 @@ fn check_call_budget(
     usage: Option<&Usage>,
     cost: Option<f64>,
     model: Option<&str>,
-    trace_id: &str,
+    trace_id: opentelemetry::trace::TraceId,
     deferred: &mut Deferred,
 ) {
     let event = |unit, limit, observed| BudgetEvent {
@@ -466,7 +527,7 @@ pub(crate) fn check_agent_budget(
     acc: &Accounting,
     totals: &mut Totals,
     agent: Option<&str>,
-    trace_id: &str,
+    trace_id: opentelemetry::trace::TraceId,
     model: Option<&str>,
     deferred: &mut Deferred,
 ) {

@@ -204,7 +204,9 @@ pub(crate) fn record_response<R: LlmResponse + ?Sized>(span: &Span, response: &R
             r.set_attribute(Key::from_static_str(sc::GEN_AI_RESPONSE_ID), Value::String(id.to_string().into()));
         }
         if let Some(m) = model {
-            r.set_attribute(Key::from_static_str(sc::GEN_AI_RESPONSE_MODEL), Value::String(m.to_string().into()));
+            // Shared: metric attributes clone it without allocating.
+            let m: std::sync::Arc<str> = m.into();
+            r.set_attribute(Key::from_static_str(sc::GEN_AI_RESPONSE_MODEL), Value::String(m.into()));
         }
         if !reasons.is_empty() {
             r.set_attribute(

@@ -136,6 +136,11 @@ impl SpanRecord {
         accounting::find_str(&self.attributes, key)
     }
 
+    /// An attribute's value.
+    pub(crate) fn attr_value(&self, key: &str) -> Option<&Value> {
+        self.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| &kv.value)
+    }
+
     /// This span's context, as propagated to other processes.
     pub(crate) fn span_context(&self) -> SpanContext {
         let flags = if self.sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
@@ -187,7 +192,11 @@ impl SpanRecord {
         match (field.name(), value) {
             (sc::OTEL_NAME, v) => self.name = Cow::Owned(v.into_string()),
             (sc::OTEL_KIND, v) => {
-                if let Some(kind) = parse_kind(&v.into_string()) {
+                let kind = match v {
+                    FieldValue::Str(text) => parse_kind(text),
+                    other => parse_kind(&other.into_string()),
+                };
+                if let Some(kind) = kind {
                     self.kind = kind;
                 }
             }
@@ -234,12 +243,13 @@ impl SpanRecord {
 }
 
 fn parse_kind(s: &str) -> Option<SpanKind> {
-    match s.to_ascii_lowercase().as_str() {
-        "client" => Some(SpanKind::Client),
-        "server" => Some(SpanKind::Server),
-        "producer" => Some(SpanKind::Producer),
-        "consumer" => Some(SpanKind::Consumer),
-        "internal" => Some(SpanKind::Internal),
+    let is = |k: &str| s.eq_ignore_ascii_case(k);
+    match () {
+        _ if is("client") => Some(SpanKind::Client),
+        _ if is("server") => Some(SpanKind::Server),
+        _ if is("producer") => Some(SpanKind::Producer),
+        _ if is("consumer") => Some(SpanKind::Consumer),
+        _ if is("internal") => Some(SpanKind::Internal),
         _ => None,
     }
 }
@@ -265,12 +275,57 @@ impl FieldValue<'_> {
     }
     fn into_value(self) -> Value {
         match self {
-            FieldValue::Str(s) => Value::String(s.to_string().into()),
-            FieldValue::Owned(s) => Value::String(s.into()),
+            FieldValue::Str(s) => Value::String(shared_str(s)),
+            FieldValue::Owned(s) => Value::String(std::sync::Arc::<str>::from(s).into()),
             FieldValue::I64(i) => Value::I64(i),
             FieldValue::F64(f) => Value::F64(f),
             FieldValue::Bool(b) => Value::Bool(b),
         }
+    }
+}
+
+/// Values the GenAI macros record on every span: kept static, so recording
+/// and cloning them (into metric attributes) allocates nothing.
+const COMMON_VALUES: &[&str] = &[
+    sc::operation::CHAT,
+    sc::operation::TEXT_COMPLETION,
+    sc::operation::GENERATE_CONTENT,
+    sc::operation::EMBEDDINGS,
+    sc::operation::EXECUTE_TOOL,
+    sc::operation::INVOKE_AGENT,
+    sc::operation::INVOKE_WORKFLOW,
+    "openai",
+    "anthropic",
+    "aws.bedrock",
+    "azure.ai.openai",
+    "azure.ai.inference",
+    "gcp.gemini",
+    "gcp.vertex_ai",
+    "gcp.gen_ai",
+    "mistral_ai",
+    "cohere",
+    "groq",
+    "deepseek",
+    "perplexity",
+    "x_ai",
+    "ibm.watsonx.ai",
+    "ollama",
+    "function",
+    "extension",
+    "datastore",
+    "client",
+    "server",
+    "internal",
+    "producer",
+    "consumer",
+];
+
+/// A field's string as an attribute value: static when it is a common
+/// one, else shared (one allocation; clones are free).
+fn shared_str(s: &str) -> opentelemetry::StringValue {
+    match COMMON_VALUES.iter().find(|c| **c == s) {
+        Some(c) => (*c).into(),
+        None => std::sync::Arc::<str>::from(s).into(),
     }
 }
 
@@ -426,7 +481,11 @@ where
             name: Cow::Borrowed(meta.name()),
             kind: SpanKind::Internal,
             start: SystemTime::now(),
-            attributes: Vec::with_capacity(meta.fields().len()),
+            // GenAI spans gain a few attributes after creation (model, usage,
+            // cost): room for them up front saves reallocations.
+            attributes: Vec::with_capacity(
+                meta.fields().len() + if meta.fields().field(sc::GEN_AI_OPERATION_NAME).is_some() { 6 } else { 0 },
+            ),
             dropped_attributes: 0,
             events: Vec::new(),
             dropped_events: 0,
@@ -545,23 +604,24 @@ where
             accounting::agent_ended(&pipeline.accounting, &labels);
         }
         if record.genai {
-            let trace_id = record.trace_id.to_string();
+            let trace_id = record.trace_id;
             let gaps = std::mem::take(&mut record.chunk_gaps);
             // The agent this span belongs to: itself, or the nearest agent above.
-            let agent: Option<String> = match record.attr_str(sc::GEN_AI_AGENT_NAME) {
-                Some(own) if record.attr_str(sc::GEN_AI_OPERATION_NAME) == Some(sc::operation::INVOKE_AGENT) => {
-                    Some(own.to_string())
+            let agent_of = |r: &SpanRecord| match r.attr_value(sc::GEN_AI_AGENT_NAME) {
+                Some(Value::String(name))
+                    if r.attr_str(sc::GEN_AI_OPERATION_NAME) == Some(sc::operation::INVOKE_AGENT) =>
+                {
+                    Some(name.clone())
                 }
-                _ => span.scope().skip(1).find_map(|p| {
-                    let ext = p.extensions();
-                    let r = ext.get::<SpanRecord>()?;
-                    (r.attr_str(sc::GEN_AI_OPERATION_NAME) == Some(sc::operation::INVOKE_AGENT))
-                        .then(|| r.attr_str(sc::GEN_AI_AGENT_NAME).map(str::to_string))
-                        .flatten()
-                }),
+                _ => None,
             };
-            let closing =
-                accounting::Closing { duration_s: duration, trace_id: &trace_id, agent: agent.as_deref(), failed };
+            let agent: Option<opentelemetry::StringValue> = agent_of(&record).or_else(|| {
+                span.scope().skip(1).find_map(|p| {
+                    let ext = p.extensions();
+                    ext.get::<SpanRecord>().and_then(agent_of)
+                })
+            });
+            let closing = accounting::Closing { duration_s: duration, trace_id, agent: agent.as_ref(), failed };
             let contribution: Contribution =
                 accounting::on_close(&pipeline.accounting, &mut record.attributes, &closing, &gaps, &mut deferred);
             // A conversation id set on an agent reaches the GenAI spans beneath it.
@@ -593,7 +653,7 @@ where
                             &pipeline.accounting,
                             totals,
                             agent.as_deref(),
-                            &trace_id,
+                            trace_id,
                             contribution.model.as_deref(),
                             &mut deferred,
                         );
