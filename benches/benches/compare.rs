@@ -195,12 +195,14 @@ static TRACING_OTEL: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLoc
 fn main() {
     // observra: metrics aggregate in a pull reader nobody scrapes; spans go
     // to a discarding exporter through observra's batch processor.
-    let guard = observra::init()
-        .service_name("bench")
-        .exporter("discard", Discard)
-        .prometheus_addr("127.0.0.1:0".parse().unwrap())
-        .install()
-        .expect("install observra");
+    let builder = observra::init().service_name("bench").exporter("discard", Discard);
+    // OBSERVRA_BENCH_NO_METRICS=1: no meter provider, to see what the metric records cost.
+    let builder = if std::env::var_os("OBSERVRA_BENCH_NO_METRICS").is_some() {
+        builder
+    } else {
+        builder.prometheus_addr("127.0.0.1:0".parse().expect("address"))
+    };
+    let guard = builder.install().expect("install observra");
 
     // The raw SDK and tracing-opentelemetry: their own providers.
     let tracer_provider = SdkTracerProvider::builder().with_batch_exporter(Discard).build();
