@@ -5,6 +5,11 @@
 //!
 //! It reads only the span's attributes, so a hand-written `tracing` span
 //! with the same `gen_ai.*` fields is treated exactly like a macro's.
+//!
+//! Cost, totals and budgets are worked out on the caller's thread (the span
+//! must carry them); the GenAI metric records are not: the caller queues a
+//! compact [`MetricJob`] and the `observra-metrics` thread records it. A full
+//! queue drops the job and counts it (`health().metric_jobs_dropped`).
 
 use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
 use opentelemetry::{Key, KeyValue, Value};
@@ -15,6 +20,7 @@ use crate::genai::Usage;
 use crate::semconv::{self as sc, metrics as m, operation as op};
 
 /// The GenAI instruments, built once per pipeline.
+#[derive(Clone)]
 pub(crate) struct Instruments {
     operation_duration: Histogram<f64>,
     token_usage: Histogram<u64>,
@@ -123,6 +129,8 @@ impl Instruments {
 /// Cost, budgets and the callback: the pipeline's accounting settings.
 pub(crate) struct Accounting {
     pub instruments: Option<Instruments>,
+    /// Where the GenAI metric records go to be recorded off the caller's thread.
+    pub metrics: Option<MetricsQueue>,
     pub prices: CostTable,
     pub budget: Budget,
     pub window: Option<Window>,
@@ -342,27 +350,24 @@ pub(crate) fn on_close(
             if let Some(c) = cost {
                 attrs.push(KeyValue::new(sc::OBSERVRA_COST_USD, c));
             }
-            if let Some(ins) = &acc.instruments {
-                let mattrs = metric_attrs(attrs, LLM_METRIC_KEYS);
-                ins.operation_duration.record(duration_s, &mattrs);
-                if let Some(u) = &usage {
-                    for (kind, n) in [("input", u.input_tokens), ("output", u.output_tokens)] {
-                        if let Some(n) = n {
-                            let a = mattrs.clone().with(KeyValue::new(sc::GEN_AI_TOKEN_TYPE, kind));
-                            ins.token_usage.record(n, &a);
-                        }
-                    }
-                }
-                if let Some(Value::F64(ttfc)) = find(attrs, sc::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK) {
-                    ins.time_to_first_chunk.record(*ttfc, &mattrs);
-                }
-                for gap in chunk_gaps {
-                    ins.time_per_output_chunk.record(*gap, &mattrs);
-                }
-                if let Some(c) = cost {
-                    let cattrs = metric_attrs(attrs, &[sc::GEN_AI_PROVIDER_NAME, sc::GEN_AI_REQUEST_MODEL]);
-                    ins.cost.add(c, &cattrs);
-                }
+            if let Some(q) = &acc.metrics {
+                let ttfc = match find(attrs, sc::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK) {
+                    Some(Value::F64(t)) => Some(*t),
+                    _ => None,
+                };
+                q.send(MetricJob {
+                    op: operation,
+                    duration_s,
+                    failed: close.failed,
+                    attrs: metric_attrs(attrs, LLM_METRIC_KEYS),
+                    usage,
+                    cost,
+                    ttfc,
+                    gaps: chunk_gaps.to_vec(),
+                    agent: close.agent.cloned(),
+                    model: model_value.clone(),
+                    tool: None,
+                });
             }
             check_call_budget(acc, usage.as_ref(), cost, model, trace_id, deferred);
             if let (Some(window), Some(c)) = (&acc.window, cost) {
@@ -378,16 +383,6 @@ pub(crate) fn on_close(
                     });
                 }
             }
-            if let Some(ins) = &acc.instruments {
-                let labels = set_labels(close.agent, model_value.clone(), None);
-                if let Some(u) = &usage {
-                    let tokens = u.input_tokens.unwrap_or(0) + u.output_tokens.unwrap_or(0);
-                    ins.agent_tokens.add(tokens, &labels);
-                }
-                if let Some(c) = cost {
-                    ins.agent_cost.add(c, &labels);
-                }
-            }
             contribution.usage = usage;
             contribution.cost = cost;
             // Only budget events name the model; skip the copy otherwise.
@@ -397,40 +392,203 @@ pub(crate) fn on_close(
         }
         op::EXECUTE_TOOL => {
             contribution.is_tool = true;
-            if let Some(ins) = &acc.instruments {
+            if let Some(q) = &acc.metrics {
                 let a = metric_attrs(attrs, &[sc::GEN_AI_OPERATION_NAME, sc::GEN_AI_TOOL_NAME, sc::ERROR_TYPE]);
-                ins.tool_duration.record(duration_s, &a);
-                let labels = set_labels(close.agent, None, string_value(attrs, sc::GEN_AI_TOOL_NAME));
-                ins.agent_tool_calls.add(1, &labels);
-                if close.failed {
-                    ins.agent_tool_errors.add(1, &labels);
-                }
+                q.send(MetricJob::simple(operation, close, a).with_tool(string_value(attrs, sc::GEN_AI_TOOL_NAME)));
             }
         }
         op::INVOKE_AGENT => {
-            if let Some(ins) = &acc.instruments {
+            if let Some(q) = &acc.metrics {
                 let a = metric_attrs(
                     attrs,
                     &[sc::GEN_AI_OPERATION_NAME, sc::GEN_AI_AGENT_NAME, sc::GEN_AI_PROVIDER_NAME, sc::ERROR_TYPE],
                 );
-                ins.agent_duration.record(duration_s, &a);
-                let labels = set_labels(close.agent, None, None);
-                ins.agent_requests.add(1, &labels);
-                ins.agent_request_duration.record(duration_s, &labels);
-                if close.failed {
-                    ins.agent_errors.add(1, &labels);
-                }
+                q.send(MetricJob::simple(operation, close, a));
             }
         }
         op::INVOKE_WORKFLOW => {
-            if let Some(ins) = &acc.instruments {
+            if let Some(q) = &acc.metrics {
                 let a = metric_attrs(attrs, &[sc::GEN_AI_OPERATION_NAME, sc::GEN_AI_WORKFLOW_NAME, sc::ERROR_TYPE]);
-                ins.workflow_duration.record(duration_s, &a);
+                q.send(MetricJob::simple(operation, close, a));
             }
         }
         _ => {}
     }
     contribution
+}
+
+/// The metric records of one closing GenAI span, queued by the caller and
+/// recorded on the metrics thread.
+pub(crate) struct MetricJob {
+    op: &'static str,
+    duration_s: f64,
+    failed: bool,
+    /// The metric attributes of the operation's duration histogram.
+    attrs: Attrs,
+    usage: Option<Usage>,
+    cost: Option<f64>,
+    ttfc: Option<f64>,
+    gaps: Vec<f64>,
+    agent: Option<opentelemetry::StringValue>,
+    model: Option<opentelemetry::StringValue>,
+    tool: Option<opentelemetry::StringValue>,
+}
+
+impl MetricJob {
+    fn simple(op: &'static str, close: &Closing<'_>, attrs: Attrs) -> Self {
+        MetricJob {
+            op,
+            duration_s: close.duration_s,
+            failed: close.failed,
+            attrs,
+            usage: None,
+            cost: None,
+            ttfc: None,
+            gaps: Vec::new(),
+            agent: close.agent.cloned(),
+            model: None,
+            tool: None,
+        }
+    }
+    fn with_tool(mut self, tool: Option<opentelemetry::StringValue>) -> Self {
+        self.tool = tool;
+        self
+    }
+
+    /// Records everything the job stands for.
+    fn record(self, ins: &Instruments) {
+        let d = self.duration_s;
+        match self.op {
+            o if op::LLM.contains(&o) => {
+                let mattrs = &self.attrs;
+                ins.operation_duration.record(d, mattrs);
+                if let Some(u) = &self.usage {
+                    for (kind, n) in [("input", u.input_tokens), ("output", u.output_tokens)] {
+                        if let Some(n) = n {
+                            let a = mattrs.clone().with(KeyValue::new(sc::GEN_AI_TOKEN_TYPE, kind));
+                            ins.token_usage.record(n, &a);
+                        }
+                    }
+                }
+                if let Some(t) = self.ttfc {
+                    ins.time_to_first_chunk.record(t, mattrs);
+                }
+                for gap in &self.gaps {
+                    ins.time_per_output_chunk.record(*gap, mattrs);
+                }
+                if let Some(c) = self.cost {
+                    let cattrs = metric_attrs(mattrs, &[sc::GEN_AI_PROVIDER_NAME, sc::GEN_AI_REQUEST_MODEL]);
+                    ins.cost.add(c, &cattrs);
+                }
+                let labels = set_labels(self.agent.as_ref(), self.model.clone(), None);
+                if let Some(u) = &self.usage {
+                    ins.agent_tokens.add(u.input_tokens.unwrap_or(0) + u.output_tokens.unwrap_or(0), &labels);
+                }
+                if let Some(c) = self.cost {
+                    ins.agent_cost.add(c, &labels);
+                }
+            }
+            op::EXECUTE_TOOL => {
+                ins.tool_duration.record(d, &self.attrs);
+                let labels = set_labels(self.agent.as_ref(), None, self.tool.clone());
+                ins.agent_tool_calls.add(1, &labels);
+                if self.failed {
+                    ins.agent_tool_errors.add(1, &labels);
+                }
+            }
+            op::INVOKE_AGENT => {
+                ins.agent_duration.record(d, &self.attrs);
+                let labels = set_labels(self.agent.as_ref(), None, None);
+                ins.agent_requests.add(1, &labels);
+                ins.agent_request_duration.record(d, &labels);
+                if self.failed {
+                    ins.agent_errors.add(1, &labels);
+                }
+            }
+            op::INVOKE_WORKFLOW => ins.workflow_duration.record(d, &self.attrs),
+            _ => {}
+        }
+    }
+}
+
+// Boxing the job would allocate on the caller's thread for every span.
+#[allow(clippy::large_enum_variant)]
+enum MetricMsg {
+    Job(MetricJob),
+    /// Reply once everything queued before is recorded.
+    Flush(std::sync::mpsc::SyncSender<()>),
+    Stop(std::sync::mpsc::SyncSender<()>),
+}
+
+/// Jobs dropped because the metrics queue was full, since the process started.
+pub(crate) static METRIC_JOBS_DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Queue of the metrics thread.
+pub(crate) struct MetricsQueue {
+    tx: std::sync::mpsc::SyncSender<MetricMsg>,
+}
+
+impl MetricsQueue {
+    /// Bound of the queue, in jobs.
+    const CAPACITY: usize = 8192;
+
+    /// Starts the `observra-metrics` thread recording on `ins`.
+    pub(crate) fn start(ins: Instruments) -> std::io::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<MetricMsg>(Self::CAPACITY);
+        std::thread::Builder::new().name("observra-metrics".into()).spawn(move || {
+            crate::layer::suppress_current_thread();
+            while let Ok(msg) = rx.recv() {
+                match msg {
+                    MetricMsg::Job(job) => {
+                        // A panic in a metric reader must not stop the recording.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.record(&ins)));
+                    }
+                    MetricMsg::Flush(reply) => {
+                        let _ = reply.send(());
+                    }
+                    MetricMsg::Stop(reply) => {
+                        let _ = reply.send(());
+                        return;
+                    }
+                }
+            }
+        })?;
+        Ok(MetricsQueue { tx })
+    }
+
+    /// Queues a job; never blocks. A full queue drops it and counts it.
+    fn send(&self, job: MetricJob) {
+        if let Err(std::sync::mpsc::TrySendError::Full(_)) = self.tx.try_send(MetricMsg::Job(job)) {
+            METRIC_JOBS_DROPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn request(&self, make: fn(std::sync::mpsc::SyncSender<()>) -> MetricMsg, deadline: std::time::Duration) -> bool {
+        let (reply, done) = std::sync::mpsc::sync_channel(1);
+        let until = std::time::Instant::now() + deadline;
+        let mut msg = make(reply);
+        loop {
+            match self.tx.try_send(msg) {
+                Ok(()) => break,
+                Err(std::sync::mpsc::TrySendError::Full(m)) if std::time::Instant::now() < until => {
+                    msg = m;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(_) => return false,
+            }
+        }
+        done.recv_timeout(until.saturating_duration_since(std::time::Instant::now())).is_ok()
+    }
+
+    /// Waits (at most `deadline`) until every job queued so far is recorded.
+    pub(crate) fn flush(&self, deadline: std::time::Duration) -> bool {
+        self.request(MetricMsg::Flush, deadline)
+    }
+
+    /// Records what is queued and stops the thread, waiting at most `deadline`.
+    pub(crate) fn stop(&self, deadline: std::time::Duration) -> bool {
+        self.request(MetricMsg::Stop, deadline)
+    }
 }
 
 /// What the layer knows about a closing span besides its attributes.

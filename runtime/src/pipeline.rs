@@ -372,8 +372,16 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
         mp.meter(sc::SCOPE_NAME)
     });
     let instruments = meter.as_ref().map(crate::accounting::Instruments::new);
+    let metrics = match &instruments {
+        Some(ins) => Some(crate::accounting::MetricsQueue::start(ins.clone()).map_err(|e| Error::Exporter {
+            backend: "metrics",
+            reason: format!("starting the metrics thread: {e}"),
+        })?),
+        None => None,
+    };
     let accounting = crate::accounting::Accounting {
         instruments,
+        metrics,
         prices: settings.prices,
         window: settings.budget.window.map(|(w, usd)| crate::budget::Window::new(w, usd)),
         budget: settings.budget,
@@ -448,6 +456,12 @@ fn take_and_stop(deadline: Duration) -> Result<ShutdownReport> {
         });
     }
     let mut metrics_error = None;
+    if let Some(q) = &pipeline.accounting.metrics {
+        // Every span has ended: record their metrics before the last collection.
+        if !q.stop(until.saturating_duration_since(Instant::now()).max(Duration::from_millis(10))) {
+            metrics_error = Some("the metrics thread did not finish in time".to_string());
+        }
+    }
     if let Some(mp) = &pipeline.meter_provider {
         let left = until.saturating_duration_since(Instant::now()).max(Duration::from_millis(10));
         if let Err(e) = mp.shutdown_with_timeout(left) {
@@ -678,6 +692,11 @@ pub fn flush() -> Result<()> {
             problems.push(format!("{}: {e}", p.stats.name));
         }
     }
+    if let Some(q) = &pipeline.accounting.metrics {
+        if !q.flush(until.saturating_duration_since(Instant::now())) {
+            problems.push("metrics: the metrics thread did not catch up in time".to_string());
+        }
+    }
     if let Some(mp) = &pipeline.meter_provider {
         if let Err(e) = mp.force_flush() {
             problems.push(format!("metrics: {e}"));
@@ -741,6 +760,8 @@ pub struct Health {
     pub metric_points_exported: u64,
     /// Metric data points in metric exports that failed.
     pub metric_points_failed: u64,
+    /// GenAI metric records dropped because the metrics thread's queue was full.
+    pub metric_jobs_dropped: u64,
     /// Median export-call time over the recent calls of the installed backends.
     pub export_latency_p50: Option<Duration>,
     /// 99th-percentile export-call time over the same window.
@@ -834,6 +855,7 @@ pub fn health() -> Health {
         logs_exported: t.log_records,
         metric_points_exported: METRIC_POINTS_EXPORTED.load(Ordering::Relaxed),
         metric_points_failed: METRIC_POINTS_FAILED.load(Ordering::Relaxed),
+        metric_jobs_dropped: crate::accounting::METRIC_JOBS_DROPPED.load(Ordering::Relaxed),
         export_latency_p50: percentile(&mut all_latencies.clone(), 0.5),
         export_latency_p99: percentile(&mut all_latencies, 0.99),
         last_error,
