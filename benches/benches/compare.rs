@@ -228,8 +228,8 @@ fn main() {
     let health = observra::health();
     drop(guard);
     eprintln!(
-        "observra pipeline: produced {}, exported {}, dropped {}",
-        health.spans_produced, health.spans_exported, health.spans_dropped
+        "observra pipeline: produced {}, exported {}, dropped {}; metric jobs dropped {}",
+        health.spans_produced, health.spans_exported, health.spans_dropped, health.metric_jobs_dropped
     );
     let _ = Context::current().span().span_context().is_valid();
 }

@@ -272,3 +272,30 @@ fn a_disk_error_after_install_is_counted_not_a_panic() {
     let report = guard.shutdown().expect("report");
     assert_eq!(report.backends[0].flushed, 0);
 }
+
+/// A user's exporter: collects span names.
+#[derive(Debug, Clone, Default)]
+struct Collect(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl opentelemetry_sdk::trace::SpanExporter for Collect {
+    async fn export(&self, batch: Vec<opentelemetry_sdk::trace::SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.lock().unwrap().extend(batch.into_iter().map(|s| s.name.to_string()));
+        Ok(())
+    }
+}
+
+#[test]
+fn any_sdk_span_exporter_can_be_a_backend_of_its_own() {
+    let _s = serial();
+    let mine = Collect::default();
+    let e = [("OTEL_BSP_SCHEDULE_DELAY".to_string(), "60000".to_string())];
+    let guard = observra::init().env_from(e).exporter("mine", mine.clone()).install().expect("install");
+    assert_eq!(observra::health().backends.iter().map(|b| b.backend).collect::<Vec<_>>(), ["mine"], "the only one");
+    run(false).expect("run");
+    leaky();
+    let report = guard.shutdown().expect("report");
+    assert_eq!((report.backends[0].backend, report.backends[0].flushed), ("mine", 5));
+    let mut names = mine.0.lock().unwrap().clone();
+    names.sort();
+    assert_eq!(names, ["chat gpt-4o-mini", "chat gpt-4o-mini", "execute_tool lookup", "invoke_agent support", "leaky"]);
+}
