@@ -106,73 +106,50 @@ fn grpc_metadata(headers: &[(String, String)]) -> Result<opentelemetry_otlp::ton
     Ok(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(header_map(headers)?))
 }
 
+/// The same OTLP builder calls for every signal: the SDK's span, log and
+/// metric exporter builders have the same methods but no common trait.
+macro_rules! otlp_exporter {
+    ($builder:expr, $settings:expr, $what:literal $(, $extra:ident($arg:expr))*) => {{
+        use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+        let s: &SignalSettings = $settings;
+        match s.protocol {
+            Protocol::HttpProtobuf => $builder
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_endpoint(s.endpoint.clone())
+                .with_timeout(s.timeout)
+                .with_headers(s.headers.iter().cloned().collect())
+                $(.$extra($arg))*
+                .build(),
+            Protocol::Grpc => $builder
+                .with_tonic()
+                .with_endpoint(s.endpoint.clone())
+                .with_timeout(s.timeout)
+                .with_metadata(grpc_metadata(&s.headers)?)
+                $(.$extra($arg))*
+                .build(),
+        }
+        .map_err(exporter_error($what))
+    }};
+}
+
 fn span_exporter(t: &SignalSettings) -> Result<opentelemetry_otlp::SpanExporter> {
-    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
-    match t.protocol {
-        Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_endpoint(t.endpoint.clone())
-            .with_timeout(t.timeout)
-            .with_headers(t.headers.iter().cloned().collect())
-            .build(),
-        Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(t.endpoint.clone())
-            .with_timeout(t.timeout)
-            .with_metadata(grpc_metadata(&t.headers)?)
-            .build(),
-    }
-    .map_err(exporter_error("otlp traces"))
+    otlp_exporter!(opentelemetry_otlp::SpanExporter::builder(), t, "otlp traces")
 }
 
 fn log_exporter(t: &SignalSettings) -> Result<opentelemetry_otlp::LogExporter> {
-    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
-    match t.protocol {
-        Protocol::HttpProtobuf => opentelemetry_otlp::LogExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_endpoint(t.endpoint.clone())
-            .with_timeout(t.timeout)
-            .with_headers(t.headers.iter().cloned().collect())
-            .build(),
-        Protocol::Grpc => opentelemetry_otlp::LogExporter::builder()
-            .with_tonic()
-            .with_endpoint(t.endpoint.clone())
-            .with_timeout(t.timeout)
-            .with_metadata(grpc_metadata(&t.headers)?)
-            .build(),
-    }
-    .map_err(exporter_error("otel_log"))
+    otlp_exporter!(opentelemetry_otlp::LogExporter::builder(), t, "otel_log")
 }
 
 fn metric_exporter(
     m: &SignalSettings,
     temporality: crate::config::Temporality,
 ) -> Result<opentelemetry_otlp::MetricExporter> {
-    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
     let temporality = match temporality {
         crate::config::Temporality::Cumulative => opentelemetry_sdk::metrics::Temporality::Cumulative,
         crate::config::Temporality::Delta => opentelemetry_sdk::metrics::Temporality::Delta,
     };
-    match m.protocol {
-        Protocol::HttpProtobuf => opentelemetry_otlp::MetricExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_endpoint(m.endpoint.clone())
-            .with_timeout(m.timeout)
-            .with_headers(m.headers.iter().cloned().collect())
-            .with_temporality(temporality)
-            .build(),
-        Protocol::Grpc => opentelemetry_otlp::MetricExporter::builder()
-            .with_tonic()
-            .with_endpoint(m.endpoint.clone())
-            .with_timeout(m.timeout)
-            .with_metadata(grpc_metadata(&m.headers)?)
-            .with_temporality(temporality)
-            .build(),
-    }
-    .map_err(exporter_error("otlp metrics"))
+    otlp_exporter!(opentelemetry_otlp::MetricExporter::builder(), m, "otlp metrics", with_temporality(temporality))
 }
 
 /// Metric data points delivered / not delivered by the OTLP metric exporter.

@@ -30,6 +30,23 @@ use prost::Message;
 #[path = "../../examples/src/fake_openai.rs"]
 pub mod fake_openai;
 
+/// An API error with an HTTP status, as the tests' fake model clients
+/// return it: `error.type` is the status code.
+#[derive(Debug)]
+pub struct ApiError(pub u16);
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP {}", self.0)
+    }
+}
+
+impl observra::ErrorType for ApiError {
+    fn error_type(&self) -> std::borrow::Cow<'static, str> {
+        self.0.to_string().into()
+    }
+}
+
 /// How a request reached the receiver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hmac::Mac;
 use observra::{Backend, LlmResponse, Usage, Webhook, agent, llm_call, tool_call};
-use observra_test_support::{Receiver, SharedBuf, Transport, Val, otlp_env, serial};
+use observra_test_support::{ApiError, Receiver, SharedBuf, Transport, Val, otlp_env, serial};
 
 #[derive(Debug)]
 struct Reply;
@@ -16,21 +16,6 @@ struct Reply;
 impl LlmResponse for Reply {
     fn usage(&self) -> Option<Usage> {
         Some(Usage::new(120, 30))
-    }
-}
-
-#[derive(Debug)]
-struct ApiError(u16);
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "HTTP {}", self.0)
-    }
-}
-
-impl observra::ErrorType for ApiError {
-    fn error_type(&self) -> std::borrow::Cow<'static, str> {
-        self.0.to_string().into()
     }
 }
 

@@ -3,8 +3,9 @@
 //! For each fault (a collector that refuses connections, one that holds
 //! every request for 10 s, one that answers 500, one that answers 429 with
 //! `Retry-After`, and a webhook that fails every other request), an
-//! instrumented GenAI workload runs first against a healthy receiver and
-//! then against the faulty one, in the same test. Checked each time:
+//! instrumented GenAI workload runs first against a healthy receiver of the
+//! same kind (OTLP or webhook) and then against the faulty one, alternating
+//! five times in the same test. Checked each time:
 //!
 //! - the workload's per-call time with the fault is within 1.2× of the
 //!   healthy one (see [`measure`] for how noise is kept out);
@@ -200,16 +201,30 @@ fn otlp_vars(rx: &Receiver, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     v
 }
 
-/// The workload against a healthy OTLP receiver: the baseline.
-fn healthy_rounds() -> Vec<Round> {
+/// Which backend the healthy baseline uses: the one the fault is put on.
+#[derive(Clone, Copy)]
+enum Healthy {
+    Otlp,
+    Webhook,
+}
+
+/// The workload against a healthy receiver: the baseline.
+fn healthy_rounds(kind: Healthy) -> Vec<Round> {
     let rx = Receiver::start();
-    let guard = observra::init().env_from(otlp_vars(&rx, &[])).install().expect("install");
+    rx.set_keep_bodies(false);
+    let guard = match kind {
+        Healthy::Otlp => observra::init().env_from(otlp_vars(&rx, &[])).install(),
+        Healthy::Webhook => {
+            observra::init().env_from(vars(&[])).webhook(Webhook::new(format!("{}/hook", rx.http_endpoint()))).install()
+        }
+    }
+    .expect("install");
     for i in 0..200 {
         step(i).expect("warm-up");
     }
     let run = workload();
     drop(guard);
-    assert!(!rx.spans().is_empty(), "the healthy receiver got spans");
+    assert!(!rx.spans().is_empty() || !rx.webhooks().is_empty(), "the healthy receiver got spans");
     run.rounds
 }
 
@@ -226,13 +241,13 @@ fn healthy_rounds() -> Vec<Round> {
 /// backend, would show in every round, the fastest included. (Sabotage
 /// check: with `on_end` doing a blocking `send`, the stall case measures
 /// 25× and fails.) Medians are printed too.
-fn measure(fault: &str, mut faulty: impl FnMut(usize) -> Run) {
+fn measure(fault: &str, kind: Healthy, mut faulty: impl FnMut(usize) -> Run) {
     let (mut cpu_ratios, mut wall_ratios) = (Vec::new(), Vec::new());
     let (mut growth, mut max_queued, mut max_exporting) = (0, 0, 0);
     let best = |v: &[Round], f: fn(&Round) -> Duration| quantile(v.iter().map(f).collect(), 0.1);
     let ratio = |a: Duration, b: Duration| b.as_secs_f64() / a.as_secs_f64();
     for pair in 0..PAIRS {
-        let healthy = healthy_rounds();
+        let healthy = healthy_rounds(kind);
         let run = faulty(pair);
         let (cpu_h, cpu_f) = (best(&healthy, |r| r.cpu), best(&run.rounds, |r| r.cpu));
         let (wall_h, wall_f) = (best(&healthy, |r| r.wall), best(&run.rounds, |r| r.wall));
@@ -291,7 +306,7 @@ fn recovers(rx: &Receiver, fault: &str) {
 /// A receiver with a fault the test can switch off.
 fn otlp_fault(fault: &str, set: impl Fn(&Receiver), clear: impl Fn(&Receiver)) {
     let _s = serial();
-    measure(fault, |pair| {
+    measure(fault, Healthy::Otlp, |pair| {
         let rx = Receiver::start();
         set(&rx);
         let guard = observra::init().env_from(otlp_vars(&rx, &[])).install().expect("install");
@@ -325,7 +340,7 @@ fn a_collector_that_holds_every_request_for_10_seconds() {
 #[test]
 fn a_collector_that_refuses_connections() {
     let _s = serial();
-    measure("connection refused", |pair| {
+    measure("connection refused", Healthy::Otlp, |pair| {
         // A port nobody listens on: connections are refused.
         let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         let e = vars(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &format!("http://{addr}"))]);
@@ -347,7 +362,7 @@ fn a_collector_that_refuses_connections() {
 #[test]
 fn a_webhook_that_fails_every_other_request() {
     let _s = serial();
-    measure("flaky webhook", |_| {
+    measure("flaky webhook", Healthy::Webhook, |_| {
         let rx = Receiver::start();
         let flaky: Vec<(u16, Option<&str>)> =
             (0..10_000).map(|i| if i % 2 == 0 { (503, None) } else { (200, None) }).collect();

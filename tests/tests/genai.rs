@@ -16,7 +16,7 @@ use observra::{
     Budget, BudgetEvent, BudgetKind, CaptureMode, CostTable, LlmChunk, LlmResponse, Message, Price, Usage, agent,
     llm_call, tool_call, workflow,
 };
-use observra_test_support::{ReceivedSpan, Receiver, Val, otlp_env, serial, span};
+use observra_test_support::{ApiError, ReceivedSpan, Receiver, Val, otlp_env, serial, span};
 
 #[derive(Debug, Clone)]
 struct ChatRequest {
@@ -51,21 +51,6 @@ impl LlmResponse for ChatResponse {
     }
     fn output_messages(&self) -> Option<Vec<Message>> {
         Some(vec![Message::text("assistant", self.text.clone()).with_finish_reason(self.finish)])
-    }
-}
-
-#[derive(Debug)]
-struct ApiError(u16);
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "HTTP {}", self.0)
-    }
-}
-
-impl observra::ErrorType for ApiError {
-    fn error_type(&self) -> std::borrow::Cow<'static, str> {
-        self.0.to_string().into()
     }
 }
 
