@@ -88,14 +88,10 @@ pub struct Options<'a> {
     pub key: Option<[u8; 32]>,
 }
 
-/// Builds the package.
+/// Builds the package from the spans of the period (`opts.since` and
+/// `opts.until` only label it).
 pub fn build(spans: &[Span], opts: &Options<'_>) -> Result<Value, String> {
-    let spans: Vec<&Span> = spans
-        .iter()
-        .filter(|s| opts.since.is_none_or(|t| s.start_ns >= t) && opts.until.is_none_or(|t| s.start_ns < t))
-        .collect();
-    let owned: Vec<Span> = spans.iter().map(|s| (*s).clone()).collect();
-    let runs = observra::analytics::runs(&owned);
+    let runs = observra::analytics::runs(spans);
 
     let mut agents: BTreeMap<String, u64> = BTreeMap::new();
     let mut models: BTreeMap<String, u64> = BTreeMap::new();
@@ -103,9 +99,11 @@ pub fn build(spans: &[Span], opts: &Options<'_>) -> Result<Value, String> {
     let mut tools: BTreeMap<String, u64> = BTreeMap::new();
     let mut redactions: BTreeMap<String, u64> = BTreeMap::new();
     let mut content: BTreeMap<&str, u64> = BTreeMap::new();
+    // Traces in which some span captured message content.
+    let mut captured_traces: std::collections::HashSet<&str> = std::collections::HashSet::new();
     let (mut oversight, mut errors) = (Vec::new(), Vec::new());
     let (mut cost, mut tokens_in, mut tokens_out, mut llm_calls, mut tool_calls) = (0.0, 0.0, 0.0, 0u64, 0u64);
-    for s in &spans {
+    for s in spans {
         if s.is_agent() {
             *agents.entry(s.str_attr("gen_ai.agent.name").unwrap_or(&s.name).to_string()).or_default() += 1;
         }
@@ -126,6 +124,7 @@ pub fn build(spans: &[Span], opts: &Options<'_>) -> Result<Value, String> {
             let in_events = s.events.iter().any(|e| e["attributes"].get(attr).is_some());
             if s.attributes.contains_key(attr) || in_events {
                 *content.entry(kind).or_default() += 1;
+                captured_traces.insert(s.trace_id.as_str());
             }
         }
         count_redactions(&Value::Object(s.attributes.clone()), &mut redactions);
@@ -155,14 +154,7 @@ pub fn build(spans: &[Span], opts: &Options<'_>) -> Result<Value, String> {
             }));
         }
     }
-    let captured = |run: &observra::analytics::RunMetrics| {
-        spans.iter().any(|s| {
-            s.trace_id == run.trace_id
-                && CONTENT_KINDS.iter().any(|(a, _)| {
-                    s.attributes.contains_key(*a) || s.events.iter().any(|e| e["attributes"].get(*a).is_some())
-                })
-        })
-    };
+    let captured = |run: &observra::analytics::RunMetrics| captured_traces.contains(run.trace_id.as_str());
     let run_rows: Vec<Value> = runs
         .iter()
         .map(|r| {

@@ -184,10 +184,7 @@ fn run_baseline(command: BaselineCommand) -> Result<(), (u8, String)> {
     let input = |e: spans::ReadError| (2, e.to_string());
     match command {
         BaselineCommand::Update { from, last, since, baseline } => {
-            let since = since
-                .map(|s| summary::parse_time(&s, now_ns()))
-                .transpose()
-                .map_err(|e| (2, format!("--since: {e}")))?;
+            let (since, _) = period(since, None)?;
             let spans = spans::read_all(&from).map_err(input)?;
             let runs = baseline::select_runs(&spans, since, last);
             let b = observra::analytics::Baseline::compute(&runs);
@@ -231,6 +228,24 @@ fn run_baseline(command: BaselineCommand) -> Result<(), (u8, String)> {
     }
 }
 
+/// `--since` and `--until` (30m, 2h, 7d, or an RFC 3339 time) as ns since the epoch.
+fn period(since: Option<String>, until: Option<String>) -> Result<(Option<u64>, Option<u64>), (u8, String)> {
+    let now = now_ns();
+    let parse = |flag: &str, v: Option<String>| {
+        v.map(|s| summary::parse_time(&s, now)).transpose().map_err(|e| (2, format!("{flag}: {e}")))
+    };
+    Ok((parse("--since", since)?, parse("--until", until)?))
+}
+
+/// Every span of `files` that started in `[since, until)`.
+fn read_period(files: &[PathBuf], since: Option<u64>, until: Option<u64>) -> Result<Vec<spans::Span>, (u8, String)> {
+    Ok(spans::read_all(files)
+        .map_err(|e| (2, e.to_string()))?
+        .into_iter()
+        .filter(|s| since.is_none_or(|t| s.start_ns >= t) && until.is_none_or(|t| s.start_ns < t))
+        .collect())
+}
+
 fn now_ns() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
@@ -248,16 +263,8 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
             }
         }
         Command::Summary { files, since, until, format } => {
-            let now = now_ns();
-            let since =
-                since.map(|s| summary::parse_time(&s, now)).transpose().map_err(|e| (2, format!("--since: {e}")))?;
-            let until =
-                until.map(|s| summary::parse_time(&s, now)).transpose().map_err(|e| (2, format!("--until: {e}")))?;
-            let spans: Vec<_> = spans::read_all(&files)
-                .map_err(input)?
-                .into_iter()
-                .filter(|s| since.is_none_or(|t| s.start_ns >= t) && until.is_none_or(|t| s.start_ns < t))
-                .collect();
+            let (since, until) = period(since, until)?;
+            let spans = read_period(&files, since, until)?;
             let result = summary::summarize(&spans);
             if format == "json" {
                 println!("{result:#}");
@@ -268,15 +275,11 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
         }
         Command::Baseline { command } => run_baseline(command),
         Command::Export { format: _, from, since, until, output, key } => {
-            let now = now_ns();
-            let since =
-                since.map(|s| summary::parse_time(&s, now)).transpose().map_err(|e| (2, format!("--since: {e}")))?;
-            let until =
-                until.map(|s| summary::parse_time(&s, now)).transpose().map_err(|e| (2, format!("--until: {e}")))?;
+            let (since, until) = period(since, until)?;
             let key =
                 key.map(|k| observra::audit::parse_key(&k)).transpose().map_err(|e| (2, format!("--key: {e}")))?;
             let files = spans::expand(&from).map_err(input)?;
-            let spans = spans::read_all(&files).map_err(input)?;
+            let spans = read_period(&files, since, until)?;
             let opts = audit_export::Options { files: &files, since, until, key };
             let package = audit_export::build(&spans, &opts).map_err(|e| (2, e))?;
             let text = serde_json::to_string_pretty(&package).unwrap_or_default() + "\n";

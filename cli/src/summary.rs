@@ -53,24 +53,19 @@ pub fn summarize(spans: &[Span]) -> Value {
     let mut agents: BTreeMap<String, Group> = BTreeMap::new();
     let mut tools: BTreeMap<String, Group> = BTreeMap::new();
     for s in spans {
-        match s.str_attr("gen_ai.operation.name") {
-            Some("chat" | "text_completion" | "generate_content" | "embeddings") => {
-                let model = s.str_attr("gen_ai.request.model").unwrap_or("unknown");
-                models.entry(model.to_string()).or_default().add(s);
-            }
-            Some("invoke_agent") => {
-                let agent = s.str_attr("gen_ai.agent.name").unwrap_or("unnamed");
-                let g = agents.entry(agent.to_string()).or_default();
-                g.add(s);
-                g.input_tokens += s.num_attr("observra.total.input_tokens").unwrap_or(0.0);
-                g.output_tokens += s.num_attr("observra.total.output_tokens").unwrap_or(0.0);
-                g.cost_usd += s.num_attr("observra.total.cost.usd").unwrap_or(0.0);
-            }
-            Some("execute_tool") => {
-                let tool = s.str_attr("gen_ai.tool.name").unwrap_or("unnamed");
-                tools.entry(tool.to_string()).or_default().add(s);
-            }
-            _ => {}
+        if s.is_llm_call() {
+            let model = s.str_attr("gen_ai.request.model").unwrap_or("unknown");
+            models.entry(model.to_string()).or_default().add(s);
+        } else if s.is_agent() {
+            let agent = s.str_attr("gen_ai.agent.name").unwrap_or("unnamed");
+            let g = agents.entry(agent.to_string()).or_default();
+            g.add(s);
+            g.input_tokens += s.num_attr("observra.total.input_tokens").unwrap_or(0.0);
+            g.output_tokens += s.num_attr("observra.total.output_tokens").unwrap_or(0.0);
+            g.cost_usd += s.num_attr("observra.total.cost.usd").unwrap_or(0.0);
+        } else if s.is_tool_call() {
+            let tool = s.str_attr("gen_ai.tool.name").unwrap_or("unnamed");
+            tools.entry(tool.to_string()).or_default().add(s);
         }
     }
     let section =

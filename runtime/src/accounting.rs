@@ -208,7 +208,8 @@ pub(crate) struct Deferred {
     pub unknown_model: Option<String>,
 }
 
-fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
+/// The attribute `key` of `attrs`, if present.
+pub(crate) fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
     attrs.iter().find(|kv| kv.key.as_str() == key).map(|kv| &kv.value)
 }
 
@@ -566,18 +567,8 @@ impl MetricsQueue {
     fn request(&self, make: fn(std::sync::mpsc::SyncSender<()>) -> MetricMsg, deadline: std::time::Duration) -> bool {
         let (reply, done) = std::sync::mpsc::sync_channel(1);
         let until = std::time::Instant::now() + deadline;
-        let mut msg = make(reply);
-        loop {
-            match self.tx.try_send(msg) {
-                Ok(()) => break,
-                Err(std::sync::mpsc::TrySendError::Full(m)) if std::time::Instant::now() < until => {
-                    msg = m;
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
-                Err(_) => return false,
-            }
-        }
-        done.recv_timeout(until.saturating_duration_since(std::time::Instant::now())).is_ok()
+        crate::batch::send_within(&self.tx, make(reply), until).is_ok()
+            && done.recv_timeout(until.saturating_duration_since(std::time::Instant::now())).is_ok()
     }
 
     /// Waits (at most `deadline`) until every job queued so far is recorded.

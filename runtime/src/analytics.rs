@@ -135,15 +135,15 @@ impl RecordedSpan {
     }
     /// Whether this is a model call (chat, completion, generate_content, embeddings).
     pub fn is_llm_call(&self) -> bool {
-        matches!(self.operation(), Some("chat" | "text_completion" | "generate_content" | "embeddings"))
+        self.operation().is_some_and(|o| crate::semconv::operation::LLM.contains(&o))
     }
     /// Whether this is a tool execution.
     pub fn is_tool_call(&self) -> bool {
-        self.operation() == Some("execute_tool")
+        self.operation() == Some(crate::semconv::operation::EXECUTE_TOOL)
     }
     /// Whether this is an agent run.
     pub fn is_agent(&self) -> bool {
-        self.operation() == Some("invoke_agent")
+        self.operation() == Some(crate::semconv::operation::INVOKE_AGENT)
     }
 }
 

@@ -83,10 +83,14 @@ pub fn key_id(key: &[u8; 32]) -> String {
 
 fn mac_of(key: &[u8; 32], record: &Map<String, Value>) -> String {
     // serde_json maps are ordered by key, so the bytes are canonical.
-    let bytes = serde_json::to_vec(record).unwrap_or_default();
+    hmac_hex(key, &serde_json::to_vec(record).unwrap_or_default())
+}
+
+/// HMAC-SHA256 of `bytes` under `key`, lower-case hex.
+pub(crate) fn hmac_hex(key: &[u8], bytes: &[u8]) -> String {
     // HMAC accepts keys of any length, so this cannot fail.
     let Ok(mut mac) = <HmacSha256 as Mac>::new_from_slice(key) else { return String::new() };
-    mac.update(&bytes);
+    mac.update(bytes);
     hex(&mac.finalize().into_bytes())
 }
 

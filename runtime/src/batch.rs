@@ -94,8 +94,9 @@ impl LegStats {
     }
 }
 
-/// Totals of legs whose pipeline has stopped, folded together so the
-/// registry stays small however often the pipeline is re-installed.
+/// A leg's figures read at one moment, or several legs' summed (the legs
+/// whose pipeline has stopped are folded into one, so the registry stays
+/// small however often the pipeline is re-installed).
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Totals {
     pub produced: u64,
@@ -110,27 +111,7 @@ pub(crate) struct Totals {
 }
 
 impl Totals {
-    fn add(&mut self, s: &LegStats) {
-        self.produced += s.produced.load(Ordering::Acquire);
-        self.queued += s.queued.load(Ordering::Acquire);
-        self.in_flight += s.in_flight.load(Ordering::Acquire);
-        self.dropped += s.dropped.load(Ordering::Acquire);
-        self.exported += s.exported.load(Ordering::Acquire);
-        self.failed += s.failed.load(Ordering::Acquire);
-        self.export_ok += s.export_ok.load(Ordering::Acquire);
-        self.export_err += s.export_err.load(Ordering::Acquire);
-        self.log_records += s.log_records.load(Ordering::Acquire);
-    }
-}
-
-struct Registry {
-    live: Vec<Arc<LegStats>>,
-    retired: Totals,
-}
-
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
-    live: Vec::new(),
-    retired: Totals {
+    const ZERO: Totals = Totals {
         produced: 0,
         queued: 0,
         in_flight: 0,
@@ -140,8 +121,42 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
         export_ok: 0,
         export_err: 0,
         log_records: 0,
-    },
-});
+    };
+
+    /// One leg's figures now.
+    pub(crate) fn of(s: &LegStats) -> Totals {
+        Totals {
+            produced: s.produced.load(Ordering::Acquire),
+            queued: s.queued.load(Ordering::Acquire),
+            in_flight: s.in_flight.load(Ordering::Acquire),
+            dropped: s.dropped.load(Ordering::Acquire),
+            exported: s.exported.load(Ordering::Acquire),
+            failed: s.failed.load(Ordering::Acquire),
+            export_ok: s.export_ok.load(Ordering::Acquire),
+            export_err: s.export_err.load(Ordering::Acquire),
+            log_records: s.log_records.load(Ordering::Acquire),
+        }
+    }
+
+    fn merge(&mut self, o: Totals) {
+        self.produced += o.produced;
+        self.queued += o.queued;
+        self.in_flight += o.in_flight;
+        self.dropped += o.dropped;
+        self.exported += o.exported;
+        self.failed += o.failed;
+        self.export_ok += o.export_ok;
+        self.export_err += o.export_err;
+        self.log_records += o.log_records;
+    }
+}
+
+struct Registry {
+    live: Vec<Arc<LegStats>>,
+    retired: Totals,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry { live: Vec::new(), retired: Totals::ZERO });
 
 /// Spans that ended after their pipeline stopped: dropped, counted here.
 pub(crate) static ORPHANED: AtomicU64 = AtomicU64::new(0);
@@ -161,19 +176,11 @@ fn register(name: &'static str) -> Arc<LegStats> {
 fn retire(stats: &Arc<LegStats>) {
     let mut reg = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
     reg.live.retain(|s| !Arc::ptr_eq(s, stats));
-    let mut t = Totals::default();
-    t.add(stats);
+    let mut t = Totals::of(stats);
     t.dropped += t.queued + t.in_flight;
     t.queued = 0;
     t.in_flight = 0;
-    let r = &mut reg.retired;
-    r.produced += t.produced;
-    r.dropped += t.dropped;
-    r.exported += t.exported;
-    r.failed += t.failed;
-    r.export_ok += t.export_ok;
-    r.export_err += t.export_err;
-    r.log_records += t.log_records;
+    reg.retired.merge(t);
 }
 
 /// Process-wide totals over every leg ever started (plus orphaned spans as dropped).
@@ -181,7 +188,7 @@ pub(crate) fn totals() -> Totals {
     let reg = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
     let mut t = reg.retired;
     for s in &reg.live {
-        t.add(s);
+        t.merge(Totals::of(s));
     }
     let orphaned = ORPHANED.load(Ordering::Acquire);
     t.produced += orphaned;
@@ -386,22 +393,37 @@ impl BatchProcessor {
 
     fn send(&self, make: fn(SyncSender<Result<(), String>>) -> Control, deadline: Duration, what: &str) -> Pending {
         let (tx, rx) = sync_channel(1);
-        let start = Instant::now();
-        // The control channel is small; retry briefly if it is momentarily full.
-        let mut msg = make(tx);
-        loop {
-            match self.control.try_send(msg) {
-                Ok(()) => return Pending { rx: Some(rx), error: None },
-                Err(TrySendError::Disconnected(_)) => {
-                    return Pending { rx: None, error: Some(format!("{what}: the export thread has stopped")) };
+        match send_within(&self.control, make(tx), Instant::now() + deadline) {
+            Ok(()) => Pending { rx: Some(rx), error: None },
+            Err(SendFailure::Stopped) => {
+                Pending { rx: None, error: Some(format!("{what}: the export thread has stopped")) }
+            }
+            Err(SendFailure::TimedOut) => Pending { rx: None, error: Some(format!("{what}: timed out")) },
+        }
+    }
+}
+
+/// Why [`send_within`] could not send.
+pub(crate) enum SendFailure {
+    /// The receiving thread has stopped.
+    Stopped,
+    /// The channel stayed full until the deadline.
+    TimedOut,
+}
+
+/// Sends `msg` on a small control channel, retrying briefly while it is
+/// momentarily full, until `until`.
+pub(crate) fn send_within<T>(tx: &SyncSender<T>, mut msg: T, until: Instant) -> Result<(), SendFailure> {
+    loop {
+        match tx.try_send(msg) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Disconnected(_)) => return Err(SendFailure::Stopped),
+            Err(TrySendError::Full(m)) => {
+                if Instant::now() >= until {
+                    return Err(SendFailure::TimedOut);
                 }
-                Err(TrySendError::Full(m)) => {
-                    if start.elapsed() >= deadline {
-                        return Pending { rx: None, error: Some(format!("{what}: timed out")) };
-                    }
-                    msg = m;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
+                msg = m;
+                std::thread::sleep(Duration::from_millis(1));
             }
         }
     }

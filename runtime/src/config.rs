@@ -922,18 +922,26 @@ fn resolve_webhook(b: &mut Builder, env: &EnvSource) -> Result<crate::webhook::W
         }
     };
     validate_endpoint(url_setting, &hook.url)?;
-    for (k, v) in &hook.headers {
-        if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
-            return Err(Error::invalid(header_setting, k.clone(), "not a valid HTTP header name"));
-        }
-        if http::HeaderValue::from_str(v).is_err() {
-            return Err(Error::invalid(header_setting, k.clone(), "the value has characters HTTP does not allow"));
-        }
-    }
+    header_map(header_setting, &hook.headers)?;
     if hook.timeout.is_zero() {
         return Err(Error::invalid(Setting::Builder("webhook"), "0", "the request timeout must be above zero"));
     }
     Ok(hook)
+}
+
+/// Headers as an `http::HeaderMap`; a bad name or value is an error naming
+/// `setting` and the header.
+pub(crate) fn header_map(setting: Setting, headers: &[(String, String)]) -> Result<http::HeaderMap> {
+    let mut map = http::HeaderMap::new();
+    for (k, v) in headers {
+        let name = http::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| Error::invalid(setting.clone(), k.clone(), "not a valid HTTP header name"))?;
+        let value = http::HeaderValue::from_str(v).map_err(|_| {
+            Error::invalid(setting.clone(), k.clone(), "the header value has characters HTTP does not allow")
+        })?;
+        map.append(name, value);
+    }
+    Ok(map)
 }
 
 /// Resolved OTLP exporter settings, per signal.

@@ -138,7 +138,7 @@ impl SpanRecord {
 
     /// An attribute's value.
     pub(crate) fn attr_value(&self, key: &str) -> Option<&Value> {
-        self.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| &kv.value)
+        accounting::find(&self.attributes, key)
     }
 
     /// This span's context, as propagated to other processes.

@@ -89,21 +89,9 @@ fn exporter_error(backend: &'static str) -> impl Fn(opentelemetry_otlp::Exporter
     move |e| Error::Exporter { backend, reason: e.to_string() }
 }
 
-fn header_map(headers: &[(String, String)]) -> Result<http::HeaderMap> {
-    let mut map = http::HeaderMap::new();
-    for (k, v) in headers {
-        let name = http::HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| Error::invalid(Setting::Builder("header"), k.clone(), "not a valid HTTP header name"))?;
-        let value = http::HeaderValue::from_str(v).map_err(|_| {
-            Error::invalid(Setting::Builder("header"), k.clone(), "the header value has characters HTTP does not allow")
-        })?;
-        map.append(name, value);
-    }
-    Ok(map)
-}
-
 fn grpc_metadata(headers: &[(String, String)]) -> Result<opentelemetry_otlp::tonic_types::metadata::MetadataMap> {
-    Ok(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(header_map(headers)?))
+    let map = crate::config::header_map(Setting::Builder("header"), headers)?;
+    Ok(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(map))
 }
 
 /// The same OTLP builder calls for every signal: the SDK's span, log and
@@ -415,13 +403,13 @@ fn take_and_stop(deadline: Duration) -> Result<ShutdownReport> {
     let deadline = deadline.min(pipeline.shutdown_timeout);
     let start = Instant::now();
     let until = start + deadline;
-    let before: Vec<_> = pipeline.processors.iter().map(|p| LegSnapshot::of(&p.stats)).collect();
+    let before: Vec<_> = pipeline.processors.iter().map(|p| crate::batch::Totals::of(&p.stats)).collect();
     // Every leg shuts down at once, so a slow one cannot eat the others' time.
     let pending: Vec<_> = pipeline.processors.iter().map(|p| p.begin_shutdown(deadline)).collect();
     let mut backends = Vec::with_capacity(pending.len());
     for ((p, pending), before) in pipeline.processors.iter().zip(pending).zip(before) {
         let result = p.wait(pending, until, "shutdown");
-        let after = LegSnapshot::of(&p.stats);
+        let after = crate::batch::Totals::of(&p.stats);
         let timed_out = matches!(&result, Err(e) if e.ends_with("timed out"));
         backends.push(BackendReport {
             backend: p.stats.name,
@@ -456,27 +444,6 @@ fn take_and_stop(deadline: Duration) -> Result<ShutdownReport> {
         rt.shutdown_background();
     }
     Ok(ShutdownReport { backends, metrics_error, elapsed: start.elapsed() })
-}
-
-#[derive(Clone, Copy)]
-struct LegSnapshot {
-    exported: u64,
-    dropped: u64,
-    failed: u64,
-    queued: u64,
-    in_flight: u64,
-}
-
-impl LegSnapshot {
-    fn of(s: &crate::batch::LegStats) -> Self {
-        LegSnapshot {
-            exported: s.exported.load(Ordering::Acquire),
-            dropped: s.dropped.load(Ordering::Acquire),
-            failed: s.failed.load(Ordering::Acquire),
-            queued: s.queued.load(Ordering::Acquire),
-            in_flight: s.in_flight.load(Ordering::Acquire),
-        }
-    }
 }
 
 /// What [`shutdown`] (or [`crate::Guard::shutdown`]) did, backend by backend.
@@ -795,6 +762,7 @@ pub fn health() -> Health {
                 .iter()
                 .map(|proc| {
                     let l = &proc.stats;
+                    let t = crate::batch::Totals::of(l);
                     let mut lat = l.latencies();
                     all_latencies.extend_from_slice(&lat);
                     let err = l.last_error();
@@ -803,14 +771,14 @@ pub fn health() -> Health {
                     }
                     BackendHealth {
                         backend: l.name,
-                        produced: l.produced.load(Ordering::Acquire),
-                        queued: l.queued.load(Ordering::Acquire),
-                        exporting: l.in_flight.load(Ordering::Acquire),
-                        exported: l.exported.load(Ordering::Acquire),
-                        failed: l.failed.load(Ordering::Acquire),
-                        dropped: l.dropped.load(Ordering::Acquire),
-                        successes: l.export_ok.load(Ordering::Acquire),
-                        failures: l.export_err.load(Ordering::Acquire),
+                        produced: t.produced,
+                        queued: t.queued,
+                        exporting: t.in_flight,
+                        exported: t.exported,
+                        failed: t.failed,
+                        dropped: t.dropped,
+                        successes: t.export_ok,
+                        failures: t.export_err,
                         latency_p50: percentile(&mut lat, 0.5),
                         latency_p99: percentile(&mut lat, 0.99),
                         last_error: err,

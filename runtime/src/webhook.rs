@@ -275,11 +275,7 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 
 /// HMAC-SHA256 of `body` under `key`, lower-case hex.
 pub fn hmac_hex(key: &[u8], body: &[u8]) -> String {
-    use hmac::Mac;
-    // HMAC takes keys of any length.
-    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts any key length");
-    mac.update(body);
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    crate::audit::hmac_hex(key, body)
 }
 
 fn seed() -> u64 {
