@@ -27,11 +27,24 @@ pub struct SpanPlan {
     pub on_value: Option<TokenStream>,
     /// Wrap the returned stream (`#[llm_call(stream)]`).
     pub stream: bool,
+    /// Statements run first once a `tracing` span exists (not on the dedicated path).
+    pub tracing_only: Vec<TokenStream>,
+    /// `#[llm_call]`'s dedicated path: an expression giving
+    /// `Option<::observra::__private::FastSpan>`, tried before a `tracing` span.
+    pub fast: Option<TokenStream>,
 }
 
 impl SpanPlan {
     pub fn new(name: LitStr) -> Self {
-        SpanPlan { name, fields: Vec::new(), dynamic: Vec::new(), on_value: None, stream: false }
+        SpanPlan {
+            name,
+            fields: Vec::new(),
+            dynamic: Vec::new(),
+            on_value: None,
+            stream: false,
+            tracing_only: Vec::new(),
+            fast: None,
+        }
     }
     /// Adds a static field.
     pub fn field(&mut self, key: impl ToTokens, value: impl ToTokens) {
@@ -188,7 +201,7 @@ fn expand(mut plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
         let key = LitStr::new(&syn::ext::IdentExt::unraw(&p).to_string(), p.span());
         plan.fields.push(quote_spanned!(p.span()=> #key = ::observra::__private::debug_arg(&#p)));
     }
-    let (name, fields, dynamic) = (&plan.name, &plan.fields, &plan.dynamic);
+    let (name, fields, dynamic, tracing_only) = (&plan.name, &plan.fields, &plan.dynamic, &plan.tracing_only);
 
     let fake_return = match &sig.output {
         ReturnType::Type(_, ty) if !contains_impl_trait(ty) => quote! {
@@ -209,8 +222,22 @@ fn expand(mut plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
     // The span is only built when `tracing` could record it at all; with no
     // subscriber that check is one relaxed atomic load, and the body runs as
     // if uninstrumented.
+    let (fast_decl, not_fast) = match &plan.fast {
+        Some(fast) => (
+            quote! {
+                let __observra_fast = if ::observra::__private::enabled() { #fast } else { ::core::option::Option::None };
+                // Before the body takes the parameters, as on the `tracing` path.
+                if let ::core::option::Option::Some(__observra_span) = __observra_fast.as_ref() {
+                    #(#dynamic)*
+                }
+            },
+            quote!(__observra_fast.is_none() &&),
+        ),
+        None => (TokenStream::new(), TokenStream::new()),
+    };
     let make_span = quote! {
-        let __observra_span = if ::observra::__private::enabled() {
+        #fast_decl
+        let __observra_span = if #not_fast ::observra::__private::enabled() {
             let __observra_span = ::observra::__private::tracing::span!(
                 target: ::core::module_path!(),
                 ::observra::__private::tracing::Level::INFO,
@@ -218,6 +245,7 @@ fn expand(mut plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
                 #(, #fields)*
             );
             if !__observra_span.is_disabled() {
+                #(#tracing_only)*
                 #(#dynamic)*
             }
             ::core::option::Option::Some(__observra_span)
@@ -275,13 +303,18 @@ fn expand(mut plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
     };
     // Only the way the body is defined and called differs between async and
     // sync functions; the rest of the template is shared.
-    let (define_body, plain_call, instrumented_call) = if sig.asyncness.is_some() {
+    let (define_body, plain_call, instrumented_call, fast_call) = if sig.asyncness.is_some() {
         (
             quote!(let __observra_body = async move #body;),
             quote!(__observra_body.await),
             quote! {
                 let (__observra_ret, __observra_span) =
                     ::observra::__private::instrument(__observra_span, __observra_body).await;
+                let __observra_span_ref = &__observra_span;
+            },
+            quote! {
+                let (__observra_ret, __observra_span) =
+                    ::observra::__private::fast_instrument(__observra_span, __observra_body).await;
                 let __observra_span_ref = &__observra_span;
             },
         )
@@ -294,13 +327,16 @@ fn expand(mut plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
                 let __observra_ret = __observra_body();
                 let __observra_span_ref = __observra_guard.span();
             },
+            quote! {
+                let __observra_guard = ::observra::__private::FastSync::enter(__observra_span);
+                let __observra_ret = __observra_body();
+                let __observra_span_ref = __observra_guard.span();
+            },
         )
     };
     let needs_return_handling = is_result || plan.on_value.is_some() || plan.stream;
     let on_return = if needs_return_handling { on_return } else { TokenStream::new() };
-    let new_body = quote! {
-        #make_span
-        #define_body
+    let tracing_arms = quote! {
         match __observra_span {
             ::core::option::Option::None => {
                 let __observra_ret = #plain_call;
@@ -315,6 +351,25 @@ fn expand(mut plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
                 __observra_ret
             }
         }
+    };
+    // The dedicated path (only `#[llm_call]` without `stream`, so no wrap).
+    let arms = match &plan.fast {
+        Some(_) => quote! {
+            if let ::core::option::Option::Some(__observra_span) = __observra_fast {
+                #fast_call
+                let _ = __observra_span_ref;
+                #on_return
+                __observra_ret
+            } else {
+                #tracing_arms
+            }
+        },
+        None => tracing_arms,
+    };
+    let new_body = quote! {
+        #make_span
+        #define_body
+        #arms
     };
 
     let mut out = TokenStream::new();

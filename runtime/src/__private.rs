@@ -18,8 +18,61 @@ pub use tracing;
 use tracing::Span;
 use tracing::span::EnteredSpan;
 
+pub use crate::fast::{
+    FastInstrumented, FastSpan, FastStart, FastSync, LlmSite, begin as fast_begin, instrument as fast_instrument,
+};
+pub use crate::layer::Sink;
 use crate::layer::with_record;
 use crate::semconv as sc;
+
+/// What the macros' helpers record on: a `tracing` span, or a model call
+/// of the dedicated path.
+pub trait Target {
+    /// True when nothing is being recorded.
+    fn disabled(&self) -> bool;
+    /// Runs `f` on the record, if there is one.
+    fn with_sink_dyn(&self, f: &mut dyn FnMut(&mut dyn Sink));
+}
+
+impl Target for Span {
+    #[inline]
+    fn disabled(&self) -> bool {
+        self.is_disabled()
+    }
+    fn with_sink_dyn(&self, f: &mut dyn FnMut(&mut dyn Sink)) {
+        with_record(self, |r| f(r));
+    }
+}
+
+impl Target for FastSpan {
+    #[inline]
+    fn disabled(&self) -> bool {
+        self.is_disabled()
+    }
+    fn with_sink_dyn(&self, f: &mut dyn FnMut(&mut dyn Sink)) {
+        self.with(|frame| f(frame));
+    }
+}
+
+impl<T: Target + ?Sized> Target for &T {
+    #[inline]
+    fn disabled(&self) -> bool {
+        (**self).disabled()
+    }
+    fn with_sink_dyn(&self, f: &mut dyn FnMut(&mut dyn Sink)) {
+        (**self).with_sink_dyn(f)
+    }
+}
+
+/// Runs `f` once on the record of `target`, if there is one.
+pub(crate) fn with_sink<T: Target + ?Sized>(target: &T, f: impl FnOnce(&mut dyn Sink)) {
+    let mut f = Some(f);
+    target.with_sink_dyn(&mut |sink| {
+        if let Some(f) = f.take() {
+            f(sink)
+        }
+    });
+}
 
 /// Keeps a sync function's span entered for the call and notices panics.
 pub struct SyncSpan {
@@ -121,8 +174,13 @@ pub fn record_failure(span: &Span, error_type: &'static str, message: &'static s
 
 /// Records an `Err` return: status ERROR with the message, `error.type`,
 /// and an `exception` event with the error's type and message.
-pub fn record_error(span: &Span, error_type: Cow<'static, str>, message: String, exception_type: &'static str) {
-    with_record(span, |r| {
+pub fn record_error<T: Target + ?Sized>(
+    span: &T,
+    error_type: Cow<'static, str>,
+    message: String,
+    exception_type: &'static str,
+) {
+    with_sink(span, |r| {
         let event = Event::new(
             sc::EXCEPTION_EVENT,
             SystemTime::now(),
@@ -139,12 +197,12 @@ pub fn record_error(span: &Span, error_type: Cow<'static, str>, message: String,
 
 /// Sets a typed attribute on `span` (arrays stay arrays). `None` sets nothing.
 #[inline]
-pub fn set_attribute<T: crate::AttributeValue + ?Sized>(span: &Span, key: &'static str, value: &T) {
-    if span.is_disabled() {
+pub fn set_attribute<S: Target + ?Sized, T: crate::AttributeValue + ?Sized>(span: &S, key: &'static str, value: &T) {
+    if span.disabled() {
         return;
     }
     if let Some(v) = value.to_attribute_value() {
-        with_record(span, |r| r.set_attribute(Key::from_static_str(key), v));
+        with_sink(span, |r| r.set_attribute(Key::from_static_str(key), v));
     }
 }
 
@@ -266,7 +324,7 @@ pub fn llm_start_static(span: &Span, name: &'static str, model: &'static str) {
 
 /// Records what an [`crate::LlmResponse`] exposes.
 #[inline]
-pub fn record_llm_response<R: crate::LlmResponse + ?Sized>(span: &Span, response: &R) {
+pub fn record_llm_response<T: Target + ?Sized, R: crate::LlmResponse + ?Sized>(span: &T, response: &R) {
     crate::genai::record_response(span, response);
 }
 
@@ -277,24 +335,28 @@ pub fn capturing() -> bool {
 }
 
 /// Captures messages under `key`.
-pub fn capture_messages<T: crate::CaptureMessages + ?Sized>(span: &Span, key: &'static str, value: &T) {
+pub fn capture_messages<S: Target + ?Sized, T: crate::CaptureMessages + ?Sized>(
+    span: &S,
+    key: &'static str,
+    value: &T,
+) {
     let json = value.to_messages_json();
-    with_record(span, |r| crate::content::record_json(r, key, &json));
+    with_sink(span, |r| crate::content::record_json(r, key, &json));
 }
 
 /// Captures system instructions: a string becomes one text part.
-pub fn capture_system<T: crate::CaptureContent + ?Sized>(span: &Span, key: &'static str, value: &T) {
+pub fn capture_system<S: Target + ?Sized, T: crate::CaptureContent + ?Sized>(span: &S, key: &'static str, value: &T) {
     let json = match value.to_content_json() {
         serde_json::Value::String(s) => serde_json::json!([{"type": "text", "content": s}]),
         other => other,
     };
-    with_record(span, |r| crate::content::record_json(r, key, &json));
+    with_sink(span, |r| crate::content::record_json(r, key, &json));
 }
 
 /// Captures tool arguments or results under `key`.
-pub fn capture_content<T: crate::CaptureContent + ?Sized>(span: &Span, key: &'static str, value: &T) {
+pub fn capture_content<S: Target + ?Sized, T: crate::CaptureContent + ?Sized>(span: &S, key: &'static str, value: &T) {
     let json = value.to_content_json();
-    with_record(span, |r| crate::content::record_json(r, key, &json));
+    with_sink(span, |r| crate::content::record_json(r, key, &json));
 }
 
 /// A tool's return value, for capturing it when its type allows.
@@ -303,20 +365,20 @@ pub struct ResultRef<'a, T: ?Sized>(pub &'a T);
 /// Captures a tool result whose type implements [`crate::CaptureContent`].
 pub trait ViaCapture {
     /// Captures the value.
-    fn __observra_capture(&self, span: &Span, key: &'static str);
+    fn __observra_capture<S: Target + ?Sized>(&self, span: &S, key: &'static str);
 }
 impl<T: crate::CaptureContent + ?Sized> ViaCapture for &ResultRef<'_, T> {
-    fn __observra_capture(&self, span: &Span, key: &'static str) {
+    fn __observra_capture<S: Target + ?Sized>(&self, span: &S, key: &'static str) {
         capture_content(span, key, self.0);
     }
 }
 /// Other tool results are not captured.
 pub trait ViaNoCapture {
     /// Does nothing.
-    fn __observra_capture(&self, span: &Span, key: &'static str);
+    fn __observra_capture<S: Target + ?Sized>(&self, span: &S, key: &'static str);
 }
 impl<T: ?Sized> ViaNoCapture for ResultRef<'_, T> {
-    fn __observra_capture(&self, _span: &Span, _key: &'static str) {}
+    fn __observra_capture<S: Target + ?Sized>(&self, _span: &S, _key: &'static str) {}
 }
 
 /// Declared-metric support for `observra::metrics!`.

@@ -11,6 +11,9 @@
 //! compact [`MetricJob`] and the `observra-metrics` thread records it. A full
 //! queue drops the job and counts it (`health().metric_jobs_dropped`).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
 use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
 use opentelemetry::{Key, KeyValue, Value};
 
@@ -332,22 +335,14 @@ pub(crate) fn on_close(
         o if op::LLM.contains(&o) => {
             contribution.is_llm = true;
             let usage = usage_of(attrs);
-            let model_value = string_value(attrs, sc::GEN_AI_RESPONSE_MODEL)
-                .filter(|m| acc.prices.price(m.as_str()).is_some())
-                .or_else(|| string_value(attrs, sc::GEN_AI_REQUEST_MODEL));
+            let (model_value, cost) = llm_cost(
+                acc,
+                usage.as_ref(),
+                string_value(attrs, sc::GEN_AI_RESPONSE_MODEL).as_ref(),
+                string_value(attrs, sc::GEN_AI_REQUEST_MODEL).as_ref(),
+                deferred,
+            );
             let model = model_value.as_ref().map(|m| m.as_str());
-            let cost = match (&usage, model) {
-                (Some(u), Some(model)) => match acc.prices.cost(model, u) {
-                    Some(c) => Some(c),
-                    None => {
-                        if acc.prices.price(model).is_none() && crate::cost::first_miss(model) {
-                            deferred.unknown_model = Some(model.to_string());
-                        }
-                        None
-                    }
-                },
-                _ => None,
-            };
             if let Some(c) = cost {
                 attrs.push(KeyValue::new(sc::OBSERVRA_COST_USD, c));
             }
@@ -370,20 +365,7 @@ pub(crate) fn on_close(
                     tool: None,
                 });
             }
-            check_call_budget(acc, usage.as_ref(), cost, model, trace_id, deferred);
-            if let (Some(window), Some(c)) = (&acc.window, cost) {
-                if let Some(total) = window.add(c) {
-                    deferred.budget_events.push(BudgetEvent {
-                        kind: BudgetKind::Window,
-                        unit: "usd",
-                        limit: window.limit(),
-                        observed: total,
-                        model: model.map(str::to_string),
-                        agent: None,
-                        trace_id: trace_id.to_string(),
-                    });
-                }
-            }
+            llm_budgets(acc, usage.as_ref(), cost, model, trace_id, deferred);
             contribution.usage = usage;
             contribution.cost = cost;
             // Only budget events name the model; skip the copy otherwise.
@@ -416,6 +398,99 @@ pub(crate) fn on_close(
         _ => {}
     }
     contribution
+}
+
+/// The model a model call is priced by (the response model when it has a
+/// price, else the request model) and the call's cost, if both are known.
+/// An unknown model is noted once in `deferred` for a warning.
+pub(crate) fn llm_cost(
+    acc: &Accounting,
+    usage: Option<&Usage>,
+    response_model: Option<&opentelemetry::StringValue>,
+    request_model: Option<&opentelemetry::StringValue>,
+    deferred: &mut Deferred,
+) -> (Option<opentelemetry::StringValue>, Option<f64>) {
+    let model_value = response_model.filter(|m| acc.prices.price(m.as_str()).is_some()).or(request_model).cloned();
+    let cost = match (usage, model_value.as_ref()) {
+        (Some(u), Some(model)) => match acc.prices.cost(model.as_str(), u) {
+            Some(c) => Some(c),
+            None => {
+                if acc.prices.price(model.as_str()).is_none() && crate::cost::first_miss(model.as_str()) {
+                    deferred.unknown_model = Some(model.to_string());
+                }
+                None
+            }
+        },
+        _ => None,
+    };
+    (model_value, cost)
+}
+
+/// The per-call and per-window budget checks of one model call.
+pub(crate) fn llm_budgets(
+    acc: &Accounting,
+    usage: Option<&Usage>,
+    cost: Option<f64>,
+    model: Option<&str>,
+    trace_id: opentelemetry::trace::TraceId,
+    deferred: &mut Deferred,
+) {
+    check_call_budget(acc, usage, cost, model, trace_id, deferred);
+    if let (Some(window), Some(c)) = (&acc.window, cost) {
+        if let Some(total) = window.add(c) {
+            deferred.budget_events.push(BudgetEvent {
+                kind: BudgetKind::Window,
+                unit: "usd",
+                limit: window.limit(),
+                observed: total,
+                model: model.map(str::to_string),
+                agent: None,
+                trace_id: trace_id.to_string(),
+            });
+        }
+    }
+}
+
+impl Accounting {
+    /// Whether any budget is set: then every model call's cost is worked
+    /// out on the caller's thread, where the budget callback runs.
+    pub(crate) fn has_budgets(&self) -> bool {
+        let b = &self.budget;
+        b.call_usd.is_some()
+            || b.call_tokens.is_some()
+            || b.agent_usd.is_some()
+            || b.agent_tokens.is_some()
+            || self.window.is_some()
+    }
+}
+
+/// Records a model call's metrics now (the dedicated path, on the metrics thread).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn record_llm(
+    ins: &Instruments,
+    operation: &'static str,
+    attrs: &[KeyValue],
+    duration_s: f64,
+    failed: bool,
+    usage: Option<Usage>,
+    cost: Option<f64>,
+    agent: Option<opentelemetry::StringValue>,
+    model: Option<opentelemetry::StringValue>,
+) {
+    MetricJob {
+        op: operation,
+        duration_s,
+        failed,
+        attrs: metric_attrs(attrs, LLM_METRIC_KEYS),
+        usage,
+        cost,
+        ttfc: None,
+        gaps: Vec::new(),
+        agent,
+        model,
+        tool: None,
+    }
+    .record(ins)
 }
 
 /// The metric records of one closing GenAI span, queued by the caller and
@@ -512,73 +587,165 @@ impl MetricJob {
     }
 }
 
-// Boxing the job would allocate on the caller's thread for every span.
+/// What the caller's threads hand to the `observra-metrics` thread.
+// Boxing would allocate on the caller's thread for every span.
 #[allow(clippy::large_enum_variant)]
-enum MetricMsg {
+enum Data {
+    /// The metric records of a span that closed on the `tracing` path.
     Job(MetricJob),
+    /// A model call of the dedicated path: assembled into a span and its metrics there.
+    Span(crate::fast::FastFrame),
+}
+
+enum Control {
+    /// The queue holds a batch: drain it now.
+    Wake,
     /// Reply once everything queued before is recorded.
     Flush(std::sync::mpsc::SyncSender<()>),
     Stop(std::sync::mpsc::SyncSender<()>),
 }
 
 /// Jobs dropped because the metrics queue was full, since the process started.
-pub(crate) static METRIC_JOBS_DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+pub(crate) static METRIC_JOBS_DROPPED: AtomicU64 = AtomicU64::new(0);
 
-/// Queue of the metrics thread.
+/// Queue of the `observra-metrics` thread. The thread sleeps on a timer and
+/// on a control channel, never on the data: a caller wakes it only when a
+/// batch has built up, so a call costs a slot write, not a futex wake.
 pub(crate) struct MetricsQueue {
-    tx: std::sync::mpsc::SyncSender<MetricMsg>,
+    data: std::sync::mpsc::SyncSender<Data>,
+    control: std::sync::mpsc::SyncSender<Control>,
+    depth: Arc<AtomicUsize>,
+    wake_sent: Arc<AtomicBool>,
 }
 
 impl MetricsQueue {
-    /// Bound of the queue, in jobs.
+    /// Bound of the queue.
     const CAPACITY: usize = 8192;
+    /// Depth at which a caller wakes the thread.
+    const WAKE_AT: usize = 512;
+    /// How often the thread drains the queue when nobody wakes it.
+    const TICK: std::time::Duration = std::time::Duration::from_millis(20);
 
-    /// Starts the `observra-metrics` thread recording on `ins`.
-    pub(crate) fn start(ins: Instruments) -> std::io::Result<Self> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<MetricMsg>(Self::CAPACITY);
+    /// Starts the `observra-metrics` thread: it records GenAI metrics on
+    /// `ins` (when a meter is installed) and assembles the dedicated path's
+    /// model calls into spans for `pipeline`.
+    pub(crate) fn start(
+        ins: Option<Instruments>,
+        pipeline: std::sync::Weak<crate::pipeline::Pipeline>,
+    ) -> std::io::Result<Self> {
+        let (data, data_rx) = std::sync::mpsc::sync_channel::<Data>(Self::CAPACITY);
+        let (control, control_rx) = std::sync::mpsc::sync_channel::<Control>(16);
+        let depth = Arc::new(AtomicUsize::new(0));
+        let wake_sent = Arc::new(AtomicBool::new(false));
+        let (thread_depth, thread_wake) = (depth.clone(), wake_sent.clone());
         std::thread::Builder::new().name("observra-metrics".into()).spawn(move || {
             crate::layer::suppress_current_thread();
-            while let Ok(msg) = rx.recv() {
-                match msg {
-                    MetricMsg::Job(job) => {
-                        // A panic in a metric reader must not stop the recording.
-                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.record(&ins)));
+            let drain = || {
+                let mut taken = 0;
+                while let Ok(item) = data_rx.try_recv() {
+                    // The shared depth is updated in steps, not per item: callers write it too.
+                    taken += 1;
+                    if taken == 64 {
+                        thread_depth.fetch_sub(taken, Ordering::AcqRel);
+                        taken = 0;
                     }
-                    MetricMsg::Flush(reply) => {
+                    // A panic in a metric reader or an exporter's queue must not stop the thread.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match item {
+                        Data::Job(job) => {
+                            if let Some(ins) = &ins {
+                                job.record(ins)
+                            }
+                        }
+                        Data::Span(frame) => match pipeline.upgrade() {
+                            Some(p) => crate::fast::assemble(frame, &p, ins.as_ref()),
+                            None => {
+                                crate::batch::ORPHANED.fetch_add(1, Ordering::AcqRel);
+                            }
+                        },
+                    }));
+                }
+                thread_depth.fetch_sub(taken, Ordering::AcqRel);
+            };
+            loop {
+                match control_rx.recv_timeout(Self::TICK) {
+                    Ok(Control::Wake) => {
+                        thread_wake.store(false, Ordering::Release);
+                        drain();
+                    }
+                    Ok(Control::Flush(reply)) => {
+                        drain();
                         let _ = reply.send(());
                     }
-                    MetricMsg::Stop(reply) => {
+                    Ok(Control::Stop(reply)) => {
+                        drain();
                         let _ = reply.send(());
+                        return;
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => drain(),
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        drain();
                         return;
                     }
                 }
             }
         })?;
-        Ok(MetricsQueue { tx })
+        Ok(MetricsQueue { data, control, depth, wake_sent })
+    }
+
+    /// Queues an item; never blocks. False when the queue is full.
+    fn push(&self, item: Data) -> bool {
+        // Counted before it can be taken, so the depth never dips below zero.
+        let depth = self.depth.fetch_add(1, Ordering::AcqRel) + 1;
+        if self.data.try_send(item).is_err() {
+            self.depth.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        if depth >= Self::WAKE_AT
+            && !self.wake_sent.load(Ordering::Relaxed)
+            && !self.wake_sent.swap(true, Ordering::AcqRel)
+            && self.control.try_send(Control::Wake).is_err()
+        {
+            self.wake_sent.store(false, Ordering::Release);
+        }
+        true
+    }
+
+    /// Items queued and not yet taken by the thread.
+    pub(crate) fn depth(&self) -> u64 {
+        self.depth.load(Ordering::Acquire) as u64
     }
 
     /// Queues a job; never blocks. A full queue drops it and counts it.
     fn send(&self, job: MetricJob) {
-        if let Err(std::sync::mpsc::TrySendError::Full(_)) = self.tx.try_send(MetricMsg::Job(job)) {
-            METRIC_JOBS_DROPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if !self.push(Data::Job(job)) {
+            METRIC_JOBS_DROPPED.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    fn request(&self, make: fn(std::sync::mpsc::SyncSender<()>) -> MetricMsg, deadline: std::time::Duration) -> bool {
+    /// Queues a model call of the dedicated path; never blocks. A full queue
+    /// drops it: the span is counted dropped, its metrics as a dropped job.
+    pub(crate) fn send_span(&self, frame: crate::fast::FastFrame) {
+        if !self.push(Data::Span(frame)) {
+            crate::batch::ORPHANED.fetch_add(1, Ordering::AcqRel);
+            METRIC_JOBS_DROPPED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn request(&self, make: fn(std::sync::mpsc::SyncSender<()>) -> Control, deadline: std::time::Duration) -> bool {
         let (reply, done) = std::sync::mpsc::sync_channel(1);
         let until = std::time::Instant::now() + deadline;
-        crate::batch::send_within(&self.tx, make(reply), until).is_ok()
+        crate::batch::send_within(&self.control, make(reply), until).is_ok()
             && done.recv_timeout(until.saturating_duration_since(std::time::Instant::now())).is_ok()
     }
 
-    /// Waits (at most `deadline`) until every job queued so far is recorded.
+    /// Waits (at most `deadline`) until everything queued so far is recorded.
     pub(crate) fn flush(&self, deadline: std::time::Duration) -> bool {
-        self.request(MetricMsg::Flush, deadline)
+        self.request(Control::Flush, deadline)
     }
 
     /// Records what is queued and stops the thread, waiting at most `deadline`.
     pub(crate) fn stop(&self, deadline: std::time::Duration) -> bool {
-        self.request(MetricMsg::Stop, deadline)
+        self.request(Control::Stop, deadline)
     }
 }
 

@@ -221,6 +221,7 @@ pub struct Builder {
     disabled: Option<bool>,
     max_level: tracing::Level,
     set_global_subscriber: bool,
+    fast_path: Option<bool>,
     capture: Option<CaptureMode>,
     cost_table: Option<CostTable>,
     prices: Vec<(String, Price)>,
@@ -277,6 +278,7 @@ impl Default for Builder {
             disabled: None,
             max_level: tracing::Level::INFO,
             set_global_subscriber: true,
+            fast_path: None,
             capture: None,
             cost_table: None,
             prices: Vec::new(),
@@ -458,6 +460,24 @@ impl Builder {
     /// [`crate::layer()`] to your own registry after installing.
     pub fn set_global_subscriber(mut self, yes: bool) -> Self {
         self.set_global_subscriber = yes;
+        self
+    }
+
+    /// Whether `#[llm_call]` takes its dedicated path (default `true`;
+    /// `OBSERVRA_FAST_PATH`). When observra owns the `tracing` subscriber,
+    /// a model call then opens no `tracing` span: the caller's thread keeps
+    /// ids, timestamps and what the function returns, and the span and its
+    /// metrics are built on observra's metrics thread, which makes a call
+    /// cheaper than the hand-written OpenTelemetry code (see BENCHMARKS.md).
+    /// The call still joins the trace of the span it runs in, and `tracing`
+    /// spans and events inside it are its children and events, but
+    /// `tracing::Span::current()` inside its body is the enclosing span.
+    /// Turn it off when code inside model calls needs the call's own
+    /// `tracing` span. Functions with `response = manual` or `stream`,
+    /// content capture, and subscribers you build yourself always use
+    /// `tracing` spans.
+    pub fn fast_path(mut self, on: bool) -> Self {
+        self.fast_path = Some(on);
         self
     }
 
@@ -729,6 +749,13 @@ impl Builder {
                     .transpose(),
             }
         };
+        let fast_path = match self.fast_path {
+            Some(on) => on,
+            None => match env.get("OBSERVRA_FAST_PATH") {
+                Some(v) => parse_bool("OBSERVRA_FAST_PATH", &v)?,
+                None => true,
+            },
+        };
         let redaction_on = match self.redaction {
             Some(on) => on,
             None => match env.get("OBSERVRA_REDACTION") {
@@ -822,6 +849,7 @@ impl Builder {
             shutdown_timeout,
             max_level: self.max_level,
             set_global_subscriber: self.set_global_subscriber,
+            fast_path,
             capture,
             prices,
             budget: self.budget,
@@ -850,6 +878,8 @@ pub(crate) struct Settings {
     pub shutdown_timeout: Duration,
     pub max_level: tracing::Level,
     pub set_global_subscriber: bool,
+    /// Whether `#[llm_call]` may take its dedicated path.
+    pub fast_path: bool,
     pub capture: CaptureMode,
     pub prices: CostTable,
     pub budget: Budget,

@@ -11,8 +11,8 @@
 use opentelemetry::{Array, Key, StringValue, Value};
 use tracing::Span;
 
+use crate::__private::{Target, with_sink};
 use crate::content::{self, Message};
-use crate::layer::with_record;
 use crate::semconv as sc;
 
 /// Token counts of one model call. Every field is optional: only what the
@@ -185,8 +185,8 @@ fn string_array<'a>(items: impl Iterator<Item = &'a str>) -> Value {
 }
 
 /// Records a response's usage, ids and finish reasons on `span`.
-pub(crate) fn record_response<R: LlmResponse + ?Sized>(span: &Span, response: &R) {
-    if span.is_disabled() {
+pub(crate) fn record_response<T: Target + ?Sized, R: LlmResponse + ?Sized>(span: &T, response: &R) {
+    if span.disabled() {
         return;
     }
     let usage = response.usage();
@@ -194,7 +194,7 @@ pub(crate) fn record_response<R: LlmResponse + ?Sized>(span: &Span, response: &R
     let model = response.response_model();
     let reasons = response.finish_reasons();
     let output = if content::capturing() { response.output_messages() } else { None };
-    with_record(span, |r| {
+    with_sink(span, |r| {
         if let Some(u) = usage {
             for (k, v) in u.attributes() {
                 r.set_attribute(Key::from_static_str(k), Value::I64(i64::try_from(v).unwrap_or(i64::MAX)));
@@ -225,6 +225,8 @@ pub(crate) fn record_response<R: LlmResponse + ?Sized>(span: &Span, response: &R
 #[derive(Debug, Clone)]
 pub struct LlmCall {
     span: Span,
+    /// Set when the call runs on the dedicated path (see `Builder::fast_path`).
+    fast: Option<opentelemetry::trace::SpanId>,
 }
 
 /// The model call the current code runs in: inside an `#[llm_call]`
@@ -242,33 +244,36 @@ pub struct LlmCall {
 /// }
 /// ```
 pub fn current_llm_call() -> LlmCall {
-    LlmCall { span: Span::current() }
+    match crate::fast::innermost_call() {
+        Some(call) => LlmCall { span: Span::none(), fast: Some(call.span_id) },
+        None => LlmCall { span: Span::current(), fast: None },
+    }
 }
 
 impl LlmCall {
     /// Records token usage (only the counts that are `Some`).
     pub fn record_usage(&self, usage: Usage) -> &Self {
-        record_response(&self.span, &usage);
+        record_response(self, &usage);
         self
     }
     /// Records everything an [`LlmResponse`] exposes.
     pub fn record_response(&self, response: &(impl LlmResponse + ?Sized)) -> &Self {
-        record_response(&self.span, response);
+        record_response(self, response);
         self
     }
     /// Records `gen_ai.response.id`.
     pub fn record_response_id(&self, id: &str) -> &Self {
-        crate::__private::set_attribute(&self.span, sc::GEN_AI_RESPONSE_ID, id);
+        crate::__private::set_attribute(self, sc::GEN_AI_RESPONSE_ID, id);
         self
     }
     /// Records `gen_ai.response.model`.
     pub fn record_response_model(&self, model: &str) -> &Self {
-        crate::__private::set_attribute(&self.span, sc::GEN_AI_RESPONSE_MODEL, model);
+        crate::__private::set_attribute(self, sc::GEN_AI_RESPONSE_MODEL, model);
         self
     }
     /// Records `gen_ai.response.finish_reasons`.
     pub fn record_finish_reasons(&self, reasons: &[&str]) -> &Self {
-        crate::__private::set_attribute(&self.span, sc::GEN_AI_RESPONSE_FINISH_REASONS, reasons);
+        crate::__private::set_attribute(self, sc::GEN_AI_RESPONSE_FINISH_REASONS, reasons);
         self
     }
     /// Wraps a stream obtained inside the body: time to first chunk, time per
@@ -280,8 +285,21 @@ impl LlmCall {
     {
         crate::stream::LlmStream::observe(self.span.clone(), stream)
     }
-    /// The span of this call.
+    /// The span of this call (a disabled span when the call runs on the
+    /// dedicated path, which has no `tracing` span).
     pub fn span(&self) -> &Span {
         &self.span
+    }
+}
+
+impl Target for LlmCall {
+    fn disabled(&self) -> bool {
+        self.fast.is_none() && self.span.is_disabled()
+    }
+    fn with_sink_dyn(&self, f: &mut dyn FnMut(&mut dyn crate::layer::Sink)) {
+        match self.fast {
+            Some(id) => crate::fast::with_entered(id, |frame| f(frame)),
+            None => self.span.with_sink_dyn(f),
+        }
     }
 }

@@ -48,7 +48,7 @@ pub(crate) fn suppress_current_thread() {
     SUPPRESSED.with(|s| s.set(true));
 }
 
-fn suppressed() -> bool {
+pub(crate) fn suppressed() -> bool {
     SUPPRESSED.with(|s| s.get())
 }
 
@@ -93,6 +93,44 @@ pub(crate) struct SpanRecord {
     wants_function_metrics: bool,
     /// Labels `agent.requests.active` was incremented with.
     active_labels: Option<Vec<KeyValue>>,
+    /// The agent this span runs for: its own name, or the nearest agent above.
+    agent: Option<opentelemetry::StringValue>,
+    /// Whether this span or one above keeps totals.
+    keeper: bool,
+}
+
+/// Where the macros' helpers record: a `tracing` span's record, or a model
+/// call of the dedicated path ([`crate::fast`]).
+#[doc(hidden)]
+pub trait Sink {
+    /// Sets (or replaces) an attribute.
+    fn set_attribute(&mut self, key: Key, value: Value);
+    /// Adds an event, within the per-span bound.
+    fn add_event(&mut self, event: Event);
+    /// Keeps captured content for the details event.
+    fn add_captured(&mut self, kv: KeyValue);
+    /// Whether a failure is already recorded (the first one wins).
+    fn has_error(&self) -> bool;
+    /// Marks the span failed with `error.type` and a status description.
+    fn set_error(&mut self, error_type: Cow<'static, str>, message: String);
+}
+
+impl Sink for SpanRecord {
+    fn set_attribute(&mut self, key: Key, value: Value) {
+        SpanRecord::set_attribute(self, key, value)
+    }
+    fn add_event(&mut self, event: Event) {
+        SpanRecord::add_event(self, event)
+    }
+    fn add_captured(&mut self, kv: KeyValue) {
+        SpanRecord::add_captured(self, kv)
+    }
+    fn has_error(&self) -> bool {
+        SpanRecord::has_error(self)
+    }
+    fn set_error(&mut self, error_type: Cow<'static, str>, message: String) {
+        SpanRecord::set_error(self, error_type, message)
+    }
 }
 
 /// Most chunk gaps kept per streamed span (each is one histogram record).
@@ -145,6 +183,20 @@ impl SpanRecord {
     pub(crate) fn span_context(&self) -> SpanContext {
         let flags = if self.sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
         SpanContext::new(self.trace_id, self.span_id, flags, false, self.trace_state.clone())
+    }
+
+    /// What this span passes to the model calls of the dedicated path inside it.
+    fn fast_ctx(&self, id: &Id) -> crate::fast::Ctx {
+        crate::fast::Ctx {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            sampled: self.sampled,
+            trace_state: self.trace_state.clone(),
+            conversation_id: self.conversation_id.clone(),
+            agent: self.agent.clone(),
+            keeper: self.keeper,
+            tracing_id: Some(id.clone()),
+        }
     }
 
     /// Re-parents this span onto a caller in another process (parent-based
@@ -371,12 +423,88 @@ impl<F: FnMut(&Field, FieldValue<'_>)> Visit for Visitor<F> {
     }
 }
 
+/// A `tracing` event as a span event: the message is its name, the other
+/// fields its attributes, plus its level and target.
+fn span_event(event: &TracingEvent<'_>) -> Event {
+    let meta = event.metadata();
+    let mut name: Option<String> = None;
+    let mut attributes = Vec::with_capacity(meta.fields().len() + 2);
+    event.record(&mut Visitor(|f: &Field, v: FieldValue<'_>| {
+        if f.name() == sc::MESSAGE {
+            name = Some(v.into_string());
+        } else {
+            attributes.push(KeyValue::new(Key::from_static_str(f.name()), v.into_value()));
+        }
+    }));
+    attributes.push(KeyValue::new(sc::EVENT_LEVEL, meta.level().as_str()));
+    attributes.push(KeyValue::new(sc::EVENT_TARGET, meta.target().to_string()));
+    let name = name.map(Cow::Owned).unwrap_or(Cow::Borrowed(meta.name()));
+    Event::new(name, SystemTime::now(), attributes, 0)
+}
+
 /// Gives the runtime's macro helpers access to a span's record through the
 /// dispatcher, whatever the concrete subscriber type is.
-pub(crate) struct RecordAccess(AccessFn);
+pub(crate) struct RecordAccess(AccessFn, AccessFn);
 
-/// Finds a span's record through a dispatcher and runs a closure on it.
+/// Finds a span's record (or, for the second, the records of the span and
+/// every span above it) through a dispatcher and runs a closure on it.
 type AccessFn = fn(&Dispatch, &Id, &mut dyn FnMut(&mut SpanRecord));
+
+fn access_scope<S>(dispatch: &Dispatch, id: &Id, f: &mut dyn FnMut(&mut SpanRecord))
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let Some(subscriber) = dispatch.downcast_ref::<S>() else { return };
+    let Some(span) = subscriber.span(id) else { return };
+    for s in span.scope() {
+        let mut ext = s.extensions_mut();
+        if let Some(record) = ext.get_mut::<SpanRecord>() {
+            f(record);
+        }
+    }
+}
+
+/// Adds a model call of the dedicated path to the totals of the agents and
+/// workflows from the span `id` upwards, with their budget checks.
+pub(crate) fn contribute(
+    id: &Id,
+    contribution: &Contribution,
+    acc: &accounting::Accounting,
+    trace_id: TraceId,
+    deferred: &mut Deferred,
+) {
+    tracing::dispatcher::get_default(|dispatch| {
+        if let Some(access) = dispatch.downcast_ref::<RecordAccess>() {
+            (access.1)(dispatch, id, &mut |record| add_to_totals(record, contribution, acc, trace_id, deferred));
+        }
+    });
+}
+
+/// Adds what a closing span contributes to one ancestor's totals (when it
+/// keeps any), and checks an agent's budget.
+fn add_to_totals(
+    parent: &mut SpanRecord,
+    contribution: &Contribution,
+    acc: &accounting::Accounting,
+    trace_id: TraceId,
+    deferred: &mut Deferred,
+) {
+    let is_agent = parent.attr_str(sc::GEN_AI_OPERATION_NAME) == Some(sc::operation::INVOKE_AGENT);
+    let agent = parent.attr_str(sc::GEN_AI_AGENT_NAME).map(str::to_string);
+    if let Some(totals) = parent.totals.as_mut() {
+        totals.add(contribution);
+        if is_agent {
+            accounting::check_agent_budget(
+                acc,
+                totals,
+                agent.as_deref(),
+                trace_id,
+                contribution.model.as_deref(),
+                deferred,
+            );
+        }
+    }
+}
 
 fn access_record<S>(dispatch: &Dispatch, id: &Id, f: &mut dyn FnMut(&mut SpanRecord))
 where
@@ -432,7 +560,11 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     pub(crate) fn new() -> Self {
-        ObservraLayer { access: RecordAccess(access_record::<S>), gate: false, _subscriber: PhantomData }
+        ObservraLayer {
+            access: RecordAccess(access_record::<S>, access_scope::<S>),
+            gate: false,
+            _subscriber: PhantomData,
+        }
     }
 
     /// The layer for the subscriber `install()` owns.
@@ -464,12 +596,26 @@ where
         }
         let Some(pipeline) = pipeline::current() else { return };
         let Some(span) = ctx.span(id) else { return };
-        // The nearest ancestor observra records gives the trace and the sampling decision.
-        let parent = span.scope().skip(1).find_map(|p| {
-            p.extensions()
-                .get::<SpanRecord>()
-                .map(|r| (r.trace_id, r.span_id, r.sampled, r.conversation_id.clone(), r.trace_state.clone()))
-        });
+        // A model call of the dedicated path running here is the parent;
+        // else the nearest ancestor observra records gives the trace and the
+        // sampling decision.
+        let in_call = if self.gate && attrs.is_contextual() { crate::fast::innermost_call() } else { None };
+        let parent = match in_call {
+            Some(c) => Some((c.trace_id, c.span_id, c.sampled, c.conversation_id, c.trace_state, c.agent, c.keeper)),
+            None => span.scope().skip(1).find_map(|p| {
+                p.extensions().get::<SpanRecord>().map(|r| {
+                    (
+                        r.trace_id,
+                        r.span_id,
+                        r.sampled,
+                        r.conversation_id.clone(),
+                        r.trace_state.clone(),
+                        r.agent.clone(),
+                        r.keeper,
+                    )
+                })
+            }),
+        };
         let meta = attrs.metadata();
         let mut record = SpanRecord {
             trace_id: TraceId::INVALID,
@@ -500,11 +646,14 @@ where
             function_metrics: None,
             wants_function_metrics: false,
             active_labels: None,
+            agent: None,
+            keeper: false,
             pipeline,
         };
         attrs.record(&mut Visitor(|f: &Field, v: FieldValue<'_>| record.record_field(f, v)));
+        let mut parent_agent = None;
         match parent {
-            Some((trace_id, parent_id, sampled, conversation_id, trace_state)) => {
+            Some((trace_id, parent_id, sampled, conversation_id, trace_state, agent, keeper)) => {
                 record.trace_id = trace_id;
                 record.trace_state = trace_state;
                 record.parent_span_id = parent_id;
@@ -512,6 +661,8 @@ where
                 if record.conversation_id.is_none() {
                     record.conversation_id = conversation_id;
                 }
+                parent_agent = agent;
+                record.keeper = keeper;
             }
             None => {
                 record.trace_id = record.pipeline.ids.new_trace_id();
@@ -526,6 +677,15 @@ where
                 record.sampled = result.decision == SamplingDecision::RecordAndSample;
             }
         }
+        record.keeper |= record.totals.is_some();
+        record.agent = match record.attr_value(sc::GEN_AI_AGENT_NAME) {
+            Some(Value::String(name))
+                if record.attr_str(sc::GEN_AI_OPERATION_NAME) == Some(sc::operation::INVOKE_AGENT) =>
+            {
+                Some(name.clone())
+            }
+            _ => parent_agent,
+        };
         if record.wants_function_metrics {
             record.function_metrics = Some((meta.name(), meta.target()));
         }
@@ -560,9 +720,37 @@ where
         }
     }
 
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if !self.gate {
+            return;
+        }
+        let Some(span) = ctx.span(id) else { return };
+        let fast_ctx = span.extensions().get::<SpanRecord>().map(|r| r.fast_ctx(id));
+        if let Some(c) = fast_ctx {
+            crate::fast::push_tracing(c);
+        }
+    }
+
+    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
+        if self.gate {
+            crate::fast::pop_tracing(id);
+        }
+    }
+
     fn on_event(&self, event: &TracingEvent<'_>, ctx: Context<'_, S>) {
         if suppressed() {
             return;
+        }
+        // Inside a model call of the dedicated path: the event is the call's.
+        if self.gate && event.is_contextual() {
+            if let Some(sampled) = crate::fast::innermost_call_sampled() {
+                if sampled {
+                    // Given back only if the call is no longer innermost, which cannot
+                    // happen on this thread in between: nothing else to attach it to.
+                    let _ = crate::fast::add_event_to_innermost(span_event(event));
+                }
+                return;
+            }
         }
         let Some(span) = ctx.event_span(event) else { return };
         let mut ext = span.extensions_mut();
@@ -570,20 +758,7 @@ where
         if !record.sampled {
             return;
         }
-        let meta = event.metadata();
-        let mut name: Option<String> = None;
-        let mut attributes = Vec::with_capacity(meta.fields().len() + 2);
-        event.record(&mut Visitor(|f: &Field, v: FieldValue<'_>| {
-            if f.name() == sc::MESSAGE {
-                name = Some(v.into_string());
-            } else {
-                attributes.push(KeyValue::new(Key::from_static_str(f.name()), v.into_value()));
-            }
-        }));
-        attributes.push(KeyValue::new(sc::EVENT_LEVEL, meta.level().as_str()));
-        attributes.push(KeyValue::new(sc::EVENT_TARGET, meta.target().to_string()));
-        let name = name.map(Cow::Owned).unwrap_or(Cow::Borrowed(meta.name()));
-        record.add_event(Event::new(name, SystemTime::now(), attributes, 0));
+        record.add_event(span_event(event));
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
@@ -606,21 +781,7 @@ where
         if record.genai {
             let trace_id = record.trace_id;
             let gaps = std::mem::take(&mut record.chunk_gaps);
-            // The agent this span belongs to: itself, or the nearest agent above.
-            let agent_of = |r: &SpanRecord| match r.attr_value(sc::GEN_AI_AGENT_NAME) {
-                Some(Value::String(name))
-                    if r.attr_str(sc::GEN_AI_OPERATION_NAME) == Some(sc::operation::INVOKE_AGENT) =>
-                {
-                    Some(name.clone())
-                }
-                _ => None,
-            };
-            let agent: Option<opentelemetry::StringValue> = agent_of(&record).or_else(|| {
-                span.scope().skip(1).find_map(|p| {
-                    let ext = p.extensions();
-                    ext.get::<SpanRecord>().and_then(agent_of)
-                })
-            });
+            let agent = record.agent.clone();
             let closing = accounting::Closing { duration_s: duration, trace_id, agent: agent.as_ref(), failed };
             let contribution: Contribution =
                 accounting::on_close(&pipeline.accounting, &mut record.attributes, &closing, &gaps, &mut deferred);
@@ -642,21 +803,8 @@ where
             if !contribution.is_empty() {
                 for ancestor in span.scope().skip(1) {
                     let mut ext = ancestor.extensions_mut();
-                    let Some(parent) = ext.get_mut::<SpanRecord>() else { continue };
-                    let is_agent = parent.attr_str(sc::GEN_AI_OPERATION_NAME) == Some(sc::operation::INVOKE_AGENT);
-                    let agent = parent.attr_str(sc::GEN_AI_AGENT_NAME).map(str::to_string);
-                    if let Some(totals) = parent.totals.as_mut() {
-                        totals.add(&contribution);
-                    }
-                    if let (true, Some(totals)) = (is_agent, parent.totals.as_mut()) {
-                        accounting::check_agent_budget(
-                            &pipeline.accounting,
-                            totals,
-                            agent.as_deref(),
-                            trace_id,
-                            contribution.model.as_deref(),
-                            &mut deferred,
-                        );
+                    if let Some(parent) = ext.get_mut::<SpanRecord>() {
+                        add_to_totals(parent, &contribution, &pipeline.accounting, trace_id, &mut deferred);
                     }
                 }
             }

@@ -43,6 +43,7 @@ mod content;
 mod cost;
 mod declare;
 mod error;
+mod fast;
 mod genai;
 pub mod integrations;
 mod jsonl;

@@ -68,6 +68,15 @@ impl Pipeline {
 
 static CURRENT: RwLock<Option<Arc<Pipeline>>> = RwLock::new(None);
 
+/// The registry under observra's own subscriber, with its level filter.
+type FilteredRegistry =
+    tracing_subscriber::layer::Layered<tracing::level_filters::LevelFilter, tracing_subscriber::Registry>;
+/// The `tracing` subscriber [`install`] sets when there is none: observra
+/// is its only consumer, which is what lets model calls take the dedicated
+/// path ([`crate::fast`]).
+pub(crate) type OwnSubscriber =
+    tracing_subscriber::layer::Layered<crate::layer::ObservraLayer<FilteredRegistry>, FilteredRegistry>;
+
 /// The active pipeline, if any.
 pub(crate) fn current() -> Option<Arc<Pipeline>> {
     CURRENT.read().ok().and_then(|p| p.clone())
@@ -337,37 +346,45 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
         mp.meter(sc::SCOPE_NAME)
     });
     let instruments = meter.as_ref().map(crate::accounting::Instruments::new);
-    let metrics = match &instruments {
-        Some(ins) => Some(crate::accounting::MetricsQueue::start(ins.clone()).map_err(|e| Error::Exporter {
-            backend: "metrics",
-            reason: format!("starting the metrics thread: {e}"),
-        })?),
-        None => None,
-    };
-    let accounting = crate::accounting::Accounting {
-        instruments,
-        metrics,
-        prices: settings.prices,
-        window: settings.budget.window.map(|(w, usd)| crate::budget::Window::new(w, usd)),
-        budget: settings.budget,
-        callback: settings.budget_callback,
-    };
     let gauges = meter.as_ref().map(crate::declare::register_gauges).unwrap_or_default();
     let legs: Vec<_> = processors.iter().map(|p| p.stats.clone()).collect();
     let self_metrics = meter.as_ref().map(|m| SelfMetrics::register(m, legs));
-    let pipeline = Arc::new(Pipeline {
-        _self_metrics: self_metrics,
-        prometheus: std::sync::Mutex::new(prometheus),
-        gauges: std::sync::Mutex::new(gauges),
-        accounting,
-        processors,
-        sampler: sdk_sampler(settings.sampler),
-        ids: RandomIdGenerator::default(),
-        scope: InstrumentationScope::builder(sc::SCOPE_NAME).with_version(env!("CARGO_PKG_VERSION")).build(),
-        meter_provider,
-        runtime: std::sync::Mutex::new(runtime),
-        shutdown_timeout: settings.shutdown_timeout,
+    let mut metrics_thread = None;
+    // The metrics thread holds the pipeline weakly: it assembles the
+    // dedicated path's model calls into spans for it.
+    let pipeline = Arc::new_cyclic(|weak| {
+        let metrics = match crate::accounting::MetricsQueue::start(instruments.clone(), weak.clone()) {
+            Ok(q) => Some(q),
+            Err(e) => {
+                metrics_thread = Some(e);
+                None
+            }
+        };
+        Pipeline {
+            _self_metrics: self_metrics,
+            prometheus: std::sync::Mutex::new(prometheus),
+            gauges: std::sync::Mutex::new(gauges),
+            accounting: crate::accounting::Accounting {
+                instruments,
+                metrics,
+                prices: settings.prices,
+                window: settings.budget.window.map(|(w, usd)| crate::budget::Window::new(w, usd)),
+                budget: settings.budget,
+                callback: settings.budget_callback,
+            },
+            processors,
+            sampler: sdk_sampler(settings.sampler),
+            ids: RandomIdGenerator::default(),
+            scope: InstrumentationScope::builder(sc::SCOPE_NAME).with_version(env!("CARGO_PKG_VERSION")).build(),
+            meter_provider,
+            runtime: std::sync::Mutex::new(runtime),
+            shutdown_timeout: settings.shutdown_timeout,
+        }
     });
+    if let Some(e) = metrics_thread {
+        stop_legs(&pipeline, Duration::from_millis(100));
+        return Err(Error::Exporter { backend: "metrics", reason: format!("starting the metrics thread: {e}") });
+    }
     if let Some(mp) = &pipeline.meter_provider {
         opentelemetry::global::set_meter_provider(mp.clone());
     }
@@ -376,7 +393,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     drop(current);
 
     if !has_global && settings.set_global_subscriber {
-        let subscriber = tracing_subscriber::registry()
+        let subscriber: OwnSubscriber = tracing_subscriber::registry()
             .with(tracing::level_filters::LevelFilter::from_level(settings.max_level))
             .with(crate::layer::ObservraLayer::gated());
         // Another thread may have set one in between; then it must carry our layer.
@@ -389,6 +406,8 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     }
     crate::content::set_mode(settings.capture);
     crate::declare::set_meter_available(has_meter);
+    crate::fast::GENERATION.fetch_add(1, Ordering::AcqRel);
+    crate::fast::ENABLED.store(settings.fast_path, Ordering::Release);
     crate::ACTIVE.store(true, Ordering::Release);
     Ok(crate::Guard { active: true })
 }
@@ -396,6 +415,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
 /// Removes the current pipeline and stops it within its deadline (or `deadline`).
 fn take_and_stop(deadline: Duration) -> Result<ShutdownReport> {
     crate::ACTIVE.store(false, Ordering::Release);
+    crate::fast::ENABLED.store(false, Ordering::Release);
     crate::content::set_mode(crate::content::CaptureMode::NoContent);
     crate::declare::set_meter_available(false);
     let taken = CURRENT.write().unwrap_or_else(|p| p.into_inner()).take();
@@ -403,30 +423,16 @@ fn take_and_stop(deadline: Duration) -> Result<ShutdownReport> {
     let deadline = deadline.min(pipeline.shutdown_timeout);
     let start = Instant::now();
     let until = start + deadline;
-    let before: Vec<_> = pipeline.processors.iter().map(|p| crate::batch::Totals::of(&p.stats)).collect();
-    // Every leg shuts down at once, so a slow one cannot eat the others' time.
-    let pending: Vec<_> = pipeline.processors.iter().map(|p| p.begin_shutdown(deadline)).collect();
-    let mut backends = Vec::with_capacity(pending.len());
-    for ((p, pending), before) in pipeline.processors.iter().zip(pending).zip(before) {
-        let result = p.wait(pending, until, "shutdown");
-        let after = crate::batch::Totals::of(&p.stats);
-        let timed_out = matches!(&result, Err(e) if e.ends_with("timed out"));
-        backends.push(BackendReport {
-            backend: p.stats.name,
-            flushed: after.exported - before.exported,
-            dropped: (after.dropped + after.failed) - (before.dropped + before.failed),
-            abandoned: if timed_out { after.queued + after.in_flight } else { 0 },
-            timed_out,
-            error: result.err(),
-        });
-    }
     let mut metrics_error = None;
     if let Some(q) = &pipeline.accounting.metrics {
-        // Every span has ended: record their metrics before the last collection.
-        if !q.stop(until.saturating_duration_since(Instant::now()).max(Duration::from_millis(10))) {
+        // First, so that the model calls it still holds reach the backends
+        // and every metric is recorded before the last collection.
+        if !q.stop(deadline.mul_f64(0.5).max(Duration::from_millis(10))) {
             metrics_error = Some("the metrics thread did not finish in time".to_string());
         }
     }
+    crate::fast::GENERATION.fetch_add(1, Ordering::AcqRel);
+    let backends = stop_legs(&pipeline, until.saturating_duration_since(Instant::now()));
     if let Some(mp) = &pipeline.meter_provider {
         let left = until.saturating_duration_since(Instant::now()).max(Duration::from_millis(10));
         if let Err(e) = mp.shutdown_with_timeout(left) {
@@ -444,6 +450,36 @@ fn take_and_stop(deadline: Duration) -> Result<ShutdownReport> {
         rt.shutdown_background();
     }
     Ok(ShutdownReport { backends, metrics_error, elapsed: start.elapsed() })
+}
+
+/// Records every GenAI metric queued so far (before a Prometheus scrape),
+/// waiting at most `deadline`.
+pub(crate) fn flush_metric_queue(deadline: Duration) {
+    if let Some(q) = current().as_ref().and_then(|p| p.accounting.metrics.as_ref()) {
+        q.flush(deadline);
+    }
+}
+
+/// Shuts every leg down at once, so a slow one cannot eat the others' time.
+fn stop_legs(pipeline: &Pipeline, deadline: Duration) -> Vec<BackendReport> {
+    let until = Instant::now() + deadline;
+    let before: Vec<_> = pipeline.processors.iter().map(|p| crate::batch::Totals::of(&p.stats)).collect();
+    let pending: Vec<_> = pipeline.processors.iter().map(|p| p.begin_shutdown(deadline)).collect();
+    let mut backends = Vec::with_capacity(pending.len());
+    for ((p, pending), before) in pipeline.processors.iter().zip(pending).zip(before) {
+        let result = p.wait(pending, until, "shutdown");
+        let after = crate::batch::Totals::of(&p.stats);
+        let timed_out = matches!(&result, Err(e) if e.ends_with("timed out"));
+        backends.push(BackendReport {
+            backend: p.stats.name,
+            flushed: after.exported - before.exported,
+            dropped: (after.dropped + after.failed) - (before.dropped + before.failed),
+            abandoned: if timed_out { after.queued + after.in_flight } else { 0 },
+            timed_out,
+            error: result.err(),
+        });
+    }
+    backends
 }
 
 /// What [`shutdown`] (or [`crate::Guard::shutdown`]) did, backend by backend.
@@ -629,16 +665,18 @@ pub fn flush() -> Result<()> {
     let Some(pipeline) = current() else { return Err(Error::NotInstalled) };
     let deadline = pipeline.shutdown_timeout;
     let until = Instant::now() + deadline;
-    let pending: Vec<_> = pipeline.processors.iter().map(|p| p.begin_flush(deadline)).collect();
     let mut problems = Vec::new();
+    if let Some(q) = &pipeline.accounting.metrics {
+        // First: it hands the dedicated path's model calls to the backends.
+        if !q.flush(deadline.mul_f64(0.5)) {
+            problems.push("metrics: the metrics thread did not catch up in time".to_string());
+        }
+    }
+    let left = until.saturating_duration_since(Instant::now());
+    let pending: Vec<_> = pipeline.processors.iter().map(|p| p.begin_flush(left)).collect();
     for (p, pending) in pipeline.processors.iter().zip(pending) {
         if let Err(e) = p.wait(pending, until, "flush") {
             problems.push(format!("{}: {e}", p.stats.name));
-        }
-    }
-    if let Some(q) = &pipeline.accounting.metrics {
-        if !q.flush(until.saturating_duration_since(Instant::now())) {
-            problems.push("metrics: the metrics thread did not catch up in time".to_string());
         }
     }
     if let Some(mp) = &pipeline.meter_provider {
@@ -706,6 +744,9 @@ pub struct Health {
     pub metric_points_failed: u64,
     /// GenAI metric records dropped because the metrics thread's queue was full.
     pub metric_jobs_dropped: u64,
+    /// Items waiting on the metrics thread: GenAI metric jobs and model
+    /// calls of the dedicated path still to be assembled into spans.
+    pub metric_queue_depth: u64,
     /// Median export-call time over the recent calls of the installed backends.
     pub export_latency_p50: Option<Duration>,
     /// 99th-percentile export-call time over the same window.
@@ -801,6 +842,7 @@ pub fn health() -> Health {
         metric_points_exported: METRIC_POINTS_EXPORTED.load(Ordering::Relaxed),
         metric_points_failed: METRIC_POINTS_FAILED.load(Ordering::Relaxed),
         metric_jobs_dropped: crate::accounting::METRIC_JOBS_DROPPED.load(Ordering::Relaxed),
+        metric_queue_depth: current().as_ref().and_then(|p| p.accounting.metrics.as_ref()).map_or(0, |q| q.depth()),
         export_latency_p50: percentile(&mut all_latencies.clone(), 0.5),
         export_latency_p99: percentile(&mut all_latencies, 0.99),
         last_error,

@@ -116,6 +116,8 @@ fn serve(mut stream: TcpStream, reader: &SharedReader) {
     let mut parts = line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let (status, content_type, body) = if method == "GET" && (path == "/metrics" || path.starts_with("/metrics?")) {
+        // What was recorded before the scrape is in it, even while still queued.
+        crate::pipeline::flush_metric_queue(Duration::from_millis(250));
         let mut rm = ResourceMetrics::default();
         match reader.collect(&mut rm) {
             Ok(()) => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", render(&rm)),

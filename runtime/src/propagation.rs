@@ -80,12 +80,21 @@ fn span_context(span: &tracing::Span) -> Option<SpanContext> {
 /// current OpenTelemetry context's baggage) into `headers`. Does nothing
 /// outside a recorded span.
 pub fn inject(headers: &mut HeaderMap) {
-    inject_span(&tracing::Span::current(), headers);
+    match crate::fast::innermost_span_context() {
+        // Inside a model call of the dedicated path (which has no `tracing` span).
+        Some(sc) => inject_context(sc, headers),
+        None => inject_span(&tracing::Span::current(), headers),
+    }
 }
 
 /// Like [`inject`], for a given span.
 pub fn inject_span(span: &tracing::Span, headers: &mut HeaderMap) {
-    let Some(sc) = span_context(span) else { return };
+    if let Some(sc) = span_context(span) {
+        inject_context(sc, headers);
+    }
+}
+
+fn inject_context(sc: SpanContext, headers: &mut HeaderMap) {
     let cx = Context::current().with_remote_span_context(sc);
     TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(headers));
     if !cx.baggage().is_empty() {
@@ -121,6 +130,10 @@ pub fn set_remote_parent(span: &tracing::Span, headers: &HeaderMap) -> Option<Re
     let remote = extract(headers)?;
     let sc = remote.span_context.clone();
     with_record(span, |r| r.set_remote_parent(&sc));
+    if let Some(id) = span.id() {
+        // Already entered: model calls inside follow it too.
+        crate::fast::reparent_tracing(&id, &sc);
+    }
     Some(remote)
 }
 

@@ -1,0 +1,261 @@
+//! `#[llm_call]`'s dedicated path (no `tracing` span on the caller's
+//! thread), decoded from OTLP: it exports the same span as the `tracing`
+//! path (`fast_path(false)`) attribute for attribute, keeps the trace
+//! (parent agent, `tracing` children and events inside the call, injected
+//! context), records error, panic and cancellation, reaches `current_llm_call`,
+//! feeds agent totals, and `OBSERVRA_FAST_PATH` is checked at install.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use observra::{LlmResponse, Usage, agent, llm_call};
+use observra_test_support::{ApiError, ReceivedSpan, Receiver, Val, otlp_env, serial};
+
+#[derive(Debug)]
+struct Reply {
+    model: String,
+}
+
+impl LlmResponse for Reply {
+    fn usage(&self) -> Option<Usage> {
+        Some(Usage::new(1_200, 150).with_cache_read(200))
+    }
+    fn response_id(&self) -> Option<&str> {
+        Some("resp-1")
+    }
+    fn response_model(&self) -> Option<&str> {
+        Some(&self.model)
+    }
+    fn finish_reasons(&self) -> Vec<&str> {
+        vec!["stop"]
+    }
+}
+
+#[llm_call(provider = "openai", model = "gpt-4o-mini", temperature = 0.5, server_address = "api.example.com")]
+fn literal_model(fail: bool) -> Result<Reply, ApiError> {
+    if fail {
+        return Err(ApiError(429));
+    }
+    Ok(Reply { model: "gpt-4o-mini-2024-07-18".into() })
+}
+
+#[llm_call(provider = "anthropic", model = model, max_tokens = 64)]
+async fn dynamic_model(model: &str) -> Result<Reply, ApiError> {
+    tokio::task::yield_now().await;
+    Ok(Reply { model: format!("{model}-latest") })
+}
+
+#[llm_call(provider = "openai", model = "gpt-4o")]
+fn with_children() -> Usage {
+    tracing::info!(attempt = 1, "calling the model");
+    let _inner = tracing::info_span!("http.request", url = "https://api.example.com").entered();
+    tracing::info!("sent");
+    Usage::new(10, 5)
+}
+
+#[llm_call(provider = "openai", model = "gpt-4o")]
+fn records_by_hand() -> Usage {
+    observra::current_llm_call().record_response_id("by-hand").record_finish_reasons(&["length"]);
+    Usage::new(3, 4)
+}
+
+#[llm_call(provider = "openai", model = "gpt-4o")]
+fn injects() -> Usage {
+    let mut headers = http::HeaderMap::new();
+    observra::propagation::inject(&mut headers);
+    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    tracing::info!(traceparent = traceparent.as_str(), "injected");
+    Usage::new(1, 1)
+}
+
+#[llm_call(provider = "openai", model = "gpt-4o")]
+fn panics() -> Usage {
+    panic!("the model client panicked")
+}
+
+#[llm_call(provider = "openai", model = "gpt-4o")]
+async fn never_finishes() -> Usage {
+    std::future::pending::<()>().await;
+    Usage::new(1, 1)
+}
+
+/// The name of the `tracing` span current inside a model call's body.
+#[llm_call(provider = "openai", model = "gpt-4o")]
+fn current_tracing_span() -> Probe {
+    Probe(tracing::Span::current().metadata().map(|m| m.name()))
+}
+
+struct Probe(Option<&'static str>);
+
+impl LlmResponse for Probe {}
+
+#[test]
+fn the_path_taken_depends_on_the_setting() {
+    let _s = serial();
+    for (fast, expected) in [(true, None), (false, Some("chat"))] {
+        let guard = observra::init().jsonl_writer(std::io::sink()).fast_path(fast).install().unwrap();
+        assert_eq!(current_tracing_span().0, expected, "fast_path({fast}): no tracing span on the dedicated path");
+        drop(guard);
+    }
+    // OBSERVRA_FAST_PATH=false is the same as fast_path(false).
+    let env = vec![("OBSERVRA_FAST_PATH".to_string(), "false".to_string())];
+    let guard = observra::init().env_from(env).jsonl_writer(std::io::sink()).install().unwrap();
+    assert_eq!(current_tracing_span().0, Some("chat"));
+    drop(guard);
+}
+
+#[agent(name = "support")]
+async fn support_agent() -> Result<(), ApiError> {
+    literal_model(false)?;
+    dynamic_model("claude-sonnet-4").await?;
+    Ok(())
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// Runs the workload once with the path on or off, returns the spans.
+fn run(fast: bool) -> Vec<ReceivedSpan> {
+    let rx = Receiver::start();
+    let guard = observra::init().env_from(otlp_env(&rx, "http/protobuf")).fast_path(fast).install().unwrap();
+    let rt = rt();
+    rt.block_on(support_agent()).unwrap();
+    assert!(literal_model(true).is_err());
+    with_children();
+    records_by_hand();
+    injects();
+    assert!(std::panic::catch_unwind(panics).is_err());
+    rt.block_on(async {
+        let _ = tokio::time::timeout(Duration::from_millis(5), never_finishes()).await;
+    });
+    drop(guard);
+    rx.wait_for_spans(11, Duration::from_secs(10))
+}
+
+fn find<'a>(spans: &'a [ReceivedSpan], pred: impl Fn(&ReceivedSpan) -> bool, what: &str) -> &'a ReceivedSpan {
+    let found: Vec<_> = spans.iter().filter(|s| pred(s)).collect();
+    assert_eq!(found.len(), 1, "{what}: {spans:#?}");
+    found[0]
+}
+
+/// Everything but ids and times, for comparing the two paths.
+fn shape(s: &ReceivedSpan) -> (String, i32, BTreeMap<String, Val>, i32, String, Vec<String>) {
+    let mut attrs = s.attributes.clone();
+    // Totals depend only on the children; cost on the prices: both kept.
+    attrs.remove("observra.duration");
+    let events = s.events.iter().map(|e| e.name.clone()).collect();
+    (s.name.clone(), s.kind, attrs, s.status_code, s.status_message.clone(), events)
+}
+
+#[test]
+fn the_dedicated_path_exports_what_the_tracing_path_does() {
+    let _s = serial();
+    let fast = run(true);
+    let slow = run(false);
+    assert_eq!(fast.len(), slow.len(), "same span count: fast {fast:#?} slow {slow:#?}");
+    let mut a: Vec<_> = fast.iter().map(shape).collect();
+    let mut b: Vec<_> = slow.iter().map(shape).collect();
+    a.sort_by(|x, y| format!("{x:?}").cmp(&format!("{y:?}")));
+    b.sort_by(|x, y| format!("{x:?}").cmp(&format!("{y:?}")));
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x, y, "the same span on both paths");
+    }
+    for spans in [&fast, &slow] {
+        check_tree(spans);
+    }
+}
+
+fn check_tree(spans: &[ReceivedSpan]) {
+    let agent = find(spans, |s| s.name == "invoke_agent support", "the agent");
+    let lit =
+        find(spans, |s| s.name == "chat gpt-4o-mini" && s.status_code != 2, "the literal-model call under the agent");
+    let dynm = find(spans, |s| s.name == "chat claude-sonnet-4", "the dynamic-model call");
+    for call in [lit, dynm] {
+        assert_eq!(call.trace_id, agent.trace_id);
+        assert_eq!(call.parent_span_id.as_deref(), Some(agent.span_id.as_str()));
+        assert_eq!(call.kind, 3, "CLIENT");
+    }
+    assert_eq!(lit.attr("gen_ai.request.temperature"), Some(&Val::Double(0.5)));
+    assert_eq!(lit.str_attr("server.address"), Some("api.example.com"));
+    assert_eq!(lit.attr("gen_ai.usage.input_tokens"), Some(&Val::Int(1_200)));
+    assert_eq!(lit.attr("gen_ai.usage.cache_read.input_tokens"), Some(&Val::Int(200)));
+    assert_eq!(lit.str_attr("gen_ai.response.model"), Some("gpt-4o-mini-2024-07-18"));
+    assert_eq!(lit.str_attr("gen_ai.response.id"), Some("resp-1"));
+    assert!(matches!(lit.attr("observra.cost.usd"), Some(Val::Double(c)) if *c > 0.0), "priced: {lit:#?}");
+    assert_eq!(dynm.attr("gen_ai.request.max_tokens"), Some(&Val::Int(64)));
+    assert_eq!(dynm.str_attr("gen_ai.request.model"), Some("claude-sonnet-4"));
+    // The agent's totals include both calls, worked out before it closed.
+    assert_eq!(agent.attr("observra.total.llm_calls"), Some(&Val::Int(2)));
+    assert_eq!(agent.attr("observra.total.input_tokens"), Some(&Val::Int(2_400)));
+
+    let failed = find(spans, |s| s.name == "chat gpt-4o-mini" && s.status_code == 2, "the failed call");
+    assert_eq!(failed.str_attr("error.type"), Some("429"), "{failed:#?}");
+    assert!(failed.status_message.contains("HTTP 429"), "{failed:#?}");
+    assert!(failed.events.iter().any(|e| e.name == "exception"));
+    assert!(failed.parent_span_id.is_none(), "a root call");
+
+    let outer = find(
+        spans,
+        |s| s.name == "chat gpt-4o" && s.events.iter().any(|e| e.name == "calling the model"),
+        "the call with children",
+    );
+    let http = find(spans, |s| s.name == "http.request", "the tracing span inside the call");
+    assert_eq!(http.parent_span_id.as_deref(), Some(outer.span_id.as_str()));
+    assert_eq!(http.trace_id, outer.trace_id);
+    assert!(http.events.iter().any(|e| e.name == "sent"), "an event in the inner span is the inner span's");
+    assert!(!outer.events.iter().any(|e| e.name == "sent"));
+
+    let by_hand = find(spans, |s| s.str_attr("gen_ai.response.id") == Some("by-hand"), "current_llm_call");
+    assert_eq!(by_hand.str_attr("gen_ai.response.id"), Some("by-hand"));
+    assert_eq!(by_hand.attr("gen_ai.usage.output_tokens"), Some(&Val::Int(4)));
+
+    let injected = find(spans, |s| s.events.iter().any(|e| e.name == "injected"), "the injecting call");
+    let event = injected.events.iter().find(|e| e.name == "injected").unwrap();
+    let tp = event.attributes.get("traceparent").and_then(Val::as_str).unwrap_or("");
+    assert_eq!(tp, format!("00-{}-{}-01", injected.trace_id, injected.span_id), "inject() names the call itself");
+
+    let panicked = find(spans, |s| s.str_attr("error.type") == Some("panic"), "the panicking call");
+    assert_eq!(panicked.status_code, 2);
+    let cancelled = find(spans, |s| s.str_attr("error.type") == Some("cancelled"), "the cancelled call");
+    assert_eq!(cancelled.status_code, 2);
+}
+
+#[test]
+fn a_bad_fast_path_setting_is_a_typed_error() {
+    let _s = serial();
+    let err = observra::init()
+        .env_from(vec![("OBSERVRA_FAST_PATH".to_string(), "sometimes".to_string())])
+        .install()
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("OBSERVRA_FAST_PATH") && text.contains("sometimes"), "{text}");
+}
+
+#[test]
+fn no_span_is_lost_when_the_pipeline_stops_under_load() {
+    let _s = serial();
+    let rx = Receiver::start();
+    let before = observra::health();
+    let guard = observra::init().env_from(otlp_env(&rx, "http/protobuf")).install().unwrap();
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(|| {
+                for _ in 0..2_000 {
+                    let _ = literal_model(false);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let report = guard.shutdown();
+    let health = observra::health();
+    assert_eq!(health.spans_produced, health.spans_exported + health.spans_dropped + health.spans_failed, "{health:?}");
+    let produced = health.spans_produced - before.spans_produced;
+    let dropped = health.spans_dropped - before.spans_dropped;
+    assert_eq!(produced, 4_000, "every call counted: {health:?}");
+    let received = rx.wait_for_spans(4_000, Duration::from_secs(10)).len() as u64;
+    assert_eq!(received + dropped, 4_000, "every call exported or counted dropped: {report:?}");
+}
