@@ -239,54 +239,75 @@ fn main() {
 const SAMPLES: u32 = 300;
 const SIZE: u32 = 100;
 
+/// Before each sample, outside the timed part: waits while observra has
+/// more than `queued` items on the metrics thread's queue or `spans` spans
+/// on a backend's queue, with `idle` also until no export is in flight.
+///
+/// The other benches wait until observra is idle, so that none pays for
+/// work an observra bench left behind (after the first sample there is
+/// none, and they never wait again). observra's own benches wait only when
+/// a queue is close to full: the `#[llm_call]` loop calls far faster than
+/// the metrics thread can assemble spans on the other core, and a full
+/// queue would drop calls, which are cheaper than queued ones and would
+/// flatter observra. Between those waits the metrics and export threads
+/// work on the other core while the caller is timed, as in production.
+fn settle(queued: u64, spans: u64, idle: bool) -> u64 {
+    loop {
+        let h = observra::health();
+        if h.metric_queue_depth <= queued && h.spans_queued <= spans && (!idle || h.spans_exporting == 0) {
+            return black_box(42);
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+}
+
+/// observra idle: for the benches that are not observra's.
+fn idle() -> u64 {
+    settle(0, 511, true)
+}
+
+/// Queues with room for the next sample.
+fn room() -> u64 {
+    settle(4_096, 1_536, false)
+}
+
 /// Baseline: the function without telemetry.
 #[divan::bench(sample_count = SAMPLES, sample_size = SIZE)]
-fn a_plain() -> u64 {
-    plain(black_box(42))
+fn a_plain(b: Bencher) {
+    b.with_inputs(idle).bench_local_values(plain);
 }
 
 /// `#[traced]`.
 #[divan::bench(sample_count = SAMPLES, sample_size = SIZE)]
-fn b_traced() -> u64 {
-    traced_fn(black_box(42))
+fn b_traced(b: Bencher) {
+    b.with_inputs(room).bench_local_values(traced_fn);
 }
 
 /// `#[llm_call]` with usage, both GenAI histograms and cost.
-///
-/// The calls are queued for the metrics thread, which builds their spans
-/// and records their metrics; this loop calls far faster than that thread
-/// can keep up on the other core, so before each sample (outside the timed
-/// part) it waits until the queue has room, as it would at any sustainable
-/// rate. Without the wait a full queue drops calls, and a dropped call is
-/// cheaper than a queued one: the figure would flatter observra.
 #[divan::bench(sample_count = SAMPLES, sample_size = SIZE)]
 fn c_llm_call(b: Bencher) {
-    b.with_inputs(|| {
-        while observra::health().metric_queue_depth > 4_096 {
-            std::thread::sleep(std::time::Duration::from_micros(200));
-        }
-        black_box(42)
-    })
-    .bench_local_values(|x| llm_call(x).map(|r| r.0).unwrap_or(0));
+    b.with_inputs(room).bench_local_values(|x| llm_call(x).map(|r| r.0).unwrap_or(0));
 }
 
 /// The same by hand with the raw OpenTelemetry SDK.
 #[divan::bench(sample_count = SAMPLES, sample_size = SIZE)]
-fn d_raw_sdk() -> u64 {
-    raw_sdk(RAW.get().expect("set up"), black_box(42))
+fn d_raw_sdk(b: Bencher) {
+    let raw = RAW.get().expect("set up");
+    b.with_inputs(idle).bench_local_values(|x| raw_sdk(raw, x));
 }
 
 /// `#[tracing::instrument]` + tracing-opentelemetry, plus the same records.
 #[divan::bench(sample_count = SAMPLES, sample_size = SIZE)]
 fn e_tracing_opentelemetry(b: Bencher) {
     let dispatch = TRACING_OTEL.get().expect("set up");
+    let raw = RAW.get().expect("set up");
     tracing::dispatcher::with_default(dispatch, || {
-        b.bench_local(|| tracing_otel(RAW.get().expect("set up"), black_box(42)));
+        b.with_inputs(idle).bench_local_values(|x| tracing_otel(raw, x));
     });
 }
 
 /// A fastrace root span with the same properties (no metrics).
 #[divan::bench(sample_count = SAMPLES, sample_size = SIZE)]
-fn f_fastrace() -> u64 {
-    fastrace_span(black_box(42))
+fn f_fastrace(b: Bencher) {
+    b.with_inputs(idle).bench_local_values(fastrace_span);
 }

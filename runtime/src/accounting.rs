@@ -587,16 +587,6 @@ impl MetricJob {
     }
 }
 
-/// What the caller's threads hand to the `observra-metrics` thread.
-// Boxing would allocate on the caller's thread for every span.
-#[allow(clippy::large_enum_variant)]
-enum Data {
-    /// The metric records of a span that closed on the `tracing` path.
-    Job(MetricJob),
-    /// A model call of the dedicated path: assembled into a span and its metrics there.
-    Span(crate::fast::FastFrame),
-}
-
 enum Control {
     /// The queue holds a batch: drain it now.
     Wake,
@@ -612,7 +602,12 @@ pub(crate) static METRIC_JOBS_DROPPED: AtomicU64 = AtomicU64::new(0);
 /// on a control channel, never on the data: a caller wakes it only when a
 /// batch has built up, so a call costs a slot write, not a futex wake.
 pub(crate) struct MetricsQueue {
-    data: std::sync::mpsc::SyncSender<Data>,
+    /// The metric records of spans that closed on the `tracing` path.
+    jobs: std::sync::mpsc::SyncSender<MetricJob>,
+    /// Model calls of the dedicated path, to assemble into spans and metrics.
+    /// A channel of its own: a frame is half a job's size, and every byte
+    /// is copied on the caller's thread.
+    spans: std::sync::mpsc::SyncSender<crate::fast::FastFrame>,
     control: std::sync::mpsc::SyncSender<Control>,
     depth: Arc<AtomicUsize>,
     wake_sent: Arc<AtomicBool>,
@@ -633,7 +628,8 @@ impl MetricsQueue {
         ins: Option<Instruments>,
         pipeline: std::sync::Weak<crate::pipeline::Pipeline>,
     ) -> std::io::Result<Self> {
-        let (data, data_rx) = std::sync::mpsc::sync_channel::<Data>(Self::CAPACITY);
+        let (jobs, jobs_rx) = std::sync::mpsc::sync_channel::<MetricJob>(Self::CAPACITY);
+        let (spans, spans_rx) = std::sync::mpsc::sync_channel::<crate::fast::FastFrame>(Self::CAPACITY);
         let (control, control_rx) = std::sync::mpsc::sync_channel::<Control>(16);
         let depth = Arc::new(AtomicUsize::new(0));
         let wake_sent = Arc::new(AtomicBool::new(false));
@@ -642,27 +638,52 @@ impl MetricsQueue {
             crate::layer::suppress_current_thread();
             let drain = || {
                 let mut taken = 0;
-                while let Ok(item) = data_rx.try_recv() {
+                let mut took = || {
                     // The shared depth is updated in steps, not per item: callers write it too.
                     taken += 1;
                     if taken == 64 {
                         thread_depth.fetch_sub(taken, Ordering::AcqRel);
                         taken = 0;
                     }
-                    // A panic in a metric reader or an exporter's queue must not stop the thread.
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match item {
-                        Data::Job(job) => {
-                            if let Some(ins) = &ins {
-                                job.record(ins)
-                            }
+                };
+                // A panic in a metric reader or a backend's queue must not stop the thread.
+                let guarded = |f: &mut dyn FnMut()| {
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+                };
+                loop {
+                    let mut any = false;
+                    while let Ok(job) = jobs_rx.try_recv() {
+                        took();
+                        any = true;
+                        if let Some(ins) = &ins {
+                            let mut job = Some(job);
+                            guarded(&mut || {
+                                if let Some(job) = job.take() {
+                                    job.record(ins)
+                                }
+                            });
                         }
-                        Data::Span(frame) => match pipeline.upgrade() {
-                            Some(p) => crate::fast::assemble(frame, &p, ins.as_ref()),
+                    }
+                    while let Ok(frame) = spans_rx.try_recv() {
+                        took();
+                        any = true;
+                        match pipeline.upgrade() {
+                            Some(p) => {
+                                let mut frame = Some(frame);
+                                guarded(&mut || {
+                                    if let Some(frame) = frame.take() {
+                                        crate::fast::assemble(frame, &p, ins.as_ref())
+                                    }
+                                });
+                            }
                             None => {
                                 crate::batch::ORPHANED.fetch_add(1, Ordering::AcqRel);
                             }
-                        },
-                    }));
+                        }
+                    }
+                    if !any {
+                        break;
+                    }
                 }
                 thread_depth.fetch_sub(taken, Ordering::AcqRel);
             };
@@ -689,14 +710,14 @@ impl MetricsQueue {
                 }
             }
         })?;
-        Ok(MetricsQueue { data, control, depth, wake_sent })
+        Ok(MetricsQueue { jobs, spans, control, depth, wake_sent })
     }
 
-    /// Queues an item; never blocks. False when the queue is full.
-    fn push(&self, item: Data) -> bool {
+    /// Queues an item on `tx`; never blocks. False when the queue is full.
+    fn push<T>(&self, tx: &std::sync::mpsc::SyncSender<T>, item: T) -> bool {
         // Counted before it can be taken, so the depth never dips below zero.
         let depth = self.depth.fetch_add(1, Ordering::AcqRel) + 1;
-        if self.data.try_send(item).is_err() {
+        if tx.try_send(item).is_err() {
             self.depth.fetch_sub(1, Ordering::AcqRel);
             return false;
         }
@@ -717,7 +738,7 @@ impl MetricsQueue {
 
     /// Queues a job; never blocks. A full queue drops it and counts it.
     fn send(&self, job: MetricJob) {
-        if !self.push(Data::Job(job)) {
+        if !self.push(&self.jobs, job) {
             METRIC_JOBS_DROPPED.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -725,7 +746,7 @@ impl MetricsQueue {
     /// Queues a model call of the dedicated path; never blocks. A full queue
     /// drops it: the span is counted dropped, its metrics as a dropped job.
     pub(crate) fn send_span(&self, frame: crate::fast::FastFrame) {
-        if !self.push(Data::Span(frame)) {
+        if !self.push(&self.spans, frame) {
             crate::batch::ORPHANED.fetch_add(1, Ordering::AcqRel);
             METRIC_JOBS_DROPPED.fetch_add(1, Ordering::Relaxed);
         }

@@ -100,48 +100,49 @@ thread_local! {
 /// the shared lock (or the `Arc`'s count) while the cached one is current.
 fn with_pipeline<R>(f: impl FnOnce(u64, &Pipeline) -> R) -> Option<R> {
     let generation = GENERATION.load(Ordering::Acquire);
-    PIPELINE.with(|cell| {
-        let mut cached = cell.try_borrow_mut().ok()?;
-        if cached.as_ref().is_none_or(|(g, _)| *g != generation) {
-            *cached = crate::pipeline::current().map(|p| (generation, p));
-        }
-        let (g, p) = cached.as_ref()?;
-        Some(f(*g, p))
-    })
+    PIPELINE
+        .try_with(|cell| {
+            let mut cached = cell.try_borrow_mut().ok()?;
+            if cached.as_ref().is_none_or(|(g, _)| *g != generation) {
+                *cached = crate::pipeline::current().map(|p| (generation, p));
+            }
+            let (g, p) = cached.as_ref()?;
+            Some(f(*g, p))
+        })
+        .ok()
+        .flatten()
+}
+
+/// Runs `f` on this thread's stack, unless it is in use already (a
+/// re-entrant call) or the thread is being torn down.
+fn stack<R>(f: impl FnOnce(&mut Vec<Entry>) -> R) -> Option<R> {
+    STACK.try_with(|s| s.try_borrow_mut().ok().map(|mut s| f(&mut s))).ok().flatten()
 }
 
 /// Called by the layer when a span it records is entered.
 pub(crate) fn push_tracing(ctx: Ctx) {
-    STACK.with(|s| {
-        if let Ok(mut s) = s.try_borrow_mut() {
-            s.push(Entry::Tracing(ctx));
-        }
-    });
+    stack(|s| s.push(Entry::Tracing(ctx)));
 }
 
 /// Called by the layer when a span is exited.
 pub(crate) fn pop_tracing(id: &tracing::Id) {
-    STACK.with(|s| {
-        if let Ok(mut s) = s.try_borrow_mut() {
-            let at = s.iter().rposition(|e| matches!(e, Entry::Tracing(c) if c.tracing_id.as_ref() == Some(id)));
-            if let Some(at) = at {
-                s.remove(at);
-            }
+    stack(|s| {
+        let at = s.iter().rposition(|e| matches!(e, Entry::Tracing(c) if c.tracing_id.as_ref() == Some(id)));
+        if let Some(at) = at {
+            s.remove(at);
         }
     });
 }
 
 /// A remote parent was set on `id` after it was entered: its entries follow.
 pub(crate) fn reparent_tracing(id: &tracing::Id, remote: &SpanContext) {
-    STACK.with(|s| {
-        if let Ok(mut s) = s.try_borrow_mut() {
-            for e in s.iter_mut() {
-                if let Entry::Tracing(c) = e {
-                    if c.tracing_id.as_ref() == Some(id) {
-                        c.trace_id = remote.trace_id();
-                        c.sampled = remote.is_sampled();
-                        c.trace_state = remote.trace_state().clone();
-                    }
+    stack(|s| {
+        for e in s.iter_mut() {
+            if let Entry::Tracing(c) = e {
+                if c.tracing_id.as_ref() == Some(id) {
+                    c.trace_id = remote.trace_id();
+                    c.sampled = remote.is_sampled();
+                    c.trace_state = remote.trace_state().clone();
                 }
             }
         }
@@ -151,45 +152,45 @@ pub(crate) fn reparent_tracing(id: &tracing::Id, remote: &SpanContext) {
 /// The context of the innermost model call, when one is the innermost span
 /// on this thread (a `tracing` span opened now is its child).
 pub(crate) fn innermost_call() -> Option<Ctx> {
-    STACK.with(|s| match s.try_borrow().ok()?.last()? {
-        Entry::Fast(f) => Some(f.ctx.clone()),
-        Entry::Tracing(_) => None,
+    stack(|s| match s.last() {
+        Some(Entry::Fast(f)) => Some(f.ctx.clone()),
+        _ => None,
     })
+    .flatten()
 }
 
 /// When the innermost span on this thread is a model call: whether it is sampled.
 pub(crate) fn innermost_call_sampled() -> Option<bool> {
-    STACK.with(|s| match s.try_borrow().ok()?.last()? {
-        Entry::Fast(f) => Some(f.ctx.sampled),
-        Entry::Tracing(_) => None,
+    stack(|s| match s.last() {
+        Some(Entry::Fast(f)) => Some(f.ctx.sampled),
+        _ => None,
     })
+    .flatten()
 }
 
 /// Adds an event to the innermost model call; gives it back if there is none.
 pub(crate) fn add_event_to_innermost(event: Event) -> Result<(), Event> {
-    STACK.with(|s| match s.try_borrow_mut() {
-        Ok(mut s) => match s.last_mut() {
-            Some(Entry::Fast(f)) => {
-                f.add_event(event);
-                Ok(())
-            }
-            _ => Err(event),
-        },
-        Err(_) => Err(event),
-    })
+    let mut event = Some(event);
+    stack(|s| {
+        if let (Some(Entry::Fast(f)), Some(e)) = (s.last_mut(), event.take()) {
+            f.add_event(e);
+        }
+    });
+    match event {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Runs `f` on the model call `span_id` if it is entered on this thread.
 pub(crate) fn with_entered(span_id: SpanId, f: impl FnOnce(&mut FastFrame)) {
-    STACK.with(|s| {
-        if let Ok(mut s) = s.try_borrow_mut() {
-            let found = s.iter_mut().rev().find_map(|e| match e {
-                Entry::Fast(frame) if frame.ctx.span_id == span_id => Some(frame),
-                _ => None,
-            });
-            if let Some(frame) = found {
-                f(frame);
-            }
+    stack(|s| {
+        let found = s.iter_mut().rev().find_map(|e| match e {
+            Entry::Fast(frame) if frame.ctx.span_id == span_id => Some(frame),
+            _ => None,
+        });
+        if let Some(frame) = found {
+            f(frame);
         }
     });
 }
@@ -381,14 +382,13 @@ impl FastSpan {
     }
 
     fn open(site: &'static LlmSite, model: Option<StringValue>) -> Self {
-        let parent = STACK.with(|s| {
-            s.try_borrow().ok().and_then(|s| {
-                s.last().map(|e| match e {
-                    Entry::Tracing(c) => c.clone(),
-                    Entry::Fast(f) => f.ctx.clone(),
-                })
+        let parent = stack(|s| {
+            s.last().map(|e| match e {
+                Entry::Tracing(c) => c.clone(),
+                Entry::Fast(f) => f.ctx.clone(),
             })
-        });
+        })
+        .flatten();
         let opened = with_pipeline(|generation, p| {
             let span_id = p.ids.new_span_id();
             let (ctx, parent_span_id) = match parent {
@@ -453,10 +453,16 @@ impl FastSpan {
     fn enter(&self) {
         let Ok(mut local) = self.frame.try_borrow_mut() else { return };
         let Some(frame) = local.take() else { return };
-        STACK.with(|s| match s.try_borrow_mut() {
-            Ok(mut s) => s.push(Entry::Fast(frame)),
-            Err(_) => *local = Some(frame),
+        let mut frame = Some(frame);
+        stack(|s| {
+            if let Some(f) = frame.take() {
+                s.push(Entry::Fast(f));
+            }
         });
+        // Not on the stack (re-entrant or torn down): it stays here.
+        if frame.is_some() {
+            *local = frame;
+        }
     }
 
     /// Takes the call off this thread's stack.
@@ -465,14 +471,16 @@ impl FastSpan {
         if local.is_some() || self.is_disabled() {
             return;
         }
-        STACK.with(|s| {
-            if let Ok(mut s) = s.try_borrow_mut() {
-                let at = s.iter().rposition(|e| matches!(e, Entry::Fast(f) if f.ctx.span_id == self.span_id));
-                if let Some(Entry::Fast(frame)) = at.map(|at| s.remove(at)) {
-                    *local = Some(frame);
-                }
+        let taken = stack(|s| {
+            let at = s.iter().rposition(|e| matches!(e, Entry::Fast(f) if f.ctx.span_id == self.span_id));
+            match at.map(|at| s.remove(at)) {
+                Some(Entry::Fast(frame)) => Some(frame),
+                _ => None,
             }
         });
+        if let Some(frame) = taken.flatten() {
+            *local = Some(frame);
+        }
     }
 
     /// Marks the call failed (`panic`, `cancelled`) unless it already is.

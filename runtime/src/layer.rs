@@ -45,11 +45,12 @@ thread_local! {
 /// Marks the current thread as an exporter thread: spans and events created
 /// on it (by HTTP clients, for example) are not exported, which would loop.
 pub(crate) fn suppress_current_thread() {
-    SUPPRESSED.with(|s| s.set(true));
+    let _ = SUPPRESSED.try_with(|s| s.set(true));
 }
 
 pub(crate) fn suppressed() -> bool {
-    SUPPRESSED.with(|s| s.get())
+    // A thread being torn down records nothing.
+    SUPPRESSED.try_with(|s| s.get()).unwrap_or(true)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
