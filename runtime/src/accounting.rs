@@ -426,31 +426,6 @@ pub(crate) fn llm_cost(
     (model_value, cost)
 }
 
-/// The per-call and per-window budget checks of one model call.
-pub(crate) fn llm_budgets(
-    acc: &Accounting,
-    usage: Option<&Usage>,
-    cost: Option<f64>,
-    model: Option<&str>,
-    trace_id: opentelemetry::trace::TraceId,
-    deferred: &mut Deferred,
-) {
-    check_call_budget(acc, usage, cost, model, trace_id, deferred);
-    if let (Some(window), Some(c)) = (&acc.window, cost) {
-        if let Some(total) = window.add(c) {
-            deferred.budget_events.push(BudgetEvent {
-                kind: BudgetKind::Window,
-                unit: "usd",
-                limit: window.limit(),
-                observed: total,
-                model: model.map(str::to_string),
-                agent: None,
-                trace_id: trace_id.to_string(),
-            });
-        }
-    }
-}
-
 impl Accounting {
     /// Whether any budget is set: then every model call's cost is worked
     /// out on the caller's thread, where the budget callback runs.
@@ -828,7 +803,8 @@ pub(crate) fn agent_ended(acc: &Accounting, labels: &[KeyValue]) {
     }
 }
 
-fn check_call_budget(
+/// The per-call and per-window budget checks of one model call.
+pub(crate) fn llm_budgets(
     acc: &Accounting,
     usage: Option<&Usage>,
     cost: Option<f64>,
@@ -854,6 +830,19 @@ fn check_call_budget(
         let tokens = u.input_tokens.unwrap_or(0) + u.output_tokens.unwrap_or(0);
         if tokens > limit {
             deferred.budget_events.push(event("tokens", limit as f64, tokens as f64));
+        }
+    }
+    if let (Some(window), Some(c)) = (&acc.window, cost) {
+        if let Some(total) = window.add(c) {
+            deferred.budget_events.push(BudgetEvent {
+                kind: BudgetKind::Window,
+                unit: "usd",
+                limit: window.limit(),
+                observed: total,
+                model: model.map(str::to_string),
+                agent: None,
+                trace_id: trace_id.to_string(),
+            });
         }
     }
 }
