@@ -328,7 +328,7 @@ fn expand(mut plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
                 let __observra_span_ref = __observra_guard.span();
             },
             quote! {
-                let __observra_guard = ::observra::__private::FastSync::enter(__observra_span);
+                let __observra_guard = ::observra::__private::FastSync::enter(&__observra_span);
                 let __observra_ret = __observra_body();
                 let __observra_span_ref = __observra_guard.span();
             },

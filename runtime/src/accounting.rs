@@ -689,6 +689,7 @@ impl MetricsQueue {
     }
 
     /// Queues an item on `tx`; never blocks. False when the queue is full.
+    #[inline]
     fn push<T>(&self, tx: &std::sync::mpsc::SyncSender<T>, item: T) -> bool {
         // Counted before it can be taken, so the depth never dips below zero.
         let depth = self.depth.fetch_add(1, Ordering::AcqRel) + 1;
@@ -720,6 +721,7 @@ impl MetricsQueue {
 
     /// Queues a model call of the dedicated path; never blocks. A full queue
     /// drops it: the span is counted dropped, its metrics as a dropped job.
+    #[inline]
     pub(crate) fn send_span(&self, frame: crate::fast::FastFrame) {
         if !self.push(&self.spans, frame) {
             crate::batch::ORPHANED.fetch_add(1, Ordering::AcqRel);

@@ -467,20 +467,28 @@ impl FastSpan {
 
     /// Takes the call off this thread's stack.
     fn exit(&self) {
-        let Ok(mut local) = self.frame.try_borrow_mut() else { return };
-        if local.is_some() || self.is_disabled() {
-            return;
+        if let Some(frame) = self.take_entered() {
+            match self.frame.try_borrow_mut() {
+                Ok(mut local) => *local = Some(frame),
+                // Cannot happen (nothing else borrows it now); never lose the call.
+                Err(_) => close(frame),
+            }
         }
-        let taken = stack(|s| {
+    }
+
+    /// Takes the call off this thread's stack, if it is there.
+    fn take_entered(&self) -> Option<FastFrame> {
+        if self.is_disabled() || self.frame.try_borrow().map_or(true, |f| f.is_some()) {
+            return None;
+        }
+        stack(|s| {
             let at = s.iter().rposition(|e| matches!(e, Entry::Fast(f) if f.ctx.span_id == self.span_id));
             match at.map(|at| s.remove(at)) {
                 Some(Entry::Fast(frame)) => Some(frame),
                 _ => None,
             }
-        });
-        if let Some(frame) = taken.flatten() {
-            *local = Some(frame);
-        }
+        })
+        .flatten()
     }
 
     /// Marks the call failed (`panic`, `cancelled`) unless it already is.
@@ -505,6 +513,7 @@ impl Drop for FastSpan {
 
 /// Ends a call: stamps the end, does what must happen on the caller
 /// (budgets, totals), and queues the frame.
+#[inline]
 fn close(mut frame: FastFrame) {
     frame.end = SystemTime::now();
     let queued = with_pipeline(|generation, p| {
@@ -662,28 +671,36 @@ impl Drop for Entered<'_> {
     }
 }
 
-/// Keeps a sync function's call entered for its body.
-pub struct FastSync {
-    span: FastSpan,
+/// Keeps a sync function's call entered for its body, and ends it there.
+pub struct FastSync<'a> {
+    span: &'a FastSpan,
 }
 
-impl FastSync {
+impl<'a> FastSync<'a> {
     /// Enters `span` for the rest of the call.
     #[inline]
-    pub fn enter(span: FastSpan) -> Self {
+    pub fn enter(span: &'a FastSpan) -> Self {
         span.enter();
         FastSync { span }
     }
     /// The call being recorded.
     #[inline]
     pub fn span(&self) -> &FastSpan {
-        &self.span
+        self.span
     }
 }
 
-impl Drop for FastSync {
+impl Drop for FastSync<'_> {
     fn drop(&mut self) {
-        drop(Entered(&self.span));
+        if std::thread::panicking() {
+            self.span.fail(sc::ERROR_PANIC, "the function panicked");
+        }
+        // Ends the call straight from the thread's stack (the span, dropped
+        // next, then has nothing left to end).
+        match self.span.take_entered() {
+            Some(frame) => close(frame),
+            None => self.span.exit(),
+        }
     }
 }
 
