@@ -888,13 +888,17 @@ pub(crate) fn check_agent_budget(
     }
 }
 
+/// The warning for a model without a price (once per model).
+pub(crate) const UNKNOWN_MODEL_WARNING: &str =
+    "no price for this model: no cost is recorded for it (add one with OBSERVRA_PRICES or Builder::price)";
+
 /// Emits what was deferred until the registry's locks were released.
 pub(crate) fn emit(acc: &Accounting, deferred: Deferred) {
     if let Some(model) = deferred.unknown_model {
         tracing::warn!(
             target: "observra::cost",
             model = model.as_str(),
-            "no price for this model: no cost is recorded for it (add one with OBSERVRA_PRICES or Builder::price)"
+            UNKNOWN_MODEL_WARNING
         );
     }
     for event in deferred.budget_events {

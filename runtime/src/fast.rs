@@ -616,6 +616,10 @@ pub(crate) fn assemble(frame: FastFrame, p: &Pipeline, ins: Option<&Instruments>
     if let Some(ins) = ins {
         accounting::record_llm(ins, site.operation, &attrs, duration_s, failed, usage, cost, frame.ctx.agent, model);
     }
+    // This thread's own `tracing` events are not recorded (it is an
+    // exporter's), so the warning the `tracing` path leaves on the current
+    // span is put on this call's span here.
+    let unknown_model = deferred.unknown_model.clone();
     accounting::emit(acc, deferred);
     if !frame.ctx.sampled {
         return;
@@ -623,6 +627,14 @@ pub(crate) fn assemble(frame: FastFrame, p: &Pipeline, ins: Option<&Instruments>
     let mut events = SpanEvents::default();
     events.events = more.events;
     events.dropped_count = more.dropped_events;
+    if let Some(model) = unknown_model {
+        let attributes = vec![
+            KeyValue::new("model", model),
+            KeyValue::new(sc::EVENT_LEVEL, "WARN"),
+            KeyValue::new(sc::EVENT_TARGET, "observra::cost"),
+        ];
+        events.events.push(Event::new(accounting::UNKNOWN_MODEL_WARNING, frame.end, attributes, 0));
+    }
     if !more.captured.is_empty() {
         events.events.push(Event::new(sc::GEN_AI_DETAILS_EVENT, frame.end, more.captured, 0));
     }

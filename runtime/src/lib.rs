@@ -127,6 +127,10 @@ impl Guard {
 }
 
 /// The span of the current `tracing` context (for `.instrument(...)`).
+///
+/// Inside an `#[llm_call]` body on its dedicated path (see
+/// [`Builder::fast_path`]) this is the enclosing span: such a call has no
+/// `tracing` span. Use [`current_llm_call`] to record on the call itself.
 pub fn current_span() -> tracing::Span {
     tracing::Span::current()
 }
