@@ -229,8 +229,8 @@ pub(crate) fn as_str(v: &Value) -> Option<&str> {
     }
 }
 
-fn find_u64(attrs: &[KeyValue], key: &str) -> Option<u64> {
-    match find(attrs, key)? {
+fn as_u64(v: &Value) -> Option<u64> {
+    match v {
         Value::I64(i) => u64::try_from(*i).ok(),
         Value::F64(f) if *f >= 0.0 => Some(*f as u64),
         Value::String(s) => s.as_str().parse().ok(),
@@ -238,14 +238,14 @@ fn find_u64(attrs: &[KeyValue], key: &str) -> Option<u64> {
     }
 }
 
+/// The usage a span's `gen_ai.usage.*` attributes report (keys are unique).
 fn usage_of(attrs: &[KeyValue]) -> Option<Usage> {
-    let u = Usage {
-        input_tokens: find_u64(attrs, sc::GEN_AI_USAGE_INPUT_TOKENS),
-        output_tokens: find_u64(attrs, sc::GEN_AI_USAGE_OUTPUT_TOKENS),
-        cache_read_input_tokens: find_u64(attrs, sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
-        cache_creation_input_tokens: find_u64(attrs, sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS),
-        reasoning_output_tokens: find_u64(attrs, sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
-    };
+    let mut u = Usage::default();
+    for kv in attrs {
+        if let Some(field) = u.field_mut(kv.key.as_str()) {
+            *field = as_u64(&kv.value);
+        }
+    }
     (u != Usage::default()).then_some(u)
 }
 
@@ -351,19 +351,18 @@ pub(crate) fn on_close(
                     Some(Value::F64(t)) => Some(*t),
                     _ => None,
                 };
-                q.send(MetricJob {
-                    op: operation,
+                q.send(MetricJob::llm(
+                    operation,
+                    attrs,
                     duration_s,
-                    failed: close.failed,
-                    attrs: metric_attrs(attrs, LLM_METRIC_KEYS),
+                    close.failed,
                     usage,
                     cost,
                     ttfc,
-                    gaps: chunk_gaps.to_vec(),
-                    agent: close.agent.cloned(),
-                    model: model_value.clone(),
-                    tool: None,
-                });
+                    chunk_gaps.to_vec(),
+                    close.agent.cloned(),
+                    model_value.clone(),
+                ));
             }
             llm_budgets(acc, usage.as_ref(), cost, model, trace_id, deferred);
             contribution.usage = usage;
@@ -439,35 +438,6 @@ impl Accounting {
     }
 }
 
-/// Records a model call's metrics now (the dedicated path, on the metrics thread).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn record_llm(
-    ins: &Instruments,
-    operation: &'static str,
-    attrs: &[KeyValue],
-    duration_s: f64,
-    failed: bool,
-    usage: Option<Usage>,
-    cost: Option<f64>,
-    agent: Option<opentelemetry::StringValue>,
-    model: Option<opentelemetry::StringValue>,
-) {
-    MetricJob {
-        op: operation,
-        duration_s,
-        failed,
-        attrs: metric_attrs(attrs, LLM_METRIC_KEYS),
-        usage,
-        cost,
-        ttfc: None,
-        gaps: Vec::new(),
-        agent,
-        model,
-        tool: None,
-    }
-    .record(ins)
-}
-
 /// The metric records of one closing GenAI span, queued by the caller and
 /// recorded on the metrics thread.
 pub(crate) struct MetricJob {
@@ -486,6 +456,35 @@ pub(crate) struct MetricJob {
 }
 
 impl MetricJob {
+    /// A model call's records; `attrs` are the span's attributes.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn llm(
+        op: &'static str,
+        attrs: &[KeyValue],
+        duration_s: f64,
+        failed: bool,
+        usage: Option<Usage>,
+        cost: Option<f64>,
+        ttfc: Option<f64>,
+        gaps: Vec<f64>,
+        agent: Option<opentelemetry::StringValue>,
+        model: Option<opentelemetry::StringValue>,
+    ) -> Self {
+        MetricJob {
+            op,
+            duration_s,
+            failed,
+            attrs: metric_attrs(attrs, LLM_METRIC_KEYS),
+            usage,
+            cost,
+            ttfc,
+            gaps,
+            agent,
+            model,
+            tool: None,
+        }
+    }
+
     fn simple(op: &'static str, close: &Closing<'_>, attrs: Attrs) -> Self {
         MetricJob {
             op,
@@ -507,7 +506,7 @@ impl MetricJob {
     }
 
     /// Records everything the job stands for.
-    fn record(self, ins: &Instruments) {
+    pub(crate) fn record(&self, ins: &Instruments) {
         let d = self.duration_s;
         match self.op {
             o if op::LLM.contains(&o) => {
@@ -621,6 +620,8 @@ impl MetricsQueue {
                         taken = 0;
                     }
                 };
+                // Once per drain, not per frame: the count is shared with every span.
+                let p = pipeline.upgrade();
                 // A panic in a metric reader or a backend's queue must not stop the thread.
                 let guarded = |f: &mut dyn FnMut()| {
                     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
@@ -631,23 +632,18 @@ impl MetricsQueue {
                         took();
                         any = true;
                         if let Some(ins) = &ins {
-                            let mut job = Some(job);
-                            guarded(&mut || {
-                                if let Some(job) = job.take() {
-                                    job.record(ins)
-                                }
-                            });
+                            guarded(&mut || job.record(ins));
                         }
                     }
                     while let Ok(frame) = spans_rx.try_recv() {
                         took();
                         any = true;
-                        match pipeline.upgrade() {
+                        match &p {
                             Some(p) => {
                                 let mut frame = Some(frame);
                                 guarded(&mut || {
                                     if let Some(frame) = frame.take() {
-                                        crate::fast::assemble(frame, &p, ins.as_ref())
+                                        crate::fast::assemble(frame, p, ins.as_ref())
                                     }
                                 });
                             }

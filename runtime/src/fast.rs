@@ -40,7 +40,7 @@ use opentelemetry_sdk::trace::{IdGenerator, SamplingDecision, ShouldSample, Span
 
 use crate::accounting::{self, Contribution, Deferred, Instruments};
 use crate::genai::Usage;
-use crate::layer::{MAX_ATTRIBUTES, MAX_EVENTS, Sink};
+use crate::layer::{MAX_ATTRIBUTES, Sink, push_bounded, set_bounded};
 use crate::pipeline::Pipeline;
 use crate::semconv as sc;
 
@@ -168,28 +168,24 @@ pub(crate) fn innermost_call_sampled() -> Option<bool> {
     .flatten()
 }
 
-/// Adds an event to the innermost model call; gives it back if there is none.
-pub(crate) fn add_event_to_innermost(event: Event) -> Result<(), Event> {
-    let mut event = Some(event);
+/// Adds an event to the innermost model call, if one is innermost.
+pub(crate) fn add_event_to_innermost(event: Event) {
     stack(|s| {
-        if let (Some(Entry::Fast(f)), Some(e)) = (s.last_mut(), event.take()) {
-            f.add_event(e);
+        if let Some(Entry::Fast(f)) = s.last_mut() {
+            f.add_event(event);
         }
     });
-    match event {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+}
+
+/// Where the model call `span_id` is on this thread's stack, if entered.
+fn position(s: &[Entry], span_id: SpanId) -> Option<usize> {
+    s.iter().rposition(|e| matches!(e, Entry::Fast(f) if f.ctx.span_id == span_id))
 }
 
 /// Runs `f` on the model call `span_id` if it is entered on this thread.
 pub(crate) fn with_entered(span_id: SpanId, f: impl FnOnce(&mut FastFrame)) {
     stack(|s| {
-        let found = s.iter_mut().rev().find_map(|e| match e {
-            Entry::Fast(frame) if frame.ctx.span_id == span_id => Some(frame),
-            _ => None,
-        });
-        if let Some(frame) = found {
+        if let Some(Entry::Fast(frame)) = position(s, span_id).map(|at| &mut s[at]) {
             f(frame);
         }
     });
@@ -259,16 +255,7 @@ impl FastFrame {
 
 impl Sink for FastFrame {
     fn set_attribute(&mut self, key: Key, value: Value) {
-        let u = &mut self.usage;
-        let slot = match key.as_str() {
-            sc::GEN_AI_USAGE_INPUT_TOKENS => Some(&mut u.input_tokens),
-            sc::GEN_AI_USAGE_OUTPUT_TOKENS => Some(&mut u.output_tokens),
-            sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS => Some(&mut u.cache_read_input_tokens),
-            sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS => Some(&mut u.cache_creation_input_tokens),
-            sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS => Some(&mut u.reasoning_output_tokens),
-            _ => None,
-        };
-        let value = match (slot, value) {
+        let value = match (self.usage.field_mut(key.as_str()), value) {
             (Some(slot), Value::I64(n)) if n >= 0 => {
                 *slot = Some(n as u64);
                 return;
@@ -291,22 +278,12 @@ impl Sink for FastFrame {
             (_, v) => v,
         };
         let more = self.more();
-        if let Some(kv) = more.attrs.iter_mut().find(|kv| kv.key == key) {
-            kv.value = value;
-        } else if more.attrs.len() < MAX_ATTRIBUTES {
-            more.attrs.push(KeyValue::new(key, value));
-        } else {
-            more.dropped_attributes = more.dropped_attributes.saturating_add(1);
-        }
+        set_bounded(&mut more.attrs, &mut more.dropped_attributes, key, value);
     }
 
     fn add_event(&mut self, event: Event) {
         let more = self.more();
-        if more.events.len() < MAX_EVENTS {
-            more.events.push(event);
-        } else {
-            more.dropped_events = more.dropped_events.saturating_add(1);
-        }
+        push_bounded(&mut more.events, &mut more.dropped_events, event);
     }
 
     fn add_captured(&mut self, kv: KeyValue) {
@@ -481,12 +458,9 @@ impl FastSpan {
         if self.is_disabled() || self.frame.try_borrow().map_or(true, |f| f.is_some()) {
             return None;
         }
-        stack(|s| {
-            let at = s.iter().rposition(|e| matches!(e, Entry::Fast(f) if f.ctx.span_id == self.span_id));
-            match at.map(|at| s.remove(at)) {
-                Some(Entry::Fast(frame)) => Some(frame),
-                _ => None,
-            }
+        stack(|s| match position(s, self.span_id).map(|at| s.remove(at)) {
+            Some(Entry::Fast(frame)) => Some(frame),
+            _ => None,
         })
         .flatten()
     }
@@ -587,17 +561,8 @@ pub(crate) fn assemble(frame: FastFrame, p: &Pipeline, ins: Option<&Instruments>
         attrs.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, Value::String(m.clone())));
     }
     attrs.extend(more.attrs);
-    let u = &frame.usage;
-    for (key, n) in [
-        (sc::GEN_AI_USAGE_INPUT_TOKENS, u.input_tokens),
-        (sc::GEN_AI_USAGE_OUTPUT_TOKENS, u.output_tokens),
-        (sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, u.cache_read_input_tokens),
-        (sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, u.cache_creation_input_tokens),
-        (sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, u.reasoning_output_tokens),
-    ] {
-        if let Some(n) = n {
-            attrs.push(KeyValue::new(key, i64::try_from(n).unwrap_or(i64::MAX)));
-        }
+    for (key, n) in frame.usage.attributes() {
+        attrs.push(KeyValue::new(key, i64::try_from(n).unwrap_or(i64::MAX)));
     }
     if let Some(m) = &frame.response_model {
         attrs.push(KeyValue::new(sc::GEN_AI_RESPONSE_MODEL, Value::String(m.clone())));
@@ -614,7 +579,19 @@ pub(crate) fn assemble(frame: FastFrame, p: &Pipeline, ins: Option<&Instruments>
     }
     let duration_s = frame.end.duration_since(frame.start).map(|d| d.as_secs_f64()).unwrap_or(0.0);
     if let Some(ins) = ins {
-        accounting::record_llm(ins, site.operation, &attrs, duration_s, failed, usage, cost, frame.ctx.agent, model);
+        accounting::MetricJob::llm(
+            site.operation,
+            &attrs,
+            duration_s,
+            failed,
+            usage,
+            cost,
+            None,
+            Vec::new(),
+            frame.ctx.agent,
+            model,
+        )
+        .record(ins);
     }
     // This thread's own `tracing` events are not recorded (it is an
     // exporter's), so the warning the `tracing` path leaves on the current

@@ -92,7 +92,20 @@ impl Usage {
         self
     }
 
-    fn attributes(&self) -> impl Iterator<Item = (&'static str, u64)> {
+    /// The field that holds the `gen_ai.usage.*` attribute `key`.
+    pub(crate) fn field_mut(&mut self, key: &str) -> Option<&mut Option<u64>> {
+        match key {
+            sc::GEN_AI_USAGE_INPUT_TOKENS => Some(&mut self.input_tokens),
+            sc::GEN_AI_USAGE_OUTPUT_TOKENS => Some(&mut self.output_tokens),
+            sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS => Some(&mut self.cache_read_input_tokens),
+            sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS => Some(&mut self.cache_creation_input_tokens),
+            sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS => Some(&mut self.reasoning_output_tokens),
+            _ => None,
+        }
+    }
+
+    /// The `gen_ai.usage.*` attributes of the reported values.
+    pub(crate) fn attributes(&self) -> impl Iterator<Item = (&'static str, u64)> {
         [
             (sc::GEN_AI_USAGE_INPUT_TOKENS, self.input_tokens),
             (sc::GEN_AI_USAGE_OUTPUT_TOKENS, self.output_tokens),

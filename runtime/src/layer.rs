@@ -100,6 +100,28 @@ pub(crate) struct SpanRecord {
     keeper: bool,
 }
 
+/// Sets (or replaces) `key` in `attrs`, at most [`MAX_ATTRIBUTES`] of
+/// them; one that does not fit is counted in `dropped`.
+pub(crate) fn set_bounded(attrs: &mut Vec<KeyValue>, dropped: &mut u32, key: Key, value: Value) {
+    if let Some(kv) = attrs.iter_mut().find(|kv| kv.key == key) {
+        kv.value = value;
+    } else if attrs.len() < MAX_ATTRIBUTES {
+        attrs.push(KeyValue::new(key, value));
+    } else {
+        *dropped = dropped.saturating_add(1);
+    }
+}
+
+/// Adds `event` to `events`, at most [`MAX_EVENTS`] of them; one that does
+/// not fit is counted in `dropped`.
+pub(crate) fn push_bounded(events: &mut Vec<Event>, dropped: &mut u32, event: Event) {
+    if events.len() < MAX_EVENTS {
+        events.push(event);
+    } else {
+        *dropped = dropped.saturating_add(1);
+    }
+}
+
 /// Where the macros' helpers record: a `tracing` span's record, or a model
 /// call of the dedicated path ([`crate::fast`]).
 #[doc(hidden)]
@@ -152,22 +174,12 @@ impl SpanRecord {
             sc::GEN_AI_CONVERSATION_ID => self.conversation_id = Some(value.clone()),
             _ => {}
         }
-        if let Some(kv) = self.attributes.iter_mut().find(|kv| kv.key == key) {
-            kv.value = value;
-        } else if self.attributes.len() < MAX_ATTRIBUTES {
-            self.attributes.push(KeyValue::new(key, value));
-        } else {
-            self.dropped_attributes = self.dropped_attributes.saturating_add(1);
-        }
+        set_bounded(&mut self.attributes, &mut self.dropped_attributes, key, value);
     }
 
     /// Adds an event, within the per-span bound.
     pub(crate) fn add_event(&mut self, event: Event) {
-        if self.events.len() < MAX_EVENTS {
-            self.events.push(event);
-        } else {
-            self.dropped_events = self.dropped_events.saturating_add(1);
-        }
+        push_bounded(&mut self.events, &mut self.dropped_events, event);
     }
 
     /// A string attribute's value.
@@ -186,7 +198,8 @@ impl SpanRecord {
         SpanContext::new(self.trace_id, self.span_id, flags, false, self.trace_state.clone())
     }
 
-    /// What this span passes to the model calls of the dedicated path inside it.
+    /// What this span passes to what runs inside it: `tracing` spans, and
+    /// model calls of the dedicated path.
     fn fast_ctx(&self, id: &Id) -> crate::fast::Ctx {
         crate::fast::Ctx {
             trace_id: self.trace_id,
@@ -491,7 +504,8 @@ fn add_to_totals(
     deferred: &mut Deferred,
 ) {
     let is_agent = parent.attr_str(sc::GEN_AI_OPERATION_NAME) == Some(sc::operation::INVOKE_AGENT);
-    let agent = parent.attr_str(sc::GEN_AI_AGENT_NAME).map(str::to_string);
+    // Only an agent's budget check names it.
+    let agent = if is_agent { parent.attr_str(sc::GEN_AI_AGENT_NAME).map(str::to_string) } else { None };
     if let Some(totals) = parent.totals.as_mut() {
         totals.add(contribution);
         if is_agent {
@@ -601,22 +615,9 @@ where
         // else the nearest ancestor observra records gives the trace and the
         // sampling decision.
         let in_call = if self.gate && attrs.is_contextual() { crate::fast::innermost_call() } else { None };
-        let parent = match in_call {
-            Some(c) => Some((c.trace_id, c.span_id, c.sampled, c.conversation_id, c.trace_state, c.agent, c.keeper)),
-            None => span.scope().skip(1).find_map(|p| {
-                p.extensions().get::<SpanRecord>().map(|r| {
-                    (
-                        r.trace_id,
-                        r.span_id,
-                        r.sampled,
-                        r.conversation_id.clone(),
-                        r.trace_state.clone(),
-                        r.agent.clone(),
-                        r.keeper,
-                    )
-                })
-            }),
-        };
+        let parent = in_call.or_else(|| {
+            span.scope().skip(1).find_map(|p| p.extensions().get::<SpanRecord>().map(|r| r.fast_ctx(&p.id())))
+        });
         let meta = attrs.metadata();
         let mut record = SpanRecord {
             trace_id: TraceId::INVALID,
@@ -654,16 +655,16 @@ where
         attrs.record(&mut Visitor(|f: &Field, v: FieldValue<'_>| record.record_field(f, v)));
         let mut parent_agent = None;
         match parent {
-            Some((trace_id, parent_id, sampled, conversation_id, trace_state, agent, keeper)) => {
-                record.trace_id = trace_id;
-                record.trace_state = trace_state;
-                record.parent_span_id = parent_id;
-                record.sampled = sampled;
+            Some(parent) => {
+                record.trace_id = parent.trace_id;
+                record.trace_state = parent.trace_state;
+                record.parent_span_id = parent.span_id;
+                record.sampled = parent.sampled;
                 if record.conversation_id.is_none() {
-                    record.conversation_id = conversation_id;
+                    record.conversation_id = parent.conversation_id;
                 }
-                parent_agent = agent;
-                record.keeper = keeper;
+                parent_agent = parent.agent;
+                record.keeper = parent.keeper;
             }
             None => {
                 record.trace_id = record.pipeline.ids.new_trace_id();
@@ -746,9 +747,7 @@ where
         if self.gate && event.is_contextual() {
             if let Some(sampled) = crate::fast::innermost_call_sampled() {
                 if sampled {
-                    // Given back only if the call is no longer innermost, which cannot
-                    // happen on this thread in between: nothing else to attach it to.
-                    let _ = crate::fast::add_event_to_innermost(span_event(event));
+                    crate::fast::add_event_to_innermost(span_event(event));
                 }
                 return;
             }
