@@ -171,7 +171,7 @@ pub fn build(spans: &[Span], opts: &Options<'_>) -> Result<Value, String> {
     let files: Vec<Value> = opts.files.iter().map(|p| chain_meta(p)).collect::<Result<_, _>>()?;
     let chained: Vec<PathBuf> =
         opts.files.iter().zip(&files).filter(|(_, m)| m["chained"] == json!(true)).map(|(p, _)| p.clone()).collect();
-    let verification = verify_chain(&chained, opts.key.as_ref());
+    let verification = verify_chains(&chained, opts.key.as_ref());
     let first = spans.iter().map(|s| s.start_ns).min();
     let last = spans.iter().map(|s| s.end_ns).max();
     Ok(json!({
@@ -202,24 +202,54 @@ pub fn build(spans: &[Span], opts: &Options<'_>) -> Result<Value, String> {
     }))
 }
 
-fn verify_chain(chained: &[PathBuf], key: Option<&[u8; 32]>) -> Value {
+/// Verifies each chain among `chained` on its own (a file and its rotated
+/// parts are one chain; separate runs' files are separate chains). The
+/// overall status is the worst chain's: tampered, then unsealed_tail, then
+/// intact.
+fn verify_chains(chained: &[PathBuf], key: Option<&[u8; 32]>) -> Value {
     if chained.is_empty() {
         return json!({"status": "not_chained", "detail": "no source file carries a hash chain"});
     }
     let Some(key) = key else {
         return json!({"status": "not_verified", "detail": "no audit key given (--key or OBSERVRA_AUDIT_KEY)"});
     };
-    match observra::audit::verify(chained, key) {
-        Ok(r) if r.is_intact() => json!({
-            "status": "intact", "records": r.records, "last_seq": r.last_seq, "seals": r.seals,
-            "detail": format!("{} records, sequence 1..{}, {} seal(s)", r.records, r.last_seq, r.seals),
-        }),
-        Ok(r) => {
-            let (seq, why) = r.first_bad.unwrap_or_default();
-            json!({"status": "tampered", "first_bad_seq": seq, "detail": why, "records": r.records})
+    let mut chains = Vec::new();
+    let mut worst = observra::audit::Verdict::Intact;
+    for c in observra::audit::chains(chained) {
+        let files: Vec<String> = c.files.iter().map(|f| f.display().to_string()).collect();
+        match observra::audit::verify(&c.files, key) {
+            Ok(r) => {
+                let v = r.verdict();
+                worst = match (worst, v) {
+                    (_, observra::audit::Verdict::Tampered) | (observra::audit::Verdict::Tampered, _) => {
+                        observra::audit::Verdict::Tampered
+                    }
+                    (_, observra::audit::Verdict::UnsealedTail) | (observra::audit::Verdict::UnsealedTail, _) => {
+                        observra::audit::Verdict::UnsealedTail
+                    }
+                    _ => observra::audit::Verdict::Intact,
+                };
+                chains.push(json!({
+                    "base": c.base.display().to_string(), "files": files, "status": v.as_str(),
+                    "records": r.records, "last_seq": r.last_seq, "seals": r.seals, "sealed": r.sealed,
+                    "first_bad_seq": r.first_bad.as_ref().map(|b| b.0),
+                    "first_bad_file": r.first_bad_file.as_ref().map(|f| f.display().to_string()),
+                    "detail": r.summary(),
+                }));
+            }
+            Err(e) => {
+                worst = observra::audit::Verdict::Tampered;
+                chains.push(json!({"base": c.base.display().to_string(), "files": files, "status": "error", "detail": e.to_string()}));
+            }
         }
-        Err(e) => json!({"status": "error", "detail": e.to_string()}),
     }
+    let detail = chains
+        .iter()
+        .map(|c| format!("{}: {}", c["base"].as_str().unwrap_or(""), c["detail"].as_str().unwrap_or("")))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let status = if chains.iter().any(|c| c["status"] == "error") { "error" } else { worst.as_str() };
+    json!({"status": status, "chains": chains.len(), "per_chain": chains, "detail": detail})
 }
 
 /// Re-checks a package against its source files: each file's SHA-256 and
@@ -253,9 +283,11 @@ pub fn verify_export(package: &Value, key: &[u8; 32]) -> Result<String, Vec<Stri
             }
         }
     }
-    let check = verify_chain(&chained, Some(key));
-    if check["status"] != json!("intact") && check["status"] != json!("not_chained") {
-        problems.push(format!("hash chain: {}: {}", check["status"], check["detail"]));
+    let check = verify_chains(&chained, Some(key));
+    for c in check["per_chain"].as_array().into_iter().flatten() {
+        if c["status"] != json!("intact") {
+            problems.push(format!("hash chain {}: {}: {}", c["base"], c["status"], c["detail"]));
+        }
     }
     let was = &package["integrity"]["verification"]["status"];
     if was != &json!("intact") && was != &json!("not_verified") && was != &json!("not_chained") {

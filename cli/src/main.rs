@@ -14,7 +14,8 @@
 //!
 //! Exit codes: 0 success, 1 the work failed (an export was refused, a chain
 //! was tampered with, a line did not decrypt), 2 bad input (unreadable
-//! file, malformed line, bad option value).
+//! file, malformed line, bad option value), 3 (`verify`) a chain is intact
+//! up to an unfinished last line that a crash left: not tampering.
 
 mod audit_export;
 mod baseline;
@@ -64,9 +65,10 @@ enum Command {
         #[arg(long, default_value = "table", value_parser = ["table", "json"])]
         format: String,
     },
-    /// Check the hash chain of JSONL files (exit code 1 on tampering, naming the first bad record).
+    /// Check the hash chains of JSONL files (exit 1 on tampering, naming the file and the first bad record;
+    /// 3 for an unfinished last line a crash left).
     Verify {
-        /// The files of one chain, oldest first.
+        /// JSONL files or directories of them; each file with its rotated parts is one chain, verified on its own.
         #[arg(required_unless_present = "from_export")]
         files: Vec<PathBuf>,
         /// Instead: re-check an audit export against its source files.
@@ -307,17 +309,37 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
             }
         }
         Command::Verify { files, key, .. } => {
+            use observra::audit::Verdict;
             let key = observra::audit::parse_key(&key).map_err(|e| (2, format!("--key: {e}")))?;
-            let report = observra::audit::verify(&files, &key).map_err(|e| (2, e.to_string()))?;
-            match &report.first_bad {
-                None => {
-                    println!(
-                        "intact: {} records, sequence 1..{}, {} seal(s)",
-                        report.records, report.last_seq, report.seals
-                    );
-                    Ok(())
+            let reports = observra::audit::verify_all(&files, &key).map_err(|e| (2, e.to_string()))?;
+            if reports.is_empty() {
+                return Err((2, "no JSONL files to verify".into()));
+            }
+            let several = reports.len() > 1;
+            let (mut tampered, mut unsealed) = (0, 0);
+            for (chain, report) in &reports {
+                match report.verdict() {
+                    Verdict::Tampered => tampered += 1,
+                    Verdict::UnsealedTail => unsealed += 1,
+                    Verdict::Intact => {}
                 }
-                Some((seq, why)) => Err((1, format!("TAMPERED at sequence {seq}: {why}"))),
+                if several || report.verdict() == Verdict::Intact {
+                    println!("{}: {}", chain.base.display(), report.summary());
+                }
+            }
+            let summary = |(c, r): &(observra::audit::ChainFiles, observra::audit::VerifyReport)| {
+                format!("{}: {}", c.base.display(), r.summary())
+            };
+            if tampered > 0 {
+                let bad: Vec<String> =
+                    reports.iter().filter(|(_, r)| r.verdict() == Verdict::Tampered).map(summary).collect();
+                Err((1, bad.join("\n")))
+            } else if unsealed > 0 {
+                let tails: Vec<String> =
+                    reports.iter().filter(|(_, r)| r.verdict() == Verdict::UnsealedTail).map(summary).collect();
+                Err((3, tails.join("\n")))
+            } else {
+                Ok(())
             }
         }
         Command::Decrypt { file, keys } => {

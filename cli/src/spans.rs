@@ -31,23 +31,11 @@ impl std::fmt::Display for ReadError {
     }
 }
 
-/// Expands directories to the `*.jsonl` files in them.
+/// Expands directories to the JSONL files in them (`*.jsonl` and their
+/// rotated parts `*.jsonl.N`).
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReadError> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(p)
-                .map_err(|e| ReadError(format!("{}: {e}", p.display())))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.extension().is_some_and(|x| x == "jsonl"))
-                .collect();
-            files.sort();
-            out.extend(files);
-        } else {
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
+    observra::audit::expand(paths)
+        .map_err(|e| ReadError(format!("{}: {e}", paths.first().map(|p| p.display().to_string()).unwrap_or_default())))
 }
 
 /// Reads every span of `path`; a malformed line is an error naming it.

@@ -34,6 +34,8 @@ const LATENCY_WINDOW: usize = 256;
 pub(crate) struct LegStats {
     /// The backend's name (`otlp`, `jsonl`, `stdout`, `webhook`, `otel_log`).
     pub name: &'static str,
+    /// Where it exports to, fit to show (no password, no query string).
+    pub target: String,
     pub produced: AtomicU64,
     pub queued: AtomicU64,
     pub in_flight: AtomicU64,
@@ -50,8 +52,17 @@ pub(crate) struct LegStats {
 }
 
 impl LegStats {
-    fn new(name: &'static str) -> Self {
-        LegStats { name, ..Default::default() }
+    fn new(name: &'static str, target: &str) -> Self {
+        LegStats { name, target: crate::diag::display_endpoint(target), ..Default::default() }
+    }
+
+    /// The backend and its target, as diagnostics name them.
+    pub(crate) fn who(&self) -> String {
+        if self.target.is_empty() || self.target == self.name {
+            self.name.to_string()
+        } else {
+            format!("{} {}", self.name, self.target)
+        }
     }
 
     /// The most recent export error, if any.
@@ -74,7 +85,8 @@ impl LegStats {
         let ok = error.is_none();
         if let Some(e) = error {
             if let Ok(mut last) = self.last_error.lock() {
-                *last = Some(e);
+                // Never keep a header value or a secret where health() shows it.
+                *last = Some(crate::diag::scrub(&e));
             }
             self.export_err.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -165,8 +177,8 @@ pub(crate) static ORPHANED: AtomicU64 = AtomicU64::new(0);
 pub(crate) static EXPORT_DURATION: std::sync::RwLock<Option<opentelemetry::metrics::Histogram<f64>>> =
     std::sync::RwLock::new(None);
 
-fn register(name: &'static str) -> Arc<LegStats> {
-    let stats = Arc::new(LegStats::new(name));
+fn register(name: &'static str, target: &str) -> Arc<LegStats> {
+    let stats = Arc::new(LegStats::new(name, target));
     REGISTRY.lock().unwrap_or_else(|p| p.into_inner()).live.push(stats.clone());
     stats
 }
@@ -217,13 +229,42 @@ pub(crate) trait LegExporter {
     }
     /// Receives the flag shutdown raises, so a retry back-off can stop early.
     fn set_stopping(&mut self, _flag: Arc<AtomicBool>) {}
+    /// A failed export's error with whatever the exporter knows beyond its
+    /// text (the OTLP/HTTP exporter's hidden transport cause).
+    fn explain(&self, error: String) -> String {
+        error
+    }
 }
 
-impl LegExporter for opentelemetry_otlp::SpanExporter {}
+/// The OTLP span exporter as a leg, with its HTTP client's transport cause.
+#[derive(Debug)]
+pub(crate) struct OtlpSpans(pub opentelemetry_otlp::SpanExporter, pub Option<crate::http_client::LastCause>);
+
+impl SpanExporter for OtlpSpans {
+    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+        self.0.export(batch)
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+    fn set_resource(&mut self, resource: &Resource) {
+        self.0.set_resource(resource)
+    }
+}
+
+impl LegExporter for OtlpSpans {
+    fn explain(&self, error: String) -> String {
+        crate::http_client::explain(error, self.1.as_ref())
+    }
+}
 
 /// Starts a leg for an exporter whose type is only known where it was given.
 pub(crate) type StartLeg = Box<
     dyn FnOnce(
+            &str,
             &Resource,
             BatchSettings,
             BlockOn,
@@ -255,8 +296,8 @@ impl<E> LegExporter for Custom<E> {}
 
 /// Captures `exporter` for a later start.
 pub(crate) fn start_leg<E: SpanExporter + 'static>(name: &'static str, exporter: E) -> StartLeg {
-    Box::new(move |resource, settings, block_on, redactor| {
-        BatchProcessor::start(name, Custom(exporter), resource, settings, block_on, redactor)
+    Box::new(move |target, resource, settings, block_on, redactor| {
+        BatchProcessor::start(name, target, Custom(exporter), resource, settings, block_on, redactor)
     })
 }
 
@@ -279,9 +320,11 @@ pub(crate) struct BatchProcessor {
 }
 
 impl BatchProcessor {
-    /// Starts the worker thread for `exporter`, the leg named `name`.
+    /// Starts the worker thread for `exporter`, the leg named `name`
+    /// exporting to `target` (an endpoint or a path, for diagnostics).
     pub(crate) fn start<E>(
         name: &'static str,
+        target: &str,
         mut exporter: E,
         resource: &Resource,
         settings: BatchSettings,
@@ -296,9 +339,10 @@ impl BatchProcessor {
         exporter.set_stopping(stopping.clone());
         let (spans, span_rx) = sync_channel::<SpanData>(settings.max_queue_size);
         let (control, control_rx) = sync_channel::<Control>(16);
-        let stats = register(name);
+        let stats = register(name, target);
         let wake_sent = Arc::new(AtomicBool::new(false));
         let worker = Worker {
+            reporter: crate::diag::Reporter::new(name, &stats.target, "spans"),
             exporter,
             spans: span_rx,
             control: control_rx,
@@ -439,14 +483,21 @@ struct Worker<E> {
     block_on: BlockOn,
     /// Applied to every span before the exporter sees it.
     redactor: Option<Arc<crate::redact::Redactor>>,
+    /// Tells a person about failures and drops.
+    reporter: crate::diag::Reporter,
 }
 
 impl<E: SpanExporter + LegExporter> Worker<E> {
     fn run(self) {
         let mut next_export = Instant::now() + self.settings.scheduled_delay;
         loop {
-            let wait = next_export.saturating_duration_since(Instant::now());
-            match self.control.recv_timeout(wait) {
+            // The summary of repeated failures is due at most once a minute,
+            // whatever the batch delay.
+            let wait = next_export.saturating_duration_since(Instant::now()).min(Duration::from_secs(60));
+            let received = self.control.recv_timeout(wait);
+            self.reporter.dropped_so_far(self.stats.dropped.load(Ordering::Acquire), self.settings.max_queue_size);
+            self.reporter.tick();
+            match received {
                 Ok(Control::Wake) => {
                     self.wake_sent.store(false, Ordering::Release);
                     let _ = self.export_available(true);
@@ -462,8 +513,10 @@ impl<E: SpanExporter + LegExporter> Worker<E> {
                     return;
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    let _ = self.export_available(false);
-                    next_export = Instant::now() + self.settings.scheduled_delay;
+                    if Instant::now() >= next_export {
+                        let _ = self.export_available(false);
+                        next_export = Instant::now() + self.settings.scheduled_delay;
+                    }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     let _ = self.export_available(false);
@@ -510,7 +563,7 @@ impl<E: SpanExporter + LegExporter> Worker<E> {
             }));
             let error = match outcome {
                 Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e.to_string()),
+                Ok(Err(e)) => Some(self.exporter.explain(e.to_string())),
                 Err(_) => Some("the exporter panicked".to_string()),
             };
             s.record_export(started.elapsed(), error.clone());
@@ -518,10 +571,12 @@ impl<E: SpanExporter + LegExporter> Worker<E> {
                 None => {
                     s.log_records.fetch_add(self.exporter.log_records(), Ordering::AcqRel);
                     s.exported.fetch_add(n, Ordering::AcqRel);
+                    self.reporter.export_ok();
                 }
                 Some(e) => {
                     s.failed.fetch_add(n, Ordering::AcqRel);
-                    result = Err(e);
+                    self.reporter.export_failed(n, &e, "not delivered; later batches are still sent");
+                    result = Err(crate::diag::scrub(&e));
                 }
             }
             s.in_flight.fetch_sub(n, Ordering::AcqRel);

@@ -222,6 +222,7 @@ pub struct Builder {
     max_level: tracing::Level,
     set_global_subscriber: bool,
     fast_path: Option<bool>,
+    diagnostics: Option<crate::diag::DiagnosticLevel>,
     capture: Option<CaptureMode>,
     cost_table: Option<CostTable>,
     prices: Vec<(String, Price)>,
@@ -279,6 +280,7 @@ impl Default for Builder {
             max_level: tracing::Level::INFO,
             set_global_subscriber: true,
             fast_path: None,
+            diagnostics: None,
             capture: None,
             cost_table: None,
             prices: Vec::new(),
@@ -478,6 +480,18 @@ impl Builder {
     /// `tracing` spans.
     pub fn fast_path(mut self, on: bool) -> Self {
         self.fast_path = Some(on);
+        self
+    }
+
+    /// How much observra tells about its own trouble on standard error (or
+    /// through `tracing` at WARN when your subscriber is in charge): export
+    /// failures (the first at once, then at most one line per backend per
+    /// minute) and what was not delivered at shutdown. Overrides
+    /// `OBSERVRA_LOG` and `OTEL_LOG_LEVEL`; the default is
+    /// [`DiagnosticLevel::Warn`](crate::DiagnosticLevel::Warn). A clean run
+    /// prints nothing at any level.
+    pub fn diagnostics(mut self, level: crate::DiagnosticLevel) -> Self {
+        self.diagnostics = Some(level);
         self
     }
 
@@ -756,6 +770,19 @@ impl Builder {
                 None => true,
             },
         };
+        let diagnostics = match self.diagnostics {
+            Some(l) => l,
+            None => {
+                let from = |var: &'static str| {
+                    env.get(var).map(|v| {
+                        crate::diag::DiagnosticLevel::parse(&v).ok_or_else(|| {
+                            Error::invalid(Setting::Env(var), v.clone(), "expected off, error, warn, info or debug")
+                        })
+                    })
+                };
+                from("OBSERVRA_LOG").or_else(|| from("OTEL_LOG_LEVEL")).transpose()?.unwrap_or_default()
+            }
+        };
         let redaction_on = match self.redaction {
             Some(on) => on,
             None => match env.get("OBSERVRA_REDACTION") {
@@ -850,6 +877,7 @@ impl Builder {
             max_level: self.max_level,
             set_global_subscriber: self.set_global_subscriber,
             fast_path,
+            diagnostics,
             capture,
             prices,
             budget: self.budget,
@@ -880,6 +908,8 @@ pub(crate) struct Settings {
     pub set_global_subscriber: bool,
     /// Whether `#[llm_call]` may take its dedicated path.
     pub fast_path: bool,
+    /// How much observra says about its own trouble.
+    pub diagnostics: crate::diag::DiagnosticLevel,
     pub capture: CaptureMode,
     pub prices: CostTable,
     pub budget: Budget,

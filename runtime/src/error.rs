@@ -66,6 +66,17 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// An existing hash-chained JSONL file cannot be continued safely: its
+    /// head anchor is unreadable or corrupt, or its last record does not
+    /// verify with the audit key. Nothing is written, rather than silently
+    /// starting a new chain.
+    #[error("cannot continue the audit chain ({setting}): {source}")]
+    AuditChain {
+        /// The setting that named the file.
+        setting: Setting,
+        /// What is wrong, naming the file.
+        source: crate::audit::AuditError,
+    },
     /// Flushing or shutting down did not finish in time or failed.
     #[error("{operation} did not complete: {reason}")]
     Export {
@@ -87,7 +98,9 @@ impl Error {
     /// The setting a configuration error names, if this is one.
     pub fn setting(&self) -> Option<&Setting> {
         match self {
-            Error::InvalidConfig { setting, .. } | Error::Io { setting, .. } => Some(setting),
+            Error::InvalidConfig { setting, .. } | Error::Io { setting, .. } | Error::AuditChain { setting, .. } => {
+                Some(setting)
+            }
             _ => None,
         }
     }

@@ -56,10 +56,30 @@ pub(crate) struct RotatingFile {
 }
 
 impl RotatingFile {
+    /// Opens (or creates) the file for appending. A file whose last line was
+    /// left unfinished (a crash while writing) gets a newline first, so the
+    /// new records start on lines of their own.
     pub(crate) fn open(path: &std::path::Path, max_bytes: Option<u64>) -> std::io::Result<Self> {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        let written = file.metadata().map(|m| m.len()).unwrap_or(0);
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = std::fs::OpenOptions::new().create(true).read(true).append(true).open(path)?;
+        let mut written = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if written > 0 {
+            let mut last = [0u8; 1];
+            file.seek(SeekFrom::Start(written - 1))?;
+            file.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                file.write_all(b"\n")?;
+                written += 1;
+            }
+        }
         Ok(RotatingFile { path: path.to_path_buf(), file, written, max_bytes })
+    }
+
+    /// Cuts the file back to `len` bytes: a batch that failed halfway leaves nothing behind.
+    fn truncate_to(&mut self, len: u64) -> std::io::Result<()> {
+        self.file.set_len(len)?;
+        self.written = len;
+        Ok(())
     }
 
     fn needs_rotation(&self) -> bool {
@@ -107,20 +127,54 @@ impl JsonlExporter {
         JsonlExporter { writer: Mutex::new((output, sealer)), resource: Json::Object(Map::new()) }
     }
 
+    /// Writes the recovery record a restarted writer owes (see
+    /// [`crate::audit::Sealer::recovery_record`]), if any, and the anchor.
+    pub(crate) fn write_recovery(&self) -> std::io::Result<()> {
+        let mut guard = self.writer.lock().map_err(|_| std::io::Error::other("JSONL writer lock poisoned"))?;
+        let (w, sealer) = &mut *guard;
+        let Some(record) = sealer.recovery_record() else { return Ok(()) };
+        let mut line = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        w.write_all(&line).and_then(|()| w.flush()).and_then(|()| sealer.write_head())
+    }
+
+    /// Seals and writes one batch. Nothing of a batch that fails counts:
+    /// the chain goes back to where it was and a partly written file is cut
+    /// back, so a failed write (disk full, EIO) never verifies as tampering.
     fn write_records(&self, records: impl Iterator<Item = Json>) -> OTelSdkResult {
         let mut guard =
             self.writer.lock().map_err(|_| OTelSdkError::InternalFailure("JSONL writer lock poisoned".into()))?;
         let (w, sealer) = &mut *guard;
+        let mark = sealer.mark();
         let mut buf = Vec::with_capacity(4096);
         for record in records {
-            let line = if sealer.is_active() { sealer.seal(record) } else { record };
+            let line = if sealer.is_active() {
+                match sealer.seal(record) {
+                    Ok(line) => line,
+                    Err(e) => {
+                        sealer.restore(mark);
+                        return Err(OTelSdkError::InternalFailure(format!("sealing a JSONL record: {e}")));
+                    }
+                }
+            } else {
+                record
+            };
             // Serialising a serde_json::Value into a Vec cannot fail.
             let _ = serde_json::to_writer(&mut buf, &line);
             buf.push(b'\n');
         }
-        w.write_all(&buf)
-            .and_then(|()| w.flush())
-            .and_then(|()| rotate_if_needed(w, sealer))
+        let before = match w {
+            Output::File(f) => Some(f.written),
+            Output::Stream(_) => None,
+        };
+        if let Err(e) = w.write_all(&buf).and_then(|()| w.flush()) {
+            sealer.restore(mark);
+            if let (Output::File(f), Some(len)) = (&mut *w, before) {
+                let _ = f.truncate_to(len);
+            }
+            return Err(OTelSdkError::InternalFailure(format!("writing JSONL: {e}")));
+        }
+        rotate_if_needed(w, sealer)
             .and_then(|()| sealer.write_head())
             .map_err(|e| OTelSdkError::InternalFailure(format!("writing JSONL: {e}")))
     }

@@ -36,6 +36,8 @@ pub(crate) struct OtelLogExporter<E> {
     _provider: SdkLoggerProvider,
     scope: InstrumentationScope,
     last_records: AtomicU64,
+    /// The OTLP/HTTP client's hidden transport cause.
+    cause: Option<crate::http_client::LastCause>,
 }
 
 impl<E: LogExporter> std::fmt::Debug for OtelLogExporter<E> {
@@ -45,7 +47,7 @@ impl<E: LogExporter> std::fmt::Debug for OtelLogExporter<E> {
 }
 
 impl<E: LogExporter> OtelLogExporter<E> {
-    pub(crate) fn new(inner: E) -> Self {
+    pub(crate) fn new(inner: E, cause: Option<crate::http_client::LastCause>) -> Self {
         let provider = SdkLoggerProvider::builder().build();
         let logger = provider.logger(sc::SCOPE_NAME);
         OtelLogExporter {
@@ -54,6 +56,7 @@ impl<E: LogExporter> OtelLogExporter<E> {
             _provider: provider,
             scope: InstrumentationScope::builder(sc::SCOPE_NAME).with_version(env!("CARGO_PKG_VERSION")).build(),
             last_records: AtomicU64::new(0),
+            cause,
         }
     }
 
@@ -155,5 +158,8 @@ impl<E: LogExporter> SpanExporter for OtelLogExporter<E> {
 impl<E: LogExporter> crate::batch::LegExporter for OtelLogExporter<E> {
     fn log_records(&self) -> u64 {
         self.last_records.load(Ordering::Acquire)
+    }
+    fn explain(&self, error: String) -> String {
+        crate::http_client::explain(error, self.cause.as_ref())
     }
 }

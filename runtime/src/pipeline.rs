@@ -32,6 +32,8 @@ pub(crate) struct Pipeline {
     pub(crate) ids: RandomIdGenerator,
     pub(crate) scope: InstrumentationScope,
     meter_provider: Option<SdkMeterProvider>,
+    /// The OTLP metric exporter's losses, told at shutdown.
+    metrics_diag: Option<Arc<MetricsDiag>>,
     prometheus: std::sync::Mutex<Option<crate::prometheus::Endpoint>>,
     gauges: std::sync::Mutex<Vec<opentelemetry::metrics::ObservableGauge<f64>>>,
     /// The pipeline's own figures as metrics; kept alive with the pipeline.
@@ -105,43 +107,55 @@ fn grpc_metadata(headers: &[(String, String)]) -> Result<opentelemetry_otlp::ton
 
 /// The same OTLP builder calls for every signal: the SDK's span, log and
 /// metric exporter builders have the same methods but no common trait.
+/// Over HTTP the client is ours ([`crate::http_client`]); its transport
+/// cause comes back beside the exporter.
 macro_rules! otlp_exporter {
     ($builder:expr, $settings:expr, $what:literal $(, $extra:ident($arg:expr))*) => {{
         use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
         let s: &SignalSettings = $settings;
         match s.protocol {
-            Protocol::HttpProtobuf => $builder
-                .with_http()
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .with_endpoint(s.endpoint.clone())
-                .with_timeout(s.timeout)
-                .with_headers(s.headers.iter().cloned().collect())
-                $(.$extra($arg))*
-                .build(),
+            Protocol::HttpProtobuf => {
+                let client = crate::http_client::CauseKeepingClient::new(s.timeout)
+                    .map_err(|reason| Error::Exporter { backend: $what, reason })?;
+                let cause = client.last_cause();
+                $builder
+                    .with_http()
+                    .with_http_client(client)
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                    .with_endpoint(s.endpoint.clone())
+                    .with_timeout(s.timeout)
+                    .with_headers(s.headers.iter().cloned().collect())
+                    $(.$extra($arg))*
+                    .build()
+                    .map(|e| (e, Some(cause)))
+            }
             Protocol::Grpc => $builder
                 .with_tonic()
                 .with_endpoint(s.endpoint.clone())
                 .with_timeout(s.timeout)
                 .with_metadata(grpc_metadata(&s.headers)?)
                 $(.$extra($arg))*
-                .build(),
+                .build()
+                .map(|e| (e, None)),
         }
         .map_err(exporter_error($what))
     }};
 }
 
-fn span_exporter(t: &SignalSettings) -> Result<opentelemetry_otlp::SpanExporter> {
+type WithCause<E> = (E, Option<crate::http_client::LastCause>);
+
+fn span_exporter(t: &SignalSettings) -> Result<WithCause<opentelemetry_otlp::SpanExporter>> {
     otlp_exporter!(opentelemetry_otlp::SpanExporter::builder(), t, "otlp traces")
 }
 
-fn log_exporter(t: &SignalSettings) -> Result<opentelemetry_otlp::LogExporter> {
+fn log_exporter(t: &SignalSettings) -> Result<WithCause<opentelemetry_otlp::LogExporter>> {
     otlp_exporter!(opentelemetry_otlp::LogExporter::builder(), t, "otel_log")
 }
 
 fn metric_exporter(
     m: &SignalSettings,
     temporality: crate::config::Temporality,
-) -> Result<opentelemetry_otlp::MetricExporter> {
+) -> Result<WithCause<opentelemetry_otlp::MetricExporter>> {
     let temporality = match temporality {
         crate::config::Temporality::Cumulative => opentelemetry_sdk::metrics::Temporality::Cumulative,
         crate::config::Temporality::Delta => opentelemetry_sdk::metrics::Temporality::Delta,
@@ -153,9 +167,19 @@ fn metric_exporter(
 static METRIC_POINTS_EXPORTED: AtomicU64 = AtomicU64::new(0);
 static METRIC_POINTS_FAILED: AtomicU64 = AtomicU64::new(0);
 
-/// Counts the data points of every metric export, for [`health`].
+/// Counts the data points of every metric export, for [`health`], and
+/// reports failures like a span backend does.
 #[derive(Debug)]
-struct CountingMetricExporter<E>(E);
+struct CountingMetricExporter<E>(E, Arc<MetricsDiag>);
+
+/// What the OTLP metric exporter failed to deliver, for diagnostics.
+#[derive(Debug)]
+struct MetricsDiag {
+    reporter: crate::diag::Reporter,
+    cause: Option<crate::http_client::LastCause>,
+    failed_points: AtomicU64,
+    last_error: std::sync::Mutex<Option<String>>,
+}
 
 fn count_points(metrics: &opentelemetry_sdk::metrics::data::ResourceMetrics) -> u64 {
     use opentelemetry_sdk::metrics::data::{AggregatedMetrics as A, MetricData as D};
@@ -191,6 +215,17 @@ impl<E: opentelemetry_sdk::metrics::exporter::PushMetricExporter>
         let result = self.0.export(metrics).await;
         let counter = if result.is_ok() { &METRIC_POINTS_EXPORTED } else { &METRIC_POINTS_FAILED };
         counter.fetch_add(points, Ordering::Relaxed);
+        match &result {
+            Ok(()) => self.1.reporter.export_ok(),
+            Err(e) => {
+                let e = crate::http_client::explain(e.to_string(), self.1.cause.as_ref());
+                self.1.failed_points.fetch_add(points, Ordering::Relaxed);
+                self.1.reporter.export_failed(points, &e, "not delivered; the next collection is still sent");
+                if let Ok(mut last) = self.1.last_error.lock() {
+                    *last = Some(crate::diag::scrub(&e));
+                }
+            }
+        }
         result
     }
     fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
@@ -202,6 +237,26 @@ impl<E: opentelemetry_sdk::metrics::exporter::PushMetricExporter>
     fn temporality(&self) -> opentelemetry_sdk::metrics::Temporality {
         self.0.temporality()
     }
+}
+
+/// Every configured value that no diagnostic may show: OTLP header values,
+/// the webhook's secret and header values.
+fn secrets_of(settings: &Settings) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(o) = &settings.otlp {
+        for s in [&o.traces, &o.metrics, &o.logs] {
+            out.extend(s.headers.iter().map(|(_, v)| v.clone()));
+            // `Bearer <token>`: the token alone too, as an error may quote it.
+            out.extend(s.headers.iter().filter_map(|(_, v)| v.split_once(' ').map(|(_, t)| t.to_string())));
+        }
+    }
+    for (sink, _) in &settings.sinks {
+        if let Sink::Webhook(h) = sink {
+            out.extend(h.secret.as_ref().map(|s| String::from_utf8_lossy(s).into_owned()));
+            out.extend(h.headers.iter().map(|(_, v)| v.clone()));
+        }
+    }
+    out
 }
 
 /// Builds and starts the pipeline, and makes sure `tracing` reaches it.
@@ -224,6 +279,11 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
         }
     }
 
+    crate::diag::configure(
+        settings.diagnostics,
+        if has_global { crate::diag::Route::Tracing } else { crate::diag::Route::Stderr },
+        secrets_of(&settings),
+    );
     let resource = Resource::builder_empty().with_attributes(settings.resource.clone()).build();
     let needs_runtime = settings
         .otlp
@@ -248,8 +308,11 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     let spawn_err =
         |e: std::io::Error| Error::Exporter { backend: "batch", reason: format!("starting the export thread: {e}") };
     let mut metric_reader = None;
-    let sealer =
-        |path: Option<&std::path::Path>| crate::audit::Sealer::new(settings.encryption_key, settings.audit_key, path);
+    let mut metrics_diag = None;
+    let sealer = |path: Option<&std::path::Path>| {
+        crate::audit::Sealer::new(settings.encryption_key, settings.audit_key, path)
+            .map_err(|source| Error::AuditChain { setting: Setting::Env("OBSERVRA_JSONL_PATH"), source })
+    };
     let mut processors = Vec::with_capacity(settings.sinks.len());
     for (sink, name) in settings.sinks {
         let redactor = settings.redactor.clone();
@@ -257,7 +320,8 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
         let processor = match sink {
             Sink::Stdout => BatchProcessor::start(
                 name,
-                JsonlExporter::new(crate::jsonl::Output::Stream(Box::new(std::io::stdout())), sealer(None)),
+                "stdout",
+                JsonlExporter::new(crate::jsonl::Output::Stream(Box::new(std::io::stdout())), sealer(None)?),
                 &resource,
                 batch,
                 block_on,
@@ -265,7 +329,8 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
             ),
             Sink::Writer(w) => BatchProcessor::start(
                 name,
-                JsonlExporter::new(crate::jsonl::Output::Stream(w), sealer(None)),
+                "a writer",
+                JsonlExporter::new(crate::jsonl::Output::Stream(w), sealer(None)?),
                 &resource,
                 batch,
                 block_on,
@@ -275,18 +340,19 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
                 let file = crate::jsonl::RotatingFile::open(&path, settings.jsonl_max_bytes).map_err(|source| {
                     Error::Io { setting: Setting::Env("OBSERVRA_JSONL_PATH"), path: path.clone(), source }
                 })?;
-                BatchProcessor::start(
-                    name,
-                    JsonlExporter::new(crate::jsonl::Output::File(file), sealer(Some(&path))),
-                    &resource,
-                    batch,
-                    block_on,
-                    redactor,
-                )
+                let exporter = JsonlExporter::new(crate::jsonl::Output::File(file), sealer(Some(&path))?);
+                // A restarted writer first attests what a crash left unfinished.
+                exporter.write_recovery().map_err(|source| Error::Io {
+                    setting: Setting::Env("OBSERVRA_JSONL_PATH"),
+                    path: path.clone(),
+                    source,
+                })?;
+                BatchProcessor::start(name, &path.display().to_string(), exporter, &resource, batch, block_on, redactor)
             }
-            Sink::Custom(start) => start(&resource, batch, block_on, redactor),
+            Sink::Custom(start) => start(name, &resource, batch, block_on, redactor),
             Sink::Webhook(hook) => BatchProcessor::start(
                 name,
+                &hook.url.clone(),
                 crate::webhook::WebhookExporter::new(hook),
                 &resource,
                 batch,
@@ -299,20 +365,28 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
                 };
                 let _enter = runtime.as_ref().map(|rt| rt.enter());
                 if metric_reader.is_none() && settings.otlp_metrics {
+                    let (exporter, cause) = metric_exporter(&otlp.metrics, settings.temporality)?;
+                    let diag = Arc::new(MetricsDiag {
+                        reporter: crate::diag::Reporter::new("otlp metrics", &otlp.metrics.endpoint, "metric points"),
+                        cause,
+                        failed_points: AtomicU64::new(0),
+                        last_error: std::sync::Mutex::new(None),
+                    });
+                    metrics_diag = Some(diag.clone());
                     metric_reader = Some(
-                        opentelemetry_sdk::metrics::PeriodicReader::builder(CountingMetricExporter(metric_exporter(
-                            &otlp.metrics,
-                            settings.temporality,
-                        )?))
-                        .with_interval(settings.metric_interval)
-                        .build(),
+                        opentelemetry_sdk::metrics::PeriodicReader::builder(CountingMetricExporter(exporter, diag))
+                            .with_interval(settings.metric_interval)
+                            .build(),
                     );
                 }
                 if matches!(sink, Sink::Otlp) {
-                    BatchProcessor::start(name, span_exporter(&otlp.traces)?, &resource, batch, block_on, redactor)
+                    let (spans, cause) = span_exporter(&otlp.traces)?;
+                    let spans = crate::batch::OtlpSpans(spans, cause);
+                    BatchProcessor::start(name, &otlp.traces.endpoint, spans, &resource, batch, block_on, redactor)
                 } else {
-                    let logs = crate::otel_log::OtelLogExporter::new(log_exporter(&otlp.logs)?);
-                    BatchProcessor::start(name, logs, &resource, batch, block_on, redactor)
+                    let (logs, cause) = log_exporter(&otlp.logs)?;
+                    let logs = crate::otel_log::OtelLogExporter::new(logs, cause);
+                    BatchProcessor::start(name, &otlp.logs.endpoint, logs, &resource, batch, block_on, redactor)
                 }
             }
         }
@@ -377,6 +451,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
             ids: RandomIdGenerator::default(),
             scope: InstrumentationScope::builder(sc::SCOPE_NAME).with_version(env!("CARGO_PKG_VERSION")).build(),
             meter_provider,
+            metrics_diag,
             runtime: std::sync::Mutex::new(runtime),
             shutdown_timeout: settings.shutdown_timeout,
         }
@@ -439,6 +514,13 @@ fn take_and_stop(deadline: Duration) -> Result<ShutdownReport> {
             metrics_error = Some(e.to_string());
         }
     }
+    if let Some(d) = &pipeline.metrics_diag {
+        let failed = d.failed_points.load(Ordering::Relaxed);
+        let last = d.last_error.lock().ok().and_then(|e| e.clone());
+        if let Some(line) = crate::diag::loss_line(&d.reporter.who(), "metric points", failed, 0, 0, last.as_deref()) {
+            crate::diag::emit(crate::diag::DiagnosticLevel::Warn, &line);
+        }
+    }
     if let Ok(mut h) = crate::batch::EXPORT_DURATION.write() {
         *h = None;
     }
@@ -470,11 +552,23 @@ fn stop_legs(pipeline: &Pipeline, deadline: Duration) -> Vec<BackendReport> {
         let result = p.wait(pending, until, "shutdown");
         let after = crate::batch::Totals::of(&p.stats);
         let timed_out = matches!(&result, Err(e) if e.ends_with("timed out"));
+        let abandoned = if timed_out { after.queued + after.in_flight } else { 0 };
+        // The whole run's losses, once, for a person reading stderr.
+        if let Some(line) = crate::diag::loss_line(
+            &p.stats.who(),
+            "spans",
+            after.failed,
+            after.dropped,
+            abandoned,
+            p.stats.last_error().as_deref(),
+        ) {
+            crate::diag::emit(crate::diag::DiagnosticLevel::Warn, &line);
+        }
         backends.push(BackendReport {
             backend: p.stats.name,
             flushed: after.exported - before.exported,
             dropped: (after.dropped + after.failed) - (before.dropped + before.failed),
-            abandoned: if timed_out { after.queued + after.in_flight } else { 0 },
+            abandoned,
             timed_out,
             error: result.err(),
         });

@@ -541,16 +541,26 @@ impl Receiver {
         Self::start_on("127.0.0.1:0".parse().expect("addr"))
     }
 
-    /// Starts with the HTTP listener on `http_addr` (e.g. a port that was
-    /// refusing connections until now); gRPC gets an ephemeral port.
+    /// Starts with the HTTP listener on `http_addr`; gRPC gets an ephemeral port.
     pub fn start_on(http_addr: SocketAddr) -> Receiver {
+        let http = std::net::TcpListener::bind(http_addr).expect("bind http");
+        Self::start_with(http)
+    }
+
+    /// Starts with `http` as the HTTP listener (e.g. [`RefusingPort::listen`]:
+    /// a collector coming up on a port that refused connections until now).
+    pub fn start_with(http: std::net::TcpListener) -> Receiver {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .expect("test receiver runtime");
         let store: Shared = Arc::default();
-        let http = runtime.block_on(tokio::net::TcpListener::bind(http_addr)).expect("bind http");
+        http.set_nonblocking(true).expect("nonblocking listener");
+        let http = {
+            let _g = runtime.enter();
+            tokio::net::TcpListener::from_std(http).expect("http listener")
+        };
         let http_addr = http.local_addr().expect("http addr");
         let http_store = store.clone();
         runtime.spawn(async move {
@@ -696,6 +706,77 @@ impl Drop for Receiver {
     fn drop(&mut self) {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
+        }
+    }
+}
+
+/// A 127.0.0.1 port that refuses connections for as long as this lives.
+///
+/// The socket is bound and never listens, so connecting gets a reset
+/// (`ECONNREFUSED`) and no other test or process can take the port in the
+/// meantime: unlike binding, dropping and reusing a port, nothing races.
+pub struct RefusingPort {
+    fd: i32,
+    addr: SocketAddr,
+}
+
+impl RefusingPort {
+    /// Binds a fresh port on 127.0.0.1 without listening.
+    pub fn new() -> RefusingPort {
+        // SAFETY: plain socket calls on a descriptor this function owns;
+        // `sa` and `len` are valid for the calls that write them.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            let mut sa: libc::sockaddr_in = std::mem::zeroed();
+            sa.sin_family = libc::AF_INET as libc::sa_family_t;
+            sa.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let rc = libc::bind(fd, (&raw const sa).cast(), len);
+            assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
+            let mut len = len;
+            let rc = libc::getsockname(fd, (&raw mut sa).cast(), &mut len);
+            assert_eq!(rc, 0, "getsockname: {}", std::io::Error::last_os_error());
+            let addr = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, u16::from_be(sa.sin_port)));
+            RefusingPort { fd, addr }
+        }
+    }
+
+    /// The refusing address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Starts listening on the same socket: the port now accepts connections.
+    pub fn listen(self) -> std::net::TcpListener {
+        use std::os::fd::FromRawFd;
+        let fd = self.fd;
+        std::mem::forget(self);
+        // SAFETY: `fd` is a bound TCP socket this value owned; ownership
+        // passes to the listener.
+        unsafe {
+            assert_eq!(libc::listen(fd, 128), 0, "listen: {}", std::io::Error::last_os_error());
+            std::net::TcpListener::from_raw_fd(fd)
+        }
+    }
+}
+
+impl Default for RefusingPort {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for RefusingPort {
+    fn drop(&mut self) {
+        // SAFETY: closing the descriptor this value owns.
+        unsafe {
+            libc::close(self.fd);
         }
     }
 }

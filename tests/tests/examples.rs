@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use observra_test_support::{Receiver, Transport};
+use observra_test_support::{Receiver, RefusingPort, Transport};
 
 fn example(bin: &str) -> Command {
     let mut c = Command::new(env!("CARGO"));
@@ -23,6 +23,7 @@ fn example(bin: &str) -> Command {
 fn the_main_example_prints_the_full_genai_tree_with_usage_and_cost_to_stdout() {
     let out = example("support-agent").output().expect("cargo run");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(observra_lines(&out), Vec::<String>::new(), "a clean run: observra prints nothing on stderr");
     let stdout = String::from_utf8(out.stdout).unwrap();
     let spans: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
     let named = |n: &str| spans.iter().filter(|s| s["name"] == n).collect::<Vec<_>>();
@@ -158,4 +159,108 @@ fn the_service_example_flushes_and_reports_on_sigterm() {
     assert!(flushed >= 4, "several tickets were flushed at shutdown: {report}");
     assert_eq!(spans.len(), flushed, "what the report says was flushed is in the file: {report}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The example's stderr as lines.
+fn stderr_lines(out: &std::process::Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr).lines().map(str::to_string).collect()
+}
+
+/// What observra itself wrote on stderr (the example prints a line of its own).
+fn observra_lines(out: &std::process::Output) -> Vec<String> {
+    stderr_lines(out).into_iter().filter(|l| l.to_ascii_lowercase().contains("observra")).collect()
+}
+
+#[test]
+fn an_unreachable_collector_is_reported_once_on_stderr_with_a_shutdown_summary() {
+    // Catches: export failures that are only counted (the example used to
+    // exit 0 and print nothing while every span was lost).
+    let port = RefusingPort::new();
+    let traces = format!("{}/v1/traces", port.url());
+    let out = example("support-agent").env("OTEL_EXPORTER_OTLP_ENDPOINT", port.url()).output().expect("cargo run");
+    assert!(out.status.success(), "the program is unaffected: {:?}", stderr_lines(&out));
+    let lines = observra_lines(&out);
+    let about_traces: Vec<_> = lines.iter().filter(|l| l.contains(&traces)).collect();
+    assert_eq!(about_traces.len(), 2, "the first failure and the shutdown summary: {lines:#?}");
+    assert!(
+        about_traces[0].starts_with(&format!("observra: otlp {traces}: export failed (connection refused)"))
+            && about_traces[0].contains("13 spans not delivered; later batches"),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        about_traces[1],
+        &format!("observra: otlp {traces}: 13 spans not delivered (connection refused)"),
+        "{lines:#?}"
+    );
+    // Metrics go to the same collector and fail the same way, said once each.
+    let metrics = format!("{}/v1/metrics", port.url());
+    assert!(lines.iter().any(|l| l.contains(&metrics) && l.contains("metric points not delivered")), "{lines:#?}");
+    assert!(lines.iter().all(|l| l.starts_with("observra: ")), "{lines:#?}");
+    assert_eq!(lines.len(), 4, "one first-failure line and one summary per signal: {lines:#?}");
+
+    // OBSERVRA_LOG=off (or OTEL_LOG_LEVEL=off) silences it.
+    for var in ["OBSERVRA_LOG", "OTEL_LOG_LEVEL"] {
+        let quiet = example("support-agent")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", port.url())
+            .env(var, "off")
+            .output()
+            .expect("cargo run");
+        assert!(quiet.status.success());
+        assert_eq!(observra_lines(&quiet), Vec::<String>::new(), "{var}=off");
+    }
+    // A bad level is a typed error naming the variable and the value.
+    let bad = example("support-agent").env("OBSERVRA_LOG", "loud").output().expect("cargo run");
+    assert!(!bad.status.success());
+    let text = String::from_utf8_lossy(&bad.stderr);
+    assert!(text.contains("OBSERVRA_LOG") && text.contains("loud"), "{text}");
+}
+
+#[test]
+fn a_401_names_the_endpoint_and_status_and_never_the_credentials() {
+    const MARKER: &str = "sk-marker-7f3a9c2e41d8b6";
+    let rx = Receiver::start();
+    rx.set_http_status(Some(401));
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("diag-401-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jsonl = dir.join("spans.jsonl");
+    let _ = std::fs::remove_file(&jsonl);
+    let out = example("support-agent")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", rx.http_endpoint())
+        .env("OTEL_EXPORTER_OTLP_HEADERS", format!("authorization=Bearer {MARKER},x-api-key={MARKER}"))
+        .env("OBSERVRA_BACKEND", "otlp,jsonl")
+        .env("OBSERVRA_JSONL_PATH", &jsonl)
+        .env("OBSERVRA_LOG", "debug")
+        .output()
+        .expect("cargo run");
+    assert!(out.status.success(), "{:?}", stderr_lines(&out));
+    // The credentials really were sent, so a leak had every chance to show.
+    let reqs = rx.requests();
+    assert!(reqs.iter().any(|r| r.headers.get("authorization") == Some(&format!("Bearer {MARKER}"))), "{reqs:?}");
+    let lines = stderr_lines(&out);
+    let traces = format!("{}/v1/traces", rx.http_endpoint());
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!("observra: otlp {traces}: export failed (HTTP 401 Unauthorized"))),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!("observra: otlp {traces}: 13 spans not delivered (HTTP 401"))),
+        "{lines:#?}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains(MARKER), "no credential on stderr, even at debug: {stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(MARKER));
+    let file = std::fs::read_to_string(&jsonl).unwrap();
+    assert_eq!(file.lines().count(), 13, "the JSONL leg still got every span");
+    assert!(!file.contains(MARKER), "no credential in the JSONL");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_healthy_collector_run_prints_nothing_on_stderr() {
+    let rx = Receiver::start();
+    let out =
+        example("support-agent").env("OTEL_EXPORTER_OTLP_ENDPOINT", rx.http_endpoint()).output().expect("cargo run");
+    assert!(out.status.success());
+    assert_eq!(observra_lines(&out), Vec::<String>::new());
+    assert_eq!(rx.spans().len(), 13, "and every span arrived");
 }

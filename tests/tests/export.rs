@@ -417,3 +417,25 @@ fn check_schema(lines: &[serde_json::Value]) {
     assert_eq!(events[1]["name"], json!("exception"));
     assert_eq!(events[1]["attributes"]["exception.message"], json!("bad"));
 }
+
+#[test]
+fn a_401_collector_leaves_no_credential_in_health_errors_or_the_report() {
+    let _s = serial();
+    const MARKER: &str = "tok-health-5d1e8a90c3b7";
+    let rx = Receiver::start();
+    rx.set_http_status(Some(401));
+    let mut e = otlp_env(&rx, "http/protobuf");
+    e.push(("OTEL_EXPORTER_OTLP_HEADERS".into(), format!("authorization=Bearer {MARKER}")));
+    let guard = observra::init().env_from(e).install().expect("install");
+    work(3);
+    let err = observra::flush().expect_err("401 fails the flush").to_string();
+    assert!(err.contains("401"), "the status is named: {err}");
+    let health = format!("{:?}", observra::health());
+    assert!(health.contains("401"), "{health}");
+    let report = guard.shutdown().expect("report");
+    let texts = [err, health, format!("{report:?}"), report.to_string()];
+    assert!(rx.requests().iter().any(|r| r.headers.get("authorization").is_some_and(|v| v.contains(MARKER))));
+    for t in texts {
+        assert!(!t.contains(MARKER), "a credential leaked: {t}");
+    }
+}
