@@ -100,6 +100,7 @@ fn a_normal_run_passes_and_an_injected_anomaly_fails_the_check() {
     let stat = &b["agents"]["support"]["metrics"];
     assert_eq!(stat["llm_calls"], json!({"mean": 2.0, "std": 0.0}));
     assert_eq!(stat["error_rate"]["mean"], 0.125, "one failed lookup in every other run (1 of 4 calls)");
+    // A lower bound the example guarantees (each model call sleeps at least 15 ms): no machine makes it shorter.
     assert!(stat["duration_s"]["mean"].as_f64().unwrap() > 0.03);
 
     // `show` prints it.

@@ -39,6 +39,9 @@ async fn handle(ticket: u64) -> Result<(), std::io::Error> {
 async fn serve() {
     for ticket in 0.. {
         let _ = handle(ticket).await;
+        if ticket == 1 {
+            eprintln!("handled tickets 0 and 1");
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -141,6 +141,8 @@ pub struct ReceivedSpan {
     pub span_id: String,
     /// Parent span id, hex, if any.
     pub parent_span_id: Option<String>,
+    /// The W3C `tracestate` carried with the span's context.
+    pub trace_state: String,
     /// Attributes with their types.
     pub attributes: BTreeMap<String, Val>,
     /// Status code: 0 unset, 1 ok, 2 error.
@@ -299,6 +301,7 @@ fn store_traces(store: &Shared, transport: Transport, req: ExportTraceServiceReq
                     trace_id: hex(&s.trace_id),
                     span_id: hex(&s.span_id),
                     parent_span_id: if s.parent_span_id.is_empty() { None } else { Some(hex(&s.parent_span_id)) },
+                    trace_state: s.trace_state.clone(),
                     attributes: attrs(&s.attributes),
                     status_code: status.code,
                     status_message: status.message,

@@ -133,9 +133,12 @@ fn a_real_prometheus_scrapes_the_endpoint_and_answers_the_dashboard_queries() {
     // Keep the agent busy while Prometheus scrapes.
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
+    let made = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = made.clone();
     let workload = std::thread::spawn(move || {
         while !flag.load(Ordering::Relaxed) {
             let _ = support();
+            counted.fetch_add(1, Ordering::Relaxed);
             std::thread::sleep(Duration::from_millis(20));
         }
     });
@@ -152,18 +155,39 @@ fn a_real_prometheus_scrapes_the_endpoint_and_answers_the_dashboard_queries() {
         ),
     )
     .unwrap();
-    let prom = format!("127.0.0.1:{}", free_port());
-    let _server = PromServer(
-        Command::new(binary)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address={prom}"))
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
-    );
+    // A free port can be taken by someone else before Prometheus binds it:
+    // then Prometheus exits, and it is started again on another port.
+    let mut started = None;
+    for _ in 0..5 {
+        let prom = format!("127.0.0.1:{}", free_port());
+        let mut server = PromServer(
+            Command::new(&binary)
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+                .arg(format!("--web.listen-address={prom}"))
+                .arg("--log.level=warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start prometheus"),
+        );
+        let ready = Instant::now() + Duration::from_secs(60);
+        let up = loop {
+            if matches!(http_get(&prom, "/-/ready"), Ok((200, _))) {
+                break true;
+            }
+            if server.0.try_wait().ok().flatten().is_some() || Instant::now() > ready {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        if up {
+            started = Some((prom, server));
+            break;
+        }
+        let _ = server.0.kill();
+    }
+    let (prom, _server) = started.expect("Prometheus came up on one of five ports");
 
     let queries = [
         "rate(agent_requests_total[1m])",
@@ -189,10 +213,14 @@ fn a_real_prometheus_scrapes_the_endpoint_and_answers_the_dashboard_queries() {
     let up = query(&prom, "up{job=\"observra\"}");
     assert_eq!(up.first().map(value), Some(1.0), "Prometheus scraped the endpoint: {up:?}");
     let rate = results[0].first().map(value).unwrap_or(f64::NAN);
-    assert!(rate > 0.0 && rate < 1000.0, "requests/s is plausible: {:?}", results[0]);
+    assert!(rate > 0.0, "requests/s: {:?}", results[0]);
     assert_eq!(results[0][0]["metric"]["agent"], "support");
+    // What Prometheus stored is what the program did: never more requests than were made.
+    let total = query(&prom, "agent_requests_total").first().map(value).unwrap_or(f64::NAN);
+    let made = made.load(Ordering::Relaxed) as f64;
+    assert!(total >= 1.0 && total <= made, "{total} requests stored, {made} made");
     let p95 = results[1].first().map(value).unwrap_or(f64::NAN);
-    assert!(p95 > 0.0 && p95 < 5.0, "p95 latency in seconds is plausible: {:?}", results[1]);
+    assert!(p95.is_finite() && p95 > 0.0, "p95 latency in seconds: {:?}", results[1]);
     let active = results[2].first().map(value).unwrap_or(f64::NAN);
     assert!((0.0..=1.0).contains(&active), "at most one request in flight: {:?}", results[2]);
     assert!(results[3].first().map(value).is_some_and(|v| v > 0.0), "tokens/s: {:?}", results[3]);
@@ -208,18 +236,19 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
 #[test]
 fn otel_metrics_exporter_selects_prometheus_otlp_or_none() {
     let _s = serial();
-    let port = free_port();
+    // Port 0: the system picks a free one, so no other test can race for it.
     let guard = observra::init()
         .env_from([
             ("OTEL_METRICS_EXPORTER", "prometheus".to_string()),
             ("OTEL_EXPORTER_PROMETHEUS_HOST", "localhost".to_string()),
-            ("OTEL_EXPORTER_PROMETHEUS_PORT", port.to_string()),
+            ("OTEL_EXPORTER_PROMETHEUS_PORT", "0".to_string()),
         ])
         .jsonl_writer(std::io::sink())
         .install()
         .expect("install");
     support().unwrap();
-    assert_eq!(observra::prometheus_addr().map(|a| a.port()), Some(port));
+    let port = observra::prometheus_addr().map(|a| a.port()).expect("listening");
+    assert!(port != 0 && observra::prometheus_addr().unwrap().ip().is_loopback());
     let (status, body) = http_get(&format!("127.0.0.1:{port}"), "/metrics").unwrap();
     assert_eq!(status, 200);
     assert!(body.contains("agent_requests_total{agent=\"support\"} 1"), "{body}");

@@ -136,6 +136,9 @@ fn the_callers_sampling_decision_and_tracestate_are_followed() {
     assert!(spans.iter().all(|s| s.trace_id == "0af7651916cd43dd8448eb211c80319c"));
     let h = span(&spans, "handler");
     assert_eq!(h.parent_span_id.as_deref(), Some("b7ad6b7169203331"));
+    // The caller's tracestate travels with the trace, into the child too.
+    assert_eq!(h.trace_state, "vendor=abc", "{h:#?}");
+    assert_eq!(span(&spans, "inner").trace_state, "vendor=abc");
 }
 
 /// A hand-written tower service: `/fail` answers 503, anything else runs a tool and answers 200.

@@ -477,10 +477,10 @@ fn methods_generics_impl_trait_and_option_returns_are_traced() {
 #[test]
 fn without_install_instrumented_functions_still_work_and_export_nothing() {
     let _s = serial();
-    let rx = Receiver::start();
+    let before = observra::health();
+    assert!(!before.installed);
     assert_eq!(root_sync(), 5);
     assert!(fails_io().is_err());
-    std::thread::sleep(Duration::from_millis(50));
-    assert!(rx.requests().is_empty());
-    assert!(!observra::health().installed);
+    // No pipeline: nothing was recorded, queued or counted.
+    assert_eq!(observra::health(), before);
 }

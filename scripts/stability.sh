@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs the whole suite (scripts/test.sh) N times idle and N times while a
+# release build of another crate loads the machine, and prints one line per
+# run and a closing count. Usage: bash scripts/stability.sh [N] (default 5).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-5}
+log_dir=target/stability
+mkdir -p "$log_dir"
+pass=0; fail=0
+run() {
+  local label=$1 i=$2 start rc
+  start=$(date +%s)
+  bash scripts/test.sh >"$log_dir/$label-$i.log" 2>&1
+  rc=$?
+  local secs=$(( $(date +%s) - start ))
+  local counts
+  counts=$(grep -E '^test result:' "$log_dir/$label-$i.log" | awk '{p+=$4; f+=$6} END {print p" passed, "f" failed"}')
+  if [ $rc -eq 0 ]; then pass=$((pass+1)); else fail=$((fail+1)); fi
+  echo "$label run $i: rc=$rc in ${secs}s ($counts)"
+}
+cargo test --workspace --no-run -q >/dev/null 2>&1
+for i in $(seq 1 "$n"); do run idle "$i"; done
+# The load: release builds of the benchmark crate (divan and the otel stack), in a target dir of their own, over and over.
+( while true; do CARGO_TARGET_DIR=target/stability-load cargo build --release -q -p observra-benches >/dev/null 2>&1; rm -rf target/stability-load; done ) &
+load=$!
+sleep 20
+for i in $(seq 1 "$n"); do run loaded "$i"; done
+kill -- -$load 2>/dev/null || kill $load 2>/dev/null
+pkill -f 'stability-load' 2>/dev/null
+echo "stability: $pass passed, $fail failed"
+[ $fail -eq 0 ]
