@@ -323,12 +323,14 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
                     Verdict::UnsealedTail => unsealed += 1,
                     Verdict::Intact => {}
                 }
-                if several || report.verdict() == Verdict::Intact {
-                    println!("{}: {}", chain.base.display(), report.summary());
+                match (several, report.verdict()) {
+                    (true, _) => println!("{}: {}", chain.base.display(), report.summary()),
+                    (false, Verdict::Intact) => println!("{}", report.summary()),
+                    (false, _) => {}
                 }
             }
             let summary = |(c, r): &(observra::audit::ChainFiles, observra::audit::VerifyReport)| {
-                format!("{}: {}", c.base.display(), r.summary())
+                if several { format!("{}: {}", c.base.display(), r.summary()) } else { r.summary() }
             };
             if tampered > 0 {
                 let bad: Vec<String> =

@@ -288,5 +288,9 @@ fn the_audit_export_validates_and_detects_tampering_with_its_sources() {
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("EXPORT DOES NOT MATCH") && err.contains("sha256"), "{err}");
-    assert!(err.contains("hash chain: \"tampered\""), "{err}");
+    assert!(err.contains("hash chain") && err.contains("\"tampered\""), "{err}");
+    assert!(
+        err.contains("TAMPERED at sequence") && err.contains("in ") && err.contains("audit.jsonl"),
+        "names the file: {err}"
+    );
 }

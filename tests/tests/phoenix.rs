@@ -37,31 +37,45 @@ fn phoenix_shows_our_spans_as_agent_llm_and_tool_spans_with_tokens() {
     std::fs::create_dir_all(&work).unwrap();
     let out = work.join("spans.json");
     let netns = Command::new("unshare").args(["-n", "true"]).status().is_ok_and(|s| s.success());
-    let (port, grpc) = if netns { (6006, 4317) } else { (free_port(), free_port()) };
     let script = repo().join("tests/phoenix/run.sh");
-    let mut cmd = if netns {
-        let mut c = Command::new("unshare");
-        c.args(["-n", "bash"]).arg(&script);
-        c
-    } else {
-        eprintln!("note: `unshare -n` is not available here; running Phoenix on 127.0.0.1 with a private gRPC port");
-        let mut c = Command::new("bash");
-        c.arg(&script);
-        c
-    };
-    let status = cmd
-        .env("PHOENIX_BIN", &phoenix)
-        .env("PORT", port.to_string())
-        .env("GRPC_PORT", grpc.to_string())
-        .env("WORK", &work)
-        .env("OUT", &out)
-        .env("CARGO", env!("CARGO"))
-        .env("REPO", repo())
-        .env("EXPECTED", "13")
-        .env("IN_NETNS", if netns { "1" } else { "0" })
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .status()
-        .expect("run the Phoenix script");
+    if !netns {
+        eprintln!("note: `unshare -n` is not available here; running Phoenix on 127.0.0.1 with private ports");
+    }
+    // In a private network namespace the fixed ports cannot be taken by
+    // anyone else. On 127.0.0.1 a port found free may be taken before
+    // Phoenix binds it: then the run fails and is tried on fresh ports.
+    let attempts = if netns { 1 } else { 3 };
+    let mut status = None;
+    for _ in 0..attempts {
+        let (port, grpc) = if netns { (6006, 4317) } else { (free_port(), free_port()) };
+        let mut cmd = if netns {
+            let mut c = Command::new("unshare");
+            c.args(["-n", "bash"]).arg(&script);
+            c
+        } else {
+            let mut c = Command::new("bash");
+            c.arg(&script);
+            c
+        };
+        let s = cmd
+            .env("PHOENIX_BIN", &phoenix)
+            .env("PORT", port.to_string())
+            .env("GRPC_PORT", grpc.to_string())
+            .env("WORK", &work)
+            .env("OUT", &out)
+            .env("CARGO", env!("CARGO"))
+            .env("REPO", repo())
+            .env("EXPECTED", "13")
+            .env("IN_NETNS", if netns { "1" } else { "0" })
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .status()
+            .expect("run the Phoenix script");
+        status = Some(s);
+        if s.success() {
+            break;
+        }
+    }
+    let status = status.expect("ran");
     assert!(status.success(), "the Phoenix run failed ({status}); see {}", work.join("phoenix.log").display());
 
     let body: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).expect("Phoenix answered JSON");
