@@ -227,7 +227,14 @@ fn a_stalled_leg_does_not_delay_or_lose_data_on_the_others() {
     }
     assert_eq!(buf.lines().len(), 40, "the JSONL leg got everything");
     assert!(slow.webhooks().is_empty(), "...while the webhook's first request is still unanswered");
+    // The webhook leg sends on its own schedule: wait for its request to
+    // arrive (it then stays unanswered for the whole stall).
+    let start = Instant::now();
+    while slow.requests().is_empty() && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert!(!slow.requests().is_empty(), "the webhook did send it");
+    assert!(slow.webhooks().is_empty(), "and it is still unanswered");
 
     let report = observra::shutdown(Duration::from_millis(500)).expect("report");
     drop(guard);
