@@ -16,14 +16,7 @@ use assert_cmd::cargo::CommandCargoExt;
 const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
 fn example(bin: &str) -> Command {
-    let mut c = Command::new(env!("CARGO"));
-    c.args(["run", "--quiet", "-p", "observra-examples", "--bin", bin]);
-    c.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("OTEL_") || k.starts_with("OBSERVRA_") {
-            c.env_remove(k);
-        }
-    }
+    let mut c = observra_test_support::example(bin);
     c.env("OBSERVRA_AUDIT_KEY", KEY);
     c
 }

@@ -622,17 +622,18 @@ impl MetricsQueue {
                 };
                 // Once per drain, not per frame: the count is shared with every span.
                 let p = pipeline.upgrade();
-                // A panic in a metric reader or a backend's queue must not stop the thread.
-                let guarded = |f: &mut dyn FnMut()| {
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-                };
+                // A panic in a metric reader or a backend's queue must not
+                // stop the thread; what it loses is counted.
+                let guarded = |f: &mut dyn FnMut()| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_ok();
                 loop {
                     let mut any = false;
                     while let Ok(job) = jobs_rx.try_recv() {
                         took();
                         any = true;
                         if let Some(ins) = &ins {
-                            guarded(&mut || job.record(ins));
+                            if !guarded(&mut || job.record(ins)) {
+                                METRIC_JOBS_DROPPED.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
                     }
                     while let Ok(frame) = spans_rx.try_recv() {
@@ -641,11 +642,18 @@ impl MetricsQueue {
                         match &p {
                             Some(p) => {
                                 let mut frame = Some(frame);
-                                guarded(&mut || {
+                                let ok = guarded(&mut || {
                                     if let Some(frame) = frame.take() {
                                         crate::fast::assemble(frame, p, ins.as_ref())
                                     }
                                 });
+                                if !ok {
+                                    crate::batch::ASSEMBLY_FAILED.fetch_add(1, Ordering::AcqRel);
+                                    crate::diag::emit(
+                                        crate::diag::DiagnosticLevel::Warn,
+                                        "assembling a model call's span panicked: the span was dropped and counted",
+                                    );
+                                }
                             }
                             None => {
                                 crate::batch::ORPHANED.fetch_add(1, Ordering::AcqRel);
@@ -727,7 +735,7 @@ impl MetricsQueue {
 
     fn request(&self, make: fn(std::sync::mpsc::SyncSender<()>) -> Control, deadline: std::time::Duration) -> bool {
         let (reply, done) = std::sync::mpsc::sync_channel(1);
-        let until = std::time::Instant::now() + deadline;
+        let until = crate::batch::until(deadline);
         crate::batch::send_within(&self.control, make(reply), until).is_ok()
             && done.recv_timeout(until.saturating_duration_since(std::time::Instant::now())).is_ok()
     }

@@ -47,6 +47,8 @@ pub(crate) struct LegStats {
     pub export_err: AtomicU64,
     /// Log records delivered (the `otel_log` backend; zero for the others).
     pub log_records: AtomicU64,
+    /// Spans dropped because redacting them failed (also in `dropped`).
+    pub redaction_failed: AtomicU64,
     last_error: Mutex<Option<String>>,
     latencies: Mutex<VecDeque<Duration>>,
 }
@@ -120,6 +122,7 @@ pub(crate) struct Totals {
     pub export_ok: u64,
     pub export_err: u64,
     pub log_records: u64,
+    pub redaction_failed: u64,
 }
 
 impl Totals {
@@ -133,6 +136,7 @@ impl Totals {
         export_ok: 0,
         export_err: 0,
         log_records: 0,
+        redaction_failed: 0,
     };
 
     /// One leg's figures now.
@@ -147,6 +151,7 @@ impl Totals {
             export_ok: s.export_ok.load(Ordering::Acquire),
             export_err: s.export_err.load(Ordering::Acquire),
             log_records: s.log_records.load(Ordering::Acquire),
+            redaction_failed: s.redaction_failed.load(Ordering::Acquire),
         }
     }
 
@@ -160,6 +165,7 @@ impl Totals {
         self.export_ok += o.export_ok;
         self.export_err += o.export_err;
         self.log_records += o.log_records;
+        self.redaction_failed += o.redaction_failed;
     }
 }
 
@@ -172,6 +178,10 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry { live: Vec::new(), retir
 
 /// Spans that ended after their pipeline stopped: dropped, counted here.
 pub(crate) static ORPHANED: AtomicU64 = AtomicU64::new(0);
+
+/// Spans whose assembly panicked (on the metrics thread): lost before
+/// reaching any backend, so counted here as produced and dropped.
+pub(crate) static ASSEMBLY_FAILED: AtomicU64 = AtomicU64::new(0);
 
 /// Export durations as an OTel histogram, set while a meter is installed.
 pub(crate) static EXPORT_DURATION: std::sync::RwLock<Option<opentelemetry::metrics::Histogram<f64>>> =
@@ -202,9 +212,9 @@ pub(crate) fn totals() -> Totals {
     for s in &reg.live {
         t.merge(Totals::of(s));
     }
-    let orphaned = ORPHANED.load(Ordering::Acquire);
-    t.produced += orphaned;
-    t.dropped += orphaned;
+    let lost = ORPHANED.load(Ordering::Acquire) + ASSEMBLY_FAILED.load(Ordering::Acquire);
+    t.produced += lost;
+    t.dropped += lost;
     t
 }
 
@@ -236,11 +246,12 @@ pub(crate) trait LegExporter {
     }
 }
 
-/// The OTLP span exporter as a leg, with its HTTP client's transport cause.
+/// An SDK span exporter as a leg (a user's, or the OTLP one with its HTTP
+/// client's transport cause).
 #[derive(Debug)]
-pub(crate) struct OtlpSpans(pub opentelemetry_otlp::SpanExporter, pub Option<crate::http_client::LastCause>);
+pub(crate) struct Leg<E>(pub E, pub Option<crate::http_client::LastCause>);
 
-impl SpanExporter for OtlpSpans {
+impl<E: SpanExporter> SpanExporter for Leg<E> {
     fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
         self.0.export(batch)
     }
@@ -255,7 +266,7 @@ impl SpanExporter for OtlpSpans {
     }
 }
 
-impl LegExporter for OtlpSpans {
+impl<E> LegExporter for Leg<E> {
     fn explain(&self, error: String) -> String {
         crate::http_client::explain(error, self.1.as_ref())
     }
@@ -273,31 +284,10 @@ pub(crate) type StartLeg = Box<
         + Send,
 >;
 
-/// A user's exporter, as a leg.
-#[derive(Debug)]
-struct Custom<E>(E);
-
-impl<E: SpanExporter> SpanExporter for Custom<E> {
-    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
-        self.0.export(batch)
-    }
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.0.shutdown_with_timeout(timeout)
-    }
-    fn force_flush(&self) -> OTelSdkResult {
-        self.0.force_flush()
-    }
-    fn set_resource(&mut self, resource: &Resource) {
-        self.0.set_resource(resource)
-    }
-}
-
-impl<E> LegExporter for Custom<E> {}
-
 /// Captures `exporter` for a later start.
 pub(crate) fn start_leg<E: SpanExporter + 'static>(name: &'static str, exporter: E) -> StartLeg {
     Box::new(move |target, resource, settings, block_on, redactor| {
-        BatchProcessor::start(name, target, Custom(exporter), resource, settings, block_on, redactor)
+        BatchProcessor::start(name, target, Leg(exporter, None), resource, settings, block_on, redactor)
     })
 }
 
@@ -424,10 +414,13 @@ impl BatchProcessor {
             Err(RecvTimeoutError::Timeout) => Err(format!("{what}: timed out")),
             Err(RecvTimeoutError::Disconnected) => Err(format!("{what}: the export thread has stopped")),
         };
+        let mut result = result;
         if what == "shutdown" && !matches!(&result, Err(e) if e.ends_with("timed out")) {
-            if let Ok(mut worker) = self.worker.lock() {
-                if let Some(handle) = worker.take() {
-                    let _ = handle.join();
+            let handle = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(handle) = handle {
+                if handle.join().is_err() {
+                    // What it still held is counted dropped when the leg retires.
+                    result = Err(format!("{what}: the export thread panicked"));
                 }
             }
             retire(&self.stats);
@@ -437,7 +430,7 @@ impl BatchProcessor {
 
     fn send(&self, make: fn(SyncSender<Result<(), String>>) -> Control, deadline: Duration, what: &str) -> Pending {
         let (tx, rx) = sync_channel(1);
-        match send_within(&self.control, make(tx), Instant::now() + deadline) {
+        match send_within(&self.control, make(tx), until(deadline)) {
             Ok(()) => Pending { rx: Some(rx), error: None },
             Err(SendFailure::Stopped) => {
                 Pending { rx: None, error: Some(format!("{what}: the export thread has stopped")) }
@@ -445,6 +438,13 @@ impl BatchProcessor {
             Err(SendFailure::TimedOut) => Pending { rx: None, error: Some(format!("{what}: timed out")) },
         }
     }
+}
+
+/// `now + d`, saturating: a deadline of `Duration::MAX` means "no deadline"
+/// (a hundred years), never an overflow panic.
+pub(crate) fn until(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d).or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400))).unwrap_or(now)
 }
 
 /// Why [`send_within`] could not send.
@@ -520,11 +520,33 @@ impl<E: SpanExporter + LegExporter> Worker<E> {
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     let _ = self.export_available(false);
-                    let _ = self.exporter.shutdown();
+                    if let Err(e) = self.exporter.shutdown() {
+                        crate::diag::emit(
+                            crate::diag::DiagnosticLevel::Warn,
+                            &format!("{}: the exporter's shutdown failed: {e}", self.stats.who()),
+                        );
+                    }
                     return;
                 }
             }
         }
+    }
+
+    /// Makes one span fit to leave: content removed unless capture is on,
+    /// then redacted, then cut to the span limits (after redaction, so a
+    /// cut can never split a secret past its pattern). False when its
+    /// redaction panicked: fail closed, the span is not exported.
+    fn prepare(&self, span: &mut SpanData) -> bool {
+        if !self.settings.content_allowed {
+            crate::content::strip_content(span);
+        }
+        if let Some(r) = &self.redactor {
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.span(span))).is_err() {
+                return false;
+            }
+        }
+        crate::limits::apply(span, &self.settings.limits);
+        true
     }
 
     /// Drains the queue in batches; with `full_batches_only`, stops when less
@@ -538,24 +560,35 @@ impl<E: SpanExporter + LegExporter> Worker<E> {
             if queued == 0 || (full_batches_only && queued < max) {
                 return result;
             }
+            // Each span is prepared as it is taken (content policy, redaction,
+            // then the span limits), so the request can be cut by size too.
             let mut batch = Vec::with_capacity(queued.min(max));
-            while batch.len() < max {
-                match self.spans.try_recv() {
-                    Ok(s) => batch.push(s),
-                    Err(_) => break,
+            let (mut taken, mut lost, mut bytes) = (0u64, 0u64, 0usize);
+            while batch.len() < max && bytes < self.settings.limits.max_request_bytes {
+                let Ok(mut span) = self.spans.try_recv() else { break };
+                taken += 1;
+                // Gains before losses, so the identity never dips for a reader.
+                s.in_flight.fetch_add(1, Ordering::AcqRel);
+                s.queued.fetch_sub(1, Ordering::AcqRel);
+                if self.prepare(&mut span) {
+                    bytes += crate::limits::approx_size(&span);
+                    batch.push(span);
+                } else {
+                    lost += 1;
+                    s.redaction_failed.fetch_add(1, Ordering::AcqRel);
+                    s.dropped.fetch_add(1, Ordering::AcqRel);
+                    s.in_flight.fetch_sub(1, Ordering::AcqRel);
                 }
             }
-            if batch.is_empty() {
+            if taken == 0 {
                 return result;
             }
+            if lost > 0 {
+                self.reporter.redaction_failed(lost);
+            }
             let n = batch.len() as u64;
-            s.in_flight.fetch_add(n, Ordering::AcqRel);
-            s.queued.fetch_sub(n, Ordering::AcqRel);
-            if let Some(r) = &self.redactor {
-                for span in batch.iter_mut() {
-                    // A panic here must not take the export thread down.
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.span(span)));
-                }
+            if batch.is_empty() {
+                continue;
             }
             let started = Instant::now();
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

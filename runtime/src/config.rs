@@ -234,6 +234,7 @@ pub struct Builder {
     redaction: Option<bool>,
     redact_rules: Vec<(String, String)>,
     redact_keys: Vec<String>,
+    redact_custom: Vec<(String, crate::redact::CustomRedaction)>,
     jsonl_max_bytes: Option<u64>,
     custom: Vec<(&'static str, crate::batch::StartLeg)>,
 }
@@ -292,6 +293,7 @@ impl Default for Builder {
             redaction: None,
             redact_rules: Vec::new(),
             redact_keys: Vec::new(),
+            redact_custom: Vec::new(),
             jsonl_max_bytes: None,
             custom: Vec::new(),
         }
@@ -566,6 +568,21 @@ impl Builder {
         self.redact_rules.push((kind.into(), pattern.into()));
         self
     }
+    /// Adds your own redaction matcher, run after the patterns on every
+    /// string observra exports (span names, attributes, events, status):
+    /// return the text with its secrets replaced, or `None` when it found
+    /// nothing. It runs on the export threads, never the caller's. Should it
+    /// panic, the span it was redacting is dropped and counted
+    /// ([`Health::spans_redaction_failed`](crate::Health::spans_redaction_failed)),
+    /// never exported unredacted.
+    pub fn redact_with(
+        mut self,
+        kind: impl Into<String>,
+        matcher: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.redact_custom.push((kind.into(), std::sync::Arc::new(matcher)));
+        self
+    }
     /// Adds an attribute key name whose values are always redacted (matched
     /// on the last dotted segment, case-insensitively).
     pub fn redact_key(mut self, name: impl Into<String>) -> Self {
@@ -630,7 +647,9 @@ impl Builder {
         };
         let webhook = if backends.contains(&Backend::Webhook) { Some(resolve_webhook(&mut self, &env)?) } else { None };
 
-        let batch = BatchSettings {
+        let mut batch = BatchSettings {
+            content_allowed: false,
+            limits: crate::limits::SpanLimits::resolve(&|k| env.get(k))?,
             max_queue_size: pick_usize(self.max_queue_size, &env, "OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_MAX_QUEUE_SIZE)?,
             max_export_batch_size: pick_usize(
                 self.max_export_batch_size,
@@ -688,6 +707,7 @@ impl Builder {
                 })?,
             },
         };
+        batch.content_allowed = capture != CaptureMode::NoContent;
         let mut prices = match self.cost_table.take() {
             Some(t) => t,
             None => {
@@ -795,16 +815,19 @@ impl Builder {
             },
         };
         let redactor = if redaction_on {
-            Some(std::sync::Arc::new(crate::redact::Redactor::new(&self.redact_rules, &self.redact_keys).map_err(
-                |reason| {
-                    let bad = self.redact_rules.iter().find(|(k, _)| reason.contains(k.as_str()));
-                    Error::invalid(
-                        Setting::Builder("redact_rule"),
-                        bad.map(|(_, p)| p.clone()).unwrap_or_default(),
-                        reason,
-                    )
-                },
-            )?))
+            let custom = std::mem::take(&mut self.redact_custom);
+            Some(std::sync::Arc::new(
+                crate::redact::Redactor::new(&self.redact_rules, &self.redact_keys)
+                    .map(|r| r.with_custom(custom))
+                    .map_err(|reason| {
+                        let bad = self.redact_rules.iter().find(|(k, _)| reason.contains(k.as_str()));
+                        Error::invalid(
+                            Setting::Builder("redact_rule"),
+                            bad.map(|(_, p)| p.clone()).unwrap_or_default(),
+                            reason,
+                        )
+                    })?,
+            ))
         } else {
             None
         };
@@ -943,6 +966,11 @@ pub(crate) enum Sink {
 /// Bounds of the span batch processor.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BatchSettings {
+    /// Whether message content may leave at all (capture is on); when not,
+    /// the conventions' content attributes are removed from every span.
+    pub content_allowed: bool,
+    /// The span limits and the request size bound.
+    pub limits: crate::limits::SpanLimits,
     pub max_queue_size: usize,
     pub max_export_batch_size: usize,
     pub scheduled_delay: Duration,

@@ -59,6 +59,40 @@ pub(crate) fn set_mode(mode: CaptureMode) {
     MODE.store(mode.to_u8(), Ordering::Release);
 }
 
+/// The conventions' content attributes (opt-in, since they carry what
+/// users and models said), by exact name.
+const CONTENT_ATTRIBUTES: &[&str] = &[
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.system_instructions",
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+    "gen_ai.tool.definitions",
+    "gen_ai.retrieval.documents",
+    "gen_ai.retrieval.query.text",
+    // Deprecated, still emitted by libraries (rig's agent span, OpenLLMetry's indexed forms).
+    "gen_ai.prompt",
+    "gen_ai.completion",
+];
+
+/// Whether `key` names message content under the GenAI conventions.
+pub(crate) fn is_content_attribute(key: &str) -> bool {
+    key.starts_with("gen_ai.")
+        && (CONTENT_ATTRIBUTES.contains(&key)
+            || key.starts_with("gen_ai.prompt.")
+            || key.starts_with("gen_ai.completion."))
+}
+
+/// Removes every content attribute from `span` and its events, whoever
+/// made the span (observra's macros, or a library's own `tracing` spans):
+/// privacy by default does not depend on which library recorded it.
+pub(crate) fn strip_content(span: &mut opentelemetry_sdk::trace::SpanData) {
+    span.attributes.retain(|kv| !is_content_attribute(kv.key.as_str()));
+    for e in span.events.events.iter_mut() {
+        e.attributes.retain(|kv| !is_content_attribute(kv.key.as_str()));
+    }
+}
+
 /// Whether content is being captured at all (cheap: one atomic load).
 pub(crate) fn capturing() -> bool {
     MODE.load(Ordering::Relaxed) != 0

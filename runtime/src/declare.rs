@@ -176,43 +176,48 @@ impl LazyGauge {
         LazyGauge { spec, callback: Mutex::new(None) }
     }
 
-    /// Sets the function read at each collection.
+    /// Sets the function read at each collection. Calling it again swaps
+    /// the function: the gauge is registered once per installed pipeline,
+    /// however often it is observed.
     pub fn observe(&'static self, callback: impl Fn() -> f64 + Send + Sync + 'static) {
         let callback: GaugeCallback = Arc::new(callback);
-        if let Ok(mut c) = self.callback.lock() {
-            *c = Some(callback);
-        }
-        if let Ok(mut all) = GAUGES.lock() {
-            if !all.iter().any(|g| std::ptr::eq(*g, self)) {
+        *self.callback.lock().unwrap_or_else(|p| p.into_inner()) = Some(callback);
+        let first = {
+            let mut all = GAUGES.lock().unwrap_or_else(|p| p.into_inner());
+            let first = !all.iter().any(|g| std::ptr::eq(*g, self));
+            if first {
                 all.push(self);
             }
-        }
-        if let Some(meter) = meter() {
-            if let Some(p) = crate::pipeline::current() {
-                p.keep_gauge(self.register(&meter));
+            first
+        };
+        // Already known: registered at install (or at its first observe),
+        // and its SDK callback reads the function swapped in above.
+        if first {
+            if let (Some(meter), Some(p)) = (meter(), crate::pipeline::current()) {
+                p.keep_gauge(Some(self.register(&meter)));
             }
         }
     }
 
-    fn register(&self, meter: &Meter) -> Option<ObservableGauge<f64>> {
-        let callback = self.callback.lock().ok()?.clone()?;
-        Some(
-            meter
-                .f64_observable_gauge(self.spec.name)
-                .with_unit(self.spec.unit)
-                .with_description(self.spec.description)
-                .with_callback(move |observer| {
+    fn register(&'static self, meter: &Meter) -> ObservableGauge<f64> {
+        meter
+            .f64_observable_gauge(self.spec.name)
+            .with_unit(self.spec.unit)
+            .with_description(self.spec.description)
+            .with_callback(move |observer| {
+                let callback = self.callback.lock().ok().and_then(|c| c.clone());
+                if let Some(callback) = callback {
                     if let Ok(v) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback())) {
                         observer.observe(v, &[]);
                     }
-                })
-                .build(),
-        )
+                }
+            })
+            .build()
     }
 }
 
 /// Registers every declared gauge with a new meter provider.
 pub(crate) fn register_gauges(meter: &Meter) -> Vec<ObservableGauge<f64>> {
     let all: Vec<&'static LazyGauge> = GAUGES.lock().map(|g| g.clone()).unwrap_or_default();
-    all.iter().filter_map(|g| g.register(meter)).collect()
+    all.iter().map(|g| g.register(meter)).collect()
 }

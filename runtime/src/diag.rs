@@ -252,6 +252,8 @@ struct ReporterState {
     seen_dropped: u64,
     /// Failed calls since the last success.
     failing_streak: u64,
+    /// Whether a redaction failure was reported (once per backend).
+    redaction_told: bool,
 }
 
 impl Reporter {
@@ -277,9 +279,7 @@ impl Reporter {
             DiagnosticLevel::Debug,
             &format!("{}: export of {} failed: {}", self.who(), count(items, self.unit), scrub(error)),
         );
-        if !st.first_told {
-            st.first_told = true;
-            st.last_line = Some(Instant::now());
+        if st.tell_first() {
             drop(st);
             emit(
                 DiagnosticLevel::Warn,
@@ -305,9 +305,7 @@ impl Reporter {
         }
         let new = total - st.seen_dropped;
         st.seen_dropped = total;
-        if !st.first_told {
-            st.first_told = true;
-            st.last_line = Some(Instant::now());
+        if st.tell_first() {
             drop(st);
             emit(
                 DiagnosticLevel::Warn,
@@ -323,6 +321,25 @@ impl Reporter {
         }
         st.dropped_items += new;
         self.summarise_if_due(st);
+    }
+
+    /// Redacting `items` failed (a rule panicked): they were dropped, not exported.
+    pub(crate) fn redaction_failed(&self, items: u64) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.redaction_told {
+            return;
+        }
+        st.redaction_told = true;
+        drop(st);
+        emit(
+            DiagnosticLevel::Warn,
+            &format!(
+                "{}: redaction failed (a redaction rule panicked): {} dropped rather than exported unredacted; \
+                 later failures are counted in health().spans_redaction_failed",
+                self.who(),
+                count(items, self.unit)
+            ),
+        );
     }
 
     /// An export call succeeded.
@@ -366,6 +383,18 @@ impl Reporter {
         st.last_line = Some(Instant::now());
         drop(st);
         emit(DiagnosticLevel::Warn, &format!("{}: {} in the last {since} s", self.who(), parts.join("; ")));
+    }
+}
+
+impl ReporterState {
+    /// True (once) when the first line is due: it is told at once.
+    fn tell_first(&mut self) -> bool {
+        if self.first_told {
+            return false;
+        }
+        self.first_told = true;
+        self.last_line = Some(Instant::now());
+        true
     }
 }
 

@@ -50,6 +50,7 @@ mod http_client;
 pub mod integrations;
 mod jsonl;
 mod layer;
+mod limits;
 mod otel_log;
 mod pipeline;
 mod prometheus;

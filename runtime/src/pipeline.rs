@@ -81,7 +81,9 @@ pub(crate) type OwnSubscriber =
 
 /// The active pipeline, if any.
 pub(crate) fn current() -> Option<Arc<Pipeline>> {
-    CURRENT.read().ok().and_then(|p| p.clone())
+    // A lock that ignores poisoning: a panic elsewhere while it was held
+    // must never turn telemetry off for the rest of the process.
+    CURRENT.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
 }
 
 fn sdk_sampler(s: Sampler) -> opentelemetry_sdk::trace::Sampler {
@@ -381,7 +383,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
                 }
                 if matches!(sink, Sink::Otlp) {
                     let (spans, cause) = span_exporter(&otlp.traces)?;
-                    let spans = crate::batch::OtlpSpans(spans, cause);
+                    let spans = crate::batch::Leg(spans, cause);
                     BatchProcessor::start(name, &otlp.traces.endpoint, spans, &resource, batch, block_on, redactor)
                 } else {
                     let (logs, cause) = log_exporter(&otlp.logs)?;
@@ -497,7 +499,7 @@ fn take_and_stop(deadline: Duration) -> Result<ShutdownReport> {
     let Some(pipeline) = taken else { return Err(Error::NotInstalled) };
     let deadline = deadline.min(pipeline.shutdown_timeout);
     let start = Instant::now();
-    let until = start + deadline;
+    let until = crate::batch::until(deadline);
     let mut metrics_error = None;
     if let Some(q) = &pipeline.accounting.metrics {
         // First, so that the model calls it still holds reach the backends
@@ -510,8 +512,11 @@ fn take_and_stop(deadline: Duration) -> Result<ShutdownReport> {
     let backends = stop_legs(&pipeline, until.saturating_duration_since(Instant::now()));
     if let Some(mp) = &pipeline.meter_provider {
         let left = until.saturating_duration_since(Instant::now()).max(Duration::from_millis(10));
-        if let Err(e) = mp.shutdown_with_timeout(left) {
-            metrics_error = Some(e.to_string());
+        if let Err(e) = within(left, "the final metric export", {
+            let mp = mp.clone();
+            move || mp.shutdown_with_timeout(left).map_err(|e| e.to_string())
+        }) {
+            metrics_error = Some(e);
         }
     }
     if let Some(d) = &pipeline.metrics_diag {
@@ -534,6 +539,29 @@ fn take_and_stop(deadline: Duration) -> Result<ShutdownReport> {
     Ok(ShutdownReport { backends, metrics_error, elapsed: start.elapsed() })
 }
 
+/// Runs `work` on a thread of its own and waits for it at most `deadline`:
+/// the SDK's meter provider waits for its exporter (whose own timeout may
+/// be far longer than observra's deadline), so it never gets the caller's
+/// thread. Past the deadline the thread is left to finish on its own.
+fn within(
+    deadline: Duration,
+    what: &str,
+    work: impl FnOnce() -> std::result::Result<(), String> + Send + 'static,
+) -> std::result::Result<(), String> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new().name("observra-shutdown".into()).spawn(move || {
+        crate::layer::suppress_current_thread();
+        let _ = tx.send(work());
+    });
+    if let Err(e) = spawned {
+        return Err(format!("{what}: could not start a thread: {e}"));
+    }
+    match rx.recv_timeout(deadline) {
+        Ok(r) => r,
+        Err(_) => Err(format!("{what} did not finish within the deadline")),
+    }
+}
+
 /// Records every GenAI metric queued so far (before a Prometheus scrape),
 /// waiting at most `deadline`.
 pub(crate) fn flush_metric_queue(deadline: Duration) {
@@ -544,7 +572,7 @@ pub(crate) fn flush_metric_queue(deadline: Duration) {
 
 /// Shuts every leg down at once, so a slow one cannot eat the others' time.
 fn stop_legs(pipeline: &Pipeline, deadline: Duration) -> Vec<BackendReport> {
-    let until = Instant::now() + deadline;
+    let until = crate::batch::until(deadline);
     let before: Vec<_> = pipeline.processors.iter().map(|p| crate::batch::Totals::of(&p.stats)).collect();
     let pending: Vec<_> = pipeline.processors.iter().map(|p| p.begin_shutdown(deadline)).collect();
     let mut backends = Vec::with_capacity(pending.len());
@@ -758,7 +786,7 @@ pub fn prometheus_addr() -> Option<std::net::SocketAddr> {
 pub fn flush() -> Result<()> {
     let Some(pipeline) = current() else { return Err(Error::NotInstalled) };
     let deadline = pipeline.shutdown_timeout;
-    let until = Instant::now() + deadline;
+    let until = crate::batch::until(deadline);
     let mut problems = Vec::new();
     if let Some(q) = &pipeline.accounting.metrics {
         // First: it hands the dedicated path's model calls to the backends.
@@ -774,7 +802,11 @@ pub fn flush() -> Result<()> {
         }
     }
     if let Some(mp) = &pipeline.meter_provider {
-        if let Err(e) = mp.force_flush() {
+        let left = until.saturating_duration_since(Instant::now()).max(Duration::from_millis(10));
+        if let Err(e) = within(left, "the metric export", {
+            let mp = mp.clone();
+            move || mp.force_flush().map_err(|e| e.to_string())
+        }) {
             problems.push(format!("metrics: {e}"));
         }
     }
@@ -820,8 +852,12 @@ pub struct Health {
     pub spans_queued: u64,
     /// Spans in a batch an exporter is working on now.
     pub spans_exporting: u64,
-    /// Spans dropped because a queue was full or the pipeline had stopped.
+    /// Spans dropped because a queue was full or the pipeline had stopped,
+    /// or because redacting them failed.
     pub spans_dropped: u64,
+    /// Of `spans_dropped`: spans whose redaction failed (a redaction rule
+    /// panicked), dropped rather than exported unredacted.
+    pub spans_redaction_failed: u64,
     /// Spans an exporter delivered.
     pub spans_exported: u64,
     /// Spans in batches an exporter failed to deliver (after its retries).
@@ -928,6 +964,7 @@ pub fn health() -> Health {
         spans_queued: t.queued,
         spans_exporting: t.in_flight,
         spans_dropped: t.dropped,
+        spans_redaction_failed: t.redaction_failed,
         spans_exported: t.exported,
         spans_failed: t.failed,
         export_successes: t.export_ok,
@@ -966,5 +1003,29 @@ impl Drop for crate::Guard {
         if self.active {
             let _ = take_and_stop(Duration::MAX);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Catches: a poisoned lock turning telemetry off for the rest of the
+    /// process (`current()` used to read it with `.ok()`).
+    #[test]
+    fn a_panic_while_the_pipeline_lock_is_held_does_not_turn_telemetry_off() {
+        let _ = std::thread::spawn(|| {
+            let _held = super::CURRENT.write();
+            panic!("a panic elsewhere, while the lock is held");
+        })
+        .join();
+        assert!(super::CURRENT.is_poisoned());
+        assert!(super::current().is_none());
+        let guard = crate::init()
+            .env_from(Vec::<(String, String)>::new())
+            .jsonl_writer(std::io::sink())
+            .install()
+            .expect("install over a poisoned lock");
+        assert!(super::current().is_some(), "the installed pipeline is seen");
+        drop(guard);
+        assert!(super::current().is_none());
     }
 }

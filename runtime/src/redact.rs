@@ -107,14 +107,29 @@ fn luhn(digits: &str) -> bool {
     sum % 10 == 0
 }
 
+/// A user's own matcher: returns the text with its secrets replaced, or
+/// `None` when it found nothing.
+pub type CustomRedaction = std::sync::Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// A compiled set of rules.
-#[derive(Debug)]
 pub struct Redactor {
     rules: Vec<(String, Regex)>,
     /// Every rule's pattern, then the card pattern: one scan finds which apply.
     set: RegexSet,
     card: Regex,
     keys: Vec<String>,
+    /// Users' own matchers, run after the patterns.
+    custom: Vec<(String, CustomRedaction)>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redactor")
+            .field("rules", &self.rules.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("keys", &self.keys)
+            .field("custom", &self.custom.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl Redactor {
@@ -135,11 +150,31 @@ impl Redactor {
         let card = Regex::new(CARD).map_err(|e| e.to_string())?;
         let set = RegexSet::new(rules.iter().map(|(_, re)| re.as_str()).chain([CARD])).map_err(|e| e.to_string())?;
         let keys = SECRET_KEYS.iter().map(|k| k.to_string()).chain(extra_keys.iter().cloned()).collect();
-        Ok(Redactor { rules, set, card, keys })
+        Ok(Redactor { rules, set, card, keys, custom: Vec::new() })
+    }
+
+    /// Adds the user's own matchers (`Builder::redact_with`).
+    pub(crate) fn with_custom(mut self, custom: Vec<(String, CustomRedaction)>) -> Self {
+        self.custom = custom;
+        self
     }
 
     /// Replaces every secret in `text`; borrowed when nothing matched.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let out = self.redact_patterns(text);
+        if self.custom.is_empty() {
+            return out;
+        }
+        let mut out = out;
+        for (_, f) in &self.custom {
+            if let Some(r) = f(&out) {
+                out = Cow::Owned(r);
+            }
+        }
+        out
+    }
+
+    fn redact_patterns<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let hits = self.set.matches(text);
         if !hits.matched_any() {
             return Cow::Borrowed(text);
@@ -201,8 +236,13 @@ impl Redactor {
         }
     }
 
-    /// Scrubs a span: attributes, event names and attributes, status message, link attributes.
+    /// Scrubs a span: its name, attributes, event names and attributes,
+    /// status message, link attributes.
     pub(crate) fn span(&self, span: &mut SpanData) {
+        // A name computed at run time (`otel.name`, a model from a parameter) can carry a secret.
+        if let Cow::Owned(r) = self.redact(&span.name) {
+            span.name = Cow::Owned(r);
+        }
         self.attributes(&mut span.attributes);
         for e in span.events.events.iter_mut() {
             if let Cow::Owned(r) = self.redact(&e.name) {
@@ -221,13 +261,26 @@ impl Redactor {
     }
 }
 
-/// Redacts `text` with the built-in rules (the engine the export path uses,
-/// without user additions).
-pub fn redact(text: &str) -> Cow<'_, str> {
+/// What [`redact`] returns if the built-in rules could not be built: the
+/// text is withheld whole, never returned unredacted.
+pub const WITHHELD: &str = "[REDACTED:redaction_unavailable]";
+
+/// The built-in rules, built once. They are constants a unit test compiles,
+/// and `install()` builds the same set (a typed error there), so `None`
+/// here means a broken build of observra itself.
+fn builtin() -> Option<&'static Redactor> {
     static DEFAULT: OnceLock<Option<Redactor>> = OnceLock::new();
-    match DEFAULT.get_or_init(|| Redactor::new(&[], &[]).ok()) {
+    DEFAULT.get_or_init(|| Redactor::new(&[], &[]).ok()).as_ref()
+}
+
+/// Redacts `text` with the built-in rules (the engine the export path uses,
+/// without user additions). Fails closed: should the rules ever be
+/// unavailable, the whole text is withheld ([`WITHHELD`]), never returned
+/// as it was.
+pub fn redact(text: &str) -> Cow<'_, str> {
+    match builtin() {
         Some(r) => r.redact(text),
-        None => Cow::Borrowed(text),
+        None => Cow::Borrowed(WITHHELD),
     }
 }
 

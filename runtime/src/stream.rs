@@ -103,11 +103,16 @@ pin_project_lite::pin_project! {
             if let Some(state) = this.state.take() {
                 if state.ends_span && !state.span.is_disabled() {
                     finish(&state);
-                    crate::__private::record_failure(
-                        &state.span,
-                        sc::ERROR_CANCELLED,
-                        "the stream was dropped before it ended",
-                    );
+                    // Dropped while a panic unwinds through it: a panic, not a cancellation.
+                    if std::thread::panicking() {
+                        crate::__private::record_failure(&state.span, sc::ERROR_PANIC, "the stream panicked");
+                    } else {
+                        crate::__private::record_failure(
+                            &state.span,
+                            sc::ERROR_CANCELLED,
+                            "the stream was dropped before it ended",
+                        );
+                    }
                 }
             }
         }

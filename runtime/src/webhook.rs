@@ -157,7 +157,7 @@ impl WebhookExporter {
 
     /// Sleeps `wait` unless shutdown starts; returns false if it did.
     fn pause(&self, wait: Duration) -> bool {
-        let until = Instant::now() + wait;
+        let until = crate::batch::until(wait);
         while Instant::now() < until {
             if self.stopping.load(Ordering::Acquire) {
                 return false;
@@ -238,39 +238,18 @@ pub(crate) fn backoff(config: &Webhook, attempt: u32, random: u64) -> Duration {
     half + Duration::from_nanos(jitter)
 }
 
-/// `Retry-After` as a wait: delay-seconds or an IMF-fixdate
-/// (`Sun, 06 Nov 1994 08:49:37 GMT`).
+/// `Retry-After` as a wait: delay-seconds or an HTTP date (RFC 9110: the
+/// IMF-fixdate and the two obsolete forms, parsed by `httpdate`). Anything
+/// else, including numbers and years too large to represent, is `None`;
+/// the caller caps the wait at [`MAX_RETRY_AFTER`].
 pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
     let v = v.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if v.bytes().all(|b| b.is_ascii_digit()) && !v.is_empty() {
+        // Too many digits for a u64: longer than any cap, so the longest wait.
+        return Some(v.parse::<u64>().map(Duration::from_secs).unwrap_or(Duration::MAX));
     }
-    let parts: Vec<&str> = v.split_whitespace().collect();
-    let [_, day, month, year, time, "GMT"] = parts.as_slice() else { return None };
-    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        .iter()
-        .position(|m| m == month)? as u32
-        + 1;
-    let (day, year): (u32, i64) = (day.parse().ok()?, year.parse().ok()?);
-    let hms: Vec<u64> = time.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
-    let [h, m, s] = hms.as_slice() else { return None };
-    if day == 0 || day > 31 || *h > 23 || *m > 59 || *s > 60 {
-        return None;
-    }
-    let secs = days_from_civil(year, month, day) * 86_400 + (*h * 3600 + *m * 60 + *s) as i64;
-    let at = UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?);
+    let at = httpdate::parse_http_date(v).ok()?;
     Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// HMAC-SHA256 of `body` under `key`, lower-case hex.
@@ -328,8 +307,18 @@ mod tests {
         for bad in ["soon", "-1", "Sun, 06 Nov 1994 25:00:00 GMT", "Sun, 06 Foo 1994 08:49:37 GMT", ""] {
             assert_eq!(parse_retry_after(bad), None, "{bad}");
         }
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+    }
+
+    #[test]
+    fn huge_retry_after_values_never_panic_and_are_capped_by_the_caller() {
+        // A year of 12 and of 19 digits (the debug build used to overflow), and a 20-digit delay.
+        for v in ["Fri, 31 Dec 999999999999 23:59:59 GMT", "Fri, 31 Dec 9999999999999999999 23:59:59 GMT"] {
+            assert_eq!(parse_retry_after(v), None, "{v}");
+        }
+        assert_eq!(parse_retry_after("99999999999999999999"), Some(Duration::MAX), "longer than any cap");
+        assert!(parse_retry_after("18446744073709551615").is_some_and(|w| w > MAX_RETRY_AFTER));
+        // The pause itself saturates.
+        let _ = crate::batch::until(Duration::MAX);
     }
 
     #[test]

@@ -271,6 +271,10 @@ struct Store {
     count_only: bool,
     /// Spans decoded so far, kept or not.
     span_count: u64,
+    /// Requests larger than this are refused with 413, as a collector's limit would.
+    max_body: Option<usize>,
+    /// Requests refused for their size.
+    too_large: u64,
 }
 
 type Shared = Arc<Mutex<Store>>;
@@ -470,6 +474,15 @@ async fn http_handler(store: Shared, req: Request<Incoming>) -> Result<Response<
         req.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
     let body = req.into_body().collect().await?.to_bytes();
     let at = Instant::now();
+    {
+        let mut st = lock(&store);
+        if st.max_body.is_some_and(|max| body.len() > max) {
+            st.too_large += 1;
+            let mut resp = Response::new(Full::new(Bytes::new()));
+            *resp.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+            return Ok(resp);
+        }
+    }
     lock(&store).requests.push(RequestInfo {
         transport: Transport::Http,
         path: path.clone(),
@@ -621,6 +634,16 @@ impl Receiver {
     /// not this receiver's bookkeeping.
     pub fn set_count_only(&self, yes: bool) {
         lock(&self.store).count_only = yes;
+    }
+
+    /// Refuses HTTP requests whose body is over `max` bytes with 413 (None: any size).
+    pub fn set_max_body(&self, max: Option<usize>) {
+        lock(&self.store).max_body = max;
+    }
+
+    /// Requests refused with 413 for their size.
+    pub fn too_large(&self) -> u64 {
+        lock(&self.store).too_large
     }
 
     /// Spans decoded so far, kept or not.
@@ -782,6 +805,21 @@ impl Drop for RefusingPort {
             libc::close(self.fd);
         }
     }
+}
+
+/// `cargo run` of one of the examples from the workspace root, with every
+/// `OTEL_*` / `OBSERVRA_*` variable of the test's own environment removed,
+/// so a test sets exactly what the example sees.
+pub fn example(bin: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO"));
+    c.args(["run", "--quiet", "-p", "observra-examples", "--bin", bin]);
+    c.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OTEL_") || k.starts_with("OBSERVRA_") {
+            c.env_remove(k);
+        }
+    }
+    c
 }
 
 /// Finds the one span named `name`; panics with the names present otherwise.

@@ -297,3 +297,31 @@ fn any_sdk_span_exporter_can_be_a_backend_of_its_own() {
     names.sort();
     assert_eq!(names, ["chat gpt-4o-mini", "chat gpt-4o-mini", "execute_tool lookup", "invoke_agent support", "leaky"]);
 }
+
+/// The webhook retries exactly the statuses the README lists, and no others.
+#[test]
+fn the_webhook_retries_exactly_408_425_429_500_502_503_504() {
+    let _s = serial();
+    let rx = Receiver::start();
+    let hook = Webhook::new(format!("{}/codes", rx.http_endpoint()))
+        .max_retries(1)
+        .backoff(Duration::from_millis(1), Duration::from_millis(2));
+    let e = [("OTEL_BSP_SCHEDULE_DELAY".to_string(), "60000".to_string()), ("OBSERVRA_LOG".into(), "off".into())];
+    let guard = observra::init().env_from(e).webhook(hook).install().expect("install");
+    for code in [408u16, 425, 429, 500, 502, 503, 504] {
+        let before = rx.webhooks().len();
+        rx.script(&[(code, None)]);
+        leaky();
+        observra::flush().unwrap_or_else(|e| panic!("{code} is retried and the retry succeeds: {e}"));
+        assert_eq!(rx.webhooks().len() - before, 2, "{code}: one failure, one retry");
+    }
+    for code in [400u16, 401, 403, 404, 409, 413, 501, 505] {
+        let before = rx.webhooks().len();
+        rx.script(&[(code, None)]);
+        leaky();
+        let err = observra::flush().expect_err("not retried").to_string();
+        assert!(err.contains(&format!("HTTP {code}")), "{err}");
+        assert_eq!(rx.webhooks().len() - before, 1, "{code}: no retry");
+    }
+    drop(guard);
+}

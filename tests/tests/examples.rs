@@ -3,21 +3,7 @@
 //! works with no collector, and that the OTLP example reaches a collector
 //! when pointed at one.
 
-use std::process::Command;
-
-use observra_test_support::{Receiver, RefusingPort, Transport};
-
-fn example(bin: &str) -> Command {
-    let mut c = Command::new(env!("CARGO"));
-    c.args(["run", "--quiet", "-p", "observra-examples", "--bin", bin]);
-    c.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("OTEL_") || k.starts_with("OBSERVRA_") {
-            c.env_remove(k);
-        }
-    }
-    c
-}
+use observra_test_support::{Receiver, RefusingPort, Transport, example};
 
 #[test]
 fn the_main_example_prints_the_full_genai_tree_with_usage_and_cost_to_stdout() {

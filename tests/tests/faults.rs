@@ -155,14 +155,18 @@ fn bounded(fault: &str, run: &Run) {
 /// a quiet moment: the figures are separate atomics another thread moves,
 /// so read until two reads in a row agree.
 fn check_identity(when: &str) {
+    // The metrics thread may still be handing spans over; the test thread
+    // makes none while it checks, so a quiet moment comes (the deadline
+    // only bounds a broken run).
+    let deadline = Instant::now() + Duration::from_secs(30);
     let mut last = observra::health();
-    for _ in 0..10_000 {
+    loop {
+        std::thread::sleep(Duration::from_millis(1));
         let h = observra::health();
-        if h == last {
+        if h == last || Instant::now() > deadline {
             break;
         }
         last = h;
-        std::thread::yield_now();
     }
     let h = last;
     let sum = h.spans_queued + h.spans_exporting + h.spans_exported + h.spans_failed + h.spans_dropped;

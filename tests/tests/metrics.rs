@@ -16,6 +16,8 @@ observra::metrics! {
     updown SESSIONS: "shop.sessions.active", unit = "{session}";
     /// Items waiting in the queue.
     gauge QUEUE_DEPTH: "shop.queue.depth", unit = "{item}";
+    /// Observed over and over.
+    gauge BACKLOG: "shop.backlog", unit = "{item}";
 }
 
 #[derive(Clone, Copy)]
@@ -196,4 +198,32 @@ fn the_pipeline_reports_its_own_figures_as_metrics() {
     assert_eq!((queue.kind, queue.points[0].1), ("gauge", 0.0), "nothing left queued after shutdown");
     assert_eq!(queue.points[0].0, labels(&[("backend", "otlp")]));
     assert!(rx.wait_for_metric("observra.pipeline.export.errors", Duration::from_secs(5)).is_some());
+}
+
+/// Catches: each `observe()` registering another SDK gauge for the
+/// pipeline's life (memory growing per call, the gauge reported many times).
+#[test]
+fn observing_a_gauge_ten_thousand_times_leaves_one_gauge_and_one_series() {
+    let _s = serial();
+    let rx = Receiver::start();
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static READS: AtomicU64 = AtomicU64::new(0);
+    let guard = observra::init().env_from(otlp_env(&rx, "http/protobuf")).install().unwrap();
+    for i in 0..10_000u32 {
+        BACKLOG.observe(move || {
+            READS.fetch_add(1, Ordering::Relaxed);
+            f64::from(i)
+        });
+    }
+    let before = READS.load(Ordering::Relaxed);
+    observra::flush().expect("one collection");
+    // The export merges same-named gauges, so the leak shows in the work:
+    // every gauge ever registered is read at every collection.
+    assert_eq!(READS.load(Ordering::Relaxed) - before, 1, "one gauge, read once per collection");
+    drop(guard);
+    let streams = rx.metric_streams("shop.backlog");
+    assert_eq!(streams.len(), 2, "one gauge in each export (the flush and the shutdown): {streams:#?}");
+    let last = streams.last().unwrap();
+    assert_eq!(last.points.len(), 1, "one series: {last:#?}");
+    assert_eq!(last.points[0].1, 9_999.0, "the function observed last");
 }
