@@ -282,3 +282,17 @@ fn rotated_parts_verify_as_one_chain() {
     assert_eq!(code, 1, "{out}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn a_missing_anchor_beside_a_chained_file_continues_from_its_last_record() {
+    let d = dir("noanchor");
+    let path = d.join("agent.jsonl");
+    run_agent(&path);
+    std::fs::remove_file(observra::audit::head_path(&path)).unwrap();
+    // Not a silent restart at genesis: the chain goes on from record 14.
+    run_agent(&path);
+    let (code, out) = verify(&[&path]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("intact: 28 records, sequence 1..28"), "{out}");
+    let _ = std::fs::remove_dir_all(&d);
+}

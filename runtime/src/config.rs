@@ -25,6 +25,8 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default span queue bound (`OTEL_BSP_MAX_QUEUE_SIZE`).
 pub const DEFAULT_MAX_QUEUE_SIZE: usize = 2048;
+/// The largest span queue accepted (its slots are allocated at install).
+pub const MAX_QUEUE_SIZE: usize = 1 << 18;
 /// Default largest batch handed to an exporter (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
 pub const DEFAULT_MAX_EXPORT_BATCH_SIZE: usize = 512;
 /// Default delay between two scheduled exports (`OTEL_BSP_SCHEDULE_DELAY`).
@@ -664,11 +666,20 @@ impl Builder {
                 DEFAULT_SCHEDULED_DELAY,
             )?,
         };
+        // The queue's slots are allocated at install: a huge bound is a
+        // typed error here, not an allocation failure that aborts.
+        let queue_setting = match self.max_queue_size {
+            Some(_) => Setting::Builder("max_queue_size"),
+            None => Setting::Env("OTEL_BSP_MAX_QUEUE_SIZE"),
+        };
         if batch.max_queue_size == 0 {
+            return Err(Error::invalid(queue_setting, "0", "the span queue needs room for at least one span"));
+        }
+        if batch.max_queue_size > MAX_QUEUE_SIZE {
             return Err(Error::invalid(
-                Setting::Builder("max_queue_size"),
-                "0",
-                "the span queue needs room for at least one span",
+                queue_setting,
+                batch.max_queue_size.to_string(),
+                format!("at most {MAX_QUEUE_SIZE} spans (the queue is allocated up front)"),
             ));
         }
 

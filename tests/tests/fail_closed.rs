@@ -302,3 +302,50 @@ fn sampled_out_calls_count_in_metrics_and_the_pipeline_reports_its_exports() {
     );
     assert!(!rx.metric_streams("observra.pipeline.log_records").is_empty(), "the otel_log backend's counter");
 }
+
+/// A writer that fails its second write, as a full disk would.
+#[derive(Clone, Default)]
+struct FailsOnce {
+    out: observra_test_support::SharedBuf,
+    writes: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl std::io::Write for FailsOnce {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            return Err(std::io::Error::other("No space left on device"));
+        }
+        self.out.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Catches: the hash chain advancing for a batch whose write failed, so
+/// the next batch's records skip sequence numbers and verify as tampering.
+#[test]
+fn a_failed_write_does_not_advance_the_audit_chain() {
+    let _s = serial();
+    let w = FailsOnce::default();
+    let guard = observra::init()
+        .env_from([("OTEL_BSP_SCHEDULE_DELAY".to_string(), "60000".to_string()), ("OBSERVRA_LOG".into(), "off".into())])
+        .jsonl_writer(w.clone())
+        .jsonl_audit_key([7u8; 32])
+        .install()
+        .expect("install");
+    noted("first batch");
+    observra::flush().expect("written");
+    noted("second batch");
+    assert!(observra::flush().is_err(), "the disk is full");
+    noted("third batch");
+    observra::flush().expect("written again");
+    drop(guard);
+    let lines = w.out.lines();
+    let seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().expect("chained")).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "no gap where the write failed: {lines:#?}");
+    for pair in lines.windows(2) {
+        assert_eq!(pair[1]["prev"], pair[0]["hmac"], "each record links to the one before");
+    }
+    assert!(lines.iter().any(|l| l["attributes"]["note"].as_str().is_some_and(|n| n.contains("third"))));
+}

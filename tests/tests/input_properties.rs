@@ -97,6 +97,16 @@ fn var_static(var: &str) -> &'static str {
     VARS.iter().copied().find(|v| *v == var).unwrap_or("?")
 }
 
+/// Found by the property test below: a queue bound in the trillions aborted the process.
+#[test]
+fn a_huge_queue_bound_is_a_typed_error_not_an_abort() {
+    let _s = serial();
+    for v in ["82778522861580288", "18446744073709551615", "0"] {
+        let err = install_with("OTEL_BSP_MAX_QUEUE_SIZE", v).expect_err("refused");
+        assert_eq!(err.setting(), Some(&Setting::Env("OTEL_BSP_MAX_QUEUE_SIZE")), "{err}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
@@ -106,6 +116,7 @@ proptest! {
         v in value(),
     ) {
         let _s = serial();
+        // (An abort, such as a queue too large to allocate, fails the whole binary.)
         let result = std::panic::catch_unwind(|| install_with(var, &v));
         prop_assert!(result.is_ok(), "install() panicked for {}={:?}", var, v);
         check(var, result.unwrap())?;
