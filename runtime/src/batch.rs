@@ -60,11 +60,7 @@ impl LegStats {
 
     /// The backend and its target, as diagnostics name them.
     pub(crate) fn who(&self) -> String {
-        if self.target.is_empty() || self.target == self.name {
-            self.name.to_string()
-        } else {
-            format!("{} {}", self.name, self.target)
-        }
+        crate::diag::who(self.name, &self.target)
     }
 
     /// The most recent export error, if any.

@@ -89,8 +89,9 @@ fn enabled(level: DiagnosticLevel) -> bool {
     level != DiagnosticLevel::Off && level as u8 <= LEVEL.load(Ordering::Relaxed)
 }
 
-/// `text` with every configured secret, every `Bearer`/`Basic` credential
-/// and every URL password replaced by `<redacted>`.
+/// `text` with every configured secret replaced by `<redacted>`, then
+/// through the built-in redaction rules (bearer and basic credentials, URL
+/// credentials, provider keys: the engine the export path uses).
 pub(crate) fn scrub(text: &str) -> String {
     let mut out = text.to_string();
     if let Ok(secrets) = SECRETS.read() {
@@ -100,20 +101,7 @@ pub(crate) fn scrub(text: &str) -> String {
             }
         }
     }
-    for scheme in ["Bearer ", "bearer ", "Basic ", "basic "] {
-        let mut from = 0;
-        while let Some(i) = out[from..].find(scheme) {
-            let start = from + i + scheme.len();
-            let end = out[start..]
-                .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ')' | '}'))
-                .map_or(out.len(), |j| start + j);
-            if end > start && &out[start..end] != "<redacted>" {
-                out.replace_range(start..end, "<redacted>");
-            }
-            from = start;
-        }
-    }
-    strip_url_passwords(&out)
+    crate::redact::redact(&out).into_owned()
 }
 
 /// `scheme://user:password@host` → `scheme://user:<redacted>@host`.
@@ -137,6 +125,11 @@ fn strip_url_passwords(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The backend and where it exports to, as every diagnostic names them.
+pub(crate) fn who(backend: &str, target: &str) -> String {
+    if target.is_empty() || target == backend { backend.to_string() } else { format!("{backend} {target}") }
 }
 
 /// An endpoint as it may be shown: no password, no query string (webhook
@@ -263,11 +256,7 @@ impl Reporter {
     }
 
     pub(crate) fn who(&self) -> String {
-        if self.target.is_empty() || self.target == self.backend {
-            self.backend.to_string()
-        } else {
-            format!("{} {}", self.backend, self.target)
-        }
+        who(self.backend, &self.target)
     }
 
     /// An export call carrying `items` failed with `error`; `next` says what happens now.
