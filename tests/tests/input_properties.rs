@@ -52,6 +52,10 @@ const VARS: &[&str] = &[
     "OTEL_TRACES_SAMPLER_ARG",
 ];
 
+/// Variables whose value can require another one.
+const REQUIRES: &[(&str, &str)] =
+    &[("OBSERVRA_BACKEND", "OBSERVRA_WEBHOOK_URL"), ("OBSERVRA_BACKENDS", "OBSERVRA_WEBHOOK_URL")];
+
 /// Values shaped like settings (numbers, lists, pairs, keys) and anything else.
 fn value() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -83,8 +87,12 @@ fn install_with(var: &str, value: &str) -> observra::Result<observra::Guard> {
 fn check(var: &str, result: observra::Result<observra::Guard>) -> Result<(), TestCaseError> {
     match result {
         Ok(guard) => drop(guard),
+        // The error names the variable, or the one its value requires
+        // (`OBSERVRA_BACKEND=webhook` without `OBSERVRA_WEBHOOK_URL`).
         Err(e @ Error::InvalidConfig { .. }) => {
-            prop_assert_eq!(e.setting(), Some(&Setting::Env(var_static(var))), "{}", e);
+            let named = e.setting().cloned();
+            let required = REQUIRES.iter().any(|(v, r)| *v == var && named == Some(Setting::Env(r)));
+            prop_assert!(named == Some(Setting::Env(var_static(var))) || required, "{var}: {e}");
         }
         // Others are typed too (an exporter that cannot be built, a file
         // that cannot be opened); none is a panic.
