@@ -124,7 +124,8 @@ fn separate_runs_in_one_folder_are_each_intact_and_tampering_names_its_file() {
 
     // Tamper: modify a record in run-2, delete a middle record in run-3, cut run-4's tail.
     let mut l2 = lines(&runs[1]);
-    l2[3] = l2[3].replacen("gpt-4o-mini", "gpt-4o-max", 1);
+    let model_line = l2.iter().position(|l| l.contains("gpt-4o-mini")).expect("run-2 records a model call");
+    l2[model_line] = l2[model_line].replacen("gpt-4o-mini", "gpt-4o-max", 1);
     write_lines(&runs[1], &l2);
     let mut l3 = lines(&runs[2]);
     l3.remove(5);

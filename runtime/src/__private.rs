@@ -18,20 +18,20 @@ pub use tracing;
 use tracing::Span;
 use tracing::span::EnteredSpan;
 
-pub use crate::fast::{
+use crate::layer::with_record;
+pub use crate::record::Frame;
+pub use crate::record::call::{
     FastInstrumented, FastSpan, FastStart, FastSync, LlmSite, begin as fast_begin, instrument as fast_instrument,
 };
-pub use crate::layer::Sink;
-use crate::layer::with_record;
 use crate::semconv as sc;
 
-/// What the macros' helpers record on: a `tracing` span, or a model call
-/// of the dedicated path.
+/// What the macros' helpers record on: a `tracing` span, or a call on the
+/// frame path. Either way the record is a [`Frame`].
 pub trait Target {
     /// True when nothing is being recorded.
     fn disabled(&self) -> bool;
-    /// Runs `f` on the record, if there is one.
-    fn with_sink_dyn(&self, f: &mut dyn FnMut(&mut dyn Sink));
+    /// Runs `f` on the frame, if there is one.
+    fn with_frame_dyn(&self, f: &mut dyn FnMut(&mut Frame));
 }
 
 impl Target for Span {
@@ -39,7 +39,7 @@ impl Target for Span {
     fn disabled(&self) -> bool {
         self.is_disabled()
     }
-    fn with_sink_dyn(&self, f: &mut dyn FnMut(&mut dyn Sink)) {
+    fn with_frame_dyn(&self, f: &mut dyn FnMut(&mut Frame)) {
         with_record(self, |r| f(r));
     }
 }
@@ -49,7 +49,7 @@ impl Target for FastSpan {
     fn disabled(&self) -> bool {
         self.is_disabled()
     }
-    fn with_sink_dyn(&self, f: &mut dyn FnMut(&mut dyn Sink)) {
+    fn with_frame_dyn(&self, f: &mut dyn FnMut(&mut Frame)) {
         self.with(|frame| f(frame));
     }
 }
@@ -59,15 +59,15 @@ impl<T: Target + ?Sized> Target for &T {
     fn disabled(&self) -> bool {
         (**self).disabled()
     }
-    fn with_sink_dyn(&self, f: &mut dyn FnMut(&mut dyn Sink)) {
-        (**self).with_sink_dyn(f)
+    fn with_frame_dyn(&self, f: &mut dyn FnMut(&mut Frame)) {
+        (**self).with_frame_dyn(f)
     }
 }
 
-/// Runs `f` once on the record of `target`, if there is one.
-pub(crate) fn with_sink<T: Target + ?Sized>(target: &T, f: impl FnOnce(&mut dyn Sink)) {
+/// Runs `f` once on the frame of `target`, if there is one.
+pub(crate) fn with_sink<T: Target + ?Sized>(target: &T, f: impl FnOnce(&mut Frame)) {
     let mut f = Some(f);
-    target.with_sink_dyn(&mut |sink| {
+    target.with_frame_dyn(&mut |sink| {
         if let Some(f) = f.take() {
             f(sink)
         }
@@ -165,7 +165,12 @@ impl<F: Future> Future for Instrumented<F> {
 
 /// Marks `span` failed (`panic`, `cancelled`) unless a failure is already recorded.
 pub fn record_failure(span: &Span, error_type: &'static str, message: &'static str) {
-    with_record(span, |r| {
+    fail(span, error_type, message);
+}
+
+/// Marks `target` failed (`panic`, `cancelled`) unless a failure is already recorded.
+pub(crate) fn fail<T: Target + ?Sized>(target: &T, error_type: &'static str, message: &'static str) {
+    with_sink(target, |r| {
         if !r.has_error() {
             r.set_error(Cow::Borrowed(error_type), message.to_string());
         }
@@ -305,13 +310,10 @@ pub fn debug_arg<T: Debug>(value: &T) -> tracing::field::DebugValue<&dyn Debug> 
 
 /// Starts a model call's span: name `{operation} {model}` and `gen_ai.request.model`.
 pub fn llm_start(span: &Span, operation: &'static str, model: &str) {
-    let name = format!("{operation} {model}");
-    // Shared, so the metric attributes and totals clone it without allocating.
+    // Shared, so the metric attributes and totals clone it without allocating;
+    // the name is made off the caller's thread.
     let model: std::sync::Arc<str> = model.into();
-    with_record(span, |r| {
-        r.set_name(Cow::Owned(name));
-        r.set_attribute(Key::from_static_str(sc::GEN_AI_REQUEST_MODEL), Value::String(model.into()));
-    });
+    with_record(span, |r| r.set_model_name(operation, model.into()));
 }
 
 /// [`llm_start`] for a literal model: the name was built at compile time.

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use opentelemetry::{Key, KeyValue, Value};
 use serde_json::{Value as Json, json};
 
-use crate::layer::Sink;
+use crate::record::Frame;
 
 /// Where captured content goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -284,7 +284,7 @@ fn render(json: &Json) -> String {
 
 /// Records captured JSON under `key`: as a span attribute and/or kept for
 /// the details event, per the capture mode.
-pub(crate) fn record_json(record: &mut dyn Sink, key: &'static str, json: &Json) {
+pub(crate) fn record_json(record: &mut Frame, key: &'static str, json: &Json) {
     let text = render(json);
     if on_span() {
         record.set_attribute(Key::from_static_str(key), Value::String(text.clone().into()));
@@ -294,6 +294,6 @@ pub(crate) fn record_json(record: &mut dyn Sink, key: &'static str, json: &Json)
     }
 }
 
-pub(crate) fn record_messages(record: &mut dyn Sink, key: &'static str, messages: &[Message]) {
+pub(crate) fn record_messages(record: &mut Frame, key: &'static str, messages: &[Message]) {
     record_json(record, key, &messages.to_messages_json());
 }

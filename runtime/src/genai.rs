@@ -257,13 +257,18 @@ pub struct LlmCall {
 /// }
 /// ```
 pub fn current_llm_call() -> LlmCall {
-    match crate::fast::innermost_call() {
+    match crate::record::innermost_frame() {
         Some(call) => LlmCall { span: Span::none(), fast: Some(call.span_id) },
         None => LlmCall { span: Span::current(), fast: None },
     }
 }
 
 impl LlmCall {
+    /// The call recorded on a `tracing` span.
+    pub(crate) fn of_span(span: Span) -> Self {
+        LlmCall { span, fast: None }
+    }
+
     /// Records token usage (only the counts that are `Some`).
     pub fn record_usage(&self, usage: Usage) -> &Self {
         record_response(self, &usage);
@@ -296,7 +301,7 @@ impl LlmCall {
         S: futures_core::Stream,
         S::Item: crate::stream::LlmChunk,
     {
-        crate::stream::LlmStream::observe(self.span.clone(), stream)
+        crate::stream::LlmStream::observe(self.clone(), stream)
     }
     /// The span of this call (a disabled span when the call runs on the
     /// dedicated path, which has no `tracing` span).
@@ -309,10 +314,10 @@ impl Target for LlmCall {
     fn disabled(&self) -> bool {
         self.fast.is_none() && self.span.is_disabled()
     }
-    fn with_sink_dyn(&self, f: &mut dyn FnMut(&mut dyn crate::layer::Sink)) {
+    fn with_frame_dyn(&self, f: &mut dyn FnMut(&mut crate::record::Frame)) {
         match self.fast {
-            Some(id) => crate::fast::with_entered(id, |frame| f(frame)),
-            None => self.span.with_sink_dyn(f),
+            Some(id) => crate::record::with_entered(id, |frame| f(frame)),
+            None => self.span.with_frame_dyn(f),
         }
     }
 }

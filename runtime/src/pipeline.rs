@@ -39,6 +39,8 @@ pub(crate) struct Pipeline {
     /// The pipeline's own figures as metrics; kept alive with the pipeline.
     _self_metrics: Option<SelfMetrics>,
     pub(crate) accounting: crate::accounting::Accounting,
+    /// The collector thread's queue: closed frames become spans and metrics there.
+    pub(crate) collector: Option<crate::collect::Collector>,
     runtime: std::sync::Mutex<Option<tokio::runtime::Runtime>>,
     shutdown_timeout: Duration,
 }
@@ -425,14 +427,14 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     let gauges = meter.as_ref().map(crate::declare::register_gauges).unwrap_or_default();
     let legs: Vec<_> = processors.iter().map(|p| p.stats.clone()).collect();
     let self_metrics = meter.as_ref().map(|m| SelfMetrics::register(m, legs));
-    let mut metrics_thread = None;
+    let mut collector_error = None;
     // The metrics thread holds the pipeline weakly: it assembles the
     // dedicated path's model calls into spans for it.
     let pipeline = Arc::new_cyclic(|weak| {
-        let metrics = match crate::accounting::MetricsQueue::start(instruments.clone(), weak.clone()) {
+        let collector = match crate::collect::Collector::start(instruments.clone(), weak.clone()) {
             Ok(q) => Some(q),
             Err(e) => {
-                metrics_thread = Some(e);
+                collector_error = Some(e);
                 None
             }
         };
@@ -442,12 +444,12 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
             gauges: std::sync::Mutex::new(gauges),
             accounting: crate::accounting::Accounting {
                 instruments,
-                metrics,
                 prices: settings.prices,
                 window: settings.budget.window.map(|(w, usd)| crate::budget::Window::new(w, usd)),
                 budget: settings.budget,
                 callback: settings.budget_callback,
             },
+            collector,
             processors,
             sampler: sdk_sampler(settings.sampler),
             ids: RandomIdGenerator::default(),
@@ -458,7 +460,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
             shutdown_timeout: settings.shutdown_timeout,
         }
     });
-    if let Some(e) = metrics_thread {
+    if let Some(e) = collector_error {
         stop_legs(&pipeline, Duration::from_millis(100));
         return Err(Error::Exporter { backend: "metrics", reason: format!("starting the metrics thread: {e}") });
     }
@@ -483,8 +485,8 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     }
     crate::content::set_mode(settings.capture);
     crate::declare::set_meter_available(has_meter);
-    crate::fast::GENERATION.fetch_add(1, Ordering::AcqRel);
-    crate::fast::ENABLED.store(settings.fast_path, Ordering::Release);
+    crate::record::GENERATION.fetch_add(1, Ordering::AcqRel);
+    crate::record::call::ENABLED.store(settings.fast_path, Ordering::Release);
     crate::ACTIVE.store(true, Ordering::Release);
     Ok(crate::Guard { active: true })
 }
@@ -492,7 +494,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
 /// Removes the current pipeline and stops it within its deadline (or `deadline`).
 fn take_and_stop(deadline: Duration) -> Result<ShutdownReport> {
     crate::ACTIVE.store(false, Ordering::Release);
-    crate::fast::ENABLED.store(false, Ordering::Release);
+    crate::record::call::ENABLED.store(false, Ordering::Release);
     crate::content::set_mode(crate::content::CaptureMode::NoContent);
     crate::declare::set_meter_available(false);
     let taken = CURRENT.write().unwrap_or_else(|p| p.into_inner()).take();
@@ -501,14 +503,14 @@ fn take_and_stop(deadline: Duration) -> Result<ShutdownReport> {
     let start = Instant::now();
     let until = crate::batch::until(deadline);
     let mut metrics_error = None;
-    if let Some(q) = &pipeline.accounting.metrics {
+    if let Some(q) = &pipeline.collector {
         // First, so that the model calls it still holds reach the backends
         // and every metric is recorded before the last collection.
         if !q.stop(deadline.mul_f64(0.5).max(Duration::from_millis(10))) {
             metrics_error = Some("the metrics thread did not finish in time".to_string());
         }
     }
-    crate::fast::GENERATION.fetch_add(1, Ordering::AcqRel);
+    crate::record::GENERATION.fetch_add(1, Ordering::AcqRel);
     let backends = stop_legs(&pipeline, until.saturating_duration_since(Instant::now()));
     if let Some(mp) = &pipeline.meter_provider {
         let left = until.saturating_duration_since(Instant::now()).max(Duration::from_millis(10));
@@ -565,7 +567,7 @@ fn within(
 /// Records every GenAI metric queued so far (before a Prometheus scrape),
 /// waiting at most `deadline`.
 pub(crate) fn flush_metric_queue(deadline: Duration) {
-    if let Some(q) = current().as_ref().and_then(|p| p.accounting.metrics.as_ref()) {
+    if let Some(q) = current().as_ref().and_then(|p| p.collector.as_ref()) {
         q.flush(deadline);
     }
 }
@@ -788,7 +790,7 @@ pub fn flush() -> Result<()> {
     let deadline = pipeline.shutdown_timeout;
     let until = crate::batch::until(deadline);
     let mut problems = Vec::new();
-    if let Some(q) = &pipeline.accounting.metrics {
+    if let Some(q) = &pipeline.collector {
         // First: it hands the dedicated path's model calls to the backends.
         if !q.flush(deadline.mul_f64(0.5)) {
             problems.push("metrics: the metrics thread did not catch up in time".to_string());
@@ -872,10 +874,11 @@ pub struct Health {
     pub metric_points_exported: u64,
     /// Metric data points in metric exports that failed.
     pub metric_points_failed: u64,
-    /// GenAI metric records dropped because the metrics thread's queue was full.
+    /// Closed spans whose metrics were lost because the collector thread's
+    /// queue was full (the spans are counted in `spans_dropped`).
     pub metric_jobs_dropped: u64,
-    /// Items waiting on the metrics thread: GenAI metric jobs and model
-    /// calls of the dedicated path still to be assembled into spans.
+    /// Closed spans waiting on the collector thread to become `SpanData`
+    /// and metrics.
     pub metric_queue_depth: u64,
     /// Median export-call time over the recent calls of the installed backends.
     pub export_latency_p50: Option<Duration>,
@@ -972,8 +975,8 @@ pub fn health() -> Health {
         logs_exported: t.log_records,
         metric_points_exported: METRIC_POINTS_EXPORTED.load(Ordering::Relaxed),
         metric_points_failed: METRIC_POINTS_FAILED.load(Ordering::Relaxed),
-        metric_jobs_dropped: crate::accounting::METRIC_JOBS_DROPPED.load(Ordering::Relaxed),
-        metric_queue_depth: current().as_ref().and_then(|p| p.accounting.metrics.as_ref()).map_or(0, |q| q.depth()),
+        metric_jobs_dropped: crate::collect::METRIC_JOBS_DROPPED.load(Ordering::Relaxed),
+        metric_queue_depth: current().as_ref().and_then(|p| p.collector.as_ref()).map_or(0, |q| q.depth()),
         export_latency_p50: percentile(&mut all_latencies.clone(), 0.5),
         export_latency_p99: percentile(&mut all_latencies, 0.99),
         last_error,

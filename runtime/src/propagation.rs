@@ -72,7 +72,7 @@ pub struct RemoteContext {
 /// The span context of `span`, if observra is recording it.
 fn span_context(span: &tracing::Span) -> Option<SpanContext> {
     let mut out = None;
-    with_record(span, |r| out = Some(r.span_context()));
+    with_record(span, |r| out = Some(r.ctx.span_context()));
     out
 }
 
@@ -80,7 +80,7 @@ fn span_context(span: &tracing::Span) -> Option<SpanContext> {
 /// current OpenTelemetry context's baggage) into `headers`. Does nothing
 /// outside a recorded span.
 pub fn inject(headers: &mut HeaderMap) {
-    match crate::fast::innermost_span_context() {
+    match crate::record::innermost_frame().map(|c| c.span_context()) {
         // Inside a model call of the dedicated path (which has no `tracing` span).
         Some(sc) => inject_context(sc, headers),
         None => inject_span(&tracing::Span::current(), headers),
@@ -132,7 +132,7 @@ pub fn set_remote_parent(span: &tracing::Span, headers: &HeaderMap) -> Option<Re
     with_record(span, |r| r.set_remote_parent(&sc));
     if let Some(id) = span.id() {
         // Already entered: model calls inside follow it too.
-        crate::fast::reparent_tracing(&id, &sc);
+        crate::record::reparent_tracing(&id, &sc);
     }
     Some(remote)
 }

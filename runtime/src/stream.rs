@@ -13,8 +13,8 @@ use futures_core::Stream;
 use opentelemetry::{Key, Value};
 use tracing::Span;
 
-use crate::genai::{self, Usage};
-use crate::layer::with_record;
+use crate::__private::{fail, with_sink};
+use crate::genai::{self, LlmCall, Usage};
 use crate::semconv as sc;
 
 /// What the stream wrapper reads from each chunk. Every method has a default.
@@ -78,7 +78,8 @@ impl LlmChunk for String {}
 impl LlmChunk for &str {}
 
 struct Observed {
-    span: Span,
+    /// The call: a `tracing` span, or a frame entered while the stream is polled.
+    call: LlmCall,
     start: Instant,
     last_output: Option<Instant>,
     chunks: u64,
@@ -101,17 +102,13 @@ pin_project_lite::pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(state) = this.state.take() {
-                if state.ends_span && !state.span.is_disabled() {
+                if state.ends_span {
                     finish(&state);
                     // Dropped while a panic unwinds through it: a panic, not a cancellation.
                     if std::thread::panicking() {
-                        crate::__private::record_failure(&state.span, sc::ERROR_PANIC, "the stream panicked");
+                        fail(&state.call, sc::ERROR_PANIC, "the stream panicked");
                     } else {
-                        crate::__private::record_failure(
-                            &state.span,
-                            sc::ERROR_CANCELLED,
-                            "the stream was dropped before it ended",
-                        );
+                        fail(&state.call, sc::ERROR_CANCELLED, "the stream was dropped before it ended");
                     }
                 }
             }
@@ -123,24 +120,25 @@ impl<S> LlmStream<S> {
     /// Wraps `inner`; the span ends when the stream ends or is dropped.
     #[doc(hidden)]
     pub fn new(span: Span, inner: S) -> Self {
-        Self::with(span, inner, true)
+        Self::with(LlmCall::of_span(span), inner, true)
     }
     /// Wraps `inner` without recording anything (telemetry off).
     #[doc(hidden)]
     pub fn passthrough(inner: S) -> Self {
         LlmStream { inner, state: None }
     }
-    /// Observes `inner` on a span someone else ends.
-    pub(crate) fn observe(span: Span, inner: S) -> Self {
-        Self::with(span, inner, false)
+    /// Observes `inner` on a call someone else ends.
+    pub(crate) fn observe(call: LlmCall, inner: S) -> Self {
+        Self::with(call, inner, false)
     }
-    fn with(span: Span, inner: S, ends_span: bool) -> Self {
-        if span.is_disabled() {
+    fn with(call: LlmCall, inner: S, ends_span: bool) -> Self {
+        use crate::__private::Target;
+        if call.disabled() {
             return Self::passthrough(inner);
         }
-        crate::__private::set_attribute(&span, sc::GEN_AI_REQUEST_STREAM, &true);
+        crate::__private::set_attribute(&call, sc::GEN_AI_REQUEST_STREAM, &true);
         let state = Observed {
-            span,
+            call,
             start: Instant::now(),
             last_output: None,
             chunks: 0,
@@ -154,7 +152,7 @@ impl<S> LlmStream<S> {
 fn finish(state: &Observed) {
     let chunks = state.chunks;
     let reasons = state.finish_reasons.clone();
-    with_record(&state.span, |r| {
+    with_sink(&state.call, |r| {
         r.set_attribute(Key::from_static_str(sc::OBSERVRA_STREAM_CHUNKS), Value::I64(chunks as i64));
         if !reasons.is_empty() {
             r.set_attribute(
@@ -169,14 +167,14 @@ fn on_chunk<T: LlmChunk>(state: &mut Observed, item: &T) {
     let now = Instant::now();
     state.chunks += 1;
     if let Some((kind, message)) = item.error() {
-        crate::__private::record_error(&state.span, kind, message, "stream_error");
+        crate::__private::record_error(&state.call, kind, message, "stream_error");
         return;
     }
     if item.is_output() {
         let since_start = state.last_output.is_none().then(|| now.duration_since(state.start).as_secs_f64());
         let gap = state.last_output.map(|last| now.duration_since(last).as_secs_f64());
         state.last_output = Some(now);
-        with_record(&state.span, |r| {
+        with_sink(&state.call, |r| {
             if let Some(ttfc) = since_start {
                 r.set_attribute(Key::from_static_str(sc::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK), Value::F64(ttfc));
             }
@@ -191,7 +189,7 @@ fn on_chunk<T: LlmChunk>(state: &mut Observed, item: &T) {
         }
     }
     if item.usage().is_some() || item.response_id().is_some() || item.response_model().is_some() {
-        genai::record_response(&state.span, &ChunkAsResponse(item));
+        genai::record_response(&state.call, &ChunkAsResponse(item));
     }
 }
 
@@ -222,7 +220,7 @@ where
         let Some(state) = this.state.as_mut() else {
             return this.inner.poll_next(cx);
         };
-        let _enter = state.span.enter();
+        let _enter = state.call.span().enter();
         let poll = this.inner.poll_next(cx);
         drop(_enter);
         match &poll {

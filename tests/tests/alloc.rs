@@ -157,11 +157,13 @@ fn a_model_call_allocates_only_for_what_the_reply_carries() {
         "allocations per call, worst of 1,000: dedicated {fast_bare} bare / {fast_full} full reply; tracing {traced_bare} / {traced_full}"
     );
     assert_eq!(fast_bare, 0, "a call whose reply carries only usage allocates nothing on the dedicated path");
-    // Measured: 7 for a full reply on either path (the reply's finish-reason
-    // Vec, the response id and model kept as strings, the finish reasons
-    // kept as a list of strings); 2 for a bare one on the `tracing` path
-    // (the span's record and its attribute list). A regression shows here.
+    // Measured: 7 for a full reply on the frame path (the reply's
+    // finish-reason Vec, the response id and model kept as strings, the
+    // finish reasons kept as a list of strings); 3 for a bare one on the
+    // `tracing` path (the registry's box for the frame, the frame's side
+    // store, which keeps the frame itself small for the frame path, and its
+    // attribute list), and 8 for a full one. A regression shows here.
     assert!(fast_full <= 7, "{fast_full} allocations for a full reply on the dedicated path");
-    assert!(traced_bare <= 2, "{traced_bare} allocations per bare call on the tracing path");
-    assert!(traced_full <= 7, "{traced_full} allocations per full call on the tracing path");
+    assert!(traced_bare <= 3, "{traced_bare} allocations per bare call on the tracing path");
+    assert!(traced_full <= 8, "{traced_full} allocations per full call on the tracing path");
 }

@@ -349,6 +349,11 @@ fn a_full_queue_drops_and_counts_without_blocking() {
     for i in 0..500 {
         work(i);
     }
+    // Closed spans reach the backend's queue through the collector thread.
+    let drained = std::time::Instant::now();
+    while observra::health().metric_queue_depth > 0 && drained.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let during = observra::health();
     assert!(during.spans_dropped > before.spans_dropped, "{during:?}");
     drop(guard);

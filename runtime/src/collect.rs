@@ -1,0 +1,506 @@
+//! The collector: one thread, off every caller, that turns closed
+//! [`Frame`]s into `SpanData` and the GenAI, agent and function metrics.
+//!
+//! Callers queue frames on a bounded channel ([`Collector::send`]); the
+//! `observra-collector` thread sleeps on a timer and a control channel,
+//! never on the data, so a call costs a slot write, not a futex wake. Here,
+//! once per span: the cost of a model call (unless the caller already
+//! worked it out for a budget), the conventions' metrics with their exact
+//! names, units and buckets, the totals an agent or workflow carries, the
+//! details event, and the span itself, handed to every backend. A full
+//! queue drops the frame and counts it (`health().spans_dropped`, and
+//! `metric_jobs_dropped` for its metrics).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::time::Duration;
+
+use opentelemetry::trace::{Event, SpanContext, SpanKind, Status, TraceFlags};
+use opentelemetry::{Key, KeyValue, StringValue, Value};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+
+use crate::accounting::{self, Deferred, Instruments};
+use crate::genai::Usage;
+use crate::pipeline::Pipeline;
+use crate::record::{Frame, More, StatusCode};
+use crate::semconv::{self as sc, metrics as m, operation as op};
+
+/// Frames dropped because the collector's queue was full (their metrics
+/// are lost with them), since the process started.
+pub(crate) static METRIC_JOBS_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+enum Control {
+    /// The queue holds a batch: drain it now.
+    Wake,
+    /// Reply once everything queued before is handled.
+    Flush(SyncSender<()>),
+    Stop(SyncSender<()>),
+}
+
+/// The queue of the `observra-collector` thread.
+pub(crate) struct Collector {
+    frames: SyncSender<Frame>,
+    control: SyncSender<Control>,
+    depth: Arc<AtomicUsize>,
+    wake_sent: Arc<AtomicBool>,
+}
+
+impl Collector {
+    /// Bound of the queue.
+    const CAPACITY: usize = 8192;
+    /// Depth at which a caller wakes the thread.
+    const WAKE_AT: usize = 512;
+    /// How often the thread drains the queue when nobody wakes it.
+    const TICK: Duration = Duration::from_millis(20);
+
+    /// Starts the `observra-collector` thread for `pipeline`, recording
+    /// metrics on `ins` when a meter is installed.
+    pub(crate) fn start(ins: Option<Instruments>, pipeline: std::sync::Weak<Pipeline>) -> std::io::Result<Self> {
+        let (frames, frames_rx) = std::sync::mpsc::sync_channel::<Frame>(Self::CAPACITY);
+        let (control, control_rx) = std::sync::mpsc::sync_channel::<Control>(16);
+        let depth = Arc::new(AtomicUsize::new(0));
+        let wake_sent = Arc::new(AtomicBool::new(false));
+        let (thread_depth, thread_wake) = (depth.clone(), wake_sent.clone());
+        std::thread::Builder::new().name("observra-collector".into()).spawn(move || {
+            crate::layer::suppress_current_thread();
+            let drain = || drain(&frames_rx, &thread_depth, &pipeline, ins.as_ref());
+            loop {
+                match control_rx.recv_timeout(Self::TICK) {
+                    Ok(Control::Wake) => {
+                        thread_wake.store(false, Ordering::Release);
+                        drain();
+                    }
+                    Ok(Control::Flush(reply)) => {
+                        drain();
+                        let _ = reply.send(());
+                    }
+                    Ok(Control::Stop(reply)) => {
+                        drain();
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => drain(),
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        drain();
+                        return;
+                    }
+                }
+            }
+        })?;
+        Ok(Collector { frames, control, depth, wake_sent })
+    }
+
+    /// Queues a closed frame; never blocks. A full queue drops it and
+    /// counts it: the span as dropped, its metrics as a dropped job.
+    /// Always true: the frame is either queued or counted.
+    #[inline]
+    pub(crate) fn send(&self, frame: Frame) -> bool {
+        // Counted before it can be taken, so the depth never dips below zero.
+        let depth = self.depth.fetch_add(1, Ordering::AcqRel) + 1;
+        if let Err(e) = self.frames.try_send(frame) {
+            self.depth.fetch_sub(1, Ordering::AcqRel);
+            let frame = match e {
+                std::sync::mpsc::TrySendError::Full(f) | std::sync::mpsc::TrySendError::Disconnected(f) => f,
+            };
+            if frame.ctx.sampled {
+                crate::batch::ORPHANED.fetch_add(1, Ordering::AcqRel);
+            }
+            METRIC_JOBS_DROPPED.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        if depth >= Self::WAKE_AT
+            && !self.wake_sent.load(Ordering::Relaxed)
+            && !self.wake_sent.swap(true, Ordering::AcqRel)
+            && self.control.try_send(Control::Wake).is_err()
+        {
+            self.wake_sent.store(false, Ordering::Release);
+        }
+        true
+    }
+
+    /// Frames queued and not yet taken by the thread.
+    pub(crate) fn depth(&self) -> u64 {
+        self.depth.load(Ordering::Acquire) as u64
+    }
+
+    fn request(&self, make: fn(SyncSender<()>) -> Control, deadline: Duration) -> bool {
+        let (reply, done) = std::sync::mpsc::sync_channel(1);
+        let until = crate::batch::until(deadline);
+        crate::batch::send_within(&self.control, make(reply), until).is_ok()
+            && done.recv_timeout(until.saturating_duration_since(std::time::Instant::now())).is_ok()
+    }
+
+    /// Waits (at most `deadline`) until everything queued so far is handled.
+    pub(crate) fn flush(&self, deadline: Duration) -> bool {
+        self.request(Control::Flush, deadline)
+    }
+
+    /// Handles what is queued and stops the thread, waiting at most `deadline`.
+    pub(crate) fn stop(&self, deadline: Duration) -> bool {
+        self.request(Control::Stop, deadline)
+    }
+}
+
+/// Takes every queued frame and assembles it.
+fn drain(
+    frames: &Receiver<Frame>,
+    depth: &AtomicUsize,
+    pipeline: &std::sync::Weak<Pipeline>,
+    ins: Option<&Instruments>,
+) {
+    let mut taken = 0;
+    // Once per drain, not per frame: the count is shared with every span.
+    let p = pipeline.upgrade();
+    while let Ok(frame) = frames.try_recv() {
+        // The shared depth is updated in steps, not per item: callers write it too.
+        taken += 1;
+        if taken == 64 {
+            depth.fetch_sub(taken, Ordering::AcqRel);
+            taken = 0;
+        }
+        let Some(p) = &p else {
+            if frame.ctx.sampled {
+                crate::batch::ORPHANED.fetch_add(1, Ordering::AcqRel);
+            }
+            continue;
+        };
+        let sampled = frame.ctx.sampled;
+        // A panic in a metric reader or a backend's queue must not stop
+        // the thread; what it loses is counted.
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| assemble(frame, p, ins))).is_ok();
+        if !ok {
+            METRIC_JOBS_DROPPED.fetch_add(1, Ordering::Relaxed);
+            if sampled {
+                crate::batch::ASSEMBLY_FAILED.fetch_add(1, Ordering::AcqRel);
+            }
+            crate::diag::emit(
+                crate::diag::DiagnosticLevel::Warn,
+                "assembling a span panicked: the span was dropped and counted",
+            );
+        }
+    }
+    depth.fetch_sub(taken, Ordering::AcqRel);
+}
+
+/// Up to [`Attrs::CAP`] metric attributes, on the stack: recording a metric
+/// allocates nothing when the values are static or shared strings.
+#[derive(Clone)]
+struct Attrs {
+    buf: [KeyValue; Attrs::CAP],
+    len: usize,
+}
+
+impl Attrs {
+    const CAP: usize = 8;
+    fn new() -> Self {
+        Attrs { buf: std::array::from_fn(|_| KeyValue::new(Key::from_static_str(""), false)), len: 0 }
+    }
+    fn push(&mut self, kv: KeyValue) {
+        if self.len < Self::CAP {
+            self.buf[self.len] = kv;
+            self.len += 1;
+        }
+    }
+    fn with(mut self, kv: KeyValue) -> Self {
+        self.push(kv);
+        self
+    }
+}
+
+impl std::ops::Deref for Attrs {
+    type Target = [KeyValue];
+    fn deref(&self) -> &[KeyValue] {
+        &self.buf[..self.len]
+    }
+}
+
+/// The attribute `key` of `attrs`, if present.
+fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
+    attrs.iter().find(|kv| kv.key.as_str() == key).map(|kv| &kv.value)
+}
+
+/// Bounded metric attributes: copies of the listed span attributes, when present.
+fn metric_attrs(attrs: &[KeyValue], keys: &[&'static str]) -> Attrs {
+    let mut out = Attrs::new();
+    for k in keys {
+        if let Some(v) = find(attrs, k) {
+            out.push(KeyValue::new(Key::from_static_str(k), v.clone()));
+        }
+    }
+    out
+}
+
+/// A string attribute's value, shared (cloning a static or shared string does not allocate).
+fn string_value(attrs: &[KeyValue], key: &str) -> Option<StringValue> {
+    match find(attrs, key) {
+        Some(Value::String(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// Labels of the agent metric set: agent, model and tool only.
+fn set_labels(agent: Option<&StringValue>, model: Option<StringValue>, tool: Option<StringValue>) -> Attrs {
+    let mut out = Attrs::new();
+    for (k, v) in [(m::LABEL_AGENT, agent.cloned()), (m::LABEL_MODEL, model), (m::LABEL_TOOL, tool)] {
+        if let Some(v) = v {
+            out.push(KeyValue::new(k, Value::String(v)));
+        }
+    }
+    out
+}
+
+const LLM_METRIC_KEYS: &[&str] = &[
+    sc::GEN_AI_OPERATION_NAME,
+    sc::GEN_AI_PROVIDER_NAME,
+    sc::GEN_AI_REQUEST_MODEL,
+    sc::GEN_AI_RESPONSE_MODEL,
+    sc::ERROR_TYPE,
+    sc::SERVER_ADDRESS,
+    sc::SERVER_PORT,
+];
+
+/// What the metrics of one span are recorded from.
+struct Facts<'a> {
+    operation: &'static str,
+    attrs: &'a [KeyValue],
+    duration_s: f64,
+    failed: bool,
+    usage: Option<Usage>,
+    cost: Option<f64>,
+    gaps: &'a [f64],
+    agent: Option<&'a StringValue>,
+    /// The model the call is priced by.
+    model: Option<StringValue>,
+}
+
+/// Records the conventions' metrics of one GenAI span.
+fn record_metrics(ins: &Instruments, f: &Facts<'_>) {
+    let d = f.duration_s;
+    match f.operation {
+        o if op::LLM.contains(&o) => {
+            let mattrs = metric_attrs(f.attrs, LLM_METRIC_KEYS);
+            ins.operation_duration.record(d, &mattrs);
+            if let Some(u) = &f.usage {
+                for (kind, n) in [("input", u.input_tokens), ("output", u.output_tokens)] {
+                    if let Some(n) = n {
+                        let a = mattrs.clone().with(KeyValue::new(sc::GEN_AI_TOKEN_TYPE, kind));
+                        ins.token_usage.record(n, &a);
+                    }
+                }
+            }
+            if let Some(Value::F64(t)) = find(f.attrs, sc::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK) {
+                ins.time_to_first_chunk.record(*t, &mattrs);
+            }
+            for gap in f.gaps {
+                ins.time_per_output_chunk.record(*gap, &mattrs);
+            }
+            if let Some(c) = f.cost {
+                let cattrs = metric_attrs(&mattrs, &[sc::GEN_AI_PROVIDER_NAME, sc::GEN_AI_REQUEST_MODEL]);
+                ins.cost.add(c, &cattrs);
+            }
+            let labels = set_labels(f.agent, f.model.clone(), None);
+            if let Some(u) = &f.usage {
+                ins.agent_tokens.add(u.input_tokens.unwrap_or(0) + u.output_tokens.unwrap_or(0), &labels);
+            }
+            if let Some(c) = f.cost {
+                ins.agent_cost.add(c, &labels);
+            }
+        }
+        op::EXECUTE_TOOL => {
+            let a = metric_attrs(f.attrs, &[sc::GEN_AI_OPERATION_NAME, sc::GEN_AI_TOOL_NAME, sc::ERROR_TYPE]);
+            ins.tool_duration.record(d, &a);
+            let labels = set_labels(f.agent, None, string_value(f.attrs, sc::GEN_AI_TOOL_NAME));
+            ins.agent_tool_calls.add(1, &labels);
+            if f.failed {
+                ins.agent_tool_errors.add(1, &labels);
+            }
+        }
+        op::INVOKE_AGENT => {
+            let a = metric_attrs(
+                f.attrs,
+                &[sc::GEN_AI_OPERATION_NAME, sc::GEN_AI_AGENT_NAME, sc::GEN_AI_PROVIDER_NAME, sc::ERROR_TYPE],
+            );
+            ins.agent_duration.record(d, &a);
+            let labels = set_labels(f.agent, None, None);
+            ins.agent_requests.add(1, &labels);
+            ins.agent_request_duration.record(d, &labels);
+            if f.failed {
+                ins.agent_errors.add(1, &labels);
+            }
+        }
+        op::INVOKE_WORKFLOW => {
+            let a = metric_attrs(f.attrs, &[sc::GEN_AI_OPERATION_NAME, sc::GEN_AI_WORKFLOW_NAME, sc::ERROR_TYPE]);
+            ins.workflow_duration.record(d, &a);
+        }
+        _ => {}
+    }
+}
+
+/// The exported name of a span.
+fn span_name(frame: &Frame, more: &More, request: Option<&StringValue>) -> Cow<'static, str> {
+    let (base, with_model) = match (frame.site, &more.name) {
+        (Some(site), _) => match site.name {
+            Some(name) => (Cow::Borrowed(name), false),
+            None => (Cow::Borrowed(site.operation), true),
+        },
+        (None, Some(name)) => (name.clone(), more.name_with_model),
+        (None, None) => (Cow::Borrowed(frame.operation.unwrap_or("span")), false),
+    };
+    match (with_model, request) {
+        (true, Some(m)) => Cow::Owned(format!("{base} {}", m.as_str())),
+        _ => base,
+    }
+}
+
+/// Builds the span of a closed frame and records its metrics (on the
+/// collector thread).
+pub(crate) fn assemble(mut frame: Frame, p: &Pipeline, ins: Option<&Instruments>) {
+    let acc = &p.accounting;
+    let more = frame.more.take().map(|m| *m).unwrap_or_default();
+    let usage = frame.usage();
+    let request = match frame.site.and_then(|s| s.model) {
+        Some(m) => Some(StringValue::from(m)),
+        None => more.model.clone(),
+    };
+    let name = frame.ctx.sampled.then(|| span_name(&frame, &more, request.as_ref()));
+    let mut attrs = Vec::with_capacity(12 + more.attrs.len());
+    if let Some(site) = frame.site {
+        attrs.push(KeyValue::new(sc::GEN_AI_OPERATION_NAME, site.operation));
+        attrs.push(KeyValue::new(sc::GEN_AI_PROVIDER_NAME, site.provider));
+    }
+    if let Some(m) = &request {
+        attrs.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, Value::String(m.clone())));
+    }
+    attrs.extend(more.attrs);
+    for (key, n) in frame.usage.attributes() {
+        attrs.push(KeyValue::new(key, i64::try_from(n).unwrap_or(i64::MAX)));
+    }
+    if let Some(m) = &frame.response_model {
+        attrs.push(KeyValue::new(sc::GEN_AI_RESPONSE_MODEL, Value::String(m.clone())));
+    }
+    let failed = more.status == StatusCode::Error;
+    let genai = frame.site.is_some() || more.genai;
+    let mut unknown_model = more.unknown_model;
+    let mut priced_by = None;
+    if frame.operation.is_some_and(|o| op::LLM.contains(&o)) {
+        let mut deferred = Deferred::default();
+        let cost = match frame.cost {
+            Some(cost) => {
+                priced_by =
+                    accounting::llm_cost(acc, None, frame.response_model.as_ref(), request.as_ref(), &mut deferred).0;
+                cost
+            }
+            None => {
+                let (model, cost) = accounting::llm_cost(
+                    acc,
+                    usage.as_ref(),
+                    frame.response_model.as_ref(),
+                    request.as_ref(),
+                    &mut deferred,
+                );
+                priced_by = model;
+                cost
+            }
+        };
+        frame.cost = Some(cost);
+        if let Some(c) = cost {
+            attrs.push(KeyValue::new(sc::OBSERVRA_COST_USD, c));
+        }
+        unknown_model = unknown_model.or(deferred.unknown_model);
+    }
+    // A conversation id set above reaches the GenAI spans beneath it.
+    if let (true, Some(cid)) = (genai, frame.ctx.conversation_id.take()) {
+        if find(&attrs, sc::GEN_AI_CONVERSATION_ID).is_none() {
+            attrs.push(KeyValue::new(sc::GEN_AI_CONVERSATION_ID, cid));
+        }
+    }
+    if let (true, Some(keeper)) = (more.keeps_totals, &frame.ctx.keeper) {
+        for kv in keeper.totals().to_attributes() {
+            match attrs.iter_mut().find(|a| a.key == kv.key) {
+                Some(a) => a.value = kv.value,
+                None => attrs.push(kv),
+            }
+        }
+    }
+    let duration_s = frame.end.duration_since(frame.start).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    if let Some(ins) = ins {
+        if let Some(operation) = frame.operation {
+            let facts = Facts {
+                operation,
+                attrs: &attrs,
+                duration_s,
+                failed,
+                usage,
+                cost: frame.cost.flatten(),
+                gaps: &more.chunk_gaps,
+                agent: frame.ctx.agent.as_ref(),
+                model: priced_by,
+            };
+            record_metrics(ins, &facts);
+        }
+        if let Some((function, module)) = more.function_metrics {
+            let labels = [
+                KeyValue::new(m::LABEL_FUNCTION, function),
+                KeyValue::new(m::LABEL_MODULE, module),
+                KeyValue::new(m::LABEL_RESULT, if failed { "error" } else { "ok" }),
+            ];
+            ins.function_calls.add(1, &labels);
+            ins.function_duration.record(duration_s, &labels);
+        }
+    }
+    if let Some(labels) = &more.active_labels {
+        accounting::agent_ended(acc, labels);
+    }
+    if !frame.ctx.sampled {
+        return;
+    }
+    let mut events = SpanEvents::default();
+    events.events = more.events;
+    events.dropped_count = more.dropped_events;
+    if let Some(model) = unknown_model {
+        let attributes = vec![
+            KeyValue::new("model", model),
+            KeyValue::new(sc::EVENT_LEVEL, "WARN"),
+            KeyValue::new(sc::EVENT_TARGET, "observra::cost"),
+        ];
+        events.events.push(Event::new(accounting::UNKNOWN_MODEL_WARNING, frame.end, attributes, 0));
+    }
+    if !more.captured.is_empty() {
+        events.events.push(Event::new(sc::GEN_AI_DETAILS_EVENT, frame.end, more.captured, 0));
+    }
+    let kind = match (more.kind, frame.site) {
+        (Some(kind), _) => kind,
+        (None, Some(_)) => SpanKind::Client,
+        (None, None) => SpanKind::Internal,
+    };
+    let status = match more.status {
+        StatusCode::Unset => Status::Unset,
+        StatusCode::Ok => Status::Ok,
+        StatusCode::Error => Status::error(more.status_message.unwrap_or_default()),
+    };
+    let mut links = SpanLinks::default();
+    links.links = more.links;
+    p.submit(SpanData {
+        span_context: SpanContext::new(
+            frame.ctx.trace_id,
+            frame.ctx.span_id,
+            TraceFlags::SAMPLED,
+            false,
+            frame.ctx.trace_state,
+        ),
+        parent_span_id: frame.parent_span_id,
+        parent_span_is_remote: more.parent_is_remote,
+        span_kind: kind,
+        name: name.unwrap_or_default(),
+        start_time: frame.start,
+        end_time: frame.end,
+        attributes: attrs,
+        dropped_attributes_count: more.dropped_attributes,
+        events,
+        links,
+        status,
+        instrumentation_scope: p.scope.clone(),
+    });
+}
