@@ -20,6 +20,8 @@ pub struct SpanPlan {
     pub name: LitStr,
     /// Static `tracing` fields: `"key" = literal`.
     pub fields: Vec<TokenStream>,
+    /// The same static fields as (key, literal), for the call site's static.
+    pub statics: Vec<(TokenStream, TokenStream)>,
     /// Statements run once the span exists (`__observra_span: Span`), before the body.
     pub dynamic: Vec<TokenStream>,
     /// Statements run on the returned value (the `Ok` value of a `Result`),
@@ -27,11 +29,25 @@ pub struct SpanPlan {
     pub on_value: Option<TokenStream>,
     /// Wrap the returned stream (`#[llm_call(stream)]`).
     pub stream: bool,
-    /// Statements run first once a `tracing` span exists (not on the dedicated path).
+    /// Statements run first once a `tracing` span exists (not on the frame path).
     pub tracing_only: Vec<TokenStream>,
-    /// `#[llm_call]`'s dedicated path: an expression giving
-    /// `Option<::observra::__private::FastSpan>`, tried before a `tracing` span.
-    pub fast: Option<TokenStream>,
+    /// How the function records on the frame path.
+    pub frame: FramePlan,
+}
+
+/// The frame path of one function: tried before a `tracing` span, unless
+/// the function needs a `tracing` span of its own.
+#[derive(Default)]
+pub struct FramePlan {
+    /// The function needs its own `tracing` span (`response = manual`, `stream`).
+    pub off: bool,
+    /// The span name, when it is not the `tracing` callsite's.
+    pub name: Option<String>,
+    /// A model call's literal request model.
+    pub model: Option<LitStr>,
+    /// A model call's request model as an expression (a `&str`); the span
+    /// name is then `{name} {model}`.
+    pub model_expr: Option<TokenStream>,
 }
 
 impl SpanPlan {
@@ -43,12 +59,14 @@ impl SpanPlan {
             on_value: None,
             stream: false,
             tracing_only: Vec::new(),
-            fast: None,
+            frame: FramePlan::default(),
+            statics: Vec::new(),
         }
     }
     /// Adds a static field.
     pub fn field(&mut self, key: impl ToTokens, value: impl ToTokens) {
         self.fields.push(quote!(#key = #value));
+        self.statics.push((key.to_token_stream(), value.to_token_stream()));
     }
     /// Records `expr` as a typed attribute (via `observra::AttributeValue`).
     pub fn attribute(&mut self, key: impl ToTokens, expr: &syn::Expr) {
@@ -197,10 +215,13 @@ fn expand(mut plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
             AttrValue::Expr(expr) => plan.attribute(&attr.key, expr),
         }
     }
+    let mut frame_only = Vec::new();
     for p in recorded_params(&func, common) {
         let key = LitStr::new(&syn::ext::IdentExt::unraw(&p).to_string(), p.span());
         plan.fields.push(quote_spanned!(p.span()=> #key = ::observra::__private::debug_arg(&#p)));
+        frame_only.push(quote_spanned!(p.span()=> ::observra::__private::record_debug(&__observra_span, #key, &#p);));
     }
+    let fast = frame_site(&plan);
     let (name, fields, dynamic, tracing_only) = (&plan.name, &plan.fields, &plan.dynamic, &plan.tracing_only);
 
     let fake_return = match &sig.output {
@@ -222,12 +243,13 @@ fn expand(mut plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
     // The span is only built when `tracing` could record it at all; with no
     // subscriber that check is one relaxed atomic load, and the body runs as
     // if uninstrumented.
-    let (fast_decl, not_fast) = match &plan.fast {
+    let (fast_decl, not_fast) = match &fast {
         Some(fast) => (
             quote! {
                 let __observra_fast = if ::observra::__private::enabled() { #fast } else { ::core::option::Option::None };
                 // Before the body takes the parameters, as on the `tracing` path.
                 if let ::core::option::Option::Some(__observra_span) = __observra_fast.as_ref() {
+                    #(#frame_only)*
                     #(#dynamic)*
                 }
             },
@@ -314,7 +336,7 @@ fn expand(mut plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
             },
             quote! {
                 let (__observra_ret, __observra_span) =
-                    ::observra::__private::fast_instrument(__observra_span, __observra_body).await;
+                    ::observra::__private::frame_instrument(__observra_span, __observra_body).await;
                 let __observra_span_ref = &__observra_span;
             },
         )
@@ -328,7 +350,7 @@ fn expand(mut plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
                 let __observra_span_ref = __observra_guard.span();
             },
             quote! {
-                let __observra_guard = ::observra::__private::FastSync::enter(&__observra_span);
+                let __observra_guard = ::observra::__private::FrameSync::enter(&__observra_span);
                 let __observra_ret = __observra_body();
                 let __observra_span_ref = __observra_guard.span();
             },
@@ -352,8 +374,8 @@ fn expand(mut plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
             }
         }
     };
-    // The dedicated path (only `#[llm_call]` without `stream`, so no wrap).
-    let arms = match &plan.fast {
+    // The frame path (never for `stream`, so no wrap).
+    let arms = match &fast {
         Some(_) => quote! {
             if let ::core::option::Option::Some(__observra_span) = __observra_fast {
                 #fast_call
@@ -386,6 +408,72 @@ fn expand(mut plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
     out
 }
 
+/// The value of a string-literal token stream.
+fn literal_value(tokens: &TokenStream) -> Option<String> {
+    syn::parse2::<LitStr>(tokens.clone()).ok().map(|l| l.value())
+}
+
+/// The frame path's call site: a `static` with everything known at compile
+/// time, and the expression that starts a call of it (an
+/// `Option<::observra::__private::FrameSpan>`). `None` when the function
+/// needs a `tracing` span of its own.
+fn frame_site(plan: &SpanPlan) -> Option<TokenStream> {
+    if plan.frame.off {
+        return None;
+    }
+    let mut kind = quote!(Internal);
+    let mut operation = quote!(::core::option::Option::None);
+    let mut function = quote!(::core::option::Option::None);
+    let mut attrs = Vec::new();
+    for (key, value) in &plan.statics {
+        match literal_value(key).as_deref() {
+            Some(crate::semconv::OTEL_KIND) => {
+                kind = match literal_value(value).as_deref() {
+                    Some("client") => quote!(Client),
+                    Some("server") => quote!(Server),
+                    Some("producer") => quote!(Producer),
+                    Some("consumer") => quote!(Consumer),
+                    _ => quote!(Internal),
+                }
+            }
+            Some(crate::semconv::OBSERVRA_FUNCTION_METRICS) => {
+                let name = &plan.name;
+                function = quote!(::core::option::Option::Some((#name, ::core::module_path!())));
+            }
+            Some(crate::semconv::GEN_AI_OPERATION_NAME) => operation = quote!(::core::option::Option::Some(#value)),
+            _ => attrs.push(quote!((#key, &#value as &'static dyn ::observra::__private::StaticAttr))),
+        }
+    }
+    let name = match &plan.frame.name {
+        Some(n) => quote!(#n),
+        None => plan.name.to_token_stream(),
+    };
+    let model = match &plan.frame.model {
+        Some(m) => quote!(::core::option::Option::Some(#m)),
+        None => quote!(::core::option::Option::None),
+    };
+    let name_with_model = plan.frame.model_expr.is_some();
+    let begin = match &plan.frame.model_expr {
+        Some(m) => quote!(__observra_start.start_with_model(#m)),
+        None => quote!(__observra_start.start()),
+    };
+    Some(quote! {{
+        static __OBSERVRA_SITE: ::observra::__private::Site = ::observra::__private::Site {
+            name: #name,
+            kind: ::observra::__private::SpanKind::#kind,
+            operation: #operation,
+            model: #model,
+            name_with_model: #name_with_model,
+            attrs: &[#(#attrs),*],
+            function: #function,
+        };
+        match ::observra::__private::frame_begin(&__OBSERVRA_SITE) {
+            ::core::option::Option::Some(__observra_start) => ::core::option::Option::Some(#begin),
+            ::core::option::Option::None => ::core::option::Option::None,
+        }
+    }})
+}
+
 /// `#[traced]`: the model check of its own arguments.
 pub fn traced(args: TokenStream, item: TokenStream) -> TokenStream {
     run("traced", &["name", "kind", "metrics"], args, item, |raw, func, errors| {
@@ -410,6 +498,7 @@ pub fn traced(args: TokenStream, item: TokenStream) -> TokenStream {
         if let Some((kind, span)) = kind {
             if kind != "internal" {
                 plan.fields.push(quote_spanned!(span=> "otel.kind" = #kind));
+                plan.statics.push((quote!("otel.kind"), quote!(#kind)));
             }
         }
         Some(plan)

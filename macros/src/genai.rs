@@ -140,43 +140,24 @@ pub fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
         if stream.is_some() {
             plan.field(sc::GEN_AI_REQUEST_STREAM, true);
         }
-        let (start, site_model, site_name, begin) = match &model {
+        let start = match &model {
             // A literal model: the span name is built here, not on every call.
             syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(lit_model), .. }) => {
                 let name = format!("{op} {}", lit_model.value());
-                (
-                    quote! { ::observra::__private::llm_start_static(&__observra_span, #name, #lit_model); },
-                    quote!(::core::option::Option::Some(#lit_model)),
-                    quote!(::core::option::Option::Some(#name)),
-                    quote!(__observra_start.start()),
-                )
+                plan.frame.model = Some(lit_model.clone());
+                let start = quote! { ::observra::__private::llm_start_static(&__observra_span, #name, #lit_model); };
+                plan.frame.name = Some(name);
+                start
             }
             _ => {
                 let model_ref = quote_spanned!(model.span()=> ::core::convert::AsRef::<str>::as_ref(&(#model)));
-                (
-                    quote! { ::observra::__private::llm_start(&__observra_span, #op, #model_ref); },
-                    quote!(::core::option::Option::None),
-                    quote!(::core::option::Option::None),
-                    quote!(__observra_start.start_with_model(#model_ref)),
-                )
+                plan.frame.model_expr = Some(model_ref.clone());
+                quote! { ::observra::__private::llm_start(&__observra_span, #op, #model_ref); }
             }
         };
         plan.tracing_only.push(start);
-        // The dedicated path, unless the function needs its `tracing` span.
-        if !response_manual && stream.is_none() {
-            plan.fast = Some(quote! {{
-                static __OBSERVRA_SITE: ::observra::__private::LlmSite = ::observra::__private::LlmSite {
-                    operation: #op,
-                    provider: #provider,
-                    model: #site_model,
-                    name: #site_name,
-                };
-                match ::observra::__private::fast_begin(&__OBSERVRA_SITE) {
-                    ::core::option::Option::Some(__observra_start) => ::core::option::Option::Some(#begin),
-                    ::core::option::Option::None => ::core::option::Option::None,
-                }
-            }});
-        }
+        // The frame path, unless the function needs its `tracing` span.
+        plan.frame.off = response_manual || stream.is_some();
         for (attr, expr) in &params {
             plan.attribute(attr, expr);
         }

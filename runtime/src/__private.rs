@@ -21,9 +21,11 @@ use tracing::span::EnteredSpan;
 use crate::layer::with_record;
 pub use crate::record::Frame;
 pub use crate::record::call::{
-    FastInstrumented, FastSpan, FastStart, FastSync, LlmSite, begin as fast_begin, instrument as fast_instrument,
+    FrameInstrumented, FrameSpan, FrameStart, FrameSync, Site, StaticAttr, begin as frame_begin,
+    instrument as frame_instrument,
 };
 use crate::semconv as sc;
+pub use opentelemetry::trace::SpanKind;
 
 /// What the macros' helpers record on: a `tracing` span, or a call on the
 /// frame path. Either way the record is a [`Frame`].
@@ -44,7 +46,7 @@ impl Target for Span {
     }
 }
 
-impl Target for FastSpan {
+impl Target for FrameSpan {
     #[inline]
     fn disabled(&self) -> bool {
         self.is_disabled()
@@ -299,6 +301,16 @@ pub fn once<R, F: FnOnce() -> R>(f: F) -> F {
 #[inline(always)]
 pub fn enabled() -> bool {
     tracing::level_enabled!(tracing::Level::INFO)
+}
+
+/// Records a parameter with `Debug` on a call of the frame path (the
+/// `tracing` path records it as a field).
+#[inline]
+pub fn record_debug<S: Target + ?Sized, T: Debug + ?Sized>(span: &S, key: &'static str, value: &T) {
+    if !span.disabled() {
+        let text = format!("{value:?}");
+        with_sink(span, |r| r.set_attribute(Key::from_static_str(key), Value::String(text.into())));
+    }
 }
 
 /// Records a parameter with `Debug`. The bound is checked here, so a

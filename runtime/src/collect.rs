@@ -340,12 +340,9 @@ fn record_metrics(ins: &Instruments, f: &Facts<'_>) {
 
 /// The exported name of a span.
 fn span_name(frame: &Frame, more: &More, request: Option<&StringValue>) -> Cow<'static, str> {
-    let (base, with_model) = match (frame.site, &more.name) {
-        (Some(site), _) => match site.name {
-            Some(name) => (Cow::Borrowed(name), false),
-            None => (Cow::Borrowed(site.operation), true),
-        },
-        (None, Some(name)) => (name.clone(), more.name_with_model),
+    let (base, with_model) = match (&more.name, frame.site) {
+        (Some(name), _) => (name.clone(), more.name_with_model),
+        (None, Some(site)) => (Cow::Borrowed(site.name), site.name_with_model),
         (None, None) => (Cow::Borrowed(frame.operation.unwrap_or("span")), false),
     };
     match (with_model, request) {
@@ -365,15 +362,28 @@ pub(crate) fn assemble(mut frame: Frame, p: &Pipeline, ins: Option<&Instruments>
         None => more.model.clone(),
     };
     let name = frame.ctx.sampled.then(|| span_name(&frame, &more, request.as_ref()));
-    let mut attrs = Vec::with_capacity(12 + more.attrs.len());
+    let site_attrs = frame.site.map_or(0, |s| s.attrs.len() + 1);
+    let mut attrs = Vec::with_capacity(8 + site_attrs + more.attrs.len());
     if let Some(site) = frame.site {
-        attrs.push(KeyValue::new(sc::GEN_AI_OPERATION_NAME, site.operation));
-        attrs.push(KeyValue::new(sc::GEN_AI_PROVIDER_NAME, site.provider));
+        if let Some(operation) = site.operation {
+            attrs.push(KeyValue::new(sc::GEN_AI_OPERATION_NAME, operation));
+        }
+        attrs.extend(site.attrs.iter().map(|(k, v)| KeyValue::new(Key::from_static_str(k), v.value())));
     }
     if let Some(m) = &request {
         attrs.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, Value::String(m.clone())));
     }
-    attrs.extend(more.attrs);
+    if site_attrs == 0 {
+        attrs.extend(more.attrs);
+    } else {
+        // What the call set replaces a literal of its site.
+        for kv in more.attrs {
+            match attrs.iter_mut().find(|a| a.key == kv.key) {
+                Some(a) => a.value = kv.value,
+                None => attrs.push(kv),
+            }
+        }
+    }
     for (key, n) in frame.usage.attributes() {
         attrs.push(KeyValue::new(key, i64::try_from(n).unwrap_or(i64::MAX)));
     }
@@ -381,7 +391,7 @@ pub(crate) fn assemble(mut frame: Frame, p: &Pipeline, ins: Option<&Instruments>
         attrs.push(KeyValue::new(sc::GEN_AI_RESPONSE_MODEL, Value::String(m.clone())));
     }
     let failed = more.status == StatusCode::Error;
-    let genai = frame.site.is_some() || more.genai;
+    let genai = frame.site.is_some_and(|s| s.operation.is_some()) || more.genai;
     let mut unknown_model = more.unknown_model;
     let mut priced_by = None;
     if frame.operation.is_some_and(|o| op::LLM.contains(&o)) {
@@ -472,7 +482,7 @@ pub(crate) fn assemble(mut frame: Frame, p: &Pipeline, ins: Option<&Instruments>
     }
     let kind = match (more.kind, frame.site) {
         (Some(kind), _) => kind,
-        (None, Some(_)) => SpanKind::Client,
+        (None, Some(site)) => site.kind.clone(),
         (None, None) => SpanKind::Internal,
     };
     let status = match more.status {

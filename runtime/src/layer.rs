@@ -337,16 +337,8 @@ where
                 let result = p.sampler.should_sample(None, trace_id, &name, &kind, &more.attrs, &[]);
                 frame.ctx.sampled = result.decision == SamplingDecision::RecordAndSample;
             }
-            if frame.operation == Some(sc::operation::INVOKE_AGENT) {
-                let agent = match frame.attr(sc::GEN_AI_AGENT_NAME) {
-                    Some(Value::String(name)) => Some(name.clone()),
-                    _ => None,
-                };
-                if agent.is_some() {
-                    frame.ctx.agent = agent;
-                }
-                let agent = frame.attr_str(sc::GEN_AI_AGENT_NAME).map(str::to_string);
-                frame.more().active_labels = crate::accounting::agent_started(&p.accounting, agent.as_deref());
+            if let Some(operation) = frame.operation {
+                frame.opened_as(operation, &p.accounting);
             }
             frame
         });

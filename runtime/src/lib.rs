@@ -58,6 +58,7 @@ pub mod propagation;
 mod record;
 pub mod redact;
 pub mod semconv;
+mod span_ref;
 mod stream;
 pub mod webhook;
 
@@ -85,9 +86,9 @@ pub use opentelemetry::KeyValue;
 pub use pipeline::{
     BackendHealth, BackendReport, Health, ShutdownReport, flush, health, meter, prometheus_addr, shutdown,
 };
+pub use record::carry::{Carried, Instrument};
+pub use span_ref::SpanRef;
 pub use stream::{LlmChunk, LlmStream};
-/// Attach the current span to a future you spawn: `tokio::spawn(fut.in_current_span())`.
-pub use tracing::Instrument;
 pub use webhook::Webhook;
 
 /// Fast check used by the layer before it looks up the pipeline.
@@ -131,13 +132,17 @@ impl Guard {
     }
 }
 
-/// The span of the current `tracing` context (for `.instrument(...)`).
+/// The span the current code runs in, whichever path records it: for
+/// recording on it ([`SpanRef::set_attribute`]), propagating it
+/// ([`propagation`]) or carrying it into a spawned future
+/// ([`Instrument::instrument`]).
 ///
-/// Inside an `#[llm_call]` body on its dedicated path (see
-/// [`Builder::fast_path`]) this is the enclosing span: such a call has no
-/// `tracing` span. Use [`current_llm_call`] to record on the call itself.
-pub fn current_span() -> tracing::Span {
-    tracing::Span::current()
+/// Inside an instrumented function on the frame path (see
+/// [`Builder::fast_path`]) there is no `tracing` span for the call:
+/// `tracing::Span::current()` is the enclosing `tracing` span, while this
+/// is the call itself.
+pub fn current_span() -> SpanRef {
+    SpanRef::current()
 }
 
 /// Chooses the `error.type` an error is reported with.

@@ -16,7 +16,7 @@
 //! // server side
 //! #[observra::traced(kind = server)]
 //! fn handle(headers: &http::HeaderMap) {
-//!     observra::propagation::set_remote_parent(&observra::current_span(), headers);
+//!     observra::propagation::set_remote_parent(observra::current_span(), headers);
 //!     // spans opened from here on belong to the caller's trace
 //! }
 //! ```
@@ -31,7 +31,7 @@ use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 
-use crate::layer::with_record;
+use crate::SpanRef;
 
 struct HeaderInjector<'a>(&'a mut HeaderMap);
 
@@ -69,27 +69,16 @@ pub struct RemoteContext {
     span_context: SpanContext,
 }
 
-/// The span context of `span`, if observra is recording it.
-fn span_context(span: &tracing::Span) -> Option<SpanContext> {
-    let mut out = None;
-    with_record(span, |r| out = Some(r.ctx.span_context()));
-    out
-}
-
 /// Writes the current span's `traceparent` (and `tracestate`, and the
 /// current OpenTelemetry context's baggage) into `headers`. Does nothing
 /// outside a recorded span.
 pub fn inject(headers: &mut HeaderMap) {
-    match crate::record::innermost_frame().map(|c| c.span_context()) {
-        // Inside a model call of the dedicated path (which has no `tracing` span).
-        Some(sc) => inject_context(sc, headers),
-        None => inject_span(&tracing::Span::current(), headers),
-    }
+    inject_span(crate::current_span(), headers)
 }
 
 /// Like [`inject`], for a given span.
-pub fn inject_span(span: &tracing::Span, headers: &mut HeaderMap) {
-    if let Some(sc) = span_context(span) {
+pub fn inject_span(span: impl Into<SpanRef>, headers: &mut HeaderMap) {
+    if let Some(sc) = span.into().span_context() {
         inject_context(sc, headers);
     }
 }
@@ -126,14 +115,10 @@ pub fn extract(headers: &HeaderMap) -> Option<RemoteContext> {
 /// Call it first thing in the handler, before opening other spans: spans
 /// opened afterwards join the caller's trace. Returns the caller's context,
 /// or `None` (and changes nothing) when the headers carry none.
-pub fn set_remote_parent(span: &tracing::Span, headers: &HeaderMap) -> Option<RemoteContext> {
+pub fn set_remote_parent(span: impl Into<SpanRef>, headers: &HeaderMap) -> Option<RemoteContext> {
     let remote = extract(headers)?;
     let sc = remote.span_context.clone();
-    with_record(span, |r| r.set_remote_parent(&sc));
-    if let Some(id) = span.id() {
-        // Already entered: model calls inside follow it too.
-        crate::record::reparent_tracing(&id, &sc);
-    }
+    span.into().set_remote_parent(&sc);
     Some(remote)
 }
 

@@ -31,7 +31,7 @@ fn handle(stream: TcpStream) -> std::io::Result<()> {
         }
     }
     // Join the caller's trace before any other span opens.
-    observra::propagation::set_remote_parent(&observra::current_span(), &headers);
+    observra::propagation::set_remote_parent(observra::current_span(), &headers);
     let body = lookup_order("A-1001");
     let mut stream = stream;
     write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())?;

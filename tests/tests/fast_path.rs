@@ -288,3 +288,68 @@ fn no_span_is_lost_when_the_pipeline_stops_under_load() {
     );
     assert_eq!(health.spans_failed - before.spans_failed, 0);
 }
+
+/// A stream of three chunks: usage and the finish reason on the last.
+struct Chunks(std::collections::VecDeque<Chunk>);
+
+/// One chunk: usage and a finish reason, when it carries them.
+struct Chunk(Option<Usage>, Option<&'static str>);
+
+impl observra::LlmChunk for Chunk {
+    fn usage(&self) -> Option<Usage> {
+        self.0
+    }
+    fn finish_reason(&self) -> Option<&str> {
+        self.1
+    }
+}
+
+impl futures_core::Stream for Chunks {
+    type Item = Chunk;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        std::task::Poll::Ready(self.0.pop_front())
+    }
+}
+
+/// A model call that consumes a stream inside its body, on whichever path
+/// the setting gives it (no `response = manual`, no `stream`).
+#[llm_call(provider = "openai", model = "gpt-4o")]
+async fn streams_inside() -> Usage {
+    let chunks = Chunks(
+        [Chunk(None, None), Chunk(None, None), Chunk(Some(Usage::new(9, 4)), Some("stop"))].into_iter().collect(),
+    );
+    let mut s = observra::current_llm_call().instrument_stream(chunks);
+    while std::future::poll_fn(|cx| std::pin::Pin::new(&mut s).poll_next(cx)).await.is_some() {}
+    Usage::default()
+}
+
+use futures_core::Stream as _;
+
+#[test]
+fn a_stream_instrumented_inside_a_call_records_on_either_path() {
+    let _s = serial();
+    for fast in [true, false] {
+        let rx = Receiver::start();
+        let guard = observra::init().env_from(otlp_env(&rx, "http/protobuf")).fast_path(fast).install().unwrap();
+        rt().block_on(streams_inside());
+        drop(guard);
+        let spans = rx.wait_for_spans(1, Duration::from_secs(10));
+        let call = find(&spans, |s| s.name == "chat gpt-4o", "the call");
+        let int = |k: &str| match call.attr(k) {
+            Some(Val::Int(i)) => Some(*i),
+            _ => None,
+        };
+        assert_eq!(call.attr("gen_ai.request.stream"), Some(&Val::Bool(true)), "fast_path({fast}): {call:#?}");
+        assert_eq!(int("gen_ai.usage.input_tokens"), Some(9), "fast_path({fast}): usage from the last chunk");
+        assert_eq!(int("gen_ai.usage.output_tokens"), Some(4), "fast_path({fast})");
+        assert_eq!(int("observra.stream.chunks"), Some(3), "fast_path({fast})");
+        assert!(
+            matches!(call.attr("gen_ai.response.time_to_first_chunk"), Some(Val::Double(_))),
+            "fast_path({fast}): {call:#?}"
+        );
+        assert_eq!(call.attr("gen_ai.response.finish_reasons"), Some(&Val::Array(vec![Val::Str("stop".into())])));
+    }
+}

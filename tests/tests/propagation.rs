@@ -98,7 +98,7 @@ fn inject_and_extract_round_trip_and_reject_garbage() {
 
 #[traced(kind = server)]
 fn handler(headers: &http::HeaderMap) -> u8 {
-    observra::propagation::set_remote_parent(&observra::current_span(), headers);
+    observra::propagation::set_remote_parent(observra::current_span(), headers);
     inner()
 }
 

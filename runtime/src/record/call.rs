@@ -1,9 +1,10 @@
 //! A macro's call on the frame path: no `tracing` span is made.
 //!
 //! When observra owns the `tracing` subscriber (the one
-//! [`crate::Builder::install`] sets), a call of an instrumented function
+//! [`crate::Builder::install`] sets), a call of any instrumented function
+//! (`#[traced]`, `#[agent]`, `#[workflow]`, `#[tool_call]`, `#[llm_call]`)
 //! takes the ids and the start time into a [`Frame`] that points at the
-//! call site's static names ([`LlmSite`]), keeps it on the thread's
+//! call site's static description ([`Site`]), keeps it on the thread's
 //! context stack while the body runs (so `tracing` spans and events inside
 //! it nest under it), and hands it to [`super::close`] when it ends.
 //! `tracing::Span::current()` inside the body is the enclosing span.
@@ -20,8 +21,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
-use opentelemetry::StringValue;
 use opentelemetry::trace::{SpanId, SpanKind};
+use opentelemetry::{StringValue, Value};
 use opentelemetry_sdk::trace::{SamplingDecision, ShouldSample};
 
 use super::{Frame, close, innermost, push_frame, take_frame, with_entered, with_pipeline};
@@ -31,17 +32,75 @@ use crate::semconv as sc;
 /// cleared by shutdown).
 pub(crate) static ENABLED: AtomicBool = AtomicBool::new(false);
 
-/// What an `#[llm_call]` call site knows at compile time.
-#[derive(Debug)]
-pub struct LlmSite {
-    /// `gen_ai.operation.name`.
-    pub operation: &'static str,
-    /// `gen_ai.provider.name`.
-    pub provider: &'static str,
+/// A literal attribute value of a call site.
+pub trait StaticAttr: Sync {
+    /// The value, as exported.
+    fn value(&self) -> Value;
+}
+
+impl StaticAttr for &'static str {
+    fn value(&self) -> Value {
+        Value::String(StringValue::from(*self))
+    }
+}
+impl StaticAttr for bool {
+    fn value(&self) -> Value {
+        Value::Bool(*self)
+    }
+}
+macro_rules! static_int {
+    ($($t:ty),*) => {$(
+        impl StaticAttr for $t {
+            fn value(&self) -> Value {
+                Value::I64(i64::try_from(*self).unwrap_or(i64::MAX))
+            }
+        }
+    )*};
+}
+static_int!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
+impl StaticAttr for f64 {
+    fn value(&self) -> Value {
+        Value::F64(*self)
+    }
+}
+impl StaticAttr for f32 {
+    fn value(&self) -> Value {
+        // Through its shortest decimal form, so `0.2f32` stays `0.2`.
+        Value::F64(self.to_string().parse().unwrap_or(f64::from(*self)))
+    }
+}
+
+/// What an instrumented function's call site knows at compile time: one
+/// `static` per call site, made by the macro.
+pub struct Site {
+    /// The span name (for a model call whose model is not a literal, the
+    /// operation: the model is added off the caller's thread).
+    pub name: &'static str,
+    /// The span kind.
+    pub kind: SpanKind,
+    /// `gen_ai.operation.name`, for the GenAI macros.
+    pub operation: Option<&'static str>,
     /// `gen_ai.request.model`, when the model is a literal.
     pub model: Option<&'static str>,
-    /// The span name, when the model is a literal.
-    pub name: Option<&'static str>,
+    /// The name is `{name} {request model}`.
+    pub name_with_model: bool,
+    /// Every other literal attribute.
+    pub attrs: &'static [(&'static str, &'static dyn StaticAttr)],
+    /// `#[traced(metrics)]`: the function and module labels.
+    pub function: Option<(&'static str, &'static str)>,
+}
+
+impl std::fmt::Debug for Site {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Site").field("name", &self.name).field("operation", &self.operation).finish()
+    }
+}
+
+impl Site {
+    /// The literal attribute `key`, if the site has it.
+    pub(crate) fn attr(&self, key: &str) -> Option<Value> {
+        self.attrs.iter().find(|(k, _)| *k == key).map(|(_, v)| v.value())
+    }
 }
 
 /// Whether the current `tracing` dispatcher is the subscriber observra built.
@@ -50,17 +109,17 @@ fn own_subscriber() -> bool {
 }
 
 /// A call may take the frame path: the checks passed. Finish with
-/// [`FastStart::start`] or [`FastStart::start_with_model`].
+/// [`FrameStart::start`] or [`FrameStart::start_with_model`].
 #[derive(Debug)]
-pub struct FastStart {
-    site: &'static LlmSite,
+pub struct FrameStart {
+    site: &'static Site,
 }
 
 /// Whether this call of `site` takes the frame path: observra owns the
 /// subscriber, the path is on, content capture is off and this is not an
 /// exporter's thread.
 #[inline]
-pub fn begin(site: &'static LlmSite) -> Option<FastStart> {
+pub fn begin(site: &'static Site) -> Option<FrameStart> {
     if !ENABLED.load(Ordering::Relaxed)
         || crate::content::capturing()
         || crate::layer::suppressed()
@@ -68,60 +127,65 @@ pub fn begin(site: &'static LlmSite) -> Option<FastStart> {
     {
         return None;
     }
-    Some(FastStart { site })
+    Some(FrameStart { site })
 }
 
-impl FastStart {
+impl FrameStart {
     /// Starts the call (the site's model is a literal).
     #[inline]
-    pub fn start(self) -> FastSpan {
-        FastSpan::open(self.site, None)
+    pub fn start(self) -> FrameSpan {
+        FrameSpan::open(self.site, None)
     }
 
     /// Starts the call with the request model it was given.
     #[inline]
-    pub fn start_with_model(self, model: &str) -> FastSpan {
-        FastSpan::open(self.site, Some(StringValue::from(Arc::<str>::from(model))))
+    pub fn start_with_model(self, model: &str) -> FrameSpan {
+        FrameSpan::open(self.site, Some(StringValue::from(Arc::<str>::from(model))))
     }
 }
 
 /// A call in progress on the frame path. Ends (and is queued) when dropped.
-pub struct FastSpan {
+pub struct FrameSpan {
     /// The frame while the call is not entered; entered, it is on the
     /// thread's stack.
     frame: RefCell<Option<Frame>>,
     span_id: SpanId,
 }
 
-impl std::fmt::Debug for FastSpan {
+impl std::fmt::Debug for FrameSpan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FastSpan").field("span_id", &self.span_id).finish()
+        f.debug_struct("FrameSpan").field("span_id", &self.span_id).finish()
     }
 }
 
-impl FastSpan {
+impl FrameSpan {
     fn none() -> Self {
-        FastSpan { frame: RefCell::new(None), span_id: SpanId::INVALID }
+        FrameSpan { frame: RefCell::new(None), span_id: SpanId::INVALID }
     }
 
-    fn open(site: &'static LlmSite, model: Option<StringValue>) -> Self {
+    fn open(site: &'static Site, model: Option<StringValue>) -> Self {
         let parent = innermost();
         let opened = with_pipeline(|generation, p| {
             let mut frame = Frame::open(p, generation, parent, |trace_id| {
-                let name = site.name.unwrap_or(site.operation);
-                let result = p.sampler.should_sample(None, trace_id, name, &SpanKind::Client, &[], &[]);
+                let result = p.sampler.should_sample(None, trace_id, site.name, &site.kind, &[], &[]);
                 result.decision == SamplingDecision::RecordAndSample
             });
             frame.site = Some(site);
-            frame.operation = Some(site.operation);
+            frame.operation = site.operation;
             if let Some(model) = model {
                 frame.more().model = Some(model);
+            }
+            if let Some(function) = site.function {
+                frame.more().function_metrics = Some(function);
+            }
+            if let Some(operation) = site.operation {
+                frame.opened_as(operation, &p.accounting);
             }
             frame
         });
         match opened {
-            Some(frame) => FastSpan { span_id: frame.ctx.span_id, frame: RefCell::new(Some(frame)) },
-            None => FastSpan::none(),
+            Some(frame) => FrameSpan { span_id: frame.ctx.span_id, frame: RefCell::new(Some(frame)) },
+            None => FrameSpan::none(),
         }
     }
 
@@ -178,7 +242,7 @@ impl FastSpan {
     }
 }
 
-impl Drop for FastSpan {
+impl Drop for FrameSpan {
     fn drop(&mut self) {
         self.exit();
         let frame = self.frame.get_mut().take();
@@ -190,7 +254,7 @@ impl Drop for FastSpan {
 
 /// The call entered for a scope: exits on drop, and records a panic that
 /// unwinds through it.
-struct Entered<'a>(&'a FastSpan);
+struct Entered<'a>(&'a FrameSpan);
 
 impl Drop for Entered<'_> {
     fn drop(&mut self) {
@@ -202,25 +266,25 @@ impl Drop for Entered<'_> {
 }
 
 /// Keeps a sync function's call entered for its body, and ends it there.
-pub struct FastSync<'a> {
-    span: &'a FastSpan,
+pub struct FrameSync<'a> {
+    span: &'a FrameSpan,
 }
 
-impl<'a> FastSync<'a> {
+impl<'a> FrameSync<'a> {
     /// Enters `span` for the rest of the call.
     #[inline]
-    pub fn enter(span: &'a FastSpan) -> Self {
+    pub fn enter(span: &'a FrameSpan) -> Self {
         span.enter();
-        FastSync { span }
+        FrameSync { span }
     }
     /// The call being recorded.
     #[inline]
-    pub fn span(&self) -> &FastSpan {
+    pub fn span(&self) -> &FrameSpan {
         self.span
     }
 }
 
-impl Drop for FastSync<'_> {
+impl Drop for FrameSync<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
             self.span.fail(sc::ERROR_PANIC, "the function panicked");
@@ -238,13 +302,13 @@ pin_project_lite::pin_project! {
     /// An async call's body: the call is entered on every poll, ended as
     /// `cancelled` if dropped before completion, `panic` if a poll panics.
     /// Resolves to the body's output and the call.
-    pub struct FastInstrumented<F> {
+    pub struct FrameInstrumented<F> {
         #[pin]
         inner: F,
-        span: Option<FastSpan>,
+        span: Option<FrameSpan>,
     }
 
-    impl<F> PinnedDrop for FastInstrumented<F> {
+    impl<F> PinnedDrop for FrameInstrumented<F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(span) = this.span.take() {
@@ -256,25 +320,25 @@ pin_project_lite::pin_project! {
 
 /// Wraps an async body with its call.
 #[inline]
-pub fn instrument<F: Future>(span: FastSpan, inner: F) -> FastInstrumented<F> {
-    FastInstrumented { inner, span: Some(span) }
+pub fn instrument<F: Future>(span: FrameSpan, inner: F) -> FrameInstrumented<F> {
+    FrameInstrumented { inner, span: Some(span) }
 }
 
-impl<F: Future> Future for FastInstrumented<F> {
-    type Output = (F::Output, FastSpan);
+impl<F: Future> Future for FrameInstrumented<F> {
+    type Output = (F::Output, FrameSpan);
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let Some(span) = this.span.as_ref() else {
-            return this.inner.poll(cx).map(|out| (out, FastSpan::none()));
+            return this.inner.poll(cx).map(|out| (out, FrameSpan::none()));
         };
         span.enter();
         let entered = Entered(span);
         let poll = this.inner.poll(cx);
         drop(entered);
         match poll {
-            Poll::Ready(out) => Poll::Ready((out, this.span.take().unwrap_or_else(FastSpan::none))),
+            Poll::Ready(out) => Poll::Ready((out, this.span.take().unwrap_or_else(FrameSpan::none))),
             Poll::Pending => Poll::Pending,
         }
     }

@@ -16,6 +16,7 @@
 //! on this thread or another.
 
 pub(crate) mod call;
+pub mod carry;
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -31,7 +32,7 @@ use crate::genai::Usage;
 use crate::pipeline::Pipeline;
 use crate::semconv::{self as sc, operation as op};
 
-pub use call::LlmSite;
+pub use call::Site;
 
 /// Most attributes kept per span; more are counted in `dropped_attributes_count`.
 pub(crate) const MAX_ATTRIBUTES: usize = 128;
@@ -156,7 +157,7 @@ pub(crate) enum StatusCode {
 #[doc(hidden)]
 pub struct Frame {
     /// What the call site knew at compile time, for a macro's call.
-    pub(crate) site: Option<&'static LlmSite>,
+    pub(crate) site: Option<&'static Site>,
     /// Own ids, and what is inherited from above.
     pub(crate) ctx: Ctx,
     pub(crate) parent_span_id: SpanId,
@@ -296,7 +297,7 @@ impl Frame {
 
     /// Whether this is a GenAI span (`gen_ai.operation.name` is set).
     pub(crate) fn is_genai(&self) -> bool {
-        self.site.is_some() || self.more.as_ref().is_some_and(|m| m.genai)
+        self.site.is_some_and(|s| s.operation.is_some()) || self.more.as_ref().is_some_and(|m| m.genai)
     }
 
     /// Whether the span is recorded at all: sampled, or counted in metrics.
@@ -309,11 +310,27 @@ impl Frame {
         self.more.as_ref()?.attrs.iter().find(|kv| kv.key.as_str() == key).map(|kv| &kv.value)
     }
 
-    /// A string attribute's value (among the generic ones).
-    pub(crate) fn attr_str(&self, key: &str) -> Option<&str> {
-        match self.attr(key)? {
-            Value::String(s) => Some(s.as_str()),
+    /// A string attribute's value, set on the span or a literal of its site.
+    fn string_attr(&self, key: &str) -> Option<StringValue> {
+        match self.attr(key).cloned().or_else(|| self.site.and_then(|s| s.attr(key))) {
+            Some(Value::String(s)) => Some(s),
             _ => None,
+        }
+    }
+
+    /// What a span of `operation` does when it opens, whoever made it: an
+    /// agent or a workflow keeps totals, an agent names what runs beneath
+    /// it and counts itself in `agent.requests.active`.
+    pub(crate) fn opened_as(&mut self, operation: &'static str, acc: &accounting::Accounting) {
+        if accounting::is_total_keeper(operation) {
+            self.keep_totals();
+        }
+        if operation == op::INVOKE_AGENT {
+            let agent = self.string_attr(sc::GEN_AI_AGENT_NAME);
+            self.more().active_labels = accounting::agent_started(acc, agent.as_ref().map(|a| a.as_str()));
+            if agent.is_some() {
+                self.ctx.agent = agent;
+            }
         }
     }
 
@@ -373,8 +390,8 @@ impl Frame {
         }
         let is_agent = self.operation == Some(op::INVOKE_AGENT);
         let agent = std::sync::OnceLock::new();
-        if let (true, Some(name)) = (is_agent, self.attr_str(sc::GEN_AI_AGENT_NAME)) {
-            let _ = agent.set(name.to_string());
+        if let (true, Some(name)) = (is_agent, self.string_attr(sc::GEN_AI_AGENT_NAME)) {
+            let _ = agent.set(name.as_str().to_string());
         }
         self.ctx.keeper = Some(Arc::new(Keeper {
             totals: Mutex::new(Totals::default()),
@@ -473,12 +490,15 @@ enum Entry {
     Tracing(tracing::Id, Ctx),
     /// A frame of the frame path, entered on this thread.
     Frame(Frame),
+    /// The context of a span on another thread (or not entered), carried
+    /// by a future it spawned ([`carry`]).
+    Carried(Ctx),
 }
 
 impl Entry {
     fn ctx(&self) -> &Ctx {
         match self {
-            Entry::Tracing(_, c) => c,
+            Entry::Tracing(_, c) | Entry::Carried(c) => c,
             Entry::Frame(f) => &f.ctx,
         }
     }
@@ -524,14 +544,30 @@ pub(crate) fn reparent_tracing(id: &tracing::Id, remote: &SpanContext) {
     });
 }
 
-/// The context of the innermost frame, when a frame is the innermost span
-/// on this thread (a `tracing` span opened now is its child).
+/// The context of the innermost frame (or carried context), when one is
+/// the innermost span on this thread: a `tracing` span opened now is its
+/// child. `None` when the registry knows the innermost span.
 pub(crate) fn innermost_frame() -> Option<Ctx> {
     stack(|s| match s.last() {
         Some(Entry::Frame(f)) => Some(f.ctx.clone()),
+        Some(Entry::Carried(c)) => Some(c.clone()),
         _ => None,
     })
     .flatten()
+}
+
+/// Puts a carried context on this thread's stack.
+pub(crate) fn push_carried(ctx: Ctx) {
+    stack(|s| s.push(Entry::Carried(ctx)));
+}
+
+/// Takes the carried context `span_id` off this thread's stack.
+pub(crate) fn pop_carried(span_id: SpanId) {
+    stack(|s| {
+        if let Some(at) = s.iter().rposition(|e| matches!(e, Entry::Carried(c) if c.span_id == span_id)) {
+            s.remove(at);
+        }
+    });
 }
 
 /// When the innermost span on this thread is a frame: whether it is sampled.
