@@ -42,6 +42,14 @@ row "#[llm_call] enabled / tracing-opentelemetry" "$llm" "$(ratio "$llm" "$to")"
 row "raw OpenTelemetry SDK (span + 3 histogram records)" "$raw" "$(ratio "$raw" "$cp")" "x plain"
 row "tracing::instrument + tracing-opentelemetry (+ records)" "$to" "$(ratio "$to" "$cp")" "x plain"
 row "fastrace root span, discarding reporter" "$(m compare f_fastrace)" "$(ratio "$(m compare f_fastrace)" "$cp")" "x plain"
+tr=$(m compare b_traced); child=$(m compare h_traced_child); fchild=$(m compare g_fastrace_child)
+row "#[traced] child under a #[traced] parent / fastrace child" "$child" "$(ratio "$child" "$fchild")" "<= 1.50"
+row "#[agent] child / #[traced] child" "$(m compare i_agent_child)" "$(ratio "$(m compare i_agent_child)" "$child")" "<= 1.20"
+row "#[tool_call] child / #[traced] child" "$(m compare j_tool_call_child)" "$(ratio "$(m compare j_tool_call_child)" "$child")" "<= 1.20"
+row "#[llm_call] enabled / raw OpenTelemetry SDK (target)" "$llm" "$(ratio "$llm" "$raw")" "<= 0.35"
+user=$(m compare k_traced_user_subscriber); top=$(m compare l_tracing_opentelemetry_plain)
+row "#[traced], registry().with(observra::layer()) / tracing-otel" "$user" "$(ratio "$user" "$top")" "<= 0.50"
+row "fastrace child span under a local parent" "$fchild" "$(ratio "$fchild" "$cp")" "x plain"
 echo
 grep '^throughput:' "$out/throughput.txt"
 grep -h 'observra pipeline' "$out/compare.err" || true

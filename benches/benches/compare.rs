@@ -10,7 +10,16 @@
 //! - `e_tracing_opentelemetry`: `#[tracing::instrument]` through
 //!   tracing-opentelemetry 0.34 (its default layer), plus the same records;
 //! - `f_fastrace`: a fastrace root span with the same properties (fastrace
-//!   has no metrics: the floor of what a span can cost).
+//!   has no metrics: the floor of what a span can cost);
+//! - `g_fastrace_child`: a fastrace `LocalSpan` under a local parent, the
+//!   fastest span fastrace has, against which `h_traced_child` (`#[traced]`
+//!   under a `#[traced]` parent, observra's own subscriber) is measured;
+//! - `i_agent_child`, `j_tool_call_child`: `#[agent]` and `#[tool_call]`
+//!   under the same parent (their spans, totals cells and metrics);
+//! - `k_traced_user_subscriber`: `#[traced]` with a subscriber the user
+//!   built (`registry().with(observra::layer())`), against
+//!   `l_tracing_opentelemetry_plain`: `#[tracing::instrument]` through
+//!   tracing-opentelemetry's default layer, the same plain span.
 //!
 //! Every exporter discards (`Ok` and nothing else); batch processors stay on
 //! as in production. Ratios: `bash benches/ratios.sh`.
@@ -85,6 +94,70 @@ fn plain(x: u64) -> u64 {
 #[observra::traced]
 #[inline(never)]
 fn traced_fn(x: u64) -> u64 {
+    work(x)
+}
+
+#[observra::agent(name = "bench")]
+#[inline(never)]
+fn agent_fn(x: u64) -> u64 {
+    work(x)
+}
+
+#[observra::tool_call(name = "lookup")]
+#[inline(never)]
+fn tool_fn(x: u64) -> u64 {
+    work(x)
+}
+
+#[tracing::instrument(name = "traced_fn", skip_all)]
+#[inline(never)]
+fn tracing_otel_plain(x: u64) -> u64 {
+    work(x)
+}
+
+/// Runs `f` inside a `#[traced]` parent: its children are local children.
+#[observra::traced]
+#[inline(never)]
+fn parent(f: impl FnOnce()) {
+    f()
+}
+
+/// fastrace's local parent for `g_fastrace_child`, replaced every
+/// [`FASTRACE_CHILDREN`] children: a local parent holds at most 10,240 and
+/// then silently stops recording, which would flatter fastrace.
+struct FastraceParent {
+    // fastrace does not name its guard type.
+    _guard: Box<dyn std::any::Any>,
+    _root: fastrace::Span,
+    children: u32,
+}
+
+const FASTRACE_CHILDREN: u32 = 5_000;
+
+thread_local! {
+    static FASTRACE_PARENT: std::cell::RefCell<Option<FastraceParent>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Makes sure a fastrace local parent with room is set (outside the timed part).
+fn fastrace_parent() -> u64 {
+    FASTRACE_PARENT.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.as_ref().is_none_or(|p| p.children >= FASTRACE_CHILDREN) {
+            *p = None;
+            let root = fastrace::Span::root("parent", fastrace::prelude::SpanContext::random());
+            let guard = root.set_local_parent();
+            *p = Some(FastraceParent { _guard: Box::new(guard), _root: root, children: 0 });
+        }
+        if let Some(p) = p.as_mut() {
+            p.children += 1;
+        }
+    });
+    idle()
+}
+
+#[inline(never)]
+fn fastrace_child(x: u64) -> u64 {
+    let _span = fastrace::local::LocalSpan::enter_with_local_parent("traced_fn");
     work(x)
 }
 
@@ -191,6 +264,7 @@ fn fastrace_span(x: u64) -> u64 {
 
 static RAW: std::sync::OnceLock<Raw> = std::sync::OnceLock::new();
 static TRACING_OTEL: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+static USER_SUBSCRIBER: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
 
 fn main() {
     // observra: metrics aggregate in a pull reader nobody scrapes; spans go
@@ -217,6 +291,7 @@ fn main() {
     let otel_layer = tracing_opentelemetry::layer().with_tracer(tracer_provider.tracer("tracing-otel"));
     let _ = TRACING_OTEL.set(tracing::Dispatch::new(tracing_subscriber::registry().with(otel_layer)));
     let _ = RAW.set(raw);
+    let _ = USER_SUBSCRIBER.set(tracing::Dispatch::new(tracing_subscriber::registry().with(observra::layer())));
 
     fastrace::set_reporter(DiscardReporter, fastrace::collector::Config::default());
 
@@ -310,4 +385,47 @@ fn e_tracing_opentelemetry(b: Bencher) {
 #[divan::bench(sample_count = SAMPLES, sample_size = SIZE)]
 fn f_fastrace(b: Bencher) {
     b.with_inputs(idle).bench_local_values(fastrace_span);
+}
+
+/// A fastrace `LocalSpan` under a local parent (no metrics).
+#[divan::bench(sample_count = SAMPLES, sample_size = SIZE)]
+fn g_fastrace_child(b: Bencher) {
+    b.with_inputs(fastrace_parent).bench_local_values(fastrace_child);
+    FASTRACE_PARENT.with(|p| p.borrow_mut().take());
+}
+
+/// `#[traced]` under a `#[traced]` parent (observra's own subscriber).
+#[divan::bench(sample_count = SAMPLES, sample_size = SIZE)]
+fn h_traced_child(b: Bencher) {
+    parent(|| b.with_inputs(room).bench_local_values(traced_fn));
+}
+
+/// `#[agent]` under a `#[traced]` parent.
+#[divan::bench(sample_count = SAMPLES, sample_size = SIZE)]
+fn i_agent_child(b: Bencher) {
+    parent(|| b.with_inputs(room).bench_local_values(agent_fn));
+}
+
+/// `#[tool_call]` under a `#[traced]` parent.
+#[divan::bench(sample_count = SAMPLES, sample_size = SIZE)]
+fn j_tool_call_child(b: Bencher) {
+    parent(|| b.with_inputs(room).bench_local_values(tool_fn));
+}
+
+/// `#[traced]` with a subscriber the user built: `registry().with(observra::layer())`.
+#[divan::bench(sample_count = SAMPLES, sample_size = SIZE)]
+fn k_traced_user_subscriber(b: Bencher) {
+    let dispatch = USER_SUBSCRIBER.get().expect("set up");
+    tracing::dispatcher::with_default(dispatch, || {
+        b.with_inputs(room).bench_local_values(traced_fn);
+    });
+}
+
+/// `#[tracing::instrument]` through tracing-opentelemetry: the same plain span.
+#[divan::bench(sample_count = SAMPLES, sample_size = SIZE)]
+fn l_tracing_opentelemetry_plain(b: Bencher) {
+    let dispatch = TRACING_OTEL.get().expect("set up");
+    tracing::dispatcher::with_default(dispatch, || {
+        b.with_inputs(idle).bench_local_values(tracing_otel_plain);
+    });
 }

@@ -15,6 +15,12 @@
 //!    threads take the CPU the exporter and the in-process receiver need, so
 //!    on 2 cores that figure measures CPU sharing more than the pipeline.)
 //!
+//! 3. The same two runs through the raw OpenTelemetry SDK (its
+//!    `BatchSpanProcessor`, same queue and batch sizes and schedule, and
+//!    its OTLP/HTTP exporter) into the same receiver, with the same span
+//!    shape: the baseline observra's figures are divided by. The SDK drops
+//!    silently, so its drops are what was made and did not arrive.
+//!
 //! Prints one line per run, `throughput: ...`, that `benches/ratios.sh`
 //! collects.
 
@@ -43,22 +49,122 @@ fn install(rx: &Receiver, queue: usize, batch: usize) -> observra::Guard {
         .expect("install")
 }
 
-fn flat_out(threads: usize, queue: usize, batch: usize) {
+/// Which pipeline carries the spans.
+#[derive(Clone, Copy)]
+enum System {
+    Observra,
+    RawSdk,
+}
+
+/// A running pipeline: how to make one span, and how to end the run.
+struct Run {
+    make: Arc<dyn Fn(u64) + Send + Sync>,
+    end: Box<dyn FnOnce()>,
+    /// Spans observra counted as dropped or failed before the run.
+    before: observra::Health,
+}
+
+fn start(system: System, rx: &Receiver, queue: usize, batch: usize) -> Run {
+    let before = observra::health();
+    match system {
+        System::Observra => {
+            let guard = install(rx, queue, batch);
+            Run {
+                make: Arc::new(|i| {
+                    unit(i);
+                }),
+                end: Box::new(move || {
+                    let _ = observra::flush();
+                    drop(guard);
+                }),
+                before,
+            }
+        }
+        System::RawSdk => {
+            use opentelemetry::trace::{Tracer as _, TracerProvider as _};
+            use opentelemetry_otlp::WithExportConfig as _;
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_endpoint(format!("{}/v1/traces", rx.http_endpoint()))
+                .build()
+                .expect("exporter");
+            let config = opentelemetry_sdk::trace::BatchConfigBuilder::default()
+                .with_max_queue_size(queue)
+                .with_max_export_batch_size(batch)
+                .with_scheduled_delay(Duration::from_millis(50))
+                .build();
+            let processor =
+                opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter).with_batch_config(config).build();
+            let provider =
+                opentelemetry_sdk::trace::SdkTracerProvider::builder().with_span_processor(processor).build();
+            let tracer = provider.tracer("throughput");
+            Run {
+                // The same span as `unit`'s: its name and its two attributes.
+                make: Arc::new(move |i| {
+                    use opentelemetry::trace::Span as _;
+                    let mut span = tracer
+                        .span_builder("unit")
+                        .with_attributes([
+                            opentelemetry::KeyValue::new("gen_ai.operation.name", "chat"),
+                            opentelemetry::KeyValue::new("gen_ai.request.model", "gpt-4o-mini"),
+                        ])
+                        .start(&tracer);
+                    std::hint::black_box(i.wrapping_mul(31));
+                    span.end();
+                }),
+                end: Box::new(move || {
+                    let _ = provider.force_flush();
+                    let _ = provider.shutdown();
+                }),
+                before,
+            }
+        }
+    }
+}
+
+/// How a system is named in the output.
+fn name(system: System) -> &'static str {
+    match system {
+        System::Observra => "observra",
+        System::RawSdk => "raw SDK",
+    }
+}
+
+/// Made, received and dropped after a run; checks observra's accounting.
+fn finish(system: System, run: Run, rx: &Receiver, made: u64) -> (u64, u64) {
+    let before = run.before;
+    (run.end)();
+    let after = observra::health();
+    let received = rx.span_count();
+    let dropped = match system {
+        System::Observra => {
+            let exported = after.spans_exported - before.spans_exported;
+            let dropped = after.spans_dropped - before.spans_dropped;
+            let failed = after.spans_failed - before.spans_failed;
+            assert_eq!(received, exported, "what health() counts as exported is what arrived");
+            assert_eq!(made, exported + dropped + failed, "every span accounted");
+            dropped + failed
+        }
+        System::RawSdk => made.saturating_sub(received),
+    };
+    (received, dropped)
+}
+
+fn flat_out(system: System, threads: usize, queue: usize, batch: usize) -> f64 {
     let rx = Receiver::start();
     rx.set_count_only(true);
-    let before = observra::health();
-    let guard = install(&rx, queue, batch);
+    let run = start(system, &rx, queue, batch);
     let stop = Arc::new(AtomicBool::new(false));
     let made = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
+    let begun = Instant::now();
     let workers: Vec<_> = (0..threads)
         .map(|_| {
-            let (stop, made) = (stop.clone(), made.clone());
+            let (stop, made, make) = (stop.clone(), made.clone(), run.make.clone());
             std::thread::spawn(move || {
                 let mut n = 0;
                 while !stop.load(Ordering::Relaxed) {
                     for _ in 0..64 {
-                        unit(n);
+                        make(n);
                         n += 1;
                     }
                 }
@@ -71,64 +177,75 @@ fn flat_out(threads: usize, queue: usize, batch: usize) {
     for w in workers {
         let _ = w.join();
     }
-    let _ = observra::flush();
-    drop(guard);
-    let elapsed = start.elapsed();
-    let after = observra::health();
-    let received = rx.span_count();
     let produced = made.load(Ordering::Relaxed);
-    let exported = after.spans_exported - before.spans_exported;
-    let dropped = after.spans_dropped - before.spans_dropped;
-    assert_eq!(received, exported, "what health() counts as exported is what arrived");
-    assert_eq!(produced, exported + dropped + (after.spans_failed - before.spans_failed), "every span accounted");
+    let (received, dropped) = finish(system, run, &rx, produced);
+    let elapsed = begun.elapsed();
+    let rate = received as f64 / elapsed.as_secs_f64();
     println!(
-        "throughput: flat out, {threads} thread(s), queue {queue}, batch {batch}: produced {produced} in {:.2} s, \
-         received {received} ({:.0} spans/s), dropped {dropped}",
+        "throughput: {}: flat out, {threads} thread(s), queue {queue}, batch {batch}: produced {produced} in {:.2} s, \
+         received {received} ({rate:.0} spans/s), dropped {dropped}",
+        name(system),
         elapsed.as_secs_f64(),
-        received as f64 / elapsed.as_secs_f64()
     );
+    rate
 }
 
-fn paced(rate: u64, seconds: u64) {
+/// Whether `rate` spans/s for `seconds` arrived without a drop.
+fn paced(system: System, rate: u64, seconds: u64) -> bool {
     let rx = Receiver::start();
     rx.set_count_only(true);
-    let before = observra::health();
-    let guard = install(&rx, 2048, 512);
-    let start = Instant::now();
+    let run = start(system, &rx, 2048, 512);
+    let begun = Instant::now();
     let total = rate * seconds;
     let mut n = 0;
     while n < total {
         // Catch up to the schedule in small bursts, then wait for it.
-        let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
+        let due = (begun.elapsed().as_secs_f64() * rate as f64) as u64;
         while n < due.min(total) {
-            unit(n);
+            (run.make)(n);
             n += 1;
         }
         std::thread::sleep(Duration::from_micros(200));
     }
-    let made_in = start.elapsed();
-    let _ = observra::flush();
-    drop(guard);
-    let after = observra::health();
-    let received = rx.span_count();
-    let dropped = after.spans_dropped - before.spans_dropped;
-    assert_eq!(received + dropped + (after.spans_failed - before.spans_failed), total, "every span accounted");
+    let made_in = begun.elapsed();
+    let (received, dropped) = finish(system, run, &rx, total);
     println!(
-        "throughput: paced at {rate} spans/s for {seconds} s ({:.2} s): produced {total}, received {received}, \
+        "throughput: {}: paced at {rate} spans/s for {seconds} s ({:.2} s): produced {total}, received {received}, \
          dropped {dropped}",
+        name(system),
         made_in.as_secs_f64()
     );
+    dropped == 0
 }
 
 fn main() {
-    // Warm-up (connections, allocator).
-    paced(10_000, 1);
-    flat_out(1, 2048, 512);
-    flat_out(2, 2048, 512);
-    flat_out(2, 65_536, 4096);
-    paced(50_000, 3);
-    // The highest paced rate the pipeline carries without a drop.
-    for rate in [100_000, 150_000, 200_000, 250_000, 300_000] {
-        paced(rate, 2);
+    let mut best = Vec::new();
+    for system in [System::RawSdk, System::Observra] {
+        // Warm-up (connections, allocator).
+        paced(system, 10_000, 1);
+        let flat = flat_out(system, 1, 2048, 512).max(flat_out(system, 2, 2048, 512));
+        if let System::Observra = system {
+            flat_out(system, 2, 65_536, 4096);
+            paced(system, 50_000, 3);
+        }
+        // The highest paced rate the pipeline carries without a drop.
+        let mut highest = 0;
+        for rate in [100_000, 150_000, 200_000, 250_000, 300_000, 400_000] {
+            if paced(system, rate, 2) {
+                highest = rate;
+            }
+        }
+        best.push((system, flat, highest));
     }
+    let (raw_flat, raw_paced) = (best[0].1, best[0].2);
+    let (obs_flat, obs_paced) = (best[1].1, best[1].2);
+    println!(
+        "throughput: ratio observra / raw SDK: flat out {:.0} / {:.0} spans/s = {:.2}x; highest paced rate with no drop {} / {} = {:.2}x",
+        obs_flat,
+        raw_flat,
+        obs_flat / raw_flat.max(1.0),
+        obs_paced,
+        raw_paced,
+        obs_paced as f64 / (raw_paced.max(1)) as f64
+    );
 }

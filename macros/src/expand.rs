@@ -11,6 +11,9 @@ use syn::{AttrStyle, FnArg, Ident, ItemFn, LitStr, Pat, ReturnType, Type};
 
 use crate::args::{AttrValue, Common, Errors, RawArg, allowed, parse_raw};
 
+/// The span kinds `#[traced(kind = ...)]` accepts.
+const KINDS: &[&str] = &["client", "server", "internal", "producer", "consumer"];
+
 /// `tracing` callsites hold at most 32 fields.
 const MAX_FIELDS: usize = 32;
 
@@ -483,7 +486,7 @@ pub fn traced(args: TokenStream, item: TokenStream) -> TokenStream {
         for arg in raw {
             match arg.key.to_string().as_str() {
                 "name" => name = arg.lit_str(errors),
-                "kind" => kind = arg.choice(crate::genai::KINDS, errors),
+                "kind" => kind = arg.choice(KINDS, errors),
                 "metrics" => metrics = arg.flag(errors),
                 _ => {}
             }

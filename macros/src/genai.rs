@@ -11,8 +11,6 @@ use syn::{ItemFn, LitStr, ReturnType};
 use crate::expand::{SpanPlan, impl_trait_bounds, run};
 use crate::semconv as sc;
 
-/// The span kinds `#[traced(kind = ...)]` accepts.
-pub const KINDS: &[&str] = &["client", "server", "internal", "producer", "consumer"];
 const TOOL_TYPES: &[&str] = &["function", "extension", "datastore"];
 const RESPONSE_MODES: &[&str] = &["auto", "manual"];
 

@@ -10,71 +10,22 @@ use std::fmt::{Debug, Display};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::SystemTime;
 
-use opentelemetry::trace::Event;
-use opentelemetry::{Key, KeyValue, StringValue, Value};
+use opentelemetry::{Key, StringValue, Value};
 pub use tracing;
 use tracing::Span;
 use tracing::span::EnteredSpan;
 
-use crate::layer::with_record;
-pub use crate::record::Frame;
+pub use crate::base::frame::{Frame, Site, StaticAttr};
 pub use crate::record::call::{
-    FrameInstrumented, FrameSpan, FrameStart, FrameSync, Site, StaticAttr, begin as frame_begin,
-    instrument as frame_instrument,
+    FrameInstrumented, FrameSpan, FrameStart, FrameSync, begin as frame_begin, instrument as frame_instrument,
 };
-use crate::semconv as sc;
+use crate::record::layer::with_record;
+pub use crate::record::target::{Target, record_error, set_attribute};
+use crate::record::target::{fail, with_sink};
 pub use opentelemetry::trace::SpanKind;
 
-/// What the macros' helpers record on: a `tracing` span, or a call on the
-/// frame path. Either way the record is a [`Frame`].
-pub trait Target {
-    /// True when nothing is being recorded.
-    fn disabled(&self) -> bool;
-    /// Runs `f` on the frame, if there is one.
-    fn with_frame_dyn(&self, f: &mut dyn FnMut(&mut Frame));
-}
-
-impl Target for Span {
-    #[inline]
-    fn disabled(&self) -> bool {
-        self.is_disabled()
-    }
-    fn with_frame_dyn(&self, f: &mut dyn FnMut(&mut Frame)) {
-        with_record(self, |r| f(r));
-    }
-}
-
-impl Target for FrameSpan {
-    #[inline]
-    fn disabled(&self) -> bool {
-        self.is_disabled()
-    }
-    fn with_frame_dyn(&self, f: &mut dyn FnMut(&mut Frame)) {
-        self.with(|frame| f(frame));
-    }
-}
-
-impl<T: Target + ?Sized> Target for &T {
-    #[inline]
-    fn disabled(&self) -> bool {
-        (**self).disabled()
-    }
-    fn with_frame_dyn(&self, f: &mut dyn FnMut(&mut Frame)) {
-        (**self).with_frame_dyn(f)
-    }
-}
-
-/// Runs `f` once on the frame of `target`, if there is one.
-pub(crate) fn with_sink<T: Target + ?Sized>(target: &T, f: impl FnOnce(&mut Frame)) {
-    let mut f = Some(f);
-    target.with_frame_dyn(&mut |sink| {
-        if let Some(f) = f.take() {
-            f(sink)
-        }
-    });
-}
+use crate::semconv as sc;
 
 /// Keeps a sync function's span entered for the call and notices panics.
 pub struct SyncSpan {
@@ -168,49 +119,6 @@ impl<F: Future> Future for Instrumented<F> {
 /// Marks `span` failed (`panic`, `cancelled`) unless a failure is already recorded.
 pub fn record_failure(span: &Span, error_type: &'static str, message: &'static str) {
     fail(span, error_type, message);
-}
-
-/// Marks `target` failed (`panic`, `cancelled`) unless a failure is already recorded.
-pub(crate) fn fail<T: Target + ?Sized>(target: &T, error_type: &'static str, message: &'static str) {
-    with_sink(target, |r| {
-        if !r.has_error() {
-            r.set_error(Cow::Borrowed(error_type), message.to_string());
-        }
-    });
-}
-
-/// Records an `Err` return: status ERROR with the message, `error.type`,
-/// and an `exception` event with the error's type and message.
-pub fn record_error<T: Target + ?Sized>(
-    span: &T,
-    error_type: Cow<'static, str>,
-    message: String,
-    exception_type: &'static str,
-) {
-    with_sink(span, |r| {
-        let event = Event::new(
-            sc::EXCEPTION_EVENT,
-            SystemTime::now(),
-            vec![
-                KeyValue::new(sc::EXCEPTION_TYPE, exception_type),
-                KeyValue::new(sc::EXCEPTION_MESSAGE, message.clone()),
-            ],
-            0,
-        );
-        r.add_event(event);
-        r.set_error(error_type, message);
-    });
-}
-
-/// Sets a typed attribute on `span` (arrays stay arrays). `None` sets nothing.
-#[inline]
-pub fn set_attribute<S: Target + ?Sized, T: crate::AttributeValue + ?Sized>(span: &S, key: &'static str, value: &T) {
-    if span.disabled() {
-        return;
-    }
-    if let Some(v) = value.to_attribute_value() {
-        with_sink(span, |r| r.set_attribute(Key::from_static_str(key), v));
-    }
 }
 
 /// Sets the exported name of `span`.

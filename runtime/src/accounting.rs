@@ -14,8 +14,8 @@ use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
 
 use crate::budget::{Budget, BudgetCallback, BudgetEvent, BudgetKind, Window};
 use crate::cost::CostTable;
-use crate::genai::Usage;
 use crate::semconv::{self as sc, metrics as m, operation as op};
+use crate::usage::Usage;
 
 /// The GenAI instruments, built once per pipeline.
 #[derive(Clone)]

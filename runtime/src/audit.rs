@@ -33,29 +33,7 @@ use sha2::{Digest, Sha256};
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Problems reading an encrypted or chained file back.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AuditError {
-    /// The file could not be read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// A line could not be decrypted or parsed.
-    #[error("{path}:{line}: {reason}")]
-    Line {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong.
-        reason: String,
-    },
-}
+pub use crate::error::AuditError;
 
 /// Parses a 32-byte key given as base64 or hex.
 pub fn parse_key(text: &str) -> Result<[u8; 32], String> {
@@ -139,7 +117,7 @@ impl Sealer {
                             m.insert("recovery".into(), json!(true));
                             m.insert("fragment_bytes".into(), json!(bytes));
                             m.insert("fragment_sha256".into(), json!(sha));
-                            m.insert("time".into(), json!(crate::jsonl::rfc3339(std::time::SystemTime::now())));
+                            m.insert("time".into(), json!(rfc3339(std::time::SystemTime::now())));
                             m
                         });
                         (r.seq, r.prev)
@@ -192,7 +170,7 @@ impl Sealer {
         let chain = self.chain.as_mut()?;
         let mut obj = Map::new();
         obj.insert("seal".into(), json!(true));
-        obj.insert("time".into(), json!(crate::jsonl::rfc3339(std::time::SystemTime::now())));
+        obj.insert("time".into(), json!(rfc3339(std::time::SystemTime::now())));
         chain.link(&mut obj);
         Some(Value::Object(obj))
     }
@@ -366,7 +344,30 @@ pub(crate) fn recover(path: &Path, key: &[u8; 32]) -> Result<Recovered, AuditErr
 
 /// A time as RFC 3339 UTC with nanoseconds, as JSONL records write it.
 pub fn rfc3339(t: std::time::SystemTime) -> String {
-    crate::jsonl::rfc3339(t)
+    use std::fmt::Write as _;
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (Howard Hinnant's algorithm), valid for all u64 days we meet.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let mut s = String::with_capacity(30);
+    let _ = write!(
+        s,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        d.subsec_nanos()
+    );
+    s
 }
 
 /// `spans.jsonl` → `spans.jsonl.head`.

@@ -12,6 +12,8 @@
 //! `produced == queued + exporting + exported + failed + dropped` holds for
 //! each leg (and so for their sums, which [`crate::health`] reports).
 
+use crate::base::deadline::{SendFailure, send_within, until};
+use crate::base::state::{ASSEMBLY_FAILED, ORPHANED};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
@@ -23,8 +25,6 @@ use opentelemetry::KeyValue;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
-
-use crate::config::BatchSettings;
 
 /// How many recent export calls the latency percentiles are computed over.
 const LATENCY_WINDOW: usize = 256;
@@ -171,13 +171,6 @@ struct Registry {
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry { live: Vec::new(), retired: Totals::ZERO });
-
-/// Spans that ended after their pipeline stopped: dropped, counted here.
-pub(crate) static ORPHANED: AtomicU64 = AtomicU64::new(0);
-
-/// Spans whose assembly panicked (on the metrics thread): lost before
-/// reaching any backend, so counted here as produced and dropped.
-pub(crate) static ASSEMBLY_FAILED: AtomicU64 = AtomicU64::new(0);
 
 /// Export durations as an OTel histogram, set while a meter is installed.
 pub(crate) static EXPORT_DURATION: std::sync::RwLock<Option<opentelemetry::metrics::Histogram<f64>>> =
@@ -339,7 +332,7 @@ impl BatchProcessor {
             redactor,
         };
         let spawned = std::thread::Builder::new().name(format!("observra-{name}")).spawn(move || {
-            crate::layer::suppress_current_thread();
+            crate::base::state::suppress_current_thread();
             worker.run()
         });
         let handle = match spawned {
@@ -436,36 +429,38 @@ impl BatchProcessor {
     }
 }
 
-/// `now + d`, saturating: a deadline of `Duration::MAX` means "no deadline"
-/// (a hundred years), never an overflow panic.
-pub(crate) fn until(d: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(d).or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400))).unwrap_or(now)
+/// Bounds of the span batch processor.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchSettings {
+    /// Whether message content may leave at all (capture is on); when not,
+    /// the conventions' content attributes are removed from every span.
+    pub content_allowed: bool,
+    /// The span limits and the request size bound.
+    pub limits: crate::limits::SpanLimits,
+    pub max_queue_size: usize,
+    pub max_export_batch_size: usize,
+    pub scheduled_delay: Duration,
 }
 
-/// Why [`send_within`] could not send.
-pub(crate) enum SendFailure {
-    /// The receiving thread has stopped.
-    Stopped,
-    /// The channel stayed full until the deadline.
-    TimedOut,
-}
+/// Every backend's processor: a span is handed to each.
+pub(crate) struct FanOut(pub(crate) Vec<BatchProcessor>);
 
-/// Sends `msg` on a small control channel, retrying briefly while it is
-/// momentarily full, until `until`.
-pub(crate) fn send_within<T>(tx: &SyncSender<T>, mut msg: T, until: Instant) -> Result<(), SendFailure> {
-    loop {
-        match tx.try_send(msg) {
-            Ok(()) => return Ok(()),
-            Err(TrySendError::Disconnected(_)) => return Err(SendFailure::Stopped),
-            Err(TrySendError::Full(m)) => {
-                if Instant::now() >= until {
-                    return Err(SendFailure::TimedOut);
-                }
-                msg = m;
-                std::thread::sleep(Duration::from_millis(1));
+impl FanOut {
+    /// Hands `span` to every backend: every leg but the last gets a copy.
+    pub(crate) fn submit(&self, span: SpanData) {
+        if let Some((last, rest)) = self.0.split_last() {
+            for p in rest {
+                p.on_end(span.clone());
             }
+            last.on_end(span);
         }
+    }
+}
+
+impl std::ops::Deref for FanOut {
+    type Target = [BatchProcessor];
+    fn deref(&self) -> &[BatchProcessor] {
+        &self.0
     }
 }
 

@@ -1,179 +1,93 @@
 //! The collector: one thread, off every caller, that turns closed
 //! [`Frame`]s into `SpanData` and the GenAI, agent and function metrics.
 //!
-//! Callers queue frames on a bounded channel ([`Collector::send`]); the
-//! `observra-collector` thread sleeps on a timer and a control channel,
-//! never on the data, so a call costs a slot write, not a futex wake. Here,
+//! Callers queue frames on a bounded queue ([`crate::base::queue`]). Here,
 //! once per span: the cost of a model call (unless the caller already
 //! worked it out for a budget), the conventions' metrics with their exact
 //! names, units and buckets, the totals an agent or workflow carries, the
-//! details event, and the span itself, handed to every backend. A full
-//! queue drops the frame and counts it (`health().spans_dropped`, and
-//! `metric_jobs_dropped` for its metrics).
+//! details event, and the span itself, handed to every backend at once
+//! ([`FanOut`]).
 
 use std::borrow::Cow;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 
 use opentelemetry::trace::{Event, SpanContext, SpanKind, Status, TraceFlags};
 use opentelemetry::{Key, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
 use crate::accounting::{self, Deferred, Instruments};
-use crate::genai::Usage;
-use crate::pipeline::Pipeline;
-use crate::record::{Frame, More, StatusCode};
+use crate::base::frame::{Frame, More, StatusCode};
+use crate::base::queue::{Control, FrameQueue, QueueEnd};
+use crate::base::state::{ASSEMBLY_FAILED, Installed, METRIC_JOBS_DROPPED, ORPHANED, suppress_current_thread};
+use crate::batch::FanOut;
 use crate::semconv::{self as sc, metrics as m, operation as op};
+use crate::usage::Usage;
 
-/// Frames dropped because the collector's queue was full (their metrics
-/// are lost with them), since the process started.
-pub(crate) static METRIC_JOBS_DROPPED: AtomicU64 = AtomicU64::new(0);
-
-enum Control {
-    /// The queue holds a batch: drain it now.
-    Wake,
-    /// Reply once everything queued before is handled.
-    Flush(SyncSender<()>),
-    Stop(SyncSender<()>),
-}
-
-/// The queue of the `observra-collector` thread.
-pub(crate) struct Collector {
-    frames: SyncSender<Frame>,
-    control: SyncSender<Control>,
-    depth: Arc<AtomicUsize>,
-    wake_sent: Arc<AtomicBool>,
-}
-
-impl Collector {
-    /// Bound of the queue.
-    const CAPACITY: usize = 8192;
-    /// Depth at which a caller wakes the thread.
-    const WAKE_AT: usize = 512;
-    /// How often the thread drains the queue when nobody wakes it.
-    const TICK: Duration = Duration::from_millis(20);
-
-    /// Starts the `observra-collector` thread for `pipeline`, recording
-    /// metrics on `ins` when a meter is installed.
-    pub(crate) fn start(ins: Option<Instruments>, pipeline: std::sync::Weak<Pipeline>) -> std::io::Result<Self> {
-        let (frames, frames_rx) = std::sync::mpsc::sync_channel::<Frame>(Self::CAPACITY);
-        let (control, control_rx) = std::sync::mpsc::sync_channel::<Control>(16);
-        let depth = Arc::new(AtomicUsize::new(0));
-        let wake_sent = Arc::new(AtomicBool::new(false));
-        let (thread_depth, thread_wake) = (depth.clone(), wake_sent.clone());
-        std::thread::Builder::new().name("observra-collector".into()).spawn(move || {
-            crate::layer::suppress_current_thread();
-            let drain = || drain(&frames_rx, &thread_depth, &pipeline, ins.as_ref());
-            loop {
-                match control_rx.recv_timeout(Self::TICK) {
-                    Ok(Control::Wake) => {
-                        thread_wake.store(false, Ordering::Release);
-                        drain();
-                    }
-                    Ok(Control::Flush(reply)) => {
-                        drain();
-                        let _ = reply.send(());
-                    }
-                    Ok(Control::Stop(reply)) => {
-                        drain();
-                        let _ = reply.send(());
-                        return;
-                    }
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => drain(),
-                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                        drain();
-                        return;
-                    }
+/// Starts the `observra-collector` thread on the receiving end of a queue:
+/// it assembles frames for `installed` (held weakly: the install owns the
+/// queue), hands the spans to `legs` and records metrics on `ins`.
+pub(crate) fn start(
+    end: QueueEnd,
+    ins: Option<Instruments>,
+    legs: Arc<FanOut>,
+    installed: Weak<Installed>,
+) -> std::io::Result<()> {
+    std::thread::Builder::new().name("observra-collector".into()).spawn(move || {
+        suppress_current_thread();
+        let drain = || drain(&end, &installed, &legs, ins.as_ref());
+        loop {
+            match end.control.recv_timeout(FrameQueue::TICK) {
+                Ok(Control::Wake) => {
+                    end.wake_sent.store(false, Ordering::Release);
+                    drain();
+                }
+                Ok(Control::Flush(reply)) => {
+                    drain();
+                    let _ = reply.send(());
+                }
+                Ok(Control::Stop(reply)) => {
+                    drain();
+                    let _ = reply.send(());
+                    return;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => drain(),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    drain();
+                    return;
                 }
             }
-        })?;
-        Ok(Collector { frames, control, depth, wake_sent })
-    }
-
-    /// Queues a closed frame; never blocks. A full queue drops it and
-    /// counts it: the span as dropped, its metrics as a dropped job.
-    /// Always true: the frame is either queued or counted.
-    #[inline]
-    pub(crate) fn send(&self, frame: Frame) -> bool {
-        // Counted before it can be taken, so the depth never dips below zero.
-        let depth = self.depth.fetch_add(1, Ordering::AcqRel) + 1;
-        if let Err(e) = self.frames.try_send(frame) {
-            self.depth.fetch_sub(1, Ordering::AcqRel);
-            let frame = match e {
-                std::sync::mpsc::TrySendError::Full(f) | std::sync::mpsc::TrySendError::Disconnected(f) => f,
-            };
-            if frame.ctx.sampled {
-                crate::batch::ORPHANED.fetch_add(1, Ordering::AcqRel);
-            }
-            METRIC_JOBS_DROPPED.fetch_add(1, Ordering::Relaxed);
-            return true;
         }
-        if depth >= Self::WAKE_AT
-            && !self.wake_sent.load(Ordering::Relaxed)
-            && !self.wake_sent.swap(true, Ordering::AcqRel)
-            && self.control.try_send(Control::Wake).is_err()
-        {
-            self.wake_sent.store(false, Ordering::Release);
-        }
-        true
-    }
-
-    /// Frames queued and not yet taken by the thread.
-    pub(crate) fn depth(&self) -> u64 {
-        self.depth.load(Ordering::Acquire) as u64
-    }
-
-    fn request(&self, make: fn(SyncSender<()>) -> Control, deadline: Duration) -> bool {
-        let (reply, done) = std::sync::mpsc::sync_channel(1);
-        let until = crate::batch::until(deadline);
-        crate::batch::send_within(&self.control, make(reply), until).is_ok()
-            && done.recv_timeout(until.saturating_duration_since(std::time::Instant::now())).is_ok()
-    }
-
-    /// Waits (at most `deadline`) until everything queued so far is handled.
-    pub(crate) fn flush(&self, deadline: Duration) -> bool {
-        self.request(Control::Flush, deadline)
-    }
-
-    /// Handles what is queued and stops the thread, waiting at most `deadline`.
-    pub(crate) fn stop(&self, deadline: Duration) -> bool {
-        self.request(Control::Stop, deadline)
-    }
+    })?;
+    Ok(())
 }
 
 /// Takes every queued frame and assembles it.
-fn drain(
-    frames: &Receiver<Frame>,
-    depth: &AtomicUsize,
-    pipeline: &std::sync::Weak<Pipeline>,
-    ins: Option<&Instruments>,
-) {
+fn drain(end: &QueueEnd, installed: &Weak<Installed>, legs: &FanOut, ins: Option<&Instruments>) {
     let mut taken = 0;
     // Once per drain, not per frame: the count is shared with every span.
-    let p = pipeline.upgrade();
-    while let Ok(frame) = frames.try_recv() {
+    let p = installed.upgrade();
+    while let Ok(frame) = end.frames.try_recv() {
         // The shared depth is updated in steps, not per item: callers write it too.
         taken += 1;
         if taken == 64 {
-            depth.fetch_sub(taken, Ordering::AcqRel);
+            end.depth.fetch_sub(taken, Ordering::AcqRel);
             taken = 0;
         }
         let Some(p) = &p else {
             if frame.ctx.sampled {
-                crate::batch::ORPHANED.fetch_add(1, Ordering::AcqRel);
+                ORPHANED.fetch_add(1, Ordering::AcqRel);
             }
             continue;
         };
         let sampled = frame.ctx.sampled;
         // A panic in a metric reader or a backend's queue must not stop
         // the thread; what it loses is counted.
-        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| assemble(frame, p, ins))).is_ok();
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| assemble(frame, p, legs, ins))).is_ok();
         if !ok {
             METRIC_JOBS_DROPPED.fetch_add(1, Ordering::Relaxed);
             if sampled {
-                crate::batch::ASSEMBLY_FAILED.fetch_add(1, Ordering::AcqRel);
+                ASSEMBLY_FAILED.fetch_add(1, Ordering::AcqRel);
             }
             crate::diag::emit(
                 crate::diag::DiagnosticLevel::Warn,
@@ -181,7 +95,7 @@ fn drain(
             );
         }
     }
-    depth.fetch_sub(taken, Ordering::AcqRel);
+    end.depth.fetch_sub(taken, Ordering::AcqRel);
 }
 
 /// Up to [`Attrs::CAP`] metric attributes, on the stack: recording a metric
@@ -353,7 +267,7 @@ fn span_name(frame: &Frame, more: &More, request: Option<&StringValue>) -> Cow<'
 
 /// Builds the span of a closed frame and records its metrics (on the
 /// collector thread).
-pub(crate) fn assemble(mut frame: Frame, p: &Pipeline, ins: Option<&Instruments>) {
+pub(crate) fn assemble(mut frame: Frame, p: &Installed, legs: &FanOut, ins: Option<&Instruments>) {
     let acc = &p.accounting;
     let more = frame.more.take().map(|m| *m).unwrap_or_default();
     let usage = frame.usage();
@@ -492,7 +406,7 @@ pub(crate) fn assemble(mut frame: Frame, p: &Pipeline, ins: Option<&Instruments>
     };
     let mut links = SpanLinks::default();
     links.links = more.links;
-    p.submit(SpanData {
+    legs.submit(SpanData {
         span_context: SpanContext::new(
             frame.ctx.trace_id,
             frame.ctx.span_id,

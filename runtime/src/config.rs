@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use opentelemetry::KeyValue;
 
+use crate::batch::BatchSettings;
 use crate::budget::{Budget, BudgetCallback, BudgetEvent};
 use crate::content::CaptureMode;
 use crate::cost::{CostTable, Price};
@@ -592,15 +593,6 @@ impl Builder {
         self
     }
 
-    /// Validates the configuration and starts the pipeline.
-    ///
-    /// Returns a guard that flushes and shuts down on drop, within the
-    /// shutdown deadline.
-    pub fn install(self) -> Result<crate::Guard> {
-        let settings = self.resolve()?;
-        crate::pipeline::install(settings)
-    }
-
     /// Resolves builder values, environment and defaults into [`Settings`].
     pub(crate) fn resolve(mut self) -> Result<Settings> {
         let env = std::mem::replace(&mut self.env, EnvSource::Process);
@@ -972,19 +964,6 @@ pub(crate) enum Sink {
     Webhook(crate::webhook::Webhook),
     /// A user's exporter, ready to start.
     Custom(crate::batch::StartLeg),
-}
-
-/// Bounds of the span batch processor.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct BatchSettings {
-    /// Whether message content may leave at all (capture is on); when not,
-    /// the conventions' content attributes are removed from every span.
-    pub content_allowed: bool,
-    /// The span limits and the request size bound.
-    pub limits: crate::limits::SpanLimits,
-    pub max_queue_size: usize,
-    pub max_export_batch_size: usize,
-    pub scheduled_delay: Duration,
 }
 
 /// The webhook settings: the builder's, or the `OBSERVRA_WEBHOOK_*` variables.

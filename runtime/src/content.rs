@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use opentelemetry::{Key, KeyValue, Value};
 use serde_json::{Value as Json, json};
 
-use crate::record::Frame;
+use crate::base::frame::Frame;
 
 /// Where captured content goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

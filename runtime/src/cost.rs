@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use serde::Deserialize;
 
 use crate::error::{Error, Result, Setting};
-use crate::genai::Usage;
+use crate::usage::Usage;
 
 /// Prices of one model, USD per million tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]

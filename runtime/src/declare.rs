@@ -7,7 +7,7 @@
 //! After a re-installation it registers again against the new provider.
 //! Recording with `&'static str` labels allocates nothing on observra's side.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 
 use opentelemetry::metrics::{Counter, Histogram, Meter, ObservableGauge, UpDownCounter};
@@ -69,19 +69,13 @@ impl<T: Into<String>> LabelValue for Unbounded<T> {
     }
 }
 
-/// Bumped at every install and shutdown: lazily-built instruments compare it
-/// to the generation they were built for.
-static GENERATION: AtomicU64 = AtomicU64::new(0);
-static NEXT: AtomicU64 = AtomicU64::new(1);
-
-/// A new generation with a meter (install), or none (shutdown).
-pub(crate) fn set_meter_available(available: bool) {
-    let g = if available { NEXT.fetch_add(1, Ordering::Relaxed) } else { 0 };
-    GENERATION.store(g, Ordering::Release);
-}
-
-fn meter() -> Option<Meter> {
-    crate::pipeline::current().and_then(|p| p.meter())
+/// The install's generation and meter, when one is installed and exports
+/// metrics: lazily-built instruments are rebuilt for each install.
+fn installed_meter() -> Option<(u64, Meter)> {
+    if !crate::base::state::ACTIVE.load(Ordering::Relaxed) {
+        return None;
+    }
+    crate::base::state::with_installed(|g, i| i.meter.clone().map(|m| (g, m))).flatten()
 }
 
 /// What a declaration says about one instrument.
@@ -138,10 +132,7 @@ impl<I: Build> Lazy<I> {
     /// Runs `f` on the instrument; does nothing before `install()`.
     #[inline]
     pub fn with(&self, f: impl FnOnce(&I)) {
-        let generation = GENERATION.load(Ordering::Acquire);
-        if generation == 0 {
-            return;
-        }
+        let Some((generation, meter)) = installed_meter() else { return };
         if let Ok(guard) = self.cell.read() {
             if let Some((g, instrument)) = guard.as_ref() {
                 if *g == generation {
@@ -150,7 +141,6 @@ impl<I: Build> Lazy<I> {
                 }
             }
         }
-        let Some(meter) = meter() else { return };
         let instrument = I::build(&self.spec, &meter);
         f(&instrument);
         if let Ok(mut guard) = self.cell.write() {
@@ -193,8 +183,10 @@ impl LazyGauge {
         // Already known: registered at install (or at its first observe),
         // and its SDK callback reads the function swapped in above.
         if first {
-            if let (Some(meter), Some(p)) = (meter(), crate::pipeline::current()) {
-                p.keep_gauge(Some(self.register(&meter)));
+            if let Some(installed) = crate::base::state::installed() {
+                if let Some(meter) = &installed.meter {
+                    installed.keep_gauge(self.register(meter));
+                }
             }
         }
     }

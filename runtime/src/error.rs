@@ -75,7 +75,7 @@ pub enum Error {
         /// The setting that named the file.
         setting: Setting,
         /// What is wrong, naming the file.
-        source: crate::audit::AuditError,
+        source: AuditError,
     },
     /// Flushing or shutting down did not finish in time or failed.
     #[error("{operation} did not complete: {reason}")]
@@ -108,3 +108,27 @@ impl Error {
 
 /// Result alias for observra's fallible operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Problems reading an encrypted or chained file back.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A line could not be decrypted or parsed.
+    #[error("{path}:{line}: {reason}")]
+    Line {
+        /// The file.
+        path: std::path::PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}

@@ -36,6 +36,7 @@ mod accounting;
 pub mod analytics;
 mod attr_value;
 pub mod audit;
+mod base;
 mod batch;
 mod budget;
 mod collect;
@@ -49,7 +50,6 @@ mod genai;
 mod http_client;
 pub mod integrations;
 mod jsonl;
-mod layer;
 mod limits;
 mod otel_log;
 mod pipeline;
@@ -58,15 +58,13 @@ pub mod propagation;
 mod record;
 pub mod redact;
 pub mod semconv;
-mod span_ref;
-mod stream;
+mod usage;
 pub mod webhook;
 
 #[doc(hidden)]
 pub mod __private;
 
 use std::borrow::Cow;
-use std::sync::atomic::AtomicBool;
 
 pub use attr_value::{ArrayElement, AttributeValue};
 pub use budget::{Budget, BudgetEvent, BudgetKind};
@@ -76,8 +74,8 @@ pub use cost::{CostTable, Price};
 pub use declare::{LabelValue, Unbounded};
 pub use diag::DiagnosticLevel;
 pub use error::{Error, Result, Setting};
+pub use genai::stream::{LlmChunk, LlmStream};
 pub use genai::{LlmCall, LlmResponse, Usage, current_llm_call};
-pub use layer::ObservraLayer;
 pub use observra_macros::{agent, llm_call, metrics, tool_call, traced, workflow};
 /// The `opentelemetry` API crate observra is built on, for version-matched use.
 pub use opentelemetry;
@@ -87,12 +85,9 @@ pub use pipeline::{
     BackendHealth, BackendReport, Health, ShutdownReport, flush, health, meter, prometheus_addr, shutdown,
 };
 pub use record::carry::{Carried, Instrument};
-pub use span_ref::SpanRef;
-pub use stream::{LlmChunk, LlmStream};
+pub use record::layer::ObservraLayer;
+pub use record::span_ref::SpanRef;
 pub use webhook::Webhook;
-
-/// Fast check used by the layer before it looks up the pipeline.
-pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);
 
 /// Starts configuring observra. Finish with [`Builder::install`].
 pub fn init() -> Builder {

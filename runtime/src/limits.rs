@@ -37,7 +37,7 @@ pub const DEFAULT_CONTENT_MAX_BYTES: usize = 64 << 10;
 /// Default bound on one export request's estimated size.
 pub const DEFAULT_EXPORT_MAX_BYTES: usize = 3 << 20;
 /// Default (and highest) count limit: what the recorder keeps per span.
-const COUNT: usize = crate::record::MAX_ATTRIBUTES;
+const COUNT: usize = crate::base::frame::MAX_ATTRIBUTES;
 
 /// The limits in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

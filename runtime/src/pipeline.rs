@@ -13,76 +13,49 @@ use std::time::{Duration, Instant};
 use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
-use opentelemetry_sdk::trace::{RandomIdGenerator, SpanData};
+use opentelemetry_sdk::trace::RandomIdGenerator;
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::batch::{BatchProcessor, BlockOn};
+use crate::base::queue::FrameQueue;
+use crate::base::state::{self, Installed};
+use crate::batch::{BatchProcessor, BlockOn, FanOut};
 use crate::config::{Protocol, Sampler, Settings, SignalSettings, Sink};
 use crate::error::{Error, Result, Setting};
 use crate::jsonl::JsonlExporter;
+use crate::record::layer::OwnSubscriber;
 use crate::semconv as sc;
 
-/// The running pipeline. Spans hold an `Arc` to the pipeline that was
-/// current when they opened, so a span outliving a shutdown is counted as
-/// dropped rather than lost silently.
+/// The running pipeline: what [`crate::base::state`] tells the other layers
+/// about (the installed state), plus what only the composition root uses.
 pub(crate) struct Pipeline {
+    installed: Arc<Installed>,
     /// One per backend; a span goes to each.
-    processors: Vec<BatchProcessor>,
-    pub(crate) sampler: opentelemetry_sdk::trace::Sampler,
-    pub(crate) ids: RandomIdGenerator,
-    pub(crate) scope: InstrumentationScope,
+    processors: Arc<FanOut>,
     meter_provider: Option<SdkMeterProvider>,
     /// The OTLP metric exporter's losses, told at shutdown.
     metrics_diag: Option<Arc<MetricsDiag>>,
     prometheus: std::sync::Mutex<Option<crate::prometheus::Endpoint>>,
-    gauges: std::sync::Mutex<Vec<opentelemetry::metrics::ObservableGauge<f64>>>,
     /// The pipeline's own figures as metrics; kept alive with the pipeline.
     _self_metrics: Option<SelfMetrics>,
-    pub(crate) accounting: crate::accounting::Accounting,
-    /// The collector thread's queue: closed frames become spans and metrics there.
-    pub(crate) collector: Option<crate::collect::Collector>,
     runtime: std::sync::Mutex<Option<tokio::runtime::Runtime>>,
     shutdown_timeout: Duration,
 }
 
-impl Pipeline {
-    pub(crate) fn submit(&self, span: SpanData) {
-        // Fan-out: every leg but the last gets a copy.
-        if let Some((last, rest)) = self.processors.split_last() {
-            for p in rest {
-                p.on_end(span.clone());
-            }
-            last.on_end(span);
-        }
-    }
-
-    /// A meter on this pipeline's provider, if it exports metrics.
-    pub(crate) fn meter(&self) -> Option<opentelemetry::metrics::Meter> {
-        use opentelemetry::metrics::MeterProvider;
-        self.meter_provider.as_ref().map(|mp| mp.meter(sc::SCOPE_NAME))
-    }
-
-    /// Keeps an observable gauge registered for this pipeline's lifetime.
-    pub(crate) fn keep_gauge(&self, gauge: Option<opentelemetry::metrics::ObservableGauge<f64>>) {
-        if let (Some(g), Ok(mut all)) = (gauge, self.gauges.lock()) {
-            all.push(g);
-        }
+impl crate::config::Builder {
+    /// Validates the configuration and starts the pipeline.
+    ///
+    /// Returns a guard that flushes and shuts down on drop, within the
+    /// shutdown deadline.
+    pub fn install(self) -> Result<crate::Guard> {
+        let settings = self.resolve()?;
+        install(settings)
     }
 }
 
 static CURRENT: RwLock<Option<Arc<Pipeline>>> = RwLock::new(None);
 
-/// The registry under observra's own subscriber, with its level filter.
-type FilteredRegistry =
-    tracing_subscriber::layer::Layered<tracing::level_filters::LevelFilter, tracing_subscriber::Registry>;
-/// The `tracing` subscriber [`install`] sets when there is none: observra
-/// is its only consumer, which is what lets model calls take the dedicated
-/// path ([`crate::fast`]).
-pub(crate) type OwnSubscriber =
-    tracing_subscriber::layer::Layered<crate::layer::ObservraLayer<FilteredRegistry>, FilteredRegistry>;
-
 /// The active pipeline, if any.
-pub(crate) fn current() -> Option<Arc<Pipeline>> {
+fn current() -> Option<Arc<Pipeline>> {
     // A lock that ignores poisoning: a panic elsewhere while it was held
     // must never turn telemetry off for the rest of the process.
     CURRENT.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
@@ -277,7 +250,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     // conflict leaves nothing behind.
     let has_global = tracing::dispatcher::has_been_set();
     if has_global {
-        let ours = tracing::dispatcher::get_default(crate::layer::dispatcher_has_layer);
+        let ours = tracing::dispatcher::get_default(crate::record::layer::dispatcher_has_layer);
         if !ours && settings.set_global_subscriber {
             return Err(Error::ForeignSubscriber);
         }
@@ -299,7 +272,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
                 .worker_threads(1)
                 .thread_name("observra-grpc")
                 .enable_all()
-                .on_thread_start(crate::layer::suppress_current_thread)
+                .on_thread_start(state::suppress_current_thread)
                 .build()
                 .map_err(|e| Error::Exporter { backend: "otlp", reason: format!("starting the gRPC runtime: {e}") })?,
         )
@@ -427,21 +400,17 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     let gauges = meter.as_ref().map(crate::declare::register_gauges).unwrap_or_default();
     let legs: Vec<_> = processors.iter().map(|p| p.stats.clone()).collect();
     let self_metrics = meter.as_ref().map(|m| SelfMetrics::register(m, legs));
+    let processors = Arc::new(FanOut(processors));
     let mut collector_error = None;
-    // The metrics thread holds the pipeline weakly: it assembles the
-    // dedicated path's model calls into spans for it.
-    let pipeline = Arc::new_cyclic(|weak| {
-        let collector = match crate::collect::Collector::start(instruments.clone(), weak.clone()) {
-            Ok(q) => Some(q),
-            Err(e) => {
-                collector_error = Some(e);
-                None
-            }
-        };
-        Pipeline {
-            _self_metrics: self_metrics,
-            prometheus: std::sync::Mutex::new(prometheus),
-            gauges: std::sync::Mutex::new(gauges),
+    // The collector thread holds the install weakly: the install owns its queue.
+    let installed = Arc::new_cyclic(|weak| {
+        let (queue, end) = FrameQueue::new();
+        if let Err(e) = crate::collect::start(end, instruments.clone(), processors.clone(), weak.clone()) {
+            collector_error = Some(e);
+        }
+        Installed {
+            ids: RandomIdGenerator::default(),
+            sampler: sdk_sampler(settings.sampler),
             accounting: crate::accounting::Accounting {
                 instruments,
                 prices: settings.prices,
@@ -449,68 +418,66 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
                 budget: settings.budget,
                 callback: settings.budget_callback,
             },
-            collector,
-            processors,
-            sampler: sdk_sampler(settings.sampler),
-            ids: RandomIdGenerator::default(),
+            queue,
             scope: InstrumentationScope::builder(sc::SCOPE_NAME).with_version(env!("CARGO_PKG_VERSION")).build(),
-            meter_provider,
-            metrics_diag,
-            runtime: std::sync::Mutex::new(runtime),
-            shutdown_timeout: settings.shutdown_timeout,
+            meter,
+            gauges: std::sync::Mutex::new(gauges),
         }
+    });
+    let pipeline = Arc::new(Pipeline {
+        installed,
+        _self_metrics: self_metrics,
+        prometheus: std::sync::Mutex::new(prometheus),
+        processors,
+        meter_provider,
+        metrics_diag,
+        runtime: std::sync::Mutex::new(runtime),
+        shutdown_timeout: settings.shutdown_timeout,
     });
     if let Some(e) = collector_error {
         stop_legs(&pipeline, Duration::from_millis(100));
-        return Err(Error::Exporter { backend: "metrics", reason: format!("starting the metrics thread: {e}") });
+        return Err(Error::Exporter { backend: "collector", reason: format!("starting the collector thread: {e}") });
     }
     if let Some(mp) = &pipeline.meter_provider {
         opentelemetry::global::set_meter_provider(mp.clone());
     }
-    let has_meter = pipeline.meter_provider.is_some();
+    let installed = pipeline.installed.clone();
     *current = Some(pipeline);
     drop(current);
 
     if !has_global && settings.set_global_subscriber {
         let subscriber: OwnSubscriber = tracing_subscriber::registry()
             .with(tracing::level_filters::LevelFilter::from_level(settings.max_level))
-            .with(crate::layer::ObservraLayer::gated());
+            .with(crate::record::layer::ObservraLayer::gated());
         // Another thread may have set one in between; then it must carry our layer.
         if tracing::subscriber::set_global_default(subscriber).is_err()
-            && !tracing::dispatcher::get_default(crate::layer::dispatcher_has_layer)
+            && !tracing::dispatcher::get_default(crate::record::layer::dispatcher_has_layer)
         {
             let _ = take_and_stop(Duration::from_millis(100));
             return Err(Error::ForeignSubscriber);
         }
     }
     crate::content::set_mode(settings.capture);
-    crate::declare::set_meter_available(has_meter);
-    crate::record::GENERATION.fetch_add(1, Ordering::AcqRel);
-    crate::record::call::ENABLED.store(settings.fast_path, Ordering::Release);
-    crate::ACTIVE.store(true, Ordering::Release);
+    state::set(installed, settings.fast_path);
     Ok(crate::Guard { active: true })
 }
 
 /// Removes the current pipeline and stops it within its deadline (or `deadline`).
 fn take_and_stop(deadline: Duration) -> Result<ShutdownReport> {
-    crate::ACTIVE.store(false, Ordering::Release);
-    crate::record::call::ENABLED.store(false, Ordering::Release);
+    let _ = state::take();
     crate::content::set_mode(crate::content::CaptureMode::NoContent);
-    crate::declare::set_meter_available(false);
     let taken = CURRENT.write().unwrap_or_else(|p| p.into_inner()).take();
     let Some(pipeline) = taken else { return Err(Error::NotInstalled) };
     let deadline = deadline.min(pipeline.shutdown_timeout);
     let start = Instant::now();
-    let until = crate::batch::until(deadline);
+    let until = crate::base::deadline::until(deadline);
     let mut metrics_error = None;
-    if let Some(q) = &pipeline.collector {
-        // First, so that the model calls it still holds reach the backends
-        // and every metric is recorded before the last collection.
-        if !q.stop(deadline.mul_f64(0.5).max(Duration::from_millis(10))) {
-            metrics_error = Some("the metrics thread did not finish in time".to_string());
-        }
+    // First, so that the spans it still holds reach the backends and every
+    // metric is recorded before the last collection.
+    if !pipeline.installed.queue.stop(deadline.mul_f64(0.5).max(Duration::from_millis(10))) {
+        metrics_error = Some("the collector thread did not finish in time".to_string());
     }
-    crate::record::GENERATION.fetch_add(1, Ordering::AcqRel);
+    state::retire();
     let backends = stop_legs(&pipeline, until.saturating_duration_since(Instant::now()));
     if let Some(mp) = &pipeline.meter_provider {
         let left = until.saturating_duration_since(Instant::now()).max(Duration::from_millis(10));
@@ -552,7 +519,7 @@ fn within(
 ) -> std::result::Result<(), String> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let spawned = std::thread::Builder::new().name("observra-shutdown".into()).spawn(move || {
-        crate::layer::suppress_current_thread();
+        state::suppress_current_thread();
         let _ = tx.send(work());
     });
     if let Err(e) = spawned {
@@ -564,17 +531,9 @@ fn within(
     }
 }
 
-/// Records every GenAI metric queued so far (before a Prometheus scrape),
-/// waiting at most `deadline`.
-pub(crate) fn flush_metric_queue(deadline: Duration) {
-    if let Some(q) = current().as_ref().and_then(|p| p.collector.as_ref()) {
-        q.flush(deadline);
-    }
-}
-
 /// Shuts every leg down at once, so a slow one cannot eat the others' time.
 fn stop_legs(pipeline: &Pipeline, deadline: Duration) -> Vec<BackendReport> {
-    let until = crate::batch::until(deadline);
+    let until = crate::base::deadline::until(deadline);
     let before: Vec<_> = pipeline.processors.iter().map(|p| crate::batch::Totals::of(&p.stats)).collect();
     let pending: Vec<_> = pipeline.processors.iter().map(|p| p.begin_shutdown(deadline)).collect();
     let mut backends = Vec::with_capacity(pending.len());
@@ -788,12 +747,12 @@ pub fn prometheus_addr() -> Option<std::net::SocketAddr> {
 pub fn flush() -> Result<()> {
     let Some(pipeline) = current() else { return Err(Error::NotInstalled) };
     let deadline = pipeline.shutdown_timeout;
-    let until = crate::batch::until(deadline);
+    let until = crate::base::deadline::until(deadline);
     let mut problems = Vec::new();
-    if let Some(q) = &pipeline.collector {
-        // First: it hands the dedicated path's model calls to the backends.
-        if !q.flush(deadline.mul_f64(0.5)) {
-            problems.push("metrics: the metrics thread did not catch up in time".to_string());
+    {
+        // First: it hands the closed spans to the backends.
+        if !pipeline.installed.queue.flush(deadline.mul_f64(0.5)) {
+            problems.push("metrics: the collector thread did not catch up in time".to_string());
         }
     }
     let left = until.saturating_duration_since(Instant::now());
@@ -975,8 +934,8 @@ pub fn health() -> Health {
         logs_exported: t.log_records,
         metric_points_exported: METRIC_POINTS_EXPORTED.load(Ordering::Relaxed),
         metric_points_failed: METRIC_POINTS_FAILED.load(Ordering::Relaxed),
-        metric_jobs_dropped: crate::collect::METRIC_JOBS_DROPPED.load(Ordering::Relaxed),
-        metric_queue_depth: current().as_ref().and_then(|p| p.collector.as_ref()).map_or(0, |q| q.depth()),
+        metric_jobs_dropped: crate::base::state::METRIC_JOBS_DROPPED.load(Ordering::Relaxed),
+        metric_queue_depth: state::installed().map_or(0, |i| i.queue.depth()),
         export_latency_p50: percentile(&mut all_latencies.clone(), 0.5),
         export_latency_p99: percentile(&mut all_latencies, 0.99),
         last_error,

@@ -71,7 +71,7 @@ impl Endpoint {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new().name("observra-prometheus".into()).spawn(move || {
-            crate::layer::suppress_current_thread();
+            crate::base::state::suppress_current_thread();
             while !flag.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => serve(stream, &reader),
@@ -117,7 +117,9 @@ fn serve(mut stream: TcpStream, reader: &SharedReader) {
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let (status, content_type, body) = if method == "GET" && (path == "/metrics" || path.starts_with("/metrics?")) {
         // What was recorded before the scrape is in it, even while still queued.
-        crate::pipeline::flush_metric_queue(Duration::from_millis(250));
+        if let Some(installed) = crate::base::state::installed() {
+            installed.queue.flush(Duration::from_millis(250));
+        }
         let mut rm = ResourceMetrics::default();
         match reader.collect(&mut rm) {
             Ok(()) => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", render(&rm)),

@@ -31,7 +31,7 @@ use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 
-use crate::SpanRef;
+use crate::record::span_ref::SpanRef;
 
 struct HeaderInjector<'a>(&'a mut HeaderMap);
 

@@ -157,7 +157,7 @@ impl WebhookExporter {
 
     /// Sleeps `wait` unless shutdown starts; returns false if it did.
     fn pause(&self, wait: Duration) -> bool {
-        let until = crate::batch::until(wait);
+        let until = crate::base::deadline::until(wait);
         while Instant::now() < until {
             if self.stopping.load(Ordering::Acquire) {
                 return false;
@@ -318,7 +318,7 @@ mod tests {
         assert_eq!(parse_retry_after("99999999999999999999"), Some(Duration::MAX), "longer than any cap");
         assert!(parse_retry_after("18446744073709551615").is_some_and(|w| w > MAX_RETRY_AFTER));
         // The pause itself saturates.
-        let _ = crate::batch::until(Duration::MAX);
+        let _ = crate::base::deadline::until(Duration::MAX);
     }
 
     #[test]

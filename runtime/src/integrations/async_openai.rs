@@ -25,8 +25,8 @@ use async_openai::types::chat::{
 };
 
 use crate::content::Message;
+use crate::genai::stream::LlmChunk;
 use crate::genai::{LlmResponse, Usage};
-use crate::stream::LlmChunk;
 
 fn usage(u: &CompletionUsage) -> Usage {
     let details = u.prompt_tokens_details.as_ref();

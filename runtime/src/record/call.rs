@@ -18,94 +18,21 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
-use opentelemetry::trace::{SpanId, SpanKind};
-use opentelemetry::{StringValue, Value};
+use opentelemetry::StringValue;
+use opentelemetry::trace::SpanId;
 use opentelemetry_sdk::trace::{SamplingDecision, ShouldSample};
 
-use super::{Frame, close, innermost, push_frame, take_frame, with_entered, with_pipeline};
+use super::{close, innermost, push_frame, take_frame, with_entered};
+use crate::base::frame::{Frame, Site};
+use crate::base::state::{FRAME_PATH, with_installed};
 use crate::semconv as sc;
-
-/// Whether the installed pipeline uses the frame path (set by install,
-/// cleared by shutdown).
-pub(crate) static ENABLED: AtomicBool = AtomicBool::new(false);
-
-/// A literal attribute value of a call site.
-pub trait StaticAttr: Sync {
-    /// The value, as exported.
-    fn value(&self) -> Value;
-}
-
-impl StaticAttr for &'static str {
-    fn value(&self) -> Value {
-        Value::String(StringValue::from(*self))
-    }
-}
-impl StaticAttr for bool {
-    fn value(&self) -> Value {
-        Value::Bool(*self)
-    }
-}
-macro_rules! static_int {
-    ($($t:ty),*) => {$(
-        impl StaticAttr for $t {
-            fn value(&self) -> Value {
-                Value::I64(i64::try_from(*self).unwrap_or(i64::MAX))
-            }
-        }
-    )*};
-}
-static_int!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
-impl StaticAttr for f64 {
-    fn value(&self) -> Value {
-        Value::F64(*self)
-    }
-}
-impl StaticAttr for f32 {
-    fn value(&self) -> Value {
-        // Through its shortest decimal form, so `0.2f32` stays `0.2`.
-        Value::F64(self.to_string().parse().unwrap_or(f64::from(*self)))
-    }
-}
-
-/// What an instrumented function's call site knows at compile time: one
-/// `static` per call site, made by the macro.
-pub struct Site {
-    /// The span name (for a model call whose model is not a literal, the
-    /// operation: the model is added off the caller's thread).
-    pub name: &'static str,
-    /// The span kind.
-    pub kind: SpanKind,
-    /// `gen_ai.operation.name`, for the GenAI macros.
-    pub operation: Option<&'static str>,
-    /// `gen_ai.request.model`, when the model is a literal.
-    pub model: Option<&'static str>,
-    /// The name is `{name} {request model}`.
-    pub name_with_model: bool,
-    /// Every other literal attribute.
-    pub attrs: &'static [(&'static str, &'static dyn StaticAttr)],
-    /// `#[traced(metrics)]`: the function and module labels.
-    pub function: Option<(&'static str, &'static str)>,
-}
-
-impl std::fmt::Debug for Site {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Site").field("name", &self.name).field("operation", &self.operation).finish()
-    }
-}
-
-impl Site {
-    /// The literal attribute `key`, if the site has it.
-    pub(crate) fn attr(&self, key: &str) -> Option<Value> {
-        self.attrs.iter().find(|(k, _)| *k == key).map(|(_, v)| v.value())
-    }
-}
 
 /// Whether the current `tracing` dispatcher is the subscriber observra built.
 fn own_subscriber() -> bool {
-    tracing::dispatcher::get_default(|d| d.is::<crate::pipeline::OwnSubscriber>())
+    tracing::dispatcher::get_default(|d| d.is::<super::layer::OwnSubscriber>())
 }
 
 /// A call may take the frame path: the checks passed. Finish with
@@ -120,9 +47,9 @@ pub struct FrameStart {
 /// exporter's thread.
 #[inline]
 pub fn begin(site: &'static Site) -> Option<FrameStart> {
-    if !ENABLED.load(Ordering::Relaxed)
+    if !FRAME_PATH.load(Ordering::Relaxed)
         || crate::content::capturing()
-        || crate::layer::suppressed()
+        || crate::base::state::suppressed()
         || !own_subscriber()
     {
         return None;
@@ -165,7 +92,7 @@ impl FrameSpan {
 
     fn open(site: &'static Site, model: Option<StringValue>) -> Self {
         let parent = innermost();
-        let opened = with_pipeline(|generation, p| {
+        let opened = with_installed(|generation, p| {
             let mut frame = Frame::open(p, generation, parent, |trace_id| {
                 let result = p.sampler.should_sample(None, trace_id, site.name, &site.kind, &[], &[]);
                 result.decision == SamplingDecision::RecordAndSample

@@ -12,8 +12,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use super::span_ref::SpanRef;
 use super::{Ctx, innermost, pop_carried, push_carried};
-use crate::SpanRef;
 
 pin_project_lite::pin_project! {
     /// A future carrying a span's context into every poll. Made by

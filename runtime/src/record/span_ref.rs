@@ -3,8 +3,9 @@
 
 use opentelemetry::trace::SpanContext;
 
-use crate::__private::Target;
-use crate::record::{self, Ctx, Frame};
+use super::target::{Target, set_attribute};
+use crate::base::frame::{Ctx, Frame};
+use crate::record;
 
 /// The span the current code runs in ([`crate::current_span`]), for
 /// recording on it, propagating it, or carrying it into a spawned future
@@ -44,7 +45,7 @@ impl SpanRef {
 
     /// Sets a typed attribute on the span (arrays stay arrays). `None` sets nothing.
     pub fn set_attribute<T: crate::AttributeValue + ?Sized>(&self, key: &'static str, value: &T) -> &Self {
-        crate::__private::set_attribute(self, key, value);
+        set_attribute(self, key, value);
         self
     }
 
@@ -54,7 +55,7 @@ impl SpanRef {
             Some(ctx) => Some(ctx.span_context()),
             None => {
                 let mut out = None;
-                crate::layer::with_record(&self.span, |r| out = Some(r.ctx.span_context()));
+                super::layer::with_record(&self.span, |r| out = Some(r.ctx.span_context()));
                 out
             }
         }
@@ -70,7 +71,7 @@ impl SpanRef {
         match &self.frame {
             Some(ctx) => record::with_entered(ctx.span_id, |f| f.set_remote_parent(remote)),
             None => {
-                crate::layer::with_record(&self.span, |r| r.set_remote_parent(remote));
+                super::layer::with_record(&self.span, |r| r.set_remote_parent(remote));
                 if let Some(id) = self.span.id() {
                     // Already entered: what runs inside follows it too.
                     record::reparent_tracing(&id, remote);

@@ -13,8 +13,8 @@ use futures_core::Stream;
 use opentelemetry::{Key, Value};
 use tracing::Span;
 
-use crate::__private::{fail, with_sink};
 use crate::genai::{self, LlmCall, Usage};
+use crate::record::target::{Target, fail, record_error, set_attribute, with_sink};
 use crate::semconv as sc;
 
 /// What the stream wrapper reads from each chunk. Every method has a default.
@@ -132,11 +132,10 @@ impl<S> LlmStream<S> {
         Self::with(call, inner, false)
     }
     fn with(call: LlmCall, inner: S, ends_span: bool) -> Self {
-        use crate::__private::Target;
         if call.disabled() {
             return Self::passthrough(inner);
         }
-        crate::__private::set_attribute(&call, sc::GEN_AI_REQUEST_STREAM, &true);
+        set_attribute(&call, sc::GEN_AI_REQUEST_STREAM, &true);
         let state = Observed {
             call,
             start: Instant::now(),
@@ -167,7 +166,7 @@ fn on_chunk<T: LlmChunk>(state: &mut Observed, item: &T) {
     let now = Instant::now();
     state.chunks += 1;
     if let Some((kind, message)) = item.error() {
-        crate::__private::record_error(&state.call, kind, message, "stream_error");
+        record_error(&state.call, kind, message, "stream_error");
         return;
     }
     if item.is_output() {

@@ -12,7 +12,6 @@
 
 use std::any::TypeId;
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::marker::PhantomData;
 use std::time::SystemTime;
 
@@ -26,23 +25,10 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::record::{self, Frame, StatusCode};
+use crate::base::frame::{Frame, StatusCode};
+use crate::base::state::{self, ACTIVE, suppressed};
+use crate::record;
 use crate::semconv as sc;
-
-thread_local! {
-    static SUPPRESSED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Marks the current thread as an exporter thread: spans and events created
-/// on it (by HTTP clients, for example) are not exported, which would loop.
-pub(crate) fn suppress_current_thread() {
-    let _ = SUPPRESSED.try_with(|s| s.set(true));
-}
-
-pub(crate) fn suppressed() -> bool {
-    // A thread being torn down records nothing.
-    SUPPRESSED.try_with(|s| s.get()).unwrap_or(true)
-}
 
 /// Records one `tracing` field on a span's frame.
 fn record_field(frame: &mut Frame, meta: &'static Metadata<'static>, field: &Field, value: FieldValue<'_>) {
@@ -222,6 +208,13 @@ fn span_event(event: &TracingEvent<'_>) -> Event {
     Event::new(name, SystemTime::now(), attributes, 0)
 }
 
+/// The registry under observra's own subscriber, with its level filter.
+type FilteredRegistry =
+    tracing_subscriber::layer::Layered<tracing::level_filters::LevelFilter, tracing_subscriber::Registry>;
+/// The `tracing` subscriber `install()` sets when there is none: observra
+/// is its only consumer, which is what lets the macros take the frame path.
+pub(crate) type OwnSubscriber = tracing_subscriber::layer::Layered<ObservraLayer<FilteredRegistry>, FilteredRegistry>;
+
 /// Gives the runtime's macro helpers access to a span's frame through the
 /// dispatcher, whatever the concrete subscriber type is.
 pub(crate) struct RecordAccess(AccessFn);
@@ -306,11 +299,11 @@ where
     }
 
     fn enabled(&self, _: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
-        !self.gate || crate::ACTIVE.load(std::sync::atomic::Ordering::Relaxed)
+        !self.gate || ACTIVE.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if !crate::ACTIVE.load(std::sync::atomic::Ordering::Acquire) || suppressed() {
+        if !ACTIVE.load(std::sync::atomic::Ordering::Acquire) || suppressed() {
             return;
         }
         let Some(span) = ctx.span(id) else { return };
@@ -321,7 +314,7 @@ where
             .or_else(|| span.scope().skip(1).find_map(|p| p.extensions().get::<Frame>().map(|f| f.ctx.clone())));
         let meta = attrs.metadata();
         let is_root = parent.is_none();
-        let opened = record::with_pipeline(|generation, p| {
+        let opened = state::with_installed(|generation, p| {
             let mut frame = Frame::open(p, generation, parent, |_| false);
             let more = frame.more();
             more.name = Some(Cow::Borrowed(meta.name()));

@@ -11,112 +11,13 @@
 use opentelemetry::{Array, Key, StringValue, Value};
 use tracing::Span;
 
-use crate::__private::{Target, with_sink};
+pub mod stream;
+
 use crate::content::{self, Message};
+use crate::record::target::{Target, set_attribute, with_sink};
 use crate::semconv as sc;
 
-/// Token counts of one model call. Every field is optional: only what the
-/// provider reported is recorded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    /// All input (prompt) tokens, cached ones included.
-    pub input_tokens: Option<u64>,
-    /// All output (completion) tokens, reasoning ones included.
-    pub output_tokens: Option<u64>,
-    /// Input tokens read from the provider's cache (part of `input_tokens`).
-    pub cache_read_input_tokens: Option<u64>,
-    /// Input tokens written to the provider's cache (part of `input_tokens`).
-    pub cache_creation_input_tokens: Option<u64>,
-    /// Output tokens spent on reasoning (part of `output_tokens`).
-    pub reasoning_output_tokens: Option<u64>,
-}
-
-impl Usage {
-    /// Input and output token counts.
-    pub fn new(input_tokens: u64, output_tokens: u64) -> Self {
-        Usage { input_tokens: Some(input_tokens), output_tokens: Some(output_tokens), ..Usage::default() }
-    }
-
-    /// From OpenAI's `usage`: `prompt_tokens` already include
-    /// `prompt_tokens_details.cached_tokens`, and `completion_tokens` include
-    /// `completion_tokens_details.reasoning_tokens`.
-    pub fn openai(
-        prompt_tokens: u64,
-        completion_tokens: u64,
-        cached_tokens: Option<u64>,
-        reasoning_tokens: Option<u64>,
-    ) -> Self {
-        Usage {
-            input_tokens: Some(prompt_tokens),
-            output_tokens: Some(completion_tokens),
-            cache_read_input_tokens: cached_tokens,
-            cache_creation_input_tokens: None,
-            reasoning_output_tokens: reasoning_tokens,
-        }
-    }
-
-    /// From Anthropic's `usage`: `input_tokens` exclude
-    /// `cache_read_input_tokens` and `cache_creation_input_tokens`, so they are
-    /// added to give the total input.
-    pub fn anthropic(
-        input_tokens: u64,
-        output_tokens: u64,
-        cache_read_input_tokens: Option<u64>,
-        cache_creation_input_tokens: Option<u64>,
-    ) -> Self {
-        let total = input_tokens
-            .saturating_add(cache_read_input_tokens.unwrap_or(0))
-            .saturating_add(cache_creation_input_tokens.unwrap_or(0));
-        Usage {
-            input_tokens: Some(total),
-            output_tokens: Some(output_tokens),
-            cache_read_input_tokens,
-            cache_creation_input_tokens,
-            reasoning_output_tokens: None,
-        }
-    }
-
-    /// Sets the cache-read input tokens (already counted in `input_tokens`).
-    pub fn with_cache_read(mut self, tokens: u64) -> Self {
-        self.cache_read_input_tokens = Some(tokens);
-        self
-    }
-    /// Sets the cache-write input tokens (already counted in `input_tokens`).
-    pub fn with_cache_creation(mut self, tokens: u64) -> Self {
-        self.cache_creation_input_tokens = Some(tokens);
-        self
-    }
-    /// Sets the reasoning output tokens (already counted in `output_tokens`).
-    pub fn with_reasoning(mut self, tokens: u64) -> Self {
-        self.reasoning_output_tokens = Some(tokens);
-        self
-    }
-
-    /// The field that holds the `gen_ai.usage.*` attribute `key`.
-    pub(crate) fn field_mut(&mut self, key: &str) -> Option<&mut Option<u64>> {
-        match key {
-            sc::GEN_AI_USAGE_INPUT_TOKENS => Some(&mut self.input_tokens),
-            sc::GEN_AI_USAGE_OUTPUT_TOKENS => Some(&mut self.output_tokens),
-            sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS => Some(&mut self.cache_read_input_tokens),
-            sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS => Some(&mut self.cache_creation_input_tokens),
-            sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS => Some(&mut self.reasoning_output_tokens),
-            _ => None,
-        }
-    }
-
-    /// The `gen_ai.usage.*` attributes of the reported values.
-    pub(crate) fn attributes(&self) -> impl Iterator<Item = (&'static str, u64)> {
-        [
-            (sc::GEN_AI_USAGE_INPUT_TOKENS, self.input_tokens),
-            (sc::GEN_AI_USAGE_OUTPUT_TOKENS, self.output_tokens),
-            (sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, self.cache_read_input_tokens),
-            (sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, self.cache_creation_input_tokens),
-            (sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, self.reasoning_output_tokens),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-    }
-}
+pub use crate::usage::Usage;
 
 /// What `#[llm_call]` reads from a model response (the function's return
 /// type, or the `Ok` type of a `Result`). Every method has a default, so
@@ -281,27 +182,27 @@ impl LlmCall {
     }
     /// Records `gen_ai.response.id`.
     pub fn record_response_id(&self, id: &str) -> &Self {
-        crate::__private::set_attribute(self, sc::GEN_AI_RESPONSE_ID, id);
+        set_attribute(self, sc::GEN_AI_RESPONSE_ID, id);
         self
     }
     /// Records `gen_ai.response.model`.
     pub fn record_response_model(&self, model: &str) -> &Self {
-        crate::__private::set_attribute(self, sc::GEN_AI_RESPONSE_MODEL, model);
+        set_attribute(self, sc::GEN_AI_RESPONSE_MODEL, model);
         self
     }
     /// Records `gen_ai.response.finish_reasons`.
     pub fn record_finish_reasons(&self, reasons: &[&str]) -> &Self {
-        crate::__private::set_attribute(self, sc::GEN_AI_RESPONSE_FINISH_REASONS, reasons);
+        set_attribute(self, sc::GEN_AI_RESPONSE_FINISH_REASONS, reasons);
         self
     }
     /// Wraps a stream obtained inside the body: time to first chunk, time per
     /// output chunk and the final chunk's usage are recorded on this call.
-    pub fn instrument_stream<S>(&self, stream: S) -> crate::stream::LlmStream<S>
+    pub fn instrument_stream<S>(&self, stream: S) -> stream::LlmStream<S>
     where
         S: futures_core::Stream,
-        S::Item: crate::stream::LlmChunk,
+        S::Item: stream::LlmChunk,
     {
-        crate::stream::LlmStream::observe(self.clone(), stream)
+        stream::LlmStream::observe(self.clone(), stream)
     }
     /// The span of this call (a disabled span when the call runs on the
     /// dedicated path, which has no `tracing` span).
@@ -314,7 +215,7 @@ impl Target for LlmCall {
     fn disabled(&self) -> bool {
         self.fast.is_none() && self.span.is_disabled()
     }
-    fn with_frame_dyn(&self, f: &mut dyn FnMut(&mut crate::record::Frame)) {
+    fn with_frame_dyn(&self, f: &mut dyn FnMut(&mut crate::base::frame::Frame)) {
         match self.fast {
             Some(id) => crate::record::with_entered(id, |frame| f(frame)),
             None => self.span.with_frame_dyn(f),

@@ -1,0 +1,510 @@
+//! The one record type every span is kept in on the caller's thread,
+//! whoever made it ([`Frame`]), the context a span passes to what runs
+//! inside it ([`Ctx`]), the shared totals of an agent or workflow
+//! ([`Keeper`]), and the static description of a macro's call site
+//! ([`Site`]).
+
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use opentelemetry::trace::{Event, Link, SpanContext, SpanId, SpanKind, TraceFlags, TraceId, TraceState};
+use opentelemetry::{Key, KeyValue, StringValue, Value};
+
+use crate::accounting::{self, Contribution, Deferred, Totals};
+use crate::semconv::{self as sc, operation as op};
+use crate::usage::Usage;
+
+use super::state::Installed;
+
+/// Most attributes kept per span; more are counted in `dropped_attributes_count`.
+pub(crate) const MAX_ATTRIBUTES: usize = 128;
+/// Most events kept per span; more are counted in the dropped-events count.
+pub(crate) const MAX_EVENTS: usize = 128;
+/// Most links kept per span.
+pub(crate) const MAX_LINKS: usize = 128;
+/// Most chunk gaps kept per streamed span (each is one histogram record).
+const MAX_CHUNK_GAPS: usize = 4096;
+
+/// A literal attribute value of a call site.
+pub trait StaticAttr: Sync {
+    /// The value, as exported.
+    fn value(&self) -> Value;
+}
+
+impl StaticAttr for &'static str {
+    fn value(&self) -> Value {
+        Value::String(StringValue::from(*self))
+    }
+}
+impl StaticAttr for bool {
+    fn value(&self) -> Value {
+        Value::Bool(*self)
+    }
+}
+macro_rules! static_int {
+    ($($t:ty),*) => {$(
+        impl StaticAttr for $t {
+            fn value(&self) -> Value {
+                Value::I64(i64::try_from(*self).unwrap_or(i64::MAX))
+            }
+        }
+    )*};
+}
+static_int!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
+impl StaticAttr for f64 {
+    fn value(&self) -> Value {
+        Value::F64(*self)
+    }
+}
+impl StaticAttr for f32 {
+    fn value(&self) -> Value {
+        // Through its shortest decimal form, so `0.2f32` stays `0.2`.
+        Value::F64(self.to_string().parse().unwrap_or(f64::from(*self)))
+    }
+}
+
+/// What an instrumented function's call site knows at compile time: one
+/// `static` per call site, made by the macro.
+pub struct Site {
+    /// The span name (for a model call whose model is not a literal, the
+    /// operation: the model is added off the caller's thread).
+    pub name: &'static str,
+    /// The span kind.
+    pub kind: SpanKind,
+    /// `gen_ai.operation.name`, for the GenAI macros.
+    pub operation: Option<&'static str>,
+    /// `gen_ai.request.model`, when the model is a literal.
+    pub model: Option<&'static str>,
+    /// The name is `{name} {request model}`.
+    pub name_with_model: bool,
+    /// Every other literal attribute.
+    pub attrs: &'static [(&'static str, &'static dyn StaticAttr)],
+    /// `#[traced(metrics)]`: the function and module labels.
+    pub function: Option<(&'static str, &'static str)>,
+}
+
+impl std::fmt::Debug for Site {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Site").field("name", &self.name).field("operation", &self.operation).finish()
+    }
+}
+
+impl Site {
+    /// The literal attribute `key`, if the site has it.
+    pub(crate) fn attr(&self, key: &str) -> Option<Value> {
+        self.attrs.iter().find(|(k, _)| *k == key).map(|(_, v)| v.value())
+    }
+}
+
+/// Running totals of an agent or workflow span, shared with everything
+/// that runs beneath it (through the context, across threads too).
+pub(crate) struct Keeper {
+    totals: Mutex<Totals>,
+    /// The agent's name, for an agent (its budget events name it).
+    agent: std::sync::OnceLock<String>,
+    is_agent: bool,
+    /// The keeper above this one, if any.
+    parent: Option<Arc<Keeper>>,
+}
+
+impl Keeper {
+    /// The totals so far.
+    pub(crate) fn totals(&self) -> Totals {
+        *self.totals.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds a contribution to this keeper and every keeper above it, with
+    /// the budget check of each agent among them.
+    pub(crate) fn add(
+        self: &Arc<Self>,
+        contribution: &Contribution,
+        acc: &accounting::Accounting,
+        trace_id: TraceId,
+        deferred: &mut Deferred,
+    ) {
+        let mut next = Some(self);
+        while let Some(k) = next {
+            let mut totals = k.totals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            totals.add(contribution);
+            if k.is_agent {
+                accounting::check_agent_budget(
+                    acc,
+                    &mut totals,
+                    k.agent.get().map(String::as_str),
+                    trace_id,
+                    contribution.model.as_deref(),
+                    deferred,
+                );
+            }
+            drop(totals);
+            next = k.parent.as_ref();
+        }
+    }
+}
+
+/// The context a span passes to what runs inside it.
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub sampled: bool,
+    pub trace_state: TraceState,
+    /// The conversation id of this span or the nearest one above.
+    pub conversation_id: Option<Value>,
+    /// The agent this span runs for: its own name or the nearest agent above.
+    pub agent: Option<StringValue>,
+    /// The totals of this span (an agent or a workflow) or the nearest one above.
+    pub keeper: Option<Arc<Keeper>>,
+}
+
+impl Ctx {
+    /// The span context, as propagated to other processes.
+    pub(crate) fn span_context(&self) -> SpanContext {
+        let flags = if self.sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
+        SpanContext::new(self.trace_id, self.span_id, flags, false, self.trace_state.clone())
+    }
+}
+
+/// The status a span ends with.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum StatusCode {
+    #[default]
+    Unset,
+    Ok,
+    Error,
+}
+
+/// One span being recorded, whoever made it: a macro's call on the frame
+/// path, or a `tracing` span seen by observra's layer. Kept small (it moves
+/// a few times on the caller's thread): what most spans never set is in
+/// [`More`].
+#[doc(hidden)]
+pub struct Frame {
+    /// What the call site knew at compile time, for a macro's call.
+    pub(crate) site: Option<&'static Site>,
+    /// Own ids, and what is inherited from above.
+    pub(crate) ctx: Ctx,
+    pub(crate) parent_span_id: SpanId,
+    /// `gen_ai.operation.name`, when it is one of the conventions'.
+    pub(crate) operation: Option<&'static str>,
+    pub(crate) start: SystemTime,
+    pub(crate) end: SystemTime,
+    pub(crate) usage: Usage,
+    pub(crate) response_model: Option<StringValue>,
+    /// The cost, when the caller already worked it out.
+    pub(crate) cost: Option<Option<f64>>,
+    pub(crate) generation: u64,
+    pub(crate) more: Option<Box<More>>,
+}
+
+/// The parts of a span most model calls do not have.
+#[derive(Default)]
+pub(crate) struct More {
+    /// The span name, unless the site gives it.
+    pub name: Option<Cow<'static, str>>,
+    /// The name is `{name} {request model}`, made off the caller's thread.
+    pub name_with_model: bool,
+    pub kind: Option<SpanKind>,
+    pub parent_is_remote: bool,
+    /// The request model when it is not a literal of the site.
+    pub model: Option<StringValue>,
+    /// Every other attribute, in the order set.
+    pub attrs: Vec<KeyValue>,
+    pub dropped_attributes: u32,
+    pub events: Vec<Event>,
+    pub dropped_events: u32,
+    pub links: Vec<Link>,
+    /// Content kept for the `gen_ai.client.inference.operation.details` event.
+    pub captured: Vec<KeyValue>,
+    /// Gaps between output chunks of a streamed response, seconds.
+    pub chunk_gaps: Vec<f64>,
+    pub status: StatusCode,
+    pub status_message: Option<String>,
+    /// Whether a `gen_ai.operation.name` is set (any value).
+    pub genai: bool,
+    /// `#[traced(metrics)]`: function and module labels.
+    pub function_metrics: Option<(&'static str, &'static str)>,
+    /// Labels `agent.requests.active` was incremented with.
+    pub active_labels: Option<Vec<KeyValue>>,
+    /// Whether `ctx.keeper` is this span's own.
+    pub keeps_totals: bool,
+    /// A model without a price, noted on the caller: the warning goes on this span.
+    pub unknown_model: Option<String>,
+}
+
+/// Sets (or replaces) `key` in `attrs`, at most [`MAX_ATTRIBUTES`] of
+/// them; one that does not fit is counted in `dropped`.
+pub(crate) fn set_bounded(attrs: &mut Vec<KeyValue>, dropped: &mut u32, key: Key, value: Value) {
+    if let Some(kv) = attrs.iter_mut().find(|kv| kv.key == key) {
+        kv.value = value;
+    } else if attrs.len() < MAX_ATTRIBUTES {
+        attrs.push(KeyValue::new(key, value));
+    } else {
+        *dropped = dropped.saturating_add(1);
+    }
+}
+
+/// Adds `event` to `events`, at most [`MAX_EVENTS`] of them; one that does
+/// not fit is counted in `dropped`.
+pub(crate) fn push_bounded(events: &mut Vec<Event>, dropped: &mut u32, event: Event) {
+    if events.len() < MAX_EVENTS {
+        events.push(event);
+    } else {
+        *dropped = dropped.saturating_add(1);
+    }
+}
+
+/// The conventions' operation named `name`, as a static string.
+fn known_operation(name: &str) -> Option<&'static str> {
+    op::LLM.iter().chain(&[op::EXECUTE_TOOL, op::INVOKE_AGENT, op::INVOKE_WORKFLOW]).find(|k| **k == name).copied()
+}
+
+impl Frame {
+    /// A new frame under `parent` (or a root when `None`), with a fresh
+    /// span id from `p` and, for a root, a fresh trace and the sampler's
+    /// decision for `name` and `kind`.
+    pub(crate) fn open(
+        p: &Installed,
+        generation: u64,
+        parent: Option<Ctx>,
+        sample: impl FnOnce(TraceId) -> bool,
+    ) -> Frame {
+        let span_id = opentelemetry_sdk::trace::IdGenerator::new_span_id(&p.ids);
+        let (ctx, parent_span_id) = match parent {
+            Some(parent) => {
+                let parent_span_id = parent.span_id;
+                (Ctx { span_id, ..parent }, parent_span_id)
+            }
+            None => {
+                let trace_id = opentelemetry_sdk::trace::IdGenerator::new_trace_id(&p.ids);
+                let ctx = Ctx {
+                    trace_id,
+                    span_id,
+                    sampled: sample(trace_id),
+                    trace_state: TraceState::default(),
+                    conversation_id: None,
+                    agent: None,
+                    keeper: None,
+                };
+                (ctx, SpanId::INVALID)
+            }
+        };
+        Frame {
+            site: None,
+            ctx,
+            parent_span_id,
+            operation: None,
+            start: SystemTime::now(),
+            end: SystemTime::UNIX_EPOCH,
+            usage: Usage::default(),
+            response_model: None,
+            cost: None,
+            generation,
+            more: None,
+        }
+    }
+
+    pub(crate) fn usage(&self) -> Option<Usage> {
+        (self.usage != Usage::default()).then_some(self.usage)
+    }
+
+    pub(crate) fn request_model(&self) -> Option<StringValue> {
+        match self.site.and_then(|s| s.model) {
+            Some(m) => Some(StringValue::from(m)),
+            None => self.more.as_ref().and_then(|m| m.model.clone()),
+        }
+    }
+
+    pub(crate) fn more(&mut self) -> &mut More {
+        self.more.get_or_insert_with(Box::default)
+    }
+
+    /// Whether this is a GenAI span (`gen_ai.operation.name` is set).
+    pub(crate) fn is_genai(&self) -> bool {
+        self.site.is_some_and(|s| s.operation.is_some()) || self.more.as_ref().is_some_and(|m| m.genai)
+    }
+
+    /// Whether the span is recorded at all: sampled, or counted in metrics.
+    pub(crate) fn wanted(&self) -> bool {
+        self.ctx.sampled || self.is_genai() || self.more.as_ref().is_some_and(|m| m.function_metrics.is_some())
+    }
+
+    /// An attribute's value (among the generic ones).
+    pub(crate) fn attr(&self, key: &str) -> Option<&Value> {
+        self.more.as_ref()?.attrs.iter().find(|kv| kv.key.as_str() == key).map(|kv| &kv.value)
+    }
+
+    /// A string attribute's value, set on the span or a literal of its site.
+    fn string_attr(&self, key: &str) -> Option<StringValue> {
+        match self.attr(key).cloned().or_else(|| self.site.and_then(|s| s.attr(key))) {
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// What a span of `operation` does when it opens, whoever made it: an
+    /// agent or a workflow keeps totals, an agent names what runs beneath
+    /// it and counts itself in `agent.requests.active`.
+    pub(crate) fn opened_as(&mut self, operation: &'static str, acc: &accounting::Accounting) {
+        if accounting::is_total_keeper(operation) {
+            self.keep_totals();
+        }
+        if operation == op::INVOKE_AGENT {
+            let agent = self.string_attr(sc::GEN_AI_AGENT_NAME);
+            self.more().active_labels = accounting::agent_started(acc, agent.as_ref().map(|a| a.as_str()));
+            if agent.is_some() {
+                self.ctx.agent = agent;
+            }
+        }
+    }
+
+    /// Sets (or replaces) an attribute. The GenAI fields observra reads
+    /// (usage, models, conversation id, operation) are kept typed.
+    pub fn set_attribute(&mut self, key: Key, value: Value) {
+        let value = match (self.usage.field_mut(key.as_str()), value) {
+            (Some(slot), Value::I64(n)) if n >= 0 => {
+                *slot = Some(n as u64);
+                return;
+            }
+            (_, v) => v,
+        };
+        match (key.as_str(), value) {
+            (sc::GEN_AI_RESPONSE_MODEL, Value::String(s)) => {
+                self.response_model = Some(s);
+            }
+            (sc::GEN_AI_REQUEST_MODEL, Value::String(s)) => {
+                self.more().model = Some(s);
+            }
+            (sc::GEN_AI_OPERATION_NAME, v) => {
+                self.more().genai = true;
+                if let Value::String(s) = &v {
+                    self.operation = known_operation(s.as_str());
+                    if self.operation.is_some_and(accounting::is_total_keeper) {
+                        self.keep_totals();
+                    }
+                }
+                self.set_plain(key, v);
+            }
+            (sc::GEN_AI_AGENT_NAME, Value::String(name)) => {
+                // An agent's name may come after its operation: its budget events name it.
+                if let (true, Some(keeper)) = (self.more.as_ref().is_some_and(|m| m.keeps_totals), &self.ctx.keeper) {
+                    let _ = keeper.agent.set(name.as_str().to_string());
+                }
+                self.set_plain(key, Value::String(name));
+            }
+            (sc::GEN_AI_CONVERSATION_ID, v) => {
+                self.ctx.conversation_id = Some(v.clone());
+                self.set_plain(key, v);
+            }
+            (_, v) => self.set_plain(key, v),
+        }
+    }
+
+    /// Sets an attribute with no meaning to observra.
+    fn set_plain(&mut self, key: Key, value: Value) {
+        let more = self.more();
+        set_bounded(&mut more.attrs, &mut more.dropped_attributes, key, value);
+    }
+
+    /// Makes this span keep totals of what runs beneath it (an agent or a
+    /// workflow): a cell of its own, which its children find in the context.
+    pub(crate) fn keep_totals(&mut self) {
+        if self.more.as_ref().is_some_and(|m| m.keeps_totals) {
+            return;
+        }
+        let is_agent = self.operation == Some(op::INVOKE_AGENT);
+        let agent = std::sync::OnceLock::new();
+        if let (true, Some(name)) = (is_agent, self.string_attr(sc::GEN_AI_AGENT_NAME)) {
+            let _ = agent.set(name.as_str().to_string());
+        }
+        self.ctx.keeper = Some(Arc::new(Keeper {
+            totals: Mutex::new(Totals::default()),
+            agent,
+            is_agent,
+            parent: self.ctx.keeper.take(),
+        }));
+        self.more().keeps_totals = true;
+    }
+
+    /// Adds an event, within the per-span bound.
+    pub fn add_event(&mut self, event: Event) {
+        let more = self.more();
+        push_bounded(&mut more.events, &mut more.dropped_events, event);
+    }
+
+    /// Adds a link, within the per-span bound.
+    pub(crate) fn add_link(&mut self, link: Link) {
+        let more = self.more();
+        if more.links.len() < MAX_LINKS {
+            more.links.push(link);
+        }
+    }
+
+    /// Keeps captured content for the details event.
+    pub fn add_captured(&mut self, kv: KeyValue) {
+        let more = self.more();
+        if more.captured.len() < MAX_ATTRIBUTES {
+            more.captured.push(kv);
+        }
+    }
+
+    /// Records the gap before an output chunk of a stream.
+    pub(crate) fn add_chunk_gap(&mut self, seconds: f64) {
+        let more = self.more();
+        if more.chunk_gaps.len() < MAX_CHUNK_GAPS {
+            more.chunk_gaps.push(seconds);
+        }
+    }
+
+    /// Replaces the exported span name.
+    pub(crate) fn set_name(&mut self, name: Cow<'static, str>) {
+        let more = self.more();
+        more.name = Some(name);
+        more.name_with_model = false;
+    }
+
+    /// Names the span `{operation} {request model}` (made off the caller's
+    /// thread) and sets the request model.
+    pub(crate) fn set_model_name(&mut self, operation: &'static str, model: StringValue) {
+        let more = self.more();
+        more.name = Some(Cow::Borrowed(operation));
+        more.name_with_model = true;
+        more.model = Some(model);
+    }
+
+    pub(crate) fn set_kind(&mut self, kind: SpanKind) {
+        self.more().kind = Some(kind);
+    }
+
+    pub(crate) fn set_status(&mut self, status: StatusCode, message: Option<String>) {
+        let more = self.more();
+        more.status = status;
+        if message.is_some() {
+            more.status_message = message;
+        }
+    }
+
+    /// Whether the status is already ERROR (the first failure recorded wins).
+    pub fn has_error(&self) -> bool {
+        self.more.as_ref().is_some_and(|m| m.status == StatusCode::Error)
+    }
+
+    /// Marks the span failed with `error.type` and a status description.
+    pub fn set_error(&mut self, error_type: Cow<'static, str>, message: String) {
+        self.set_plain(Key::from_static_str(sc::ERROR_TYPE), Value::String(error_type.into()));
+        let more = self.more();
+        more.status = StatusCode::Error;
+        more.status_message = Some(message);
+    }
+
+    /// Re-parents this span onto a caller in another process (parent-based
+    /// sampling: the caller's decision is followed).
+    pub(crate) fn set_remote_parent(&mut self, remote: &SpanContext) {
+        self.ctx.trace_id = remote.trace_id();
+        self.parent_span_id = remote.span_id();
+        self.ctx.trace_state = remote.trace_state().clone();
+        self.ctx.sampled = remote.is_sampled();
+        self.more().parent_is_remote = true;
+    }
+}

@@ -1,0 +1,113 @@
+//! The bounded queue that takes closed frames from the callers to the
+//! collector thread ([`crate::collect`]), which owns its receiving end
+//! ([`QueueEnd`]). A caller never blocks on it: a full queue drops the
+//! frame and counts it. The thread sleeps on a timer and on the control
+//! channel, never on the data: a caller wakes it only when a batch has
+//! built up, so a call costs a slot write, not a futex wake.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::time::Duration;
+
+use super::deadline::{send_within, until};
+use super::frame::Frame;
+use super::state::{METRIC_JOBS_DROPPED, ORPHANED};
+
+/// What the collector thread is asked to do besides draining on its tick.
+pub(crate) enum Control {
+    /// The queue holds a batch: drain it now.
+    Wake,
+    /// Reply once everything queued before is handled.
+    Flush(SyncSender<()>),
+    /// Handle what is queued, reply, and stop.
+    Stop(SyncSender<()>),
+}
+
+/// The callers' end of the collector's queue.
+pub(crate) struct FrameQueue {
+    frames: SyncSender<Frame>,
+    control: SyncSender<Control>,
+    depth: Arc<AtomicUsize>,
+    wake_sent: Arc<AtomicBool>,
+}
+
+/// The collector thread's end of the queue.
+pub(crate) struct QueueEnd {
+    pub frames: Receiver<Frame>,
+    pub control: Receiver<Control>,
+    /// Frames queued and not yet taken (the thread takes them off in steps).
+    pub depth: Arc<AtomicUsize>,
+    /// Cleared by the thread when it takes a wake-up.
+    pub wake_sent: Arc<AtomicBool>,
+}
+
+impl FrameQueue {
+    /// Bound of the queue.
+    const CAPACITY: usize = 8192;
+    /// Depth at which a caller wakes the thread.
+    const WAKE_AT: usize = 512;
+    /// How often the collector drains the queue when nobody wakes it.
+    pub(crate) const TICK: Duration = Duration::from_millis(20);
+
+    /// A new queue: the callers' end and the collector's.
+    pub(crate) fn new() -> (FrameQueue, QueueEnd) {
+        let (frames, frames_rx) = std::sync::mpsc::sync_channel::<Frame>(Self::CAPACITY);
+        let (control, control_rx) = std::sync::mpsc::sync_channel::<Control>(16);
+        let depth = Arc::new(AtomicUsize::new(0));
+        let wake_sent = Arc::new(AtomicBool::new(false));
+        let end =
+            QueueEnd { frames: frames_rx, control: control_rx, depth: depth.clone(), wake_sent: wake_sent.clone() };
+        (FrameQueue { frames, control, depth, wake_sent }, end)
+    }
+
+    /// Queues a closed frame; never blocks. A full queue (or a stopped
+    /// collector) drops it and counts it: the span as dropped, its metrics
+    /// as a dropped job.
+    #[inline]
+    pub(crate) fn send(&self, frame: Frame) -> bool {
+        // Counted before it can be taken, so the depth never dips below zero.
+        let depth = self.depth.fetch_add(1, Ordering::AcqRel) + 1;
+        if let Err(e) = self.frames.try_send(frame) {
+            self.depth.fetch_sub(1, Ordering::AcqRel);
+            let frame = match e {
+                std::sync::mpsc::TrySendError::Full(f) | std::sync::mpsc::TrySendError::Disconnected(f) => f,
+            };
+            if frame.ctx.sampled {
+                ORPHANED.fetch_add(1, Ordering::AcqRel);
+            }
+            METRIC_JOBS_DROPPED.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        if depth >= Self::WAKE_AT
+            && !self.wake_sent.load(Ordering::Relaxed)
+            && !self.wake_sent.swap(true, Ordering::AcqRel)
+            && self.control.try_send(Control::Wake).is_err()
+        {
+            self.wake_sent.store(false, Ordering::Release);
+        }
+        true
+    }
+
+    /// Frames queued and not yet taken by the collector.
+    pub(crate) fn depth(&self) -> u64 {
+        self.depth.load(Ordering::Acquire) as u64
+    }
+
+    fn request(&self, make: fn(SyncSender<()>) -> Control, deadline: Duration) -> bool {
+        let (reply, done) = std::sync::mpsc::sync_channel(1);
+        let until = until(deadline);
+        send_within(&self.control, make(reply), until).is_ok()
+            && done.recv_timeout(until.saturating_duration_since(std::time::Instant::now())).is_ok()
+    }
+
+    /// Waits (at most `deadline`) until everything queued so far is handled.
+    pub(crate) fn flush(&self, deadline: Duration) -> bool {
+        self.request(Control::Flush, deadline)
+    }
+
+    /// Handles what is queued and stops the collector, waiting at most `deadline`.
+    pub(crate) fn stop(&self, deadline: Duration) -> bool {
+        self.request(Control::Stop, deadline)
+    }
+}

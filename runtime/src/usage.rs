@@ -1,0 +1,108 @@
+//! Token counts of one model call ([`Usage`]), normalised across providers:
+//! a leaf type shared by the record, the accounting rules and the public
+//! GenAI API.
+
+use crate::semconv as sc;
+
+/// Token counts of one model call. Every field is optional: only what the
+/// provider reported is recorded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// All input (prompt) tokens, cached ones included.
+    pub input_tokens: Option<u64>,
+    /// All output (completion) tokens, reasoning ones included.
+    pub output_tokens: Option<u64>,
+    /// Input tokens read from the provider's cache (part of `input_tokens`).
+    pub cache_read_input_tokens: Option<u64>,
+    /// Input tokens written to the provider's cache (part of `input_tokens`).
+    pub cache_creation_input_tokens: Option<u64>,
+    /// Output tokens spent on reasoning (part of `output_tokens`).
+    pub reasoning_output_tokens: Option<u64>,
+}
+
+impl Usage {
+    /// Input and output token counts.
+    pub fn new(input_tokens: u64, output_tokens: u64) -> Self {
+        Usage { input_tokens: Some(input_tokens), output_tokens: Some(output_tokens), ..Usage::default() }
+    }
+
+    /// From OpenAI's `usage`: `prompt_tokens` already include
+    /// `prompt_tokens_details.cached_tokens`, and `completion_tokens` include
+    /// `completion_tokens_details.reasoning_tokens`.
+    pub fn openai(
+        prompt_tokens: u64,
+        completion_tokens: u64,
+        cached_tokens: Option<u64>,
+        reasoning_tokens: Option<u64>,
+    ) -> Self {
+        Usage {
+            input_tokens: Some(prompt_tokens),
+            output_tokens: Some(completion_tokens),
+            cache_read_input_tokens: cached_tokens,
+            cache_creation_input_tokens: None,
+            reasoning_output_tokens: reasoning_tokens,
+        }
+    }
+
+    /// From Anthropic's `usage`: `input_tokens` exclude
+    /// `cache_read_input_tokens` and `cache_creation_input_tokens`, so they are
+    /// added to give the total input.
+    pub fn anthropic(
+        input_tokens: u64,
+        output_tokens: u64,
+        cache_read_input_tokens: Option<u64>,
+        cache_creation_input_tokens: Option<u64>,
+    ) -> Self {
+        let total = input_tokens
+            .saturating_add(cache_read_input_tokens.unwrap_or(0))
+            .saturating_add(cache_creation_input_tokens.unwrap_or(0));
+        Usage {
+            input_tokens: Some(total),
+            output_tokens: Some(output_tokens),
+            cache_read_input_tokens,
+            cache_creation_input_tokens,
+            reasoning_output_tokens: None,
+        }
+    }
+
+    /// Sets the cache-read input tokens (already counted in `input_tokens`).
+    pub fn with_cache_read(mut self, tokens: u64) -> Self {
+        self.cache_read_input_tokens = Some(tokens);
+        self
+    }
+    /// Sets the cache-write input tokens (already counted in `input_tokens`).
+    pub fn with_cache_creation(mut self, tokens: u64) -> Self {
+        self.cache_creation_input_tokens = Some(tokens);
+        self
+    }
+    /// Sets the reasoning output tokens (already counted in `output_tokens`).
+    pub fn with_reasoning(mut self, tokens: u64) -> Self {
+        self.reasoning_output_tokens = Some(tokens);
+        self
+    }
+
+    /// The field that holds the `gen_ai.usage.*` attribute `key`.
+    pub(crate) fn field_mut(&mut self, key: &str) -> Option<&mut Option<u64>> {
+        match key {
+            sc::GEN_AI_USAGE_INPUT_TOKENS => Some(&mut self.input_tokens),
+            sc::GEN_AI_USAGE_OUTPUT_TOKENS => Some(&mut self.output_tokens),
+            sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS => Some(&mut self.cache_read_input_tokens),
+            sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS => Some(&mut self.cache_creation_input_tokens),
+            sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS => Some(&mut self.reasoning_output_tokens),
+            _ => None,
+        }
+    }
+
+    /// The `gen_ai.usage.*` attributes of the reported values.
+    pub(crate) fn attributes(&self) -> impl Iterator<Item = (&'static str, u64)> {
+        [
+            (sc::GEN_AI_USAGE_INPUT_TOKENS, self.input_tokens),
+            (sc::GEN_AI_USAGE_OUTPUT_TOKENS, self.output_tokens),
+            (sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, self.cache_read_input_tokens),
+            (sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, self.cache_creation_input_tokens),
+            (sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, self.reasoning_output_tokens),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+    }
+}
