@@ -12,7 +12,7 @@
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
 
-use crate::budget::{Budget, BudgetCallback, BudgetEvent, BudgetKind, Window};
+use crate::budget::{Budget, BudgetCallback, BudgetEvent, BudgetKind, BudgetUnit, Window};
 use crate::cost::CostTable;
 use crate::semconv::{self as sc, metrics as m, operation as op};
 use crate::usage::Usage;
@@ -278,20 +278,20 @@ pub(crate) fn llm_budgets(
     };
     if let (Some(limit), Some(c)) = (acc.budget.call_usd, cost) {
         if c > limit {
-            deferred.budget_events.push(event("usd", limit, c));
+            deferred.budget_events.push(event(BudgetUnit::Usd, limit, c));
         }
     }
     if let (Some(limit), Some(u)) = (acc.budget.call_tokens, usage) {
         let tokens = u.input_tokens.unwrap_or(0) + u.output_tokens.unwrap_or(0);
         if tokens > limit {
-            deferred.budget_events.push(event("tokens", limit as f64, tokens as f64));
+            deferred.budget_events.push(event(BudgetUnit::Tokens, limit as f64, tokens as f64));
         }
     }
     if let (Some(window), Some(c)) = (&acc.window, cost) {
         if let Some(total) = window.add(c) {
             deferred.budget_events.push(BudgetEvent {
                 kind: BudgetKind::Window,
-                unit: "usd",
+                unit: BudgetUnit::Usd,
                 limit: window.limit(),
                 observed: total,
                 model: model.map(str::to_string),
@@ -318,13 +318,13 @@ pub(crate) fn check_agent_budget(
     let mut crossed = None;
     if let Some(limit) = acc.budget.agent_usd {
         if totals.cost_usd > limit {
-            crossed = Some(("usd", limit, totals.cost_usd));
+            crossed = Some((BudgetUnit::Usd, limit, totals.cost_usd));
         }
     }
     if let (None, Some(limit)) = (crossed, acc.budget.agent_tokens) {
         let tokens = totals.input_tokens + totals.output_tokens;
         if tokens > limit {
-            crossed = Some(("tokens", limit as f64, tokens as f64));
+            crossed = Some((BudgetUnit::Tokens, limit as f64, tokens as f64));
         }
     }
     if let Some((unit, limit, observed)) = crossed {
@@ -361,7 +361,7 @@ pub(crate) fn emit(acc: &Accounting, deferred: Deferred) {
         tracing::warn!(
             target: "observra::budget",
             budget_kind = event.kind.as_str(),
-            unit = event.unit,
+            unit = event.unit.as_str(),
             limit = event.limit,
             observed = event.observed,
             model = event.model.as_deref().unwrap_or(""),

@@ -45,6 +45,8 @@ pub(crate) struct LegStats {
     /// Export calls that succeeded / failed.
     pub export_ok: AtomicU64,
     pub export_err: AtomicU64,
+    /// Whether the leg turns spans into log records (the `otel_log` backend).
+    pub delivers_logs: bool,
     /// Log records delivered (the `otel_log` backend; zero for the others).
     pub log_records: AtomicU64,
     /// Spans dropped because redacting them failed (also in `dropped`).
@@ -54,8 +56,8 @@ pub(crate) struct LegStats {
 }
 
 impl LegStats {
-    fn new(name: &'static str, target: &str) -> Self {
-        LegStats { name, target: crate::diag::display_endpoint(target), ..Default::default() }
+    fn new(name: &'static str, target: &str, delivers_logs: bool) -> Self {
+        LegStats { name, target: crate::diag::display_endpoint(target), delivers_logs, ..Default::default() }
     }
 
     /// The backend and its target, as diagnostics name them.
@@ -176,8 +178,8 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry { live: Vec::new(), retir
 pub(crate) static EXPORT_DURATION: std::sync::RwLock<Option<opentelemetry::metrics::Histogram<f64>>> =
     std::sync::RwLock::new(None);
 
-fn register(name: &'static str, target: &str) -> Arc<LegStats> {
-    let stats = Arc::new(LegStats::new(name, target));
+fn register(name: &'static str, target: &str, delivers_logs: bool) -> Arc<LegStats> {
+    let stats = Arc::new(LegStats::new(name, target, delivers_logs));
     REGISTRY.lock().unwrap_or_else(|p| p.into_inner()).live.push(stats.clone());
     stats
 }
@@ -225,6 +227,10 @@ pub(crate) trait LegExporter {
     /// backend turns one span into zero or more records).
     fn log_records(&self) -> u64 {
         0
+    }
+    /// Whether this leg turns spans into log records (the `otel_log` backend).
+    fn delivers_logs(&self) -> bool {
+        false
     }
     /// Receives the flag shutdown raises, so a retry back-off can stop early.
     fn set_stopping(&mut self, _flag: Arc<AtomicBool>) {}
@@ -283,7 +289,31 @@ pub(crate) fn start_leg<E: SpanExporter + 'static>(name: &'static str, exporter:
 /// A request sent to a worker, to be waited for later.
 pub(crate) struct Pending {
     rx: Option<std::sync::mpsc::Receiver<Result<(), String>>>,
-    error: Option<String>,
+    error: Option<LegError>,
+}
+
+/// Why a flush or shutdown request to a backend's worker did not complete.
+#[derive(Debug)]
+pub(crate) enum LegError {
+    /// The deadline passed first (`flush` or `shutdown`).
+    TimedOut(&'static str),
+    /// The export thread had stopped.
+    Stopped(&'static str),
+    /// The export thread panicked.
+    Panicked(&'static str),
+    /// The exporter reported an error.
+    Failed(String),
+}
+
+impl std::fmt::Display for LegError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LegError::TimedOut(what) => write!(f, "{what}: timed out"),
+            LegError::Stopped(what) => write!(f, "{what}: the export thread has stopped"),
+            LegError::Panicked(what) => write!(f, "{what}: the export thread panicked"),
+            LegError::Failed(e) => f.write_str(e),
+        }
+    }
 }
 
 pub(crate) struct BatchProcessor {
@@ -318,7 +348,7 @@ impl BatchProcessor {
         exporter.set_stopping(stopping.clone());
         let (spans, span_rx) = sync_channel::<SpanData>(settings.max_queue_size);
         let (control, control_rx) = sync_channel::<Control>(16);
-        let stats = register(name, target);
+        let stats = register(name, target, exporter.delivers_logs());
         let wake_sent = Arc::new(AtomicBool::new(false));
         let worker = Worker {
             reporter: crate::diag::Reporter::new(name, &stats.target, "spans"),
@@ -393,23 +423,23 @@ impl BatchProcessor {
 
     /// Waits for a request until `until`. On a completed shutdown the worker
     /// is joined and the leg's figures are retired.
-    pub(crate) fn wait(&self, pending: Pending, until: Instant, what: &str) -> Result<(), String> {
+    pub(crate) fn wait(&self, pending: Pending, until: Instant, what: &'static str) -> Result<(), LegError> {
         if let Some(e) = pending.error {
             return Err(e);
         }
-        let Some(rx) = pending.rx else { return Err(format!("{what}: not sent")) };
+        let Some(rx) = pending.rx else { return Err(LegError::Stopped(what)) };
         let result = match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-            Ok(r) => r,
-            Err(RecvTimeoutError::Timeout) => Err(format!("{what}: timed out")),
-            Err(RecvTimeoutError::Disconnected) => Err(format!("{what}: the export thread has stopped")),
+            Ok(r) => r.map_err(LegError::Failed),
+            Err(RecvTimeoutError::Timeout) => Err(LegError::TimedOut(what)),
+            Err(RecvTimeoutError::Disconnected) => Err(LegError::Stopped(what)),
         };
         let mut result = result;
-        if what == "shutdown" && !matches!(&result, Err(e) if e.ends_with("timed out")) {
+        if what == "shutdown" && !matches!(&result, Err(LegError::TimedOut(_))) {
             let handle = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
             if let Some(handle) = handle {
                 if handle.join().is_err() {
                     // What it still held is counted dropped when the leg retires.
-                    result = Err(format!("{what}: the export thread panicked"));
+                    result = Err(LegError::Panicked(what));
                 }
             }
             retire(&self.stats);
@@ -417,14 +447,17 @@ impl BatchProcessor {
         result
     }
 
-    fn send(&self, make: fn(SyncSender<Result<(), String>>) -> Control, deadline: Duration, what: &str) -> Pending {
+    fn send(
+        &self,
+        make: fn(SyncSender<Result<(), String>>) -> Control,
+        deadline: Duration,
+        what: &'static str,
+    ) -> Pending {
         let (tx, rx) = sync_channel(1);
         match send_within(&self.control, make(tx), until(deadline)) {
             Ok(()) => Pending { rx: Some(rx), error: None },
-            Err(SendFailure::Stopped) => {
-                Pending { rx: None, error: Some(format!("{what}: the export thread has stopped")) }
-            }
-            Err(SendFailure::TimedOut) => Pending { rx: None, error: Some(format!("{what}: timed out")) },
+            Err(SendFailure::Stopped) => Pending { rx: None, error: Some(LegError::Stopped(what)) },
+            Err(SendFailure::TimedOut) => Pending { rx: None, error: Some(LegError::TimedOut(what)) },
         }
     }
 }

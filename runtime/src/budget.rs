@@ -91,14 +91,46 @@ impl BudgetKind {
     }
 }
 
+/// What a budget limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BudgetUnit {
+    /// US dollars (`"usd"`).
+    Usd,
+    /// Input plus output tokens (`"tokens"`).
+    Tokens,
+}
+
+impl BudgetUnit {
+    /// `"usd"` or `"tokens"`, as warnings and metrics name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetUnit::Usd => "usd",
+            BudgetUnit::Tokens => "tokens",
+        }
+    }
+}
+
+impl std::fmt::Display for BudgetUnit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for BudgetUnit {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// What a crossing reports to the callback.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct BudgetEvent {
     /// Which limit.
     pub kind: BudgetKind,
-    /// `"usd"` or `"tokens"`.
-    pub unit: &'static str,
+    /// What the limit is in.
+    pub unit: BudgetUnit,
     /// The limit.
     pub limit: f64,
     /// What was observed (the call's, the agent's or the window's total).

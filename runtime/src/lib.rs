@@ -67,7 +67,7 @@ pub mod __private;
 use std::borrow::Cow;
 
 pub use attr_value::{ArrayElement, AttributeValue};
-pub use budget::{Budget, BudgetEvent, BudgetKind};
+pub use budget::{Budget, BudgetEvent, BudgetKind, BudgetUnit};
 pub use config::{Backend, Builder, Protocol, Sampler, Temporality};
 pub use content::{CaptureContent, CaptureMessages, CaptureMode, Message, Part};
 pub use cost::{CostTable, Price};

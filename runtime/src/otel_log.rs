@@ -159,6 +159,9 @@ impl<E: LogExporter> crate::batch::LegExporter for OtelLogExporter<E> {
     fn log_records(&self) -> u64 {
         self.last_records.load(Ordering::Acquire)
     }
+    fn delivers_logs(&self) -> bool {
+        true
+    }
     fn explain(&self, error: String) -> String {
         crate::http_client::explain(error, self.cause.as_ref())
     }

@@ -540,7 +540,7 @@ fn stop_legs(pipeline: &Pipeline, deadline: Duration) -> Vec<BackendReport> {
     for ((p, pending), before) in pipeline.processors.iter().zip(pending).zip(before) {
         let result = p.wait(pending, until, "shutdown");
         let after = crate::batch::Totals::of(&p.stats);
-        let timed_out = matches!(&result, Err(e) if e.ends_with("timed out"));
+        let timed_out = matches!(&result, Err(crate::batch::LegError::TimedOut(_)));
         let abandoned = if timed_out { after.queued + after.in_flight } else { 0 };
         // The whole run's losses, once, for a person reading stderr.
         if let Some(line) = crate::diag::loss_line(
@@ -559,7 +559,7 @@ fn stop_legs(pipeline: &Pipeline, deadline: Duration) -> Vec<BackendReport> {
             dropped: (after.dropped + after.failed) - (before.dropped + before.failed),
             abandoned,
             timed_out,
-            error: result.err(),
+            error: result.err().map(|e| e.to_string()),
         });
     }
     backends
@@ -728,7 +728,7 @@ impl SelfMetrics {
                 .with_unit("{record}")
                 .with_description("Log records the otel_log backend delivered.")
                 .with_callback(move |o| {
-                    for l in l5.iter().filter(|l| l.name == "otel_log") {
+                    for l in l5.iter().filter(|l| l.delivers_logs) {
                         o.observe(l.log_records.load(Ordering::Relaxed), &[backend(l)])
                     }
                 })
