@@ -314,22 +314,27 @@ fn main() {
 const SAMPLES: u32 = 300;
 const SIZE: u32 = 100;
 
-/// Before each sample, outside the timed part: waits while observra has
-/// more than `queued` items on the metrics thread's queue or `spans` spans
-/// on a backend's queue, with `idle` also until no export is in flight.
+/// Before each sample, outside the timed part: waits while observra holds
+/// more than `pending` closed spans (on the collector's queue and a
+/// backend's queue together), with `idle` also until no export is in flight.
 ///
 /// The other benches wait until observra is idle, so that none pays for
 /// work an observra bench left behind (after the first sample there is
 /// none, and they never wait again). observra's own benches wait only when
-/// a queue is close to full: the `#[llm_call]` loop calls far faster than
-/// the metrics thread can assemble spans on the other core, and a full
-/// queue would drop calls, which are cheaper than queued ones and would
-/// flatter observra. Between those waits the metrics and export threads
-/// work on the other core while the caller is timed, as in production.
-fn settle(queued: u64, spans: u64, idle: bool) -> u64 {
+/// the queues are close to full: the loops call far faster than the
+/// collector assembles spans on the other core, and a full queue would drop
+/// calls, which are cheaper than queued ones and would flatter observra.
+/// Every span passes through both queues, so their sum is what must leave
+/// room for the next sample in the backend's queue (2,048). Between those
+/// waits the collector and export threads work on the other core while the
+/// caller is timed, as in production.
+fn settle(pending: u64, idle: bool) -> u64 {
     loop {
         let h = observra::health();
-        if h.metric_queue_depth <= queued && h.spans_queued <= spans && (!idle || h.spans_exporting == 0) {
+        // Idle: nothing left to assemble; less than a batch left to export
+        // (which the export thread's timer sends) and nothing being exported.
+        let quiet = !idle || (h.metric_queue_depth == 0 && h.spans_exporting == 0);
+        if h.metric_queue_depth + h.spans_queued <= pending && quiet {
             return black_box(42);
         }
         std::thread::sleep(std::time::Duration::from_micros(200));
@@ -338,12 +343,12 @@ fn settle(queued: u64, spans: u64, idle: bool) -> u64 {
 
 /// observra idle: for the benches that are not observra's.
 fn idle() -> u64 {
-    settle(0, 511, true)
+    settle(511, true)
 }
 
 /// Queues with room for the next sample.
 fn room() -> u64 {
-    settle(4_096, 1_536, false)
+    settle(1_536, false)
 }
 
 /// Baseline: the function without telemetry.

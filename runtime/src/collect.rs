@@ -17,6 +17,7 @@ use opentelemetry::{Key, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
 use crate::accounting::{self, Deferred, Instruments};
+use crate::base::clock::Anchor;
 use crate::base::frame::{Frame, More, StatusCode};
 use crate::base::queue::{Control, FrameQueue, QueueEnd};
 use crate::base::state::{ASSEMBLY_FAILED, Installed, METRIC_JOBS_DROPPED, ORPHANED, suppress_current_thread};
@@ -67,6 +68,8 @@ fn drain(end: &QueueEnd, installed: &Weak<Installed>, legs: &FanOut, ins: Option
     let mut taken = 0;
     // Once per drain, not per frame: the count is shared with every span.
     let p = installed.upgrade();
+    // Stamps become wall-clock times against an anchor taken now.
+    let anchor = Anchor::now();
     while let Ok(frame) = end.frames.try_recv() {
         // The shared depth is updated in steps, not per item: callers write it too.
         taken += 1;
@@ -83,7 +86,8 @@ fn drain(end: &QueueEnd, installed: &Weak<Installed>, legs: &FanOut, ins: Option
         let sampled = frame.ctx.sampled;
         // A panic in a metric reader or a backend's queue must not stop
         // the thread; what it loses is counted.
-        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| assemble(frame, p, legs, ins))).is_ok();
+        let ok =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| assemble(frame, p, legs, ins, &anchor))).is_ok();
         if !ok {
             METRIC_JOBS_DROPPED.fetch_add(1, Ordering::Relaxed);
             if sampled {
@@ -267,7 +271,7 @@ fn span_name(frame: &Frame, more: &More, request: Option<&StringValue>) -> Cow<'
 
 /// Builds the span of a closed frame and records its metrics (on the
 /// collector thread).
-pub(crate) fn assemble(mut frame: Frame, p: &Installed, legs: &FanOut, ins: Option<&Instruments>) {
+pub(crate) fn assemble(mut frame: Frame, p: &Installed, legs: &FanOut, ins: Option<&Instruments>, anchor: &Anchor) {
     let acc = &p.accounting;
     let more = frame.more.take().map(|m| *m).unwrap_or_default();
     let usage = frame.usage();
@@ -348,7 +352,8 @@ pub(crate) fn assemble(mut frame: Frame, p: &Installed, legs: &FanOut, ins: Opti
             }
         }
     }
-    let duration_s = frame.end.duration_since(frame.start).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let duration_s = anchor.seconds(frame.start, frame.end);
+    let (start_time, end_time) = (anchor.time(frame.start), anchor.time(frame.end));
     if let Some(ins) = ins {
         if let Some(operation) = frame.operation {
             let facts = Facts {
@@ -389,10 +394,10 @@ pub(crate) fn assemble(mut frame: Frame, p: &Installed, legs: &FanOut, ins: Opti
             KeyValue::new(sc::EVENT_LEVEL, "WARN"),
             KeyValue::new(sc::EVENT_TARGET, "observra::cost"),
         ];
-        events.events.push(Event::new(accounting::UNKNOWN_MODEL_WARNING, frame.end, attributes, 0));
+        events.events.push(Event::new(accounting::UNKNOWN_MODEL_WARNING, end_time, attributes, 0));
     }
     if !more.captured.is_empty() {
-        events.events.push(Event::new(sc::GEN_AI_DETAILS_EVENT, frame.end, more.captured, 0));
+        events.events.push(Event::new(sc::GEN_AI_DETAILS_EVENT, end_time, more.captured, 0));
     }
     let kind = match (more.kind, frame.site) {
         (Some(kind), _) => kind,
@@ -418,8 +423,8 @@ pub(crate) fn assemble(mut frame: Frame, p: &Installed, legs: &FanOut, ins: Opti
         parent_span_is_remote: more.parent_is_remote,
         span_kind: kind,
         name: name.unwrap_or_default(),
-        start_time: frame.start,
-        end_time: frame.end,
+        start_time,
+        end_time,
         attributes: attrs,
         dropped_attributes_count: more.dropped_attributes,
         events,

@@ -241,6 +241,8 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     if settings.disabled {
         return Ok(crate::Guard { active: false });
     }
+    // Once per process: how span stamps are taken (a few ms, here, never on a call).
+    crate::base::clock::calibrate();
     let mut current = CURRENT.write().unwrap_or_else(|p| p.into_inner());
     if current.is_some() {
         return Err(Error::AlreadyInstalled);

@@ -6,7 +6,6 @@
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use opentelemetry::trace::{Event, Link, SpanContext, SpanId, SpanKind, TraceFlags, TraceId, TraceState};
 use opentelemetry::{Key, KeyValue, StringValue, Value};
@@ -188,8 +187,9 @@ pub struct Frame {
     pub(crate) parent_span_id: SpanId,
     /// `gen_ai.operation.name`, when it is one of the conventions'.
     pub(crate) operation: Option<&'static str>,
-    pub(crate) start: SystemTime,
-    pub(crate) end: SystemTime,
+    /// Start and end, as [`super::clock::stamp`]s.
+    pub(crate) start: u64,
+    pub(crate) end: u64,
     pub(crate) usage: Usage,
     pub(crate) response_model: Option<StringValue>,
     /// The cost, when the caller already worked it out.
@@ -295,8 +295,8 @@ impl Frame {
             ctx,
             parent_span_id,
             operation: None,
-            start: SystemTime::now(),
-            end: SystemTime::UNIX_EPOCH,
+            start: super::clock::stamp(),
+            end: 0,
             usage: Usage::default(),
             response_model: None,
             cost: None,

@@ -6,6 +6,7 @@
 //! (`collect`), the exporters and the composition root (`config`,
 //! `pipeline`) all find what is installed here.
 
+pub(crate) mod clock;
 pub(crate) mod deadline;
 pub(crate) mod frame;
 pub(crate) mod queue;

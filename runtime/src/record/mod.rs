@@ -25,7 +25,6 @@ pub(crate) mod target;
 
 use std::cell::RefCell;
 use std::sync::atomic::Ordering;
-use std::time::SystemTime;
 
 use opentelemetry::trace::{Event, SpanContext, SpanId};
 
@@ -180,7 +179,7 @@ fn take_frame(span_id: SpanId) -> Option<Frame> {
 /// Ends a span: stamps the end, does what must happen on the caller
 /// (budgets, totals), and queues the frame for the collector.
 pub(crate) fn close(mut frame: Frame) {
-    frame.end = SystemTime::now();
+    frame.end = crate::base::clock::stamp();
     if !frame.wanted() {
         return;
     }
