@@ -243,21 +243,6 @@ impl Accounting {
     }
 }
 
-/// `agent.requests.active` +1 when an agent starts (returns the label to take it back with).
-pub(crate) fn agent_started(acc: &Accounting, agent: Option<&str>) -> Option<Vec<KeyValue>> {
-    let ins = acc.instruments.as_ref()?;
-    let labels: Vec<KeyValue> = agent.map(|a| KeyValue::new(m::LABEL_AGENT, a.to_string())).into_iter().collect();
-    ins.agent_active.add(1, &labels);
-    Some(labels)
-}
-
-/// `agent.requests.active` -1 when it ends.
-pub(crate) fn agent_ended(acc: &Accounting, labels: &[KeyValue]) {
-    if let Some(ins) = &acc.instruments {
-        ins.agent_active.add(-1, labels);
-    }
-}
-
 /// The per-call and per-window budget checks of one model call.
 pub(crate) fn llm_budgets(
     acc: &Accounting,

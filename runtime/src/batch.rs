@@ -13,7 +13,7 @@
 //! each leg (and so for their sums, which [`crate::health`] reports).
 
 use crate::base::deadline::{SendFailure, send_within, until};
-use crate::base::state::{ASSEMBLY_FAILED, ORPHANED};
+use crate::base::state::{ASSEMBLY_FAILED, ORPHANED, REDACTION_FAILED};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
@@ -49,8 +49,6 @@ pub(crate) struct LegStats {
     pub delivers_logs: bool,
     /// Log records delivered (the `otel_log` backend; zero for the others).
     pub log_records: AtomicU64,
-    /// Spans dropped because redacting them failed (also in `dropped`).
-    pub redaction_failed: AtomicU64,
     last_error: Mutex<Option<String>>,
     latencies: Mutex<VecDeque<Duration>>,
 }
@@ -110,7 +108,7 @@ impl LegStats {
 /// whose pipeline has stopped are folded into one, so the registry stays
 /// small however often the pipeline is re-installed).
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Totals {
+pub(crate) struct LegFigures {
     pub produced: u64,
     pub queued: u64,
     pub in_flight: u64,
@@ -123,8 +121,8 @@ pub(crate) struct Totals {
     pub redaction_failed: u64,
 }
 
-impl Totals {
-    const ZERO: Totals = Totals {
+impl LegFigures {
+    const ZERO: LegFigures = LegFigures {
         produced: 0,
         queued: 0,
         in_flight: 0,
@@ -138,8 +136,8 @@ impl Totals {
     };
 
     /// One leg's figures now.
-    pub(crate) fn of(s: &LegStats) -> Totals {
-        Totals {
+    pub(crate) fn of(s: &LegStats) -> LegFigures {
+        LegFigures {
             produced: s.produced.load(Ordering::Acquire),
             queued: s.queued.load(Ordering::Acquire),
             in_flight: s.in_flight.load(Ordering::Acquire),
@@ -149,11 +147,11 @@ impl Totals {
             export_ok: s.export_ok.load(Ordering::Acquire),
             export_err: s.export_err.load(Ordering::Acquire),
             log_records: s.log_records.load(Ordering::Acquire),
-            redaction_failed: s.redaction_failed.load(Ordering::Acquire),
+            redaction_failed: 0,
         }
     }
 
-    fn merge(&mut self, o: Totals) {
+    fn merge(&mut self, o: LegFigures) {
         self.produced += o.produced;
         self.queued += o.queued;
         self.in_flight += o.in_flight;
@@ -169,10 +167,10 @@ impl Totals {
 
 struct Registry {
     live: Vec<Arc<LegStats>>,
-    retired: Totals,
+    retired: LegFigures,
 }
 
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry { live: Vec::new(), retired: Totals::ZERO });
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry { live: Vec::new(), retired: LegFigures::ZERO });
 
 /// Export durations as an OTel histogram, set while a meter is installed.
 pub(crate) static EXPORT_DURATION: std::sync::RwLock<Option<opentelemetry::metrics::Histogram<f64>>> =
@@ -189,7 +187,7 @@ fn register(name: &'static str, target: &str, delivers_logs: bool) -> Arc<LegSta
 fn retire(stats: &Arc<LegStats>) {
     let mut reg = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
     reg.live.retain(|s| !Arc::ptr_eq(s, stats));
-    let mut t = Totals::of(stats);
+    let mut t = LegFigures::of(stats);
     t.dropped += t.queued + t.in_flight;
     t.queued = 0;
     t.in_flight = 0;
@@ -197,15 +195,17 @@ fn retire(stats: &Arc<LegStats>) {
 }
 
 /// Process-wide totals over every leg ever started (plus orphaned spans as dropped).
-pub(crate) fn totals() -> Totals {
+pub(crate) fn totals() -> LegFigures {
     let reg = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
     let mut t = reg.retired;
     for s in &reg.live {
-        t.merge(Totals::of(s));
+        t.merge(LegFigures::of(s));
     }
-    let lost = ORPHANED.load(Ordering::Acquire) + ASSEMBLY_FAILED.load(Ordering::Acquire);
+    let redaction_failed = REDACTION_FAILED.load(Ordering::Acquire);
+    let lost = ORPHANED.load(Ordering::Acquire) + ASSEMBLY_FAILED.load(Ordering::Acquire) + redaction_failed;
     t.produced += lost;
     t.dropped += lost;
+    t.redaction_failed += redaction_failed;
     t
 }
 
@@ -268,21 +268,13 @@ impl<E> LegExporter for Leg<E> {
 }
 
 /// Starts a leg for an exporter whose type is only known where it was given.
-pub(crate) type StartLeg = Box<
-    dyn FnOnce(
-            &str,
-            &Resource,
-            BatchSettings,
-            BlockOn,
-            Option<Arc<crate::redact::Redactor>>,
-        ) -> std::io::Result<BatchProcessor>
-        + Send,
->;
+pub(crate) type StartLeg =
+    Box<dyn FnOnce(&str, &Resource, BatchSettings, BlockOn) -> std::io::Result<BatchProcessor> + Send>;
 
 /// Captures `exporter` for a later start.
 pub(crate) fn start_leg<E: SpanExporter + 'static>(name: &'static str, exporter: E) -> StartLeg {
-    Box::new(move |target, resource, settings, block_on, redactor| {
-        BatchProcessor::start(name, target, Leg(exporter, None), resource, settings, block_on, redactor)
+    Box::new(move |target, resource, settings, block_on| {
+        BatchProcessor::start(name, target, Leg(exporter, None), resource, settings, block_on)
     })
 }
 
@@ -338,7 +330,6 @@ impl BatchProcessor {
         resource: &Resource,
         settings: BatchSettings,
         block_on: BlockOn,
-        redactor: Option<Arc<crate::redact::Redactor>>,
     ) -> std::io::Result<Self>
     where
         E: SpanExporter + LegExporter + 'static,
@@ -359,7 +350,6 @@ impl BatchProcessor {
             wake_sent: wake_sent.clone(),
             settings,
             block_on,
-            redactor,
         };
         let spawned = std::thread::Builder::new().name(format!("observra-{name}")).spawn(move || {
             crate::base::state::suppress_current_thread();
@@ -462,11 +452,40 @@ impl BatchProcessor {
     }
 }
 
+/// What makes a span fit to leave, applied once per span by the collector
+/// before it is handed to the backends.
+#[derive(Clone)]
+pub(crate) struct SpanPolicy {
+    /// Whether message content may leave at all (capture is on); when not,
+    /// the conventions' content attributes are removed from every span.
+    pub content_allowed: bool,
+    pub limits: crate::limits::SpanLimits,
+    pub redactor: Option<Arc<crate::redact::Redactor>>,
+}
+
+impl SpanPolicy {
+    /// Makes one span fit to leave: content removed unless capture is on,
+    /// then redacted, then cut to the span limits (after redaction, so a
+    /// cut can never split a secret past its pattern). False when its
+    /// redaction panicked: fail closed, the span is not exported.
+    pub(crate) fn apply(&self, span: &mut SpanData) -> bool {
+        if !self.content_allowed {
+            crate::content::strip_content(span);
+        }
+        if let Some(r) = &self.redactor {
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.span(span))).is_err() {
+                return false;
+            }
+        }
+        crate::limits::apply(span, &self.limits);
+        true
+    }
+}
+
 /// Bounds of the span batch processor.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BatchSettings {
-    /// Whether message content may leave at all (capture is on); when not,
-    /// the conventions' content attributes are removed from every span.
+    /// Whether message content may leave at all (capture is on).
     pub content_allowed: bool,
     /// The span limits and the request size bound.
     pub limits: crate::limits::SpanLimits,
@@ -505,8 +524,6 @@ struct Worker<E> {
     wake_sent: Arc<AtomicBool>,
     settings: BatchSettings,
     block_on: BlockOn,
-    /// Applied to every span before the exporter sees it.
-    redactor: Option<Arc<crate::redact::Redactor>>,
     /// Tells a person about failures and drops.
     reporter: crate::diag::Reporter,
 }
@@ -556,23 +573,6 @@ impl<E: SpanExporter + LegExporter> Worker<E> {
         }
     }
 
-    /// Makes one span fit to leave: content removed unless capture is on,
-    /// then redacted, then cut to the span limits (after redaction, so a
-    /// cut can never split a secret past its pattern). False when its
-    /// redaction panicked: fail closed, the span is not exported.
-    fn prepare(&self, span: &mut SpanData) -> bool {
-        if !self.settings.content_allowed {
-            crate::content::strip_content(span);
-        }
-        if let Some(r) = &self.redactor {
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.span(span))).is_err() {
-                return false;
-            }
-        }
-        crate::limits::apply(span, &self.settings.limits);
-        true
-    }
-
     /// Drains the queue in batches; with `full_batches_only`, stops when less
     /// than one batch is left (the timer exports the rest).
     fn export_available(&self, full_batches_only: bool) -> Result<(), String> {
@@ -584,35 +584,22 @@ impl<E: SpanExporter + LegExporter> Worker<E> {
             if queued == 0 || (full_batches_only && queued < max) {
                 return result;
             }
-            // Each span is prepared as it is taken (content policy, redaction,
-            // then the span limits), so the request can be cut by size too.
+            // Spans arrive ready to leave (the collector applied the content
+            // policy, redaction and the span limits once, for every backend);
+            // the request is cut by size as well as by count.
             let mut batch = Vec::with_capacity(queued.min(max));
-            let (mut taken, mut lost, mut bytes) = (0u64, 0u64, 0usize);
+            let mut bytes = 0usize;
             while batch.len() < max && bytes < self.settings.limits.max_request_bytes {
-                let Ok(mut span) = self.spans.try_recv() else { break };
-                taken += 1;
+                let Ok(span) = self.spans.try_recv() else { break };
                 // Gains before losses, so the identity never dips for a reader.
                 s.in_flight.fetch_add(1, Ordering::AcqRel);
                 s.queued.fetch_sub(1, Ordering::AcqRel);
-                if self.prepare(&mut span) {
-                    bytes += crate::limits::approx_size(&span);
-                    batch.push(span);
-                } else {
-                    lost += 1;
-                    s.redaction_failed.fetch_add(1, Ordering::AcqRel);
-                    s.dropped.fetch_add(1, Ordering::AcqRel);
-                    s.in_flight.fetch_sub(1, Ordering::AcqRel);
-                }
-            }
-            if taken == 0 {
-                return result;
-            }
-            if lost > 0 {
-                self.reporter.redaction_failed(lost);
+                bytes += crate::limits::approx_size(&span);
+                batch.push(span);
             }
             let n = batch.len() as u64;
             if batch.is_empty() {
-                continue;
+                return result;
             }
             let started = Instant::now();
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -19,9 +19,11 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use crate::accounting::{self, Deferred, Instruments};
 use crate::base::clock::Anchor;
 use crate::base::frame::{Frame, More, StatusCode};
-use crate::base::queue::{Control, FrameQueue, QueueEnd};
-use crate::base::state::{ASSEMBLY_FAILED, Installed, METRIC_JOBS_DROPPED, ORPHANED, suppress_current_thread};
-use crate::batch::FanOut;
+use crate::base::queue::{Control, FrameQueue, Note, QueueEnd};
+use crate::base::state::{
+    ASSEMBLY_FAILED, Installed, METRIC_JOBS_DROPPED, ORPHANED, REDACTION_FAILED, suppress_current_thread,
+};
+use crate::batch::{FanOut, SpanPolicy};
 use crate::semconv::{self as sc, metrics as m, operation as op};
 use crate::usage::Usage;
 
@@ -32,11 +34,13 @@ pub(crate) fn start(
     end: QueueEnd,
     ins: Option<Instruments>,
     legs: Arc<FanOut>,
+    policy: SpanPolicy,
     installed: Weak<Installed>,
 ) -> std::io::Result<()> {
     std::thread::Builder::new().name("observra-collector".into()).spawn(move || {
         suppress_current_thread();
-        let drain = || drain(&end, &installed, &legs, ins.as_ref());
+        let out = Out { legs: &legs, policy: &policy };
+        let drain = || drain(&end, &installed, &out, ins.as_ref());
         loop {
             match end.control.recv_timeout(FrameQueue::TICK) {
                 Ok(Control::Wake) => {
@@ -64,12 +68,49 @@ pub(crate) fn start(
 }
 
 /// Takes every queued frame and assembles it.
-fn drain(end: &QueueEnd, installed: &Weak<Installed>, legs: &FanOut, ins: Option<&Instruments>) {
+/// Where assembled spans go: once made fit to leave, to every backend.
+struct Out<'a> {
+    legs: &'a FanOut,
+    policy: &'a SpanPolicy,
+}
+
+impl Out<'_> {
+    /// Applies the content policy, redaction and limits once, then hands
+    /// the span to every backend. A span whose redaction failed is dropped
+    /// and counted, never exported.
+    fn submit(&self, mut span: SpanData) {
+        if self.policy.apply(&mut span) {
+            self.legs.submit(span);
+            return;
+        }
+        REDACTION_FAILED.fetch_add(1, Ordering::AcqRel);
+        static TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !TOLD.swap(true, Ordering::AcqRel) {
+            crate::diag::emit(
+                crate::diag::DiagnosticLevel::Warn,
+                "redaction failed (a redaction rule panicked): the span was dropped rather than exported \
+                 unredacted; later failures are counted in health().spans_redaction_failed",
+            );
+        }
+    }
+}
+
+fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Out<'_>, ins: Option<&Instruments>) {
     let mut taken = 0;
     // Once per drain, not per frame: the count is shared with every span.
     let p = installed.upgrade();
     // Stamps become wall-clock times against an anchor taken now.
     let anchor = Anchor::now();
+    // Notes first: an agent's start is told before its frame closes.
+    while let Ok(note) = end.notes.try_recv() {
+        match note {
+            Note::AgentStarted(agent) => {
+                if let Some(ins) = ins {
+                    ins.agent_active.add(1, &set_labels(agent.as_ref(), None, None));
+                }
+            }
+        }
+    }
     while let Ok(frame) = end.frames.try_recv() {
         // The shared depth is updated in steps, not per item: callers write it too.
         taken += 1;
@@ -87,7 +128,7 @@ fn drain(end: &QueueEnd, installed: &Weak<Installed>, legs: &FanOut, ins: Option
         // A panic in a metric reader or a backend's queue must not stop
         // the thread; what it loses is counted.
         let ok =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| assemble(frame, p, legs, ins, &anchor))).is_ok();
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| assemble(frame, p, out, ins, &anchor))).is_ok();
         if !ok {
             METRIC_JOBS_DROPPED.fetch_add(1, Ordering::Relaxed);
             if sampled {
@@ -271,7 +312,7 @@ fn span_name(frame: &Frame, more: &More, request: Option<&StringValue>) -> Cow<'
 
 /// Builds the span of a closed frame and records its metrics (on the
 /// collector thread).
-pub(crate) fn assemble(mut frame: Frame, p: &Installed, legs: &FanOut, ins: Option<&Instruments>, anchor: &Anchor) {
+fn assemble(mut frame: Frame, p: &Installed, out: &Out<'_>, ins: Option<&Instruments>, anchor: &Anchor) {
     let acc = &p.accounting;
     let more = frame.more.take().map(|m| *m).unwrap_or_default();
     let usage = frame.usage();
@@ -379,8 +420,8 @@ pub(crate) fn assemble(mut frame: Frame, p: &Installed, legs: &FanOut, ins: Opti
             ins.function_duration.record(duration_s, &labels);
         }
     }
-    if let Some(labels) = &more.active_labels {
-        accounting::agent_ended(acc, labels);
+    if let (Some(agent), Some(ins)) = (&more.active_agent, ins) {
+        ins.agent_active.add(-1, &set_labels(agent.as_ref(), None, None));
     }
     if !frame.ctx.sampled {
         return;
@@ -411,7 +452,7 @@ pub(crate) fn assemble(mut frame: Frame, p: &Installed, legs: &FanOut, ins: Opti
     };
     let mut links = SpanLinks::default();
     links.links = more.links;
-    legs.submit(SpanData {
+    out.submit(SpanData {
         span_context: SpanContext::new(
             frame.ctx.trace_id,
             frame.ctx.span_id,

@@ -574,7 +574,8 @@ impl Builder {
     /// Adds your own redaction matcher, run after the patterns on every
     /// string observra exports (span names, attributes, events, status):
     /// return the text with its secrets replaced, or `None` when it found
-    /// nothing. It runs on the export threads, never the caller's. Should it
+    /// nothing. It runs on the collector thread, once per span whatever the
+    /// number of backends, never on the caller's. Should it
     /// panic, the span it was redacting is dropped and counted
     /// ([`Health::spans_redaction_failed`](crate::Health::spans_redaction_failed)),
     /// never exported unredacted.

@@ -245,8 +245,6 @@ struct ReporterState {
     seen_dropped: u64,
     /// Failed calls since the last success.
     failing_streak: u64,
-    /// Whether a redaction failure was reported (once per backend).
-    redaction_told: bool,
 }
 
 impl Reporter {
@@ -310,25 +308,6 @@ impl Reporter {
         }
         st.dropped_items += new;
         self.summarise_if_due(st);
-    }
-
-    /// Redacting `items` failed (a rule panicked): they were dropped, not exported.
-    pub(crate) fn redaction_failed(&self, items: u64) {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if st.redaction_told {
-            return;
-        }
-        st.redaction_told = true;
-        drop(st);
-        emit(
-            DiagnosticLevel::Warn,
-            &format!(
-                "{}: redaction failed (a redaction rule panicked): {} dropped rather than exported unredacted; \
-                 later failures are counted in health().spans_redaction_failed",
-                self.who(),
-                count(items, self.unit)
-            ),
-        );
     }
 
     /// An export call succeeded.

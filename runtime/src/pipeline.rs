@@ -294,7 +294,6 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     };
     let mut processors = Vec::with_capacity(settings.sinks.len());
     for (sink, name) in settings.sinks {
-        let redactor = settings.redactor.clone();
         let block_on = block_on.clone();
         let processor = match sink {
             Sink::Stdout => BatchProcessor::start(
@@ -304,7 +303,6 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
                 &resource,
                 batch,
                 block_on,
-                redactor,
             ),
             Sink::Writer(w) => BatchProcessor::start(
                 name,
@@ -313,7 +311,6 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
                 &resource,
                 batch,
                 block_on,
-                redactor,
             ),
             Sink::File(path) => {
                 let file = crate::jsonl::RotatingFile::open(&path, settings.jsonl_max_bytes).map_err(|source| {
@@ -326,9 +323,9 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
                     path: path.clone(),
                     source,
                 })?;
-                BatchProcessor::start(name, &path.display().to_string(), exporter, &resource, batch, block_on, redactor)
+                BatchProcessor::start(name, &path.display().to_string(), exporter, &resource, batch, block_on)
             }
-            Sink::Custom(start) => start(name, &resource, batch, block_on, redactor),
+            Sink::Custom(start) => start(name, &resource, batch, block_on),
             Sink::Webhook(hook) => BatchProcessor::start(
                 name,
                 &hook.url.clone(),
@@ -336,7 +333,6 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
                 &resource,
                 batch,
                 block_on,
-                redactor,
             ),
             Sink::Otlp | Sink::OtelLog => {
                 let Some(otlp) = settings.otlp.as_ref() else {
@@ -361,11 +357,11 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
                 if matches!(sink, Sink::Otlp) {
                     let (spans, cause) = span_exporter(&otlp.traces)?;
                     let spans = crate::batch::Leg(spans, cause);
-                    BatchProcessor::start(name, &otlp.traces.endpoint, spans, &resource, batch, block_on, redactor)
+                    BatchProcessor::start(name, &otlp.traces.endpoint, spans, &resource, batch, block_on)
                 } else {
                     let (logs, cause) = log_exporter(&otlp.logs)?;
                     let logs = crate::otel_log::OtelLogExporter::new(logs, cause);
-                    BatchProcessor::start(name, &otlp.logs.endpoint, logs, &resource, batch, block_on, redactor)
+                    BatchProcessor::start(name, &otlp.logs.endpoint, logs, &resource, batch, block_on)
                 }
             }
         }
@@ -407,7 +403,12 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     // The collector thread holds the install weakly: the install owns its queue.
     let installed = Arc::new_cyclic(|weak| {
         let (queue, end) = FrameQueue::new();
-        if let Err(e) = crate::collect::start(end, instruments.clone(), processors.clone(), weak.clone()) {
+        let policy = crate::batch::SpanPolicy {
+            content_allowed: batch.content_allowed,
+            limits: batch.limits,
+            redactor: settings.redactor.clone(),
+        };
+        if let Err(e) = crate::collect::start(end, instruments.clone(), processors.clone(), policy, weak.clone()) {
             collector_error = Some(e);
         }
         Installed {
@@ -536,12 +537,12 @@ fn within(
 /// Shuts every leg down at once, so a slow one cannot eat the others' time.
 fn stop_legs(pipeline: &Pipeline, deadline: Duration) -> Vec<BackendReport> {
     let until = crate::base::deadline::until(deadline);
-    let before: Vec<_> = pipeline.processors.iter().map(|p| crate::batch::Totals::of(&p.stats)).collect();
+    let before: Vec<_> = pipeline.processors.iter().map(|p| crate::batch::LegFigures::of(&p.stats)).collect();
     let pending: Vec<_> = pipeline.processors.iter().map(|p| p.begin_shutdown(deadline)).collect();
     let mut backends = Vec::with_capacity(pending.len());
     for ((p, pending), before) in pipeline.processors.iter().zip(pending).zip(before) {
         let result = p.wait(pending, until, "shutdown");
-        let after = crate::batch::Totals::of(&p.stats);
+        let after = crate::batch::LegFigures::of(&p.stats);
         let timed_out = matches!(&result, Err(crate::batch::LegError::TimedOut(_)));
         let abandoned = if timed_out { after.queued + after.in_flight } else { 0 };
         // The whole run's losses, once, for a person reading stderr.
@@ -897,7 +898,7 @@ pub fn health() -> Health {
                 .iter()
                 .map(|proc| {
                     let l = &proc.stats;
-                    let t = crate::batch::Totals::of(l);
+                    let t = crate::batch::LegFigures::of(l);
                     let mut lat = l.latencies();
                     all_latencies.extend_from_slice(&lat);
                     let err = l.last_error();

@@ -51,6 +51,45 @@ fn a_span_whose_redaction_panics_is_dropped_and_counted_never_exported() {
     );
 }
 
+/// Redaction runs once per span, on the collector, whatever the number of
+/// backends: the same matcher sees the same texts with one backend and with
+/// three, and every backend receives the redacted span.
+#[test]
+fn redaction_runs_once_per_span_whatever_the_number_of_backends() {
+    let _s = serial();
+    static SEEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!("observra-redact-once-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("spans.jsonl");
+    let mut seen = Vec::new();
+    for backends in ["otlp", "otlp,jsonl,otel_log"] {
+        let _ = std::fs::remove_file(&path);
+        let rx = Receiver::start();
+        SEEN.store(0, std::sync::atomic::Ordering::SeqCst);
+        let path_text = path.display().to_string();
+        let guard = observra::init()
+            .env_from(env(&rx, &[("OBSERVRA_BACKEND", backends), ("OBSERVRA_JSONL_PATH", &path_text)]))
+            .redact_with("counted", |text| {
+                SEEN.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                text.contains("explode").then(|| text.replace("explode", "[gone]"))
+            })
+            .install()
+            .expect("install");
+        noted("explode once");
+        drop(guard);
+        seen.push(SEEN.load(std::sync::atomic::Ordering::SeqCst));
+        let spans = rx.wait_for_spans(1, Duration::from_secs(5));
+        let note = spans[0].str_attr("note").unwrap_or_default().to_string();
+        assert!(!note.contains("explode") && note.contains("once"), "redacted for OTLP: {note}");
+        if backends.contains("jsonl") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(text.contains("once") && !text.contains("explode"), "redacted for JSONL: {text}");
+        }
+    }
+    assert!(seen[0] > 0, "the matcher ran");
+    assert_eq!(seen[0], seen[1], "one backend and three: the same texts, once each");
+}
+
 #[llm_call(provider = "openai", model = model)]
 fn ask(model: &str) -> Result<Usage, std::io::Error> {
     tracing::info!("calling with {SECRET}");

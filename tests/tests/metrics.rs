@@ -145,6 +145,24 @@ fn helper(fail: bool) -> Result<(), std::io::Error> {
     if fail { Err(std::io::Error::other("gave up")) } else { Ok(()) }
 }
 
+/// An agent that, while it runs, flushes and reports what the collector
+/// exported for `agent.requests.active`.
+#[agent(name = "observer")]
+fn observing(rx: &Receiver) -> Vec<(std::collections::BTreeMap<String, Val>, f64)> {
+    let _ = observra::flush();
+    rx.wait_for_metric("agent.requests.active", Duration::from_secs(5)).map(|m| m.points).unwrap_or_default()
+}
+
+#[test]
+fn an_agent_in_progress_counts_in_agent_requests_active() {
+    let _s = serial();
+    let rx = Receiver::start();
+    let guard = observra::init().env_from(otlp_env(&rx, "grpc")).install().unwrap();
+    let during = observing(&rx);
+    assert_eq!(during, vec![(labels(&[("agent", "observer")]), 1.0)], "one run in progress");
+    drop(guard);
+}
+
 #[test]
 fn the_agent_metric_set_appears_with_no_code() {
     let _s = serial();

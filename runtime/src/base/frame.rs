@@ -14,6 +14,7 @@ use crate::accounting::{self, Contribution, Deferred, Totals};
 use crate::semconv::{self as sc, operation as op};
 use crate::usage::Usage;
 
+use super::queue::Note;
 use super::state::Installed;
 
 /// Most attributes kept per span; more are counted in `dropped_attributes_count`.
@@ -101,7 +102,7 @@ impl Site {
 pub(crate) struct Keeper {
     totals: Mutex<Totals>,
     /// The agent's name, for an agent (its budget events name it).
-    agent: std::sync::OnceLock<String>,
+    agent: std::sync::OnceLock<StringValue>,
     is_agent: bool,
     /// The keeper above this one, if any.
     parent: Option<Arc<Keeper>>,
@@ -130,7 +131,7 @@ impl Keeper {
                 accounting::check_agent_budget(
                     acc,
                     &mut totals,
-                    k.agent.get().map(String::as_str),
+                    k.agent.get().map(StringValue::as_str),
                     trace_id,
                     contribution.model.as_deref(),
                     deferred,
@@ -225,8 +226,9 @@ pub(crate) struct More {
     pub genai: bool,
     /// `#[traced(metrics)]`: function and module labels.
     pub function_metrics: Option<(&'static str, &'static str)>,
-    /// Labels `agent.requests.active` was incremented with.
-    pub active_labels: Option<Vec<KeyValue>>,
+    /// The agent name `agent.requests.active` was incremented under (by
+    /// the collector, told through the queue), to take it back at close.
+    pub active_agent: Option<Option<StringValue>>,
     /// Whether `ctx.keeper` is this span's own.
     pub keeps_totals: bool,
     /// A model without a price, noted on the caller: the warning goes on this span.
@@ -346,13 +348,17 @@ impl Frame {
     /// What a span of `operation` does when it opens, whoever made it: an
     /// agent or a workflow keeps totals, an agent names what runs beneath
     /// it and counts itself in `agent.requests.active`.
-    pub(crate) fn opened_as(&mut self, operation: &'static str, acc: &accounting::Accounting) {
+    pub(crate) fn opened_as(&mut self, operation: &'static str, p: &Installed) {
         if accounting::is_total_keeper(operation) {
             self.keep_totals();
         }
         if operation == op::INVOKE_AGENT {
             let agent = self.string_attr(sc::GEN_AI_AGENT_NAME);
-            self.more().active_labels = accounting::agent_started(acc, agent.as_ref().map(|a| a.as_str()));
+            // Counted by the collector, off this thread; taken back at close
+            // only if the note reached it.
+            if p.accounting.instruments.is_some() && p.queue.note(Note::AgentStarted(agent.clone())) {
+                self.more().active_agent = Some(agent.clone());
+            }
             if agent.is_some() {
                 self.ctx.agent = agent;
             }
@@ -389,7 +395,7 @@ impl Frame {
             (sc::GEN_AI_AGENT_NAME, Value::String(name)) => {
                 // An agent's name may come after its operation: its budget events name it.
                 if let (true, Some(keeper)) = (self.more.as_ref().is_some_and(|m| m.keeps_totals), &self.ctx.keeper) {
-                    let _ = keeper.agent.set(name.as_str().to_string());
+                    let _ = keeper.agent.set(name.clone());
                 }
                 self.set_plain(key, Value::String(name));
             }
@@ -416,7 +422,7 @@ impl Frame {
         let is_agent = self.operation == Some(op::INVOKE_AGENT);
         let agent = std::sync::OnceLock::new();
         if let (true, Some(name)) = (is_agent, self.string_attr(sc::GEN_AI_AGENT_NAME)) {
-            let _ = agent.set(name.as_str().to_string());
+            let _ = agent.set(name);
         }
         self.ctx.keeper = Some(Arc::new(Keeper {
             totals: Mutex::new(Totals::default()),

@@ -24,9 +24,16 @@ pub(crate) enum Control {
     Stop(SyncSender<()>),
 }
 
+/// What a caller tells the collector besides closed frames.
+pub(crate) enum Note {
+    /// An agent started (`agent.requests.active` +1), under this name.
+    AgentStarted(Option<opentelemetry::StringValue>),
+}
+
 /// The callers' end of the collector's queue.
 pub(crate) struct FrameQueue {
     frames: SyncSender<Frame>,
+    notes: SyncSender<Note>,
     control: SyncSender<Control>,
     depth: Arc<AtomicUsize>,
     wake_sent: Arc<AtomicBool>,
@@ -35,6 +42,8 @@ pub(crate) struct FrameQueue {
 /// The collector thread's end of the queue.
 pub(crate) struct QueueEnd {
     pub frames: Receiver<Frame>,
+    /// Handled before the frames of the same drain.
+    pub notes: Receiver<Note>,
     pub control: Receiver<Control>,
     /// Frames queued and not yet taken (the thread takes them off in steps).
     pub depth: Arc<AtomicUsize>,
@@ -53,12 +62,18 @@ impl FrameQueue {
     /// A new queue: the callers' end and the collector's.
     pub(crate) fn new() -> (FrameQueue, QueueEnd) {
         let (frames, frames_rx) = std::sync::mpsc::sync_channel::<Frame>(Self::CAPACITY);
+        let (notes, notes_rx) = std::sync::mpsc::sync_channel::<Note>(Self::CAPACITY);
         let (control, control_rx) = std::sync::mpsc::sync_channel::<Control>(16);
         let depth = Arc::new(AtomicUsize::new(0));
         let wake_sent = Arc::new(AtomicBool::new(false));
-        let end =
-            QueueEnd { frames: frames_rx, control: control_rx, depth: depth.clone(), wake_sent: wake_sent.clone() };
-        (FrameQueue { frames, control, depth, wake_sent }, end)
+        let end = QueueEnd {
+            frames: frames_rx,
+            notes: notes_rx,
+            control: control_rx,
+            depth: depth.clone(),
+            wake_sent: wake_sent.clone(),
+        };
+        (FrameQueue { frames, notes, control, depth, wake_sent }, end)
     }
 
     /// Queues a closed frame; never blocks. A full queue (or a stopped
@@ -87,6 +102,13 @@ impl FrameQueue {
             self.wake_sent.store(false, Ordering::Release);
         }
         true
+    }
+
+    /// Tells the collector something; never blocks. False when the queue
+    /// was full (nothing was told).
+    #[inline]
+    pub(crate) fn note(&self, note: Note) -> bool {
+        self.notes.try_send(note).is_ok()
     }
 
     /// Frames queued and not yet taken by the collector.

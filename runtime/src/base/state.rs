@@ -59,6 +59,10 @@ pub(crate) static ORPHANED: AtomicU64 = AtomicU64::new(0);
 /// reaching any backend, so counted as produced and dropped.
 pub(crate) static ASSEMBLY_FAILED: AtomicU64 = AtomicU64::new(0);
 
+/// Spans dropped because redacting them panicked (fail closed: never
+/// exported unredacted), counted as produced and dropped.
+pub(crate) static REDACTION_FAILED: AtomicU64 = AtomicU64::new(0);
+
 /// Closed spans whose metrics were lost (a full collector queue, a panic
 /// while assembling), since the process started.
 pub(crate) static METRIC_JOBS_DROPPED: AtomicU64 = AtomicU64::new(0);

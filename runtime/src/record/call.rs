@@ -106,7 +106,7 @@ impl FrameSpan {
                 frame.more().function_metrics = Some(function);
             }
             if let Some(operation) = site.operation {
-                frame.opened_as(operation, &p.accounting);
+                frame.opened_as(operation, p);
             }
             frame
         });

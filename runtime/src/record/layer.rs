@@ -331,7 +331,7 @@ where
                 frame.ctx.sampled = result.decision == SamplingDecision::RecordAndSample;
             }
             if let Some(operation) = frame.operation {
-                frame.opened_as(operation, &p.accounting);
+                frame.opened_as(operation, p);
             }
             frame
         });
