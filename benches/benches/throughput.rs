@@ -230,7 +230,7 @@ fn main() {
         }
         // The highest paced rate the pipeline carries without a drop.
         let mut highest = 0;
-        for rate in [100_000, 150_000, 200_000, 250_000, 300_000, 400_000] {
+        for rate in [100_000, 150_000, 200_000, 250_000, 300_000, 400_000, 500_000, 600_000] {
             if paced(system, rate, 2) {
                 highest = rate;
             }
