@@ -10,12 +10,13 @@
 //! `OTEL_SEMCONV_STABILITY_OPT_IN` says.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 
 use opentelemetry::{Key, KeyValue, Value};
 use serde_json::{Value as Json, json};
 
 use crate::base::frame::Frame;
+use crate::base::state::CAPTURE;
 
 /// Where captured content goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -43,7 +44,7 @@ impl CaptureMode {
             _ => None,
         }
     }
-    fn to_u8(self) -> u8 {
+    pub(crate) fn to_u8(self) -> u8 {
         match self {
             CaptureMode::NoContent => 0,
             CaptureMode::SpanOnly => 1,
@@ -51,12 +52,6 @@ impl CaptureMode {
             CaptureMode::SpanAndEvent => 3,
         }
     }
-}
-
-static MODE: AtomicU8 = AtomicU8::new(0);
-
-pub(crate) fn set_mode(mode: CaptureMode) {
-    MODE.store(mode.to_u8(), Ordering::Release);
 }
 
 /// The conventions' content attributes (opt-in, since they carry what
@@ -95,15 +90,15 @@ pub(crate) fn strip_content(span: &mut opentelemetry_sdk::trace::SpanData) {
 
 /// Whether content is being captured at all (cheap: one atomic load).
 pub(crate) fn capturing() -> bool {
-    MODE.load(Ordering::Relaxed) != 0
+    CAPTURE.load(Ordering::Relaxed) != 0
 }
 
 fn on_span() -> bool {
-    matches!(MODE.load(Ordering::Relaxed), 1 | 3)
+    matches!(CAPTURE.load(Ordering::Relaxed), 1 | 3)
 }
 
 fn on_event() -> bool {
-    matches!(MODE.load(Ordering::Relaxed), 2 | 3)
+    matches!(CAPTURE.load(Ordering::Relaxed), 2 | 3)
 }
 
 /// One part of a message.

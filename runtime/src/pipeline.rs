@@ -460,15 +460,13 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
             return Err(Error::ForeignSubscriber);
         }
     }
-    crate::content::set_mode(settings.capture);
-    state::set(installed, settings.fast_path);
+    state::set(installed, settings.fast_path, settings.capture.to_u8());
     Ok(crate::Guard { active: true })
 }
 
 /// Removes the current pipeline and stops it within its deadline (or `deadline`).
 fn take_and_stop(deadline: Duration) -> Result<ShutdownReport> {
     let _ = state::take();
-    crate::content::set_mode(crate::content::CaptureMode::NoContent);
     let taken = CURRENT.write().unwrap_or_else(|p| p.into_inner()).take();
     let Some(pipeline) = taken else { return Err(Error::NotInstalled) };
     let deadline = deadline.min(pipeline.shutdown_timeout);

@@ -5,7 +5,7 @@
 //! it at shutdown; nothing else reaches into `pipeline` to find it.
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use opentelemetry::InstrumentationScope;
@@ -51,6 +51,9 @@ pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// Whether the macros take the frame path (`Builder::fast_path`).
 pub(crate) static FRAME_PATH: AtomicBool = AtomicBool::new(false);
 
+/// The content capture mode, as `CaptureMode::to_u8` (0: no content).
+pub(crate) static CAPTURE: AtomicU8 = AtomicU8::new(0);
+
 /// Spans that ended after their install stopped, or found the collector's
 /// queue full or gone: dropped, counted here.
 pub(crate) static ORPHANED: AtomicU64 = AtomicU64::new(0);
@@ -73,8 +76,10 @@ thread_local! {
     static SUPPRESSED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Fills the slot: a new generation.
-pub(crate) fn set(installed: Arc<Installed>, frame_path: bool) {
+/// Fills the slot: a new generation, with its frame-path switch and its
+/// content capture mode (as `CaptureMode::to_u8`).
+pub(crate) fn set(installed: Arc<Installed>, frame_path: bool, capture: u8) {
+    CAPTURE.store(capture, Ordering::Release);
     *SLOT.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(installed);
     GENERATION.fetch_add(1, Ordering::AcqRel);
     FRAME_PATH.store(frame_path, Ordering::Release);
@@ -86,6 +91,7 @@ pub(crate) fn set(installed: Arc<Installed>, frame_path: bool) {
 pub(crate) fn take() -> Option<Arc<Installed>> {
     ACTIVE.store(false, Ordering::Release);
     FRAME_PATH.store(false, Ordering::Release);
+    CAPTURE.store(0, Ordering::Release);
     SLOT.write().unwrap_or_else(std::sync::PoisonError::into_inner).take()
 }
 
