@@ -68,7 +68,7 @@ use std::borrow::Cow;
 
 pub use attr_value::{ArrayElement, AttributeValue};
 pub use budget::{Budget, BudgetEvent, BudgetKind, BudgetUnit};
-pub use config::{Backend, Builder, Protocol, Sampler, Temporality};
+pub use config::{Backend, Builder, Jsonl, Metrics, Otlp, Protocol, Redaction, Sampler, Temporality};
 pub use content::{CaptureContent, CaptureMessages, CaptureMode, Message, Part};
 pub use cost::{CostTable, Price};
 pub use declare::{LabelValue, Unbounded};

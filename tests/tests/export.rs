@@ -464,3 +464,54 @@ fn a_401_collector_leaves_no_credential_in_health_errors_or_the_report() {
         assert!(!t.contains(MARKER), "a credential leaked: {t}");
     }
 }
+
+#[traced(fields(ticket))]
+fn handle_ticket(ticket: &str) -> usize {
+    ticket.len()
+}
+
+/// The per-concern builders (`Otlp`, `Jsonl`, `Redaction`, `Metrics`) set
+/// what the flat setters and the variables set, and code wins over the
+/// environment: the OTLP endpoint and header, the JSONL file, a redaction
+/// rule, and a Prometheus endpoint, all from code, with the environment
+/// pointing elsewhere.
+#[test]
+fn the_per_concern_builders_configure_otlp_jsonl_redaction_and_metrics() {
+    let _s = serial();
+    let rx = Receiver::start();
+    let dir = std::env::temp_dir().join(format!("observra-builders-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("spans.jsonl");
+    let _ = std::fs::remove_file(&path);
+    let env = vec![
+        // Code wins over these.
+        ("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), "http://127.0.0.1:9".to_string()),
+        ("OBSERVRA_JSONL_PATH".to_string(), dir.join("not-this.jsonl").display().to_string()),
+        ("OBSERVRA_LOG".to_string(), "off".to_string()),
+    ];
+    let guard = observra::init()
+        .env_from(env)
+        .backends([observra::Backend::Otlp, observra::Backend::Jsonl])
+        .otlp(
+            observra::Otlp::new()
+                .endpoint(rx.http_endpoint())
+                .header("x-tenant", "acme")
+                .protocol(observra::Protocol::HttpProtobuf)
+                .timeout(Duration::from_secs(5)),
+        )
+        .jsonl(observra::Jsonl::new().path(&path))
+        .redact(observra::Redaction::new().rule("ticket", "TCK-[0-9]{6}"))
+        .metrics(observra::Metrics::new().prometheus_addr("127.0.0.1:0".parse().unwrap()))
+        .install()
+        .expect("install");
+    assert!(observra::prometheus_addr().is_some(), "the Prometheus endpoint from Metrics is serving");
+    handle_ticket("TCK-123456");
+    drop(guard);
+    let spans = rx.wait_for_spans(1, Duration::from_secs(5));
+    let s = span(&spans, "handle_ticket");
+    assert_eq!(s.str_attr("ticket"), Some("\"[REDACTED:ticket]\""), "the rule from Redaction: {s:#?}");
+    assert!(rx.requests().iter().all(|r| r.headers.get("x-tenant").map(String::as_str) == Some("acme")));
+    let text = std::fs::read_to_string(&path).expect("the JSONL file from Jsonl");
+    assert!(text.contains("handle_ticket") && text.contains("[REDACTED:ticket]") && !text.contains("TCK-123456"));
+    assert!(!dir.join("not-this.jsonl").exists(), "code wins over OBSERVRA_JSONL_PATH");
+}

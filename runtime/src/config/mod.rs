@@ -20,6 +20,16 @@ use crate::content::CaptureMode;
 use crate::cost::{CostTable, Price};
 use crate::error::{Error, Result, Setting};
 
+mod jsonl;
+mod metrics;
+mod otlp;
+mod redaction;
+pub use jsonl::Jsonl;
+pub use metrics::Metrics;
+pub use otlp::Otlp;
+pub(crate) use otlp::{OtlpSettings, SignalSettings, validate_endpoint};
+pub use redaction::Redaction;
+
 /// Default deadline for the flush-and-shutdown the guard does on drop.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default OTLP export timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`).
@@ -172,13 +182,13 @@ pub enum Temporality {
 }
 
 /// Where configuration values are read from when the builder has none.
-enum EnvSource {
+pub(crate) enum EnvSource {
     Process,
     Map(HashMap<String, String>),
 }
 
 impl EnvSource {
-    fn get(&self, key: &str) -> Option<String> {
+    pub(crate) fn get(&self, key: &str) -> Option<String> {
         let v = match self {
             EnvSource::Process => std::env::var(key).ok(),
             EnvSource::Map(m) => m.get(key).cloned(),
@@ -205,21 +215,13 @@ pub struct Builder {
     resource: Vec<KeyValue>,
     backends: Option<Vec<Backend>>,
     webhook: Option<crate::webhook::Webhook>,
-    endpoint: Option<String>,
-    traces_endpoint: Option<String>,
-    metrics_endpoint: Option<String>,
-    logs_endpoint: Option<String>,
-    headers: Option<Vec<(String, String)>>,
-    protocol: Option<Protocol>,
-    timeout: Option<Duration>,
+    otlp: Otlp,
     max_queue_size: Option<usize>,
     max_export_batch_size: Option<usize>,
     scheduled_delay: Option<Duration>,
-    metric_interval: Option<Duration>,
-    temporality: Option<Temporality>,
+    metrics: Metrics,
     sampler: Option<Sampler>,
-    jsonl_path: Option<PathBuf>,
-    writer: Option<Box<dyn Write + Send>>,
+    jsonl: Jsonl,
     shutdown_timeout: Option<Duration>,
     disabled: Option<bool>,
     max_level: tracing::Level,
@@ -231,14 +233,7 @@ pub struct Builder {
     prices: Vec<(String, Price)>,
     budget: Budget,
     budget_callback: Option<BudgetCallback>,
-    prometheus_addr: Option<std::net::SocketAddr>,
-    encryption_key: Option<[u8; 32]>,
-    audit_key: Option<[u8; 32]>,
-    redaction: Option<bool>,
-    redact_rules: Vec<(String, String)>,
-    redact_keys: Vec<String>,
-    redact_custom: Vec<(String, crate::redact::CustomRedaction)>,
-    jsonl_max_bytes: Option<u64>,
+    redact: Redaction,
     custom: Vec<(&'static str, crate::batch::StartLeg)>,
 }
 
@@ -247,8 +242,7 @@ impl std::fmt::Debug for Builder {
         f.debug_struct("Builder")
             .field("service_name", &self.service_name)
             .field("backends", &self.backends)
-            .field("endpoint", &self.endpoint)
-            .field("protocol", &self.protocol)
+            .field("otlp", &self.otlp)
             .field("sampler", &self.sampler)
             .finish_non_exhaustive()
     }
@@ -264,21 +258,13 @@ impl Default for Builder {
             resource: Vec::new(),
             backends: None,
             webhook: None,
-            endpoint: None,
-            traces_endpoint: None,
-            metrics_endpoint: None,
-            logs_endpoint: None,
-            headers: None,
-            protocol: None,
-            timeout: None,
+            otlp: Otlp::default(),
             max_queue_size: None,
             max_export_batch_size: None,
             scheduled_delay: None,
-            metric_interval: None,
-            temporality: None,
+            metrics: Metrics::default(),
             sampler: None,
-            jsonl_path: None,
-            writer: None,
+            jsonl: Jsonl::default(),
             shutdown_timeout: None,
             disabled: None,
             max_level: tracing::Level::INFO,
@@ -290,14 +276,7 @@ impl Default for Builder {
             prices: Vec::new(),
             budget: Budget::default(),
             budget_callback: None,
-            prometheus_addr: None,
-            encryption_key: None,
-            audit_key: None,
-            redaction: None,
-            redact_rules: Vec::new(),
-            redact_keys: Vec::new(),
-            redact_custom: Vec::new(),
-            jsonl_max_bytes: None,
+            redact: Redaction::default(),
             custom: Vec::new(),
         }
     }
@@ -365,42 +344,48 @@ impl Builder {
         self.webhook = Some(webhook);
         self
     }
+    /// All OTLP settings at once (see [`Otlp`]); the single setters below
+    /// change one of them.
+    pub fn otlp(mut self, otlp: Otlp) -> Self {
+        self.otlp = otlp;
+        self
+    }
     /// OTLP base endpoint, e.g. `http://collector:4318` (overrides
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`). For HTTP the signal path (`/v1/traces`,
     /// `/v1/metrics`) is appended; for gRPC it is used as given.
     pub fn endpoint(mut self, url: impl Into<String>) -> Self {
-        self.endpoint = Some(url.into());
+        self.otlp = self.otlp.endpoint(url);
         self
     }
     /// Full OTLP traces URL, used as given (overrides `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`).
     pub fn traces_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.traces_endpoint = Some(url.into());
+        self.otlp = self.otlp.traces_endpoint(url);
         self
     }
     /// Full OTLP metrics URL, used as given (overrides `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`).
     pub fn metrics_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.metrics_endpoint = Some(url.into());
+        self.otlp = self.otlp.metrics_endpoint(url);
         self
     }
     /// Full OTLP logs URL for the `otel_log` backend, used as given
     /// (overrides `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`).
     pub fn logs_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.logs_endpoint = Some(url.into());
+        self.otlp = self.otlp.logs_endpoint(url);
         self
     }
     /// Adds a header sent with every OTLP request (replaces `OTEL_EXPORTER_OTLP_HEADERS`).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.get_or_insert_with(Vec::new).push((name.into(), value.into()));
+        self.otlp = self.otlp.header(name, value);
         self
     }
     /// OTLP transport (overrides `OTEL_EXPORTER_OTLP_PROTOCOL`).
     pub fn protocol(mut self, protocol: Protocol) -> Self {
-        self.protocol = Some(protocol);
+        self.otlp = self.otlp.protocol(protocol);
         self
     }
     /// OTLP request timeout (overrides `OTEL_EXPORTER_OTLP_TIMEOUT`).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+        self.otlp = self.otlp.timeout(timeout);
         self
     }
     /// Bound of the span queue; spans beyond it are dropped and counted
@@ -419,14 +404,20 @@ impl Builder {
         self.scheduled_delay = Some(delay);
         self
     }
+    /// All metric settings at once (see [`Metrics`]); the single setters
+    /// below change one of them.
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
     /// Interval of the periodic metric export (overrides `OTEL_METRIC_EXPORT_INTERVAL`).
     pub fn metric_export_interval(mut self, interval: Duration) -> Self {
-        self.metric_interval = Some(interval);
+        self.metrics = self.metrics.export_interval(interval);
         self
     }
     /// Metric temporality (overrides `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`).
     pub fn temporality(mut self, temporality: Temporality) -> Self {
-        self.temporality = Some(temporality);
+        self.metrics = self.metrics.temporality(temporality);
         self
     }
     /// Sampler (overrides `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`).
@@ -434,16 +425,22 @@ impl Builder {
         self.sampler = Some(sampler);
         self
     }
+    /// All JSONL settings at once (see [`Jsonl`]); the single setters below
+    /// change one of them.
+    pub fn jsonl(mut self, jsonl: Jsonl) -> Self {
+        self.jsonl = jsonl;
+        self
+    }
     /// Path of the JSONL file; selects the `jsonl` backend unless another is
     /// chosen (overrides `OBSERVRA_JSONL_PATH`).
     pub fn jsonl_path(mut self, path: impl Into<PathBuf>) -> Self {
-        self.jsonl_path = Some(path.into());
+        self.jsonl = self.jsonl.path(path);
         self
     }
     /// Writes JSON lines to `writer` instead of stdout or a file. The writer is
     /// only ever called from the export thread.
     pub fn jsonl_writer(mut self, writer: impl Write + Send + 'static) -> Self {
-        self.writer = Some(Box::new(writer));
+        self.jsonl = self.jsonl.writer(writer);
         self
     }
     /// Deadline of the flush-and-shutdown done when the guard drops (default 5 s).
@@ -532,7 +529,7 @@ impl Builder {
     /// `OBSERVRA_PROMETHEUS_ADDR`). Port 0 picks a free port; see
     /// [`crate::prometheus_addr`].
     pub fn prometheus_addr(mut self, addr: std::net::SocketAddr) -> Self {
-        self.prometheus_addr = Some(addr);
+        self.metrics = self.metrics.prometheus_addr(addr);
         self
     }
 
@@ -540,14 +537,14 @@ impl Builder {
     /// `OBSERVRA_JSONL_KEY`); read the file back with [`crate::audit::decrypt`]
     /// or `observra decrypt`.
     pub fn jsonl_encryption_key(mut self, key: [u8; 32]) -> Self {
-        self.encryption_key = Some(key);
+        self.jsonl = self.jsonl.encryption_key(key);
         self
     }
     /// Chains every JSONL record with HMAC-SHA256 under this key (overrides
     /// `OBSERVRA_AUDIT_KEY`); check it with [`crate::audit::verify`] or
     /// `observra verify`.
     pub fn jsonl_audit_key(mut self, key: [u8; 32]) -> Self {
-        self.audit_key = Some(key);
+        self.jsonl = self.jsonl.audit_key(key);
         self
     }
 
@@ -556,19 +553,25 @@ impl Builder {
     /// `OBSERVRA_JSONL_MAX_BYTES`). With a hash chain, each rotated file ends
     /// with a seal and the chain continues in the next file.
     pub fn jsonl_max_bytes(mut self, bytes: u64) -> Self {
-        self.jsonl_max_bytes = Some(bytes);
+        self.jsonl = self.jsonl.max_bytes(bytes);
+        self
+    }
+    /// All redaction settings at once (see [`Redaction`]); the single
+    /// setters below change one of them.
+    pub fn redact(mut self, redaction: Redaction) -> Self {
+        self.redact = redaction;
         self
     }
     /// Turns redaction of secrets on or off (overrides `OBSERVRA_REDACTION`).
     /// It is on unless turned off explicitly.
     pub fn redaction(mut self, on: bool) -> Self {
-        self.redaction = Some(on);
+        self.redact = self.redact.enabled(on);
         self
     }
     /// Adds a redaction rule: matches of `pattern` (a regex) become
     /// `[REDACTED:<kind>]`. An invalid pattern is an error at `install()`.
     pub fn redact_rule(mut self, kind: impl Into<String>, pattern: impl Into<String>) -> Self {
-        self.redact_rules.push((kind.into(), pattern.into()));
+        self.redact = self.redact.rule(kind, pattern);
         self
     }
     /// Adds your own redaction matcher, run after the patterns on every
@@ -584,26 +587,20 @@ impl Builder {
         kind: impl Into<String>,
         matcher: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
-        self.redact_custom.push((kind.into(), std::sync::Arc::new(matcher)));
+        self.redact = self.redact.matcher(kind, matcher);
         self
     }
     /// Adds an attribute key name whose values are always redacted (matched
     /// on the last dotted segment, case-insensitively).
     pub fn redact_key(mut self, name: impl Into<String>) -> Self {
-        self.redact_keys.push(name.into());
+        self.redact = self.redact.key(name);
         self
     }
 
     /// Resolves builder values, environment and defaults into [`Settings`].
     pub(crate) fn resolve(mut self) -> Result<Settings> {
         let env = std::mem::replace(&mut self.env, EnvSource::Process);
-        let disabled = match self.disabled {
-            Some(d) => d,
-            None => match env.get("OTEL_SDK_DISABLED") {
-                Some(v) => parse_bool("OTEL_SDK_DISABLED", &v)?,
-                None => false,
-            },
-        };
+        let disabled = pick(self.disabled, &env, "OTEL_SDK_DISABLED", parse_flag)?.unwrap_or(false);
 
         let resource = resolve_resource(&self, &env)?;
         let sampler = match self.sampler {
@@ -611,10 +608,7 @@ impl Builder {
             None => parse_sampler(&env)?,
         };
 
-        let jsonl_path = match self.jsonl_path.take() {
-            Some(p) => Some(p),
-            None => env.get("OBSERVRA_JSONL_PATH").map(PathBuf::from),
-        };
+        let mut jsonl = std::mem::take(&mut self.jsonl).resolve(&env)?;
         let any_otlp_env = [
             "OTEL_EXPORTER_OTLP_ENDPOINT",
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
@@ -631,12 +625,12 @@ impl Builder {
             None => match parse_backends(&env)? {
                 Some(list) => list,
                 None if !self.custom.is_empty() => Vec::new(),
-                None if self.writer.is_some() => vec![Backend::Stdout],
+                None if jsonl.writer.is_some() => vec![Backend::Stdout],
                 None if self.webhook.is_some() => vec![Backend::Webhook],
-                None if self.endpoint.is_some() || self.traces_endpoint.is_some() || any_otlp_env => {
+                None if self.otlp.has_endpoint() || any_otlp_env => {
                     vec![Backend::Otlp]
                 }
-                None if jsonl_path.is_some() => vec![Backend::Jsonl],
+                None if jsonl.path.is_some() => vec![Backend::Jsonl],
                 None => vec![Backend::Stdout],
             },
         };
@@ -645,19 +639,17 @@ impl Builder {
         let mut batch = BatchSettings {
             content_allowed: false,
             limits: crate::limits::SpanLimits::resolve(&|k| env.get(k))?,
-            max_queue_size: pick_usize(self.max_queue_size, &env, "OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_MAX_QUEUE_SIZE)?,
-            max_export_batch_size: pick_usize(
+            max_queue_size: pick(self.max_queue_size, &env, "OTEL_BSP_MAX_QUEUE_SIZE", parse_usize)?
+                .unwrap_or(DEFAULT_MAX_QUEUE_SIZE),
+            max_export_batch_size: pick(
                 self.max_export_batch_size,
                 &env,
                 "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
-                DEFAULT_MAX_EXPORT_BATCH_SIZE,
-            )?,
-            scheduled_delay: pick_millis(
-                self.scheduled_delay,
-                &env,
-                "OTEL_BSP_SCHEDULE_DELAY",
-                DEFAULT_SCHEDULED_DELAY,
-            )?,
+                parse_usize,
+            )?
+            .unwrap_or(DEFAULT_MAX_EXPORT_BATCH_SIZE),
+            scheduled_delay: pick(self.scheduled_delay, &env, "OTEL_BSP_SCHEDULE_DELAY", parse_millis)?
+                .unwrap_or(DEFAULT_SCHEDULED_DELAY),
         };
         // The queue's slots are allocated at install: a huge bound is a
         // typed error here, not an allocation failure that aborts.
@@ -677,26 +669,8 @@ impl Builder {
         }
 
         let uses_otlp = backends.iter().any(|b| matches!(b, Backend::Otlp | Backend::OtelLog));
-        let otlp = if uses_otlp { Some(resolve_otlp(&self, &env)?) } else { None };
-        let metric_interval =
-            pick_millis(self.metric_interval, &env, "OTEL_METRIC_EXPORT_INTERVAL", DEFAULT_METRIC_INTERVAL)?;
-        let temporality = match self.temporality {
-            Some(t) => t,
-            None => match env.get("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE") {
-                None => Temporality::Cumulative,
-                Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                    "cumulative" => Temporality::Cumulative,
-                    "delta" => Temporality::Delta,
-                    _ => {
-                        return Err(Error::invalid(
-                            Setting::Env("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"),
-                            v,
-                            "expected cumulative or delta",
-                        ));
-                    }
-                },
-            },
-        };
+        let otlp = if uses_otlp { Some(self.otlp.resolve(&env)?) } else { None };
+        let metrics = std::mem::take(&mut self.metrics).resolve(&env)?;
         let shutdown_timeout = self.shutdown_timeout.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT);
         let capture = match self.capture {
             Some(c) => c,
@@ -722,78 +696,7 @@ impl Builder {
                 t
             }
         };
-        // OTEL_METRICS_EXPORTER: `otlp` (the default with the otlp backend),
-        // `prometheus` (pull endpoint on OTEL_EXPORTER_PROMETHEUS_HOST/PORT,
-        // default localhost:9464), `none`; a comma-separated list is allowed.
-        let mut otlp_metrics = true;
-        let mut prometheus_from_exporter = None;
-        if let Some(v) = env.get("OTEL_METRICS_EXPORTER") {
-            otlp_metrics = false;
-            for item in v.split(',').map(|i| i.trim().to_ascii_lowercase()) {
-                match item.as_str() {
-                    "otlp" => otlp_metrics = true,
-                    "none" => {}
-                    "prometheus" => {
-                        let host = env.get("OTEL_EXPORTER_PROMETHEUS_HOST").unwrap_or_else(|| "localhost".into());
-                        let host = if host == "localhost" { "127.0.0.1".to_string() } else { host };
-                        let port = env.get("OTEL_EXPORTER_PROMETHEUS_PORT").unwrap_or_else(|| "9464".into());
-                        let text =
-                            if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
-                        let addr = text.parse::<std::net::SocketAddr>().map_err(|_| {
-                            Error::invalid(
-                                Setting::Env("OTEL_EXPORTER_PROMETHEUS_HOST"),
-                                text.clone(),
-                                "expected an IP address (or localhost) and a port in OTEL_EXPORTER_PROMETHEUS_PORT",
-                            )
-                        })?;
-                        prometheus_from_exporter = Some((addr, Setting::Env("OTEL_METRICS_EXPORTER")));
-                    }
-                    _ => {
-                        return Err(Error::invalid(
-                            Setting::Env("OTEL_METRICS_EXPORTER"),
-                            v.clone(),
-                            "expected otlp, prometheus or none (comma-separated)",
-                        ));
-                    }
-                }
-            }
-        }
-        let prometheus_addr = match self.prometheus_addr {
-            Some(a) => Some((a, Setting::Builder("prometheus_addr"))),
-            None if prometheus_from_exporter.is_some() => prometheus_from_exporter,
-            None => match env.get("OBSERVRA_PROMETHEUS_ADDR") {
-                None => None,
-                Some(v) => Some((
-                    v.trim().parse::<std::net::SocketAddr>().map_err(|_| {
-                        Error::invalid(
-                            Setting::Env("OBSERVRA_PROMETHEUS_ADDR"),
-                            v.clone(),
-                            "expected an IP address and port, e.g. 127.0.0.1:9464",
-                        )
-                    })?,
-                    Setting::Env("OBSERVRA_PROMETHEUS_ADDR"),
-                )),
-            },
-        };
-        let key_from = |code: Option<[u8; 32]>, var: &'static str| -> Result<Option<[u8; 32]>> {
-            match code {
-                Some(k) => Ok(Some(k)),
-                None => env
-                    .get(var)
-                    .map(|v| {
-                        crate::audit::parse_key(&v)
-                            .map_err(|reason| Error::invalid(Setting::Env(var), "<redacted key>", reason))
-                    })
-                    .transpose(),
-            }
-        };
-        let fast_path = match self.fast_path {
-            Some(on) => on,
-            None => match env.get("OBSERVRA_FAST_PATH") {
-                Some(v) => parse_bool("OBSERVRA_FAST_PATH", &v)?,
-                None => true,
-            },
-        };
+        let fast_path = pick(self.fast_path, &env, "OBSERVRA_FAST_PATH", parse_flag)?.unwrap_or(true);
         let diagnostics = match self.diagnostics {
             Some(l) => l,
             None => {
@@ -807,46 +710,7 @@ impl Builder {
                 from("OBSERVRA_LOG").or_else(|| from("OTEL_LOG_LEVEL")).transpose()?.unwrap_or_default()
             }
         };
-        let redaction_on = match self.redaction {
-            Some(on) => on,
-            None => match env.get("OBSERVRA_REDACTION") {
-                None => true,
-                Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                    "on" | "true" | "1" => true,
-                    "off" | "false" | "0" => false,
-                    _ => return Err(Error::invalid(Setting::Env("OBSERVRA_REDACTION"), v, "expected on or off")),
-                },
-            },
-        };
-        let redactor = if redaction_on {
-            let custom = std::mem::take(&mut self.redact_custom);
-            Some(std::sync::Arc::new(
-                crate::redact::Redactor::new(&self.redact_rules, &self.redact_keys)
-                    .map(|r| r.with_custom(custom))
-                    .map_err(|reason| {
-                        let bad = self.redact_rules.iter().find(|(k, _)| reason.contains(k.as_str()));
-                        Error::invalid(
-                            Setting::Builder("redact_rule"),
-                            bad.map(|(_, p)| p.clone()).unwrap_or_default(),
-                            reason,
-                        )
-                    })?,
-            ))
-        } else {
-            None
-        };
-        let jsonl_max_bytes = match self.jsonl_max_bytes {
-            Some(b) => Some(b),
-            None => match env.get("OBSERVRA_JSONL_MAX_BYTES") {
-                None => None,
-                Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
-                    Error::invalid(Setting::Env("OBSERVRA_JSONL_MAX_BYTES"), v.clone(), "expected a number of bytes")
-                })?),
-            },
-        }
-        .filter(|b| *b > 0);
-        let encryption_key = key_from(self.encryption_key, "OBSERVRA_JSONL_KEY")?;
-        let audit_key = key_from(self.audit_key, "OBSERVRA_AUDIT_KEY")?;
+        let redactor = std::mem::take(&mut self.redact).resolve(&env)?;
         for (model, price) in std::mem::take(&mut self.prices) {
             prices.insert(model, price);
         }
@@ -867,20 +731,19 @@ impl Builder {
         }
 
         let mut webhook = webhook;
-        let mut jsonl_path = jsonl_path;
         let sinks = backends
             .iter()
             .map(|b| {
                 let sink = match b {
                     Backend::Otlp => Sink::Otlp,
                     Backend::OtelLog => Sink::OtelLog,
-                    Backend::Stdout => match self.writer.take() {
+                    Backend::Stdout => match jsonl.writer.take() {
                         Some(w) => Sink::Writer(w),
                         None => Sink::Stdout,
                     },
-                    Backend::Jsonl => match self.writer.take() {
+                    Backend::Jsonl => match jsonl.writer.take() {
                         Some(w) => Sink::Writer(w),
-                        None => Sink::File(jsonl_path.take().unwrap_or_else(|| PathBuf::from(DEFAULT_JSONL_PATH))),
+                        None => Sink::File(jsonl.path.take().unwrap_or_else(|| PathBuf::from(DEFAULT_JSONL_PATH))),
                     },
                     Backend::Webhook => {
                         Sink::Webhook(webhook.take().unwrap_or_else(|| crate::webhook::Webhook::new("")))
@@ -898,8 +761,8 @@ impl Builder {
             sinks,
             otlp,
             batch,
-            metric_interval,
-            temporality,
+            metric_interval: metrics.interval,
+            temporality: metrics.temporality,
             shutdown_timeout,
             max_level: self.max_level,
             set_global_subscriber: self.set_global_subscriber,
@@ -909,12 +772,12 @@ impl Builder {
             prices,
             budget: self.budget,
             budget_callback: self.budget_callback.take(),
-            prometheus_addr,
-            otlp_metrics,
-            encryption_key,
-            audit_key,
+            prometheus_addr: metrics.prometheus_addr,
+            otlp_metrics: metrics.otlp,
+            encryption_key: jsonl.encryption_key,
+            audit_key: jsonl.audit_key,
             redactor,
-            jsonl_max_bytes,
+            jsonl_max_bytes: jsonl.max_bytes,
         })
     }
 }
@@ -990,7 +853,9 @@ fn resolve_webhook(b: &mut Builder, env: &EnvSource) -> Result<crate::webhook::W
                 }
             }
             if env.get("OBSERVRA_WEBHOOK_TIMEOUT").is_some() {
-                w = w.timeout(pick_millis(None, env, "OBSERVRA_WEBHOOK_TIMEOUT", Webhook::DEFAULT_TIMEOUT)?);
+                w = w.timeout(
+                    pick(None, env, "OBSERVRA_WEBHOOK_TIMEOUT", parse_millis)?.unwrap_or(Webhook::DEFAULT_TIMEOUT),
+                );
             }
             if let Some(v) = env.get("OBSERVRA_WEBHOOK_MAX_RETRIES") {
                 w = w.max_retries(v.trim().parse::<u32>().map_err(|_| {
@@ -1023,55 +888,40 @@ pub(crate) fn header_map(setting: Setting, headers: &[(String, String)]) -> Resu
     Ok(map)
 }
 
-/// Resolved OTLP exporter settings, per signal.
-#[derive(Debug, Clone)]
-pub(crate) struct OtlpSettings {
-    pub traces: SignalSettings,
-    pub metrics: SignalSettings,
-    pub logs: SignalSettings,
+/// The one rule every setting follows: the value set in code; else the
+/// environment variable, parsed (a typed error naming the variable and the
+/// value when it does not parse); else `None`, for the caller's default.
+pub(crate) fn pick<T>(
+    code: Option<T>,
+    env: &EnvSource,
+    var: &'static str,
+    parse: fn(&str) -> std::result::Result<T, &'static str>,
+) -> Result<Option<T>> {
+    if code.is_some() {
+        return Ok(code);
+    }
+    match env.get(var) {
+        None => Ok(None),
+        Some(v) => parse(v.trim()).map(Some).map_err(|reason| Error::invalid(Setting::Env(var), v, reason)),
+    }
 }
 
-/// One signal's OTLP endpoint, transport, headers and timeout.
-#[derive(Debug, Clone)]
-pub(crate) struct SignalSettings {
-    pub endpoint: String,
-    pub protocol: Protocol,
-    pub headers: Vec<(String, String)>,
-    pub timeout: Duration,
+/// A count.
+pub(crate) fn parse_usize(v: &str) -> std::result::Result<usize, &'static str> {
+    v.parse().map_err(|_| "expected a non-negative integer")
 }
 
-fn parse_bool(var: &'static str, v: &str) -> Result<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
+/// A duration in whole milliseconds.
+pub(crate) fn parse_millis(v: &str) -> std::result::Result<Duration, &'static str> {
+    v.parse::<u64>().map(Duration::from_millis).map_err(|_| "expected a whole number of milliseconds")
+}
+
+/// `true`/`1` or `false`/`0`.
+pub(crate) fn parse_flag(v: &str) -> std::result::Result<bool, &'static str> {
+    match v.to_ascii_lowercase().as_str() {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
-        _ => Err(Error::invalid(Setting::Env(var), v, "expected true or false")),
-    }
-}
-
-fn pick_usize(code: Option<usize>, env: &EnvSource, var: &'static str, default: usize) -> Result<usize> {
-    if let Some(v) = code {
-        return Ok(v);
-    }
-    match env.get(var) {
-        None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse::<usize>()
-            .map_err(|_| Error::invalid(Setting::Env(var), v, "expected a non-negative integer")),
-    }
-}
-
-fn pick_millis(code: Option<Duration>, env: &EnvSource, var: &'static str, default: Duration) -> Result<Duration> {
-    if let Some(v) = code {
-        return Ok(v);
-    }
-    match env.get(var) {
-        None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse::<u64>()
-            .map(Duration::from_millis)
-            .map_err(|_| Error::invalid(Setting::Env(var), v, "expected a whole number of milliseconds")),
+        _ => Err("expected true or false"),
     }
 }
 
@@ -1198,161 +1048,6 @@ fn resolve_resource(b: &Builder, env: &EnvSource) -> Result<Vec<KeyValue>> {
         put(kv.clone());
     }
     Ok(attrs)
-}
-
-fn parse_protocol(setting: Setting, v: &str) -> Result<Protocol> {
-    match v.trim() {
-        "http/protobuf" => Ok(Protocol::HttpProtobuf),
-        "grpc" => Ok(Protocol::Grpc),
-        "http/json" => {
-            Err(Error::invalid(setting, v, "http/json is not supported by this build; use http/protobuf or grpc"))
-        }
-        _ => Err(Error::invalid(setting, v, "unknown protocol; expected http/protobuf or grpc")),
-    }
-}
-
-/// Checks an endpoint URL: `http` or `https` scheme, a host, a numeric port if any.
-fn validate_endpoint(setting: Setting, url: &str) -> Result<String> {
-    let bad = |reason: &str| Error::invalid(setting.clone(), url, reason.to_string());
-    let url = url.trim();
-    let rest = if let Some(r) = url.strip_prefix("http://") {
-        r
-    } else if let Some(r) = url.strip_prefix("https://") {
-        if !cfg!(feature = "tls") {
-            return Err(bad("https endpoints need observra's `tls` cargo feature; use http:// or enable it"));
-        }
-        r
-    } else {
-        return Err(bad("expected an absolute http:// or https:// URL"));
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.is_empty() || url.chars().any(char::is_whitespace) {
-        return Err(bad("expected an absolute http:// or https:// URL with a host"));
-    }
-    let host_port = authority.rsplit('@').next().unwrap_or(authority);
-    let (host, port) = if let Some(stripped) = host_port.strip_prefix('[') {
-        // [ipv6]:port
-        match stripped.split_once(']') {
-            Some((h, p)) => (h, p.strip_prefix(':')),
-            None => return Err(bad("unterminated IPv6 address")),
-        }
-    } else {
-        match host_port.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (host_port, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(bad("the URL has no host"));
-    }
-    if let Some(p) = port {
-        if p.parse::<u16>().is_err() {
-            return Err(bad("the port is not a number from 0 to 65535"));
-        }
-    }
-    Ok(url.to_string())
-}
-
-fn resolve_otlp(b: &Builder, env: &EnvSource) -> Result<OtlpSettings> {
-    let signal = |signal_endpoint_code: &Option<String>,
-                  sig: &'static str,
-                  path: &str,
-                  vars: [&'static str; 4]|
-     -> Result<SignalSettings> {
-        let [endpoint_var, protocol_var, headers_var, timeout_var] = vars;
-        let protocol = match b.protocol {
-            Some(p) => p,
-            None => match env.get(protocol_var) {
-                Some(v) => parse_protocol(Setting::Env(protocol_var), &v)?,
-                None => match env.get("OTEL_EXPORTER_OTLP_PROTOCOL") {
-                    Some(v) => parse_protocol(Setting::Env("OTEL_EXPORTER_OTLP_PROTOCOL"), &v)?,
-                    None => Protocol::HttpProtobuf,
-                },
-            },
-        };
-        let join = |base: &str| match protocol {
-            Protocol::HttpProtobuf => format!("{}/{path}", base.trim_end_matches('/')),
-            Protocol::Grpc => base.to_string(),
-        };
-        let endpoint = if let Some(full) = signal_endpoint_code {
-            validate_endpoint(Setting::Builder(sig), full)?
-        } else if let Some(base) = &b.endpoint {
-            join(&validate_endpoint(Setting::Builder("endpoint"), base)?)
-        } else if let Some(full) = env.get(endpoint_var) {
-            validate_endpoint(Setting::Env(endpoint_var), &full)?
-        } else if let Some(base) = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
-            join(&validate_endpoint(Setting::Env("OTEL_EXPORTER_OTLP_ENDPOINT"), &base)?)
-        } else {
-            match protocol {
-                Protocol::HttpProtobuf => join(DEFAULT_HTTP_ENDPOINT),
-                Protocol::Grpc => DEFAULT_GRPC_ENDPOINT.to_string(),
-            }
-        };
-        let (headers, source) = match &b.headers {
-            Some(h) => (h.clone(), Setting::Builder("header")),
-            None => match env.get(headers_var) {
-                Some(raw) => (parse_kv_list(headers_var, &raw)?, Setting::Env(headers_var)),
-                None => match env.get("OTEL_EXPORTER_OTLP_HEADERS") {
-                    Some(raw) => {
-                        (parse_kv_list("OTEL_EXPORTER_OTLP_HEADERS", &raw)?, Setting::Env("OTEL_EXPORTER_OTLP_HEADERS"))
-                    }
-                    None => (Vec::new(), Setting::Builder("header")),
-                },
-            },
-        };
-        for (k, _) in &headers {
-            if k.is_empty() || !k.bytes().all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)) {
-                return Err(Error::invalid(
-                    source,
-                    k.clone(),
-                    "not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)",
-                ));
-            }
-        }
-        let timeout = match b.timeout {
-            Some(t) => t,
-            None => match env.get(timeout_var) {
-                Some(_) => pick_millis(None, env, timeout_var, DEFAULT_EXPORT_TIMEOUT)?,
-                None => pick_millis(None, env, "OTEL_EXPORTER_OTLP_TIMEOUT", DEFAULT_EXPORT_TIMEOUT)?,
-            },
-        };
-        Ok(SignalSettings { endpoint, protocol, headers, timeout })
-    };
-    Ok(OtlpSettings {
-        traces: signal(
-            &b.traces_endpoint,
-            "traces_endpoint",
-            "v1/traces",
-            [
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-                "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-            ],
-        )?,
-        metrics: signal(
-            &b.metrics_endpoint,
-            "metrics_endpoint",
-            "v1/metrics",
-            [
-                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-                "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
-                "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
-                "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
-            ],
-        )?,
-        logs: signal(
-            &b.logs_endpoint,
-            "logs_endpoint",
-            "v1/logs",
-            [
-                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
-                "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
-                "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
-                "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
-            ],
-        )?,
-    })
 }
 
 #[cfg(test)]

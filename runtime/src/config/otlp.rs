@@ -1,0 +1,263 @@
+//! OTLP export settings: the [`Otlp`] builder (the code's values) and
+//! their resolution against the `OTEL_EXPORTER_OTLP_*` variables, signal by
+//! signal.
+
+use std::time::Duration;
+
+use super::{
+    DEFAULT_EXPORT_TIMEOUT, DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT, EnvSource, Protocol, parse_kv_list,
+    parse_millis, pick,
+};
+use crate::error::{Error, Result, Setting};
+
+/// Where and how OTLP exports go: set in code with [`crate::Builder::otlp`];
+/// what is not set here comes from the `OTEL_EXPORTER_OTLP_*` variables,
+/// then the defaults.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// let _telemetry = observra::init()
+///     .otlp(
+///         observra::Otlp::new()
+///             .endpoint("https://collector.example.com:4318")
+///             .header("authorization", "Bearer ...")
+///             .timeout(Duration::from_secs(5)),
+///     )
+///     .install();
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Otlp {
+    pub(crate) endpoint: Option<String>,
+    pub(crate) traces_endpoint: Option<String>,
+    pub(crate) metrics_endpoint: Option<String>,
+    pub(crate) logs_endpoint: Option<String>,
+    pub(crate) headers: Option<Vec<(String, String)>>,
+    pub(crate) protocol: Option<Protocol>,
+    pub(crate) timeout: Option<Duration>,
+}
+
+impl Otlp {
+    /// Nothing set: every value from the environment or the defaults.
+    pub fn new() -> Self {
+        Otlp::default()
+    }
+    /// Base endpoint for every signal (`OTEL_EXPORTER_OTLP_ENDPOINT`); the
+    /// signal path (`/v1/traces`, ...) is appended for HTTP.
+    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoint = Some(url.into());
+        self
+    }
+    /// Full traces endpoint (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`), used as given.
+    pub fn traces_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.traces_endpoint = Some(url.into());
+        self
+    }
+    /// Full metrics endpoint (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`), used as given.
+    pub fn metrics_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.metrics_endpoint = Some(url.into());
+        self
+    }
+    /// Full logs endpoint (`OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`), used as given.
+    pub fn logs_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.logs_endpoint = Some(url.into());
+        self
+    }
+    /// Adds a header sent with every export (`OTEL_EXPORTER_OTLP_HEADERS`).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.get_or_insert_with(Vec::new).push((name.into(), value.into()));
+        self
+    }
+    /// `http/protobuf` or `grpc` (`OTEL_EXPORTER_OTLP_PROTOCOL`).
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = Some(protocol);
+        self
+    }
+    /// Export timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Whether an endpoint was set in code (then the OTLP backend is the default).
+    pub(crate) fn has_endpoint(&self) -> bool {
+        self.endpoint.is_some() || self.traces_endpoint.is_some()
+    }
+
+    /// The three signals' settings: code, then the signal's variable, then
+    /// the generic `OTEL_EXPORTER_OTLP_*` one, then the default.
+    pub(crate) fn resolve(&self, env: &EnvSource) -> Result<OtlpSettings> {
+        let b = self;
+        let signal = |signal_endpoint_code: &Option<String>,
+                      sig: &'static str,
+                      path: &str,
+                      vars: [&'static str; 4]|
+         -> Result<SignalSettings> {
+            let [endpoint_var, protocol_var, headers_var, timeout_var] = vars;
+            let protocol = match b.protocol {
+                Some(p) => p,
+                None => match env.get(protocol_var) {
+                    Some(v) => parse_protocol(Setting::Env(protocol_var), &v)?,
+                    None => match env.get("OTEL_EXPORTER_OTLP_PROTOCOL") {
+                        Some(v) => parse_protocol(Setting::Env("OTEL_EXPORTER_OTLP_PROTOCOL"), &v)?,
+                        None => Protocol::HttpProtobuf,
+                    },
+                },
+            };
+            let join = |base: &str| match protocol {
+                Protocol::HttpProtobuf => format!("{}/{path}", base.trim_end_matches('/')),
+                Protocol::Grpc => base.to_string(),
+            };
+            let endpoint = if let Some(full) = signal_endpoint_code {
+                validate_endpoint(Setting::Builder(sig), full)?
+            } else if let Some(base) = &b.endpoint {
+                join(&validate_endpoint(Setting::Builder("endpoint"), base)?)
+            } else if let Some(full) = env.get(endpoint_var) {
+                validate_endpoint(Setting::Env(endpoint_var), &full)?
+            } else if let Some(base) = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+                join(&validate_endpoint(Setting::Env("OTEL_EXPORTER_OTLP_ENDPOINT"), &base)?)
+            } else {
+                match protocol {
+                    Protocol::HttpProtobuf => join(DEFAULT_HTTP_ENDPOINT),
+                    Protocol::Grpc => DEFAULT_GRPC_ENDPOINT.to_string(),
+                }
+            };
+            let (headers, source) = match &b.headers {
+                Some(h) => (h.clone(), Setting::Builder("header")),
+                None => match env.get(headers_var) {
+                    Some(raw) => (parse_kv_list(headers_var, &raw)?, Setting::Env(headers_var)),
+                    None => match env.get("OTEL_EXPORTER_OTLP_HEADERS") {
+                        Some(raw) => (
+                            parse_kv_list("OTEL_EXPORTER_OTLP_HEADERS", &raw)?,
+                            Setting::Env("OTEL_EXPORTER_OTLP_HEADERS"),
+                        ),
+                        None => (Vec::new(), Setting::Builder("header")),
+                    },
+                },
+            };
+            for (k, _) in &headers {
+                if k.is_empty() || !k.bytes().all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)) {
+                    return Err(Error::invalid(
+                        source,
+                        k.clone(),
+                        "not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)",
+                    ));
+                }
+            }
+            let timeout = match b.timeout {
+                Some(t) => t,
+                None => match env.get(timeout_var) {
+                    Some(_) => pick(None, env, timeout_var, parse_millis)?.unwrap_or(DEFAULT_EXPORT_TIMEOUT),
+                    None => {
+                        pick(None, env, "OTEL_EXPORTER_OTLP_TIMEOUT", parse_millis)?.unwrap_or(DEFAULT_EXPORT_TIMEOUT)
+                    }
+                },
+            };
+            Ok(SignalSettings { endpoint, protocol, headers, timeout })
+        };
+        Ok(OtlpSettings {
+            traces: signal(
+                &b.traces_endpoint,
+                "traces_endpoint",
+                "v1/traces",
+                [
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+                ],
+            )?,
+            metrics: signal(
+                &b.metrics_endpoint,
+                "metrics_endpoint",
+                "v1/metrics",
+                [
+                    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                    "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+                    "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+                    "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+                ],
+            )?,
+            logs: signal(
+                &b.logs_endpoint,
+                "logs_endpoint",
+                "v1/logs",
+                [
+                    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+                    "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+                    "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+                    "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
+                ],
+            )?,
+        })
+    }
+}
+
+/// Resolved OTLP exporter settings, per signal.
+#[derive(Debug, Clone)]
+pub(crate) struct OtlpSettings {
+    pub traces: SignalSettings,
+    pub metrics: SignalSettings,
+    pub logs: SignalSettings,
+}
+
+/// One signal's OTLP endpoint, transport, headers and timeout.
+#[derive(Debug, Clone)]
+pub(crate) struct SignalSettings {
+    pub endpoint: String,
+    pub protocol: Protocol,
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+}
+
+pub(crate) fn parse_protocol(setting: Setting, v: &str) -> Result<Protocol> {
+    match v.trim() {
+        "http/protobuf" => Ok(Protocol::HttpProtobuf),
+        "grpc" => Ok(Protocol::Grpc),
+        "http/json" => {
+            Err(Error::invalid(setting, v, "http/json is not supported by this build; use http/protobuf or grpc"))
+        }
+        _ => Err(Error::invalid(setting, v, "unknown protocol; expected http/protobuf or grpc")),
+    }
+}
+
+/// Checks an endpoint URL: `http` or `https` scheme, a host, a numeric port if any.
+pub(crate) fn validate_endpoint(setting: Setting, url: &str) -> Result<String> {
+    let bad = |reason: &str| Error::invalid(setting.clone(), url, reason.to_string());
+    let url = url.trim();
+    let rest = if let Some(r) = url.strip_prefix("http://") {
+        r
+    } else if let Some(r) = url.strip_prefix("https://") {
+        if !cfg!(feature = "tls") {
+            return Err(bad("https endpoints need observra's `tls` cargo feature; use http:// or enable it"));
+        }
+        r
+    } else {
+        return Err(bad("expected an absolute http:// or https:// URL"));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() || url.chars().any(char::is_whitespace) {
+        return Err(bad("expected an absolute http:// or https:// URL with a host"));
+    }
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    let (host, port) = if let Some(stripped) = host_port.strip_prefix('[') {
+        // [ipv6]:port
+        match stripped.split_once(']') {
+            Some((h, p)) => (h, p.strip_prefix(':')),
+            None => return Err(bad("unterminated IPv6 address")),
+        }
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host_port, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad("the URL has no host"));
+    }
+    if let Some(p) = port {
+        if p.parse::<u16>().is_err() {
+            return Err(bad("the port is not a number from 0 to 65535"));
+        }
+    }
+    Ok(url.to_string())
+}
