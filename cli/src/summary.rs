@@ -28,12 +28,7 @@ impl Group {
         self.durations_ms.push(s.duration_ms());
     }
     fn quantile(&self, q: f64) -> f64 {
-        let mut d = self.durations_ms.clone();
-        d.sort_by(|a, b| a.total_cmp(b));
-        if d.is_empty() {
-            return 0.0;
-        }
-        d[((d.len() - 1) as f64 * q).round() as usize]
+        observra::analytics::percentile(&mut self.durations_ms.clone(), q).unwrap_or(0.0)
     }
     fn to_json(&self) -> Value {
         json!({

@@ -309,7 +309,8 @@ impl std::fmt::Display for LegError {
 }
 
 pub(crate) struct BatchProcessor {
-    spans: SyncSender<SpanData>,
+    /// Spans shared with the other backends: copied here only if another still holds one.
+    spans: SyncSender<Arc<SpanData>>,
     control: SyncSender<Control>,
     wake_sent: Arc<AtomicBool>,
     /// Set by shutdown so a worker in a retry back-off gives up early, and
@@ -337,7 +338,7 @@ impl BatchProcessor {
         exporter.set_resource(resource);
         let stopping = Arc::new(AtomicBool::new(false));
         exporter.set_stopping(stopping.clone());
-        let (spans, span_rx) = sync_channel::<SpanData>(settings.max_queue_size);
+        let (spans, span_rx) = sync_channel::<Arc<SpanData>>(settings.max_queue_size);
         let (control, control_rx) = sync_channel::<Control>(16);
         let stats = register(name, target, exporter.delivers_logs());
         let wake_sent = Arc::new(AtomicBool::new(false));
@@ -374,7 +375,7 @@ impl BatchProcessor {
     }
 
     /// Queues a finished span; never blocks. A full queue drops and counts it.
-    pub(crate) fn on_end(&self, span: SpanData) {
+    pub(crate) fn on_end(&self, span: Arc<SpanData>) {
         if self.stopping.load(Ordering::Acquire) {
             ORPHANED.fetch_add(1, Ordering::AcqRel);
             return;
@@ -498,13 +499,12 @@ pub(crate) struct BatchSettings {
 pub(crate) struct FanOut(pub(crate) Vec<BatchProcessor>);
 
 impl FanOut {
-    /// Hands `span` to every backend: every leg but the last gets a copy.
+    /// Hands `span` to every backend, shared: the collector never copies
+    /// it (a backend copies it only while another still holds it).
     pub(crate) fn submit(&self, span: SpanData) {
-        if let Some((last, rest)) = self.0.split_last() {
-            for p in rest {
-                p.on_end(span.clone());
-            }
-            last.on_end(span);
+        let span = Arc::new(span);
+        for p in self.0.iter() {
+            p.on_end(span.clone());
         }
     }
 }
@@ -518,7 +518,7 @@ impl std::ops::Deref for FanOut {
 
 struct Worker<E> {
     exporter: E,
-    spans: Receiver<SpanData>,
+    spans: Receiver<Arc<SpanData>>,
     control: Receiver<Control>,
     stats: Arc<LegStats>,
     wake_sent: Arc<AtomicBool>,
@@ -591,6 +591,9 @@ impl<E: SpanExporter + LegExporter> Worker<E> {
             let mut bytes = 0usize;
             while batch.len() < max && bytes < self.settings.limits.max_request_bytes {
                 let Ok(span) = self.spans.try_recv() else { break };
+                // The last backend to take a shared span takes it as it is;
+                // the others copy it here, on their own thread.
+                let span = Arc::try_unwrap(span).unwrap_or_else(|shared| (*shared).clone());
                 // Gains before losses, so the identity never dips for a reader.
                 s.in_flight.fetch_add(1, Ordering::AcqRel);
                 s.queued.fetch_sub(1, Ordering::AcqRel);
@@ -628,15 +631,7 @@ impl<E: SpanExporter + LegExporter> Worker<E> {
     }
 }
 
-/// The `p`-th percentile (0..=1) of `values`, nearest rank.
-pub(crate) fn percentile(values: &mut [Duration], p: f64) -> Option<Duration> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_unstable();
-    let rank = ((p * values.len() as f64).ceil() as usize).clamp(1, values.len());
-    Some(values[rank - 1])
-}
+pub(crate) use crate::analytics::percentile;
 
 #[cfg(test)]
 mod tests {
@@ -647,7 +642,7 @@ mod tests {
         let mut v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
         assert_eq!(percentile(&mut v, 0.5), Some(Duration::from_millis(50)));
         assert_eq!(percentile(&mut v, 0.99), Some(Duration::from_millis(99)));
-        assert_eq!(percentile(&mut [], 0.5), None);
+        assert_eq!(percentile::<Duration>(&mut [], 0.5), None);
         assert_eq!(percentile(&mut [Duration::from_millis(7)], 0.99), Some(Duration::from_millis(7)));
     }
 }

@@ -140,3 +140,37 @@ fn every_macro_exports_the_same_spans_on_the_frame_path_and_through_the_layer() 
         assert_eq!(http.parent_span_id.as_deref(), Some(ok_call.span_id.as_str()));
     }
 }
+
+#[tool_call(name = "fetch_page")]
+async fn fetch_page(n: u32) -> Result<u32, ApiError> {
+    tokio::task::yield_now().await;
+    Ok(n)
+}
+
+#[agent(name = "crawler")]
+async fn crawler() -> Result<u32, ApiError> {
+    // Two tool calls on other worker threads, carried with observra's Instrument.
+    let a = tokio::spawn(fetch_page(1).in_current_span());
+    let b = tokio::spawn(fetch_page(2).in_current_span());
+    Ok(a.await.unwrap_or(Ok(0))? + b.await.unwrap_or(Ok(0))?)
+}
+
+#[test]
+fn agent_totals_count_calls_spawned_onto_other_threads() {
+    let _s = serial();
+    // The frame path, and `tracing` spans recorded by the layer.
+    for frame_path in [true, false] {
+        let rx = Receiver::start();
+        let guard = observra::init().env_from(otlp_env(&rx, "http/protobuf")).fast_path(frame_path).install().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        assert_eq!(rt.block_on(crawler()).unwrap(), 3);
+        drop(rt);
+        drop(guard);
+        let spans = rx.wait_for_spans(3, Duration::from_secs(10));
+        let agent = spans.iter().find(|s| s.name == "invoke_agent crawler").expect("the agent");
+        let tools: Vec<_> = spans.iter().filter(|s| s.name == "execute_tool fetch_page").collect();
+        assert_eq!(tools.len(), 2, "{spans:#?}");
+        assert!(tools.iter().all(|t| t.parent_span_id.as_deref() == Some(agent.span_id.as_str())));
+        assert_eq!(agent.attr("observra.total.tool_calls"), Some(&Val::Int(2)), "frame path: {frame_path}: {agent:#?}");
+    }
+}
