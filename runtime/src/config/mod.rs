@@ -1,11 +1,14 @@
-//! Configuration: the `init()` builder, the environment variables it honours,
-//! and every default, in one place.
+//! Configuration: the `init()` builder, a builder per concern ([`Otlp`],
+//! [`Jsonl`], [`Redaction`], [`Metrics`], beside `Webhook` and `Budget`),
+//! the environment variables they honour, and every default.
 //!
-//! Resolution order for each setting: a value set on the [`Builder`] wins,
+//! One rule resolves every setting ([`pick`]): a value set in code wins,
 //! then the standard `OTEL_*` (or `OBSERVRA_*`) environment variable, then
-//! the default below. Every value is validated here, so a bad one is a typed
-//! [`Error::InvalidConfig`] from [`Builder::install`] naming the variable (or
-//! builder method) and the value, never a panic and never a silent default.
+//! the default. Each concern resolves its own settings; [`Builder::resolve`]
+//! puts them together. Every value is validated here, so a bad one is a
+//! typed [`Error::InvalidConfig`] from [`Builder::install`] naming the
+//! variable (or builder method) and the value, never a panic and never a
+//! silent default.
 
 use std::collections::HashMap;
 use std::io::Write;
