@@ -174,3 +174,29 @@ fn agent_totals_count_calls_spawned_onto_other_threads() {
         assert_eq!(agent.attr("observra.total.tool_calls"), Some(&Val::Int(2)), "frame path: {frame_path}: {agent:#?}");
     }
 }
+
+#[traced]
+fn page_someone() -> u8 {
+    1
+}
+
+/// A budget callback runs with nothing of observra's held, so it may call
+/// instrumented code itself: that call is recorded like any other.
+#[test]
+fn a_budget_callback_may_call_instrumented_code() {
+    let _s = serial();
+    let rx = Receiver::start();
+    let guard = observra::init()
+        .env_from(otlp_env(&rx, "http/protobuf"))
+        .budget(observra::Budget::new().per_call_usd(0.0))
+        .on_budget_exceeded(|_| {
+            page_someone();
+        })
+        .install()
+        .unwrap();
+    assert!(ask_model(false).is_ok());
+    drop(guard);
+    let spans = rx.wait_for_spans(2, Duration::from_secs(10));
+    assert!(spans.iter().any(|s| s.name == "page_someone"), "the callback's own span: {spans:#?}");
+    assert!(spans.iter().any(|s| s.name == "chat gpt-4o-mini"));
+}

@@ -183,6 +183,7 @@ pub(crate) fn close(mut frame: Frame) {
     if !frame.wanted() {
         return;
     }
+    let mut deferred = Deferred::default();
     let queued = with_installed(|generation, p| {
         if generation != frame.generation {
             return false;
@@ -191,7 +192,7 @@ pub(crate) fn close(mut frame: Frame) {
         let contributes =
             frame.ctx.keeper.is_some() && frame.operation.is_some_and(|o| !accounting::is_total_keeper(o));
         if contributes || acc.has_budgets() {
-            caller_accounting(&mut frame, acc);
+            caller_accounting(&mut frame, acc, &mut deferred);
         }
         p.queue.send(frame)
     });
@@ -199,21 +200,27 @@ pub(crate) fn close(mut frame: Frame) {
         // The pipeline it belonged to has stopped, or the collector's queue is full.
         state::ORPHANED.fetch_add(1, Ordering::AcqRel);
     }
+    // Budget warnings and callbacks run with nothing of observra's borrowed,
+    // so a callback may itself call instrumented code.
+    if !deferred.budget_events.is_empty() {
+        if let Some(p) = state::installed() {
+            accounting::emit(&p.accounting, deferred);
+        }
+    }
 }
 
 /// Cost, budget checks and the totals of the agents and workflows above,
 /// on the caller's thread (where the budget callback runs).
-fn caller_accounting(frame: &mut Frame, acc: &accounting::Accounting) {
+fn caller_accounting(frame: &mut Frame, acc: &accounting::Accounting, deferred: &mut Deferred) {
     let Some(operation) = frame.operation else { return };
-    let mut deferred = Deferred::default();
     let mut contribution = Contribution::default();
     if op::LLM.contains(&operation) {
         let usage = frame.usage();
         let request = frame.request_model();
         let (model, cost) =
-            accounting::llm_cost(acc, usage.as_ref(), frame.response_model.as_ref(), request.as_ref(), &mut deferred);
+            accounting::llm_cost(acc, usage.as_ref(), frame.response_model.as_ref(), request.as_ref(), deferred);
         let model = model.as_ref().map(|m| m.as_str());
-        accounting::llm_budgets(acc, usage.as_ref(), cost, model, frame.ctx.trace_id, &mut deferred);
+        accounting::llm_budgets(acc, usage.as_ref(), cost, model, frame.ctx.trace_id, deferred);
         frame.cost = Some(cost);
         contribution.is_llm = true;
         contribution.usage = usage;
@@ -227,11 +234,10 @@ fn caller_accounting(frame: &mut Frame, acc: &accounting::Accounting) {
     // The keeper of a keeper span is its own: it adds nothing to itself.
     let own = frame.more.as_ref().is_some_and(|m| m.keeps_totals);
     if let (false, false, Some(keeper)) = (own, contribution.is_empty(), &frame.ctx.keeper) {
-        keeper.add(&contribution, acc, frame.ctx.trace_id, &mut deferred);
+        keeper.add(&contribution, acc, frame.ctx.trace_id, deferred);
     }
     // The unknown-model warning goes on the call's own span, made later.
     if let Some(model) = deferred.unknown_model.take() {
         frame.more().unknown_model = Some(model);
     }
-    accounting::emit(acc, deferred);
 }
