@@ -1,9 +1,10 @@
 //! A bounded, non-blocking span batch processor that counts what it drops,
 //! one per backend ("leg").
 //!
-//! The caller's thread only does a `try_send` into a bounded channel; a
-//! dedicated thread per leg batches spans and runs the exporter (any
-//! [`SpanExporter`]). A full queue drops the span and counts it, it never
+//! The collector only does a `try_send` of a shared span into each leg's
+//! bounded channel ([`FanOut`], after [`SpanPolicy`] made the span fit to
+//! leave, once); a thread per leg batches spans (by count and by size) and
+//! runs the exporter (any [`SpanExporter`]). A full queue drops the span and counts it, it never
 //! blocks. Because every leg has its own queue and thread, a slow or failing
 //! backend never delays or loses data on another. Flush and shutdown wait for
 //! the workers with a deadline.
@@ -12,8 +13,6 @@
 //! `produced == queued + exporting + exported + failed + dropped` holds for
 //! each leg (and so for their sums, which [`crate::health`] reports).
 
-use crate::base::deadline::{SendFailure, send_within, until};
-use crate::base::state::{ASSEMBLY_FAILED, ORPHANED, REDACTION_FAILED};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
@@ -25,6 +24,9 @@ use opentelemetry::KeyValue;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+
+use crate::base::deadline::{SendFailure, send_within, until};
+use crate::base::state::{ASSEMBLY_FAILED, ORPHANED, REDACTION_FAILED};
 
 /// How many recent export calls the latency percentiles are computed over.
 const LATENCY_WINDOW: usize = 256;

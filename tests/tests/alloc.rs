@@ -121,7 +121,7 @@ fn ask_bare(x: u64) -> Result<Bare, std::io::Error> {
 }
 
 /// The most allocations any single call made on the caller's thread (each
-/// call counted on its own, not averaged), with the dedicated path on or off.
+/// call counted on its own, not averaged), with the frame path on or off.
 fn max_allocations_per_call(fast_path: bool, call: fn(u64)) -> u64 {
     let guard = observra::init()
         .exporter("discard", Discard)
@@ -148,7 +148,7 @@ fn a_model_call_allocates_only_for_what_the_reply_carries() {
     let bare = |i| {
         let _ = ask_bare(i);
     };
-    // The dedicated path: the reply's strings (response id and model, as
+    // The frame path: the reply's strings (response id and model, as
     // shared strings), and the finish-reason list the reply itself builds.
     let (fast_full, fast_bare) = (max_allocations_per_call(true, full), max_allocations_per_call(true, bare));
     // The `tracing` path: also the span's record and its attribute list.
@@ -156,14 +156,14 @@ fn a_model_call_allocates_only_for_what_the_reply_carries() {
     eprintln!(
         "allocations per call, worst of 1,000: dedicated {fast_bare} bare / {fast_full} full reply; tracing {traced_bare} / {traced_full}"
     );
-    assert_eq!(fast_bare, 0, "a call whose reply carries only usage allocates nothing on the dedicated path");
+    assert_eq!(fast_bare, 0, "a call whose reply carries only usage allocates nothing on the frame path");
     // Measured: 7 for a full reply on the frame path (the reply's
     // finish-reason Vec, the response id and model kept as strings, the
     // finish reasons kept as a list of strings); 3 for a bare one on the
     // `tracing` path (the registry's box for the frame, the frame's side
     // store, which keeps the frame itself small for the frame path, and its
     // attribute list), and 8 for a full one. A regression shows here.
-    assert!(fast_full <= 7, "{fast_full} allocations for a full reply on the dedicated path");
+    assert!(fast_full <= 7, "{fast_full} allocations for a full reply on the frame path");
     assert!(traced_bare <= 3, "{traced_bare} allocations per bare call on the tracing path");
     assert!(traced_full <= 8, "{traced_full} allocations per full call on the tracing path");
 }

@@ -1,4 +1,4 @@
-//! `#[llm_call]`'s dedicated path (no `tracing` span on the caller's
+//! `#[llm_call]`'s frame path (no `tracing` span on the caller's
 //! thread), decoded from OTLP: it exports the same span as the `tracing`
 //! path (`fast_path(false)`) attribute for attribute, keeps the trace
 //! (parent agent, `tracing` children and events inside the call, injected
@@ -94,7 +94,7 @@ fn the_path_taken_depends_on_the_setting() {
     let _s = serial();
     for (fast, expected) in [(true, None), (false, Some("chat"))] {
         let guard = observra::init().jsonl_writer(std::io::sink()).fast_path(fast).install().unwrap();
-        assert_eq!(current_tracing_span().0, expected, "fast_path({fast}): no tracing span on the dedicated path");
+        assert_eq!(current_tracing_span().0, expected, "fast_path({fast}): no tracing span on the frame path");
         drop(guard);
     }
     // OBSERVRA_FAST_PATH=false is the same as fast_path(false).

@@ -155,7 +155,7 @@ fn bounded(fault: &str, run: &Run) {
 /// a quiet moment: the figures are separate atomics another thread moves,
 /// so read until two reads in a row agree.
 fn check_identity(when: &str) {
-    // The metrics thread may still be handing spans over; the test thread
+    // The collector thread may still be handing spans over; the test thread
     // makes none while it checks, so a quiet moment comes (the deadline
     // only bounds a broken run).
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -215,7 +215,7 @@ fn felt(fault: &str) {
 }
 
 /// The figures once `produced` spans have reached the backends: the
-/// metrics thread assembles the dedicated path's model calls after the
+/// collector thread assembles closed calls into spans after the
 /// caller returns (the deadline only bounds a broken run).
 fn drained(produced: u64) -> observra::Health {
     let deadline = Instant::now() + Duration::from_secs(60);

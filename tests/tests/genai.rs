@@ -610,7 +610,7 @@ fn unknown_models_get_no_cost_and_prices_come_from_a_file() {
     assert!((double(mini, "observra.cost.usd").unwrap() - expected).abs() < 1e-12, "built-in prices, dated model");
     let unknown = span(&spans, "chat nobody-knows-this-model");
     assert!(unknown.attr("observra.cost.usd").is_none(), "never a guess");
-    // The dedicated path puts the once-per-model warning on the call's span.
+    // The frame path puts the once-per-model warning on the call's span.
     assert!(
         unknown.events.iter().any(|e| e.name.starts_with("no price for this model")),
         "the warning is visible: {unknown:#?}"

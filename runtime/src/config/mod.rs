@@ -470,19 +470,20 @@ impl Builder {
         self
     }
 
-    /// Whether `#[llm_call]` takes its dedicated path (default `true`;
+    /// Whether the macros take the frame path (default `true`;
     /// `OBSERVRA_FAST_PATH`). When observra owns the `tracing` subscriber,
-    /// a model call then opens no `tracing` span: the caller's thread keeps
-    /// ids, timestamps and what the function returns, and the span and its
-    /// metrics are built on observra's metrics thread, which makes a call
-    /// cheaper than the hand-written OpenTelemetry code (see BENCHMARKS.md).
-    /// The call still joins the trace of the span it runs in, and `tracing`
-    /// spans and events inside it are its children and events, but
-    /// `tracing::Span::current()` inside its body is the enclosing span.
-    /// Turn it off when code inside model calls needs the call's own
-    /// `tracing` span. Functions with `response = manual` or `stream`,
-    /// content capture, and subscribers you build yourself always use
-    /// `tracing` spans.
+    /// an instrumented call then opens no `tracing` span: the caller's thread
+    /// keeps ids, stamps and what the function records in a compact frame,
+    /// and the span and its metrics are built on observra's collector
+    /// thread, which makes a call cheaper than the hand-written
+    /// OpenTelemetry code (see BENCHMARKS.md). The call still joins the
+    /// trace of the span it runs in, and `tracing` spans and events inside it
+    /// are its children and events, but `tracing::Span::current()` inside
+    /// its body is the enclosing span (use [`crate::current_span`] to record
+    /// on the call). Turn it off when code inside instrumented calls needs
+    /// their own `tracing` spans. Functions with `response = manual` or
+    /// `stream`, content capture, and subscribers you build yourself always
+    /// use `tracing` spans, recorded into the same frame.
     pub fn fast_path(mut self, on: bool) -> Self {
         self.fast_path = Some(on);
         self
@@ -799,7 +800,7 @@ pub(crate) struct Settings {
     pub shutdown_timeout: Duration,
     pub max_level: tracing::Level,
     pub set_global_subscriber: bool,
-    /// Whether `#[llm_call]` may take its dedicated path.
+    /// Whether the macros may take the frame path.
     pub fast_path: bool,
     /// How much observra says about its own trouble.
     pub diagnostics: crate::diag::DiagnosticLevel,

@@ -139,7 +139,7 @@ pub(crate) fn record_response<T: Target + ?Sized, R: LlmResponse + ?Sized>(span:
 #[derive(Debug, Clone)]
 pub struct LlmCall {
     span: Span,
-    /// Set when the call runs on the dedicated path (see `Builder::fast_path`).
+    /// Set when the call runs on the frame path (see `Builder::fast_path`).
     fast: Option<opentelemetry::trace::SpanId>,
 }
 
@@ -205,7 +205,7 @@ impl LlmCall {
         stream::LlmStream::observe(self.clone(), stream)
     }
     /// The span of this call (a disabled span when the call runs on the
-    /// dedicated path, which has no `tracing` span).
+    /// frame path, which has no `tracing` span).
     pub fn span(&self) -> &Span {
         &self.span
     }
