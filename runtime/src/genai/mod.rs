@@ -14,6 +14,7 @@ use tracing::Span;
 pub mod stream;
 
 use crate::content::{self, Message};
+use crate::record::span_ref::SpanRef;
 use crate::record::target::{Target, set_attribute, with_sink};
 use crate::semconv as sc;
 
@@ -138,9 +139,8 @@ pub(crate) fn record_response<T: Target + ?Sized, R: LlmResponse + ?Sized>(span:
 /// (the current span), for values the macro cannot read from the return type.
 #[derive(Debug, Clone)]
 pub struct LlmCall {
-    span: Span,
-    /// Set when the call runs on the frame path (see `Builder::fast_path`).
-    fast: Option<opentelemetry::trace::SpanId>,
+    /// The call's span, whichever path records it.
+    at: SpanRef,
 }
 
 /// The model call the current code runs in: inside an `#[llm_call]`
@@ -158,16 +158,13 @@ pub struct LlmCall {
 /// }
 /// ```
 pub fn current_llm_call() -> LlmCall {
-    match crate::record::innermost_frame() {
-        Some(call) => LlmCall { span: Span::none(), fast: Some(call.span_id) },
-        None => LlmCall { span: Span::current(), fast: None },
-    }
+    LlmCall { at: SpanRef::current() }
 }
 
 impl LlmCall {
     /// The call recorded on a `tracing` span.
     pub(crate) fn of_span(span: Span) -> Self {
-        LlmCall { span, fast: None }
+        LlmCall { at: span.into() }
     }
 
     /// Records token usage (only the counts that are `Some`).
@@ -207,18 +204,15 @@ impl LlmCall {
     /// The span of this call (a disabled span when the call runs on the
     /// frame path, which has no `tracing` span).
     pub fn span(&self) -> &Span {
-        &self.span
+        self.at.tracing_span()
     }
 }
 
 impl Target for LlmCall {
     fn disabled(&self) -> bool {
-        self.fast.is_none() && self.span.is_disabled()
+        self.at.disabled()
     }
     fn with_frame_dyn(&self, f: &mut dyn FnMut(&mut crate::base::frame::Frame)) {
-        match self.fast {
-            Some(id) => crate::record::with_entered(id, |frame| f(frame)),
-            None => self.span.with_frame_dyn(f),
-        }
+        self.at.with_frame_dyn(f)
     }
 }
