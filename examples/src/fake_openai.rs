@@ -1,8 +1,15 @@
-//! A fake OpenAI-compatible chat completions server on 127.0.0.1, for the
-//! examples and tests: no network, no key. `POST /v1/chat/completions`
-//! answers with realistic usage (cached and reasoning tokens included), as
-//! JSON or, when the request has `"stream": true`, as server-sent events
-//! ending with a usage chunk and `[DONE]`. A model named `fail-*` gets a 429.
+//! A fake OpenAI-compatible server on 127.0.0.1, for the examples and
+//! tests: no network, no key.
+//!
+//! - `POST /v1/chat/completions` answers with realistic usage (cached and
+//!   reasoning tokens included), a service tier and a system fingerprint,
+//!   as JSON or, when the request has `"stream": true`, as server-sent
+//!   events ending with a usage chunk and `[DONE]`. When the request offers
+//!   tools and its last message is the user's, the answer is a call of the
+//!   first tool (`finish_reason: tool_calls`), streamed in pieces too.
+//! - `POST /v1/embeddings` answers with one embedding per input of
+//!   `dimensions` values (8 by default).
+//! - A model named `fail-*` gets a 429.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -60,6 +67,7 @@ fn serve(stream: TcpStream, n: u64) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
+    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
     let mut length = 0usize;
     loop {
         let mut h = String::new();
@@ -86,6 +94,33 @@ fn serve(stream: TcpStream, n: u64) -> std::io::Result<()> {
             body.len()
         );
     }
+    if path.ends_with("/embeddings") {
+        let inputs = match &request["input"] {
+            serde_json::Value::Array(a) => a.len().max(1),
+            _ => 1,
+        };
+        let dims = request["dimensions"].as_u64().unwrap_or(8) as usize;
+        let data: Vec<serde_json::Value> = (0..inputs)
+            .map(|i| serde_json::json!({"object": "embedding", "index": i, "embedding": vec![0.125f32; dims]}))
+            .collect();
+        let body = serde_json::json!({
+            "object": "list", "data": data, "model": format!("{model}-v2"),
+            "usage": {"prompt_tokens": 5 * inputs, "total_tokens": 5 * inputs}
+        })
+        .to_string();
+        return write!(
+            out,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    }
+    // Tools offered and the user spoke last: the model calls the first tool.
+    let tool = match (&request["tools"], request["messages"].as_array().and_then(|m| m.last())) {
+        (serde_json::Value::Array(tools), Some(last)) if last["role"] == "user" => {
+            tools.first().and_then(|t| t["function"]["name"].as_str()).map(str::to_string)
+        }
+        _ => None,
+    };
     let id = format!("chatcmpl-fake-{n}");
     let served_model = format!("{model}-2024-07-18");
     let usage = serde_json::json!({
@@ -100,15 +135,35 @@ fn serve(stream: TcpStream, n: u64) -> std::io::Result<()> {
         )?;
         let chunk = |delta: serde_json::Value, finish: serde_json::Value| {
             serde_json::json!({"id": id, "object": "chat.completion.chunk", "created": 1_700_000_000, "model": served_model,
+                "service_tier": "default", "system_fingerprint": "fp_fake",
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
         };
-        let events = [
-            chunk(serde_json::json!({"role": "assistant", "content": "Your order"}), serde_json::Value::Null),
-            chunk(serde_json::json!({"content": " ships today."}), serde_json::Value::Null),
-            chunk(serde_json::json!({}), serde_json::json!("stop")),
-            serde_json::json!({"id": id, "object": "chat.completion.chunk", "created": 1_700_000_000, "model": served_model,
-                "choices": [], "usage": usage}),
-        ];
+        let null = serde_json::Value::Null;
+        let mut events = match &tool {
+            Some(name) => vec![
+                chunk(
+                    serde_json::json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_fake_1", "type": "function",
+                        "function": {"name": name, "arguments": ""}}]}),
+                    null.clone(),
+                ),
+                chunk(
+                    serde_json::json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"id\": "}}]}),
+                    null.clone(),
+                ),
+                chunk(
+                    serde_json::json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"A-1001\"}"}}]}),
+                    null.clone(),
+                ),
+                chunk(serde_json::json!({}), serde_json::json!("tool_calls")),
+            ],
+            None => vec![
+                chunk(serde_json::json!({"role": "assistant", "content": "Your order"}), null.clone()),
+                chunk(serde_json::json!({"content": " ships today."}), null.clone()),
+                chunk(serde_json::json!({}), serde_json::json!("stop")),
+            ],
+        };
+        events.push(serde_json::json!({"id": id, "object": "chat.completion.chunk", "created": 1_700_000_000, "model": served_model,
+                "service_tier": "default", "system_fingerprint": "fp_fake", "choices": [], "usage": usage}));
         for e in events {
             std::thread::sleep(std::time::Duration::from_millis(10));
             write!(out, "data: {e}\n\n")?;
@@ -117,10 +172,18 @@ fn serve(stream: TcpStream, n: u64) -> std::io::Result<()> {
         write!(out, "data: [DONE]\n\n")?;
         return out.flush();
     }
+    let (message, finish) = match &tool {
+        Some(name) => (
+            serde_json::json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_fake_1", "type": "function",
+                "function": {"name": name, "arguments": "{\"id\": \"A-1001\"}"}}]}),
+            "tool_calls",
+        ),
+        None => (serde_json::json!({"role": "assistant", "content": "Your order ships today."}), "stop"),
+    };
     let body = serde_json::json!({
         "id": id, "object": "chat.completion", "created": 1_700_000_000, "model": served_model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Your order ships today."},
-                     "finish_reason": "stop", "logprobs": null}],
+        "service_tier": "default", "system_fingerprint": "fp_fake",
+        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": null}],
         "usage": usage
     })
     .to_string();

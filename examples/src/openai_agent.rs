@@ -1,6 +1,9 @@
-//! An agent calling OpenAI through async-openai, instrumented with no
-//! response-handling code: observra's `async-openai` feature reads usage,
-//! ids, models and finish reasons from async-openai's own types.
+//! An agent calling OpenAI through async-openai, instrumented with one
+//! line: `observra::integrations::async_openai::instrument` wraps the
+//! client, and every chat completion through it is a GenAI span recording
+//! the request (model, every sampling parameter, server address), the
+//! response (usage, ids, models, finish reasons, service tier) and, when
+//! content capture is on, the messages.
 //!
 //! With `OPENAI_BASE_URL` (and `OPENAI_API_KEY`) set, it talks to that API;
 //! otherwise it starts a fake OpenAI-compatible server on 127.0.0.1, so
@@ -12,20 +15,12 @@ use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::types::chat::{
     ChatCompletionRequestUserMessageArgs, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
-    CreateChatCompletionResponse,
 };
-use observra::{agent, llm_call, tool_call};
+use observra::integrations::async_openai::{Instrumented, instrument};
+use observra::{agent, tool_call};
 
 #[path = "fake_openai.rs"]
 mod fake_openai;
-
-#[llm_call(provider = "openai", model = req.model, temperature = req.temperature.unwrap_or(1.0), server_address = "api.openai.com")]
-async fn complete(
-    client: &Client<OpenAIConfig>,
-    req: CreateChatCompletionRequest,
-) -> Result<CreateChatCompletionResponse, OpenAIError> {
-    client.chat().create(req).await
-}
 
 #[tool_call(name = "lookup_order", arguments = id)]
 async fn lookup_order(id: &str) -> String {
@@ -41,11 +36,12 @@ fn ask(model: &str, prompt: String) -> Result<CreateChatCompletionRequest, OpenA
 }
 
 #[agent(name = "order-helper", conversation_id = "demo-session")]
-async fn answer(client: &Client<OpenAIConfig>, question: &str) -> Result<String, OpenAIError> {
-    let plan = complete(client, ask("gpt-4o-mini", format!("Which order does this ask about? {question}"))?).await?;
+async fn answer(client: &Instrumented<OpenAIConfig>, question: &str) -> Result<String, OpenAIError> {
+    let plan =
+        client.chat().create(ask("gpt-4o-mini", format!("Which order does this ask about? {question}"))?).await?;
     let facts = lookup_order("A-1001").await;
     let _ = plan;
-    let reply = complete(client, ask("gpt-4o-mini", format!("{question}\nFacts: {facts}"))?).await?;
+    let reply = client.chat().create(ask("gpt-4o-mini", format!("{question}\nFacts: {facts}"))?).await?;
     Ok(reply.choices.first().and_then(|c| c.message.content.clone()).unwrap_or_default())
 }
 
@@ -60,7 +56,8 @@ async fn main() -> anyhow::Result<()> {
             (Some(fake), config)
         }
     };
-    let client = Client::with_config(config);
+    // The one line: every chat completion through this client is traced.
+    let client = instrument(Client::with_config(config));
     let reply = answer(&client, "Where is my order?").await?;
     eprintln!("agent: {reply}");
     Ok(())

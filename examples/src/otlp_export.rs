@@ -12,12 +12,26 @@
 //! Without an endpoint it falls back to the embedded JSONL sink on stdout.
 //! It also records one metric, `demo.questions`, through `observra::meter`.
 
-use observra::{Instrument, traced};
+use observra::{Instrument, LlmResponse, Usage, llm_call, traced};
 
-#[traced(kind = client, attrs(gen_ai.operation.name = "chat", gen_ai.request.model = "fake-model"))]
-async fn ask_model(question: &str) -> Result<String, std::io::Error> {
+/// A model's answer; `#[llm_call]` reads its usage.
+struct Answer {
+    text: String,
+    usage: Usage,
+}
+
+impl LlmResponse for Answer {
+    fn usage(&self) -> Option<Usage> {
+        Some(self.usage)
+    }
+}
+
+/// A model call (an echo, so the example needs no network): a valid GenAI
+/// `chat gpt-4o-mini` CLIENT span with provider, model, usage and cost.
+#[llm_call(provider = "openai", model = "gpt-4o-mini")]
+async fn ask_model(question: &str) -> Result<Answer, std::io::Error> {
     tokio::task::yield_now().await;
-    Ok(format!("echo: {question}"))
+    Ok(Answer { text: format!("echo: {question}"), usage: Usage::new(question.len() as u64, 6) })
 }
 
 #[traced(attrs(gen_ai.tool.name = "search"))]
@@ -30,7 +44,7 @@ async fn run(question: &str) -> Result<String, std::io::Error> {
     // A spawned task stays in the trace when the future carries the span.
     let hits = tokio::spawn(search(question.to_string()).in_current_span()).await.unwrap_or_default();
     let answer = ask_model(question).await?;
-    Ok(format!("{answer} ({} hits)", hits.len()))
+    Ok(format!("{} ({} hits)", answer.text, hits.len()))
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -58,7 +58,8 @@ fn capture(plan: &mut SpanPlan, helper: &str, key: &str, expr: &syn::Expr) {
 
 /// `#[llm_call]`.
 pub fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
-    let mut own: Vec<&'static str> = vec!["provider", "model", "operation", "stream", "input", "system", "response"];
+    let mut own: Vec<&'static str> =
+        vec!["provider", "model", "operation", "stream", "input", "system", "response", "request"];
     own.extend(REQUEST_PARAMS.iter().map(|(k, _)| *k));
     run("llm_call", &own, args, item, |raw, func, errors| {
         let mut provider = None;
@@ -69,6 +70,7 @@ pub fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
         let mut params = Vec::new();
         let mut input = None;
         let mut system = None;
+        let mut request = None;
         for arg in raw {
             let key = arg.key.to_string();
             match key.as_str() {
@@ -98,6 +100,7 @@ pub fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
                 "response" => response_manual = arg.choice(RESPONSE_MODES, errors).is_some_and(|(m, _)| m == "manual"),
                 "input" => input = arg.expr(errors),
                 "system" => system = arg.expr(errors),
+                "request" => request = arg.expr(errors),
                 _ => {
                     if let Some((_, attr)) = REQUEST_PARAMS.iter().find(|(k, _)| *k == key) {
                         if let Some(e) = arg.expr(errors) {
@@ -114,8 +117,15 @@ pub fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
                 "#[llm_call] needs `provider = \"...\"` (gen_ai.provider.name), e.g. provider = \"openai\"",
             );
         }
-        if model.is_none() && !raw.iter().any(|a| a.key == "model") {
-            errors.error(here, "#[llm_call] needs `model = <expr>` (gen_ai.request.model), e.g. model = req.model");
+        if let (None, Some(req)) = (&model, &request) {
+            // The request knows its model.
+            model = Some(syn::parse_quote_spanned!(req.span()=> ::observra::LlmRequest::model(&(#req))));
+        }
+        if model.is_none() && !raw.iter().any(|a| a.key == "model" || a.key == "request") {
+            errors.error(
+                here,
+                "#[llm_call] needs `model = <expr>` (gen_ai.request.model), e.g. model = req.model, or `request = <expr>` of a type implementing observra::LlmRequest",
+            );
         }
         if let Some(span) = stream {
             let is_stream = match &func.sig.output {
@@ -156,6 +166,13 @@ pub fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
         plan.tracing_only.push(start);
         // The frame path, unless the function needs its `tracing` span.
         plan.frame.off = response_manual || stream.is_some();
+        if let Some(req) = &request {
+            let value = quote_spanned!(req.span()=> &(#req));
+            plan.dynamic.push(quote! {
+                ::observra::__private::record_llm_request(&__observra_span, #value);
+            });
+        }
+        // Explicit parameters come after the request's, so they win.
         for (attr, expr) in &params {
             plan.attribute(attr, expr);
         }

@@ -250,6 +250,12 @@ pub fn record_llm_response<T: Target + ?Sized, R: crate::LlmResponse + ?Sized>(s
     crate::genai::record_response(span, response);
 }
 
+/// Records what an [`crate::LlmRequest`] tells (`#[llm_call(request = ...)]`).
+#[inline]
+pub fn record_llm_request<T: Target + ?Sized, R: crate::LlmRequest + ?Sized>(span: &T, request: &R) {
+    crate::genai::request::record_request(span, request);
+}
+
 /// Whether content capture is on.
 #[inline]
 pub fn capturing() -> bool {
@@ -266,7 +272,8 @@ pub fn capture_messages<S: Target + ?Sized, T: crate::CaptureMessages + ?Sized>(
     with_sink(span, |r| crate::content::record_json(r, key, &json));
 }
 
-/// Captures system instructions: a string becomes one text part.
+/// Captures system instructions: a string becomes one text part; `None`
+/// captures nothing.
 pub fn capture_system<S: Target + ?Sized, T: crate::CaptureContent + ?Sized>(span: &S, key: &'static str, value: &T) {
     let json = match value.to_content_json() {
         serde_json::Value::String(s) => serde_json::json!([{"type": "text", "content": s}]),

@@ -71,8 +71,26 @@ impl AttributeValue for f64 {
 }
 impl AttributeValue for f32 {
     fn to_attribute_value(&self) -> Option<Value> {
-        Some(Value::F64(f64::from(*self)))
+        Some(Value::F64(widen_f32(*self)))
     }
+}
+
+/// An `f32` as the `f64` of its shortest decimal form, so `0.2f32` is
+/// exported as `0.2`, not `0.20000000298023224` (what `f64::from` gives:
+/// the exact binary value, which no user wrote).
+pub fn widen_f32(v: f32) -> f64 {
+    use std::io::Write;
+    if !v.is_finite() {
+        return f64::from(v);
+    }
+    // Display prints the shortest decimal that reads back as the same f32.
+    let mut buf = [0u8; 64];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    if write!(cursor, "{v}").is_err() {
+        return f64::from(v);
+    }
+    let len = cursor.position() as usize;
+    std::str::from_utf8(&buf[..len]).ok().and_then(|s| s.parse().ok()).unwrap_or(f64::from(v))
 }
 
 /// Element types an attribute array may hold: strings, integers, floats, booleans.
@@ -107,7 +125,7 @@ impl ArrayElement for f64 {
 }
 impl ArrayElement for f32 {
     fn collect_array(items: &[Self]) -> Array {
-        Array::F64(items.iter().map(|v| f64::from(*v)).collect())
+        Array::F64(items.iter().map(|v| widen_f32(*v)).collect())
     }
 }
 impl ArrayElement for bool {
@@ -128,5 +146,23 @@ impl<T: ArrayElement> AttributeValue for Vec<T> {
 impl<T: ArrayElement, const N: usize> AttributeValue for [T; N] {
     fn to_attribute_value(&self) -> Option<Value> {
         self.as_slice().to_attribute_value()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::widen_f32;
+
+    #[test]
+    fn f32_values_keep_their_shortest_decimal_form() {
+        assert_eq!(widen_f32(0.2), 0.2);
+        assert_eq!(widen_f32(0.7), 0.7);
+        assert_eq!(widen_f32(1.0), 1.0);
+        assert_eq!(widen_f32(-3.4e38), -3.4e38);
+        assert_eq!(widen_f32(1e-45), 1e-45);
+        assert!(widen_f32(f32::NAN).is_nan());
+        assert_eq!(widen_f32(f32::INFINITY), f64::INFINITY);
+        // The exact binary value is not what a user wrote.
+        assert_ne!(f64::from(0.2f32), 0.2);
     }
 }

@@ -39,7 +39,7 @@ pub(crate) fn start(
 ) -> std::io::Result<()> {
     std::thread::Builder::new().name("observra-collector".into()).spawn(move || {
         suppress_current_thread();
-        let out = Out { legs: &legs, policy: &policy };
+        let out = Out { legs: &legs, policy: &policy, agents_seen: Default::default(), linted: Default::default() };
         let drain = || drain(&end, &installed, &out, ins.as_ref());
         loop {
             match end.control.recv_timeout(FrameQueue::TICK) {
@@ -72,9 +72,42 @@ pub(crate) fn start(
 struct Out<'a> {
     legs: &'a FanOut,
     policy: &'a SpanPolicy,
+    /// Agents whose error counter has been started at 0 (bounded).
+    agents_seen: std::cell::RefCell<std::collections::HashSet<Option<StringValue>>>,
+    /// Span names already warned about a missing required GenAI attribute (bounded).
+    linted: std::cell::RefCell<std::collections::HashSet<String>>,
 }
 
+/// At most this many agent names get error counters started at 0.
+const MAX_AGENTS_SEEN: usize = 1024;
+
 impl Out<'_> {
+    /// Warns once per span name when a span declares a model operation but
+    /// lacks an attribute the GenAI conventions require of it, naming what
+    /// is missing (a hand-made `chat` span is otherwise silently invalid).
+    fn lint(&self, name: &str, operation: &str, attrs: &[KeyValue]) {
+        let missing: Vec<&str> = [sc::GEN_AI_PROVIDER_NAME, sc::GEN_AI_REQUEST_MODEL]
+            .into_iter()
+            .filter(|k| find(attrs, k).is_none())
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let mut seen = self.linted.borrow_mut();
+        if seen.len() >= MAX_AGENTS_SEEN || !seen.insert(name.to_string()) {
+            return;
+        }
+        crate::diag::emit(
+            crate::diag::DiagnosticLevel::Warn,
+            &format!(
+                "span `{name}` declares gen_ai.operation.name = {operation} but has no {}, which the GenAI \
+                 conventions require of it: use #[llm_call(provider = ..., model = ...)] or set the attribute \
+                 (warned once per span name)",
+                missing.join(" and ")
+            ),
+        );
+    }
+
     /// Applies the content policy, redaction and limits once, then hands
     /// the span to every backend. A span whose redaction failed is dropped
     /// and counted, never exported.
@@ -106,7 +139,14 @@ fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Out<'_>, ins: Option
         match note {
             Note::AgentStarted(agent) => {
                 if let Some(ins) = ins {
-                    ins.agent_active.add(1, &set_labels(agent.as_ref(), None, None));
+                    let labels = set_labels(agent.as_ref(), None, None);
+                    ins.agent_active.add(1, &labels);
+                    // A new agent's error counter starts at 0, so its error
+                    // rate reads 0 rather than "no data" before its first failure.
+                    let mut seen = out.agents_seen.borrow_mut();
+                    if seen.len() < MAX_AGENTS_SEEN && seen.insert(agent) {
+                        ins.agent_errors.add(0, &labels);
+                    }
                 }
             }
         }
@@ -152,7 +192,7 @@ struct Attrs {
 }
 
 impl Attrs {
-    const CAP: usize = 8;
+    const CAP: usize = 12;
     fn new() -> Self {
         Attrs { buf: std::array::from_fn(|_| KeyValue::new(Key::from_static_str(""), false)), len: 0 }
     }
@@ -172,6 +212,14 @@ impl std::ops::Deref for Attrs {
     type Target = [KeyValue];
     fn deref(&self) -> &[KeyValue] {
         &self.buf[..self.len]
+    }
+}
+
+/// Sets `kv` in `attrs`, replacing an attribute of the same key.
+fn upsert(attrs: &mut Vec<KeyValue>, kv: KeyValue) {
+    match attrs.iter_mut().find(|a| a.key == kv.key) {
+        Some(a) => a.value = kv.value,
+        None => attrs.push(kv),
     }
 }
 
@@ -218,6 +266,8 @@ const LLM_METRIC_KEYS: &[&str] = &[
     sc::ERROR_TYPE,
     sc::SERVER_ADDRESS,
     sc::SERVER_PORT,
+    sc::OPENAI_RESPONSE_SERVICE_TIER,
+    sc::OPENAI_RESPONSE_SYSTEM_FINGERPRINT,
 ];
 
 /// What the metrics of one span are recorded from.
@@ -297,6 +347,20 @@ fn record_metrics(ins: &Instruments, f: &Facts<'_>) {
     }
 }
 
+/// The attributes of a call's `gen_ai.client.inference.operation.details`
+/// event, as the conventions list them: the operation's own attributes
+/// (operation, provider, models, parameters, usage, response id, finish
+/// reasons, server, error) and then the captured messages.
+fn details_attributes(span: &[KeyValue], captured: Vec<KeyValue>) -> Vec<KeyValue> {
+    let operation = |k: &str| {
+        (k.starts_with("gen_ai.") || k.starts_with("server.") || k.starts_with("openai.") || k == sc::ERROR_TYPE)
+            && !crate::content::is_content_attribute(k)
+    };
+    let mut out: Vec<KeyValue> = span.iter().filter(|kv| operation(kv.key.as_str())).cloned().collect();
+    out.extend(captured);
+    out
+}
+
 /// The exported name of a span.
 fn span_name(frame: &Frame, more: &More, request: Option<&StringValue>) -> Cow<'static, str> {
     let (base, with_model) = match (&more.name, frame.site) {
@@ -337,10 +401,7 @@ fn assemble(mut frame: Frame, p: &Installed, out: &Out<'_>, ins: Option<&Instrum
     } else {
         // What the call set replaces a literal of its site.
         for kv in more.attrs {
-            match attrs.iter_mut().find(|a| a.key == kv.key) {
-                Some(a) => a.value = kv.value,
-                None => attrs.push(kv),
-            }
+            upsert(&mut attrs, kv);
         }
     }
     for (key, n) in frame.usage.attributes() {
@@ -387,11 +448,12 @@ fn assemble(mut frame: Frame, p: &Installed, out: &Out<'_>, ins: Option<&Instrum
     }
     if let (true, Some(keeper)) = (more.keeps_totals, &frame.ctx.keeper) {
         for kv in keeper.totals().to_attributes() {
-            match attrs.iter_mut().find(|a| a.key == kv.key) {
-                Some(a) => a.value = kv.value,
-                None => attrs.push(kv),
-            }
+            upsert(&mut attrs, kv);
         }
+    }
+    if let Some(first) = more.first_chunk {
+        let ttfc = KeyValue::new(sc::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, anchor.seconds(frame.start, first));
+        upsert(&mut attrs, ttfc);
     }
     let duration_s = anchor.seconds(frame.start, frame.end);
     let (start_time, end_time) = (anchor.time(frame.start), anchor.time(frame.end));
@@ -437,8 +499,17 @@ fn assemble(mut frame: Frame, p: &Installed, out: &Out<'_>, ins: Option<&Instrum
         ];
         events.events.push(Event::new(accounting::UNKNOWN_MODEL_WARNING, end_time, attributes, 0));
     }
-    if !more.captured.is_empty() {
-        events.events.push(Event::new(sc::GEN_AI_DETAILS_EVENT, end_time, more.captured, 0));
+    let is_llm = frame.operation.is_some_and(|o| op::LLM.contains(&o));
+    if let (true, Some(operation)) = (is_llm, frame.operation) {
+        out.lint(name.as_deref().unwrap_or_default(), operation, &attrs);
+    }
+    if !more.captured.is_empty() || (is_llm && crate::content::on_event()) {
+        events.events.push(Event::new(
+            sc::GEN_AI_DETAILS_EVENT,
+            end_time,
+            details_attributes(&attrs, more.captured),
+            0,
+        ));
     }
     let kind = match (more.kind, frame.site) {
         (Some(kind), _) => kind,

@@ -97,7 +97,8 @@ fn on_span() -> bool {
     matches!(CAPTURE.load(Ordering::Relaxed), 1 | 3)
 }
 
-fn on_event() -> bool {
+/// Whether content goes to the details event (`EVENT_ONLY`, `SPAN_AND_EVENT`).
+pub(crate) fn on_event() -> bool {
     matches!(CAPTURE.load(Ordering::Relaxed), 2 | 3)
 }
 
@@ -154,25 +155,38 @@ impl Message {
     }
 
     fn to_json(&self) -> Json {
-        let parts: Vec<Json> = self
-            .parts
-            .iter()
-            .map(|p| match p {
-                Part::Text(t) => json!({"type": "text", "content": t}),
-                Part::ToolCall { id, name, arguments } => {
-                    json!({"type": "tool_call", "id": id, "name": name, "arguments": arguments})
-                }
-                Part::ToolCallResponse { id, response } => {
-                    json!({"type": "tool_call_response", "id": id, "response": response})
-                }
-            })
-            .collect();
+        let parts = parts_json(&self.parts);
         let mut m = json!({"role": self.role, "parts": parts});
         if let (Some(r), Some(obj)) = (&self.finish_reason, m.as_object_mut()) {
             obj.insert("finish_reason".into(), Json::String(r.clone()));
         }
         m
     }
+}
+
+impl Part {
+    fn to_json(&self) -> Json {
+        match self {
+            Part::Text(t) => json!({"type": "text", "content": t}),
+            Part::ToolCall { id, name, arguments } => {
+                json!({"type": "tool_call", "id": id, "name": name, "arguments": arguments})
+            }
+            Part::ToolCallResponse { id, response } => {
+                json!({"type": "tool_call_response", "id": id, "response": response})
+            }
+        }
+    }
+}
+
+/// Tool-call arguments as JSON: parsed when they are a JSON text (as
+/// providers send them), kept as a string otherwise.
+pub(crate) fn arguments_json(arguments: &str) -> Json {
+    serde_json::from_str(arguments).unwrap_or_else(|_| Json::String(arguments.to_string()))
+}
+
+/// Parts in the conventions' JSON shape (system instructions are a list of parts).
+pub(crate) fn parts_json(parts: &[Part]) -> Json {
+    Json::Array(parts.iter().map(Part::to_json).collect())
 }
 
 /// Values `#[llm_call(input = ..., system = ...)]` can capture as messages:
@@ -225,6 +239,12 @@ impl CaptureMessages for Vec<Message> {
         self.as_slice().to_messages_json()
     }
 }
+/// `None` captures nothing.
+impl<T: CaptureMessages> CaptureMessages for Option<T> {
+    fn to_messages_json(&self) -> Json {
+        self.as_ref().map_or(Json::Null, CaptureMessages::to_messages_json)
+    }
+}
 
 /// Values a `#[tool_call]` can capture as its arguments or result: strings,
 /// `serde_json::Value`, numbers and booleans. Other types are not captured.
@@ -261,7 +281,18 @@ macro_rules! content_number {
         }
     )*};
 }
-content_number!(bool, i32, i64, u32, u64, f32, f64, usize);
+content_number!(bool, i32, i64, u32, u64, f64, usize);
+impl CaptureContent for f32 {
+    fn to_content_json(&self) -> Json {
+        json!(crate::attr_value::widen_f32(*self))
+    }
+}
+/// `None` captures nothing (`#[llm_call(system = req.system.as_deref())]`).
+impl<T: CaptureContent> CaptureContent for Option<T> {
+    fn to_content_json(&self) -> Json {
+        self.as_ref().map_or(Json::Null, CaptureContent::to_content_json)
+    }
+}
 impl<T: CaptureContent> CaptureContent for Vec<T> {
     fn to_content_json(&self) -> Json {
         Json::Array(self.iter().map(CaptureContent::to_content_json).collect())
@@ -280,6 +311,9 @@ fn render(json: &Json) -> String {
 /// Records captured JSON under `key`: as a span attribute and/or kept for
 /// the details event, per the capture mode.
 pub(crate) fn record_json(record: &mut Frame, key: &'static str, json: &Json) {
+    if json.is_null() {
+        return;
+    }
     let text = render(json);
     if on_span() {
         record.set_attribute(Key::from_static_str(key), Value::String(text.clone().into()));

@@ -32,6 +32,9 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// The macros name `::observra`; the integrations use them inside this crate.
+extern crate self as observra;
+
 mod accounting;
 pub mod analytics;
 mod attr_value;
@@ -66,7 +69,7 @@ pub mod __private;
 
 use std::borrow::Cow;
 
-pub use attr_value::{ArrayElement, AttributeValue};
+pub use attr_value::{ArrayElement, AttributeValue, widen_f32};
 pub use budget::{Budget, BudgetEvent, BudgetKind, BudgetUnit};
 pub use config::{Backend, Builder, Jsonl, Metrics, Otlp, Protocol, Redaction, Sampler, Temporality};
 pub use content::{CaptureContent, CaptureMessages, CaptureMode, Message, Part};
@@ -74,7 +77,8 @@ pub use cost::{CostTable, Price};
 pub use declare::{LabelValue, Unbounded};
 pub use diag::DiagnosticLevel;
 pub use error::{Error, Result, Setting};
-pub use genai::stream::{LlmChunk, LlmStream};
+pub use genai::request::{LlmRequest, RequestParams};
+pub use genai::stream::{LlmChunk, LlmStream, StreamOutput};
 pub use genai::{LlmCall, LlmResponse, Usage, current_llm_call};
 pub use observra_macros::{agent, llm_call, metrics, tool_call, traced, workflow};
 /// The `opentelemetry` API crate observra is built on, for version-matched use.

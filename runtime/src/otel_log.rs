@@ -9,9 +9,15 @@
 //!   body = the span name, event name `observra.genai.operation`, the span's
 //!   attributes with their types, `observra.duration` in seconds, severity
 //!   `ERROR` when the span failed and `INFO` otherwise;
-//! - every event on any span (a `tracing` event inside a span, an exception,
-//!   the content-capture event) becomes one record: body = the message, the
-//!   event's attributes, severity from its `tracing` level.
+//! - every event on any span (a `tracing` event inside a span, an exception)
+//!   becomes one record: body = the message, the event's attributes,
+//!   severity from its `tracing` level;
+//! - the `gen_ai.client.inference.operation.details` event becomes the
+//!   conventions' OpenTelemetry event: a record with that event name, the
+//!   operation's attributes, and the messages as **structured** values
+//!   (arrays and maps, not JSON strings). When this backend is configured,
+//!   the OTLP traces backend leaves that event off the span
+//!   ([`WithoutDetails`]), so it is delivered once, as a log record.
 //!
 //! Every record carries the trace and span ids of its span, so a log backend
 //! links it to the trace.
@@ -104,15 +110,67 @@ impl<E: LogExporter> OtelLogExporter<E> {
             };
             r.set_severity_number(number);
             r.set_severity_text(text);
-            r.set_body(AnyValue::String(event.name.to_string().into()));
+            if event.name != sc::GEN_AI_DETAILS_EVENT {
+                r.set_body(AnyValue::String(event.name.to_string().into()));
+            }
             r.set_trace_context(ctx.trace_id(), ctx.span_id(), flags);
+            let details = event.name == sc::GEN_AI_DETAILS_EVENT;
             for kv in &event.attributes {
-                if kv.key.as_str() != sc::EVENT_LEVEL {
-                    r.add_attribute(kv.key.clone(), any_value(&kv.value));
+                if kv.key.as_str() == sc::EVENT_LEVEL {
+                    continue;
                 }
+                let value = match (&kv.value, details && crate::content::is_content_attribute(kv.key.as_str())) {
+                    // Captured content travels as JSON text inside observra; events carry it structured.
+                    (Value::String(text), true) => match serde_json::from_str::<serde_json::Value>(text.as_str()) {
+                        Ok(json) => json_value(json),
+                        Err(_) => AnyValue::String(text.clone()),
+                    },
+                    (v, _) => any_value(v),
+                };
+                r.add_attribute(kv.key.clone(), value);
             }
             out.push(r);
         }
+    }
+}
+
+/// JSON as a structured log value: objects become maps, arrays lists.
+fn json_value(json: serde_json::Value) -> AnyValue {
+    use serde_json::Value as J;
+    match json {
+        J::Null => AnyValue::String("".into()),
+        J::Bool(b) => AnyValue::Boolean(b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => AnyValue::Int(i),
+            None => AnyValue::Double(n.as_f64().unwrap_or(0.0)),
+        },
+        J::String(s) => AnyValue::String(s.into()),
+        J::Array(a) => AnyValue::ListAny(Box::new(a.into_iter().map(json_value).collect())),
+        J::Object(o) => AnyValue::Map(Box::new(o.into_iter().map(|(k, v)| (Key::new(k), json_value(v))).collect())),
+    }
+}
+
+/// The OTLP traces exporter when the `otel_log` backend is configured too:
+/// the details event is delivered as a log record there, so it is left off
+/// the span here (the conventions' events are log records).
+#[derive(Debug)]
+pub(crate) struct WithoutDetails<E>(pub E);
+
+impl<E: SpanExporter> SpanExporter for WithoutDetails<E> {
+    async fn export(&self, mut batch: Vec<SpanData>) -> OTelSdkResult {
+        for span in batch.iter_mut() {
+            span.events.events.retain(|e| e.name != sc::GEN_AI_DETAILS_EVENT);
+        }
+        self.0.export(batch).await
+    }
+    fn shutdown_with_timeout(&self, timeout: std::time::Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+    fn set_resource(&mut self, resource: &Resource) {
+        self.0.set_resource(resource);
     }
 }
 

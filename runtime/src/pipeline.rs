@@ -293,6 +293,8 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
             .map_err(|source| Error::AuditChain { setting: Setting::Env("OBSERVRA_JSONL_PATH"), source })
     };
     let mut processors = Vec::with_capacity(settings.sinks.len());
+    // With an OTLP logs backend, the details event is a log record only.
+    let details_as_logs = settings.sinks.iter().any(|(s, _)| matches!(s, Sink::OtelLog));
     for (sink, name) in settings.sinks {
         let block_on = block_on.clone();
         let processor = match sink {
@@ -356,8 +358,13 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
                 }
                 if matches!(sink, Sink::Otlp) {
                     let (spans, cause) = span_exporter(&otlp.traces)?;
-                    let spans = crate::batch::Leg(spans, cause);
-                    BatchProcessor::start(name, &otlp.traces.endpoint, spans, &resource, batch, block_on)
+                    if details_as_logs {
+                        let spans = crate::batch::Leg(crate::otel_log::WithoutDetails(spans), cause);
+                        BatchProcessor::start(name, &otlp.traces.endpoint, spans, &resource, batch, block_on)
+                    } else {
+                        let spans = crate::batch::Leg(spans, cause);
+                        BatchProcessor::start(name, &otlp.traces.endpoint, spans, &resource, batch, block_on)
+                    }
                 } else {
                     let (logs, cause) = log_exporter(&otlp.logs)?;
                     let logs = crate::otel_log::OtelLogExporter::new(logs, cause);

@@ -8,7 +8,11 @@
 //! keys and tokens of the common providers, JWTs, PEM private keys, bearer
 //! and basic credentials, credentials in URLs, query strings and form
 //! bodies, JSON/YAML/env keys named like secrets whatever their value, and
-//! card numbers that pass the Luhn check. Users add rules (regex + kind)
+//! card numbers that pass the Luhn check, and (a context rule, as secret
+//! scanners such as gitleaks have it) any value of 16 or more characters
+//! with high Shannon entropy assigned to a key whose name says key, secret,
+//! token, password, credential or auth (`aws_secret_access_key = ...`,
+//! `STRIPE_PRIVATE_KEY: ...`). Users add rules (regex + kind)
 //! and key names. Matching is linear-time (the `regex` crate does not
 //! backtrack), and one pass of a `RegexSet` over the text decides which
 //! rules need to run at all, so text without secrets costs one scan.
@@ -74,6 +78,44 @@ const BUILTIN: &[(&str, &str)] = &[
 /// only those passing the Luhn check are redacted.
 const CARD: &str = r"(?-u:\b)(?:[0-9][ \-]?){12,18}[0-9](?-u:\b)";
 
+/// The context rule: a key named like a secret, an assignment (`=`, `:`,
+/// `:=`, `=>`, quoted or not, also with the escaped quotes of JSON inside
+/// a JSON string), then a value of 16 to 256 token characters (group 1).
+/// Only values that look random ([`high_entropy`]) are replaced.
+const GENERIC: &str = r#"(?i)(?-u:\b)[a-z0-9_.\-]*(?:key|secret|token|passw(?:or)?d|pwd|credential|creds|auth)[a-z0-9_.\-]*(?:\\?["'])?\]?[ \t]*(?::=|=>|=|:)[ \t]*(?:\\?["'])?([A-Za-z0-9/+=_.~\-]{16,256})"#;
+
+/// Shannon entropy in bits per character.
+fn entropy(s: &str) -> f64 {
+    let mut counts = [0u32; 256];
+    for b in s.bytes() {
+        counts[b as usize] += 1;
+    }
+    let n = s.len() as f64;
+    counts
+        .iter()
+        .filter(|c| **c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// Whether a value assigned to a secret-named key looks like a generated
+/// secret: 3.5 bits of entropy per character or more (gitleaks' threshold
+/// for its generic rule), a digit, and either mixed case (base64 keys) or
+/// no word separators and two digits or more (hex and lowercase keys). So
+/// words and identifiers (`oauth2_client_credentials`,
+/// `created_at_descending`) and numbers are left alone.
+fn high_entropy(value: &str) -> bool {
+    let count = |f: fn(&u8) -> bool| value.as_bytes().iter().filter(|b| f(b)).count();
+    let digits = count(u8::is_ascii_digit);
+    let (upper, lower) = (count(u8::is_ascii_uppercase), count(u8::is_ascii_lowercase));
+    let separated = value.bytes().any(|b| matches!(b, b'_' | b'-' | b'.'));
+    let shaped = (upper > 0 && lower > 0 && digits > 0) || (!separated && digits >= 2 && upper + lower > 0);
+    shaped && entropy(value) >= 3.5
+}
+
 /// Key names whose values are always redacted, whatever they hold.
 const SECRET_KEYS: &[&str] = &[
     "password",
@@ -117,6 +159,8 @@ pub struct Redactor {
     /// Every rule's pattern, then the card pattern: one scan finds which apply.
     set: RegexSet,
     card: Regex,
+    /// The context rule ([`GENERIC`]).
+    generic: Regex,
     keys: Vec<String>,
     /// Users' own matchers, run after the patterns.
     custom: Vec<(String, CustomRedaction)>,
@@ -148,9 +192,11 @@ impl Redactor {
             }
         }
         let card = Regex::new(CARD).map_err(|e| e.to_string())?;
-        let set = RegexSet::new(rules.iter().map(|(_, re)| re.as_str()).chain([CARD])).map_err(|e| e.to_string())?;
+        let generic = Regex::new(GENERIC).map_err(|e| e.to_string())?;
+        let set =
+            RegexSet::new(rules.iter().map(|(_, re)| re.as_str()).chain([CARD, GENERIC])).map_err(|e| e.to_string())?;
         let keys = SECRET_KEYS.iter().map(|k| k.to_string()).chain(extra_keys.iter().cloned()).collect();
-        Ok(Redactor { rules, set, card, keys, custom: Vec::new() })
+        Ok(Redactor { rules, set, card, generic, keys, custom: Vec::new() })
     }
 
     /// Adds the user's own matchers (`Builder::redact_with`).
@@ -192,6 +238,20 @@ impl Redactor {
             let replaced = self.card.replace_all(&out, |c: &Captures<'_>| {
                 let m = &c[0];
                 if luhn(m) { "[REDACTED:card_number]".to_string() } else { m.to_string() }
+            });
+            if let Cow::Owned(s) = replaced {
+                out = Cow::Owned(s);
+            }
+        }
+        if hits.matched(self.rules.len() + 1) && self.generic.is_match(&out) {
+            let replaced = self.generic.replace_all(&out, |c: &Captures<'_>| {
+                let (all, value) = (c.get(0).expect("whole match"), c.get(1).expect("the value group"));
+                if high_entropy(value.as_str()) {
+                    // The key stays readable; only the value goes.
+                    format!("{}[REDACTED:generic_secret]", &all.as_str()[..value.start() - all.start()])
+                } else {
+                    all.as_str().to_string()
+                }
             });
             if let Cow::Owned(s) = replaced {
                 out = Cow::Owned(s);
@@ -294,6 +354,17 @@ mod tests {
             assert!(Regex::new(p).is_ok(), "{kind}");
         }
         assert!(BUILTIN.len() + 2 >= 30, "at least 30 formats (rules, card numbers, key names)");
+    }
+
+    #[test]
+    fn the_context_rule_takes_random_values_only() {
+        assert!(Regex::new(GENERIC).is_ok());
+        assert!(high_entropy("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"));
+        assert!(high_entropy("9f8e7d6c5b4a39281706f5e4d3c2b1a0"));
+        assert!(!high_entropy("created_at_descending_order"), "no digit: a word");
+        assert!(!high_entropy("oauth2_client_credentials"), "an identifier");
+        assert!(!high_entropy("12345678901234567890"), "no letter: a number");
+        assert!(!high_entropy("aaaaaaaaaaaaaaaa1111"), "low entropy");
     }
 
     #[test]

@@ -84,6 +84,21 @@ pub const GEN_AI_REQUEST_CHOICE_COUNT: &str = "gen_ai.request.choice.count";
 pub const GEN_AI_REQUEST_STREAM: &str = "gen_ai.request.stream";
 /// `gen_ai.conversation.id` (span attribute only, never a metric attribute).
 pub const GEN_AI_CONVERSATION_ID: &str = "gen_ai.conversation.id";
+/// The requested output type (`text`, `json`, `image`, `speech`).
+pub const GEN_AI_OUTPUT_TYPE: &str = "gen_ai.output.type";
+/// Embeddings: the requested encoding formats.
+pub const GEN_AI_REQUEST_ENCODING_FORMATS: &str = "gen_ai.request.encoding_formats";
+/// Embeddings: the number of dimensions of each embedding.
+pub const GEN_AI_EMBEDDINGS_DIMENSION_COUNT: &str = "gen_ai.embeddings.dimension.count";
+/// The tools offered to the model (opt-in content).
+pub const GEN_AI_TOOL_DEFINITIONS: &str = "gen_ai.tool.definitions";
+/// OpenAI: the service tier asked for.
+pub const OPENAI_REQUEST_SERVICE_TIER: &str = "openai.request.service_tier";
+/// OpenAI: the service tier that served the request.
+pub const OPENAI_RESPONSE_SERVICE_TIER: &str = "openai.response.service_tier";
+/// OpenAI: the backend configuration fingerprint of the response.
+pub const OPENAI_RESPONSE_SYSTEM_FINGERPRINT: &str = "openai.response.system_fingerprint";
+
 /// `server.address`.
 pub const SERVER_ADDRESS: &str = "server.address";
 /// `server.port`.

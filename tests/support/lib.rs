@@ -80,11 +80,26 @@ pub enum Val {
     Bool(bool),
     /// `array_value`
     Array(Vec<Val>),
-    /// Anything else (kvlist, bytes, empty).
+    /// `kvlist_value` (a map, as structured log attributes carry).
+    Map(BTreeMap<String, Val>),
+    /// Anything else (bytes, empty).
     Other,
 }
 
 impl Val {
+    /// The value as JSON (maps become objects, arrays arrays), for comparing
+    /// structured values with `serde_json::json!`.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Val::Str(s) => serde_json::Value::String(s.clone()),
+            Val::Int(i) => serde_json::json!(i),
+            Val::Double(d) => serde_json::json!(d),
+            Val::Bool(b) => serde_json::Value::Bool(*b),
+            Val::Array(a) => serde_json::Value::Array(a.iter().map(Val::to_json).collect()),
+            Val::Map(m) => serde_json::Value::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+            Val::Other => serde_json::Value::Null,
+        }
+    }
     /// The string, if this is a string value.
     pub fn as_str(&self) -> Option<&str> {
         match self {
@@ -101,6 +116,7 @@ fn val(v: &Option<AnyValue>) -> Val {
         Some(any_value::Value::DoubleValue(d)) => Val::Double(*d),
         Some(any_value::Value::BoolValue(b)) => Val::Bool(*b),
         Some(any_value::Value::ArrayValue(a)) => Val::Array(a.values.iter().map(|v| val(&Some(v.clone()))).collect()),
+        Some(any_value::Value::KvlistValue(m)) => Val::Map(attrs(&m.values)),
         _ => Val::Other,
     }
 }

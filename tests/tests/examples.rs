@@ -80,8 +80,11 @@ fn the_otlp_example_exports_to_the_collector_named_in_the_environment() {
                 "spawned child stays in the trace"
             );
         }
-        let ask = spans.iter().find(|s| s.name == "ask_model").unwrap();
+        let ask = spans.iter().find(|s| s.name == "chat gpt-4o-mini").unwrap();
         assert_eq!(ask.kind, 3);
+        assert_eq!(ask.str_attr("gen_ai.provider.name"), Some("openai"), "a valid GenAI span");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("GenAI conventions require"), "no lint warning: {stderr}");
         assert!(spans.iter().all(|s| s.resource.get("service.name").and_then(|v| v.as_str()) == Some("otlp-demo")));
         assert!(rx.requests().iter().all(|r| r.headers.get("x-demo").map(String::as_str) == Some("yes")));
         let m = rx.wait_for_metric("demo.questions", std::time::Duration::from_secs(5)).expect("metric");
@@ -101,6 +104,10 @@ fn the_openai_example_records_async_openai_calls_against_the_fake_server() {
         assert_eq!(c["attributes"]["gen_ai.usage.output_tokens"], 48);
         assert_eq!(c["attributes"]["gen_ai.usage.cache_read.input_tokens"], 768);
         assert!(c["attributes"]["gen_ai.response.id"].as_str().unwrap().starts_with("chatcmpl-fake-"));
+        // Read from the request by the instrumented client: no macro argument.
+        assert_eq!(c["attributes"]["gen_ai.request.temperature"], 0.2);
+        assert_eq!(c["attributes"]["server.address"], "127.0.0.1");
+        assert_eq!(c["attributes"]["openai.response.service_tier"], "default");
     }
     let agent = spans.iter().find(|s| s["name"] == "invoke_agent order-helper").expect("agent");
     assert_eq!(agent["attributes"]["observra.total.llm_calls"], 2);

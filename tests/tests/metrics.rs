@@ -191,6 +191,25 @@ fn the_agent_metric_set_appears_with_no_code() {
     assert_eq!(d.histogram_points[0].attributes, agent);
 }
 
+#[agent(name = "never-failed")]
+fn never_failed() {}
+
+/// An agent that has not failed yet reports 0 errors, not "no data", so an
+/// error-rate panel reads 0 from its first run.
+#[test]
+fn a_new_agent_starts_with_zero_errors() {
+    let _s = serial();
+    let rx = Receiver::start();
+    let guard = observra::init().env_from(otlp_env(&rx, "grpc")).install().unwrap();
+    never_failed();
+    never_failed();
+    drop(guard);
+    let errors = rx.wait_for_metric("agent.requests.errors", Duration::from_secs(5)).expect("the error counter");
+    assert_eq!(errors.points, vec![(labels(&[("agent", "never-failed")]), 0.0)]);
+    let total = rx.wait_for_metric("agent.requests.total", Duration::from_secs(5)).expect("the request counter");
+    assert_eq!(total.points, vec![(labels(&[("agent", "never-failed")]), 2.0)]);
+}
+
 #[test]
 fn the_pipeline_reports_its_own_figures_as_metrics() {
     let _s = serial();

@@ -77,6 +77,16 @@ const RECALL: &[(&str, &str, &str)] = &[
     ("json_secret", r#"{"headers":{"Authorization":"opaque-credential-value"}}"#, "opaque-credential-value"),
     ("json_secret", r#"{"client_secret":"x-y-z-123"}"#, "x-y-z-123"),
     ("cookie", "Cookie: session=abcdef; theme=dark", "session=abcdef"),
+    // The context rule: a secret-named key and a random-looking value.
+    (
+        "generic_secret",
+        "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLE",
+        "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLE",
+    ),
+    ("generic_secret", "export STRIPE_PRIVATE_KEY=x9Kf2LmQ8vRt4WzP7nBc3Yd", "x9Kf2LmQ8vRt4WzP7nBc3Yd"),
+    ("generic_secret", "db_encryption_key: 5f4dcc3b5aa765d61d8327deb882cf99", "5f4dcc3b5aa765d61d8327deb882cf99"),
+    ("generic_secret", "settings['signing_key'] => 'Zx8Lq2Vn7Rt5Wp3Ks9Dm1Fh6Jb4'", "Zx8Lq2Vn7Rt5Wp3Ks9Dm1Fh6Jb4"),
+    ("generic_secret", "AzureClientCredential := Qm9vX2J1Y2tldC0yMDI2LXNlY3JldA", "Qm9vX2J1Y2tldC0yMDI2LXNlY3JldA"),
     ("card_number", "card 4111 1111 1111 1111 exp 12/29", "4111 1111 1111 1111"),
     ("card_number", "amex 378282246310005", "378282246310005"),
     ("card_number", "mc 5500-0000-0000-0004", "5500-0000-0000-0004"),
@@ -96,6 +106,13 @@ const FALSE_POSITIVES: &[&str] = &[
     "the tokens were counted: 1024 input tokens",
     "ask-me-anything, task-1234, risk-assessment",
     "see https://example.com/docs?page=2&sort=asc",
+    // Secret-named keys whose values are not random: left alone.
+    "max_tokens: 4096 and top_k: 40",
+    "token_count = 12345678901234567890",
+    "sort_key: created_at_descending_order",
+    "primary_key = tenant_id_then_user_id",
+    "the keyboard: us-international-dead-keys",
+    "auth_method: oauth2_client_credentials",
 ];
 
 fn export(

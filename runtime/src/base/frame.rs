@@ -220,6 +220,8 @@ pub(crate) struct More {
     pub captured: Vec<KeyValue>,
     /// Gaps between output chunks of a streamed response, seconds.
     pub chunk_gaps: Vec<f64>,
+    /// When a stream's first output chunk arrived (a clock stamp).
+    pub first_chunk: Option<u64>,
     pub status: StatusCode,
     pub status_message: Option<String>,
     /// Whether a `gen_ai.operation.name` is set (any value).
@@ -460,6 +462,16 @@ impl Frame {
         let more = self.more();
         if more.chunk_gaps.len() < MAX_CHUNK_GAPS {
             more.chunk_gaps.push(seconds);
+        }
+    }
+
+    /// Notes that a stream's first output chunk arrived now; the time to
+    /// first chunk is measured from the frame's start on the collector.
+    pub(crate) fn mark_first_chunk(&mut self) {
+        let now = crate::base::clock::stamp();
+        let more = self.more();
+        if more.first_chunk.is_none() {
+            more.first_chunk = Some(now);
         }
     }
 

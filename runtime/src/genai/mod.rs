@@ -8,9 +8,10 @@
 //! [`Usage::anthropic`] for the two provider rules). Values a provider did
 //! not report are never invented.
 
-use opentelemetry::{Array, Key, StringValue, Value};
+use opentelemetry::{Array, Key, KeyValue, StringValue, Value};
 use tracing::Span;
 
+pub mod request;
 pub mod stream;
 
 use crate::content::{self, Message};
@@ -63,6 +64,11 @@ pub trait LlmResponse {
     fn output_messages(&self) -> Option<Vec<Message>> {
         None
     }
+    /// Other attributes the response carries: provider-specific ones such
+    /// as `openai.response.service_tier`, or `gen_ai.embeddings.dimension.count`.
+    fn attributes(&self) -> Vec<KeyValue> {
+        Vec::new()
+    }
 }
 
 impl LlmResponse for Usage {
@@ -90,6 +96,9 @@ macro_rules! forward_llm_response {
             fn output_messages(&self) -> Option<Vec<Message>> {
                 (**self).output_messages()
             }
+            fn attributes(&self) -> Vec<KeyValue> {
+                (**self).attributes()
+            }
         }
     )*};
 }
@@ -109,7 +118,11 @@ pub(crate) fn record_response<T: Target + ?Sized, R: LlmResponse + ?Sized>(span:
     let model = response.response_model();
     let reasons = response.finish_reasons();
     let output = if content::capturing() { response.output_messages() } else { None };
+    let extra = response.attributes();
     with_sink(span, |r| {
+        for kv in extra {
+            r.set_attribute(kv.key, kv.value);
+        }
         if let Some(u) = usage {
             for (k, v) in u.attributes() {
                 r.set_attribute(Key::from_static_str(k), Value::I64(i64::try_from(v).unwrap_or(i64::MAX)));

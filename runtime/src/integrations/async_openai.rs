@@ -1,32 +1,54 @@
-//! [async-openai](https://docs.rs/async-openai) chat completions, with no
-//! user code (cargo feature `async-openai`).
+//! [async-openai](https://docs.rs/async-openai) chat completions and
+//! embeddings, with no user code (cargo feature `async-openai`).
 //!
-//! `CreateChatCompletionResponse` implements [`LlmResponse`] and
-//! `CreateChatCompletionStreamResponse` implements [`LlmChunk`], so
-//! `#[llm_call]` on a function returning them records usage (OpenAI's rule:
-//! `prompt_tokens` already include the cached ones), the response id and
-//! model, and finish reasons; a streamed call records time to first chunk and
-//! the final chunk's usage (ask for it with `stream_options.include_usage`).
+//! **One line:** wrap the client, and every `chat().create(..)`,
+//! `chat().create_stream(..)` and `embeddings().create(..)` is a GenAI span
+//! with the conventions' metrics, exactly as the official OpenAI
+//! instrumentations record it: the request model and every sampling
+//! parameter, the output type, the server address and port (from the
+//! client's API base), usage, ids, models, finish reasons, OpenAI's service
+//! tier and system fingerprint, and, under the content policy, the input
+//! messages, tool definitions and output messages (tool calls included,
+//! streamed output assembled).
 //!
 //! ```ignore
-//! use async_openai::{Client, config::OpenAIConfig, error::OpenAIError};
-//! use async_openai::types::chat::{CreateChatCompletionRequest, CreateChatCompletionResponse};
+//! use async_openai::{Client, config::OpenAIConfig};
 //!
-//! #[observra::llm_call(provider = "openai", model = req.model, temperature = req.temperature)]
-//! async fn complete(client: &Client<OpenAIConfig>, req: CreateChatCompletionRequest)
-//!     -> Result<CreateChatCompletionResponse, OpenAIError>
-//! {
-//!     client.chat().create(req).await
-//! }
+//! let client = observra::integrations::async_openai::instrument(Client::with_config(OpenAIConfig::new()));
+//! let response = client.chat().create(request).await?; // traced
 //! ```
+//!
+//! The types also work with the macros: async-openai's request types
+//! implement [`LlmRequest`] (so `#[llm_call(provider = "openai", request =
+//! req)]` needs no other argument), the responses implement
+//! [`LlmResponse`] / [`LlmChunk`], and a `Vec` of request messages
+//! implements [`crate::CaptureMessages`] for `input = req.messages`.
 
+use std::borrow::Cow;
+
+use async_openai::Client;
+use async_openai::config::Config;
+use async_openai::error::OpenAIError;
 use async_openai::types::chat::{
-    CompletionUsage, CreateChatCompletionResponse, CreateChatCompletionStreamResponse, FinishReason,
+    ChatCompletionMessageToolCalls, ChatCompletionRequestAssistantMessageContent,
+    ChatCompletionRequestAssistantMessageContentPart, ChatCompletionRequestDeveloperMessageContent,
+    ChatCompletionRequestDeveloperMessageContentPart, ChatCompletionRequestMessage,
+    ChatCompletionRequestSystemMessageContent, ChatCompletionRequestSystemMessageContentPart,
+    ChatCompletionRequestToolMessageContent, ChatCompletionRequestToolMessageContentPart,
+    ChatCompletionRequestUserMessageContent, ChatCompletionRequestUserMessageContentPart, ChatCompletionTools,
+    CompletionUsage, CreateChatCompletionRequest, CreateChatCompletionResponse, CreateChatCompletionStreamResponse,
+    FinishReason, ResponseFormat, ServiceTier, StopConfiguration,
 };
+use async_openai::types::embeddings::{CreateEmbeddingRequest, CreateEmbeddingResponse, EncodingFormat};
+use futures_core::Stream;
+use opentelemetry::KeyValue;
+use serde_json::{Value as Json, json};
 
-use crate::content::Message;
-use crate::genai::stream::LlmChunk;
+use crate::content::{Message, Part, arguments_json};
+use crate::genai::request::{LlmRequest, RequestParams};
+use crate::genai::stream::{LlmChunk, StreamOutput};
 use crate::genai::{LlmResponse, Usage};
+use crate::semconv as sc;
 
 fn usage(u: &CompletionUsage) -> Usage {
     let details = u.prompt_tokens_details.as_ref();
@@ -53,6 +75,206 @@ pub fn finish_reason(reason: &FinishReason) -> &'static str {
     }
 }
 
+/// OpenAI's spelling of a service tier.
+fn service_tier(tier: &ServiceTier) -> &'static str {
+    match tier {
+        ServiceTier::Auto => "auto",
+        ServiceTier::Default => "default",
+        ServiceTier::Flex => "flex",
+        ServiceTier::Scale => "scale",
+        ServiceTier::Priority => "priority",
+        ServiceTier::Fast => "fast",
+    }
+}
+
+/// `openai.response.service_tier` and `openai.response.system_fingerprint`.
+fn response_attributes(tier: Option<&ServiceTier>, fingerprint: Option<&String>) -> Vec<KeyValue> {
+    let mut out = Vec::new();
+    if let Some(t) = tier {
+        out.push(KeyValue::new(sc::OPENAI_RESPONSE_SERVICE_TIER, service_tier(t)));
+    }
+    if let Some(f) = fingerprint {
+        out.push(KeyValue::new(sc::OPENAI_RESPONSE_SYSTEM_FINGERPRINT, f.clone()));
+    }
+    out
+}
+
+/// A text part, when there is text.
+fn text(parts: &mut Vec<Part>, t: &str) {
+    parts.push(Part::Text(t.to_string()));
+}
+
+fn tool_call_parts(parts: &mut Vec<Part>, calls: &[ChatCompletionMessageToolCalls]) {
+    for call in calls {
+        match call {
+            ChatCompletionMessageToolCalls::Function(f) => parts.push(Part::ToolCall {
+                id: Some(f.id.clone()),
+                name: f.function.name.clone(),
+                arguments: arguments_json(&f.function.arguments),
+            }),
+            ChatCompletionMessageToolCalls::Custom(c) => parts.push(Part::ToolCall {
+                id: Some(c.id.clone()),
+                name: c.custom_tool.name.clone(),
+                arguments: Json::String(c.custom_tool.input.clone()),
+            }),
+        }
+    }
+}
+
+/// One request message in the conventions' shape (as the official
+/// instrumentation does: system and developer messages stay in the input).
+fn request_message(m: &ChatCompletionRequestMessage) -> Message {
+    let mut parts = Vec::new();
+    let role = match m {
+        ChatCompletionRequestMessage::Developer(d) => {
+            match &d.content {
+                ChatCompletionRequestDeveloperMessageContent::Text(t) => text(&mut parts, t),
+                ChatCompletionRequestDeveloperMessageContent::Array(a) => {
+                    for ChatCompletionRequestDeveloperMessageContentPart::Text(t) in a {
+                        text(&mut parts, &t.text);
+                    }
+                }
+            }
+            "developer"
+        }
+        ChatCompletionRequestMessage::System(s) => {
+            match &s.content {
+                ChatCompletionRequestSystemMessageContent::Text(t) => text(&mut parts, t),
+                ChatCompletionRequestSystemMessageContent::Array(a) => {
+                    for ChatCompletionRequestSystemMessageContentPart::Text(t) in a {
+                        text(&mut parts, &t.text);
+                    }
+                }
+            }
+            "system"
+        }
+        ChatCompletionRequestMessage::User(u) => {
+            match &u.content {
+                ChatCompletionRequestUserMessageContent::Text(t) => text(&mut parts, t),
+                ChatCompletionRequestUserMessageContent::Array(a) => {
+                    for p in a {
+                        // Images, audio and files are not captured as content.
+                        if let ChatCompletionRequestUserMessageContentPart::Text(t) = p {
+                            text(&mut parts, &t.text);
+                        }
+                    }
+                }
+            }
+            "user"
+        }
+        ChatCompletionRequestMessage::Assistant(a) => {
+            if let Some(calls) = &a.tool_calls {
+                tool_call_parts(&mut parts, calls);
+            }
+            match &a.content {
+                Some(ChatCompletionRequestAssistantMessageContent::Text(t)) => text(&mut parts, t),
+                Some(ChatCompletionRequestAssistantMessageContent::Array(items)) => {
+                    for p in items {
+                        match p {
+                            ChatCompletionRequestAssistantMessageContentPart::Text(t) => text(&mut parts, &t.text),
+                            ChatCompletionRequestAssistantMessageContentPart::Refusal(r) => {
+                                text(&mut parts, &r.refusal)
+                            }
+                        }
+                    }
+                }
+                None => {}
+            }
+            "assistant"
+        }
+        ChatCompletionRequestMessage::Tool(t) => {
+            let response = match &t.content {
+                ChatCompletionRequestToolMessageContent::Text(s) => Json::String(s.clone()),
+                ChatCompletionRequestToolMessageContent::Array(a) => Json::String(
+                    a.iter()
+                        .map(|ChatCompletionRequestToolMessageContentPart::Text(t)| t.text.as_str())
+                        .collect::<Vec<_>>()
+                        .join(""),
+                ),
+            };
+            parts.push(Part::ToolCallResponse { id: Some(t.tool_call_id.clone()), response });
+            "tool"
+        }
+        ChatCompletionRequestMessage::Function(f) => {
+            let response = f.content.clone().map_or(Json::Null, Json::String);
+            parts.push(Part::ToolCallResponse { id: None, response });
+            "function"
+        }
+    };
+    Message { role: Cow::Borrowed(role), parts, finish_reason: None }
+}
+
+/// `input = req.messages` captures async-openai's request messages.
+impl crate::CaptureMessages for [ChatCompletionRequestMessage] {
+    fn to_messages_json(&self) -> Json {
+        self.iter().map(request_message).collect::<Vec<_>>().to_messages_json()
+    }
+}
+impl crate::CaptureMessages for Vec<ChatCompletionRequestMessage> {
+    fn to_messages_json(&self) -> Json {
+        self.as_slice().to_messages_json()
+    }
+}
+impl LlmRequest for CreateChatCompletionRequest {
+    fn model(&self) -> &str {
+        &self.model
+    }
+    // `seed` and `max_tokens` are deprecated by OpenAI, still sent by users.
+    #[allow(deprecated)]
+    fn parameters(&self) -> RequestParams {
+        let f = |v: Option<f32>| v.map(crate::widen_f32);
+        let mut p = RequestParams {
+            temperature: f(self.temperature),
+            top_p: f(self.top_p),
+            frequency_penalty: f(self.frequency_penalty),
+            presence_penalty: f(self.presence_penalty),
+            max_tokens: self.max_completion_tokens.or(self.max_tokens).map(u64::from),
+            seed: self.seed,
+            choice_count: self.n.map(u64::from),
+            stop_sequences: match &self.stop {
+                Some(StopConfiguration::String(s)) => vec![s.clone()],
+                Some(StopConfiguration::StringArray(a)) => a.clone(),
+                None => Vec::new(),
+            },
+            output_type: self.response_format.as_ref().map(|f| {
+                Cow::Borrowed(match f {
+                    ResponseFormat::Text => "text",
+                    ResponseFormat::JsonObject | ResponseFormat::JsonSchema { .. } => "json",
+                })
+            }),
+            ..RequestParams::default()
+        };
+        if let Some(t) = &self.service_tier {
+            p.attributes.push(KeyValue::new(sc::OPENAI_REQUEST_SERVICE_TIER, service_tier(t)));
+        }
+        p
+    }
+    fn input_messages(&self) -> Option<Vec<Message>> {
+        Some(self.messages.iter().map(request_message).collect())
+    }
+    fn tool_definitions(&self) -> Option<Json> {
+        let tools = self.tools.as_ref()?;
+        Some(Json::Array(
+            tools
+                .iter()
+                .map(|t| match t {
+                    ChatCompletionTools::Function(f) => json!({
+                        "type": "function",
+                        "name": f.function.name,
+                        "description": f.function.description,
+                        "parameters": f.function.parameters,
+                    }),
+                    ChatCompletionTools::Custom(c) => json!({
+                        "type": "custom",
+                        "name": c.custom.name,
+                        "description": c.custom.description,
+                    }),
+                })
+                .collect(),
+        ))
+    }
+}
+
 impl LlmResponse for CreateChatCompletionResponse {
     fn usage(&self) -> Option<Usage> {
         self.usage.as_ref().map(usage)
@@ -71,14 +293,25 @@ impl LlmResponse for CreateChatCompletionResponse {
             self.choices
                 .iter()
                 .map(|c| {
-                    let m = Message::text("assistant", c.message.content.clone().unwrap_or_default());
-                    match &c.finish_reason {
-                        Some(r) => m.with_finish_reason(finish_reason(r)),
-                        None => m,
+                    let mut parts = Vec::new();
+                    if let Some(calls) = &c.message.tool_calls {
+                        tool_call_parts(&mut parts, calls);
+                    }
+                    if let Some(t) = &c.message.content {
+                        text(&mut parts, t);
+                    }
+                    Message {
+                        role: Cow::Borrowed("assistant"),
+                        parts,
+                        finish_reason: Some(c.finish_reason.as_ref().map_or("error", finish_reason).to_string()),
                     }
                 })
                 .collect(),
         )
+    }
+    fn attributes(&self) -> Vec<KeyValue> {
+        #[allow(deprecated)]
+        response_attributes(self.service_tier.as_ref(), self.system_fingerprint.as_ref())
     }
 }
 
@@ -100,4 +333,187 @@ impl LlmChunk for CreateChatCompletionStreamResponse {
             .iter()
             .any(|c| c.delta.content.as_deref().is_some_and(|t| !t.is_empty()) || c.delta.tool_calls.is_some())
     }
+    fn output_delta(&self, output: &mut StreamOutput) {
+        for c in &self.choices {
+            if let Some(t) = &c.delta.content {
+                output.text(c.index, t);
+            }
+            for call in c.delta.tool_calls.iter().flatten() {
+                let f = call.function.as_ref();
+                output.tool_call(
+                    c.index,
+                    call.index,
+                    call.id.as_deref(),
+                    f.and_then(|f| f.name.as_deref()),
+                    f.and_then(|f| f.arguments.as_deref()),
+                );
+            }
+            if let Some(r) = &c.finish_reason {
+                output.finish(c.index, finish_reason(r));
+            }
+        }
+    }
+    fn attributes(&self) -> Vec<KeyValue> {
+        #[allow(deprecated)]
+        response_attributes(self.service_tier.as_ref(), self.system_fingerprint.as_ref())
+    }
+}
+
+impl LlmRequest for CreateEmbeddingRequest {
+    fn model(&self) -> &str {
+        &self.model
+    }
+    fn parameters(&self) -> RequestParams {
+        let formats = self.encoding_format.iter().map(|f| match f {
+            EncodingFormat::Float => "float".to_string(),
+            EncodingFormat::Base64 => "base64".to_string(),
+        });
+        RequestParams {
+            encoding_formats: formats.collect(),
+            dimension_count: self.dimensions.map(u64::from),
+            ..RequestParams::default()
+        }
+    }
+}
+
+impl LlmResponse for CreateEmbeddingResponse {
+    fn usage(&self) -> Option<Usage> {
+        Some(Usage { input_tokens: Some(u64::from(self.usage.prompt_tokens)), ..Usage::default() })
+    }
+    fn response_model(&self) -> Option<&str> {
+        Some(&self.model)
+    }
+    fn attributes(&self) -> Vec<KeyValue> {
+        // The dimensions the embeddings actually have.
+        match self.data.first() {
+            Some(e) => vec![KeyValue::new(sc::GEN_AI_EMBEDDINGS_DIMENSION_COUNT, e.embedding.len() as i64)],
+            None => Vec::new(),
+        }
+    }
+}
+
+/// `server.address` and `server.port` of a client's API base (the port
+/// only when it is not the scheme's default, as the official instrumentation
+/// does).
+#[derive(Debug, Clone, Default)]
+struct Server {
+    address: Option<String>,
+    port: Option<u16>,
+}
+
+impl Server {
+    fn of(api_base: &str) -> Server {
+        let Ok(uri) = api_base.parse::<http::Uri>() else { return Server::default() };
+        let default = match uri.scheme_str() {
+            Some("http") => 80,
+            _ => 443,
+        };
+        Server { address: uri.host().map(str::to_string), port: uri.port_u16().filter(|p| *p != default) }
+    }
+}
+
+/// Wraps an async-openai client so every chat completion (streamed or not)
+/// and embedding request through it is traced: see the module docs.
+pub fn instrument<C: Config>(client: Client<C>) -> Instrumented<C> {
+    Instrumented::new(client)
+}
+
+/// An async-openai [`Client`] whose chat completions and embeddings are
+/// traced. It dereferences to the client for everything else.
+#[derive(Debug, Clone)]
+pub struct Instrumented<C: Config> {
+    client: Client<C>,
+    server: Server,
+}
+
+impl<C: Config> Instrumented<C> {
+    /// Wraps `client`; its API base gives `server.address` and `server.port`.
+    pub fn new(client: Client<C>) -> Self {
+        let server = Server::of(client.config().api_base());
+        Instrumented { client, server }
+    }
+    /// Traced chat completions.
+    pub fn chat(&self) -> Chat<'_, C> {
+        Chat { of: self }
+    }
+    /// Traced embeddings.
+    pub fn embeddings(&self) -> Embeddings<'_, C> {
+        Embeddings { of: self }
+    }
+    /// The wrapped client.
+    pub fn into_inner(self) -> Client<C> {
+        self.client
+    }
+}
+
+impl<C: Config> std::ops::Deref for Instrumented<C> {
+    type Target = Client<C>;
+    fn deref(&self) -> &Client<C> {
+        &self.client
+    }
+}
+
+/// Traced chat completions of an [`Instrumented`] client.
+#[derive(Debug)]
+pub struct Chat<'c, C: Config> {
+    of: &'c Instrumented<C>,
+}
+
+impl<C: Config> Chat<'_, C> {
+    /// `client.chat().create(request)`, traced as a `chat {model}` span.
+    pub async fn create(
+        &self,
+        request: CreateChatCompletionRequest,
+    ) -> Result<CreateChatCompletionResponse, OpenAIError> {
+        chat_create(&self.of.client, &self.of.server, request).await
+    }
+    /// `client.chat().create_stream(request)`, traced as a `chat {model}`
+    /// span that ends with the stream. Ask for the final usage chunk with
+    /// `stream_options.include_usage`.
+    pub async fn create_stream(
+        &self,
+        request: CreateChatCompletionRequest,
+    ) -> Result<impl Stream<Item = Result<CreateChatCompletionStreamResponse, OpenAIError>> + use<C>, OpenAIError> {
+        chat_create_stream(&self.of.client, &self.of.server, request).await
+    }
+}
+
+/// Traced embeddings of an [`Instrumented`] client.
+#[derive(Debug)]
+pub struct Embeddings<'c, C: Config> {
+    of: &'c Instrumented<C>,
+}
+
+impl<C: Config> Embeddings<'_, C> {
+    /// `client.embeddings().create(request)`, traced as an `embeddings {model}` span.
+    pub async fn create(&self, request: CreateEmbeddingRequest) -> Result<CreateEmbeddingResponse, OpenAIError> {
+        embeddings_create(&self.of.client, &self.of.server, request).await
+    }
+}
+
+#[crate::llm_call(provider = "openai", request = req, server_address = server.address.as_deref(), server_port = server.port)]
+async fn chat_create<C: Config>(
+    client: &Client<C>,
+    server: &Server,
+    req: CreateChatCompletionRequest,
+) -> Result<CreateChatCompletionResponse, OpenAIError> {
+    client.chat().create(req).await
+}
+
+#[crate::llm_call(provider = "openai", request = req, server_address = server.address.as_deref(), server_port = server.port, stream)]
+async fn chat_create_stream<C: Config>(
+    client: &Client<C>,
+    server: &Server,
+    req: CreateChatCompletionRequest,
+) -> Result<impl Stream<Item = Result<CreateChatCompletionStreamResponse, OpenAIError>> + use<C>, OpenAIError> {
+    client.chat().create_stream(req).await
+}
+
+#[crate::llm_call(provider = "openai", operation = "embeddings", request = req, server_address = server.address.as_deref(), server_port = server.port)]
+async fn embeddings_create<C: Config>(
+    client: &Client<C>,
+    server: &Server,
+    req: CreateEmbeddingRequest,
+) -> Result<CreateEmbeddingResponse, OpenAIError> {
+    client.embeddings().create(req).await
 }
