@@ -40,8 +40,8 @@ use proc_macro::TokenStream;
 /// - `args`: record every parameter (except `self` and skipped ones) with `Debug`.
 /// - `fields(a, b)`: record only these parameters with `Debug`.
 /// - `skip(a, b)`: never record these parameters (with `args`).
-/// - `metrics`: also count calls (`function.calls`) and time them
-///   (`function.calls.duration`) by `function`, `module` and `result`
+/// - `metrics`: also count calls (`observra.function.calls`) and time them
+///   (`observra.function.duration`) by `code.function.name` and `observra.result`
 ///   (`ok`/`error`), like autometrics.
 ///
 /// ```ignore

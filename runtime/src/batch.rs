@@ -97,8 +97,8 @@ impl LegStats {
                 h.record(
                     took.as_secs_f64(),
                     &[
-                        KeyValue::new("backend", self.name),
-                        KeyValue::new("result", if ok { "success" } else { "failure" }),
+                        KeyValue::new(crate::semconv::metrics::PIPELINE_BACKEND, self.name),
+                        KeyValue::new(crate::semconv::metrics::PIPELINE_RESULT, if ok { "success" } else { "failure" }),
                     ],
                 );
             }

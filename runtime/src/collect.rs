@@ -39,7 +39,13 @@ pub(crate) fn start(
 ) -> std::io::Result<()> {
     std::thread::Builder::new().name("observra-collector".into()).spawn(move || {
         suppress_current_thread();
-        let out = Out { legs: &legs, policy: &policy, agents_seen: Default::default(), linted: Default::default() };
+        let out = Out {
+            legs: &legs,
+            policy: &policy,
+            agents_seen: Default::default(),
+            linted: Default::default(),
+            qualified: Default::default(),
+        };
         let drain = || drain(&end, &installed, &out, ins.as_ref());
         loop {
             match end.control.recv_timeout(FrameQueue::TICK) {
@@ -76,12 +82,26 @@ struct Out<'a> {
     agents_seen: std::cell::RefCell<std::collections::HashSet<Option<StringValue>>>,
     /// Span names already warned about a missing required GenAI attribute (bounded).
     linted: std::cell::RefCell<std::collections::HashSet<String>>,
+    /// `module::function` of each `#[traced(metrics)]` function, made once.
+    qualified: std::cell::RefCell<std::collections::HashMap<(&'static str, &'static str), StringValue>>,
 }
 
 /// At most this many agent names get error counters started at 0.
 const MAX_AGENTS_SEEN: usize = 1024;
 
 impl Out<'_> {
+    /// The fully qualified name (`module::function`) of a function, shared.
+    fn qualified(&self, (function, module): (&'static str, &'static str)) -> StringValue {
+        let mut names = self.qualified.borrow_mut();
+        if let Some(name) = names.get(&(function, module)) {
+            return name.clone();
+        }
+        let name = StringValue::from(std::sync::Arc::<str>::from(format!("{module}::{function}")));
+        // Function names are static: the map is bounded by the program's call sites.
+        names.insert((function, module), name.clone());
+        name
+    }
+
     /// Warns once per span name when a span declares a model operation but
     /// lacks an attribute the GenAI conventions require of it, naming what
     /// is missing (a hand-made `chat` span is otherwise silently invalid).
@@ -266,9 +286,11 @@ const LLM_METRIC_KEYS: &[&str] = &[
     sc::ERROR_TYPE,
     sc::SERVER_ADDRESS,
     sc::SERVER_PORT,
-    sc::OPENAI_RESPONSE_SERVICE_TIER,
-    sc::OPENAI_RESPONSE_SYSTEM_FINGERPRINT,
 ];
+
+/// What the conventions' OpenAI refinements add to the duration and token
+/// usage metrics (and to no other).
+const OPENAI_METRIC_KEYS: &[&str] = &[sc::OPENAI_RESPONSE_SERVICE_TIER, sc::OPENAI_RESPONSE_SYSTEM_FINGERPRINT];
 
 /// What the metrics of one span are recorded from.
 struct Facts<'a> {
@@ -290,11 +312,17 @@ fn record_metrics(ins: &Instruments, f: &Facts<'_>) {
     match f.operation {
         o if op::LLM.contains(&o) => {
             let mattrs = metric_attrs(f.attrs, LLM_METRIC_KEYS);
-            ins.operation_duration.record(d, &mattrs);
+            let mut refined = mattrs.clone();
+            for k in OPENAI_METRIC_KEYS {
+                if let Some(v) = find(f.attrs, k) {
+                    refined.push(KeyValue::new(Key::from_static_str(k), v.clone()));
+                }
+            }
+            ins.operation_duration.record(d, &refined);
             if let Some(u) = &f.usage {
                 for (kind, n) in [("input", u.input_tokens), ("output", u.output_tokens)] {
                     if let Some(n) = n {
-                        let a = mattrs.clone().with(KeyValue::new(sc::GEN_AI_TOKEN_TYPE, kind));
+                        let a = refined.clone().with(KeyValue::new(sc::GEN_AI_TOKEN_TYPE, kind));
                         ins.token_usage.record(n, &a);
                     }
                 }
@@ -472,10 +500,9 @@ fn assemble(mut frame: Frame, p: &Installed, out: &Out<'_>, ins: Option<&Instrum
             };
             record_metrics(ins, &facts);
         }
-        if let Some((function, module)) = more.function_metrics {
+        if let Some(site) = more.function_metrics {
             let labels = [
-                KeyValue::new(m::LABEL_FUNCTION, function),
-                KeyValue::new(m::LABEL_MODULE, module),
+                KeyValue::new(m::LABEL_FUNCTION, out.qualified(site)),
                 KeyValue::new(m::LABEL_RESULT, if failed { "error" } else { "ok" }),
             ];
             ins.function_calls.add(1, &labels);
@@ -493,7 +520,7 @@ fn assemble(mut frame: Frame, p: &Installed, out: &Out<'_>, ins: Option<&Instrum
     events.dropped_count = more.dropped_events;
     if let Some(model) = unknown_model {
         let attributes = vec![
-            KeyValue::new("model", model),
+            KeyValue::new(sc::OBSERVRA_COST_MODEL, model),
             KeyValue::new(sc::EVENT_LEVEL, "WARN"),
             KeyValue::new(sc::EVENT_TARGET, "observra::cost"),
         ];

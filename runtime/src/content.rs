@@ -117,6 +117,13 @@ pub enum Part {
         /// The arguments, as JSON.
         arguments: Json,
     },
+    /// Media given by reference (an image URL, a file URI).
+    Uri {
+        /// `image`, `video` or `audio`.
+        modality: Cow<'static, str>,
+        /// Where the media is.
+        uri: String,
+    },
     /// A tool's answer to a call.
     ToolCallResponse {
         /// The call's id.
@@ -174,6 +181,7 @@ impl Part {
             Part::ToolCallResponse { id, response } => {
                 json!({"type": "tool_call_response", "id": id, "response": response})
             }
+            Part::Uri { modality, uri } => json!({"type": "uri", "modality": modality, "uri": uri}),
         }
     }
 }

@@ -8,7 +8,7 @@
 //! suffix (`s` → `_seconds`, `ms` → `_milliseconds`, `By` → `_bytes`;
 //! `{annotations}` add nothing) unless the name already ends with it;
 //! monotonic counters end in `_total` (added only when missing, so
-//! `agent.requests.total` is `agent_requests_total`); histograms expose
+//! `observra.agent.requests` is `observra_agent_requests_total`); histograms expose
 //! `_bucket{le=...}`, `_sum` and `_count`. Resource attributes are exposed
 //! once as `target_info`. The server runs on its own thread and only answers
 //! scrapes; it never touches the instrumented program's threads.
@@ -303,10 +303,14 @@ mod tests {
 
     #[test]
     fn names_follow_the_usual_translation() {
+        assert_eq!(family_name("observra.agent.requests", "{request}", true), "observra_agent_requests_total");
         assert_eq!(family_name("agent.requests.total", "{request}", true), "agent_requests_total");
-        assert_eq!(family_name("agent.requests.errors", "{request}", true), "agent_requests_errors_total");
-        assert_eq!(family_name("agent.request.duration", "s", false), "agent_request_duration_seconds");
-        assert_eq!(family_name("agent.requests.active", "{request}", false), "agent_requests_active");
+        assert_eq!(family_name("observra.agent.errors", "{request}", true), "observra_agent_errors_total");
+        assert_eq!(
+            family_name("observra.agent.request.duration", "s", false),
+            "observra_agent_request_duration_seconds"
+        );
+        assert_eq!(family_name("observra.agent.requests.active", "{request}", false), "observra_agent_requests_active");
         assert_eq!(family_name("http.server.duration_seconds", "s", false), "http_server_duration_seconds");
         assert_eq!(family_name("queue.size", "By", false), "queue_size_bytes");
         assert_eq!(family_name("9lives", "", false), "_9lives");

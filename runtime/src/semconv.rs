@@ -213,63 +213,65 @@ pub mod metrics {
     /// `observra.budget.exceeded` ({event}).
     pub const BUDGET_EXCEEDED: &str = "observra.budget.exceeded";
 
-    /// `agent.requests.total`: agent invocations (custom-OTel lesson set).
-    pub const AGENT_REQUESTS: &str = "agent.requests.total";
-    /// `agent.requests.errors`: failed agent invocations.
-    pub const AGENT_ERRORS: &str = "agent.requests.errors";
-    /// `agent.request.duration` (s).
-    pub const AGENT_DURATION: &str = "agent.request.duration";
-    /// `agent.tokens.total` ({token}).
-    pub const AGENT_TOKENS: &str = "agent.tokens.total";
-    /// `agent.tokens.cost` ({USD}).
-    pub const AGENT_COST: &str = "agent.tokens.cost";
-    /// `agent.tools.calls`.
-    pub const AGENT_TOOL_CALLS: &str = "agent.tools.calls";
-    /// `agent.tools.errors`.
-    pub const AGENT_TOOL_ERRORS: &str = "agent.tools.errors";
-    /// `agent.requests.active` (up-down counter).
-    pub const AGENT_ACTIVE: &str = "agent.requests.active";
-    /// Label of the agent metric set: the agent's name.
-    pub const LABEL_AGENT: &str = "agent";
-    /// Label of the agent metric set: the model.
-    pub const LABEL_MODEL: &str = "model";
+    /// `observra.agent.requests` ({request}): agent invocations (the agent
+    /// metric set of the custom-OTel lesson, in observra's namespace).
+    pub const AGENT_REQUESTS: &str = "observra.agent.requests";
+    /// `observra.agent.errors` ({request}): failed agent invocations; starts
+    /// at 0 when an agent is first seen.
+    pub const AGENT_ERRORS: &str = "observra.agent.errors";
+    /// `observra.agent.request.duration` (s).
+    pub const AGENT_DURATION: &str = "observra.agent.request.duration";
+    /// `observra.agent.tokens` ({token}): input and output tokens.
+    pub const AGENT_TOKENS: &str = "observra.agent.tokens";
+    /// `observra.agent.cost` ({USD}).
+    pub const AGENT_COST: &str = "observra.agent.cost";
+    /// `observra.agent.tool.calls` ({call}).
+    pub const AGENT_TOOL_CALLS: &str = "observra.agent.tool.calls";
+    /// `observra.agent.tool.errors` ({call}).
+    pub const AGENT_TOOL_ERRORS: &str = "observra.agent.tool.errors";
+    /// `observra.agent.requests.active` ({request}, up-down counter).
+    pub const AGENT_ACTIVE: &str = "observra.agent.requests.active";
+    /// Label of the agent metric set: the agent's name (the conventions' attribute).
+    pub const LABEL_AGENT: &str = super::GEN_AI_AGENT_NAME;
+    /// Label of the agent metric set: the model a call is priced by.
+    pub const LABEL_MODEL: &str = super::GEN_AI_REQUEST_MODEL;
     /// Label of the agent metric set: the tool.
-    pub const LABEL_TOOL: &str = "tool";
-    /// `function.calls`: calls of `#[traced(metrics)]` functions (autometrics-style).
-    pub const FUNCTION_CALLS: &str = "function.calls";
-    /// `function.calls.duration` (s).
-    pub const FUNCTION_DURATION: &str = "function.calls.duration";
-    /// Labels of the function metrics.
-    pub const LABEL_FUNCTION: &str = "function";
-    /// See [`LABEL_FUNCTION`].
-    pub const LABEL_MODULE: &str = "module";
-    /// See [`LABEL_FUNCTION`]: `ok` or `error`.
-    pub const LABEL_RESULT: &str = "result";
+    pub const LABEL_TOOL: &str = super::GEN_AI_TOOL_NAME;
+    /// `observra.function.calls` ({call}): calls of `#[traced(metrics)]`
+    /// functions (autometrics-style).
+    pub const FUNCTION_CALLS: &str = "observra.function.calls";
+    /// `observra.function.duration` (s).
+    pub const FUNCTION_DURATION: &str = "observra.function.duration";
+    /// Label of the function metrics: the function's fully qualified name
+    /// (`module::function`), the conventions' `code.function.name`.
+    pub const LABEL_FUNCTION: &str = "code.function.name";
+    /// Label of the function metrics: `ok` or `error`.
+    pub const LABEL_RESULT: &str = "observra.result";
 
-    /// `observra.pipeline.spans`: spans the pipeline handled, by `state`
+    /// `observra.pipeline.spans`: spans the pipeline handled, by `observra.state`
     /// (`exported`, `failed`, `dropped`; counters) since the process started.
     pub const PIPELINE_SPANS: &str = "observra.pipeline.spans";
     /// `observra.pipeline.queue.depth`: spans waiting or being exported now.
     pub const PIPELINE_QUEUE: &str = "observra.pipeline.queue.depth";
     /// `observra.pipeline.export.errors`: failed export calls.
     pub const PIPELINE_EXPORT_ERRORS: &str = "observra.pipeline.export.errors";
-    /// `observra.pipeline.exports`: export calls, by `backend` and `result`
+    /// `observra.pipeline.exports`: export calls, by `observra.backend` and `observra.result`
     /// (`success`, `failure`).
     pub const PIPELINE_EXPORTS: &str = "observra.pipeline.exports";
     /// `observra.pipeline.export.duration` (s): time of each export call, by
-    /// `backend` and `result`.
+    /// `observra.backend` and `observra.result`.
     pub const PIPELINE_EXPORT_DURATION: &str = "observra.pipeline.export.duration";
     /// `observra.pipeline.metric_points`: metric data points the OTLP metric
-    /// exporter delivered (`state` = `exported`) or failed to (`failed`).
+    /// exporter delivered (`observra.state` = `exported`) or failed to (`failed`).
     pub const PIPELINE_METRIC_POINTS: &str = "observra.pipeline.metric_points";
     /// `observra.pipeline.log_records`: log records the `otel_log` backend delivered.
     pub const PIPELINE_LOG_RECORDS: &str = "observra.pipeline.log_records";
     /// Attribute of [`PIPELINE_SPANS`].
-    pub const PIPELINE_STATE: &str = "state";
+    pub const PIPELINE_STATE: &str = "observra.state";
     /// Attribute of the pipeline metrics: the backend's name.
-    pub const PIPELINE_BACKEND: &str = "backend";
+    pub const PIPELINE_BACKEND: &str = "observra.backend";
     /// Attribute of [`PIPELINE_EXPORTS`]: `success` or `failure`.
-    pub const PIPELINE_RESULT: &str = "result";
+    pub const PIPELINE_RESULT: &str = "observra.result";
 
     /// Buckets of every duration histogram, seconds.
     pub const DURATION_BUCKETS: &[f64] =
@@ -284,6 +286,8 @@ pub mod metrics {
         &[0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
 }
 
+/// `observra.cost.model`: on the unknown-model warning event, the model no price was found for.
+pub const OBSERVRA_COST_MODEL: &str = "observra.cost.model";
 /// `observra.cost.usd`: the cost of one model call, USD (double).
 pub const OBSERVRA_COST_USD: &str = "observra.cost.usd";
 /// Totals on an agent or workflow span of what ran beneath it (clearly totals).

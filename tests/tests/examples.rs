@@ -261,3 +261,37 @@ fn a_healthy_collector_run_prints_nothing_on_stderr() {
     assert_eq!(observra_lines(&out), Vec::<String>::new());
     assert_eq!(rx.spans().len(), 13, "and every span arrived");
 }
+
+#[test]
+fn the_conformance_scenarios_run_against_the_fake_server() {
+    let out = example("openai-conformance")
+        .arg("all")
+        .env_remove("OPENAI_BASE_URL")
+        .env("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
+        .output()
+        .expect("cargo run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("GenAI conventions require"), "every span is a valid GenAI span: {stderr}");
+    let spans: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    let chats = spans.iter().filter(|s| s["name"] == "chat gpt-4o-mini").count();
+    assert_eq!(chats, 6, "inference, streaming, two tool-calling rounds, structured output, multimodal");
+    let structured = spans.iter().find(|s| s["attributes"]["gen_ai.output.type"] == "json").expect("json output type");
+    assert_eq!(structured["attributes"]["gen_ai.provider.name"], "openai");
+    let embeddings = spans.iter().find(|s| s["name"] == "embeddings text-embedding-3-small").expect("embeddings");
+    assert_eq!(embeddings["attributes"]["gen_ai.embeddings.dimension.count"], 256);
+    let multimodal = spans
+        .iter()
+        .find(|s| s["attributes"]["gen_ai.input.messages"].as_str().is_some_and(|m| m.contains("\"uri\"")))
+        .expect("the image is captured as a uri part");
+    assert!(
+        multimodal["attributes"]["gen_ai.input.messages"].as_str().unwrap().contains("https://example.com/cat.png")
+    );
+    // The second tool-calling round carries the tool's answer back as input.
+    assert!(spans.iter().any(|s| {
+        s["attributes"]["gen_ai.input.messages"]
+            .as_str()
+            .is_some_and(|m| m.contains("tool_call_response") && m.contains("70 degrees and sunny"))
+    }));
+}

@@ -326,7 +326,7 @@ fn sampled_out_calls_count_in_metrics_and_the_pipeline_reports_its_exports() {
     let exports = rx.metric_streams("observra.pipeline.exports");
     let exports = exports.last().expect("observra.pipeline.exports");
     assert!(
-        exports.points.iter().any(|(a, v)| a.get("result") == Some(&Val::Str("success".into())) && *v >= 1.0),
+        exports.points.iter().any(|(a, v)| a.get("observra.result") == Some(&Val::Str("success".into())) && *v >= 1.0),
         "{exports:#?}"
     );
     let took = rx.metric_streams("observra.pipeline.export.duration");
@@ -336,7 +336,7 @@ fn sampled_out_calls_count_in_metrics_and_the_pipeline_reports_its_exports() {
         points.last().is_some_and(|m| m
             .points
             .iter()
-            .any(|(a, v)| a.get("state") == Some(&Val::Str("exported".into())) && *v > 0.0)),
+            .any(|(a, v)| a.get("observra.state") == Some(&Val::Str("exported".into())) && *v > 0.0)),
         "{points:#?}"
     );
     assert!(!rx.metric_streams("observra.pipeline.log_records").is_empty(), "the otel_log backend's counter");

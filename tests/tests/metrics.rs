@@ -107,13 +107,13 @@ fn traced_metrics_counts_calls_and_durations_by_function_module_and_result() {
         let _ = checkout(fail);
     }
     drop(guard);
-    let calls = rx.wait_for_metric("function.calls", Duration::from_secs(5)).expect("calls");
+    let calls = rx.wait_for_metric("observra.function.calls", Duration::from_secs(5)).expect("calls");
     let module = module_path!();
-    let ok = labels(&[("function", "checkout"), ("module", module), ("result", "ok")]);
-    let err = labels(&[("function", "checkout"), ("module", module), ("result", "error")]);
+    let ok = labels(&[("code.function.name", &format!("{module}::checkout")), ("observra.result", "ok")]);
+    let err = labels(&[("code.function.name", &format!("{module}::checkout")), ("observra.result", "error")]);
     assert_eq!(calls.points.iter().find(|p| p.0 == ok).map(|p| p.1), Some(2.0), "{calls:?}");
     assert_eq!(calls.points.iter().find(|p| p.0 == err).map(|p| p.1), Some(1.0));
-    let d = rx.wait_for_metric("function.calls.duration", Duration::from_secs(5)).expect("duration");
+    let d = rx.wait_for_metric("observra.function.duration", Duration::from_secs(5)).expect("duration");
     assert_eq!(d.unit, "s");
     assert_eq!(d.histogram_points.iter().map(|p| p.count).sum::<u64>(), 3);
     let spans = rx.spans();
@@ -146,11 +146,11 @@ fn helper(fail: bool) -> Result<(), std::io::Error> {
 }
 
 /// An agent that, while it runs, flushes and reports what the collector
-/// exported for `agent.requests.active`.
+/// exported for `observra.agent.requests.active`.
 #[agent(name = "observer")]
 fn observing(rx: &Receiver) -> Vec<(std::collections::BTreeMap<String, Val>, f64)> {
     let _ = observra::flush();
-    rx.wait_for_metric("agent.requests.active", Duration::from_secs(5)).map(|m| m.points).unwrap_or_default()
+    rx.wait_for_metric("observra.agent.requests.active", Duration::from_secs(5)).map(|m| m.points).unwrap_or_default()
 }
 
 #[test]
@@ -159,7 +159,7 @@ fn an_agent_in_progress_counts_in_agent_requests_active() {
     let rx = Receiver::start();
     let guard = observra::init().env_from(otlp_env(&rx, "grpc")).install().unwrap();
     let during = observing(&rx);
-    assert_eq!(during, vec![(labels(&[("agent", "observer")]), 1.0)], "one run in progress");
+    assert_eq!(during, vec![(labels(&[("gen_ai.agent.name", "observer")]), 1.0)], "one run in progress");
     drop(guard);
 }
 
@@ -174,19 +174,19 @@ fn the_agent_metric_set_appears_with_no_code() {
     let sum_of = |name: &str| -> Vec<(std::collections::BTreeMap<String, Val>, f64)> {
         rx.wait_for_metric(name, Duration::from_secs(5)).unwrap_or_else(|| panic!("{name}")).points
     };
-    let agent = labels(&[("agent", "helper")]);
-    assert_eq!(sum_of("agent.requests.total"), vec![(agent.clone(), 2.0)]);
-    assert_eq!(sum_of("agent.requests.errors"), vec![(agent.clone(), 1.0)]);
-    assert_eq!(sum_of("agent.requests.active"), vec![(agent.clone(), 0.0)], "back to zero after both runs");
-    let model = labels(&[("agent", "helper"), ("model", "gpt-4o-mini")]);
-    assert_eq!(sum_of("agent.tokens.total"), vec![(model.clone(), 240.0)]);
-    let cost = sum_of("agent.tokens.cost");
+    let agent = labels(&[("gen_ai.agent.name", "helper")]);
+    assert_eq!(sum_of("observra.agent.requests"), vec![(agent.clone(), 2.0)]);
+    assert_eq!(sum_of("observra.agent.errors"), vec![(agent.clone(), 1.0)]);
+    assert_eq!(sum_of("observra.agent.requests.active"), vec![(agent.clone(), 0.0)], "back to zero after both runs");
+    let model = labels(&[("gen_ai.agent.name", "helper"), ("gen_ai.request.model", "gpt-4o-mini")]);
+    assert_eq!(sum_of("observra.agent.tokens"), vec![(model.clone(), 240.0)]);
+    let cost = sum_of("observra.agent.cost");
     assert_eq!(cost[0].0, model);
     assert!((cost[0].1 - 2.0 * (100.0 * 0.15 + 20.0 * 0.60) / 1e6).abs() < 1e-12);
-    let tool = labels(&[("agent", "helper"), ("tool", "search")]);
-    assert_eq!(sum_of("agent.tools.calls"), vec![(tool.clone(), 4.0)]);
-    assert_eq!(sum_of("agent.tools.errors"), vec![(tool, 1.0)]);
-    let d = rx.wait_for_metric("agent.request.duration", Duration::from_secs(5)).unwrap();
+    let tool = labels(&[("gen_ai.agent.name", "helper"), ("gen_ai.tool.name", "search")]);
+    assert_eq!(sum_of("observra.agent.tool.calls"), vec![(tool.clone(), 4.0)]);
+    assert_eq!(sum_of("observra.agent.tool.errors"), vec![(tool, 1.0)]);
+    let d = rx.wait_for_metric("observra.agent.request.duration", Duration::from_secs(5)).unwrap();
     assert_eq!((d.unit.as_str(), d.histogram_points[0].count), ("s", 2));
     assert_eq!(d.histogram_points[0].attributes, agent);
 }
@@ -204,10 +204,10 @@ fn a_new_agent_starts_with_zero_errors() {
     never_failed();
     never_failed();
     drop(guard);
-    let errors = rx.wait_for_metric("agent.requests.errors", Duration::from_secs(5)).expect("the error counter");
-    assert_eq!(errors.points, vec![(labels(&[("agent", "never-failed")]), 0.0)]);
-    let total = rx.wait_for_metric("agent.requests.total", Duration::from_secs(5)).expect("the request counter");
-    assert_eq!(total.points, vec![(labels(&[("agent", "never-failed")]), 2.0)]);
+    let errors = rx.wait_for_metric("observra.agent.errors", Duration::from_secs(5)).expect("the error counter");
+    assert_eq!(errors.points, vec![(labels(&[("gen_ai.agent.name", "never-failed")]), 0.0)]);
+    let total = rx.wait_for_metric("observra.agent.requests", Duration::from_secs(5)).expect("the request counter");
+    assert_eq!(total.points, vec![(labels(&[("gen_ai.agent.name", "never-failed")]), 2.0)]);
 }
 
 #[test]
@@ -223,17 +223,23 @@ fn the_pipeline_reports_its_own_figures_as_metrics() {
     let after = observra::health();
     let spans = rx.wait_for_metric("observra.pipeline.spans", Duration::from_secs(5)).expect("pipeline spans");
     assert_eq!((spans.kind, spans.unit.as_str()), ("sum", "{span}"));
-    let exported =
-        spans.points.iter().find(|p| p.0 == labels(&[("state", "exported"), ("backend", "otlp")])).expect("exported");
+    let exported = spans
+        .points
+        .iter()
+        .find(|p| p.0 == labels(&[("observra.state", "exported"), ("observra.backend", "otlp")]))
+        .expect("exported");
     // The metric counts this pipeline's backend; health() counts since the process started.
     assert_eq!(exported.1, (after.spans_exported - before.spans_exported) as f64, "the metric and health() agree");
     assert!(exported.1 >= 4.0);
     for state in ["failed", "dropped"] {
-        assert!(spans.points.iter().any(|p| p.0 == labels(&[("state", state), ("backend", "otlp")])), "{state}");
+        assert!(
+            spans.points.iter().any(|p| p.0 == labels(&[("observra.state", state), ("observra.backend", "otlp")])),
+            "{state}"
+        );
     }
     let queue = rx.wait_for_metric("observra.pipeline.queue.depth", Duration::from_secs(5)).expect("queue depth");
     assert_eq!((queue.kind, queue.points[0].1), ("gauge", 0.0), "nothing left queued after shutdown");
-    assert_eq!(queue.points[0].0, labels(&[("backend", "otlp")]));
+    assert_eq!(queue.points[0].0, labels(&[("observra.backend", "otlp")]));
     assert!(rx.wait_for_metric("observra.pipeline.export.errors", Duration::from_secs(5)).is_some());
 }
 

@@ -57,16 +57,17 @@ fn the_endpoint_serves_the_text_format_with_the_usual_names() {
     let (status, body) = http_get(&addr, "/metrics").expect("scrape");
     assert_eq!(status, 200);
     for line in [
-        "# TYPE agent_requests_total counter",
-        "agent_requests_total{agent=\"support\"} 3",
-        "# TYPE agent_request_duration_seconds histogram",
-        "agent_request_duration_seconds_bucket{agent=\"support\",le=\"+Inf\"} 3",
-        "agent_request_duration_seconds_count{agent=\"support\"} 3",
-        "# TYPE agent_requests_active gauge",
-        "agent_requests_active{agent=\"support\"} 0",
-        "agent_tokens_total{agent=\"support\",model=\"gpt-4o-mini\"} 1020",
-        "agent_tools_calls_total{agent=\"support\",tool=\"lookup\"} 3",
-        "# HELP agent_requests_total Total agent requests.",
+        "# TYPE observra_agent_requests_total counter",
+        "observra_agent_requests_total{gen_ai_agent_name=\"support\"} 3",
+        "observra_agent_errors_total{gen_ai_agent_name=\"support\"} 0",
+        "# TYPE observra_agent_request_duration_seconds histogram",
+        "observra_agent_request_duration_seconds_bucket{gen_ai_agent_name=\"support\",le=\"+Inf\"} 3",
+        "observra_agent_request_duration_seconds_count{gen_ai_agent_name=\"support\"} 3",
+        "# TYPE observra_agent_requests_active gauge",
+        "observra_agent_requests_active{gen_ai_agent_name=\"support\"} 0",
+        "observra_agent_tokens_total{gen_ai_agent_name=\"support\",gen_ai_request_model=\"gpt-4o-mini\"} 1020",
+        "observra_agent_tool_calls_total{gen_ai_agent_name=\"support\",gen_ai_tool_name=\"lookup\"} 3",
+        "# HELP observra_agent_requests_total Total agent requests.",
     ] {
         assert!(body.lines().any(|l| l == line), "missing `{line}` in:\n{body}");
     }
@@ -190,10 +191,10 @@ fn a_real_prometheus_scrapes_the_endpoint_and_answers_the_dashboard_queries() {
     let (prom, _server) = started.expect("Prometheus came up on one of five ports");
 
     let queries = [
-        "rate(agent_requests_total[1m])",
-        "histogram_quantile(0.95, rate(agent_request_duration_seconds_bucket[1m]))",
-        "agent_requests_active",
-        "rate(agent_tokens_total[1m])",
+        "rate(observra_agent_requests_total[1m])",
+        "histogram_quantile(0.95, rate(observra_agent_request_duration_seconds_bucket[1m]))",
+        "observra_agent_requests_active",
+        "rate(observra_agent_tokens_total[1m])",
     ];
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut results = Vec::new();
@@ -214,9 +215,9 @@ fn a_real_prometheus_scrapes_the_endpoint_and_answers_the_dashboard_queries() {
     assert_eq!(up.first().map(value), Some(1.0), "Prometheus scraped the endpoint: {up:?}");
     let rate = results[0].first().map(value).unwrap_or(f64::NAN);
     assert!(rate > 0.0, "requests/s: {:?}", results[0]);
-    assert_eq!(results[0][0]["metric"]["agent"], "support");
+    assert_eq!(results[0][0]["metric"]["gen_ai_agent_name"], "support");
     // What Prometheus stored is what the program did: never more requests than were made.
-    let total = query(&prom, "agent_requests_total").first().map(value).unwrap_or(f64::NAN);
+    let total = query(&prom, "observra_agent_requests_total").first().map(value).unwrap_or(f64::NAN);
     let made = made.load(Ordering::Relaxed) as f64;
     assert!(total >= 1.0 && total <= made, "{total} requests stored, {made} made");
     let p95 = results[1].first().map(value).unwrap_or(f64::NAN);
@@ -251,7 +252,7 @@ fn otel_metrics_exporter_selects_prometheus_otlp_or_none() {
     assert!(port != 0 && observra::prometheus_addr().unwrap().ip().is_loopback());
     let (status, body) = http_get(&format!("127.0.0.1:{port}"), "/metrics").unwrap();
     assert_eq!(status, 200);
-    assert!(body.contains("agent_requests_total{agent=\"support\"} 1"), "{body}");
+    assert!(body.contains("observra_agent_requests_total{gen_ai_agent_name=\"support\"} 1"), "{body}");
     drop(guard);
 
     // `none`: spans still go out over OTLP, metrics do not.

@@ -153,9 +153,14 @@ fn request_message(m: &ChatCompletionRequestMessage) -> Message {
                 ChatCompletionRequestUserMessageContent::Text(t) => text(&mut parts, t),
                 ChatCompletionRequestUserMessageContent::Array(a) => {
                     for p in a {
-                        // Images, audio and files are not captured as content.
-                        if let ChatCompletionRequestUserMessageContentPart::Text(t) = p {
-                            text(&mut parts, &t.text);
+                        match p {
+                            ChatCompletionRequestUserMessageContentPart::Text(t) => text(&mut parts, &t.text),
+                            // An image by reference (a URL, or a data: URI).
+                            ChatCompletionRequestUserMessageContentPart::ImageUrl(i) => {
+                                parts.push(Part::Uri { modality: Cow::Borrowed("image"), uri: i.image_url.url.clone() })
+                            }
+                            // Audio and files are not captured as content.
+                            _ => {}
                         }
                     }
                 }

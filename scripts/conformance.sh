@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Runs observra's OpenAI conformance scenarios under Weaver live-check and
+# prints Weaver's verdict per scenario. Not part of CI: building Weaver from
+# its source takes about 15 minutes on two cores.
+#
+# The scenarios (examples/src/openai_conformance.rs) are the official
+# harness's OpenAI scenario programs (open-telemetry/semantic-conventions-
+# conformance, scenarios/gen-ai/python/openai/scenarios/*.py) made with
+# async-openai through observra's instrumented client. Each runs with
+# content capture SPAN_AND_EVENT, spans, metrics and the details event (an
+# OTLP log record) exported over OTLP/gRPC to a `weaver registry
+# live-check` listening on 127.0.0.1, which checks everything it receives
+# against the semantic conventions plus observra's extension registry
+# (model/observra). A zero in the violations column is the goal.
+#
+# Inputs (environment; each has a default that needs network to GitHub):
+#   WEAVER          a weaver binary (0.25.1); else built from WEAVER_SRC
+#   WEAVER_SRC      a checkout of open-telemetry/weaver (default: cloned at v0.25.1)
+#   SEMCONV_SRC     a checkout of open-telemetry/semantic-conventions (default: cloned)
+#   SEMCONV_REF     its tag to check against (default v1.41.1: the registry the
+#                   GenAI conventions were measured against before they moved)
+#   CONFORMANCE_SRC a checkout of semantic-conventions-conformance: when set, its
+#                   GenAI mock server answers (in a venv under target/) instead of
+#                   observra's fake OpenAI server
+#   SCENARIOS       which to run (default: all six)
+#
+# Output: target/conformance/<scenario>/ holds Weaver's JSON report; the
+# summary table is printed and written to target/conformance/summary.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=$ROOT/target/conformance
+mkdir -p "$OUT"
+SEMCONV_REF=${SEMCONV_REF:-v1.41.1}
+SCENARIOS=${SCENARIOS:-"inference streaming tool_calling structured_output multimodal embeddings"}
+
+# 1. Weaver.
+if [ -z "${WEAVER:-}" ]; then
+  if [ -z "${WEAVER_SRC:-}" ]; then
+    WEAVER_SRC=$OUT/weaver-src
+    [ -d "$WEAVER_SRC" ] || git clone --quiet --depth 1 --branch v0.25.1 https://github.com/open-telemetry/weaver "$WEAVER_SRC"
+  fi
+  echo "== building weaver from $WEAVER_SRC (about 15 minutes the first time)"
+  # Its rust-toolchain.toml pins a toolchain that may not be installed: any stable >= 1.88 builds it.
+  (cd "$WEAVER_SRC" && RUSTUP_TOOLCHAIN=stable CARGO_TARGET_DIR=$OUT/weaver-target cargo build --quiet --release --bin weaver)
+  WEAVER=$OUT/weaver-target/release/weaver
+fi
+"$WEAVER" --version
+
+# 2. The registry: the conventions at SEMCONV_REF, and observra's on top.
+if [ -z "${SEMCONV_SRC:-}" ]; then
+  SEMCONV_SRC=$OUT/semconv-src
+  [ -d "$SEMCONV_SRC" ] || git clone --quiet --depth 1 --branch "$SEMCONV_REF" https://github.com/open-telemetry/semantic-conventions "$SEMCONV_SRC"
+fi
+REG=$OUT/registry
+rm -rf "$REG" && mkdir -p "$REG/semconv" "$REG/observra"
+if git -C "$SEMCONV_SRC" rev-parse --verify -q "$SEMCONV_REF^{commit}" >/dev/null; then
+  git -C "$SEMCONV_SRC" archive "$SEMCONV_REF" model | tar -x -C "$REG/semconv"
+else
+  cp -r "$SEMCONV_SRC/model" "$REG/semconv/"
+fi
+cp model/observra/*.yaml "$REG/observra/"
+# The dependency, local: no download at check time.
+sed -i "s|registry_path: .*|registry_path: $REG/semconv/model|" "$REG/observra/registry_manifest.yaml"
+echo "== checking observra's registry"
+"$WEAVER" registry check -r "$REG/observra" --quiet >"$OUT/registry-check.txt" 2>&1 || { cat "$OUT/registry-check.txt"; exit 1; }
+
+# 3. The model server.
+SERVER_PID=
+if [ -n "${CONFORMANCE_SRC:-}" ]; then
+  VENV=$ROOT/target/conformance-venv
+  [ -x "$VENV/bin/genai-mock-server" ] || {
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet "$CONFORMANCE_SRC/tools/gen-ai/mock-server"
+  }
+  "$VENV/bin/genai-mock-server" --port 18080 >"$OUT/mock-server.log" 2>&1 &
+  SERVER_PID=$!
+  export OPENAI_BASE_URL=http://127.0.0.1:18080/v1 OPENAI_API_KEY=test_openai_api_key
+  sleep 2
+fi
+trap '[ -n "$SERVER_PID" ] && kill $SERVER_PID 2>/dev/null || true' EXIT
+
+cargo build --quiet -p observra-examples --bin openai-conformance
+BIN=$ROOT/target/debug/openai-conformance
+
+# 4. Each scenario under its own live-check.
+printf '| scenario | spans, metrics, logs checked | violations | improvements | information |\n|---|---|---|---|---|\n' >"$OUT/summary.md"
+for s in $SCENARIOS; do
+  dir=$OUT/$s
+  rm -rf "$dir" && mkdir -p "$dir"
+  "$WEAVER" registry live-check -r "$REG/observra" --input-source otlp --otlp-grpc-port 14317 --admin-port 14320 \
+    --inactivity-timeout 30 --format json --output "$dir" --fail-on none >"$dir/weaver.log" 2>&1 &
+  wpid=$!
+  for _ in $(seq 1 100); do
+    (exec 3<>/dev/tcp/127.0.0.1/14317) 2>/dev/null && break
+    sleep 0.2
+  done
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:14317 OTEL_EXPORTER_OTLP_PROTOCOL=grpc \
+    OBSERVRA_BACKEND=otlp,otel_log OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_AND_EVENT \
+    OTEL_SERVICE_NAME=observra-conformance "$BIN" "$s" >"$dir/scenario.log" 2>&1
+  curl -s -X POST http://127.0.0.1:14320/stop >/dev/null || true
+  wait $wpid || true
+  python3 - "$dir" "$s" >>"$OUT/summary.md" <<'PY'
+import json, pathlib, sys
+d = pathlib.Path(sys.argv[1])
+reports = sorted(d.glob("*.json"))
+if not reports:
+    print(f"| {sys.argv[2]} | no report (see {d}/weaver.log) | | | |")
+    sys.exit()
+stats = {}
+for r in reports:
+    text = r.read_text()
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:
+        doc = [json.loads(l) for l in text.splitlines() if l.strip()][-1]
+    if isinstance(doc, dict) and "statistics" in doc:
+        stats = doc["statistics"]
+    elif isinstance(doc, dict) and "total_entities" in doc:
+        stats = doc
+by_level = stats.get("advice_level_counts", {}) or {}
+seen = stats.get("total_entities_by_type", stats.get("total_entities", ""))
+print(f"| {sys.argv[2]} | {seen} | {by_level.get('violation', 0)} | {by_level.get('improvement', 0)} | {by_level.get('information', 0)} |")
+PY
+done
+cat "$OUT/summary.md"
+echo "Reports: $OUT/<scenario>/"
