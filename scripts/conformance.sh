@@ -19,9 +19,12 @@
 #   SEMCONV_SRC     a checkout of open-telemetry/semantic-conventions (default: cloned)
 #   SEMCONV_REF     its tag to check against (default v1.41.1: the registry the
 #                   GenAI conventions were measured against before they moved)
-#   CONFORMANCE_SRC a checkout of semantic-conventions-conformance: when set, its
-#                   GenAI mock server answers (in a venv under target/) instead of
-#                   observra's fake OpenAI server
+#   CONFORMANCE_SRC a checkout of semantic-conventions-conformance: when set, the
+#                   harness's advice policies (its span validation, and the GenAI
+#                   content validation against the conventions' message JSON
+#                   schemas) run in the live-check as the harness runs them, and
+#                   its GenAI mock server answers (in a venv under target/)
+#                   instead of observra's fake OpenAI server
 #   SCENARIOS       which to run (default: all six)
 #
 # Output: target/conformance/<scenario>/ holds Weaver's JSON report; the
@@ -41,7 +44,10 @@ if [ -z "${WEAVER:-}" ]; then
     [ -d "$WEAVER_SRC" ] || git clone --quiet --depth 1 --branch v0.25.1 https://github.com/open-telemetry/weaver "$WEAVER_SRC"
   fi
   echo "== building weaver from $WEAVER_SRC (about 15 minutes the first time)"
-  # Its rust-toolchain.toml pins a toolchain that may not be installed: any stable >= 1.88 builds it.
+  # Its rust-toolchain.toml pins a toolchain that may not be installed: any
+  # stable >= 1.88 builds it. Its web UI is embedded from ui/dist, built with
+  # pnpm; live-check does not use it, so an empty page stands in.
+  [ -d "$WEAVER_SRC/ui/dist" ] || { mkdir -p "$WEAVER_SRC/ui/dist" && echo '<html></html>' >"$WEAVER_SRC/ui/dist/index.html"; }
   (cd "$WEAVER_SRC" && RUSTUP_TOOLCHAIN=stable CARGO_TARGET_DIR=$OUT/weaver-target cargo build --quiet --release --bin weaver)
   WEAVER=$OUT/weaver-target/release/weaver
 fi
@@ -53,7 +59,7 @@ if [ -z "${SEMCONV_SRC:-}" ]; then
   [ -d "$SEMCONV_SRC" ] || git clone --quiet --depth 1 --branch "$SEMCONV_REF" https://github.com/open-telemetry/semantic-conventions "$SEMCONV_SRC"
 fi
 REG=$OUT/registry
-rm -rf "$REG" && mkdir -p "$REG/semconv" "$REG/observra"
+rm -rf "$REG" && mkdir -p "$REG/semconv" "$REG/observra" "$REG/combined"
 if git -C "$SEMCONV_SRC" rev-parse --verify -q "$SEMCONV_REF^{commit}" >/dev/null; then
   git -C "$SEMCONV_SRC" archive "$SEMCONV_REF" model | tar -x -C "$REG/semconv"
 else
@@ -61,9 +67,35 @@ else
 fi
 cp model/observra/*.yaml "$REG/observra/"
 # The dependency, local: no download at check time.
-sed -i "s|registry_path: .*|registry_path: $REG/semconv/model|" "$REG/observra/registry_manifest.yaml"
-echo "== checking observra's registry"
-"$WEAVER" registry check -r "$REG/observra" --quiet >"$OUT/registry-check.txt" 2>&1 || { cat "$OUT/registry-check.txt"; exit 1; }
+sed -i "s|registry_path: .*|registry_path: $REG/semconv/model|" "$REG/observra/manifest.yaml"
+echo "== checking observra's registry against its dependency"
+"$WEAVER" registry check -r "$REG/observra" >"$OUT/registry-check.txt" 2>&1 || { cat "$OUT/registry-check.txt"; exit 1; }
+# Live-check resolves one registry, and a dependency only contributes what
+# the dependent registry references or imports: the conventions and
+# observra's definitions are checked as one registry.
+cp -r "$REG/semconv/model/." "$REG/combined/"
+mkdir -p "$REG/combined/observra"
+cp model/observra/attributes.yaml model/observra/metrics.yaml model/observra/events.yaml "$REG/combined/observra/"
+"$WEAVER" registry check -r "$REG/combined" >"$OUT/combined-check.txt" 2>&1 || { cat "$OUT/combined-check.txt"; exit 1; }
+
+# The harness's policies and the data they read, as the harness assembles them.
+POLICY_ARGS=()
+if [ -n "${CONFORMANCE_SRC:-}" ]; then
+  POL=$OUT/policies DATA=$OUT/advice-data
+  rm -rf "$POL" "$DATA" && mkdir -p "$POL" "$DATA"
+  cp "$CONFORMANCE_SRC"/tools/runner/src/opentelemetry/conformance/policies/*.rego \
+     "$CONFORMANCE_SRC"/tools/gen-ai/runner/src/genai_conformance/policies/*.rego "$POL/"
+  # The message schemas; their draft-07 meta-schema $ref cannot be fetched by weaver's rego engine.
+  for f in $(git -C "$SEMCONV_SRC" ls-tree --name-only "$SEMCONV_REF" docs/gen-ai/ 2>/dev/null | grep '\.json$' || true); do
+    git -C "$SEMCONV_SRC" show "$SEMCONV_REF:$f" \
+      | sed 's|"\$ref": "http://json-schema.org/draft-07/schema#"|"type": "object"|' >"$DATA/$(basename "$f")"
+  done
+  # The coverage model the harness's policies read (enums, expected kinds), resolved from the registry.
+  "$WEAVER" registry generate --quiet --v2 --registry "$REG/combined" \
+    --templates "$CONFORMANCE_SRC/tools/runner/src/opentelemetry/conformance/weaver-templates" coverage-model "$OUT/coverage"
+  cp "$OUT/coverage/coverage-model.json" "$DATA/"
+  POLICY_ARGS=(--advice-policies "$POL" --advice-data "$DATA/*.json")
+fi
 
 # 3. The model server.
 SERVER_PID=
@@ -88,8 +120,8 @@ printf '| scenario | spans, metrics, logs checked | violations | improvements | 
 for s in $SCENARIOS; do
   dir=$OUT/$s
   rm -rf "$dir" && mkdir -p "$dir"
-  "$WEAVER" registry live-check -r "$REG/observra" --input-source otlp --otlp-grpc-port 14317 --admin-port 14320 \
-    --inactivity-timeout 30 --format json --output "$dir" --fail-on none >"$dir/weaver.log" 2>&1 &
+  "$WEAVER" registry live-check -r "$REG/combined" --input-source otlp --otlp-grpc-port 14317 --admin-port 14320 \
+    --inactivity-timeout 30 --format json --output "$dir" --fail-on none "${POLICY_ARGS[@]}" >"$dir/weaver.log" 2>&1 &
   wpid=$!
   for _ in $(seq 1 100); do
     (exec 3<>/dev/tcp/127.0.0.1/14317) 2>/dev/null && break

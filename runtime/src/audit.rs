@@ -60,8 +60,48 @@ pub fn key_id(key: &[u8; 32]) -> String {
 }
 
 fn mac_of(key: &[u8; 32], record: &Map<String, Value>) -> String {
-    // serde_json maps are ordered by key, so the bytes are canonical.
-    hmac_hex(key, &serde_json::to_vec(record).unwrap_or_default())
+    let mut bytes = Vec::with_capacity(512);
+    canonical_map(record, &mut bytes);
+    hmac_hex(key, &bytes)
+}
+
+/// A record's canonical bytes: compact JSON with every object's keys in
+/// sorted order at every depth. Sorted explicitly: serde_json's maps keep
+/// insertion order instead when any crate in the program turns on its
+/// `preserve_order` feature (genai does), and the writer and the verifier
+/// must agree on the bytes whatever the features of either program.
+fn canonical(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(map) => canonical_map(map, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                canonical(item, out);
+            }
+            out.push(b']');
+        }
+        leaf => {
+            let _ = serde_json::to_writer(&mut *out, leaf);
+        }
+    }
+}
+
+fn canonical_map(map: &Map<String, Value>, out: &mut Vec<u8>) {
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort();
+    out.push(b'{');
+    for (i, k) in keys.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let _ = serde_json::to_writer(&mut *out, k);
+        out.push(b':');
+        canonical(&map[k], out);
+    }
+    out.push(b'}');
 }
 
 /// HMAC-SHA256 of `bytes` under `key`, lower-case hex.
@@ -711,4 +751,17 @@ fn verify_chain(paths: &[PathBuf], head_file: &Path, key: &[u8; 32]) -> Result<V
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod canonical_tests {
+    use super::*;
+
+    #[test]
+    fn canonical_bytes_sort_keys_at_every_depth_whatever_the_map_order() {
+        let v = json!({"b": 1, "a": {"z": [1, {"y": true, "x": null}], "c": "s\"q"}});
+        let mut out = Vec::new();
+        canonical(&v, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), r#"{"a":{"c":"s\"q","z":[1,{"x":null,"y":true}]},"b":1}"#);
+    }
 }

@@ -30,6 +30,8 @@ use prost::Message;
 #[path = "../../examples/src/fake_openai.rs"]
 pub mod fake_openai;
 
+pub mod fake_providers;
+
 /// An API error with an HTTP status, as the tests' fake model clients
 /// return it: `error.type` is the status code.
 #[derive(Debug)]

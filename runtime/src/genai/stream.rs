@@ -193,6 +193,12 @@ impl StreamOutput {
             call.arguments.push_str(a);
         }
     }
+    /// A whole tool call of choice `choice` (for clients that deliver each
+    /// call complete rather than in pieces).
+    pub fn push_tool_call(&mut self, choice: u32, id: Option<&str>, name: &str, arguments: &str) {
+        let index = self.choice(choice).map_or(0, |c| c.tool_calls.len() as u32);
+        self.tool_call(choice, index, id, Some(name), Some(arguments));
+    }
     /// Why choice `choice` stopped.
     pub fn finish(&mut self, choice: u32, reason: &str) {
         if let Some(c) = self.choice(choice) {
