@@ -17,16 +17,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
-/// A running fake server; stops when dropped.
-pub struct FakeOpenAi {
+/// A loopback HTTP/1.1 server answering each connection with `handler`
+/// (one request per connection), on its own thread; stops when dropped.
+/// The fake model servers of the examples and tests are built on it.
+pub struct Server {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl FakeOpenAi {
-    /// Starts the server on an ephemeral 127.0.0.1 port.
-    pub fn start() -> std::io::Result<FakeOpenAi> {
+impl Server {
+    /// Starts on an ephemeral 127.0.0.1 port; `handler` gets the connection
+    /// and the request's number (from 1).
+    pub fn start(handler: fn(TcpStream, u64) -> std::io::Result<()>) -> std::io::Result<Server> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -38,22 +41,22 @@ impl FakeOpenAi {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         let n = count.fetch_add(1, Ordering::Relaxed) + 1;
-                        let _ = serve(stream, n);
+                        let _ = handler(stream, n);
                     }
                     Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
                 }
             }
         });
-        Ok(FakeOpenAi { addr, stop, thread: Some(thread) })
+        Ok(Server { addr, stop, thread: Some(thread) })
     }
 
-    /// The API base to give an OpenAI client: `http://127.0.0.1:PORT/v1`.
-    pub fn api_base(&self) -> String {
-        format!("http://{}/v1", self.addr)
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 }
 
-impl Drop for FakeOpenAi {
+impl Drop for Server {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
@@ -62,7 +65,8 @@ impl Drop for FakeOpenAi {
     }
 }
 
-fn serve(stream: TcpStream, n: u64) -> std::io::Result<()> {
+/// Reads one request from `stream`: its path and its body.
+pub fn read_request(stream: &TcpStream) -> std::io::Result<(String, Vec<u8>)> {
     stream.set_nonblocking(false)?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
@@ -82,6 +86,26 @@ fn serve(stream: TcpStream, n: u64) -> std::io::Result<()> {
     }
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body)?;
+    Ok((path, body))
+}
+
+/// A running fake OpenAI server; stops when dropped.
+pub struct FakeOpenAi(Server);
+
+impl FakeOpenAi {
+    /// Starts the server on an ephemeral 127.0.0.1 port.
+    pub fn start() -> std::io::Result<FakeOpenAi> {
+        Server::start(serve).map(FakeOpenAi)
+    }
+
+    /// The API base to give an OpenAI client: `http://127.0.0.1:PORT/v1`.
+    pub fn api_base(&self) -> String {
+        format!("http://{}/v1", self.0.addr())
+    }
+}
+
+fn serve(stream: TcpStream, n: u64) -> std::io::Result<()> {
+    let (path, body) = read_request(&stream)?;
     let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let model = request["model"].as_str().unwrap_or("gpt-4o-mini").to_string();
     let prompt_len = request["messages"].to_string().len() as u64;

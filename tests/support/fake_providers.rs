@@ -8,84 +8,35 @@
 //! - `POST {base}models/{model}:generateContent` answers as Gemini does,
 //!   with cached and thinking tokens in `usageMetadata`.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
+use std::io::Write;
+use std::net::TcpStream;
 
 use serde_json::json;
 
+use crate::fake_openai::{Server, read_request};
+
 /// A running fake server; stops when dropped.
-pub struct FakeProviders {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
+pub struct FakeProviders(Server);
 
 impl FakeProviders {
     /// Starts the server on an ephemeral 127.0.0.1 port.
     pub fn start() -> std::io::Result<FakeProviders> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let count = AtomicU64::new(0);
-        let thread = std::thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let n = count.fetch_add(1, Ordering::Relaxed) + 1;
-                        let _ = serve(stream, n);
-                    }
-                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
-                }
-            }
-        });
-        Ok(FakeProviders { addr, stop, thread: Some(thread) })
+        Server::start(serve).map(FakeProviders)
     }
 
     /// The base URL to give genai: `http://127.0.0.1:PORT/v1/`.
     pub fn base_url(&self) -> String {
-        format!("http://{}/v1/", self.addr)
+        format!("http://{}/v1/", self.0.addr())
     }
 
     /// The port.
     pub fn port(&self) -> u16 {
-        self.addr.port()
-    }
-}
-
-impl Drop for FakeProviders {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.0.addr().port()
     }
 }
 
 fn serve(stream: TcpStream, n: u64) -> std::io::Result<()> {
-    stream.set_nonblocking(false)?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-    let mut length = 0usize;
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.trim().eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body)?;
+    let (path, body) = read_request(&stream)?;
     let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let mut out = stream;
     let json_answer = |out: &mut TcpStream, body: String| {
