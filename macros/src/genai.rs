@@ -1,6 +1,6 @@
 //! `#[llm_call]`, `#[tool_call]`, `#[agent]` and `#[workflow]`: their
 //! argument models and the span plans they expand to. Attribute names come
-//! from the runtime's `semconv.rs` (compiled into this crate too), so no
+//! from the `observra-semconv` crate the runtime uses too, so no
 //! name is spelled twice.
 
 use proc_macro2::TokenStream;

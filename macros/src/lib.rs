@@ -13,8 +13,7 @@ mod genai;
 mod metrics;
 /// The attribute names, shared with the runtime: one file, compiled into both crates.
 #[allow(dead_code)]
-#[path = "../../runtime/src/semconv.rs"]
-mod semconv;
+use observra_semconv as semconv;
 
 use proc_macro::TokenStream;
 

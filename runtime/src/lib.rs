@@ -60,12 +60,15 @@ mod prometheus;
 pub mod propagation;
 mod record;
 pub mod redact;
-pub mod semconv;
 mod usage;
 pub mod webhook;
 
 #[doc(hidden)]
 pub mod __private;
+
+/// Every attribute, metric and event name observra emits (the
+/// `observra-semconv` crate).
+pub use observra_semconv as semconv;
 
 use std::borrow::Cow;
 

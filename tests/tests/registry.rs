@@ -8,7 +8,7 @@
 //! "Moved" (the deprecation the general registry puts on every `gen_ai.*`
 //! name since 1.42) is not a rename, so it is not in the list as one.
 //!
-//! Every `gen_ai.*` and `openai.*` name spelled in `runtime/src/semconv.rs`
+//! Every `gen_ai.*` and `openai.*` name spelled in `semconv/src/lib.rs` (the `observra-semconv` crate)
 //! is checked as well, exported by this workload or not.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,7 +27,7 @@ use observra_test_support::fake_openai::FakeOpenAi;
 use observra_test_support::{Receiver, Val, install_http, serial};
 
 const REGISTRY: &str = include_str!("../semconv/gen_ai_registry.txt");
-const SEMCONV_RS: &str = include_str!("../../runtime/src/semconv.rs");
+const SEMCONV_RS: &str = include_str!("../../semconv/src/lib.rs");
 
 /// The vendored registry.
 #[derive(Default)]
@@ -138,7 +138,7 @@ fn the_checker_tells_renamed_obsoleted_and_unknown_names_from_current_ones() {
 }
 
 #[test]
-fn every_genai_name_spelled_in_semconv_rs_is_in_the_registry() {
+fn every_genai_name_spelled_in_observra_semconv_is_in_the_registry() {
     let r = Registry::load();
     let mut problems = Vec::new();
     let mut seen = 0;

@@ -1,8 +1,14 @@
-//! Every attribute and field name observra emits or interprets, in one place.
+//! Every attribute, metric, event and field name observra emits or
+//! interprets, in one place, shared by the `observra` runtime and the
+//! `observra-macros` attribute macros so no name is spelled twice.
 //!
-//! Names follow the OpenTelemetry semantic conventions (see
-//! `GENAI_SEMCONV.md` in the design notes); our own additions live under
-//! `observra.*`. No other module spells an attribute name.
+//! Names follow the OpenTelemetry semantic conventions (GenAI, `server.*`,
+//! `error.type`, `code.*`), always their newest spelling; observra's own
+//! additions live under `observra.*` and are described in the Weaver
+//! registry `model/observra` of the repository. The test suite checks every
+//! `gen_ai.*` name here against a vendored copy of the conventions' registry.
+
+#![deny(missing_docs)]
 
 /// `error.type`: low-cardinality class of an error (`cancelled`, `panic`, a type name).
 pub const ERROR_TYPE: &str = "error.type";
