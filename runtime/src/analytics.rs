@@ -460,18 +460,9 @@ pub struct CheckReport {
     pub findings: Vec<Finding>,
 }
 
-/// The nearest-rank percentile `p` (0 to 1) of `values` (sorted in place):
-/// the smallest value at least `p` of the values are at or below. `None`
-/// when there are none. One definition for `health()`'s export latencies
-/// and the CLI's summaries.
-pub fn percentile<T: PartialOrd + Copy>(values: &mut [T], p: f64) -> Option<T> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_unstable_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    let rank = ((p * values.len() as f64).ceil() as usize).clamp(1, values.len());
-    Some(values[rank - 1])
-}
+/// The nearest-rank percentile: one definition for `health()`'s export
+/// latencies and the CLI's summaries.
+pub use crate::batch::percentile;
 
 #[cfg(test)]
 mod tests {

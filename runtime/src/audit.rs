@@ -27,11 +27,10 @@ use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use hmac::{Hmac, Mac};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-type HmacSha256 = Hmac<Sha256>;
+use crate::sign::{hex, hmac_hex};
 
 pub use crate::error::AuditError;
 
@@ -48,10 +47,6 @@ pub fn parse_key(text: &str) -> Result<[u8; 32], String> {
     };
     <[u8; 32]>::try_from(bytes.as_slice())
         .map_err(|_| format!("the key is {} bytes; AES-256 and the audit chain need exactly 32", bytes.len()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The key id written with each encrypted line.
@@ -102,14 +97,6 @@ fn canonical_map(map: &Map<String, Value>, out: &mut Vec<u8>) {
         canonical(&map[k], out);
     }
     out.push(b'}');
-}
-
-/// HMAC-SHA256 of `bytes` under `key`, lower-case hex.
-pub(crate) fn hmac_hex(key: &[u8], bytes: &[u8]) -> String {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let Ok(mut mac) = <HmacSha256 as Mac>::new_from_slice(key) else { return String::new() };
-    mac.update(bytes);
-    hex(&mac.finalize().into_bytes())
 }
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -382,33 +369,7 @@ pub(crate) fn recover(path: &Path, key: &[u8; 32]) -> Result<Recovered, AuditErr
     Ok(Recovered { seq, prev, fragment })
 }
 
-/// A time as RFC 3339 UTC with nanoseconds, as JSONL records write it.
-pub fn rfc3339(t: std::time::SystemTime) -> String {
-    use std::fmt::Write as _;
-    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil-from-days (Howard Hinnant's algorithm), valid for all u64 days we meet.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let mut s = String::with_capacity(30);
-    let _ = write!(
-        s,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
-        d.subsec_nanos()
-    );
-    s
-}
+pub use crate::base::clock::rfc3339;
 
 /// `spans.jsonl` → `spans.jsonl.head`.
 pub fn head_path(path: &Path) -> PathBuf {

@@ -246,7 +246,7 @@ pub(crate) trait LegExporter {
 /// An SDK span exporter as a leg (a user's, or the OTLP one with its HTTP
 /// client's transport cause).
 #[derive(Debug)]
-pub(crate) struct Leg<E>(pub E, pub Option<crate::http_client::LastCause>);
+pub(crate) struct Leg<E>(pub E, pub Option<crate::diag::LastCause>);
 
 impl<E: SpanExporter> SpanExporter for Leg<E> {
     fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
@@ -265,7 +265,7 @@ impl<E: SpanExporter> SpanExporter for Leg<E> {
 
 impl<E> LegExporter for Leg<E> {
     fn explain(&self, error: String) -> String {
-        crate::http_client::explain(error, self.1.as_ref())
+        crate::diag::explain(error, self.1.as_ref())
     }
 }
 
@@ -633,7 +633,18 @@ impl<E: SpanExporter + LegExporter> Worker<E> {
     }
 }
 
-pub(crate) use crate::analytics::percentile;
+/// The nearest-rank percentile `p` (0 to 1) of `values` (sorted in place):
+/// the smallest value at least `p` of the values are at or below. `None`
+/// when there are none. One definition for `health()`'s export latencies
+/// and the CLI's summaries (`observra::analytics::percentile`).
+pub fn percentile<T: PartialOrd + Copy>(values: &mut [T], p: f64) -> Option<T> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_unstable_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let rank = ((p * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    Some(values[rank - 1])
+}
 
 #[cfg(test)]
 mod tests {

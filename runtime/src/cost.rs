@@ -147,6 +147,8 @@ impl CostTable {
         Ok(CostTable { models: f.models, as_of: f.as_of })
     }
     /// Parses the same shape as TOML (`[models.name]` tables).
+    #[cfg(feature = "toml")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "toml")))]
     pub fn from_toml(text: &str) -> std::result::Result<Self, String> {
         let f: PriceFile = toml::from_str(text).map_err(|e| e.to_string())?;
         Ok(CostTable { models: f.models, as_of: f.as_of })
@@ -159,7 +161,10 @@ impl CostTable {
             source,
         })?;
         let parsed = match path.extension().and_then(|e| e.to_str()) {
+            #[cfg(feature = "toml")]
             Some("toml") => Self::from_toml(&text),
+            #[cfg(not(feature = "toml"))]
+            Some("toml") => Err("TOML price files need observra's `toml` cargo feature; use JSON or enable it".into()),
             _ => Self::from_json(&text),
         };
         parsed.map_err(|reason| {

@@ -173,7 +173,15 @@ pub(crate) fn cause(error: &str) -> String {
             404 => "HTTP 404 Not Found: check the endpoint's path".into(),
             c => format!("HTTP {c}"),
         }
-    } else if e.contains("certificate") || e.contains("tls") || e.contains("ssl") || e.contains("handshake") {
+    } else if e.contains("unknownissuer") || e.contains("unknown issuer") || e.contains("self-signed") {
+        "TLS error: the collector's certificate is not trusted (add its CA with OTEL_EXPORTER_OTLP_CERTIFICATE)".into()
+    } else if e.contains("notvalidforname") || e.contains("not valid for name") {
+        "TLS error: the collector's certificate is not valid for this host name".into()
+    } else if e.contains("expired") && e.contains("certificate") {
+        "TLS error: the collector's certificate has expired".into()
+    } else if e.contains("certificate") {
+        "TLS error: invalid certificate".into()
+    } else if e.contains("tls") || e.contains("ssl") || e.contains("handshake") {
         "TLS error".into()
     } else if e.contains("timed out") || e.contains("timeout") || e.contains("deadline") {
         "timed out".into()
@@ -392,6 +400,34 @@ pub(crate) fn loss_line(
     Some(format!("{who}: {} not delivered ({})", count(lost, unit), why.join("; ")))
 }
 
+/// The last transport error of one exporter, taken when its failure is
+/// reported (the OTLP/HTTP client keeps it; the SDK reduces it to
+/// "network error").
+pub(crate) type LastCause = std::sync::Arc<std::sync::Mutex<Option<String>>>;
+
+/// An export error with its transport cause, when the client kept one.
+pub(crate) fn explain(error: String, cause: Option<&LastCause>) -> String {
+    let taken = cause.and_then(|c| c.lock().ok().and_then(|mut c| c.take()));
+    match taken {
+        Some(c) if error.contains("network error") => format!("{error}: {c}"),
+        _ => error,
+    }
+}
+
+/// Metric data points delivered / not delivered by the OTLP metric exporter.
+pub(crate) static METRIC_POINTS_EXPORTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+pub(crate) static METRIC_POINTS_FAILED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// What the OTLP metric exporter failed to deliver, for diagnostics.
+#[derive(Debug)]
+#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+pub(crate) struct MetricsDiag {
+    pub(crate) reporter: crate::diag::Reporter,
+    pub(crate) cause: Option<crate::diag::LastCause>,
+    pub(crate) failed_points: std::sync::atomic::AtomicU64,
+    pub(crate) last_error: std::sync::Mutex<Option<String>>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,7 +456,11 @@ mod tests {
         );
         assert_eq!(cause("webhook: HTTP 503 after 3 attempt(s)"), "HTTP 503");
         assert_eq!(cause("operation timed out"), "timed out");
-        assert_eq!(cause("invalid peer certificate: UnknownIssuer"), "TLS error");
+        assert_eq!(
+            cause("invalid peer certificate: UnknownIssuer"),
+            "TLS error: the collector's certificate is not trusted (add its CA with OTEL_EXPORTER_OTLP_CERTIFICATE)"
+        );
+        assert_eq!(cause("tls handshake eof"), "TLS error");
     }
 
     #[test]

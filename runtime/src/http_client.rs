@@ -3,13 +3,11 @@
 //! transport error the SDK reduces to "network error" (connection refused,
 //! DNS, TLS, a timeout), so diagnostics and [`crate::health`] can name it.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 
-/// The last transport error of one exporter, taken when its failure is reported.
-pub(crate) type LastCause = Arc<Mutex<Option<String>>>;
+pub(crate) use crate::diag::{LastCause, explain};
 
 /// A blocking `reqwest` client that remembers why its last request failed.
 #[derive(Debug, Clone)]
@@ -22,10 +20,19 @@ impl CauseKeepingClient {
     /// A client with `timeout` per request. Built on a thread of its own, as
     /// the SDK does: a blocking client must not be built inside an async
     /// runtime, and `install()` may run in one.
-    pub(crate) fn new(timeout: Duration) -> Result<Self, String> {
+    pub(crate) fn new(timeout: Duration, tls: &crate::config::TlsFiles) -> Result<Self, String> {
+        #[cfg(feature = "tls")]
+        let tls_config = tls_config(tls)?;
+        #[cfg(not(feature = "tls"))]
+        let _ = tls;
         let inner = std::thread::Builder::new()
             .name("observra-http-setup".into())
-            .spawn(move || reqwest::blocking::Client::builder().timeout(timeout).build())
+            .spawn(move || {
+                let builder = reqwest::blocking::Client::builder().timeout(timeout);
+                #[cfg(feature = "tls")]
+                let builder = builder.tls_backend_preconfigured(tls_config);
+                builder.build()
+            })
             .map_err(|e| format!("spawning the thread that builds the HTTP client: {e}"))?
             .join()
             .map_err(|_| "building the HTTP client panicked".to_string())?
@@ -54,6 +61,44 @@ impl HttpClient for CauseKeepingClient {
     }
 }
 
+/// The TLS settings of an OTLP/HTTP client: rustls with the aws-lc-rs provider,
+/// Mozilla's roots plus the configured CA, and a client certificate for
+/// mutual TLS when one is configured.
+#[cfg(feature = "tls")]
+pub(crate) fn tls_config(tls: &crate::config::TlsFiles) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(ca) = &tls.ca {
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(&ca.pem) {
+            let cert = cert.map_err(|e| format!("{} ({}): not a PEM certificate: {e}", ca.setting, ca.path))?;
+            roots.add(cert).map_err(|e| format!("{} ({}): {e}", ca.setting, ca.path))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(format!("{} ({}): no certificate in the file", ca.setting, ca.path));
+        }
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots);
+    match (&tls.client_certificate, &tls.client_key) {
+        (Some(cert), Some(key)) => {
+            let chain = CertificateDer::pem_slice_iter(&cert.pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("{} ({}): not a PEM certificate: {e}", cert.setting, cert.path))?;
+            let key = PrivateKeyDer::from_pem_slice(&key.pem)
+                .map_err(|e| format!("{} ({}): not a PEM private key: {e}", key.setting, key.path))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| format!("TLS client certificate: {e}"))
+        }
+        _ => Ok(builder.with_no_client_auth()),
+    }
+}
+
 /// An error and its sources, `outer: inner: innermost`, without repeats.
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
@@ -67,13 +112,4 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
-}
-
-/// `error` with the transport cause appended when the exporter hid it.
-pub(crate) fn explain(error: String, cause: Option<&LastCause>) -> String {
-    let taken = cause.and_then(|c| c.lock().ok().and_then(|mut c| c.take()));
-    match taken {
-        Some(c) if error.contains("network error") => format!("{error}: {c}"),
-        _ => error,
-    }
 }

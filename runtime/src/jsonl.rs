@@ -16,7 +16,7 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use serde_json::{Map, Value as Json, json};
 
-use crate::audit::rfc3339;
+use crate::base::clock::rfc3339;
 
 /// Writes spans as JSON lines to any writer.
 pub(crate) struct JsonlExporter {

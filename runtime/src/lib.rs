@@ -36,9 +36,16 @@
 extern crate self as observra;
 
 mod accounting;
+#[cfg(feature = "analytics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "analytics")))]
 pub mod analytics;
 mod attr_value;
+#[cfg(feature = "audit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "audit")))]
 pub mod audit;
+#[cfg(not(feature = "audit"))]
+#[path = "audit_off.rs"]
+mod audit;
 mod base;
 mod batch;
 mod budget;
@@ -50,17 +57,26 @@ mod declare;
 mod diag;
 mod error;
 mod genai;
+#[cfg(feature = "otlp")]
 mod http_client;
 pub mod integrations;
 mod jsonl;
 mod limits;
+#[cfg(feature = "otlp")]
 mod otel_log;
+#[cfg(feature = "otlp")]
+mod otlp;
 mod pipeline;
+#[cfg(feature = "prometheus")]
 mod prometheus;
 pub mod propagation;
 mod record;
 pub mod redact;
+#[cfg(any(feature = "audit", feature = "webhook"))]
+mod sign;
 mod usage;
+#[cfg(feature = "webhook")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
 pub mod webhook;
 
 #[doc(hidden)]
@@ -94,6 +110,7 @@ pub use pipeline::{
 pub use record::carry::{Carried, Instrument};
 pub use record::layer::ObservraLayer;
 pub use record::span_ref::SpanRef;
+#[cfg(feature = "webhook")]
 pub use webhook::Webhook;
 
 /// Starts configuring observra. Finish with [`Builder::install`].

@@ -6,7 +6,7 @@
 //! [`Guard`] (or calling [`shutdown`]) flushes and stops it within the
 //! configured deadline, after which a new one may be installed.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,9 @@ use tracing_subscriber::layer::SubscriberExt;
 use crate::base::queue::FrameQueue;
 use crate::base::state::{self, Installed};
 use crate::batch::{BatchProcessor, BlockOn, FanOut};
-use crate::config::{Protocol, Sampler, Settings, SignalSettings, Sink};
+#[cfg(feature = "grpc")]
+use crate::config::Protocol;
+use crate::config::{Sampler, Settings, Sink};
 use crate::error::{Error, Result, Setting};
 use crate::jsonl::JsonlExporter;
 use crate::record::layer::OwnSubscriber;
@@ -33,12 +35,34 @@ pub(crate) struct Pipeline {
     processors: Arc<FanOut>,
     meter_provider: Option<SdkMeterProvider>,
     /// The OTLP metric exporter's losses, told at shutdown.
-    metrics_diag: Option<Arc<MetricsDiag>>,
-    prometheus: std::sync::Mutex<Option<crate::prometheus::Endpoint>>,
+    metrics_diag: Option<Arc<crate::diag::MetricsDiag>>,
+    prometheus: std::sync::Mutex<Option<PromEndpoint>>,
     /// The pipeline's own figures as metrics; kept alive with the pipeline.
     _self_metrics: Option<SelfMetrics>,
-    runtime: std::sync::Mutex<Option<tokio::runtime::Runtime>>,
+    #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
+    runtime: std::sync::Mutex<Option<GrpcRuntime>>,
     shutdown_timeout: Duration,
+}
+
+/// The runtime gRPC exports run on (feature `grpc`).
+#[cfg(feature = "grpc")]
+type GrpcRuntime = tokio::runtime::Runtime;
+/// No gRPC in this build: never constructed.
+#[cfg(not(feature = "grpc"))]
+enum GrpcRuntime {}
+
+/// The Prometheus endpoint (feature `prometheus`).
+#[cfg(feature = "prometheus")]
+type PromEndpoint = crate::prometheus::Endpoint;
+/// No Prometheus endpoint in this build: never constructed.
+#[cfg(not(feature = "prometheus"))]
+enum PromEndpoint {}
+
+#[cfg(not(feature = "prometheus"))]
+impl PromEndpoint {
+    fn addr(&self) -> std::net::SocketAddr {
+        match *self {}
+    }
 }
 
 impl crate::config::Builder {
@@ -73,149 +97,6 @@ fn sdk_sampler(s: Sampler) -> opentelemetry_sdk::trace::Sampler {
     }
 }
 
-fn exporter_error(backend: &'static str) -> impl Fn(opentelemetry_otlp::ExporterBuildError) -> Error {
-    move |e| Error::Exporter { backend, reason: e.to_string() }
-}
-
-fn grpc_metadata(headers: &[(String, String)]) -> Result<opentelemetry_otlp::tonic_types::metadata::MetadataMap> {
-    let map = crate::config::header_map(Setting::Builder("header"), headers)?;
-    Ok(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(map))
-}
-
-/// The same OTLP builder calls for every signal: the SDK's span, log and
-/// metric exporter builders have the same methods but no common trait.
-/// Over HTTP the client is ours ([`crate::http_client`]); its transport
-/// cause comes back beside the exporter.
-macro_rules! otlp_exporter {
-    ($builder:expr, $settings:expr, $what:literal $(, $extra:ident($arg:expr))*) => {{
-        use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
-        let s: &SignalSettings = $settings;
-        match s.protocol {
-            Protocol::HttpProtobuf => {
-                let client = crate::http_client::CauseKeepingClient::new(s.timeout)
-                    .map_err(|reason| Error::Exporter { backend: $what, reason })?;
-                let cause = client.last_cause();
-                $builder
-                    .with_http()
-                    .with_http_client(client)
-                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                    .with_endpoint(s.endpoint.clone())
-                    .with_timeout(s.timeout)
-                    .with_headers(s.headers.iter().cloned().collect())
-                    $(.$extra($arg))*
-                    .build()
-                    .map(|e| (e, Some(cause)))
-            }
-            Protocol::Grpc => $builder
-                .with_tonic()
-                .with_endpoint(s.endpoint.clone())
-                .with_timeout(s.timeout)
-                .with_metadata(grpc_metadata(&s.headers)?)
-                $(.$extra($arg))*
-                .build()
-                .map(|e| (e, None)),
-        }
-        .map_err(exporter_error($what))
-    }};
-}
-
-type WithCause<E> = (E, Option<crate::http_client::LastCause>);
-
-fn span_exporter(t: &SignalSettings) -> Result<WithCause<opentelemetry_otlp::SpanExporter>> {
-    otlp_exporter!(opentelemetry_otlp::SpanExporter::builder(), t, "otlp traces")
-}
-
-fn log_exporter(t: &SignalSettings) -> Result<WithCause<opentelemetry_otlp::LogExporter>> {
-    otlp_exporter!(opentelemetry_otlp::LogExporter::builder(), t, "otel_log")
-}
-
-fn metric_exporter(
-    m: &SignalSettings,
-    temporality: crate::config::Temporality,
-) -> Result<WithCause<opentelemetry_otlp::MetricExporter>> {
-    let temporality = match temporality {
-        crate::config::Temporality::Cumulative => opentelemetry_sdk::metrics::Temporality::Cumulative,
-        crate::config::Temporality::Delta => opentelemetry_sdk::metrics::Temporality::Delta,
-    };
-    otlp_exporter!(opentelemetry_otlp::MetricExporter::builder(), m, "otlp metrics", with_temporality(temporality))
-}
-
-/// Metric data points delivered / not delivered by the OTLP metric exporter.
-static METRIC_POINTS_EXPORTED: AtomicU64 = AtomicU64::new(0);
-static METRIC_POINTS_FAILED: AtomicU64 = AtomicU64::new(0);
-
-/// Counts the data points of every metric export, for [`health`], and
-/// reports failures like a span backend does.
-#[derive(Debug)]
-struct CountingMetricExporter<E>(E, Arc<MetricsDiag>);
-
-/// What the OTLP metric exporter failed to deliver, for diagnostics.
-#[derive(Debug)]
-struct MetricsDiag {
-    reporter: crate::diag::Reporter,
-    cause: Option<crate::http_client::LastCause>,
-    failed_points: AtomicU64,
-    last_error: std::sync::Mutex<Option<String>>,
-}
-
-fn count_points(metrics: &opentelemetry_sdk::metrics::data::ResourceMetrics) -> u64 {
-    use opentelemetry_sdk::metrics::data::{AggregatedMetrics as A, MetricData as D};
-    fn n<T>(d: &D<T>) -> usize {
-        match d {
-            D::Gauge(g) => g.data_points().count(),
-            D::Sum(s) => s.data_points().count(),
-            D::Histogram(h) => h.data_points().count(),
-            D::ExponentialHistogram(h) => h.data_points().count(),
-        }
-    }
-    let mut total = 0;
-    for scope in metrics.scope_metrics() {
-        for m in scope.metrics() {
-            total += match m.data() {
-                A::F64(d) => n(d),
-                A::U64(d) => n(d),
-                A::I64(d) => n(d),
-            };
-        }
-    }
-    total as u64
-}
-
-impl<E: opentelemetry_sdk::metrics::exporter::PushMetricExporter>
-    opentelemetry_sdk::metrics::exporter::PushMetricExporter for CountingMetricExporter<E>
-{
-    async fn export(
-        &self,
-        metrics: &opentelemetry_sdk::metrics::data::ResourceMetrics,
-    ) -> opentelemetry_sdk::error::OTelSdkResult {
-        let points = count_points(metrics);
-        let result = self.0.export(metrics).await;
-        let counter = if result.is_ok() { &METRIC_POINTS_EXPORTED } else { &METRIC_POINTS_FAILED };
-        counter.fetch_add(points, Ordering::Relaxed);
-        match &result {
-            Ok(()) => self.1.reporter.export_ok(),
-            Err(e) => {
-                let e = crate::http_client::explain(e.to_string(), self.1.cause.as_ref());
-                self.1.failed_points.fetch_add(points, Ordering::Relaxed);
-                self.1.reporter.export_failed(points, &e, "not delivered; the next collection is still sent");
-                if let Ok(mut last) = self.1.last_error.lock() {
-                    *last = Some(crate::diag::scrub(&e));
-                }
-            }
-        }
-        result
-    }
-    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
-        self.0.force_flush()
-    }
-    fn shutdown_with_timeout(&self, timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
-        self.0.shutdown_with_timeout(timeout)
-    }
-    fn temporality(&self) -> opentelemetry_sdk::metrics::Temporality {
-        self.0.temporality()
-    }
-}
-
 /// Every configured value that no diagnostic may show: OTLP header values,
 /// the webhook's secret and header values.
 fn secrets_of(settings: &Settings) -> Vec<String> {
@@ -227,6 +108,7 @@ fn secrets_of(settings: &Settings) -> Vec<String> {
             out.extend(s.headers.iter().filter_map(|(_, v)| v.split_once(' ').map(|(_, t)| t.to_string())));
         }
     }
+    #[cfg(feature = "webhook")]
     for (sink, _) in &settings.sinks {
         if let Sink::Webhook(h) = sink {
             out.extend(h.secret.as_ref().map(|s| String::from_utf8_lossy(s).into_owned()));
@@ -264,10 +146,12 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
         secrets_of(&settings),
     );
     let resource = Resource::builder_empty().with_attributes(settings.resource.clone()).build();
+    #[cfg(feature = "grpc")]
     let needs_runtime = settings
         .otlp
         .as_ref()
         .is_some_and(|o| [&o.traces, &o.metrics, &o.logs].iter().any(|s| s.protocol == Protocol::Grpc));
+    #[cfg(feature = "grpc")]
     let runtime = if needs_runtime {
         Some(
             tokio::runtime::Builder::new_multi_thread()
@@ -281,12 +165,16 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     } else {
         None
     };
+    #[cfg(not(feature = "grpc"))]
+    let runtime: Option<GrpcRuntime> = None;
     let block_on: BlockOn = Arc::new(|fut| futures_executor::block_on(fut));
 
     let batch = settings.batch;
     let spawn_err =
         |e: std::io::Error| Error::Exporter { backend: "batch", reason: format!("starting the export thread: {e}") };
+    #[cfg_attr(not(feature = "otlp"), allow(unused_mut))]
     let mut metric_reader = None;
+    #[cfg_attr(not(feature = "otlp"), allow(unused_mut))]
     let mut metrics_diag = None;
     let sealer = |path: Option<&std::path::Path>| {
         crate::audit::Sealer::new(settings.encryption_key, settings.audit_key, path)
@@ -294,6 +182,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     };
     let mut processors = Vec::with_capacity(settings.sinks.len());
     // With an OTLP logs backend, the details event is a log record only.
+    #[cfg_attr(not(feature = "otlp"), allow(unused_variables))]
     let details_as_logs = settings.sinks.iter().any(|(s, _)| matches!(s, Sink::OtelLog));
     for (sink, name) in settings.sinks {
         let block_on = block_on.clone();
@@ -328,6 +217,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
                 BatchProcessor::start(name, &path.display().to_string(), exporter, &resource, batch, block_on)
             }
             Sink::Custom(start) => start(name, &resource, batch, block_on),
+            #[cfg(feature = "webhook")]
             Sink::Webhook(hook) => BatchProcessor::start(
                 name,
                 &hook.url.clone(),
@@ -336,17 +226,25 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
                 batch,
                 block_on,
             ),
+            // Refused when the settings were resolved, with the feature named.
+            #[cfg(not(feature = "otlp"))]
             Sink::Otlp | Sink::OtelLog => {
+                return Err(Error::Exporter { backend: name, reason: "needs observra's `otlp` cargo feature".into() });
+            }
+            #[cfg(feature = "otlp")]
+            Sink::Otlp | Sink::OtelLog => {
+                use crate::otlp::{CountingMetricExporter, log_exporter, metric_exporter, span_exporter};
                 let Some(otlp) = settings.otlp.as_ref() else {
                     return Err(Error::Exporter { backend: "otlp", reason: "no OTLP settings resolved".into() });
                 };
+                #[cfg(feature = "grpc")]
                 let _enter = runtime.as_ref().map(|rt| rt.enter());
                 if metric_reader.is_none() && settings.otlp_metrics {
                     let (exporter, cause) = metric_exporter(&otlp.metrics, settings.temporality)?;
-                    let diag = Arc::new(MetricsDiag {
+                    let diag = Arc::new(crate::diag::MetricsDiag {
                         reporter: crate::diag::Reporter::new("otlp metrics", &otlp.metrics.endpoint, "metric points"),
                         cause,
-                        failed_points: AtomicU64::new(0),
+                        failed_points: std::sync::atomic::AtomicU64::new(0),
                         last_error: std::sync::Mutex::new(None),
                     });
                     metrics_diag = Some(diag.clone());
@@ -376,7 +274,9 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
         processors.push(processor);
     }
 
+    #[cfg(feature = "prometheus")]
     let prometheus_reader = settings.prometheus_addr.as_ref().map(|_| crate::prometheus::SharedReader::new());
+    #[cfg(feature = "prometheus")]
     let prometheus = match (settings.prometheus_addr, &prometheus_reader) {
         (Some((addr, setting)), Some(reader)) => Some(
             crate::prometheus::Endpoint::start(addr, reader.clone())
@@ -384,6 +284,12 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
         ),
         _ => None,
     };
+    #[cfg(not(feature = "prometheus"))]
+    let prometheus: Option<PromEndpoint> = None;
+    #[cfg(not(feature = "prometheus"))]
+    let prometheus_reader: Option<opentelemetry_sdk::metrics::ManualReader> = None;
+    #[cfg(not(feature = "otlp"))]
+    let metric_reader: Option<opentelemetry_sdk::metrics::ManualReader> = metric_reader;
     let meter_provider = if metric_reader.is_some() || prometheus_reader.is_some() {
         let mut b = SdkMeterProvider::builder().with_resource(resource.clone());
         if let Some(r) = metric_reader {
@@ -508,9 +414,10 @@ fn take_and_stop(deadline: Duration) -> Result<ShutdownReport> {
     }
     // Never block here: the guard may drop inside an async runtime.
     // Stop answering scrapes now, even if open spans still hold the pipeline.
+    #[cfg(feature = "prometheus")]
     drop(pipeline.prometheus.lock().ok().and_then(|mut e| e.take()));
-    let rt = pipeline.runtime.lock().ok().and_then(|mut r| r.take());
-    if let Some(rt) = rt {
+    #[cfg(feature = "grpc")]
+    if let Some(rt) = pipeline.runtime.lock().ok().and_then(|mut r| r.take()) {
         rt.shutdown_background();
     }
     Ok(ShutdownReport { backends, metrics_error, elapsed: start.elapsed() })
@@ -726,7 +633,10 @@ impl SelfMetrics {
                 .with_unit("{point}")
                 .with_description("Metric data points the OTLP metric exporter delivered or failed to.")
                 .with_callback(move |o| {
-                    for (state, c) in [("exported", &METRIC_POINTS_EXPORTED), ("failed", &METRIC_POINTS_FAILED)] {
+                    for (state, c) in [
+                        ("exported", &crate::diag::METRIC_POINTS_EXPORTED),
+                        ("failed", &crate::diag::METRIC_POINTS_FAILED),
+                    ] {
                         o.observe(c.load(Ordering::Relaxed), &[KeyValue::new(m::PIPELINE_STATE, state)])
                     }
                 })
@@ -940,8 +850,8 @@ pub fn health() -> Health {
         export_successes: t.export_ok,
         export_errors: t.export_err,
         logs_exported: t.log_records,
-        metric_points_exported: METRIC_POINTS_EXPORTED.load(Ordering::Relaxed),
-        metric_points_failed: METRIC_POINTS_FAILED.load(Ordering::Relaxed),
+        metric_points_exported: crate::diag::METRIC_POINTS_EXPORTED.load(Ordering::Relaxed),
+        metric_points_failed: crate::diag::METRIC_POINTS_FAILED.load(Ordering::Relaxed),
         metric_jobs_dropped: crate::base::state::METRIC_JOBS_DROPPED.load(Ordering::Relaxed),
         metric_queue_depth: state::installed().map_or(0, |i| i.queue.depth()),
         export_latency_p50: percentile(&mut all_latencies.clone(), 0.5),

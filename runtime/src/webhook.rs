@@ -254,7 +254,7 @@ pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
 
 /// HMAC-SHA256 of `body` under `key`, lower-case hex.
 pub fn hmac_hex(key: &[u8], body: &[u8]) -> String {
-    crate::audit::hmac_hex(key, body)
+    crate::sign::hmac_hex(key, body)
 }
 
 fn seed() -> u64 {

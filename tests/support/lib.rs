@@ -567,6 +567,69 @@ pub struct Receiver {
     grpc_addr: SocketAddr,
     store: Shared,
     runtime: Option<tokio::runtime::Runtime>,
+    tls: bool,
+}
+
+/// A certificate authority made at test time, and a server certificate it
+/// signed for `localhost` and `127.0.0.1`, for the HTTPS receiver.
+pub struct TestCa {
+    /// The CA's certificate (PEM): what a client trusts.
+    pub ca_cert_pem: String,
+    /// The server's certificate (PEM).
+    pub server_cert_pem: String,
+    /// The server's private key (PEM).
+    pub server_key_pem: String,
+}
+
+impl TestCa {
+    /// A fresh CA and server certificate.
+    pub fn new() -> TestCa {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().expect("ca key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "observra test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).expect("ca cert");
+        let issuer = Issuer::new(ca_params, ca_key);
+        let server_key = KeyPair::generate().expect("server key");
+        let server_params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("server params");
+        let server_cert = server_params.signed_by(&server_key, &issuer).expect("server cert");
+        TestCa {
+            ca_cert_pem: ca_cert.pem(),
+            server_cert_pem: server_cert.pem(),
+            server_key_pem: server_key.serialize_pem(),
+        }
+    }
+
+    /// Writes the CA certificate to `path`, for `OTEL_EXPORTER_OTLP_CERTIFICATE`.
+    pub fn write_ca(&self, path: &std::path::Path) {
+        std::fs::write(path, &self.ca_cert_pem).expect("write the CA certificate");
+    }
+
+    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_slice_iter(self.server_cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("server cert");
+        let key = PrivateKeyDer::from_pem_slice(self.server_key_pem.as_bytes()).expect("server key");
+        let config =
+            rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("protocols")
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .expect("server config");
+        tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Receiver {
@@ -584,6 +647,23 @@ impl Receiver {
     /// Starts with `http` as the HTTP listener (e.g. [`RefusingPort::listen`]:
     /// a collector coming up on a port that refused connections until now).
     pub fn start_with(http: std::net::TcpListener) -> Receiver {
+        Self::start_inner(http, None)
+    }
+
+    /// Starts with both listeners behind TLS, with `ca`'s server
+    /// certificate (for `localhost` and `127.0.0.1`): `https://` endpoints.
+    pub fn start_tls(ca: &TestCa) -> Receiver {
+        // tonic's server takes rustls's process-wide provider, which this
+        // test binary (ring for the test server, aws-lc-rs in observra) must
+        // name; observra's own clients always name theirs.
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+        let http = std::net::TcpListener::bind("127.0.0.1:0").expect("bind https");
+        let mut r = Self::start_inner(http, Some(ca));
+        r.tls = true;
+        r
+    }
+
+    fn start_inner(http: std::net::TcpListener, tls: Option<&TestCa>) -> Receiver {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -597,15 +677,25 @@ impl Receiver {
         };
         let http_addr = http.local_addr().expect("http addr");
         let http_store = store.clone();
+        let acceptor = tls.map(TestCa::acceptor);
         runtime.spawn(async move {
             loop {
                 let Ok((stream, _)) = http.accept().await else { continue };
                 let store = http_store.clone();
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| http_handler(store.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
+                    let http1 = hyper::server::conn::http1::Builder::new();
+                    match acceptor {
+                        None => {
+                            let _ = http1.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+                        }
+                        Some(acceptor) => {
+                            // A client that does not trust the certificate fails here.
+                            let Ok(tls) = acceptor.accept(stream).await else { return };
+                            let _ = http1.serve_connection(hyper_util::rt::TokioIo::new(tls), service).await;
+                        }
+                    }
                 });
             }
         });
@@ -615,25 +705,31 @@ impl Receiver {
         };
         let grpc_addr = incoming.local_addr().expect("grpc addr");
         let svc = Grpc(store.clone());
+        let mut server = tonic::transport::Server::builder();
+        if let Some(ca) = tls {
+            let identity = tonic::transport::Identity::from_pem(&ca.server_cert_pem, &ca.server_key_pem);
+            server = server.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity)).expect("grpc tls");
+        }
         runtime.spawn(async move {
-            let _ = tonic::transport::Server::builder()
+            let _ = server
                 .add_service(TraceServiceServer::new(svc.clone()))
                 .add_service(MetricsServiceServer::new(svc.clone()))
                 .add_service(LogsServiceServer::new(svc))
                 .serve_with_incoming(incoming)
                 .await;
         });
-        Receiver { http_addr, grpc_addr, store, runtime: Some(runtime) }
+        Receiver { http_addr, grpc_addr, store, runtime: Some(runtime), tls: false }
     }
 
-    /// Base URL of the OTLP/HTTP listener, e.g. `http://127.0.0.1:41234`.
+    /// Base URL of the OTLP/HTTP listener, e.g. `http://127.0.0.1:41234`
+    /// (`https://` from [`Receiver::start_tls`]).
     pub fn http_endpoint(&self) -> String {
-        format!("http://{}", self.http_addr)
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.http_addr)
     }
 
     /// URL of the OTLP/gRPC listener.
     pub fn grpc_endpoint(&self) -> String {
-        format!("http://{}", self.grpc_addr)
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.grpc_addr)
     }
 
     /// Makes every HTTP request fail with `status` (None: answer normally).

@@ -86,9 +86,19 @@ impl Jsonl {
     /// Code, then the environment, then the defaults.
     pub(crate) fn resolve(self, env: &EnvSource) -> Result<JsonlSettings> {
         let key = |code: Option<[u8; 32]>, var: &'static str| -> Result<Option<[u8; 32]>> {
+            #[cfg(not(feature = "audit"))]
+            if code.is_some() || env.get(var).is_some() {
+                let setting = if code.is_some() { Setting::Builder("jsonl key") } else { Setting::Env(var) };
+                return Err(Error::invalid(
+                    setting,
+                    "<redacted key>",
+                    "encrypted and hash-chained JSONL need observra's `audit` cargo feature",
+                ));
+            }
             match code {
                 Some(k) => Ok(Some(k)),
                 // A bad key is named, never shown.
+                #[cfg(feature = "audit")]
                 None => env
                     .get(var)
                     .map(|v| {
@@ -96,6 +106,8 @@ impl Jsonl {
                             .map_err(|reason| Error::invalid(Setting::Env(var), "<redacted key>", reason))
                     })
                     .transpose(),
+                #[cfg(not(feature = "audit"))]
+                None => Ok(None),
             }
         };
         Ok(JsonlSettings {

@@ -117,6 +117,13 @@ impl Metrics {
             None => pick(None, env, "OBSERVRA_PROMETHEUS_ADDR", parse_addr)?
                 .map(|a| (a, Setting::Env("OBSERVRA_PROMETHEUS_ADDR"))),
         };
+        if let (Some((addr, setting)), false) = (&prometheus_addr, cfg!(feature = "prometheus")) {
+            return Err(Error::invalid(
+                setting.clone(),
+                addr.to_string(),
+                "the Prometheus endpoint needs observra's `prometheus` cargo feature",
+            ));
+        }
         Ok(MetricsSettings { interval, temporality, prometheus_addr, otlp: otlp_metrics })
     }
 }

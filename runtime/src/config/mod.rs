@@ -30,7 +30,11 @@ mod redaction;
 pub use jsonl::Jsonl;
 pub use metrics::Metrics;
 pub use otlp::Otlp;
-pub(crate) use otlp::{OtlpSettings, SignalSettings, validate_endpoint};
+pub(crate) use otlp::OtlpSettings;
+#[cfg(any(feature = "webhook", test))]
+pub(crate) use otlp::validate_endpoint;
+#[cfg(feature = "otlp")]
+pub(crate) use otlp::{SignalSettings, TlsFiles};
 pub use redaction::Redaction;
 
 /// Default deadline for the flush-and-shutdown the guard does on drop.
@@ -91,6 +95,17 @@ impl Backend {
             "jsonl" => Some(Backend::Jsonl),
             "stdout" => Some(Backend::Stdout),
             "webhook" => Some(Backend::Webhook),
+            _ => None,
+        }
+    }
+}
+
+impl Backend {
+    /// The cargo feature this backend needs, when this build lacks it.
+    fn feature_missing(self) -> Option<&'static str> {
+        match self {
+            Backend::Otlp | Backend::OtelLog if !cfg!(feature = "otlp") => Some("otlp"),
+            Backend::Webhook if !cfg!(feature = "webhook") => Some("webhook"),
             _ => None,
         }
     }
@@ -217,6 +232,7 @@ pub struct Builder {
     environment: Option<String>,
     resource: Vec<KeyValue>,
     backends: Option<Vec<Backend>>,
+    #[cfg(feature = "webhook")]
     webhook: Option<crate::webhook::Webhook>,
     otlp: Otlp,
     max_queue_size: Option<usize>,
@@ -260,6 +276,7 @@ impl Default for Builder {
             environment: None,
             resource: Vec::new(),
             backends: None,
+            #[cfg(feature = "webhook")]
             webhook: None,
             otlp: Otlp::default(),
             max_queue_size: None,
@@ -341,6 +358,8 @@ impl Builder {
         self.custom.push((name, crate::batch::start_leg(name, exporter)));
         self
     }
+    #[cfg(feature = "webhook")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
     /// Configures the webhook backend, and selects it when no backend is
     /// chosen otherwise (overrides the `OBSERVRA_WEBHOOK_*` variables).
     pub fn webhook(mut self, webhook: crate::webhook::Webhook) -> Self {
@@ -630,6 +649,7 @@ impl Builder {
                 Some(list) => list,
                 None if !self.custom.is_empty() => Vec::new(),
                 None if jsonl.writer.is_some() => vec![Backend::Stdout],
+                #[cfg(feature = "webhook")]
                 None if self.webhook.is_some() => vec![Backend::Webhook],
                 None if self.otlp.has_endpoint() || any_otlp_env => {
                     vec![Backend::Otlp]
@@ -638,6 +658,23 @@ impl Builder {
                 None => vec![Backend::Stdout],
             },
         };
+        for b in &backends {
+            if let Some(feature) = b.feature_missing() {
+                let setting = if env.get("OBSERVRA_BACKEND").is_some() {
+                    Setting::Env("OBSERVRA_BACKEND")
+                } else if any_otlp_env && *b == Backend::Otlp {
+                    Setting::Env("OTEL_EXPORTER_OTLP_ENDPOINT")
+                } else {
+                    Setting::Builder("backends")
+                };
+                return Err(Error::invalid(
+                    setting,
+                    b.name(),
+                    format!("the {} backend needs observra's `{feature}` cargo feature", b.name()),
+                ));
+            }
+        }
+        #[cfg(feature = "webhook")]
         let webhook = if backends.contains(&Backend::Webhook) { Some(resolve_webhook(&mut self, &env)?) } else { None };
 
         let mut batch = BatchSettings {
@@ -734,6 +771,7 @@ impl Builder {
             }
         }
 
+        #[cfg(feature = "webhook")]
         let mut webhook = webhook;
         let sinks = backends
             .iter()
@@ -749,9 +787,13 @@ impl Builder {
                         Some(w) => Sink::Writer(w),
                         None => Sink::File(jsonl.path.take().unwrap_or_else(|| PathBuf::from(DEFAULT_JSONL_PATH))),
                     },
+                    #[cfg(feature = "webhook")]
                     Backend::Webhook => {
                         Sink::Webhook(webhook.take().unwrap_or_else(|| crate::webhook::Webhook::new("")))
                     }
+                    // Refused above, with the feature named.
+                    #[cfg(not(feature = "webhook"))]
+                    Backend::Webhook => Sink::Stdout,
                 };
                 (sink, b.name())
             })
@@ -795,7 +837,9 @@ pub(crate) struct Settings {
     pub sinks: Vec<(Sink, &'static str)>,
     pub otlp: Option<OtlpSettings>,
     pub batch: BatchSettings,
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub metric_interval: Duration,
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub temporality: Temporality,
     pub shutdown_timeout: Duration,
     pub max_level: tracing::Level,
@@ -809,8 +853,10 @@ pub(crate) struct Settings {
     pub budget: Budget,
     pub budget_callback: Option<BudgetCallback>,
     /// The address and the setting it came from (for bind errors).
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub prometheus_addr: Option<(std::net::SocketAddr, Setting)>,
     /// Whether metrics also go out over OTLP (`OTEL_METRICS_EXPORTER`).
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub otlp_metrics: bool,
     /// JSONL encryption key.
     pub encryption_key: Option<[u8; 32]>,
@@ -829,12 +875,14 @@ pub(crate) enum Sink {
     Stdout,
     File(PathBuf),
     Writer(Box<dyn Write + Send>),
+    #[cfg(feature = "webhook")]
     Webhook(crate::webhook::Webhook),
     /// A user's exporter, ready to start.
     Custom(crate::batch::StartLeg),
 }
 
 /// The webhook settings: the builder's, or the `OBSERVRA_WEBHOOK_*` variables.
+#[cfg(feature = "webhook")]
 fn resolve_webhook(b: &mut Builder, env: &EnvSource) -> Result<crate::webhook::Webhook> {
     use crate::webhook::Webhook;
     let (hook, url_setting, header_setting) = match b.webhook.take() {
@@ -879,6 +927,7 @@ fn resolve_webhook(b: &mut Builder, env: &EnvSource) -> Result<crate::webhook::W
 
 /// Headers as an `http::HeaderMap`; a bad name or value is an error naming
 /// `setting` and the header.
+#[cfg(any(feature = "webhook", feature = "grpc"))]
 pub(crate) fn header_map(setting: Setting, headers: &[(String, String)]) -> Result<http::HeaderMap> {
     let mut map = http::HeaderMap::new();
     for (k, v) in headers {
@@ -1073,5 +1122,58 @@ mod tests {
         for bad in ["localhost:4318", "http://", "http://h:99999", "ftp://h", "http://h :1"] {
             assert!(validate_endpoint(Setting::Builder("endpoint"), bad).is_err(), "{bad}");
         }
+    }
+}
+
+/// Asking for what a feature left out is a typed error naming the feature
+/// (run by `.ci/run` with `--no-default-features` and with the defaults).
+#[cfg(test)]
+mod feature_errors {
+    use super::*;
+
+    fn install_error(vars: &[(&str, &str)]) -> Option<String> {
+        Builder::default()
+            .env_from(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .resolve()
+            .err()
+            .map(|e| e.to_string())
+    }
+
+    #[test]
+    fn each_left_out_feature_is_named_when_asked_for() {
+        let mut cases: Vec<(&[(&str, &str)], &str)> = Vec::new();
+        if !cfg!(feature = "otlp") {
+            cases.push((&[("OBSERVRA_BACKEND", "otlp")], "`otlp` cargo feature"));
+            cases.push((&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")], "`otlp` cargo feature"));
+        }
+        // Without `otlp`, the backend itself is refused first.
+        if cfg!(feature = "otlp") && !cfg!(feature = "grpc") {
+            cases.push((
+                &[("OBSERVRA_BACKEND", "otlp"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")],
+                "`grpc` cargo feature",
+            ));
+        }
+        if cfg!(feature = "otlp") && !cfg!(feature = "tls") {
+            cases.push((&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector.example:4318")], "`tls` cargo feature"));
+        }
+        if !cfg!(feature = "webhook") {
+            cases.push((&[("OBSERVRA_BACKEND", "webhook")], "`webhook` cargo feature"));
+        }
+        if !cfg!(feature = "audit") {
+            cases.push((&[("OBSERVRA_AUDIT_KEY", "x")], "`audit` cargo feature"));
+        }
+        if !cfg!(feature = "prometheus") {
+            cases.push((&[("OBSERVRA_PROMETHEUS_ADDR", "127.0.0.1:0")], "`prometheus` cargo feature"));
+        }
+        for (vars, feature) in cases {
+            let msg = install_error(vars).unwrap_or_else(|| panic!("{vars:?} must be refused"));
+            assert!(msg.contains(feature), "{vars:?}: {msg}");
+        }
+    }
+
+    #[test]
+    fn the_default_set_up_needs_no_feature() {
+        assert!(install_error(&[]).is_none(), "JSONL on stdout, always there");
+        assert!(install_error(&[("OBSERVRA_BACKEND", "jsonl")]).is_none());
     }
 }

@@ -103,6 +103,13 @@ impl Otlp {
                     },
                 },
             };
+            if protocol == Protocol::Grpc && !cfg!(feature = "grpc") {
+                return Err(Error::invalid(
+                    Setting::Builder("protocol"),
+                    "grpc",
+                    "grpc needs observra's `grpc` cargo feature; use http/protobuf or enable it",
+                ));
+            }
             let join = |base: &str| match protocol {
                 Protocol::HttpProtobuf => format!("{}/{path}", base.trim_end_matches('/')),
                 Protocol::Grpc => base.to_string(),
@@ -152,7 +159,8 @@ impl Otlp {
                     }
                 },
             };
-            Ok(SignalSettings { endpoint, protocol, headers, timeout })
+            let tls = TlsFiles::resolve(env, sig_prefix(endpoint_var))?;
+            Ok(SignalSettings { endpoint, protocol, headers, timeout, tls })
         };
         Ok(OtlpSettings {
             traces: signal(
@@ -202,17 +210,101 @@ pub(crate) struct OtlpSettings {
 
 /// One signal's OTLP endpoint, transport, headers and timeout.
 #[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
 pub(crate) struct SignalSettings {
     pub endpoint: String,
     pub protocol: Protocol,
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
+    pub tls: TlsFiles,
+}
+
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` → `OTEL_EXPORTER_OTLP_TRACES_`.
+fn sig_prefix(endpoint_var: &'static str) -> &'static str {
+    endpoint_var.strip_suffix("ENDPOINT").unwrap_or("OTEL_EXPORTER_OTLP_")
+}
+
+/// The PEM files of `OTEL_EXPORTER_OTLP_[SIGNAL_]CERTIFICATE` (the CA that
+/// signs the collector's certificate, trusted beside Mozilla's roots) and
+/// `..._CLIENT_CERTIFICATE` / `..._CLIENT_KEY` (mutual TLS), read at install.
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(not(all(feature = "tls", feature = "otlp")), allow(dead_code))]
+pub(crate) struct TlsFiles {
+    pub ca: Option<PemFile>,
+    pub client_certificate: Option<PemFile>,
+    pub client_key: Option<PemFile>,
+}
+
+/// A PEM file and the setting that named it (for errors).
+#[derive(Clone)]
+#[cfg_attr(not(all(feature = "tls", feature = "otlp")), allow(dead_code))]
+pub(crate) struct PemFile {
+    pub setting: Setting,
+    pub path: String,
+    pub pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for PemFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the contents: a client key is a secret.
+        f.debug_struct("PemFile").field("setting", &self.setting).field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl TlsFiles {
+    fn resolve(env: &EnvSource, signal_prefix: &'static str) -> Result<TlsFiles> {
+        let file = |suffix: &'static str| -> Result<Option<PemFile>> {
+            let signal_var = leak(format!("{signal_prefix}{suffix}"));
+            let generic_var = leak(format!("OTEL_EXPORTER_OTLP_{suffix}"));
+            let Some((var, path)) =
+                env.get(signal_var).map(|p| (signal_var, p)).or_else(|| env.get(generic_var).map(|p| (generic_var, p)))
+            else {
+                return Ok(None);
+            };
+            let pem = std::fs::read(&path)
+                .map_err(|e| Error::invalid(Setting::Env(var), path.clone(), format!("cannot read the file: {e}")))?;
+            if !pem.windows(10).any(|w| w == b"-----BEGIN") {
+                return Err(Error::invalid(Setting::Env(var), path, "not a PEM file (no -----BEGIN line)"));
+            }
+            Ok(Some(PemFile { setting: Setting::Env(var), path, pem }))
+        };
+        let tls = TlsFiles {
+            ca: file("CERTIFICATE")?,
+            client_certificate: file("CLIENT_CERTIFICATE")?,
+            client_key: file("CLIENT_KEY")?,
+        };
+        if let (Some(c), None) | (None, Some(c)) = (&tls.client_certificate, &tls.client_key) {
+            return Err(Error::invalid(
+                c.setting.clone(),
+                c.path.clone(),
+                "a client certificate and a client key go together: set both (..._CLIENT_CERTIFICATE and ..._CLIENT_KEY)",
+            ));
+        }
+        Ok(tls)
+    }
+}
+
+/// The variable names are built from a fixed set; each is made once.
+fn leak(name: String) -> &'static str {
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(n) = names.iter().find(|n| **n == name) {
+        return n;
+    }
+    let n: &'static str = Box::leak(name.into_boxed_str());
+    names.push(n);
+    n
 }
 
 pub(crate) fn parse_protocol(setting: Setting, v: &str) -> Result<Protocol> {
     match v.trim() {
         "http/protobuf" => Ok(Protocol::HttpProtobuf),
-        "grpc" => Ok(Protocol::Grpc),
+        "grpc" if cfg!(feature = "grpc") => Ok(Protocol::Grpc),
+        "grpc" => Err(Error::invalid(
+            setting,
+            v,
+            "grpc needs observra's `grpc` cargo feature; use http/protobuf or enable it",
+        )),
         "http/json" => {
             Err(Error::invalid(setting, v, "http/json is not supported by this build; use http/protobuf or grpc"))
         }

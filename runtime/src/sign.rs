@@ -1,0 +1,25 @@
+//! HMAC-SHA256 signatures, for the audit chain and the webhook backend's
+//! request signatures.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// HMAC-SHA256 of `bytes` under `key`, lower-case hex.
+pub(crate) fn hmac_hex(key: &[u8], bytes: &[u8]) -> String {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let Ok(mut mac) = <HmacSha256 as Mac>::new_from_slice(key) else { return String::new() };
+    mac.update(bytes);
+    hex(&mac.finalize().into_bytes())
+}
