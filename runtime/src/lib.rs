@@ -28,6 +28,25 @@
 //! - Users with their own `tracing` subscriber add [`layer()`] to it.
 //! - Export never blocks the caller: spans go through a bounded queue to an
 //!   export thread; what does not fit is dropped and counted ([`health`]).
+//!
+//! ## Cargo features
+//!
+//! | feature | default | adds |
+//! |---|---|---|
+//! | `otlp` | yes | OTLP over HTTP/protobuf (traces, metrics, the `otel_log` backend) |
+//! | `tls` | yes | `https://` endpoints (rustls with aws-lc-rs, Mozilla's roots, `OTEL_EXPORTER_OTLP_CERTIFICATE`, client certificates) |
+//! | `grpc` | | OTLP over gRPC |
+//! | `webhook` | | the `webhook` backend (`observra::Webhook`) |
+//! | `audit` | | encrypted and hash-chained JSONL, `observra::audit` |
+//! | `prometheus` | | the Prometheus pull endpoint |
+//! | `analytics` | | `observra::analytics` |
+//! | `toml` | | TOML price files |
+//! | `async-openai`, `genai` | | instrumented clients ([`integrations`]) |
+//! | `tower`, `reqwest` | | trace context for HTTP servers and clients ([`propagation`]) |
+//!
+//! Redaction and JSONL are always there. Asking for what a feature left out
+//! is a typed [`Error`] at [`Builder::install`] naming the setting, the value
+//! and the feature.
 
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -32,6 +32,8 @@ pub mod fake_openai;
 
 pub mod fake_providers;
 
+pub mod prometheus;
+
 /// An API error with an HTTP status, as the tests' fake model clients
 /// return it: `error.type` is the status code.
 #[derive(Debug)]

@@ -4,13 +4,13 @@
 //! queries. Everything listens on 127.0.0.1 only.
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use observra::{LlmResponse, Usage, agent, llm_call, tool_call};
-use observra_test_support::{http_get, serial, url_encode};
+use observra_test_support::prometheus::{Prometheus, value, which};
+use observra_test_support::{http_get, serial};
 
 struct Reply;
 impl LlmResponse for Reply {
@@ -94,39 +94,15 @@ fn a_bad_prometheus_address_is_a_typed_error() {
     assert!(!observra::health().installed, "nothing left installed after the error");
 }
 
-/// A Prometheus server for the test, killed on drop.
-struct PromServer(Child);
-
-impl Drop for PromServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
-
-fn query(prom: &str, q: &str) -> Vec<serde_json::Value> {
-    let Ok((200, body)) = http_get(prom, &format!("/api/v1/query?query={}", url_encode(q))) else { return Vec::new() };
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-    v["data"]["result"].as_array().cloned().unwrap_or_default()
-}
-
-fn value(sample: &serde_json::Value) -> f64 {
-    sample["value"][1].as_str().and_then(|s| s.parse().ok()).unwrap_or(f64::NAN)
-}
-
 #[test]
 fn a_real_prometheus_scrapes_the_endpoint_and_answers_the_dashboard_queries() {
-    let Ok(binary) = which("prometheus") else {
+    if which("prometheus").is_none() {
         eprintln!(
             "\n!!!!!!!! SKIPPED: the `prometheus` binary is not installed and scripts/test.sh could not install it \
              (Debian package `prometheus`). The real-Prometheus test did not run. !!!!!!!!\n"
         );
         return;
-    };
+    }
     let _s = serial();
     let guard = install_with_prometheus();
     let target = observra::prometheus_addr().expect("endpoint").to_string();
@@ -145,50 +121,7 @@ fn a_real_prometheus_scrapes_the_endpoint_and_answers_the_dashboard_queries() {
     });
 
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("prometheus-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: observra\n    \
-             scrape_interval: 1s\n    static_configs:\n      - targets: ['{target}']\n"
-        ),
-    )
-    .unwrap();
-    // A free port can be taken by someone else before Prometheus binds it:
-    // then Prometheus exits, and it is started again on another port.
-    let mut started = None;
-    for _ in 0..5 {
-        let prom = format!("127.0.0.1:{}", free_port());
-        let mut server = PromServer(
-            Command::new(&binary)
-                .arg(format!("--config.file={}", config.display()))
-                .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-                .arg(format!("--web.listen-address={prom}"))
-                .arg("--log.level=warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start prometheus"),
-        );
-        let ready = Instant::now() + Duration::from_secs(60);
-        let up = loop {
-            if matches!(http_get(&prom, "/-/ready"), Ok((200, _))) {
-                break true;
-            }
-            if server.0.try_wait().ok().flatten().is_some() || Instant::now() > ready {
-                break false;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        if up {
-            started = Some((prom, server));
-            break;
-        }
-        let _ = server.0.kill();
-    }
-    let (prom, _server) = started.expect("Prometheus came up on one of five ports");
+    let server = Prometheus::start(&target, &dir, &[]).expect("prometheus is installed");
 
     let queries = [
         "rate(observra_agent_requests_total[1m])",
@@ -199,7 +132,7 @@ fn a_real_prometheus_scrapes_the_endpoint_and_answers_the_dashboard_queries() {
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut results = Vec::new();
     while Instant::now() < deadline {
-        results = queries.iter().map(|q| query(&prom, q)).collect::<Vec<_>>();
+        results = queries.iter().map(|q| server.query(q)).collect::<Vec<_>>();
         let rate_ok = results[0].first().map(value).is_some_and(|v| v > 0.0);
         let p95_ok = results[1].first().map(value).is_some_and(|v| v.is_finite() && v > 0.0);
         if rate_ok && p95_ok && !results[2].is_empty() && !results[3].is_empty() {
@@ -211,13 +144,13 @@ fn a_real_prometheus_scrapes_the_endpoint_and_answers_the_dashboard_queries() {
     let _ = workload.join();
     drop(guard);
 
-    let up = query(&prom, "up{job=\"observra\"}");
+    let up = server.query("up{job=\"observra\"}");
     assert_eq!(up.first().map(value), Some(1.0), "Prometheus scraped the endpoint: {up:?}");
     let rate = results[0].first().map(value).unwrap_or(f64::NAN);
     assert!(rate > 0.0, "requests/s: {:?}", results[0]);
     assert_eq!(results[0][0]["metric"]["gen_ai_agent_name"], "support");
     // What Prometheus stored is what the program did: never more requests than were made.
-    let total = query(&prom, "observra_agent_requests_total").first().map(value).unwrap_or(f64::NAN);
+    let total = server.query("observra_agent_requests_total").first().map(value).unwrap_or(f64::NAN);
     let made = made.load(Ordering::Relaxed) as f64;
     assert!(total >= 1.0 && total <= made, "{total} requests stored, {made} made");
     let p95 = results[1].first().map(value).unwrap_or(f64::NAN);
@@ -225,13 +158,6 @@ fn a_real_prometheus_scrapes_the_endpoint_and_answers_the_dashboard_queries() {
     let active = results[2].first().map(value).unwrap_or(f64::NAN);
     assert!((0.0..=1.0).contains(&active), "at most one request in flight: {:?}", results[2]);
     assert!(results[3].first().map(value).is_some_and(|v| v > 0.0), "tokens/s: {:?}", results[3]);
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn which(name: &str) -> Result<std::path::PathBuf, ()> {
-    std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()))
-        .ok_or(())
 }
 
 #[test]

@@ -58,36 +58,40 @@ fn spans_arrive_over_https_when_the_collectors_ca_is_trusted() {
 
 #[test]
 fn without_the_ca_the_export_fails_with_a_certificate_error_in_health_and_on_stderr() {
-    if std::env::var_os("OBSERVRA_TLS_CHILD").is_some() {
+    if let Some(protocol) = std::env::var_os("OBSERVRA_TLS_CHILD") {
+        let protocol = protocol.to_string_lossy().into_owned();
         let _s = serial();
         let ca = TestCa::new();
         let rx = Receiver::start_tls(&ca);
-        let guard = observra::init().env_from(env(&rx, "http/protobuf", None)).install().expect("install");
+        let guard = observra::init().env_from(env(&rx, &protocol, None)).install().expect("install");
         over_tls();
         let flushed = observra::flush();
-        assert!(flushed.is_err(), "an untrusted certificate must fail the export");
+        assert!(flushed.is_err(), "{protocol}: an untrusted certificate must fail the export");
         let health = observra::health();
         let otlp = health.backends.iter().find(|b| b.backend == "otlp").expect("the otlp backend");
-        assert_eq!(otlp.failed, 1, "the span is counted as failed, not lost silently");
+        assert_eq!(otlp.failed, 1, "{protocol}: the span is counted as failed, not lost silently");
         let error = otlp.last_error.clone().unwrap_or_default();
-        assert!(error.to_lowercase().contains("certificate"), "health names the certificate: {error}");
+        assert!(error.to_lowercase().contains("certificate"), "{protocol}: health names the certificate: {error}");
         drop(guard);
         assert!(rx.spans().is_empty(), "nothing was accepted without trust");
         return;
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "without_the_ca_the_export_fails_with_a_certificate_error_in_health_and_on_stderr",
-            "--nocapture",
-        ])
-        .env("OBSERVRA_TLS_CHILD", "1")
-        .output()
-        .expect("run the child");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let line = stderr.lines().find(|l| l.starts_with("observra:") && l.contains("export failed")).unwrap_or_default();
-    assert!(line.to_lowercase().contains("certificate"), "stderr names the certificate: {stderr}");
+    for protocol in ["http/protobuf", "grpc"] {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "without_the_ca_the_export_fails_with_a_certificate_error_in_health_and_on_stderr",
+                "--nocapture",
+            ])
+            .env("OBSERVRA_TLS_CHILD", protocol)
+            .output()
+            .expect("run the child");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{protocol}: {stderr}");
+        let line =
+            stderr.lines().find(|l| l.starts_with("observra:") && l.contains("export failed")).unwrap_or_default();
+        assert!(line.to_lowercase().contains("certificate"), "{protocol}: stderr names the certificate: {stderr}");
+    }
 }
 
 #[test]

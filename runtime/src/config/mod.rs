@@ -72,7 +72,7 @@ pub enum Backend {
     Jsonl,
     /// JSON lines on standard output: the embedded default.
     Stdout,
-    /// JSON batches POSTed to a URL; see [`crate::Webhook`].
+    /// JSON batches POSTed to a URL; see `observra::Webhook` (feature `webhook`).
     Webhook,
 }
 
@@ -557,14 +557,14 @@ impl Builder {
     }
 
     /// Encrypts every JSONL line with AES-256-GCM under this key (overrides
-    /// `OBSERVRA_JSONL_KEY`); read the file back with [`crate::audit::decrypt`]
+    /// `OBSERVRA_JSONL_KEY`); read the file back with `observra::audit::decrypt` (feature `audit`)
     /// or `observra decrypt`.
     pub fn jsonl_encryption_key(mut self, key: [u8; 32]) -> Self {
         self.jsonl = self.jsonl.encryption_key(key);
         self
     }
     /// Chains every JSONL record with HMAC-SHA256 under this key (overrides
-    /// `OBSERVRA_AUDIT_KEY`); check it with [`crate::audit::verify`] or
+    /// `OBSERVRA_AUDIT_KEY`); check it with `observra::audit::verify` or
     /// `observra verify`.
     pub fn jsonl_audit_key(mut self, key: [u8; 32]) -> Self {
         self.jsonl = self.jsonl.audit_key(key);

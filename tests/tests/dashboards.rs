@@ -1,0 +1,160 @@
+//! The Grafana dashboard (`dashboards/agents.json`) and the alert rules
+//! (`dashboards/alerts.yml`) against a real Prometheus (Debian's package,
+//! installed by scripts/test.sh): an agent workload that produces every
+//! metric the dashboard plots (requests, failures, tokens, cost, tool
+//! failures, a streamed call, budget crossings, the pipeline's own
+//! figures), scraped every second; then every panel's PromQL runs through
+//! Prometheus's HTTP API and must return data ("no series" fails; an error
+//! rate of 0 is data). The rules pass `promtool check rules` and load into
+//! the same Prometheus with health "ok".
+
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_core::Stream;
+use observra::{LlmResponse, Usage, agent, llm_call, tool_call};
+use observra_test_support::prometheus::{Prometheus, which};
+use observra_test_support::{http_get, serial};
+
+struct Reply;
+impl LlmResponse for Reply {
+    fn usage(&self) -> Option<Usage> {
+        Some(Usage::new(300, 40))
+    }
+}
+
+#[llm_call(provider = "openai", model = "gpt-4o-mini")]
+fn think() -> Reply {
+    std::thread::sleep(Duration::from_millis(2));
+    Reply
+}
+
+/// A stream whose chunks are ready at once.
+struct Chunks(u32);
+
+impl Stream for Chunks {
+    type Item = String;
+    fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<String>> {
+        if self.0 == 0 {
+            return Poll::Ready(None);
+        }
+        self.0 -= 1;
+        Poll::Ready(Some("token".into()))
+    }
+}
+
+#[llm_call(provider = "openai", model = "gpt-4o-mini", stream)]
+fn think_streaming() -> impl Stream<Item = String> {
+    std::thread::sleep(Duration::from_millis(2));
+    Chunks(3)
+}
+
+fn drain(mut s: impl Stream<Item = String> + Unpin) {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    while let Poll::Ready(Some(_)) = Pin::new(&mut s).poll_next(&mut cx) {}
+}
+
+#[tool_call(name = "lookup")]
+fn lookup(fail: bool) -> Result<u8, std::io::Error> {
+    if fail { Err(std::io::Error::other("not found")) } else { Ok(1) }
+}
+
+#[agent(name = "support")]
+fn support(n: u64) -> Result<(), std::io::Error> {
+    let _ = think();
+    drain(Box::pin(think_streaming()));
+    let _ = lookup(n % 4 == 0);
+    if n % 5 == 0 { Err(std::io::Error::other("gave up")) } else { Ok(()) }
+}
+
+/// Every `expr` of every panel of the dashboard.
+fn panel_queries(dashboard: &serde_json::Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for p in dashboard["panels"].as_array().expect("panels") {
+        for t in p["targets"].as_array().expect("targets") {
+            out.push((p["title"].as_str().unwrap_or("?").to_string(), t["expr"].as_str().expect("expr").to_string()));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_dashboard_panel_returns_data_and_the_alert_rules_load() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("dashboards/agents.json")).unwrap()).unwrap();
+    let queries = panel_queries(&dashboard);
+    assert!(queries.len() >= 12, "{} panels", queries.len());
+    let rules = root.join("dashboards/alerts.yml");
+
+    match which("promtool") {
+        Some(promtool) => {
+            let out = std::process::Command::new(promtool).arg("check").arg("rules").arg(&rules).output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success() && text.contains("SUCCESS: 4 rules found"), "{text}");
+        }
+        None => eprintln!(
+            "\n!!!!!!!! SKIPPED `promtool check rules`: promtool is not installed (Debian package `prometheus`) !!!!!!!!\n"
+        ),
+    }
+    if which("prometheus").is_none() {
+        eprintln!(
+            "\n!!!!!!!! SKIPPED: the `prometheus` binary is not installed and scripts/test.sh could not install it \
+             (Debian package `prometheus`). The dashboard test did not run. !!!!!!!!\n"
+        );
+        return;
+    }
+
+    let _s = serial();
+    let guard = observra::init()
+        .env_from([("OBSERVRA_PROMETHEUS_ADDR", "127.0.0.1:0"), ("OTEL_SERVICE_NAME", "dashboard-test")])
+        .jsonl_writer(std::io::sink())
+        // Every priced call crosses it: the budget panel has data.
+        .budget(observra::Budget::new().per_call_usd(1e-9))
+        .install()
+        .expect("install");
+    let target = observra::prometheus_addr().expect("endpoint").to_string();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let workload = std::thread::spawn(move || {
+        let mut n = 0;
+        while !flag.load(Ordering::Relaxed) {
+            n += 1;
+            let _ = support(n);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("prometheus-dashboard-{}", std::process::id()));
+    let server = Prometheus::start(&target, &dir, &[rules.as_path()]).expect("prometheus is installed");
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut empty: Vec<(String, String)> = queries.clone();
+    while Instant::now() < deadline && !empty.is_empty() {
+        empty.retain(|(_, q)| server.query(q).is_empty());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = workload.join();
+    drop(guard);
+    assert!(empty.is_empty(), "panels with no series after two minutes of scrapes: {empty:#?}");
+
+    // The error rate is a number (0 is data, NaN would be a broken query).
+    let error_rate = queries.iter().find(|(t, _)| t == "Error rate").map(|(_, q)| server.query(q)).unwrap();
+    let rate = observra_test_support::prometheus::value(&error_rate[0]);
+    assert!(rate.is_finite() && (0.0..=1.0).contains(&rate), "{error_rate:?}");
+
+    // The alert rules loaded into the same Prometheus and evaluate cleanly.
+    let (status, body) = http_get(&server.addr, "/api/v1/rules").unwrap();
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let rules: Vec<&serde_json::Value> =
+        v["data"]["groups"].as_array().unwrap().iter().flat_map(|g| g["rules"].as_array().unwrap().iter()).collect();
+    assert_eq!(rules.len(), 4, "{body}");
+    for r in rules {
+        assert_ne!(r["health"], "err", "rule {} fails to evaluate: {}", r["name"], r["lastError"]);
+    }
+}
