@@ -389,6 +389,21 @@ fn details_attributes(span: &[KeyValue], captured: Vec<KeyValue>) -> Vec<KeyValu
     out
 }
 
+/// `{operation} {model, agent, tool or workflow}` for a span named by its
+/// bare operation, when the attribute is there.
+fn conventional_name(name: Cow<'static, str>, operation: &str, attrs: &[KeyValue]) -> Cow<'static, str> {
+    let key = match operation {
+        op::INVOKE_AGENT => sc::GEN_AI_AGENT_NAME,
+        op::EXECUTE_TOOL => sc::GEN_AI_TOOL_NAME,
+        op::INVOKE_WORKFLOW => sc::GEN_AI_WORKFLOW_NAME,
+        _ => sc::GEN_AI_REQUEST_MODEL,
+    };
+    match find(attrs, key) {
+        Some(Value::String(v)) if !v.as_str().is_empty() => Cow::Owned(format!("{operation} {}", v.as_str())),
+        _ => name,
+    }
+}
+
 /// The exported name of a span.
 fn span_name(frame: &Frame, more: &More, request: Option<&StringValue>) -> Cow<'static, str> {
     let (base, with_model) = match (&more.name, frame.site) {
@@ -527,6 +542,12 @@ fn assemble(mut frame: Frame, p: &Installed, out: &Out<'_>, ins: Option<&Instrum
         events.events.push(Event::new(accounting::UNKNOWN_MODEL_WARNING, end_time, attributes, 0));
     }
     let is_llm = frame.operation.is_some_and(|o| op::LLM.contains(&o));
+    // A library's span named by its bare operation (rig's `chat`,
+    // `invoke_agent`, `execute_tool`) gets the conventions' name.
+    let name = match (name, frame.site, frame.operation) {
+        (Some(n), None, Some(o)) if n == o => Some(conventional_name(n, o, &attrs)),
+        (n, _, _) => n,
+    };
     if let (true, Some(operation)) = (is_llm, frame.operation) {
         out.lint(name.as_deref().unwrap_or_default(), operation, &attrs);
     }
@@ -541,6 +562,8 @@ fn assemble(mut frame: Frame, p: &Installed, out: &Out<'_>, ins: Option<&Instrum
     let kind = match (more.kind, frame.site) {
         (Some(kind), _) => kind,
         (None, Some(site)) => site.kind.clone(),
+        // A model call made by a library that did not say: the conventions' CLIENT.
+        (None, None) if is_llm => SpanKind::Client,
         (None, None) => SpanKind::Internal,
     };
     let status = match more.status {
