@@ -89,6 +89,21 @@ pub fn read_request(stream: &TcpStream) -> std::io::Result<(String, Vec<u8>)> {
     Ok((path, body))
 }
 
+/// Where an example's OpenAI client goes: `OPENAI_BASE_URL` (and the key
+/// from `OPENAI_API_KEY`, as the client reads it) when it is set, else a
+/// fake server started here, with a placeholder key. Keep the server alive
+/// as long as the client.
+pub fn api_base_from_env() -> std::io::Result<(Option<FakeOpenAi>, String, Option<&'static str>)> {
+    match std::env::var("OPENAI_BASE_URL") {
+        Ok(base) => Ok((None, base, None)),
+        Err(_) => {
+            let fake = FakeOpenAi::start()?;
+            let base = fake.api_base();
+            Ok((Some(fake), base, Some("not-needed")))
+        }
+    }
+}
+
 /// A running fake OpenAI server; stops when dropped.
 pub struct FakeOpenAi(Server);
 

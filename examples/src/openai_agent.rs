@@ -48,13 +48,11 @@ async fn answer(client: &Instrumented<OpenAIConfig>, question: &str) -> Result<S
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = observra::init().service_name("openai-agent").install()?;
-    let (_fake, config) = match std::env::var("OPENAI_BASE_URL") {
-        Ok(base) => (None, OpenAIConfig::new().with_api_base(base)),
-        Err(_) => {
-            let fake = fake_openai::FakeOpenAi::start()?;
-            let config = OpenAIConfig::new().with_api_base(fake.api_base()).with_api_key("not-needed");
-            (Some(fake), config)
-        }
+    let (_fake, base, key) = fake_openai::api_base_from_env()?;
+    let config = OpenAIConfig::new().with_api_base(base);
+    let config = match key {
+        Some(key) => config.with_api_key(key),
+        None => config,
     };
     // The one line: every chat completion through this client is traced.
     let client = instrument(Client::with_config(config));

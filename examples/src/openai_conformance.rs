@@ -195,13 +195,11 @@ async fn run(client: &Instrumented<OpenAIConfig>, scenario: &str) -> Result<(), 
 async fn main() -> anyhow::Result<()> {
     let scenario = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     let telemetry = observra::init().service_name("openai-conformance").install()?;
-    let (_fake, config) = match std::env::var("OPENAI_BASE_URL") {
-        Ok(base) => (None, OpenAIConfig::new().with_api_base(base)),
-        Err(_) => {
-            let fake = fake_openai::FakeOpenAi::start()?;
-            let config = OpenAIConfig::new().with_api_base(fake.api_base()).with_api_key("not-needed");
-            (Some(fake), config)
-        }
+    let (_fake, base, key) = fake_openai::api_base_from_env()?;
+    let config = OpenAIConfig::new().with_api_base(base);
+    let config = match key {
+        Some(key) => config.with_api_key(key),
+        None => config,
     };
     let client = instrument(Client::with_config(config));
     let names: Vec<&str> = if scenario == "all" { SCENARIOS.to_vec() } else { vec![scenario.as_str()] };

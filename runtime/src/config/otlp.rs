@@ -90,9 +90,9 @@ impl Otlp {
         let signal = |signal_endpoint_code: &Option<String>,
                       sig: &'static str,
                       path: &str,
-                      vars: [&'static str; 4]|
+                      vars: [&'static str; 7]|
          -> Result<SignalSettings> {
-            let [endpoint_var, protocol_var, headers_var, timeout_var] = vars;
+            let [endpoint_var, protocol_var, headers_var, timeout_var, ca_var, cert_var, key_var] = vars;
             let protocol = match b.protocol {
                 Some(p) => p,
                 None => match env.get(protocol_var) {
@@ -159,7 +159,7 @@ impl Otlp {
                     }
                 },
             };
-            let tls = TlsFiles::resolve(env, sig_prefix(endpoint_var))?;
+            let tls = TlsFiles::resolve(env, [ca_var, cert_var, key_var])?;
             Ok(SignalSettings { endpoint, protocol, headers, timeout, tls })
         };
         Ok(OtlpSettings {
@@ -172,6 +172,9 @@ impl Otlp {
                     "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
                     "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
                     "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+                    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+                    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+                    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
                 ],
             )?,
             metrics: signal(
@@ -183,6 +186,9 @@ impl Otlp {
                     "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
                     "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
                     "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+                    "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+                    "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE",
+                    "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY",
                 ],
             )?,
             logs: signal(
@@ -194,6 +200,9 @@ impl Otlp {
                     "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
                     "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
                     "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
+                    "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
+                    "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE",
+                    "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY",
                 ],
             )?,
         })
@@ -217,11 +226,6 @@ pub(crate) struct SignalSettings {
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
     pub tls: TlsFiles,
-}
-
-/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` → `OTEL_EXPORTER_OTLP_TRACES_`.
-fn sig_prefix(endpoint_var: &'static str) -> &'static str {
-    endpoint_var.strip_suffix("ENDPOINT").unwrap_or("OTEL_EXPORTER_OTLP_")
 }
 
 /// The PEM files of `OTEL_EXPORTER_OTLP_[SIGNAL_]CERTIFICATE` (the CA that
@@ -252,10 +256,10 @@ impl std::fmt::Debug for PemFile {
 }
 
 impl TlsFiles {
-    fn resolve(env: &EnvSource, signal_prefix: &'static str) -> Result<TlsFiles> {
-        let file = |suffix: &'static str| -> Result<Option<PemFile>> {
-            let signal_var = leak(format!("{signal_prefix}{suffix}"));
-            let generic_var = leak(format!("OTEL_EXPORTER_OTLP_{suffix}"));
+    /// Reads the signal's variables (`[certificate, client certificate,
+    /// client key]`), each falling back to its `OTEL_EXPORTER_OTLP_*` form.
+    fn resolve(env: &EnvSource, signal_vars: [&'static str; 3]) -> Result<TlsFiles> {
+        let file = |signal_var: &'static str, generic_var: &'static str| -> Result<Option<PemFile>> {
             let Some((var, path)) =
                 env.get(signal_var).map(|p| (signal_var, p)).or_else(|| env.get(generic_var).map(|p| (generic_var, p)))
             else {
@@ -268,10 +272,11 @@ impl TlsFiles {
             }
             Ok(Some(PemFile { setting: Setting::Env(var), path, pem }))
         };
+        let [ca, cert, key] = signal_vars;
         let tls = TlsFiles {
-            ca: file("CERTIFICATE")?,
-            client_certificate: file("CLIENT_CERTIFICATE")?,
-            client_key: file("CLIENT_KEY")?,
+            ca: file(ca, "OTEL_EXPORTER_OTLP_CERTIFICATE")?,
+            client_certificate: file(cert, "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE")?,
+            client_key: file(key, "OTEL_EXPORTER_OTLP_CLIENT_KEY")?,
         };
         if let (Some(c), None) | (None, Some(c)) = (&tls.client_certificate, &tls.client_key) {
             return Err(Error::invalid(
@@ -282,18 +287,6 @@ impl TlsFiles {
         }
         Ok(tls)
     }
-}
-
-/// The variable names are built from a fixed set; each is made once.
-fn leak(name: String) -> &'static str {
-    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
-    let mut names = NAMES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(n) = names.iter().find(|n| **n == name) {
-        return n;
-    }
-    let n: &'static str = Box::leak(name.into_boxed_str());
-    names.push(n);
-    n
 }
 
 pub(crate) fn parse_protocol(setting: Setting, v: &str) -> Result<Protocol> {

@@ -165,6 +165,16 @@ impl<T: LlmRequest + ?Sized> LlmRequest for &T {
     }
 }
 
+/// `server.address` and `server.port` of an API base URL, as the official
+/// instrumentations record them: the port only when it is not the
+/// scheme's default. Nothing for a URL that does not parse.
+#[cfg(any(feature = "async-openai", feature = "genai"))]
+pub(crate) fn server_of(url: &str) -> (Option<String>, Option<u16>) {
+    let Ok(uri) = url.parse::<http::Uri>() else { return (None, None) };
+    let default = if uri.scheme_str() == Some("http") { 80 } else { 443 };
+    (uri.host().map(str::to_string), uri.port_u16().filter(|p| *p != default))
+}
+
 /// Records what a request tells on `span` (the request model is recorded
 /// when the span starts, from [`LlmRequest::model`]).
 pub(crate) fn record_request<T: Target + ?Sized, R: LlmRequest + ?Sized>(span: &T, request: &R) {

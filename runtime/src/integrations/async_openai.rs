@@ -99,7 +99,7 @@ fn response_attributes(tier: Option<&ServiceTier>, fingerprint: Option<&String>)
     out
 }
 
-/// A text part, when there is text.
+/// Adds a text part.
 fn text(parts: &mut Vec<Part>, t: &str) {
     parts.push(Part::Text(t.to_string()));
 }
@@ -408,12 +408,8 @@ struct Server {
 
 impl Server {
     fn of(api_base: &str) -> Server {
-        let Ok(uri) = api_base.parse::<http::Uri>() else { return Server::default() };
-        let default = match uri.scheme_str() {
-            Some("http") => 80,
-            _ => 443,
-        };
-        Server { address: uri.host().map(str::to_string), port: uri.port_u16().filter(|p| *p != default) }
+        let (address, port) = crate::genai::request::server_of(api_base);
+        Server { address, port }
     }
 }
 

@@ -234,15 +234,19 @@ pub struct GenaiRequest<'a> {
     pub endpoint: Option<&'a str>,
 }
 
-fn server(endpoint: Option<&str>) -> Vec<KeyValue> {
-    let Some(uri) = endpoint.and_then(|e| e.parse::<http::Uri>().ok()) else { return Vec::new() };
+/// The attributes of the target genai resolved: `server.*` from its
+/// endpoint, and the adapter's provider (the call site's is `genai`).
+fn target_attributes(provider: Option<AdapterKind>, endpoint: Option<&str>) -> Vec<KeyValue> {
     let mut out = Vec::new();
-    if let Some(host) = uri.host() {
-        out.push(KeyValue::new(sc::SERVER_ADDRESS, host.to_string()));
+    let (address, port) = endpoint.map(crate::genai::request::server_of).unwrap_or_default();
+    if let Some(host) = address {
+        out.push(KeyValue::new(sc::SERVER_ADDRESS, host));
     }
-    let default = if uri.scheme_str() == Some("http") { 80 } else { 443 };
-    if let Some(port) = uri.port_u16().filter(|p| *p != default) {
+    if let Some(port) = port {
         out.push(KeyValue::new(sc::SERVER_PORT, i64::from(port)));
+    }
+    if let Some(kind) = provider {
+        out.push(KeyValue::new(sc::GEN_AI_PROVIDER_NAME, provider_name(kind)));
     }
     out
 }
@@ -253,11 +257,6 @@ impl LlmRequest for GenaiRequest<'_> {
     }
     fn parameters(&self) -> RequestParams {
         let o = self.options;
-        let mut attributes = server(self.endpoint);
-        if let Some(kind) = self.provider {
-            // The call site's provider is genai; the call's is the adapter's.
-            attributes.push(KeyValue::new(sc::GEN_AI_PROVIDER_NAME, provider_name(kind)));
-        }
         RequestParams {
             temperature: o.and_then(|o| o.temperature),
             top_p: o.and_then(|o| o.top_p),
@@ -267,7 +266,7 @@ impl LlmRequest for GenaiRequest<'_> {
             output_type: o.and_then(|o| o.response_format.as_ref()).map(|f| match f {
                 ChatResponseFormat::JsonMode | ChatResponseFormat::JsonSpec(_) => Cow::Borrowed("json"),
             }),
-            attributes,
+            attributes: target_attributes(self.provider, self.endpoint),
             ..RequestParams::default()
         }
     }
@@ -303,14 +302,10 @@ impl LlmRequest for GenaiEmbed<'_> {
         self.model
     }
     fn parameters(&self) -> RequestParams {
-        let mut attributes = server(self.endpoint);
-        if let Some(kind) = self.provider {
-            attributes.push(KeyValue::new(sc::GEN_AI_PROVIDER_NAME, provider_name(kind)));
-        }
         RequestParams {
             dimension_count: self.options.and_then(|o| o.dimensions).map(|d| d as u64),
             encoding_formats: self.options.and_then(|o| o.encoding_format.clone()).into_iter().collect(),
-            attributes,
+            attributes: target_attributes(self.provider, self.endpoint),
             ..RequestParams::default()
         }
     }

@@ -56,8 +56,68 @@ fn record_field(frame: &mut Frame, meta: &'static Metadata<'static>, field: &Fie
             frame.set_status(code, Some(v.into_string()));
         }
         (sc::OBSERVRA_FUNCTION_METRICS, _) => frame.more().function_metrics = Some((meta.name(), meta.target())),
+        // A library's own GenAI fields, in the names it still uses.
+        (name, v) if name.starts_with("gen_ai.") => match normalise(name, v.into_value()) {
+            Normalised::As(key, v) => frame.set_attribute(key, v),
+            Normalised::Failed(kind) => {
+                if !frame.has_error() {
+                    frame.set_error(Cow::Borrowed(kind), String::new());
+                }
+            }
+            Normalised::Dropped => {}
+            Normalised::Kept(v) => frame.set_attribute(Key::from_static_str(name), v),
+        },
         (name, v) => frame.set_attribute(Key::from_static_str(name), v.into_value()),
     }
+}
+
+/// What a library's non-standard or deprecated `gen_ai.*` field becomes.
+enum Normalised {
+    /// The conventions' attribute for it.
+    As(Key, Value),
+    /// A failure marker: the span failed with this `error.type`.
+    Failed(&'static str),
+    /// Nothing (already counted elsewhere, or no meaning in the conventions).
+    Dropped,
+    /// A name observra does not rewrite.
+    Kept(Value),
+}
+
+/// Rewrites the `gen_ai.*` names libraries still emit into the conventions'
+/// current ones, so their spans get the same treatment as observra's own
+/// (rig 0.44, older OpenLLMetry-style code): renamed usage and provider
+/// names, the deprecated `gen_ai.prompt`/`gen_ai.completion` as messages
+/// (content, so the content policy applies), and rig's tool outcome as the
+/// span's error.
+fn normalise(key: &str, v: Value) -> Normalised {
+    let to = |k: &'static str, v: Value| Normalised::As(Key::from_static_str(k), v);
+    match key {
+        "gen_ai.usage.reasoning_tokens" => to(sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, v),
+        "gen_ai.usage.prompt_tokens" => to(sc::GEN_AI_USAGE_INPUT_TOKENS, v),
+        "gen_ai.usage.completion_tokens" => to(sc::GEN_AI_USAGE_OUTPUT_TOKENS, v),
+        "gen_ai.system" => to(sc::GEN_AI_PROVIDER_NAME, v),
+        // Part of the input tokens already (Gemini's tool-use prompt).
+        "gen_ai.usage.tool_use_prompt_tokens" => Normalised::Dropped,
+        "gen_ai.tool.call.outcome" => match v.as_str().to_ascii_lowercase().as_str() {
+            "error" | "failure" | "failed" => Normalised::Failed("tool_error"),
+            _ => Normalised::Dropped,
+        },
+        "gen_ai.tool.error.type" => to(sc::ERROR_TYPE, v),
+        "gen_ai.prompt" => to(sc::GEN_AI_INPUT_MESSAGES, as_messages(v, "user")),
+        "gen_ai.completion" => to(sc::GEN_AI_OUTPUT_MESSAGES, as_messages(v, "assistant")),
+        _ => Normalised::Kept(v),
+    }
+}
+
+/// A deprecated prompt/completion value as the conventions' messages: kept
+/// as it is when it already is a JSON array, else one text message of `role`.
+fn as_messages(v: Value, role: &'static str) -> Value {
+    let text = v.as_str();
+    if text.trim_start().starts_with('[') {
+        return Value::String(text.into_owned().into());
+    }
+    let json = serde_json::json!([{"role": role, "parts": [{"type": "text", "content": text}]}]);
+    Value::String(json.to_string().into())
 }
 
 fn parse_kind(s: &str) -> Option<SpanKind> {
