@@ -331,6 +331,18 @@ pub(crate) fn record_json(record: &mut Frame, key: &'static str, json: &Json) {
     }
 }
 
+/// Records content a library recorded on its own `tracing` span, already
+/// rendered: as [`record_json`] does, per the capture mode (nothing at all
+/// when capture is off).
+pub(crate) fn record_value(record: &mut Frame, key: Key, value: Value) {
+    if on_event() {
+        record.add_captured(KeyValue::new(key.clone(), value.clone()));
+    }
+    if on_span() {
+        record.set_attribute(key, value);
+    }
+}
+
 pub(crate) fn record_messages(record: &mut Frame, key: &'static str, messages: &[Message]) {
     record_json(record, key, &messages.to_messages_json());
 }

@@ -32,7 +32,13 @@ pub mod fake_openai;
 
 pub mod fake_providers;
 
+/// The rig agent of the `rig-agent` example (one file).
+#[path = "../../examples/src/rig_desk.rs"]
+pub mod rig_desk;
+
 pub mod prometheus;
+
+pub mod dashboard_svg;
 
 /// An API error with an HTTP status, as the tests' fake model clients
 /// return it: `error.type` is the status code.

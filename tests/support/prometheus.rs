@@ -93,6 +93,41 @@ impl Prometheus {
     }
 }
 
+impl Prometheus {
+    /// The series of a range query over the last `seconds`, one point a
+    /// second: each series' labels and its finite `(unix seconds, value)`
+    /// points (empty on any error).
+    pub fn query_range(&self, q: &str, seconds: u64) -> Vec<(serde_json::Value, Vec<(f64, f64)>)> {
+        let end = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let path = format!(
+            "/api/v1/query_range?query={}&start={}&end={end}&step=1",
+            url_encode(q),
+            end.saturating_sub(seconds)
+        );
+        let Ok((200, body)) = http_get(&self.addr, &path) else { return Vec::new() };
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let series = v["data"]["result"].as_array().cloned().unwrap_or_default();
+        series
+            .into_iter()
+            .map(|s| {
+                let points = s["values"]
+                    .as_array()
+                    .map(|vs| {
+                        vs.iter()
+                            .filter_map(|p| {
+                                let t = p[0].as_f64()?;
+                                let v: f64 = p[1].as_str()?.parse().ok()?;
+                                v.is_finite().then_some((t, v))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (s["metric"].clone(), points)
+            })
+            .collect()
+    }
+}
+
 /// A query result sample's value.
 pub fn value(sample: &serde_json::Value) -> f64 {
     sample["value"][1].as_str().and_then(|s| s.parse().ok()).unwrap_or(f64::NAN)

@@ -6,7 +6,9 @@
 //! figures), scraped every second; then every panel's PromQL runs through
 //! Prometheus's HTTP API and must return data ("no series" fails; an error
 //! rate of 0 is data). The rules pass `promtool check rules` and load into
-//! the same Prometheus with health "ok".
+//! the same Prometheus with health "ok". The panels' series over the run
+//! are drawn as a picture of the dashboard (the README's, made with
+//! `scripts/dashboard-picture.sh`).
 
 use std::path::Path;
 use std::pin::Pin;
@@ -17,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 use observra::{LlmResponse, Usage, agent, llm_call, tool_call};
+use observra_test_support::dashboard_svg::{Panel, Series, legend, render};
 use observra_test_support::prometheus::{Prometheus, which};
 use observra_test_support::{http_get, serial};
 
@@ -82,6 +85,21 @@ fn panel_queries(dashboard: &serde_json::Value) -> Vec<(String, String)> {
     out
 }
 
+/// Every panel's first query over the last `seconds`, as a panel to draw.
+fn picture(dashboard: &serde_json::Value, server: &Prometheus, seconds: u64) -> Vec<Panel> {
+    let mut panels = Vec::new();
+    for p in dashboard["panels"].as_array().expect("panels") {
+        let expr = p["targets"][0]["expr"].as_str().expect("expr");
+        let series = server
+            .query_range(expr, seconds)
+            .into_iter()
+            .map(|(metric, points)| Series { label: legend(&metric), points })
+            .collect();
+        panels.push(Panel { title: p["title"].as_str().unwrap_or("?").to_string(), series });
+    }
+    panels
+}
+
 #[test]
 fn every_dashboard_panel_returns_data_and_the_alert_rules_load() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -137,10 +155,35 @@ fn every_dashboard_panel_returns_data_and_the_alert_rules_load() {
         empty.retain(|(_, q)| server.query(q).is_empty());
         std::thread::sleep(Duration::from_millis(500));
     }
+    // The picture of the dashboard (README): `scripts/dashboard-picture.sh`
+    // sets OBSERVRA_DASHBOARD_PICTURE and lets the workload run longer, so
+    // the lines have some length.
+    let picture_to = std::env::var_os("OBSERVRA_DASHBOARD_PICTURE");
+    let started = Instant::now();
+    if picture_to.is_some() {
+        std::thread::sleep(Duration::from_secs(90));
+    }
+    let window = (started.elapsed().as_secs() + 130).min(600);
+    let panels = picture(&dashboard, &server, window);
     stop.store(true, Ordering::Relaxed);
     let _ = workload.join();
     drop(guard);
     assert!(empty.is_empty(), "panels with no series after two minutes of scrapes: {empty:#?}");
+    let svg = render("observra: agents", &panels, 3);
+    for p in &panels {
+        assert!(!p.series.is_empty() && p.series.iter().any(|s| !s.points.is_empty()), "{}: nothing to draw", p.title);
+        assert!(
+            svg.contains(&format!(">{}</text>", p.title.replace('&', "&amp;"))),
+            "{} missing from the picture",
+            p.title
+        );
+    }
+    let drawn = Path::new(env!("CARGO_TARGET_TMPDIR")).join("agents-dashboard.svg");
+    std::fs::write(&drawn, &svg).unwrap();
+    if let Some(to) = picture_to {
+        std::fs::write(&to, &svg).unwrap();
+        eprintln!("the dashboard's picture: {}", Path::new(&to).display());
+    }
 
     // The error rate is a number (0 is data, NaN would be a broken query).
     let error_rate = queries.iter().find(|(t, _)| t == "Error rate").map(|(_, q)| server.query(q)).unwrap();

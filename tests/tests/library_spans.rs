@@ -149,3 +149,34 @@ fn with_capture_on_the_deprecated_prompt_and_completion_are_the_current_message_
     let output: serde_json::Value = serde_json::from_str(a.str_attr("gen_ai.output.messages").unwrap()).unwrap();
     assert_eq!(output[0]["parts"][0]["content"], "It ships today.");
 }
+
+#[observra::traced]
+fn instrumented_caller() {
+    // What rig's agent does when `Span::current()` is disabled, as it is
+    // inside a call on the frame path.
+    let span = tracing::info_span!(parent: None, "library_root");
+    let _e = span.enter();
+}
+
+#[test]
+fn an_explicit_root_inside_an_instrumented_call_is_its_child_and_stays_a_root_under_a_tracing_span() {
+    let _s = serial();
+    let rx = Receiver::start();
+    let guard = install_http(&rx, &[]);
+    instrumented_caller();
+    {
+        let plain = tracing::info_span!("plain_parent");
+        let _p = plain.enter();
+        let detached = tracing::info_span!(parent: None, "deliberate_root");
+        let _d = detached.enter();
+    }
+    drop(guard);
+    let spans = rx.spans();
+    let caller = span(&spans, "instrumented_caller");
+    let child = span(&spans, "library_root");
+    assert_eq!(child.parent_span_id.as_deref(), Some(caller.span_id.as_str()));
+    assert_eq!(child.trace_id, caller.trace_id);
+    let root = span(&spans, "deliberate_root");
+    assert_eq!(root.parent_span_id, None, "a root asked for under a visible tracing span stays a root");
+    assert_ne!(root.trace_id, span(&spans, "plain_parent").trace_id);
+}

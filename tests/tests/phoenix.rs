@@ -1,5 +1,6 @@
 //! End to end with Arize Phoenix, a real GenAI observability backend: the
-//! support-agent example exports OTLP/HTTP to a Phoenix server, and what
+//! support-agent example (observra's macros) and the rig-agent example
+//! (rig 0.44's own spans) export OTLP/HTTP to a Phoenix server, and what
 //! Phoenix's own HTTP API returns is checked: the tree (workflow → agent →
 //! llm/tool), span kinds as Phoenix classifies them (AGENT, LLM, TOOL),
 //! models, token counts and status.
@@ -65,7 +66,7 @@ fn phoenix_shows_our_spans_as_agent_llm_and_tool_spans_with_tokens() {
             .env("OUT", &out)
             .env("CARGO", env!("CARGO"))
             .env("REPO", repo())
-            .env("EXPECTED", "13")
+            .env("EXPECTED", "18")
             .env("IN_NETNS", if netns { "1" } else { "0" })
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .status()
@@ -79,9 +80,17 @@ fn phoenix_shows_our_spans_as_agent_llm_and_tool_spans_with_tokens() {
     assert!(status.success(), "the Phoenix run failed ({status}); see {}", work.join("phoenix.log").display());
 
     let body: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).expect("Phoenix answered JSON");
-    let spans = body["data"].as_array().expect("data").clone();
-    assert_eq!(spans.len(), 13, "{body:#}");
-    let id = |s: &Value| s["context"]["span_id"].as_str().unwrap_or("").to_string();
+    let all = body["data"].as_array().expect("data").clone();
+    assert_eq!(all.len(), 18, "13 spans of the support agent, 5 of the rig agent: {body:#}");
+    let trace = |s: &Value| s["context"]["trace_id"].as_str().unwrap_or("").to_string();
+    let trace_of = |root: &str| {
+        let r = all.iter().find(|s| s["name"] == root).unwrap_or_else(|| panic!("no {root}: {body:#}"));
+        let t = trace(r);
+        all.iter().filter(|s| trace(s) == t).cloned().collect::<Vec<_>>()
+    };
+    check_rig(&trace_of("invoke_workflow rig-desk"));
+    let spans = trace_of("invoke_workflow support-desk");
+    assert_eq!(spans.len(), 13, "one trace: {body:#}");
     let named = |n: &str| spans.iter().filter(|s| s["name"] == n).collect::<Vec<_>>();
 
     let workflow = named("invoke_workflow support-desk");
@@ -120,4 +129,37 @@ fn phoenix_shows_our_spans_as_agent_llm_and_tool_spans_with_tokens() {
     assert_eq!(failed[0]["name"], "execute_tool lookup_order");
     assert_eq!(failed[0]["status_message"], "no order with id Z-9");
     let _ = std::fs::remove_dir_all(&work);
+}
+
+fn id(s: &Value) -> String {
+    s["context"]["span_id"].as_str().unwrap_or("").to_string()
+}
+
+/// The rig agent's trace as Phoenix shows it: rig's own spans, made GenAI
+/// spans by observra, classified AGENT, LLM (with model and tokens) and TOOL.
+fn check_rig(spans: &[Value]) {
+    assert_eq!(spans.len(), 5, "workflow, agent, 2 model calls, 1 tool call: {spans:#?}");
+    let named = |n: &str| spans.iter().filter(|s| s["name"] == n).collect::<Vec<_>>();
+    let workflow = named("invoke_workflow rig-desk");
+    let agents = named("invoke_agent support");
+    assert_eq!(agents.len(), 1, "{spans:#?}");
+    let agent = agents[0];
+    assert_eq!(agent["span_kind"], "AGENT", "{agent:#}");
+    assert_eq!(agent["parent_id"].as_str(), Some(id(workflow[0]).as_str()), "rig's agent under the user's workflow");
+    let llms = named("chat gpt-4o-mini");
+    assert_eq!(llms.len(), 2, "one LLM span per model call: {spans:#?}");
+    for l in &llms {
+        assert_eq!(l["span_kind"], "LLM", "{l:#}");
+        assert_eq!(l["parent_id"].as_str(), Some(id(agent).as_str()));
+        let a = &l["attributes"];
+        assert_eq!(a["llm.model_name"], "gpt-4o-mini", "Phoenix reads the model: {a:#}");
+        let prompt = a["llm.token_count.prompt"].as_i64().expect("prompt tokens");
+        assert_eq!(Some(prompt), a["gen_ai.usage.input_tokens"].as_i64());
+        assert!(prompt > 900);
+        assert!(a["llm.token_count.completion"].as_i64().is_some_and(|c| c > 0));
+    }
+    let tools = named("execute_tool lookup_order");
+    assert_eq!(tools.len(), 1);
+    assert_eq!(tools[0]["span_kind"], "TOOL", "{:#}", tools[0]);
+    assert_eq!(tools[0]["parent_id"].as_str(), Some(id(agent).as_str()));
 }

@@ -452,7 +452,10 @@ impl Frame {
     /// Keeps captured content for the details event.
     pub fn add_captured(&mut self, kv: KeyValue) {
         let more = self.more();
-        if more.captured.len() < MAX_ATTRIBUTES {
+        // Recorded again (a library's field set twice): the last value counts.
+        if let Some(at) = more.captured.iter().position(|c| c.key == kv.key) {
+            more.captured[at] = kv;
+        } else if more.captured.len() < MAX_ATTRIBUTES {
             more.captured.push(kv);
         }
     }

@@ -43,15 +43,10 @@ pub struct FrameStart {
 }
 
 /// Whether this call of `site` takes the frame path: observra owns the
-/// subscriber, the path is on, content capture is off and this is not an
-/// exporter's thread.
+/// subscriber, the path is on and this is not an exporter's thread.
 #[inline]
 pub fn begin(site: &'static Site) -> Option<FrameStart> {
-    if !FRAME_PATH.load(Ordering::Relaxed)
-        || crate::content::capturing()
-        || crate::base::state::suppressed()
-        || !own_subscriber()
-    {
+    if !FRAME_PATH.load(Ordering::Relaxed) || crate::base::state::suppressed() || !own_subscriber() {
         return None;
     }
     Some(FrameStart { site })

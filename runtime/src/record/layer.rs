@@ -27,6 +27,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::base::frame::{Frame, StatusCode};
 use crate::base::state::{self, ACTIVE, suppressed};
+use crate::content;
 use crate::record;
 use crate::semconv as sc;
 
@@ -57,16 +58,27 @@ fn record_field(frame: &mut Frame, meta: &'static Metadata<'static>, field: &Fie
         }
         (sc::OBSERVRA_FUNCTION_METRICS, _) => frame.more().function_metrics = Some((meta.name(), meta.target())),
         // A library's own GenAI fields, in the names it still uses.
-        (name, v) if name.starts_with("gen_ai.") => match normalise(name, v.into_value()) {
-            Normalised::As(key, v) => frame.set_attribute(key, v),
-            Normalised::Failed(kind) => {
-                if !frame.has_error() {
-                    frame.set_error(Cow::Borrowed(kind), String::new());
+        (name, v) if name.starts_with("gen_ai.") => {
+            let (key, v) = match normalise(name, v.into_value()) {
+                Normalised::As(key, v) => (key, v),
+                Normalised::Kept(v) => (Key::from_static_str(name), v),
+                Normalised::Failed(kind) => {
+                    if !frame.has_error() {
+                        frame.set_error(Cow::Borrowed(kind), String::new());
+                    }
+                    return;
                 }
+                Normalised::Dropped => return,
+            };
+            if content::is_content_attribute(key.as_str()) {
+                // Messages a library recorded follow the content policy as
+                // the macros' captured content does: dropped unless capture
+                // is on, then on the span and/or the details event.
+                content::record_value(frame, key, v);
+            } else {
+                frame.set_attribute(key, v);
             }
-            Normalised::Dropped => {}
-            Normalised::Kept(v) => frame.set_attribute(Key::from_static_str(name), v),
-        },
+        }
         (name, v) => frame.set_attribute(Key::from_static_str(name), v.into_value()),
     }
 }
@@ -369,7 +381,16 @@ where
         let Some(span) = ctx.span(id) else { return };
         // A frame running here is the parent; else the nearest ancestor
         // observra records gives the trace and the sampling decision.
-        let in_frame = if self.gate && attrs.is_contextual() { record::innermost_frame() } else { None };
+        //
+        // A call on the frame path has no `tracing` span, so to a library
+        // `Span::current()` looks disabled while one runs, and libraries
+        // open an explicit root then (`parent: None`; rig's agent span
+        // does) meaning "no span is current". It is the running frame's
+        // child, as it would be the child of the same call recorded as a
+        // `tracing` span. An explicit root under a current `tracing` span
+        // stays a root.
+        let in_frame =
+            if self.gate && (attrs.is_contextual() || attrs.is_root()) { record::innermost_frame() } else { None };
         let parent = in_frame
             .or_else(|| span.scope().skip(1).find_map(|p| p.extensions().get::<Frame>().map(|f| f.ctx.clone())));
         let meta = attrs.metadata();
