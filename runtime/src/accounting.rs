@@ -39,6 +39,8 @@ pub(crate) struct Instruments {
     pub(crate) agent_active: UpDownCounter<i64>,
     pub(crate) function_calls: Counter<u64>,
     pub(crate) function_duration: Histogram<f64>,
+    pub(crate) http_server_duration: Histogram<f64>,
+    pub(crate) http_client_duration: Histogram<f64>,
 }
 
 impl Instruments {
@@ -119,6 +121,16 @@ impl Instruments {
                 m::FUNCTION_DURATION,
                 "Duration of instrumented functions.",
                 m::DURATION_BUCKETS,
+            ),
+            http_server_duration: seconds(
+                m::HTTP_SERVER_DURATION,
+                "Duration of HTTP server requests.",
+                m::HTTP_DURATION_BUCKETS,
+            ),
+            http_client_duration: seconds(
+                m::HTTP_CLIENT_DURATION,
+                "Duration of HTTP client requests.",
+                m::HTTP_DURATION_BUCKETS,
             ),
         }
     }

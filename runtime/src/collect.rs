@@ -375,6 +375,40 @@ fn record_metrics(ins: &Instruments, f: &Facts<'_>) {
     }
 }
 
+/// The HTTP conventions' attributes of `http.server.request.duration`.
+const HTTP_SERVER_METRIC_KEYS: &[&str] = &[
+    sc::HTTP_REQUEST_METHOD,
+    sc::URL_SCHEME,
+    sc::HTTP_ROUTE,
+    sc::HTTP_RESPONSE_STATUS_CODE,
+    sc::ERROR_TYPE,
+    sc::NETWORK_PROTOCOL_VERSION,
+];
+
+/// The HTTP conventions' attributes of `http.client.request.duration`.
+const HTTP_CLIENT_METRIC_KEYS: &[&str] = &[
+    sc::HTTP_REQUEST_METHOD,
+    sc::SERVER_ADDRESS,
+    sc::SERVER_PORT,
+    sc::HTTP_RESPONSE_STATUS_CODE,
+    sc::ERROR_TYPE,
+    sc::NETWORK_PROTOCOL_VERSION,
+];
+
+/// Records the HTTP duration metric of a SERVER or CLIENT span that has
+/// `http.request.method` (spans of other kinds are not HTTP requests).
+fn record_http(ins: &Instruments, kind: Option<&SpanKind>, attrs: &[KeyValue], duration_s: f64) {
+    match kind {
+        Some(SpanKind::Server) => {
+            ins.http_server_duration.record(duration_s, &metric_attrs(attrs, HTTP_SERVER_METRIC_KEYS));
+        }
+        Some(SpanKind::Client) => {
+            ins.http_client_duration.record(duration_s, &metric_attrs(attrs, HTTP_CLIENT_METRIC_KEYS));
+        }
+        _ => {}
+    }
+}
+
 /// The attributes of a call's `gen_ai.client.inference.operation.details`
 /// event, as the conventions list them: the operation's own attributes
 /// (operation, provider, models, parameters, usage, response id, finish
@@ -514,6 +548,9 @@ fn assemble(mut frame: Frame, p: &Installed, out: &Out<'_>, ins: Option<&Instrum
                 model: priced_by,
             };
             record_metrics(ins, &facts);
+        }
+        if more.http {
+            record_http(ins, more.kind.as_ref(), &attrs, duration_s);
         }
         if let Some(site) = more.function_metrics {
             let labels = [

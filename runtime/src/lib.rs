@@ -42,7 +42,7 @@
 //! | `analytics` | | `observra::analytics` |
 //! | `toml` | | TOML price files |
 //! | `async-openai`, `genai` | | instrumented clients ([`integrations`]) |
-//! | `tower`, `reqwest` | | trace context for HTTP servers and clients ([`propagation`]) |
+//! | `tower`, `axum`, `reqwest` | | HTTP server and client spans and duration metrics ([`web`]), trace context ([`propagation`]) |
 //!
 //! Redaction and JSONL are always there. Asking for what a feature left out
 //! is a typed [`Error`] at [`Builder::install`] naming the setting, the value
@@ -94,6 +94,7 @@ pub mod redact;
 #[cfg(any(feature = "audit", feature = "webhook"))]
 mod sign;
 mod usage;
+pub mod web;
 #[cfg(feature = "webhook")]
 #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
 pub mod webhook;

@@ -110,6 +110,25 @@ pub const SERVER_ADDRESS: &str = "server.address";
 /// `server.port`.
 pub const SERVER_PORT: &str = "server.port";
 
+/// HTTP (stable HTTP conventions): `http.request.method`.
+pub const HTTP_REQUEST_METHOD: &str = "http.request.method";
+/// `http.request.method_original`: the method as sent, when it is not a known one.
+pub const HTTP_REQUEST_METHOD_ORIGINAL: &str = "http.request.method_original";
+/// `http.route`: the matched route template (`/orders/{id}`).
+pub const HTTP_ROUTE: &str = "http.route";
+/// `http.response.status_code`.
+pub const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
+/// `url.path`.
+pub const URL_PATH: &str = "url.path";
+/// `url.scheme`.
+pub const URL_SCHEME: &str = "url.scheme";
+/// `url.full` (credentials and query values redacted).
+pub const URL_FULL: &str = "url.full";
+/// `network.protocol.version` (`1.1`, `2`).
+pub const NETWORK_PROTOCOL_VERSION: &str = "network.protocol.version";
+/// `user_agent.original`.
+pub const USER_AGENT_ORIGINAL: &str = "user_agent.original";
+
 /// `gen_ai.response.id`.
 pub const GEN_AI_RESPONSE_ID: &str = "gen_ai.response.id";
 /// `gen_ai.response.model`.
@@ -208,6 +227,13 @@ pub mod metrics {
     pub const TIME_TO_FIRST_CHUNK: &str = "gen_ai.client.operation.time_to_first_chunk";
     /// `gen_ai.client.operation.time_per_output_chunk` (s).
     pub const TIME_PER_OUTPUT_CHUNK: &str = "gen_ai.client.operation.time_per_output_chunk";
+    /// `http.server.request.duration` (s).
+    pub const HTTP_SERVER_DURATION: &str = "http.server.request.duration";
+    /// `http.client.request.duration` (s).
+    pub const HTTP_CLIENT_DURATION: &str = "http.client.request.duration";
+    /// Buckets of the HTTP duration histograms, seconds (the HTTP conventions' advice).
+    pub const HTTP_DURATION_BUCKETS: &[f64] =
+        &[0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
     /// `gen_ai.invoke_agent.duration` (s).
     pub const INVOKE_AGENT_DURATION: &str = "gen_ai.invoke_agent.duration";
     /// `gen_ai.execute_tool.duration` (s).

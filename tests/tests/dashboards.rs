@@ -2,10 +2,10 @@
 //! (`dashboards/alerts.yml`) against a real Prometheus (Debian's package,
 //! installed by scripts/test.sh): an agent workload that produces every
 //! metric the dashboard plots (requests, failures, tokens, cost, tool
-//! failures, a streamed call, budget crossings, the pipeline's own
-//! figures), scraped every second; then every panel's PromQL runs through
-//! Prometheus's HTTP API and must return data ("no series" fails; an error
-//! rate of 0 is data). The rules pass `promtool check rules` and load into
+//! failures, a streamed call, budget crossings, HTTP requests through the
+//! tower layer, the pipeline's own figures), scraped every second; then
+//! every panel's PromQL runs through Prometheus's HTTP API and must return
+//! data ("no series" fails; an error rate of 0 is data). The rules pass `promtool check rules` and load into
 //! the same Prometheus with health "ok". The panels' series over the run
 //! are drawn as a picture of the dashboard (the README's, made with
 //! `scripts/dashboard-picture.sh`).
@@ -106,7 +106,7 @@ fn every_dashboard_panel_returns_data_and_the_alert_rules_load() {
     let dashboard: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(root.join("dashboards/agents.json")).unwrap()).unwrap();
     let queries = panel_queries(&dashboard);
-    assert!(queries.len() >= 12, "{} panels", queries.len());
+    assert!(queries.len() >= 14, "{} panels", queries.len());
     let rules = root.join("dashboards/alerts.yml");
 
     match which("promtool") {
@@ -136,6 +136,20 @@ fn every_dashboard_panel_returns_data_and_the_alert_rules_load() {
         .install()
         .expect("install");
     let target = observra::prometheus_addr().expect("endpoint").to_string();
+    // An HTTP service in front of the agent, for the per-route panels.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let service = runtime.block_on(async {
+        let app = axum::Router::new()
+            .route("/ask", axum::routing::post(|| async { "ok" }))
+            .route("/health", axum::routing::get(|| async { "ok" }))
+            .layer(observra::web::TraceContextLayer);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    });
+    let http = reqwest::Client::new();
+    let handle = runtime.handle().clone();
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let workload = std::thread::spawn(move || {
@@ -143,6 +157,13 @@ fn every_dashboard_panel_returns_data_and_the_alert_rules_load() {
         while !flag.load(Ordering::Relaxed) {
             n += 1;
             let _ = support(n);
+            let path = if n % 3 == 0 { "health" } else { "ask" };
+            let request = if path == "ask" {
+                http.post(format!("http://{service}/ask"))
+            } else {
+                http.get(format!("http://{service}/health"))
+            };
+            let _ = handle.block_on(request.send());
             std::thread::sleep(Duration::from_millis(20));
         }
     });
@@ -167,6 +188,7 @@ fn every_dashboard_panel_returns_data_and_the_alert_rules_load() {
     let panels = picture(&dashboard, &server, window);
     stop.store(true, Ordering::Relaxed);
     let _ = workload.join();
+    drop(runtime);
     drop(guard);
     assert!(empty.is_empty(), "panels with no series after two minutes of scrapes: {empty:#?}");
     let svg = render("observra: agents", &panels, 3);

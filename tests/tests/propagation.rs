@@ -179,7 +179,7 @@ fn client_call(path: &str) -> u16 {
     // The server side runs on another thread, as a framework would: only the
     // headers connect it to this span.
     std::thread::spawn(move || {
-        let mut service = observra::propagation::TraceContextLayer.layer(ToolService);
+        let mut service = observra::web::TraceContextLayer.layer(ToolService);
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         rt.block_on(service.call(request)).map(|r| r.status().as_u16()).unwrap_or(0)
     })

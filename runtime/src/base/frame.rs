@@ -226,6 +226,9 @@ pub(crate) struct More {
     pub status_message: Option<String>,
     /// Whether a `gen_ai.operation.name` is set (any value).
     pub genai: bool,
+    /// Whether `http.request.method` is set: an HTTP server or client
+    /// span, counted in the HTTP duration metrics sampled or not.
+    pub http: bool,
     /// `#[traced(metrics)]`: function and module labels.
     pub function_metrics: Option<(&'static str, &'static str)>,
     /// The agent name `agent.requests.active` was incremented under (by
@@ -331,7 +334,13 @@ impl Frame {
 
     /// Whether the span is recorded at all: sampled, or counted in metrics.
     pub(crate) fn wanted(&self) -> bool {
-        self.ctx.sampled || self.is_genai() || self.more.as_ref().is_some_and(|m| m.function_metrics.is_some())
+        self.ctx.sampled || self.in_metrics() || self.more.as_ref().is_some_and(|m| m.function_metrics.is_some())
+    }
+
+    /// Whether the span feeds the conventions' metrics (GenAI or HTTP),
+    /// which count every call, sampled or not.
+    pub(crate) fn in_metrics(&self) -> bool {
+        self.is_genai() || self.more.as_ref().is_some_and(|m| m.http)
     }
 
     /// An attribute's value (among the generic ones).
@@ -400,6 +409,10 @@ impl Frame {
                     let _ = keeper.agent.set(name.clone());
                 }
                 self.set_plain(key, Value::String(name));
+            }
+            (sc::HTTP_REQUEST_METHOD, v) => {
+                self.more().http = true;
+                self.set_plain(key, v);
             }
             (sc::GEN_AI_CONVERSATION_ID, v) => {
                 self.ctx.conversation_id = Some(v.clone());

@@ -426,8 +426,8 @@ where
         let meta = span.metadata();
         let mut ext = span.extensions_mut();
         if let Some(frame) = ext.get_mut::<Frame>() {
-            // GenAI spans are recorded even when sampled out: their metrics count every call.
-            if frame.ctx.sampled || frame.is_genai() {
+            // GenAI and HTTP spans are recorded even when sampled out: their metrics count every call.
+            if frame.ctx.sampled || frame.in_metrics() {
                 values.record(&mut Visitor(|f: &Field, v: FieldValue<'_>| record_field(frame, meta, f, v)));
             }
         }
