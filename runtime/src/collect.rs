@@ -24,7 +24,9 @@ use crate::base::state::{
     ASSEMBLY_FAILED, Installed, METRIC_JOBS_DROPPED, ORPHANED, REDACTION_FAILED, suppress_current_thread,
 };
 use crate::batch::{FanOut, SpanPolicy};
+use crate::config::KeepInteresting;
 use crate::semconv::{self as sc, metrics as m, operation as op};
+use crate::tail::{self, Tail};
 use crate::usage::Usage;
 
 /// Starts the `observra-collector` thread on the receiving end of a queue:
@@ -35,6 +37,7 @@ pub(crate) fn start(
     ins: Option<Instruments>,
     legs: Arc<FanOut>,
     policy: SpanPolicy,
+    tail: Option<KeepInteresting>,
     installed: Weak<Installed>,
 ) -> std::io::Result<()> {
     std::thread::Builder::new().name("observra-collector".into()).spawn(move || {
@@ -42,6 +45,7 @@ pub(crate) fn start(
         let out = Out {
             legs: &legs,
             policy: &policy,
+            tail: std::cell::RefCell::new(tail.map(Tail::new)),
             agents_seen: Default::default(),
             linted: Default::default(),
             qualified: Default::default(),
@@ -59,12 +63,14 @@ pub(crate) fn start(
                 }
                 Ok(Control::Stop(reply)) => {
                     drain();
+                    out.decide_held();
                     let _ = reply.send(());
                     return;
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => drain(),
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                     drain();
+                    out.decide_held();
                     return;
                 }
             }
@@ -78,6 +84,8 @@ pub(crate) fn start(
 struct Out<'a> {
     legs: &'a FanOut,
     policy: &'a SpanPolicy,
+    /// The tail sampler, when `keep_interesting` is on.
+    tail: std::cell::RefCell<Option<Tail>>,
     /// Agents whose error counter has been started at 0 (bounded).
     agents_seen: std::cell::RefCell<std::collections::HashSet<Option<StringValue>>>,
     /// Span names already warned about a missing required GenAI attribute (bounded).
@@ -126,6 +134,33 @@ impl Out<'_> {
                 missing.join(" and ")
             ),
         );
+    }
+
+    /// Hands a finished span to the tail sampler, when there is one (it
+    /// submits what it keeps), else submits it.
+    fn offer(&self, span: SpanData, facts: tail::Facts) {
+        let mut tail = self.tail.borrow_mut();
+        match tail.as_mut() {
+            Some(t) => t.offer(span, facts, &mut |s| self.submit(s)),
+            None => {
+                drop(tail);
+                self.submit(span);
+            }
+        }
+    }
+
+    /// Decides the held traces whose root has not ended in time.
+    fn expire_held(&self) {
+        if let Some(t) = self.tail.borrow_mut().as_mut() {
+            t.expire(std::time::Instant::now(), &mut |s| self.submit(s));
+        }
+    }
+
+    /// Decides every held trace (the pipeline is stopping).
+    fn decide_held(&self) {
+        if let Some(t) = self.tail.borrow_mut().as_mut() {
+            t.decide_all(&mut |s| self.submit(s));
+        }
     }
 
     /// Applies the content policy, redaction and limits once, then hands
@@ -201,6 +236,7 @@ fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Out<'_>, ins: Option
         }
     }
     end.depth.fetch_sub(taken, Ordering::AcqRel);
+    out.expire_held();
 }
 
 /// Up to [`Attrs::CAP`] metric attributes, on the stack: recording a metric
@@ -610,25 +646,34 @@ fn assemble(mut frame: Frame, p: &Installed, out: &Out<'_>, ins: Option<&Instrum
     };
     let mut links = SpanLinks::default();
     links.links = more.links;
-    out.submit(SpanData {
-        span_context: SpanContext::new(
-            frame.ctx.trace_id,
-            frame.ctx.span_id,
-            TraceFlags::SAMPLED,
-            false,
-            frame.ctx.trace_state,
-        ),
-        parent_span_id: frame.parent_span_id,
-        parent_span_is_remote: more.parent_is_remote,
-        span_kind: kind,
-        name: name.unwrap_or_default(),
-        start_time,
-        end_time,
-        attributes: attrs,
-        dropped_attributes_count: more.dropped_attributes,
-        events,
-        links,
-        status,
-        instrumentation_scope: p.scope.clone(),
-    });
+    let facts = tail::Facts {
+        failed,
+        over_budget: more.over_budget,
+        root: frame.parent_span_id == opentelemetry::trace::SpanId::INVALID || more.parent_is_remote,
+        duration: std::time::Duration::from_secs_f64(duration_s.max(0.0)),
+    };
+    out.offer(
+        SpanData {
+            span_context: SpanContext::new(
+                frame.ctx.trace_id,
+                frame.ctx.span_id,
+                TraceFlags::SAMPLED,
+                false,
+                frame.ctx.trace_state,
+            ),
+            parent_span_id: frame.parent_span_id,
+            parent_span_is_remote: more.parent_is_remote,
+            span_kind: kind,
+            name: name.unwrap_or_default(),
+            start_time,
+            end_time,
+            attributes: attrs,
+            dropped_attributes_count: more.dropped_attributes,
+            events,
+            links,
+            status,
+            instrumentation_scope: p.scope.clone(),
+        },
+        facts,
+    );
 }

@@ -93,6 +93,7 @@ mod record;
 pub mod redact;
 #[cfg(any(feature = "audit", feature = "webhook"))]
 mod sign;
+mod tail;
 mod usage;
 pub mod web;
 #[cfg(feature = "webhook")]
@@ -110,7 +111,7 @@ use std::borrow::Cow;
 
 pub use attr_value::{ArrayElement, AttributeValue, widen_f32};
 pub use budget::{Budget, BudgetEvent, BudgetKind, BudgetUnit};
-pub use config::{Backend, Builder, Jsonl, Metrics, Otlp, Protocol, Redaction, Sampler, Temporality};
+pub use config::{Backend, Builder, Jsonl, KeepInteresting, Metrics, Otlp, Protocol, Redaction, Sampler, Temporality};
 pub use content::{CaptureContent, CaptureMessages, CaptureMode, Message, Part};
 pub use cost::{CostTable, Price};
 pub use declare::{LabelValue, Unbounded};

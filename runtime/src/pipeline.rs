@@ -94,6 +94,9 @@ fn sdk_sampler(s: Sampler) -> opentelemetry_sdk::trace::Sampler {
         Sampler::ParentBasedAlwaysOn => S::ParentBased(Box::new(S::AlwaysOn)),
         Sampler::ParentBasedAlwaysOff => S::ParentBased(Box::new(S::AlwaysOff)),
         Sampler::ParentBasedTraceIdRatio(r) => S::ParentBased(Box::new(S::TraceIdRatioBased(r))),
+        // Tail sampling records everything, remote parents' decisions
+        // included: the collector decides which traces leave.
+        Sampler::KeepInteresting(_) => S::AlwaysOn,
     }
 }
 
@@ -321,7 +324,12 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
             limits: batch.limits,
             redactor: settings.redactor.clone(),
         };
-        if let Err(e) = crate::collect::start(end, instruments.clone(), processors.clone(), policy, weak.clone()) {
+        let tail = match settings.sampler {
+            Sampler::KeepInteresting(k) => Some(k),
+            _ => None,
+        };
+        if let Err(e) = crate::collect::start(end, instruments.clone(), processors.clone(), policy, tail, weak.clone())
+        {
             collector_error = Some(e);
         }
         Installed {
@@ -373,6 +381,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
             return Err(Error::ForeignSubscriber);
         }
     }
+    state::RECORD_ALL.store(matches!(settings.sampler, Sampler::KeepInteresting(_)), Ordering::Release);
     state::set(installed, settings.fast_path, settings.capture.to_u8());
     Ok(crate::Guard { active: true })
 }
@@ -556,6 +565,8 @@ struct SelfMetrics {
     _exports: opentelemetry::metrics::ObservableCounter<u64>,
     _points: opentelemetry::metrics::ObservableCounter<u64>,
     _records: opentelemetry::metrics::ObservableCounter<u64>,
+    _sampler_dropped: opentelemetry::metrics::ObservableCounter<u64>,
+    _sampler_held: opentelemetry::metrics::ObservableGauge<u64>,
 }
 
 impl SelfMetrics {
@@ -650,6 +661,28 @@ impl SelfMetrics {
                         o.observe(l.log_records.load(Ordering::Relaxed), &[backend(l)])
                     }
                 })
+                .build(),
+            _sampler_dropped: meter
+                .u64_observable_counter(m::PIPELINE_SAMPLER_DROPPED)
+                .with_unit("{span}")
+                .with_description(
+                    "Spans the tail sampler dropped, by reason (not spans dropped by a full queue: those are \
+                     observra.pipeline.spans with observra.state=dropped).",
+                )
+                .with_callback(|o| {
+                    for (reason, name) in crate::tail::Dropped::ALL {
+                        o.observe(
+                            crate::tail::DROPPED[reason as usize].load(Ordering::Relaxed),
+                            &[KeyValue::new(m::PIPELINE_REASON, name)],
+                        )
+                    }
+                })
+                .build(),
+            _sampler_held: meter
+                .u64_observable_gauge(m::PIPELINE_SAMPLER_HELD)
+                .with_unit("{span}")
+                .with_description("Spans the tail sampler holds until their trace is decided.")
+                .with_callback(|o| o.observe(crate::tail::HELD.load(Ordering::Relaxed), &[]))
                 .build(),
         }
     }
@@ -763,6 +796,12 @@ pub struct Health {
     pub export_latency_p99: Option<Duration>,
     /// The most recent export error of an installed backend.
     pub last_error: Option<String>,
+    /// Spans the tail sampler ([`crate::Sampler::keep_interesting`]) dropped
+    /// (its traces were not kept, or they came too late or too many), since
+    /// the process started. Not part of `spans_dropped`.
+    pub spans_sampled_out: u64,
+    /// Spans the tail sampler holds until their trace is decided.
+    pub spans_held: u64,
     /// The installed pipeline's backends, in configuration order.
     pub backends: Vec<BackendHealth>,
 }
@@ -857,6 +896,8 @@ pub fn health() -> Health {
         export_latency_p50: percentile(&mut all_latencies.clone(), 0.5),
         export_latency_p99: percentile(&mut all_latencies, 0.99),
         last_error,
+        spans_sampled_out: crate::tail::DROPPED.iter().map(|c| c.load(Ordering::Relaxed)).sum(),
+        spans_held: crate::tail::HELD.load(Ordering::Relaxed),
         backends,
     }
 }

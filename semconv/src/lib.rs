@@ -302,6 +302,12 @@ pub mod metrics {
     pub const PIPELINE_STATE: &str = "observra.state";
     /// Attribute of the pipeline metrics: the backend's name.
     pub const PIPELINE_BACKEND: &str = "observra.backend";
+    /// `observra.pipeline.sampler.dropped` ({span}): spans the tail sampler dropped, by [`PIPELINE_REASON`].
+    pub const PIPELINE_SAMPLER_DROPPED: &str = "observra.pipeline.sampler.dropped";
+    /// `observra.pipeline.sampler.held` ({span}): spans the tail sampler holds now.
+    pub const PIPELINE_SAMPLER_HELD: &str = "observra.pipeline.sampler.held";
+    /// Attribute of [`PIPELINE_SAMPLER_DROPPED`]: `not_selected`, `trace_too_large` or `late`.
+    pub const PIPELINE_REASON: &str = "observra.reason";
     /// Attribute of [`PIPELINE_EXPORTS`]: `success` or `failure`.
     pub const PIPELINE_RESULT: &str = "observra.result";
 

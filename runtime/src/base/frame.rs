@@ -236,6 +236,8 @@ pub(crate) struct More {
     pub active_agent: Option<Option<StringValue>>,
     /// Whether `ctx.keeper` is this span's own.
     pub keeps_totals: bool,
+    /// A budget was crossed when this call ended (the tail sampler keeps its trace).
+    pub over_budget: bool,
     /// A model without a price, noted on the caller: the warning goes on this span.
     pub unknown_model: Option<String>,
 }
@@ -533,12 +535,13 @@ impl Frame {
     }
 
     /// Re-parents this span onto a caller in another process (parent-based
-    /// sampling: the caller's decision is followed).
+    /// sampling: the caller's decision is followed, unless the tail sampler
+    /// decides here).
     pub(crate) fn set_remote_parent(&mut self, remote: &SpanContext) {
         self.ctx.trace_id = remote.trace_id();
         self.parent_span_id = remote.span_id();
         self.ctx.trace_state = remote.trace_state().clone();
-        self.ctx.sampled = remote.is_sampled();
+        self.ctx.sampled = remote.is_sampled() || super::state::RECORD_ALL.load(std::sync::atomic::Ordering::Relaxed);
         self.more().parent_is_remote = true;
     }
 }

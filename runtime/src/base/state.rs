@@ -51,6 +51,10 @@ pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// Whether the macros take the frame path (`Builder::fast_path`).
 pub(crate) static FRAME_PATH: AtomicBool = AtomicBool::new(false);
 
+/// Whether every span is recorded whatever a remote caller decided: the
+/// tail sampler decides on the collector (`Sampler::keep_interesting`).
+pub(crate) static RECORD_ALL: AtomicBool = AtomicBool::new(false);
+
 /// The content capture mode, as `CaptureMode::to_u8` (0: no content).
 pub(crate) static CAPTURE: AtomicU8 = AtomicU8::new(0);
 
@@ -91,6 +95,7 @@ pub(crate) fn set(installed: Arc<Installed>, frame_path: bool, capture: u8) {
 pub(crate) fn take() -> Option<Arc<Installed>> {
     ACTIVE.store(false, Ordering::Release);
     FRAME_PATH.store(false, Ordering::Release);
+    RECORD_ALL.store(false, Ordering::Release);
     CAPTURE.store(0, Ordering::Release);
     SLOT.write().unwrap_or_else(std::sync::PoisonError::into_inner).take()
 }

@@ -187,6 +187,112 @@ pub enum Sampler {
     ParentBasedAlwaysOff,
     /// Follow the parent's decision; roots sampled by ratio (`parentbased_traceidratio`).
     ParentBasedTraceIdRatio(f64),
+    /// Tail sampling in process (`OBSERVRA_TRACES_SAMPLER=keep_interesting`):
+    /// see [`Sampler::keep_interesting`].
+    KeepInteresting(KeepInteresting),
+}
+
+impl Sampler {
+    /// Tail sampling in process: every span is recorded, and the collector
+    /// holds a trace's spans until its local root ends, then keeps the
+    /// whole trace when any span failed, any budget was crossed, the root
+    /// took longer than [`KeepInteresting::slower_than`], or a ratio draw on
+    /// the trace id says so ([`KeepInteresting::ratio`]); otherwise it drops
+    /// it, counted in `observra.pipeline.sampler.dropped` by reason.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use observra::Sampler;
+    ///
+    /// let _telemetry = observra::init()
+    ///     .sampler(Sampler::keep_interesting().ratio(0.05).slower_than(Duration::from_secs(20)))
+    ///     .install();
+    /// ```
+    ///
+    /// GenAI, agent and HTTP metrics count every call whatever it decides.
+    /// Memory is bounded ([`KeepInteresting::max_traces`],
+    /// [`KeepInteresting::max_spans`], [`KeepInteresting::max_spans_per_trace`]),
+    /// and a trace whose root does not end within
+    /// [`KeepInteresting::timeout`] is decided on what is held, by the same
+    /// rules without the duration one. The decision is local: a trace whose
+    /// root is in another process is decided here on the spans made here
+    /// (cross-service tail sampling is the OpenTelemetry Collector's job).
+    pub fn keep_interesting() -> KeepInteresting {
+        KeepInteresting::default()
+    }
+}
+
+/// The settings of the tail sampler ([`Sampler::keep_interesting`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeepInteresting {
+    pub(crate) ratio: f64,
+    pub(crate) slower_than: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) max_traces: usize,
+    pub(crate) max_spans: usize,
+    pub(crate) max_spans_per_trace: usize,
+}
+
+impl Default for KeepInteresting {
+    /// 10 % of the other traces, slower than 10 s, a 60 s timeout, at most
+    /// 4,096 traces and 65,536 spans held, 1,024 spans a trace.
+    fn default() -> Self {
+        KeepInteresting {
+            ratio: 0.1,
+            slower_than: Duration::from_secs(10),
+            timeout: Duration::from_secs(60),
+            max_traces: 4096,
+            max_spans: 65_536,
+            max_spans_per_trace: 1024,
+        }
+    }
+}
+
+impl KeepInteresting {
+    /// The share of traces with nothing interesting that are kept, drawn on
+    /// the trace id (`OBSERVRA_TRACES_SAMPLER_ARG`; default 0.1).
+    pub fn ratio(mut self, ratio: f64) -> Self {
+        self.ratio = ratio;
+        self
+    }
+    /// A trace whose root took at least this long is kept
+    /// (`OBSERVRA_TAIL_SLOWER_THAN_MS`; default 10 s).
+    pub fn slower_than(mut self, d: Duration) -> Self {
+        self.slower_than = d;
+        self
+    }
+    /// A trace whose root has not ended this long after its first span
+    /// arrived is decided on what is held (`OBSERVRA_TAIL_TIMEOUT_MS`;
+    /// default 60 s).
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = d;
+        self
+    }
+    /// Traces held at once; one more decides the oldest early
+    /// (`OBSERVRA_TAIL_MAX_TRACES`; default 4,096).
+    pub fn max_traces(mut self, n: usize) -> Self {
+        self.max_traces = n;
+        self
+    }
+    /// Spans held in all; one more decides the oldest trace early
+    /// (`OBSERVRA_TAIL_MAX_SPANS`; default 65,536).
+    pub fn max_spans(mut self, n: usize) -> Self {
+        self.max_spans = n;
+        self
+    }
+    /// Spans held of one trace; more are dropped, counted as
+    /// `trace_too_large` (the root is always kept) (`OBSERVRA_TAIL_MAX_SPANS_PER_TRACE`;
+    /// default 1,024).
+    pub fn max_spans_per_trace(mut self, n: usize) -> Self {
+        self.max_spans_per_trace = n;
+        self
+    }
+}
+
+impl From<KeepInteresting> for Sampler {
+    fn from(k: KeepInteresting) -> Sampler {
+        Sampler::KeepInteresting(k)
+    }
 }
 
 /// Metric aggregation temporality (`OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`).
@@ -442,9 +548,11 @@ impl Builder {
         self.metrics = self.metrics.temporality(temporality);
         self
     }
-    /// Sampler (overrides `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`).
-    pub fn sampler(mut self, sampler: Sampler) -> Self {
-        self.sampler = Some(sampler);
+    /// Sampler (overrides `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`
+    /// and `OBSERVRA_TRACES_SAMPLER`): a [`Sampler`], or
+    /// [`Sampler::keep_interesting`]'s settings.
+    pub fn sampler(mut self, sampler: impl Into<Sampler>) -> Self {
+        self.sampler = Some(sampler.into());
         self
     }
     /// All JSONL settings at once (see [`Jsonl`]); the single setters below
@@ -980,14 +1088,84 @@ pub(crate) fn parse_flag(v: &str) -> std::result::Result<bool, &'static str> {
 
 fn validate_sampler(s: Sampler) -> Result<Sampler> {
     match s {
-        Sampler::TraceIdRatio(r) | Sampler::ParentBasedTraceIdRatio(r) if !(0.0..=1.0).contains(&r) => {
+        Sampler::TraceIdRatio(r)
+        | Sampler::ParentBasedTraceIdRatio(r)
+        | Sampler::KeepInteresting(KeepInteresting { ratio: r, .. })
+            if !(0.0..=1.0).contains(&r) =>
+        {
             Err(Error::invalid(Setting::Builder("sampler"), r.to_string(), "the ratio must be between 0 and 1"))
+        }
+        Sampler::KeepInteresting(k) => {
+            let zero = [
+                ("keep_interesting().max_traces", k.max_traces),
+                ("keep_interesting().max_spans", k.max_spans),
+                ("keep_interesting().max_spans_per_trace", k.max_spans_per_trace),
+            ]
+            .into_iter()
+            .find(|(_, n)| *n == 0);
+            if let Some((name, n)) = zero {
+                return Err(Error::invalid(Setting::Builder(name), n.to_string(), "must be at least 1"));
+            }
+            if k.timeout.is_zero() {
+                return Err(Error::invalid(
+                    Setting::Builder("keep_interesting().timeout"),
+                    "0".to_string(),
+                    "must be longer than zero",
+                ));
+            }
+            Ok(s)
         }
         s => Ok(s),
     }
 }
 
+/// A count of at least one.
+fn parse_positive(v: &str) -> std::result::Result<usize, &'static str> {
+    match v.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("expected a whole number of at least 1"),
+    }
+}
+
+/// A duration in whole milliseconds, longer than zero.
+fn parse_positive_millis(v: &str) -> std::result::Result<Duration, &'static str> {
+    match v.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(Duration::from_millis(n)),
+        _ => Err("expected a whole number of milliseconds, at least 1"),
+    }
+}
+
+/// `OBSERVRA_TRACES_SAMPLER=keep_interesting` and its settings, which
+/// override `OTEL_TRACES_SAMPLER`; `None` when it is not set.
+fn parse_tail_sampler(env: &EnvSource) -> Result<Option<Sampler>> {
+    let Some(name) = env.get("OBSERVRA_TRACES_SAMPLER") else { return Ok(None) };
+    if !name.trim().eq_ignore_ascii_case("keep_interesting") {
+        return Err(Error::invalid(
+            Setting::Env("OBSERVRA_TRACES_SAMPLER"),
+            name,
+            "unsupported sampler; expected keep_interesting (the OpenTelemetry samplers go in OTEL_TRACES_SAMPLER)",
+        ));
+    }
+    let d = KeepInteresting::default();
+    let ratio = pick(None, env, "OBSERVRA_TRACES_SAMPLER_ARG", |v| match v.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err("expected a ratio between 0 and 1"),
+    })?;
+    Ok(Some(Sampler::KeepInteresting(KeepInteresting {
+        ratio: ratio.unwrap_or(d.ratio),
+        slower_than: pick(None, env, "OBSERVRA_TAIL_SLOWER_THAN_MS", parse_millis)?.unwrap_or(d.slower_than),
+        timeout: pick(None, env, "OBSERVRA_TAIL_TIMEOUT_MS", parse_positive_millis)?.unwrap_or(d.timeout),
+        max_traces: pick(None, env, "OBSERVRA_TAIL_MAX_TRACES", parse_positive)?.unwrap_or(d.max_traces),
+        max_spans: pick(None, env, "OBSERVRA_TAIL_MAX_SPANS", parse_positive)?.unwrap_or(d.max_spans),
+        max_spans_per_trace: pick(None, env, "OBSERVRA_TAIL_MAX_SPANS_PER_TRACE", parse_positive)?
+            .unwrap_or(d.max_spans_per_trace),
+    })))
+}
+
 fn parse_sampler(env: &EnvSource) -> Result<Sampler> {
+    if let Some(tail) = parse_tail_sampler(env)? {
+        return Ok(tail);
+    }
     let Some(name) = env.get("OTEL_TRACES_SAMPLER") else {
         return Ok(Sampler::ParentBasedAlwaysOn);
     };

@@ -90,7 +90,7 @@ pub(crate) fn reparent_tracing(id: &tracing::Id, remote: &SpanContext) {
             if let Entry::Tracing(i, c) = e {
                 if i == id {
                     c.trace_id = remote.trace_id();
-                    c.sampled = remote.is_sampled();
+                    c.sampled = remote.is_sampled() || state::RECORD_ALL.load(Ordering::Relaxed);
                     c.trace_state = remote.trace_state().clone();
                 }
             }
@@ -193,6 +193,9 @@ pub(crate) fn close(mut frame: Frame) {
             frame.ctx.keeper.is_some() && frame.operation.is_some_and(|o| !accounting::is_total_keeper(o));
         if contributes || acc.has_budgets() {
             caller_accounting(&mut frame, acc, &mut deferred);
+            if !deferred.budget_events.is_empty() {
+                frame.more().over_budget = true;
+            }
         }
         p.queue.send(frame)
     });
