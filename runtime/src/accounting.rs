@@ -41,6 +41,8 @@ pub(crate) struct Instruments {
     pub(crate) function_duration: Histogram<f64>,
     pub(crate) http_server_duration: Histogram<f64>,
     pub(crate) http_client_duration: Histogram<f64>,
+    pub(crate) mcp_client_duration: Histogram<f64>,
+    pub(crate) mcp_server_duration: Histogram<f64>,
 }
 
 impl Instruments {
@@ -131,6 +133,16 @@ impl Instruments {
                 m::HTTP_CLIENT_DURATION,
                 "Duration of HTTP client requests.",
                 m::HTTP_DURATION_BUCKETS,
+            ),
+            mcp_client_duration: seconds(
+                m::MCP_CLIENT_DURATION,
+                "The duration of the MCP request or notification as observed on the sender.",
+                m::MCP_DURATION_BUCKETS,
+            ),
+            mcp_server_duration: seconds(
+                m::MCP_SERVER_DURATION,
+                "MCP request or notification duration as observed on the receiver.",
+                m::MCP_DURATION_BUCKETS,
             ),
         }
     }

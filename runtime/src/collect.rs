@@ -445,6 +445,30 @@ fn record_http(ins: &Instruments, kind: Option<&SpanKind>, attrs: &[KeyValue], d
     }
 }
 
+/// The MCP conventions' attributes of the MCP duration metrics.
+const MCP_METRIC_KEYS: &[&str] = &[
+    sc::MCP_METHOD_NAME,
+    sc::GEN_AI_TOOL_NAME,
+    sc::GEN_AI_OPERATION_NAME,
+    sc::ERROR_TYPE,
+    sc::RPC_RESPONSE_STATUS_CODE,
+    sc::MCP_PROTOCOL_VERSION,
+    sc::NETWORK_TRANSPORT,
+    sc::SERVER_ADDRESS,
+    sc::SERVER_PORT,
+];
+
+/// Records the MCP duration metric of a span with `mcp.method.name`: the
+/// server's for a SERVER span, else the client's (a CLIENT span, or the
+/// `#[tool_call]` the MCP call was recorded on).
+fn record_mcp(ins: &Instruments, kind: Option<&SpanKind>, attrs: &[KeyValue], duration_s: f64) {
+    let a = metric_attrs(attrs, MCP_METRIC_KEYS);
+    match kind {
+        Some(SpanKind::Server) => ins.mcp_server_duration.record(duration_s, &a),
+        _ => ins.mcp_client_duration.record(duration_s, &a),
+    }
+}
+
 /// The attributes of a call's `gen_ai.client.inference.operation.details`
 /// event, as the conventions list them: the operation's own attributes
 /// (operation, provider, models, parameters, usage, response id, finish
@@ -587,6 +611,9 @@ fn assemble(mut frame: Frame, p: &Installed, out: &Out<'_>, ins: Option<&Instrum
         }
         if more.http {
             record_http(ins, more.kind.as_ref(), &attrs, duration_s);
+        }
+        if more.mcp {
+            record_mcp(ins, more.kind.as_ref(), &attrs, duration_s);
         }
         if let Some(site) = more.function_metrics {
             let labels = [

@@ -42,6 +42,7 @@
 //! | `analytics` | | `observra::analytics` |
 //! | `toml` | | TOML price files |
 //! | `async-openai`, `genai` | | instrumented clients ([`integrations`]) |
+//! | `mcp` | | MCP through rmcp: traced client and server ([`integrations`]) |
 //! | `tower`, `axum`, `reqwest` | | HTTP server and client spans and duration metrics ([`web`]), trace context ([`propagation`]) |
 //!
 //! Redaction and JSONL are always there. Asking for what a feature left out

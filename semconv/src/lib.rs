@@ -129,6 +129,19 @@ pub const NETWORK_PROTOCOL_VERSION: &str = "network.protocol.version";
 /// `user_agent.original`.
 pub const USER_AGENT_ORIGINAL: &str = "user_agent.original";
 
+/// MCP: `mcp.method.name` (`tools/call`, `initialize`, ...).
+pub const MCP_METHOD_NAME: &str = "mcp.method.name";
+/// MCP: `mcp.protocol.version` (`2025-06-18`).
+pub const MCP_PROTOCOL_VERSION: &str = "mcp.protocol.version";
+/// MCP: `mcp.session.id`.
+pub const MCP_SESSION_ID: &str = "mcp.session.id";
+/// `jsonrpc.request.id`.
+pub const JSONRPC_REQUEST_ID: &str = "jsonrpc.request.id";
+/// `rpc.response.status_code` (a JSON-RPC error code, `-32602`).
+pub const RPC_RESPONSE_STATUS_CODE: &str = "rpc.response.status_code";
+/// `network.transport` (`pipe`, `tcp`).
+pub const NETWORK_TRANSPORT: &str = "network.transport";
+
 /// `gen_ai.response.id`.
 pub const GEN_AI_RESPONSE_ID: &str = "gen_ai.response.id";
 /// `gen_ai.response.model`.
@@ -234,6 +247,13 @@ pub mod metrics {
     /// Buckets of the HTTP duration histograms, seconds (the HTTP conventions' advice).
     pub const HTTP_DURATION_BUCKETS: &[f64] =
         &[0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+    /// `mcp.client.operation.duration` (s).
+    pub const MCP_CLIENT_DURATION: &str = "mcp.client.operation.duration";
+    /// `mcp.server.operation.duration` (s).
+    pub const MCP_SERVER_DURATION: &str = "mcp.server.operation.duration";
+    /// Buckets of the MCP duration histograms, seconds (the MCP conventions' advice).
+    pub const MCP_DURATION_BUCKETS: &[f64] =
+        &[0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
     /// `gen_ai.invoke_agent.duration` (s).
     pub const INVOKE_AGENT_DURATION: &str = "gen_ai.invoke_agent.duration";
     /// `gen_ai.execute_tool.duration` (s).

@@ -229,6 +229,9 @@ pub(crate) struct More {
     /// Whether `http.request.method` is set: an HTTP server or client
     /// span, counted in the HTTP duration metrics sampled or not.
     pub http: bool,
+    /// Whether `mcp.method.name` is set: an MCP request, counted in the MCP
+    /// duration metrics sampled or not.
+    pub mcp: bool,
     /// `#[traced(metrics)]`: function and module labels.
     pub function_metrics: Option<(&'static str, &'static str)>,
     /// The agent name `agent.requests.active` was incremented under (by
@@ -342,7 +345,13 @@ impl Frame {
     /// Whether the span feeds the conventions' metrics (GenAI or HTTP),
     /// which count every call, sampled or not.
     pub(crate) fn in_metrics(&self) -> bool {
-        self.is_genai() || self.more.as_ref().is_some_and(|m| m.http)
+        self.is_genai() || self.more.as_ref().is_some_and(|m| m.http || m.mcp)
+    }
+
+    /// The tool a tool call names (`gen_ai.tool.name`, set or a literal of its site).
+    #[cfg_attr(not(feature = "mcp"), allow(dead_code))]
+    pub(crate) fn tool_name(&self) -> Option<StringValue> {
+        self.string_attr(sc::GEN_AI_TOOL_NAME)
     }
 
     /// An attribute's value (among the generic ones).
@@ -414,6 +423,10 @@ impl Frame {
             }
             (sc::HTTP_REQUEST_METHOD, v) => {
                 self.more().http = true;
+                self.set_plain(key, v);
+            }
+            (sc::MCP_METHOD_NAME, v) => {
+                self.more().mcp = true;
                 self.set_plain(key, v);
             }
             (sc::GEN_AI_CONVERSATION_ID, v) => {

@@ -4,3 +4,5 @@
 pub mod async_openai;
 #[cfg(feature = "genai")]
 pub mod genai;
+#[cfg(feature = "mcp")]
+pub mod mcp;

@@ -1,0 +1,584 @@
+//! MCP (Model Context Protocol) through [rmcp](https://docs.rs/rmcp), the
+//! official Rust SDK (feature `mcp`): a CLIENT span per request the client
+//! sends and a SERVER span per request the server handles, per the MCP
+//! semantic conventions, in one trace across processes (the W3C context
+//! travels in the request's `params._meta`, SEP-414), and the
+//! `mcp.client.operation.duration` / `mcp.server.operation.duration`
+//! histograms.
+//!
+//! One line at each end:
+//!
+//! ```ignore
+//! // client: wrap the running client (or a `&Peer<RoleClient>`)
+//! let client = observra::integrations::mcp::TracedClient::new(().serve(transport).await?).stdio();
+//! let result = client.call_tool(CallToolRequestParams::new("lookup_order")).await?;
+//!
+//! // server: wrap the handler
+//! observra::integrations::mcp::TracedServer::new(OrderTools::new()).serve(stdio()).await?;
+//! ```
+//!
+//! - Span names `{mcp.method.name} {target}` (`tools/call lookup_order`,
+//!   `prompts/get {name}`), else `{mcp.method.name}`; `mcp.method.name`,
+//!   `jsonrpc.request.id`, `mcp.protocol.version`, `network.transport`
+//!   (`pipe` for stdio, `tcp` for HTTP), `server.address`/`server.port`
+//!   (client, HTTP); a tool call adds `gen_ai.tool.name` and
+//!   `gen_ai.operation.name = execute_tool`, so it counts as a tool call in
+//!   the GenAI metrics too.
+//! - Failure: `error.type = tool_error` when the result has `isError: true`;
+//!   the JSON-RPC error code (`-32602`) as `error.type` and
+//!   `rpc.response.status_code` when the server answers an error.
+//! - A tool call made inside a `#[tool_call]` of the same tool gets the MCP
+//!   attributes on that span instead of a second span (as the conventions
+//!   ask).
+//! - Tool arguments and results are content: absent unless capture is on,
+//!   redacted when it is.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::ops::Deref;
+
+use rmcp::model::*;
+use rmcp::service::{
+    MaybeSendFuture, NotificationContext, Peer, PeerRequestOptions, RequestContext, ServiceError, SubscriptionContext,
+};
+use rmcp::{ErrorData, RoleClient, RoleServer, ServerHandler};
+use tracing::Instrument;
+
+use crate::record::span_ref::SpanRef;
+use crate::semconv as sc;
+
+/// `mcp.method.name` of a tool call.
+const TOOLS_CALL: &str = "tools/call";
+
+/// How the MCP session travels (`network.transport`, `server.*`).
+#[derive(Debug, Clone, Default)]
+enum Wire {
+    #[default]
+    Unknown,
+    /// stdio: `pipe`.
+    Pipe,
+    /// Streamable HTTP: `tcp`, with the server's address and port.
+    Tcp { address: Option<String>, port: Option<i64> },
+}
+
+impl Wire {
+    fn transport(&self) -> Option<&'static str> {
+        match self {
+            Wire::Unknown => None,
+            Wire::Pipe => Some("pipe"),
+            Wire::Tcp { .. } => Some("tcp"),
+        }
+    }
+    fn http(url: &str) -> Wire {
+        let authority = url.split_once("://").map_or(url, |(_, rest)| rest).split('/').next().unwrap_or("");
+        let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+        match authority.parse::<http::uri::Authority>() {
+            Ok(a) => Wire::Tcp {
+                address: Some(a.host().trim_matches(['[', ']']).to_string()),
+                port: a.port_u16().map(i64::from).or_else(|| Some(if url.starts_with("https") { 443 } else { 80 })),
+            },
+            Err(_) => Wire::Tcp { address: None, port: None },
+        }
+    }
+}
+
+/// `error.type` and `rpc.response.status_code` of a failed request.
+fn failure(e: &ServiceError) -> (Cow<'static, str>, Option<String>) {
+    match e {
+        ServiceError::McpError(ErrorData { code, .. }) => {
+            let code = code.0.to_string();
+            (Cow::Owned(code.clone()), Some(code))
+        }
+        ServiceError::Timeout { .. } => (Cow::Borrowed("timeout"), None),
+        ServiceError::TransportClosed => (Cow::Borrowed("transport_closed"), None),
+        ServiceError::TransportSend(_) => (Cow::Borrowed("transport_send"), None),
+        ServiceError::Cancelled { .. } => (Cow::Borrowed("cancelled"), None),
+        ServiceError::UnexpectedResponse => (Cow::Borrowed("unexpected_response"), None),
+        _ => (Cow::Borrowed("_OTHER"), None),
+    }
+}
+
+/// The tool result as captured content: its structured content, else its text.
+fn result_content(r: &CallToolResult) -> serde_json::Value {
+    match &r.structured_content {
+        Some(v) => v.clone(),
+        None => serde_json::to_value(&r.content).unwrap_or_default(),
+    }
+}
+
+/// An rmcp client (a `RunningService<RoleClient, _>`, or a
+/// `&Peer<RoleClient>`) whose requests are traced. Everything the client
+/// has stays reachable through `Deref`; [`TracedClient::call_tool`] and
+/// [`TracedClient::list_tools`] record a CLIENT span each.
+///
+/// A traced request is sent as `Peer::send_request_with_option` sends it:
+/// one round (a tool that asks for input, SEP-2322, answers
+/// `UnexpectedResponse`, as `Peer::call_tool` does), and a future dropped
+/// before the answer does not send `notifications/cancelled`.
+#[derive(Debug)]
+pub struct TracedClient<C> {
+    inner: C,
+    wire: Wire,
+}
+
+impl<C> Deref for TracedClient<C> {
+    type Target = C;
+    fn deref(&self) -> &C {
+        &self.inner
+    }
+}
+
+impl<C: Deref<Target = Peer<RoleClient>>> TracedClient<C> {
+    /// Wraps a client; say how it is connected with [`Self::stdio`] or
+    /// [`Self::http`] so `network.transport` and `server.*` are recorded.
+    pub fn new(inner: C) -> Self {
+        TracedClient { inner, wire: Wire::Unknown }
+    }
+
+    /// The client talks to a server over stdio (`network.transport = pipe`).
+    pub fn stdio(mut self) -> Self {
+        self.wire = Wire::Pipe;
+        self
+    }
+
+    /// The client talks to the server at `url` over streamable HTTP
+    /// (`network.transport = tcp`, `server.address`, `server.port`).
+    pub fn http(mut self, url: &str) -> Self {
+        self.wire = Wire::http(url);
+        self
+    }
+
+    /// The client it wraps.
+    pub fn into_inner(self) -> C {
+        self.inner
+    }
+
+    fn protocol_version(&self) -> Option<String> {
+        self.inner.peer_info().map(|i| i.protocol_version.to_string())
+    }
+
+    /// `tools/call`, traced: a CLIENT span `tools/call {tool}` (or the MCP
+    /// attributes on the enclosing `#[tool_call]` of the same tool), the
+    /// trace context in `params._meta`, and the client duration metric.
+    pub async fn call_tool(&self, mut params: CallToolRequestParams) -> Result<CallToolResult, ServiceError> {
+        let tool = params.name.to_string();
+        let enclosing = enclosing_tool_call(&tool);
+        let span = match &enclosing {
+            Some(_) => None,
+            None => Some(tracing::info_span!(
+                "mcp.client",
+                otel.name = format!("{TOOLS_CALL} {tool}").as_str(),
+                otel.kind = "client",
+                mcp.method.name = TOOLS_CALL,
+                gen_ai.operation.name = sc::operation::EXECUTE_TOOL,
+                gen_ai.tool.name = tool.as_str(),
+                jsonrpc.request.id = tracing::field::Empty,
+                mcp.protocol.version = tracing::field::Empty,
+                network.transport = tracing::field::Empty,
+                server.address = tracing::field::Empty,
+                server.port = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+                rpc.response.status_code = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+                gen_ai.tool.call.arguments = tracing::field::Empty,
+                gen_ai.tool.call.result = tracing::field::Empty,
+            )),
+        };
+        let target: SpanRef = match (&enclosing, &span) {
+            (Some(outer), _) => outer.clone(),
+            (None, Some(s)) => s.into(),
+            (None, None) => SpanRef::current(),
+        };
+        target.set_attribute(sc::MCP_METHOD_NAME, TOOLS_CALL);
+        self.describe(&target);
+        if crate::content::capturing() {
+            if let Some(args) = &params.arguments {
+                crate::__private::capture_content(
+                    &target,
+                    sc::GEN_AI_TOOL_CALL_ARGUMENTS,
+                    &serde_json::Value::Object(args.clone()),
+                );
+            }
+        }
+        inject(&target, &mut params);
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        let send = async {
+            let handle = self.inner.send_request_with_option(request, PeerRequestOptions::no_options()).await?;
+            target.set_attribute(sc::JSONRPC_REQUEST_ID, handle.id.to_string().as_str());
+            match handle.await_response().await? {
+                ServerResult::CallToolResult(r) => Ok(r),
+                _ => Err(ServiceError::UnexpectedResponse),
+            }
+        };
+        let result = match &span {
+            Some(s) => send.instrument(s.clone()).await,
+            None => send.await,
+        };
+        match &result {
+            Ok(r) => {
+                if crate::content::capturing() {
+                    crate::__private::capture_content(&target, sc::GEN_AI_TOOL_CALL_RESULT, &result_content(r));
+                }
+                if r.is_error == Some(true) {
+                    fail(&target, Cow::Borrowed("tool_error"), None);
+                }
+            }
+            Err(e) => {
+                let (kind, code) = failure(e);
+                fail(&target, kind, code);
+            }
+        }
+        result
+    }
+
+    /// `tools/list`, traced: a CLIENT span `tools/list`.
+    pub async fn list_tools(&self, params: Option<PaginatedRequestParams>) -> Result<ListToolsResult, ServiceError> {
+        let span = tracing::info_span!(
+            "mcp.client",
+            otel.name = "tools/list",
+            otel.kind = "client",
+            mcp.method.name = "tools/list",
+            jsonrpc.request.id = tracing::field::Empty,
+            mcp.protocol.version = tracing::field::Empty,
+            network.transport = tracing::field::Empty,
+            server.address = tracing::field::Empty,
+            server.port = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+            rpc.response.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let target = SpanRef::from(&span);
+        self.describe(&target);
+        // Params carry the context even when there is no cursor.
+        let mut params = params.unwrap_or_default();
+        inject(&target, &mut params);
+        let request = ClientRequest::ListToolsRequest(ListToolsRequest::with_param(params));
+        let send = async {
+            let handle = self.inner.send_request_with_option(request, PeerRequestOptions::no_options()).await?;
+            target.set_attribute(sc::JSONRPC_REQUEST_ID, handle.id.to_string().as_str());
+            match handle.await_response().await? {
+                ServerResult::ListToolsResult(r) => Ok(r),
+                _ => Err(ServiceError::UnexpectedResponse),
+            }
+        };
+        let result = send.instrument(span.clone()).await;
+        if let Err(e) = &result {
+            let (kind, code) = failure(e);
+            fail(&target, kind, code);
+        }
+        result
+    }
+
+    /// The session's attributes: protocol version, transport, server.
+    fn describe(&self, target: &SpanRef) {
+        if let Some(v) = self.protocol_version() {
+            target.set_attribute(sc::MCP_PROTOCOL_VERSION, v.as_str());
+        }
+        if let Some(t) = self.wire.transport() {
+            target.set_attribute(sc::NETWORK_TRANSPORT, t);
+        }
+        if let Wire::Tcp { address, port } = &self.wire {
+            if let Some(a) = address {
+                target.set_attribute(sc::SERVER_ADDRESS, a.as_str());
+            }
+            if let Some(p) = port {
+                target.set_attribute(sc::SERVER_PORT, p);
+            }
+        }
+    }
+}
+
+/// The current span, when it is a `#[tool_call]` (or any `execute_tool`
+/// span) of `tool`: the MCP call is that span's.
+fn enclosing_tool_call(tool: &str) -> Option<SpanRef> {
+    let current = SpanRef::current();
+    let mut same = false;
+    crate::record::target::with_sink(&current, |f| {
+        same = f.operation == Some(sc::operation::EXECUTE_TOOL) && f.tool_name().is_some_and(|n| n.as_str() == tool);
+    });
+    same.then_some(current)
+}
+
+/// Puts the span's W3C context in the request's `_meta`.
+fn inject(target: &SpanRef, params: &mut impl RequestParamsMeta) {
+    let mut headers = http::HeaderMap::new();
+    crate::propagation::inject_span(target, &mut headers);
+    if let Some(tp) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+        params.set_traceparent(tp);
+    }
+    if let Some(ts) = headers.get("tracestate").and_then(|v| v.to_str().ok()) {
+        params.set_tracestate(ts);
+    }
+}
+
+/// Marks the span failed with `kind` (and the JSON-RPC code).
+fn fail(target: &SpanRef, kind: Cow<'static, str>, code: Option<String>) {
+    if let Some(code) = code {
+        target.set_attribute(sc::RPC_RESPONSE_STATUS_CODE, code.as_str());
+    }
+    crate::record::target::with_sink(target, |f| f.set_error(kind, String::new()));
+}
+
+/// An rmcp `ServerHandler` whose requests are traced: a SERVER span
+/// `{mcp.method.name} {target}` per request (a child of the client's span
+/// when the request carries its context in `_meta`) and the server duration
+/// metric. It forwards every method of `ServerHandler` to the handler it
+/// wraps, so the wrapped handler's tools, prompts and resources all stay
+/// reachable (a method left to its default would hide the inner one).
+#[derive(Debug, Clone)]
+pub struct TracedServer<S> {
+    inner: S,
+    wire: Wire,
+}
+
+impl<S> TracedServer<S> {
+    /// Wraps a handler; [`Self::stdio`] or [`Self::http`] say how it is served.
+    pub fn new(inner: S) -> Self {
+        TracedServer { inner, wire: Wire::Unknown }
+    }
+
+    /// Served over stdio (`network.transport = pipe`).
+    pub fn stdio(mut self) -> Self {
+        self.wire = Wire::Pipe;
+        self
+    }
+
+    /// Served over streamable HTTP (`network.transport = tcp`).
+    pub fn http(mut self) -> Self {
+        self.wire = Wire::Tcp { address: None, port: None };
+        self
+    }
+
+    /// The handler it wraps.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// Opens the SERVER span of a `method` request (a child of the
+    /// caller's span when `_meta` carries its context).
+    fn open(
+        &self,
+        method: &'static str,
+        target: Option<&str>,
+        context: &RequestContext<RoleServer>,
+        arguments: Option<serde_json::Value>,
+    ) -> tracing::Span {
+        let is_tool = method == TOOLS_CALL;
+        let name = match target {
+            Some(t) => format!("{method} {t}"),
+            None => method.to_string(),
+        };
+        // Not a child of rmcp's own session-long span: the caller's, or a root.
+        let span = tracing::info_span!(
+            parent: None,
+            "mcp.server",
+            otel.name = name.as_str(),
+            otel.kind = "server",
+            mcp.method.name = method,
+            gen_ai.operation.name = is_tool.then_some(sc::operation::EXECUTE_TOOL),
+            gen_ai.tool.name = if is_tool { target } else { None },
+            jsonrpc.request.id = context.id.to_string().as_str(),
+            mcp.protocol.version = context.protocol_version().map(|v| v.to_string()).as_deref(),
+            network.transport = self.wire.transport(),
+            error.type = tracing::field::Empty,
+            rpc.response.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            gen_ai.tool.call.arguments = tracing::field::Empty,
+            gen_ai.tool.call.result = tracing::field::Empty,
+        );
+        let mut headers = http::HeaderMap::new();
+        for (key, value) in
+            [("traceparent", context.meta.get_traceparent()), ("tracestate", context.meta.get_tracestate())]
+        {
+            if let Some(v) = value.and_then(|v| http::HeaderValue::from_str(v).ok()) {
+                headers.insert(key, v);
+            }
+        }
+        crate::propagation::set_remote_parent(&span, &headers);
+        if let (true, Some(args)) = (crate::content::capturing(), arguments) {
+            crate::__private::capture_content(&SpanRef::from(&span), sc::GEN_AI_TOOL_CALL_ARGUMENTS, &args);
+        }
+        span
+    }
+}
+
+/// Runs `fut`, the handler's answer, in `span`, and records how it ended;
+/// `tool_result` finds a tool result in the answer.
+async fn answered<T>(
+    span: tracing::Span,
+    fut: impl Future<Output = Result<T, ErrorData>>,
+    tool_result: fn(&T) -> Option<&CallToolResult>,
+) -> Result<T, ErrorData> {
+    let result = fut.instrument(span.clone()).await;
+    let target = SpanRef::from(&span);
+    match &result {
+        Ok(answer) => {
+            if let Some(r) = tool_result(answer) {
+                if crate::content::capturing() {
+                    crate::__private::capture_content(&target, sc::GEN_AI_TOOL_CALL_RESULT, &result_content(r));
+                }
+                if r.is_error == Some(true) {
+                    fail(&target, Cow::Borrowed("tool_error"), None);
+                }
+            }
+        }
+        Err(e) => {
+            let code = e.code.0.to_string();
+            fail(&target, Cow::Owned(code.clone()), Some(code));
+        }
+    }
+    result
+}
+
+fn no_tool_result<T>(_: &T) -> Option<&CallToolResult> {
+    None
+}
+
+fn completed(r: &CallToolResponse) -> Option<&CallToolResult> {
+    match r {
+        CallToolResponse::Complete(r) => Some(r),
+        _ => None,
+    }
+}
+
+/// The methods that are forwarded as they are (no request of their own, or
+/// synchronous).
+macro_rules! forward {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {$(
+        fn $name(&self, $($arg: $ty),*) -> impl Future<Output = $out> + MaybeSendFuture + '_ {
+            self.inner.$name($($arg),*)
+        }
+    )*};
+}
+
+/// The request methods, each in a SERVER span named after its method.
+macro_rules! traced_requests {
+    ($($name:ident($req:ident: $ty:ty) -> $out:ty = $method:literal;)*) => {$(
+        fn $name(
+            &self,
+            $req: $ty,
+            context: RequestContext<RoleServer>,
+        ) -> impl Future<Output = Result<$out, ErrorData>> + MaybeSendFuture + '_ {
+            let span = self.open($method, None, &context, None);
+            answered(span, self.inner.$name($req, context), no_tool_result)
+        }
+    )*};
+}
+
+impl<S: ServerHandler> ServerHandler for TracedServer<S> {
+    fn ping(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<(), ErrorData>> + MaybeSendFuture + '_ {
+        let span = self.open("ping", None, &context, None);
+        answered(span, self.inner.ping(context), no_tool_result)
+    }
+
+    fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<InitializeResult, ErrorData>> + MaybeSendFuture + '_ {
+        let span = self.open("initialize", None, &context, None);
+        answered(span, self.inner.initialize(request, context), no_tool_result)
+    }
+
+    fn negotiate_initialize(&self, request: &InitializeRequestParams) -> Result<InitializeResult, ErrorData> {
+        self.inner.negotiate_initialize(request)
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        self.inner.supported_protocol_versions()
+    }
+
+    fn discover(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<DiscoverResult, ErrorData>> + MaybeSendFuture + '_ {
+        let span = self.open("server/discover", None, &context, None);
+        answered(span, self.inner.discover(context), no_tool_result)
+    }
+
+    fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<GetPromptResponse, ErrorData>> + MaybeSendFuture + '_ {
+        let span = self.open("prompts/get", Some(&request.name), &context, None);
+        answered(span, self.inner.get_prompt(request, context), no_tool_result)
+    }
+
+    fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<CallToolResponse, ErrorData>> + MaybeSendFuture + '_ {
+        let arguments = request.arguments.clone().map(serde_json::Value::Object);
+        let span = self.open(TOOLS_CALL, Some(&request.name), &context, arguments);
+        answered(span, self.inner.call_tool(request, context), completed)
+    }
+
+    traced_requests! {
+        complete(request: CompleteRequestParams) -> CompleteResult = "completion/complete";
+        list_prompts(request: Option<PaginatedRequestParams>) -> ListPromptsResult = "prompts/list";
+        list_resources(request: Option<PaginatedRequestParams>) -> ListResourcesResult = "resources/list";
+        list_resource_templates(request: Option<PaginatedRequestParams>) -> ListResourceTemplatesResult = "resources/templates/list";
+        read_resource(request: ReadResourceRequestParams) -> ReadResourceResponse = "resources/read";
+        list_tools(request: Option<PaginatedRequestParams>) -> ListToolsResult = "tools/list";
+        get_task(request: GetTaskParams) -> GetTaskResult = "tasks/get";
+        update_task(request: UpdateTaskParams) -> () = "tasks/update";
+        cancel_task(request: CancelTaskParams) -> () = "tasks/cancel";
+        list_skills(request: Option<PaginatedRequestParams>) -> ListSkillsResult = "skills/list";
+        get_skill(request: GetSkillRequestParams) -> GetSkillResult = "skills/get";
+        read_resource_directory(request: ReadResourceDirectoryRequestParams) -> ReadResourceDirectoryResult = "resources/directory/read";
+    }
+
+    #[allow(deprecated)]
+    fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<(), ErrorData>> + MaybeSendFuture + '_ {
+        self.inner.set_level(request, context)
+    }
+
+    #[allow(deprecated)]
+    fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<(), ErrorData>> + MaybeSendFuture + '_ {
+        self.inner.subscribe(request, context)
+    }
+
+    #[allow(deprecated)]
+    fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<(), ErrorData>> + MaybeSendFuture + '_ {
+        self.inner.unsubscribe(request, context)
+    }
+
+    fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        self.inner.accepted_subscription_filter(requested)
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.inner.get_tool(name)
+    }
+
+    fn get_info(&self) -> ServerConfig {
+        self.inner.get_info()
+    }
+
+    forward! {
+        listen(context: SubscriptionContext) -> Result<(), ErrorData>;
+        on_custom_request(request: CustomRequest, context: RequestContext<RoleServer>) -> Result<CustomResult, ErrorData>;
+        on_cancelled(notification: CancelledNotificationParam, context: NotificationContext<RoleServer>) -> ();
+        on_progress(notification: ProgressNotificationParam, context: NotificationContext<RoleServer>) -> ();
+        on_initialized(context: NotificationContext<RoleServer>) -> ();
+        on_roots_list_changed(context: NotificationContext<RoleServer>) -> ();
+        on_custom_notification(notification: CustomNotification, context: NotificationContext<RoleServer>) -> ();
+    }
+}

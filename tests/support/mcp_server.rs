@@ -1,0 +1,101 @@
+//! A real rmcp MCP server, the second process of the MCP test: two tools
+//! (`lookup_order` succeeds, `cancel_order` answers `isError: true`), any
+//! other tool answers JSON-RPC -32602. Telemetry from the environment
+//! (`OTEL_*`); the handler is wrapped in `observra::integrations::mcp::TracedServer`,
+//! the one line the server side needs.
+//!
+//! `mcp-server stdio`: serves on stdin/stdout until the client closes them.
+//! `mcp-server http`: serves streamable HTTP on 127.0.0.1, prints
+//! `LISTEN http://ADDR/mcp`, and stops when its stdin closes. Both flush
+//! their telemetry before exiting.
+
+use std::io::BufRead;
+
+use observra::integrations::mcp::TracedServer;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult, PaginatedRequestParams,
+    ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
+
+#[derive(Clone)]
+struct Orders;
+
+fn schema() -> serde_json::Map<String, serde_json::Value> {
+    let v = serde_json::json!({"type": "object", "properties": {"id": {"type": "string"}}});
+    v.as_object().cloned().unwrap_or_default()
+}
+
+impl ServerHandler for Orders {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(vec![
+            Tool::new("lookup_order", "Looks an order up.", schema()),
+            Tool::new("cancel_order", "Cancels an order.", schema()),
+        ]))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let id = request.arguments.as_ref().and_then(|a| a.get("id")).and_then(|v| v.as_str()).unwrap_or("?");
+        match request.name.as_ref() {
+            "lookup_order" => {
+                Ok(CallToolResult::success(vec![ContentBlock::text(format!("order {id} shipped"))]).into())
+            }
+            "cancel_order" => {
+                Ok(CallToolResult::error(vec![ContentBlock::text(format!("order {id} has shipped"))]).into())
+            }
+            other => Err(ErrorData::invalid_params(format!("no tool named {other}"), None)),
+        }
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let telemetry = observra::init().service_name("mcp-server").install()?;
+    match std::env::args().nth(1).as_deref() {
+        Some("stdio") => {
+            // The one line: the handler, traced.
+            let service = TracedServer::new(Orders).stdio().serve(rmcp::transport::stdio()).await?;
+            let _ = service.waiting().await;
+        }
+        Some("http") => {
+            use rmcp::transport::streamable_http_server::{
+                StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+            };
+            let service: StreamableHttpService<TracedServer<Orders>, LocalSessionManager> = StreamableHttpService::new(
+                || Ok(TracedServer::new(Orders).http()),
+                Default::default(),
+                StreamableHttpServerConfig::default(),
+            );
+            let router = axum::Router::new().nest_service("/mcp", service);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            println!("LISTEN http://{}/mcp", listener.local_addr()?);
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            // Stops when the test closes our stdin.
+            std::thread::spawn(move || {
+                for _ in std::io::stdin().lock().lines() {}
+                let _ = stop.send(());
+            });
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await?;
+        }
+        _ => anyhow::bail!("usage: mcp-server stdio|http"),
+    }
+    telemetry.shutdown();
+    Ok(())
+}

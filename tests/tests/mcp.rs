@@ -1,0 +1,220 @@
+//! MCP through rmcp, across two processes: the `mcp-server` binary (a real
+//! rmcp server wrapped in `TracedServer`) in a child process, over stdio
+//! and over streamable HTTP on 127.0.0.1, and a client in this process
+//! wrapped in `TracedClient`, inside an `#[agent]`. Both processes export
+//! to the same in-process OTLP receiver; what it decodes must be one trace
+//! with the client and server spans, the MCP attributes, correct parents,
+//! both duration metrics, and no tool arguments or results unless capture
+//! is on.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use observra::integrations::mcp::TracedClient;
+use observra::{agent, tool_call};
+use observra_test_support::{ReceivedSpan, Receiver, Val, otlp_env, serial};
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::{Peer, RoleClient, ServiceError};
+
+fn args(id: &str) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("id".into(), serde_json::Value::String(id.into()));
+    m
+}
+
+fn call(tool: &'static str, id: &str) -> CallToolRequestParams {
+    CallToolRequestParams::new(tool).with_arguments(args(id))
+}
+
+type Client<C> = TracedClient<C>;
+
+/// The enclosing `#[tool_call]` of the same tool: the MCP attributes go on it.
+#[tool_call(name = "lookup_order")]
+async fn lookup_order<C: std::ops::Deref<Target = Peer<RoleClient>>>(
+    client: &Client<C>,
+    id: &str,
+) -> Result<String, ServiceError> {
+    let r = client.call_tool(call("lookup_order", id)).await?;
+    Ok(format!("{:?}", r.content))
+}
+
+#[agent(name = "support")]
+async fn support<C: std::ops::Deref<Target = Peer<RoleClient>>>(
+    client: &Client<C>,
+    secret: &str,
+) -> Result<(), ServiceError> {
+    lookup_order(client, "A-1001").await?;
+    let cancelled = client.call_tool(call("cancel_order", secret)).await?;
+    assert_eq!(cancelled.is_error, Some(true));
+    let unknown = client.call_tool(call("no_such_tool", "x")).await;
+    assert!(matches!(unknown, Err(ServiceError::McpError(ref e)) if e.code.0 == -32602), "{unknown:?}");
+    Ok(())
+}
+
+fn server_command(mode: &str, rx: &Receiver, extra: &[(&str, &str)]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mcp-server"));
+    c.arg(mode);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OTEL_") || k.starts_with("OBSERVRA_") {
+            c.env_remove(k);
+        }
+    }
+    c.envs(otlp_env(rx, "http/protobuf"));
+    c.envs(extra.iter().copied());
+    c
+}
+
+/// Runs the agent against the server over `mode`; returns the decoded spans.
+fn run(mode: &str, extra: &[(&str, &str)]) -> (Receiver, Vec<ReceivedSpan>) {
+    let rx = Receiver::start();
+    let mut env = otlp_env(&rx, "http/protobuf");
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let guard = observra::init().env_from(env).install().expect("install");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let secret = "sk-TESTabcdefghijklmnopqrstuvwx0123";
+    match mode {
+        "stdio" => runtime.block_on(async {
+            let cmd = tokio::process::Command::from(server_command("stdio", &rx, extra));
+            let transport = rmcp::transport::TokioChildProcess::new(cmd).expect("spawn the server");
+            let client = TracedClient::new(().serve(transport).await.expect("initialize")).stdio();
+            support(&client, secret).await.expect("agent");
+            let _ = client.into_inner().cancel().await;
+        }),
+        _ => {
+            let mut child: Child = server_command("http", &rx, extra)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("spawn the server");
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+            let url = line.trim().strip_prefix("LISTEN ").expect("the server's address").to_string();
+            runtime.block_on(async {
+                let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url.as_str());
+                let client = TracedClient::new(().serve(transport).await.expect("initialize")).http(&url);
+                support(&client, secret).await.expect("agent");
+                let _ = client.into_inner().cancel().await;
+            });
+            drop(child.stdin.take());
+            let _ = child.wait();
+        }
+    }
+    drop(runtime);
+    drop(guard);
+    let spans = rx.spans();
+    (rx, spans)
+}
+
+fn service(s: &ReceivedSpan) -> &str {
+    s.resource.get("service.name").and_then(Val::as_str).unwrap_or("")
+}
+
+fn find<'a>(spans: &'a [ReceivedSpan], name: &str, kind: i32) -> &'a ReceivedSpan {
+    let found: Vec<_> = spans.iter().filter(|s| s.name == name && s.kind == kind).collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "{name} (kind {kind}): {:?}",
+        spans.iter().map(|s| (&s.name, s.kind, service(s))).collect::<Vec<_>>()
+    );
+    found[0]
+}
+
+fn check(mode: &str, transport: &str, spans: &[ReceivedSpan], rx: &Receiver) {
+    let agent = find(spans, "invoke_agent support", 1);
+    // The call inside `#[tool_call(name = "lookup_order")]` is that span's: no second client span.
+    let tool = find(spans, "execute_tool lookup_order", 1);
+    assert_eq!(service(tool), "observra-tests");
+    assert_eq!(tool.str_attr("mcp.method.name"), Some("tools/call"), "{mode}");
+    assert!(tool.str_attr("jsonrpc.request.id").is_some());
+    assert!(!spans.iter().any(|s| s.name == "tools/call lookup_order" && s.kind == 3), "no second span");
+    let cancel = find(spans, "tools/call cancel_order", 3);
+    let unknown = find(spans, "tools/call no_such_tool", 3);
+    for c in [tool, cancel, unknown] {
+        assert_eq!(c.parent_span_id.as_deref(), Some(agent.span_id.as_str()), "{}", c.name);
+        assert_eq!(c.str_attr("network.transport"), Some(transport), "{mode}: {}", c.name);
+        assert!(c.str_attr("mcp.protocol.version").is_some_and(|v| v.starts_with("20")), "{}", c.name);
+        if transport == "tcp" {
+            assert_eq!(c.str_attr("server.address"), Some("127.0.0.1"));
+            assert!(matches!(c.attr("server.port"), Some(Val::Int(p)) if *p > 0));
+        }
+    }
+    for c in [cancel, unknown] {
+        assert_eq!(c.str_attr("gen_ai.operation.name"), Some("execute_tool"));
+        assert_eq!(c.str_attr("mcp.method.name"), Some("tools/call"));
+        assert!(c.str_attr("jsonrpc.request.id").is_some());
+        assert_eq!(c.status_code, 2);
+    }
+    assert_eq!(cancel.str_attr("gen_ai.tool.name"), Some("cancel_order"));
+    assert_eq!(cancel.str_attr("error.type"), Some("tool_error"));
+    assert_eq!(unknown.str_attr("error.type"), Some("-32602"));
+    assert_eq!(unknown.str_attr("rpc.response.status_code"), Some("-32602"));
+
+    // The server's spans, in the other process, children of the client's.
+    for (name, client) in
+        [("tools/call lookup_order", tool), ("tools/call cancel_order", cancel), ("tools/call no_such_tool", unknown)]
+    {
+        let server = find(spans, name, 2);
+        assert_eq!(service(server), "mcp-server");
+        assert_eq!(server.trace_id, agent.trace_id, "{mode}: one trace across the two processes");
+        assert_eq!(server.parent_span_id.as_deref(), Some(client.span_id.as_str()), "{mode}: {name}");
+        assert_eq!(server.str_attr("mcp.method.name"), Some("tools/call"));
+        assert_eq!(server.str_attr("network.transport"), Some(transport));
+        assert_eq!(
+            server.str_attr("jsonrpc.request.id"),
+            client.str_attr("jsonrpc.request.id"),
+            "the same request on both sides"
+        );
+    }
+    assert_eq!(find(spans, "tools/call cancel_order", 2).str_attr("error.type"), Some("tool_error"));
+    assert_eq!(find(spans, "tools/call no_such_tool", 2).str_attr("error.type"), Some("-32602"));
+    assert!(spans.iter().any(|s| s.name == "initialize" && s.kind == 2), "the handshake, on the server");
+
+    // Both metrics: the client's from this process, the server's from the other.
+    let points = |name: &str| -> Vec<(String, u64, Option<String>)> {
+        rx.metric_streams(name)
+            .into_iter()
+            .flat_map(|m| {
+                let svc = m.resource.get("service.name").and_then(Val::as_str).unwrap_or("").to_string();
+                m.histogram_points.into_iter().map(move |p| {
+                    (svc.clone(), p.count, p.attributes.get("error.type").and_then(Val::as_str).map(str::to_string))
+                })
+            })
+            .collect()
+    };
+    let client_points = points("mcp.client.operation.duration");
+    assert_eq!(client_points.iter().map(|p| p.1).sum::<u64>(), 3, "{client_points:?}");
+    assert!(client_points.iter().any(|p| p.2.as_deref() == Some("-32602")));
+    let server_points = points("mcp.server.operation.duration");
+    assert!(server_points.iter().all(|p| p.0 == "mcp-server"));
+    assert!(server_points.iter().map(|p| p.1).sum::<u64>() >= 4, "initialize and three calls: {server_points:?}");
+    assert!(server_points.iter().any(|p| p.2.as_deref() == Some("tool_error")));
+}
+
+#[test]
+fn an_mcp_tool_call_over_stdio_is_one_trace_across_the_two_processes() {
+    let _s = serial();
+    let (rx, spans) = run("stdio", &[]);
+    check("stdio", "pipe", &spans, &rx);
+    for s in &spans {
+        for k in ["gen_ai.tool.call.arguments", "gen_ai.tool.call.result"] {
+            assert!(s.attr(k).is_none(), "{}: {k} with capture off", s.name);
+        }
+    }
+    assert!(!format!("{spans:?}").contains("A-1001"), "no argument anywhere");
+}
+
+#[test]
+fn an_mcp_tool_call_over_streamable_http_with_capture_on_is_redacted() {
+    let _s = serial();
+    let (rx, spans) = run("http", &[("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")]);
+    check("http", "tcp", &spans, &rx);
+    assert!(!format!("{spans:?}").contains("sk-TEST"), "the key passed as an argument is redacted everywhere");
+    for kind in [3, 2] {
+        let cancel = find(&spans, "tools/call cancel_order", kind);
+        let arguments = cancel.str_attr("gen_ai.tool.call.arguments").expect("arguments");
+        assert!(arguments.contains("[REDACTED:openai_key]"), "{arguments}");
+        assert!(cancel.str_attr("gen_ai.tool.call.result").is_some_and(|r| r.contains("has shipped")));
+    }
+}
