@@ -1,5 +1,6 @@
 //! `observra summary`: tokens, cost, errors and latency per model, agent and
-//! tool, over files and an optional time range.
+//! tool, and evaluation scores per evaluation, agent and model, over files
+//! and an optional time range.
 
 use std::collections::BTreeMap;
 
@@ -63,6 +64,7 @@ pub fn summarize(spans: &[Span]) -> Value {
             tools.entry(tool.to_string()).or_default().add(s);
         }
     }
+    let evaluations = evaluations(spans);
     let section =
         |m: BTreeMap<String, Group>| -> Value { Value::Object(m.into_iter().map(|(k, g)| (k, g.to_json())).collect()) };
     let total_cost = models.values().fold(0.0, |acc, g| acc + g.cost_usd);
@@ -75,7 +77,77 @@ pub fn summarize(spans: &[Span]) -> Value {
         "models": section(models),
         "agents": section(agents),
         "tools": section(tools),
+        "evaluations": evaluations,
     })
+}
+
+/// Scores of one evaluation for one agent and model.
+#[derive(Default)]
+struct Scores {
+    count: u64,
+    scored: u64,
+    sum: f64,
+    labels: BTreeMap<String, u64>,
+}
+
+/// Every `gen_ai.evaluation.result` event, grouped by evaluation name, the
+/// graded call's agent and its model: count, mean score, labels. The
+/// model is the graded span's (a late evaluation's span is the graded
+/// call's child, and carries it); the agent the nearest agent above.
+fn evaluations(spans: &[Span]) -> Value {
+    let by_id: std::collections::HashMap<&str, &Span> = spans.iter().map(|s| (s.span_id.as_str(), s)).collect();
+    let parent = |s: &Span| s.parent_span_id.as_deref().and_then(|p| by_id.get(p).copied());
+    let agent_of = |s: &Span| -> String {
+        let mut cur = Some(s);
+        let mut hops = 0;
+        while let (Some(c), true) = (cur, hops < 64) {
+            if let Some(a) = c.str_attr("gen_ai.agent.name") {
+                return a.to_string();
+            }
+            cur = parent(c);
+            hops += 1;
+        }
+        "none".to_string()
+    };
+    let mut groups: BTreeMap<(String, String, String), Scores> = BTreeMap::new();
+    for s in spans {
+        for e in &s.events {
+            if e["name"] != "gen_ai.evaluation.result" {
+                continue;
+            }
+            let a = &e["attributes"];
+            let name = a["gen_ai.evaluation.name"].as_str().unwrap_or("unnamed").to_string();
+            let model = s
+                .str_attr("gen_ai.request.model")
+                .or_else(|| parent(s).and_then(|p| p.str_attr("gen_ai.request.model")))
+                .unwrap_or("none")
+                .to_string();
+            let g = groups.entry((name, agent_of(s), model)).or_default();
+            g.count += 1;
+            if let Some(v) = a["gen_ai.evaluation.score.value"].as_f64() {
+                g.scored += 1;
+                g.sum += v;
+            }
+            if let Some(l) = a["gen_ai.evaluation.score.label"].as_str() {
+                *g.labels.entry(l.to_string()).or_default() += 1;
+            }
+        }
+    }
+    Value::Array(
+        groups
+            .into_iter()
+            .map(|((name, agent, model), g)| {
+                json!({
+                    "evaluation": name,
+                    "agent": agent,
+                    "model": model,
+                    "count": g.count,
+                    "mean_score": if g.scored > 0 { json!(g.sum / g.scored as f64) } else { Value::Null },
+                    "labels": g.labels,
+                })
+            })
+            .collect(),
+    )
 }
 
 /// The summary as aligned text tables.
@@ -104,6 +176,28 @@ pub fn table(summary: &Value) -> String {
                 g["cost_usd"].as_f64().unwrap_or(0.0),
                 g["latency_ms"]["p50"].as_f64().unwrap_or(0.0),
                 g["latency_ms"]["p95"].as_f64().unwrap_or(0.0),
+            ));
+        }
+    }
+    if let Some(evals) = summary["evaluations"].as_array().filter(|e| !e.is_empty()) {
+        out.push_str(&format!(
+            "\n{:<20} {:<20} {:<20} {:>6} {:>10}  labels\n",
+            "evaluation", "agent", "model", "count", "mean"
+        ));
+        for e in evals {
+            let labels: Vec<String> = e["labels"]
+                .as_object()
+                .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect())
+                .unwrap_or_default();
+            let mean = e["mean_score"].as_f64().map_or("-".to_string(), |m| format!("{m:.3}"));
+            out.push_str(&format!(
+                "{:<20} {:<20} {:<20} {:>6} {:>10}  {}\n",
+                e["evaluation"].as_str().unwrap_or(""),
+                e["agent"].as_str().unwrap_or(""),
+                e["model"].as_str().unwrap_or(""),
+                e["count"].as_u64().unwrap_or(0),
+                mean,
+                labels.join(" ")
             ));
         }
     }

@@ -244,6 +244,67 @@ pub fn tool_call(args: TokenStream, item: TokenStream) -> TokenStream {
     })
 }
 
+/// `#[retrieval]`.
+pub fn retrieval(args: TokenStream, item: TokenStream) -> TokenStream {
+    run("retrieval", &["data_source", "provider", "model", "top_k", "query"], args, item, |raw, _func, errors| {
+        let mut data_source = None;
+        let mut provider = None;
+        let mut model = None;
+        let mut top_k = None;
+        let mut query = None;
+        for arg in raw {
+            match arg.key.to_string().as_str() {
+                "data_source" => data_source = arg.lit_str(errors),
+                "provider" => {
+                    if let Some(p) = arg.lit_str(errors) {
+                        if valid_provider(&p.value()) {
+                            provider = Some(p);
+                        } else {
+                            errors.error(
+                                p.span(),
+                                "`provider` is a lowercase identifier such as \"openai\" or \"aws.bedrock\"",
+                            );
+                        }
+                    }
+                }
+                "model" => model = arg.lit_str(errors),
+                "top_k" => top_k = arg.expr(errors),
+                "query" => query = arg.expr(errors),
+                _ => {}
+            }
+        }
+        let name = match &data_source {
+            Some(d) => format!("{} {}", sc::operation::RETRIEVAL, d.value()),
+            None => sc::operation::RETRIEVAL.to_string(),
+        };
+        let mut plan = SpanPlan::new(lit(&name));
+        plan.field(sc::GEN_AI_OPERATION_NAME, sc::operation::RETRIEVAL);
+        // A retriever is called over the network as a rule: CLIENT, as the conventions say.
+        plan.field(crate::semconv::OTEL_KIND, "client");
+        if let Some(d) = &data_source {
+            plan.field(sc::GEN_AI_DATA_SOURCE_ID, d);
+        }
+        if let Some(p) = &provider {
+            plan.field(sc::GEN_AI_PROVIDER_NAME, p);
+        }
+        if let Some(m) = &model {
+            plan.field(sc::GEN_AI_REQUEST_MODEL, m);
+        }
+        if let Some(k) = &top_k {
+            // The conventions' top_k is a double.
+            let as_f64: syn::Expr = syn::parse_quote_spanned!(k.span()=> ((#k) as f64));
+            plan.attribute(sc::GEN_AI_REQUEST_TOP_K, &as_f64);
+        }
+        if let Some(q) = &query {
+            capture(&mut plan, "capture_content", sc::GEN_AI_RETRIEVAL_QUERY_TEXT, q);
+        }
+        plan.on_value = Some(quote! {
+            ::observra::__private::retrieved(__observra_span_ref, __observra_value);
+        });
+        Some(plan)
+    })
+}
+
 /// `#[agent]`.
 pub fn agent(args: TokenStream, item: TokenStream) -> TokenStream {
     run(

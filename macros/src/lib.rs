@@ -95,6 +95,22 @@ pub fn tool_call(args: TokenStream, item: TokenStream) -> TokenStream {
     genai::tool_call(args.into(), item.into()).into()
 }
 
+/// Records a retrieval (a vector-store search, a search API): span
+/// `retrieval {data_source}`, CLIENT, `gen_ai.operation.name = retrieval`.
+/// The function returns a [`RetrievalResponse`](../observra/trait.RetrievalResponse.html)
+/// (or a `Result` of one): its documents (id and score) are captured as
+/// `gen_ai.retrieval.documents` when content capture is on.
+///
+/// Arguments: `data_source = "..."` (`gen_ai.data_source.id`),
+/// `provider = "..."` and `model = "..."` (when a model does the
+/// retrieval), `top_k = <expr>` (`gen_ai.request.top_k`), `query = <expr>`
+/// (content, captured only when capture is on), plus the `#[traced]`
+/// recording arguments.
+#[proc_macro_attribute]
+pub fn retrieval(args: TokenStream, item: TokenStream) -> TokenStream {
+    genai::retrieval(args.into(), item.into()).into()
+}
+
 /// Records an agent invocation: span `invoke_agent {name}`. The span carries
 /// totals of the model and tool calls beneath it (`observra.total.*`), and a
 /// `conversation_id` set here reaches every GenAI span beneath it.

@@ -288,6 +288,16 @@ pub fn capture_content<S: Target + ?Sized, T: crate::CaptureContent + ?Sized>(sp
     with_sink(span, |r| crate::content::record_json(r, key, &json));
 }
 
+/// `#[retrieval]`: captures the documents the retriever returned (content:
+/// only when capture is on).
+pub fn retrieved<S: Target + ?Sized, T: crate::RetrievalResponse + ?Sized>(span: &S, value: &T) {
+    if !crate::content::capturing() {
+        return;
+    }
+    let docs = value.documents();
+    with_sink(span, |r| crate::genai::retrieval::record_documents(r, &docs));
+}
+
 /// A tool's return value, for capturing it when its type allows.
 pub struct ResultRef<'a, T: ?Sized>(pub &'a T);
 

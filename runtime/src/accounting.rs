@@ -43,6 +43,7 @@ pub(crate) struct Instruments {
     pub(crate) http_client_duration: Histogram<f64>,
     pub(crate) mcp_client_duration: Histogram<f64>,
     pub(crate) mcp_server_duration: Histogram<f64>,
+    pub(crate) evaluation_score: Histogram<f64>,
 }
 
 impl Instruments {
@@ -139,6 +140,12 @@ impl Instruments {
                 "The duration of the MCP request or notification as observed on the sender.",
                 m::MCP_DURATION_BUCKETS,
             ),
+            evaluation_score: meter
+                .f64_histogram(m::EVALUATION_SCORE)
+                .with_unit("{score}")
+                .with_description("Evaluation scores of GenAI calls, by evaluation name and label.")
+                .with_boundaries(m::EVALUATION_BUCKETS.to_vec())
+                .build(),
             mcp_server_duration: seconds(
                 m::MCP_SERVER_DURATION,
                 "MCP request or notification duration as observed on the receiver.",

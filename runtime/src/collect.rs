@@ -19,6 +19,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use crate::accounting::{self, Deferred, Instruments};
 use crate::base::clock::Anchor;
 use crate::base::frame::{Frame, More, StatusCode};
+use crate::base::graded::Graded;
 use crate::base::queue::{Control, FrameQueue, Note, QueueEnd};
 use crate::base::state::{
     ASSEMBLY_FAILED, Installed, METRIC_JOBS_DROPPED, ORPHANED, REDACTION_FAILED, suppress_current_thread,
@@ -48,6 +49,8 @@ pub(crate) fn start(
             tail: std::cell::RefCell::new(tail.map(Tail::new)),
             agents_seen: Default::default(),
             linted: Default::default(),
+            responses: Default::default(),
+            pending: Default::default(),
             qualified: Default::default(),
         };
         let drain = || drain(&end, &installed, &out, ins.as_ref());
@@ -63,6 +66,9 @@ pub(crate) fn start(
                 }
                 Ok(Control::Stop(reply)) => {
                     drain();
+                    if let Some(p) = installed.upgrade() {
+                        out.land_evaluations(&p, ins.as_ref(), true);
+                    }
                     out.decide_held();
                     let _ = reply.send(());
                     return;
@@ -90,6 +96,11 @@ struct Out<'a> {
     agents_seen: std::cell::RefCell<std::collections::HashSet<Option<StringValue>>>,
     /// Span names already warned about a missing required GenAI attribute (bounded).
     linted: std::cell::RefCell<std::collections::HashSet<String>>,
+    /// Recent model calls by response id, for evaluations that come after
+    /// them ([`crate::evaluate`]); bounded.
+    responses: std::cell::RefCell<Responses>,
+    /// Evaluations whose call has not been seen yet.
+    pending: std::cell::RefCell<Vec<(Box<Graded>, std::time::Instant)>>,
     /// `module::function` of each `#[traced(metrics)]` function, made once.
     qualified: std::cell::RefCell<std::collections::HashMap<(&'static str, &'static str), StringValue>>,
 }
@@ -134,6 +145,42 @@ impl Out<'_> {
                 missing.join(" and ")
             ),
         );
+    }
+
+    /// Lands the evaluations told so far: the score in the histogram, and
+    /// (for one given by response id) a span in the graded call's trace.
+    /// One whose call is not found waits up to [`EVALUATION_WAIT`] (or until
+    /// `all`), then lands on a root span of its own.
+    fn land_evaluations(&self, p: &Installed, ins: Option<&Instruments>, all: bool) {
+        let mut pending = std::mem::take(&mut *self.pending.borrow_mut());
+        if pending.is_empty() {
+            return;
+        }
+        let now = std::time::Instant::now();
+        pending.retain(|(g, since)| {
+            let call = g.response_id.as_deref().and_then(|id| self.responses.borrow().get(id).cloned());
+            let waited = all || now.saturating_duration_since(*since) >= EVALUATION_WAIT;
+            match (&g.response_id, call) {
+                (None, _) => {
+                    record_evaluation(ins, g, g.agent.as_ref(), g.model.as_ref());
+                    false
+                }
+                (Some(_), Some(call)) => {
+                    record_evaluation(ins, g, call.agent.as_ref(), call.model.as_ref());
+                    if call.sampled {
+                        self.offer(evaluation_span(p, g, Some(&call)), not_a_root());
+                    }
+                    false
+                }
+                (Some(_), None) if waited => {
+                    record_evaluation(ins, g, None, None);
+                    self.offer(evaluation_span(p, g, None), not_a_root());
+                    false
+                }
+                (Some(_), None) => true,
+            }
+        });
+        self.pending.borrow_mut().extend(pending);
     }
 
     /// Hands a finished span to the tail sampler, when there is one (it
@@ -192,6 +239,7 @@ fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Out<'_>, ins: Option
     // Notes first: an agent's start is told before its frame closes.
     while let Ok(note) = end.notes.try_recv() {
         match note {
+            Note::Evaluation(graded) => out.pending.borrow_mut().push((graded, std::time::Instant::now())),
             Note::AgentStarted(agent) => {
                 if let Some(ins) = ins {
                     let labels = set_labels(agent.as_ref(), None, None);
@@ -236,6 +284,9 @@ fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Out<'_>, ins: Option
         }
     }
     end.depth.fetch_sub(taken, Ordering::AcqRel);
+    if let Some(p) = &p {
+        out.land_evaluations(p, ins, false);
+    }
     out.expire_held();
 }
 
@@ -407,6 +458,9 @@ fn record_metrics(ins: &Instruments, f: &Facts<'_>) {
             let a = metric_attrs(f.attrs, &[sc::GEN_AI_OPERATION_NAME, sc::GEN_AI_WORKFLOW_NAME, sc::ERROR_TYPE]);
             ins.workflow_duration.record(d, &a);
         }
+        op::RETRIEVAL => {
+            ins.operation_duration.record(d, &metric_attrs(f.attrs, LLM_METRIC_KEYS));
+        }
         _ => {}
     }
 }
@@ -490,6 +544,7 @@ fn conventional_name(name: Cow<'static, str>, operation: &str, attrs: &[KeyValue
         op::INVOKE_AGENT => sc::GEN_AI_AGENT_NAME,
         op::EXECUTE_TOOL => sc::GEN_AI_TOOL_NAME,
         op::INVOKE_WORKFLOW => sc::GEN_AI_WORKFLOW_NAME,
+        op::RETRIEVAL => sc::GEN_AI_DATA_SOURCE_ID,
         _ => sc::GEN_AI_REQUEST_MODEL,
     };
     match find(attrs, key) {
@@ -627,6 +682,18 @@ fn assemble(mut frame: Frame, p: &Installed, out: &Out<'_>, ins: Option<&Instrum
     if let (Some(agent), Some(ins)) = (&more.active_agent, ins) {
         ins.agent_active.add(-1, &set_labels(agent.as_ref(), None, None));
     }
+    if frame.operation.is_some_and(|o| op::LLM.contains(&o)) {
+        if let Some(Value::String(id)) = find(&attrs, sc::GEN_AI_RESPONSE_ID) {
+            let call = GradedCall {
+                trace_id: frame.ctx.trace_id,
+                span_id: frame.ctx.span_id,
+                sampled: frame.ctx.sampled,
+                agent: frame.ctx.agent.clone(),
+                model: request.clone(),
+            };
+            out.responses.borrow_mut().insert(id.as_str().to_string(), call);
+        }
+    }
     if !frame.ctx.sampled {
         return;
     }
@@ -703,4 +770,105 @@ fn assemble(mut frame: Frame, p: &Installed, out: &Out<'_>, ins: Option<&Instrum
         },
         facts,
     );
+}
+
+/// How long an evaluation given by response id waits for its call.
+const EVALUATION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Model calls remembered by response id, for late evaluations.
+const MAX_RESPONSES: usize = 16_384;
+
+/// A model call an evaluation may grade later.
+#[derive(Clone)]
+struct GradedCall {
+    trace_id: opentelemetry::trace::TraceId,
+    span_id: opentelemetry::trace::SpanId,
+    sampled: bool,
+    agent: Option<StringValue>,
+    model: Option<StringValue>,
+}
+
+/// The last [`MAX_RESPONSES`] model calls with a response id.
+#[derive(Default)]
+struct Responses {
+    by_id: std::collections::HashMap<String, GradedCall>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl Responses {
+    fn insert(&mut self, id: String, call: GradedCall) {
+        if self.by_id.insert(id.clone(), call).is_none() {
+            self.order.push_back(id);
+            if self.order.len() > MAX_RESPONSES {
+                if let Some(old) = self.order.pop_front() {
+                    self.by_id.remove(&old);
+                }
+            }
+        }
+    }
+    fn get(&self, id: &str) -> Option<&GradedCall> {
+        self.by_id.get(id)
+    }
+}
+
+/// `observra.evaluation.score`, by evaluation name and label (and the
+/// graded call's agent and model when known).
+fn record_evaluation(ins: Option<&Instruments>, g: &Graded, agent: Option<&StringValue>, model: Option<&StringValue>) {
+    let (Some(ins), Some(score)) = (ins, g.evaluation.score) else { return };
+    let mut a = Attrs::new();
+    a.push(KeyValue::new(sc::GEN_AI_EVALUATION_NAME, g.evaluation.name.clone()));
+    if let Some(l) = &g.evaluation.label {
+        a.push(KeyValue::new(sc::GEN_AI_EVALUATION_SCORE_LABEL, l.clone()));
+    }
+    if let Some(agent) = agent {
+        a.push(KeyValue::new(sc::GEN_AI_AGENT_NAME, Value::String(agent.clone())));
+    }
+    if let Some(model) = model {
+        a.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, Value::String(model.clone())));
+    }
+    ins.evaluation_score.record(score, &a);
+}
+
+/// The tail sampler's facts for a span that is never a trace's root.
+fn not_a_root() -> tail::Facts {
+    tail::Facts { failed: false, over_budget: false, root: false, duration: std::time::Duration::ZERO }
+}
+
+/// The span a late evaluation lands on: `evaluation {name}`, a child of
+/// the graded call in its trace (a root of its own when the call is not
+/// known), carrying the `gen_ai.evaluation.result` event.
+fn evaluation_span(p: &Installed, g: &Graded, call: Option<&GradedCall>) -> SpanData {
+    use opentelemetry_sdk::trace::IdGenerator;
+    let id = g.response_id.as_deref();
+    let mut attributes = vec![KeyValue::new(sc::GEN_AI_EVALUATION_NAME, g.evaluation.name.clone())];
+    if let Some(id) = id {
+        attributes.push(KeyValue::new(sc::GEN_AI_RESPONSE_ID, id.to_string()));
+    }
+    if let Some(agent) = call.and_then(|c| c.agent.clone()) {
+        attributes.push(KeyValue::new(sc::GEN_AI_AGENT_NAME, Value::String(agent)));
+    }
+    if let Some(model) = call.and_then(|c| c.model.clone()) {
+        attributes.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, Value::String(model)));
+    }
+    let mut events = SpanEvents::default();
+    events.events.push(Event::new(sc::GEN_AI_EVALUATION_EVENT, g.at, g.evaluation.attributes(id), 0));
+    let (trace_id, parent) = match call {
+        Some(c) => (c.trace_id, c.span_id),
+        None => (p.ids.new_trace_id(), opentelemetry::trace::SpanId::INVALID),
+    };
+    SpanData {
+        span_context: SpanContext::new(trace_id, p.ids.new_span_id(), TraceFlags::SAMPLED, false, Default::default()),
+        parent_span_id: parent,
+        parent_span_is_remote: false,
+        span_kind: SpanKind::Internal,
+        name: Cow::Owned(format!("{} {}", crate::base::graded::EVALUATION_SPAN, g.evaluation.name)),
+        start_time: g.at,
+        end_time: g.at,
+        attributes,
+        dropped_attributes_count: 0,
+        events,
+        links: SpanLinks::default(),
+        status: Status::Unset,
+        instrumentation_scope: p.scope.clone(),
+    }
 }

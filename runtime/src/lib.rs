@@ -76,6 +76,7 @@ mod cost;
 mod declare;
 mod diag;
 mod error;
+mod evaluate;
 mod genai;
 #[cfg(feature = "otlp")]
 mod http_client;
@@ -118,10 +119,12 @@ pub use cost::{CostTable, Price};
 pub use declare::{LabelValue, Unbounded};
 pub use diag::DiagnosticLevel;
 pub use error::{Error, Result, Setting};
+pub use evaluate::{Evaluated, Evaluation, evaluate};
 pub use genai::request::{LlmRequest, RequestParams};
+pub use genai::retrieval::{RetrievalResponse, RetrievedDocument};
 pub use genai::stream::{LlmChunk, LlmStream, StreamOutput};
 pub use genai::{LlmCall, LlmResponse, Usage, current_llm_call};
-pub use observra_macros::{agent, llm_call, metrics, tool_call, traced, workflow};
+pub use observra_macros::{agent, llm_call, metrics, retrieval, tool_call, traced, workflow};
 /// The `opentelemetry` API crate observra is built on, for version-matched use.
 pub use opentelemetry;
 /// A key-value pair, for metric attributes (`observra::meter(...)`).

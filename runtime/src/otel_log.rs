@@ -93,8 +93,11 @@ impl<E: LogExporter> OtelLogExporter<E> {
         }
         for event in span.events.iter() {
             let mut r = self.logger.create_log_record();
+            let evaluation = event.name == sc::GEN_AI_EVALUATION_EVENT;
             if event.name == sc::GEN_AI_DETAILS_EVENT {
                 r.set_event_name(sc::GEN_AI_DETAILS_EVENT);
+            } else if evaluation {
+                r.set_event_name(sc::GEN_AI_EVALUATION_EVENT);
             }
             r.set_timestamp(event.timestamp);
             r.set_observed_timestamp(event.timestamp);
@@ -110,10 +113,16 @@ impl<E: LogExporter> OtelLogExporter<E> {
             };
             r.set_severity_number(number);
             r.set_severity_text(text);
-            if event.name != sc::GEN_AI_DETAILS_EVENT {
+            if event.name != sc::GEN_AI_DETAILS_EVENT && !evaluation {
                 r.set_body(AnyValue::String(event.name.to_string().into()));
             }
-            r.set_trace_context(ctx.trace_id(), ctx.span_id(), flags);
+            // A late evaluation's span is a child of the call it grades: the
+            // event is the graded call's, so its context is.
+            let late = evaluation
+                && span.parent_span_id != opentelemetry::trace::SpanId::INVALID
+                && span.name.starts_with(crate::base::graded::EVALUATION_SPAN);
+            let span_id = if late { span.parent_span_id } else { ctx.span_id() };
+            r.set_trace_context(ctx.trace_id(), span_id, flags);
             let details = event.name == sc::GEN_AI_DETAILS_EVENT;
             for kv in &event.attributes {
                 if kv.key.as_str() == sc::EVENT_LEVEL {

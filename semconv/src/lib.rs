@@ -207,6 +207,22 @@ pub const OBSERVRA_DURATION: &str = "observra.duration";
 pub const OBSERVRA_STATUS_MESSAGE: &str = "observra.status.message";
 /// The event carrying captured content in the event form.
 pub const GEN_AI_DETAILS_EVENT: &str = "gen_ai.client.inference.operation.details";
+/// The evaluation event: `gen_ai.evaluation.result`.
+pub const GEN_AI_EVALUATION_EVENT: &str = "gen_ai.evaluation.result";
+/// `gen_ai.evaluation.name`.
+pub const GEN_AI_EVALUATION_NAME: &str = "gen_ai.evaluation.name";
+/// `gen_ai.evaluation.score.value`.
+pub const GEN_AI_EVALUATION_SCORE_VALUE: &str = "gen_ai.evaluation.score.value";
+/// `gen_ai.evaluation.score.label`.
+pub const GEN_AI_EVALUATION_SCORE_LABEL: &str = "gen_ai.evaluation.score.label";
+/// `gen_ai.evaluation.explanation`.
+pub const GEN_AI_EVALUATION_EXPLANATION: &str = "gen_ai.evaluation.explanation";
+/// `gen_ai.data_source.id`: the data source a retrieval searched.
+pub const GEN_AI_DATA_SOURCE_ID: &str = "gen_ai.data_source.id";
+/// `gen_ai.retrieval.query.text` (content).
+pub const GEN_AI_RETRIEVAL_QUERY_TEXT: &str = "gen_ai.retrieval.query.text";
+/// `gen_ai.retrieval.documents` (content): `[{"id": ..., "score": ...}]`.
+pub const GEN_AI_RETRIEVAL_DOCUMENTS: &str = "gen_ai.retrieval.documents";
 /// `gen_ai.token.type` metric attribute (`input`, `output`).
 pub const GEN_AI_TOKEN_TYPE: &str = "gen_ai.token.type";
 
@@ -226,6 +242,8 @@ pub mod operation {
     pub const INVOKE_AGENT: &str = "invoke_agent";
     /// A workflow invocation.
     pub const INVOKE_WORKFLOW: &str = "invoke_workflow";
+    /// `retrieval`.
+    pub const RETRIEVAL: &str = "retrieval";
     /// The model operations `#[llm_call]` accepts.
     pub const LLM: &[&str] = &[CHAT, TEXT_COMPLETION, GENERATE_CONTENT, EMBEDDINGS];
 }
@@ -247,6 +265,12 @@ pub mod metrics {
     /// Buckets of the HTTP duration histograms, seconds (the HTTP conventions' advice).
     pub const HTTP_DURATION_BUCKETS: &[f64] =
         &[0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+    /// `observra.evaluation.score`: evaluation scores, by evaluation name and label.
+    pub const EVALUATION_SCORE: &str = "observra.evaluation.score";
+    /// Buckets of the evaluation score histogram: fine from 0 to 1, then the
+    /// usual 1-to-5 and 1-to-10 scales.
+    pub const EVALUATION_BUCKETS: &[f64] =
+        &[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 100.0];
     /// `mcp.client.operation.duration` (s).
     pub const MCP_CLIENT_DURATION: &str = "mcp.client.operation.duration";
     /// `mcp.server.operation.duration` (s).

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs inside a private network namespace (see tests/tests/phoenix.rs):
-# starts Arize Phoenix on 127.0.0.1, runs the support-agent and rig-agent
-# examples exporting OTLP/HTTP to it, waits until Phoenix has ingested the spans, writes what
+# starts Arize Phoenix on 127.0.0.1, runs the support-agent, rig-agent and
+# rag-agent examples exporting OTLP/HTTP to it, waits until Phoenix has ingested the spans, writes what
 # Phoenix's own HTTP API returns to $OUT, and stops Phoenix by its pid.
 # Inputs (environment): PHOENIX_BIN, PORT, WORK, OUT, CARGO, REPO, EXPECTED, IN_NETNS.
 set -u
@@ -34,6 +34,11 @@ cd "$REPO" && OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$PORT" OTEL_EXPORTER
   OTEL_METRICS_EXPORTER=none OTEL_SERVICE_NAME=rig-agent \
   "$CARGO" run --offline --quiet -p observra-examples --bin rig-agent > /dev/null 2>&1 \
   || { echo "the rig example failed" >&2; exit 6; }
+# The RAG example: embeddings, a retrieval and a graded answer.
+cd "$REPO" && OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$PORT" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
+  OTEL_METRICS_EXPORTER=none OTEL_SERVICE_NAME=rag-agent \
+  "$CARGO" run --offline --quiet -p observra-examples --bin rag-agent > /dev/null 2>&1 \
+  || { echo "the rag example failed" >&2; exit 6; }
 
 # Ingestion is asynchronous: poll until every span is there.
 for _ in $(seq 1 60); do

@@ -3,7 +3,7 @@
 //! installed by scripts/test.sh): an agent workload that produces every
 //! metric the dashboard plots (requests, failures, tokens, cost, tool
 //! failures, a streamed call, budget crossings, HTTP requests through the
-//! tower layer, the pipeline's own figures), scraped every second; then
+//! tower layer, evaluation scores, the pipeline's own figures), scraped every second; then
 //! every panel's PromQL runs through Prometheus's HTTP API and must return
 //! data ("no series" fails; an error rate of 0 is data). The rules pass `promtool check rules` and load into
 //! the same Prometheus with health "ok". The panels' series over the run
@@ -33,6 +33,8 @@ impl LlmResponse for Reply {
 #[llm_call(provider = "openai", model = "gpt-4o-mini")]
 fn think() -> Reply {
     std::thread::sleep(Duration::from_millis(2));
+    // A quality check on the call, for the evaluation panel.
+    observra::evaluate(observra::current_span(), observra::Evaluation::new("relevance").score(0.8).label("relevant"));
     Reply
 }
 
@@ -106,7 +108,7 @@ fn every_dashboard_panel_returns_data_and_the_alert_rules_load() {
     let dashboard: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(root.join("dashboards/agents.json")).unwrap()).unwrap();
     let queries = panel_queries(&dashboard);
-    assert!(queries.len() >= 14, "{} panels", queries.len());
+    assert!(queries.len() >= 15, "{} panels", queries.len());
     let rules = root.join("dashboards/alerts.yml");
 
     match which("promtool") {

@@ -1,6 +1,7 @@
 //! End to end with Arize Phoenix, a real GenAI observability backend: the
-//! support-agent example (observra's macros) and the rig-agent example
-//! (rig 0.44's own spans) export OTLP/HTTP to a Phoenix server, and what
+//! support-agent example (observra's macros), the rig-agent example
+//! (rig 0.44's own spans) and the rag-agent example (embeddings, a
+//! retrieval, a graded answer) export OTLP/HTTP to a Phoenix server, and what
 //! Phoenix's own HTTP API returns is checked: the tree (workflow → agent →
 //! llm/tool), span kinds as Phoenix classifies them (AGENT, LLM, TOOL),
 //! models, token counts and status.
@@ -66,7 +67,7 @@ fn phoenix_shows_our_spans_as_agent_llm_and_tool_spans_with_tokens() {
             .env("OUT", &out)
             .env("CARGO", env!("CARGO"))
             .env("REPO", repo())
-            .env("EXPECTED", "18")
+            .env("EXPECTED", "23")
             .env("IN_NETNS", if netns { "1" } else { "0" })
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .status()
@@ -81,7 +82,7 @@ fn phoenix_shows_our_spans_as_agent_llm_and_tool_spans_with_tokens() {
 
     let body: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).expect("Phoenix answered JSON");
     let all = body["data"].as_array().expect("data").clone();
-    assert_eq!(all.len(), 18, "13 spans of the support agent, 5 of the rig agent: {body:#}");
+    assert_eq!(all.len(), 23, "13 spans of the support agent, 5 of the rig agent, 5 of the RAG agent: {body:#}");
     let trace = |s: &Value| s["context"]["trace_id"].as_str().unwrap_or("").to_string();
     let trace_of = |root: &str| {
         let r = all.iter().find(|s| s["name"] == root).unwrap_or_else(|| panic!("no {root}: {body:#}"));
@@ -89,6 +90,7 @@ fn phoenix_shows_our_spans_as_agent_llm_and_tool_spans_with_tokens() {
         all.iter().filter(|s| trace(s) == t).cloned().collect::<Vec<_>>()
     };
     check_rig(&trace_of("invoke_workflow rig-desk"));
+    check_rag(&trace_of("invoke_agent order-rag"));
     let spans = trace_of("invoke_workflow support-desk");
     assert_eq!(spans.len(), 13, "one trace: {body:#}");
     let named = |n: &str| spans.iter().filter(|s| s["name"] == n).collect::<Vec<_>>();
@@ -162,4 +164,31 @@ fn check_rig(spans: &[Value]) {
     assert_eq!(tools.len(), 1);
     assert_eq!(tools[0]["span_kind"], "TOOL", "{:#}", tools[0]);
     assert_eq!(tools[0]["parent_id"].as_str(), Some(id(agent).as_str()));
+}
+
+/// The RAG agent's trace: EMBEDDING, RETRIEVER and LLM spans under the
+/// AGENT, and the judge's evaluation of the answer beside it. Phoenix reads
+/// evaluations as annotations only through its own API, not from OTLP: the
+/// evaluation arrives as a span in the trace (child of the graded LLM span)
+/// carrying the `gen_ai.evaluation.result` event.
+fn check_rag(spans: &[Value]) {
+    assert_eq!(spans.len(), 5, "agent, embeddings, retrieval, chat, evaluation: {spans:#?}");
+    let one = |n: &str| {
+        let found: Vec<_> = spans.iter().filter(|s| s["name"] == n).collect();
+        assert_eq!(found.len(), 1, "{n}: {spans:#?}");
+        found[0]
+    };
+    let agent = one("invoke_agent order-rag");
+    assert_eq!(agent["span_kind"], "AGENT");
+    let retriever = one("retrieval orders-index");
+    assert_eq!(retriever["span_kind"], "RETRIEVER", "{retriever:#}");
+    assert_eq!(retriever["parent_id"].as_str(), Some(id(agent).as_str()));
+    let embedding = one("embeddings text-embedding-3-small");
+    assert_eq!(embedding["span_kind"], "EMBEDDING", "{embedding:#}");
+    let llm = one("chat gpt-4o-mini");
+    assert_eq!(llm["span_kind"], "LLM");
+    let evaluation = one("evaluation relevance");
+    assert_eq!(evaluation["parent_id"].as_str(), Some(id(llm).as_str()), "the evaluation hangs on the graded call");
+    let events = evaluation["events"].as_array().cloned().unwrap_or_default();
+    assert!(events.iter().any(|e| e["name"] == "gen_ai.evaluation.result"), "{evaluation:#}");
 }

@@ -269,7 +269,11 @@ pub(crate) fn push_bounded(events: &mut Vec<Event>, dropped: &mut u32, event: Ev
 
 /// The conventions' operation named `name`, as a static string.
 fn known_operation(name: &str) -> Option<&'static str> {
-    op::LLM.iter().chain(&[op::EXECUTE_TOOL, op::INVOKE_AGENT, op::INVOKE_WORKFLOW]).find(|k| **k == name).copied()
+    op::LLM
+        .iter()
+        .chain(&[op::EXECUTE_TOOL, op::INVOKE_AGENT, op::INVOKE_WORKFLOW, op::RETRIEVAL])
+        .find(|k| **k == name)
+        .copied()
 }
 
 impl Frame {

@@ -9,5 +9,6 @@
 pub(crate) mod clock;
 pub(crate) mod deadline;
 pub(crate) mod frame;
+pub(crate) mod graded;
 pub(crate) mod queue;
 pub(crate) mod state;

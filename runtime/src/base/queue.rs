@@ -28,6 +28,8 @@ pub(crate) enum Control {
 pub(crate) enum Note {
     /// An agent started (`agent.requests.active` +1), under this name.
     AgentStarted(Option<opentelemetry::StringValue>),
+    /// An evaluation of a call ([`crate::evaluate`]).
+    Evaluation(Box<super::graded::Graded>),
 }
 
 /// The callers' end of the collector's queue.

@@ -12,6 +12,7 @@ use opentelemetry::{Array, Key, KeyValue, StringValue, Value};
 use tracing::Span;
 
 pub mod request;
+pub mod retrieval;
 pub mod stream;
 
 use crate::content::{self, Message};
