@@ -10,17 +10,18 @@
 //! `cargo run -p observra-examples --bin openai-agent` needs no network and
 //! no key. Telemetry comes from the environment as in every example.
 
-use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::types::chat::{
     ChatCompletionRequestUserMessageArgs, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
 };
-use observra::integrations::async_openai::{Instrumented, instrument};
+use observra::integrations::async_openai::Instrumented;
 use observra::{agent, tool_call};
 
 #[path = "fake_openai.rs"]
 mod fake_openai;
+#[path = "openai_client.rs"]
+mod openai_client;
 
 #[tool_call(name = "lookup_order", arguments = id)]
 async fn lookup_order(id: &str) -> String {
@@ -48,14 +49,7 @@ async fn answer(client: &Instrumented<OpenAIConfig>, question: &str) -> Result<S
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = observra::init().service_name("openai-agent").install()?;
-    let (_fake, base, key) = fake_openai::api_base_from_env()?;
-    let config = OpenAIConfig::new().with_api_base(base);
-    let config = match key {
-        Some(key) => config.with_api_key(key),
-        None => config,
-    };
-    // The one line: every chat completion through this client is traced.
-    let client = instrument(Client::with_config(config));
+    let (client, _fake) = openai_client::instrumented()?;
     let reply = answer(&client, "Where is my order?").await?;
     eprintln!("agent: {reply}");
     Ok(())

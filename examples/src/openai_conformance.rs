@@ -17,7 +17,6 @@
 //! runs them under Weaver live-check. Without `OPENAI_BASE_URL` the fake
 //! OpenAI server of the examples answers.
 
-use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::types::chat::{
@@ -30,11 +29,13 @@ use async_openai::types::chat::{
     ToolChoiceOptions,
 };
 use async_openai::types::embeddings::{CreateEmbeddingRequestArgs, EncodingFormat};
-use observra::integrations::async_openai::{Instrumented, instrument};
+use observra::integrations::async_openai::Instrumented;
 use serde_json::json;
 
 #[path = "fake_openai.rs"]
 mod fake_openai;
+#[path = "openai_client.rs"]
+mod openai_client;
 
 const SCENARIOS: &[&str] = &["inference", "streaming", "tool_calling", "structured_output", "multimodal", "embeddings"];
 
@@ -195,13 +196,7 @@ async fn run(client: &Instrumented<OpenAIConfig>, scenario: &str) -> Result<(), 
 async fn main() -> anyhow::Result<()> {
     let scenario = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     let telemetry = observra::init().service_name("openai-conformance").install()?;
-    let (_fake, base, key) = fake_openai::api_base_from_env()?;
-    let config = OpenAIConfig::new().with_api_base(base);
-    let config = match key {
-        Some(key) => config.with_api_key(key),
-        None => config,
-    };
-    let client = instrument(Client::with_config(config));
+    let (client, _fake) = openai_client::instrumented()?;
     let names: Vec<&str> = if scenario == "all" { SCENARIOS.to_vec() } else { vec![scenario.as_str()] };
     for name in names {
         run(&client, name).await?;

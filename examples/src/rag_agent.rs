@@ -9,15 +9,16 @@
 //! `cargo run -p observra-examples --bin rag-agent` needs no network and no
 //! key. Telemetry comes from the environment as in every example.
 
-use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use async_openai::types::chat::{ChatCompletionRequestUserMessageArgs, CreateChatCompletionRequestArgs};
 use async_openai::types::embeddings::CreateEmbeddingRequestArgs;
-use observra::integrations::async_openai::{Instrumented, instrument};
+use observra::integrations::async_openai::Instrumented;
 use observra::{Evaluation, RetrievedDocument, agent, retrieval};
 
 #[path = "fake_openai.rs"]
 mod fake_openai;
+#[path = "openai_client.rs"]
+mod openai_client;
 
 /// The order index: a vector store the example fakes.
 #[retrieval(data_source = "orders-index", top_k = k, query = question)]
@@ -50,13 +51,7 @@ async fn answer(client: &Instrumented<OpenAIConfig>, question: &str) -> anyhow::
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = observra::init().service_name("rag-agent").install()?;
-    let (_fake, base, key) = fake_openai::api_base_from_env()?;
-    let config = OpenAIConfig::new().with_api_base(base);
-    let config = match key {
-        Some(key) => config.with_api_key(key),
-        None => config,
-    };
-    let client = instrument(Client::with_config(config));
+    let (client, _fake) = openai_client::instrumented()?;
     let (response_id, text) = answer(&client, "Where is my order A-1001?").await?;
     // The judge: here a rule; in production another model call.
     let relevant = text.to_lowercase().contains("order") || text.to_lowercase().contains("ship");

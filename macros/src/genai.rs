@@ -45,6 +45,19 @@ fn valid_provider(p: &str) -> bool {
         && p.as_bytes()[0].is_ascii_lowercase()
 }
 
+/// A `provider = "..."` argument: a lowercase identifier, or an error.
+fn provider_arg(arg: &crate::args::RawArg, errors: &mut crate::args::Errors) -> Option<LitStr> {
+    let p = arg.lit_str(errors)?;
+    if valid_provider(&p.value()) {
+        return Some(p);
+    }
+    errors.error(
+        p.span(),
+        "provider names are lowercase, e.g. \"openai\", \"anthropic\", \"aws.bedrock\", \"gcp.vertex_ai\"",
+    );
+    None
+}
+
 /// Statements capturing `expr` as content under `key` when capture is on.
 fn capture(plan: &mut SpanPlan, helper: &str, key: &str, expr: &syn::Expr) {
     let helper = syn::Ident::new(helper, proc_macro2::Span::call_site());
@@ -74,18 +87,7 @@ pub fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
         for arg in raw {
             let key = arg.key.to_string();
             match key.as_str() {
-                "provider" => {
-                    if let Some(p) = arg.lit_str(errors) {
-                        if valid_provider(&p.value()) {
-                            provider = Some(p);
-                        } else {
-                            errors.error(
-                                p.span(),
-                                "provider names are lowercase, e.g. \"openai\", \"anthropic\", \"aws.bedrock\", \"gcp.vertex_ai\"",
-                            );
-                        }
-                    }
-                }
+                "provider" => provider = provider_arg(arg, errors),
                 "model" => model = arg.expr(errors),
                 "operation" => {
                     if let Some(op) = arg.choice(sc::operation::LLM, errors) {
@@ -255,18 +257,7 @@ pub fn retrieval(args: TokenStream, item: TokenStream) -> TokenStream {
         for arg in raw {
             match arg.key.to_string().as_str() {
                 "data_source" => data_source = arg.lit_str(errors),
-                "provider" => {
-                    if let Some(p) = arg.lit_str(errors) {
-                        if valid_provider(&p.value()) {
-                            provider = Some(p);
-                        } else {
-                            errors.error(
-                                p.span(),
-                                "`provider` is a lowercase identifier such as \"openai\" or \"aws.bedrock\"",
-                            );
-                        }
-                    }
-                }
+                "provider" => provider = provider_arg(arg, errors),
                 "model" => model = arg.lit_str(errors),
                 "top_k" => top_k = arg.expr(errors),
                 "query" => query = arg.expr(errors),

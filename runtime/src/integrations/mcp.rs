@@ -444,7 +444,8 @@ fn completed(r: &CallToolResponse) -> Option<&CallToolResult> {
 /// The methods that are forwarded as they are (no request of their own, or
 /// synchronous).
 macro_rules! forward {
-    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {$(
+    ($($(#[$meta:meta])* $name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {$(
+        $(#[$meta])*
         fn $name(&self, $($arg: $ty),*) -> impl Future<Output = $out> + MaybeSendFuture + '_ {
             self.inner.$name($($arg),*)
         }
@@ -533,33 +534,6 @@ impl<S: ServerHandler> ServerHandler for TracedServer<S> {
         read_resource_directory(request: ReadResourceDirectoryRequestParams) -> ReadResourceDirectoryResult = "resources/directory/read";
     }
 
-    #[allow(deprecated)]
-    fn set_level(
-        &self,
-        request: SetLevelRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> impl Future<Output = Result<(), ErrorData>> + MaybeSendFuture + '_ {
-        self.inner.set_level(request, context)
-    }
-
-    #[allow(deprecated)]
-    fn subscribe(
-        &self,
-        request: SubscribeRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> impl Future<Output = Result<(), ErrorData>> + MaybeSendFuture + '_ {
-        self.inner.subscribe(request, context)
-    }
-
-    #[allow(deprecated)]
-    fn unsubscribe(
-        &self,
-        request: UnsubscribeRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> impl Future<Output = Result<(), ErrorData>> + MaybeSendFuture + '_ {
-        self.inner.unsubscribe(request, context)
-    }
-
     fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
         self.inner.accepted_subscription_filter(requested)
     }
@@ -573,6 +547,12 @@ impl<S: ServerHandler> ServerHandler for TracedServer<S> {
     }
 
     forward! {
+        #[allow(deprecated)]
+        set_level(request: SetLevelRequestParams, context: RequestContext<RoleServer>) -> Result<(), ErrorData>;
+        #[allow(deprecated)]
+        subscribe(request: SubscribeRequestParams, context: RequestContext<RoleServer>) -> Result<(), ErrorData>;
+        #[allow(deprecated)]
+        unsubscribe(request: UnsubscribeRequestParams, context: RequestContext<RoleServer>) -> Result<(), ErrorData>;
         listen(context: SubscriptionContext) -> Result<(), ErrorData>;
         on_custom_request(request: CustomRequest, context: RequestContext<RoleServer>) -> Result<CustomResult, ErrorData>;
         on_cancelled(notification: CancelledNotificationParam, context: NotificationContext<RoleServer>) -> ();
