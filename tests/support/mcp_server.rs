@@ -1,6 +1,7 @@
-//! A real rmcp MCP server, the second process of the MCP test: two tools
-//! (`lookup_order` succeeds, `cancel_order` answers `isError: true`), any
-//! other tool answers JSON-RPC -32602. Telemetry from the environment
+//! A real rmcp MCP server, the second process of the MCP test: tools
+//! `lookup_order` (succeeds), `cancel_order` (answers `isError: true`) and
+//! `slow_order` (waits to be cancelled); any other tool answers JSON-RPC
+//! -32602. Telemetry from the environment
 //! (`OTEL_*`); the handler is wrapped in `observra::integrations::mcp::TracedServer`,
 //! the one line the server side needs.
 //!
@@ -46,10 +47,24 @@ impl ServerHandler for Orders {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let id = request.arguments.as_ref().and_then(|a| a.get("id")).and_then(|v| v.as_str()).unwrap_or("?");
         match request.name.as_ref() {
+            // Waits to be cancelled (up to 10 s); says so on its span and in
+            // the file MCP_CANCEL_MARKER names.
+            "slow_order" => {
+                tokio::select! {
+                    _ = context.ct.cancelled() => {
+                        observra::current_span().set_attribute("order.cancelled", &true);
+                        if let Ok(path) = std::env::var("MCP_CANCEL_MARKER") {
+                            let _ = std::fs::write(path, "cancelled");
+                        }
+                    }
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {}
+                }
+                Ok(CallToolResult::success(vec![ContentBlock::text("done")]).into())
+            }
             "lookup_order" => {
                 Ok(CallToolResult::success(vec![ContentBlock::text(format!("order {id} shipped"))]).into())
             }

@@ -9,6 +9,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use observra::integrations::mcp::TracedClient;
 use observra::{agent, tool_call};
@@ -75,10 +76,24 @@ fn run(mode: &str, extra: &[(&str, &str)]) -> (Receiver, Vec<ReceivedSpan>) {
     let secret = "sk-TESTabcdefghijklmnopqrstuvwx0123";
     match mode {
         "stdio" => runtime.block_on(async {
-            let cmd = tokio::process::Command::from(server_command("stdio", &rx, extra));
-            let transport = rmcp::transport::TokioChildProcess::new(cmd).expect("spawn the server");
+            let marker = std::env::temp_dir().join(format!("observra-mcp-cancel-{}", std::process::id()));
+            let _ = std::fs::remove_file(&marker);
+            let mut cmd = server_command("stdio", &rx, extra);
+            cmd.env("MCP_CANCEL_MARKER", &marker);
+            let transport =
+                rmcp::transport::TokioChildProcess::new(tokio::process::Command::from(cmd)).expect("spawn the server");
             let client = TracedClient::new(().serve(transport).await.expect("initialize")).stdio();
             support(&client, secret).await.expect("agent");
+            // A call given up on: the server is told (notifications/cancelled).
+            let gave_up =
+                tokio::time::timeout(Duration::from_millis(200), client.call_tool(call("slow_order", "x"))).await;
+            assert!(gave_up.is_err(), "the slow tool answers only when cancelled");
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !marker.exists() && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert!(marker.exists(), "the server saw the cancellation within 10 s");
+            let _ = std::fs::remove_file(&marker);
             let _ = client.into_inner().cancel().await;
         }),
         _ => {
@@ -167,6 +182,14 @@ fn check(mode: &str, transport: &str, spans: &[ReceivedSpan], rx: &Receiver) {
             "the same request on both sides"
         );
     }
+    if transport == "tcp" {
+        // The HTTP session, as the server sees it in the Mcp-Session-Id header.
+        let sessions: std::collections::BTreeSet<&str> = ["tools/call lookup_order", "tools/call cancel_order"]
+            .iter()
+            .map(|n| find(spans, n, 2).str_attr("mcp.session.id").expect("mcp.session.id"))
+            .collect();
+        assert_eq!(sessions.len(), 1, "one session: {sessions:?}");
+    }
     assert_eq!(find(spans, "tools/call cancel_order", 2).str_attr("error.type"), Some("tool_error"));
     assert_eq!(find(spans, "tools/call no_such_tool", 2).str_attr("error.type"), Some("-32602"));
     assert!(spans.iter().any(|s| s.name == "initialize" && s.kind == 2), "the handshake, on the server");
@@ -184,7 +207,9 @@ fn check(mode: &str, transport: &str, spans: &[ReceivedSpan], rx: &Receiver) {
             .collect()
     };
     let client_points = points("mcp.client.operation.duration");
-    assert_eq!(client_points.iter().map(|p| p.1).sum::<u64>(), 3, "{client_points:?}");
+    // Over stdio a fourth call is given up on (cancelled).
+    let calls = if transport == "pipe" { 4 } else { 3 };
+    assert_eq!(client_points.iter().map(|p| p.1).sum::<u64>(), calls, "{client_points:?}");
     assert!(client_points.iter().any(|p| p.2.as_deref() == Some("-32602")));
     let server_points = points("mcp.server.operation.duration");
     assert!(server_points.iter().all(|p| p.0 == "mcp-server"));
@@ -197,6 +222,10 @@ fn an_mcp_tool_call_over_stdio_is_one_trace_across_the_two_processes() {
     let _s = serial();
     let (rx, spans) = run("stdio", &[]);
     check("stdio", "pipe", &spans, &rx);
+    let abandoned = find(&spans, "tools/call slow_order", 3);
+    assert_eq!(abandoned.str_attr("error.type"), Some("cancelled"), "the client's span says it gave up");
+    let slow = find(&spans, "tools/call slow_order", 2);
+    assert_eq!(slow.attr("order.cancelled"), Some(&Val::Bool(true)), "the handler ran under its span, cancelled");
     for s in &spans {
         for k in ["gen_ai.tool.call.arguments", "gen_ai.tool.call.result"] {
             assert!(s.attr(k).is_none(), "{}: {k} with capture off", s.name);

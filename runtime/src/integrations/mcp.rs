@@ -19,7 +19,8 @@
 //!
 //! - Span names `{mcp.method.name} {target}` (`tools/call lookup_order`,
 //!   `prompts/get {name}`), else `{mcp.method.name}`; `mcp.method.name`,
-//!   `jsonrpc.request.id`, `mcp.protocol.version`, `network.transport`
+//!   `jsonrpc.request.id`, `mcp.protocol.version`, `mcp.session.id` (server,
+//!   streamable HTTP), `network.transport`
 //!   (`pipe` for stdio, `tcp` for HTTP), `server.address`/`server.port`
 //!   (client, HTTP); a tool call adds `gen_ai.tool.name` and
 //!   `gen_ai.operation.name = execute_tool`, so it counts as a tool call in
@@ -111,10 +112,9 @@ fn result_content(r: &CallToolResult) -> serde_json::Value {
 /// has stays reachable through `Deref`; [`TracedClient::call_tool`] and
 /// [`TracedClient::list_tools`] record a CLIENT span each.
 ///
-/// A traced request is sent as `Peer::send_request_with_option` sends it:
-/// one round (a tool that asks for input, SEP-2322, answers
-/// `UnexpectedResponse`, as `Peer::call_tool` does), and a future dropped
-/// before the answer does not send `notifications/cancelled`.
+/// A traced request is sent as `Peer::call_tool` sends it: one round (a
+/// tool that asks for input, SEP-2322, answers `UnexpectedResponse`), and
+/// a call dropped before its answer sends `notifications/cancelled`.
 #[derive(Debug)]
 pub struct TracedClient<C> {
     inner: C,
@@ -205,7 +205,10 @@ impl<C: Deref<Target = Peer<RoleClient>>> TracedClient<C> {
         let send = async {
             let handle = self.inner.send_request_with_option(request, PeerRequestOptions::no_options()).await?;
             target.set_attribute(sc::JSONRPC_REQUEST_ID, handle.id.to_string().as_str());
-            match handle.await_response().await? {
+            let mut guard = CancelOnDrop { peer: &self.inner, id: Some(handle.id.clone()), target: &target };
+            let answer = handle.await_response().await;
+            guard.id = None;
+            match answer? {
                 ServerResult::CallToolResult(r) => Ok(r),
                 _ => Err(ServiceError::UnexpectedResponse),
             }
@@ -256,7 +259,10 @@ impl<C: Deref<Target = Peer<RoleClient>>> TracedClient<C> {
         let send = async {
             let handle = self.inner.send_request_with_option(request, PeerRequestOptions::no_options()).await?;
             target.set_attribute(sc::JSONRPC_REQUEST_ID, handle.id.to_string().as_str());
-            match handle.await_response().await? {
+            let mut guard = CancelOnDrop { peer: &self.inner, id: Some(handle.id.clone()), target: &target };
+            let answer = handle.await_response().await;
+            guard.id = None;
+            match answer? {
                 ServerResult::ListToolsResult(r) => Ok(r),
                 _ => Err(ServiceError::UnexpectedResponse),
             }
@@ -285,6 +291,30 @@ impl<C: Deref<Target = Peer<RoleClient>>> TracedClient<C> {
                 target.set_attribute(sc::SERVER_PORT, p);
             }
         }
+    }
+}
+
+/// Tells the server a request was abandoned when the caller drops the
+/// traced call before its answer (`notifications/cancelled`, sent from a
+/// task on the caller's tokio runtime), as rmcp's own `call_tool` does, and
+/// marks the call's span `error.type = cancelled`.
+struct CancelOnDrop<'a> {
+    peer: &'a Peer<RoleClient>,
+    id: Option<RequestId>,
+    /// The call's span: marked `cancelled`.
+    target: &'a SpanRef,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        fail(self.target, Cow::Borrowed("cancelled"), None);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let peer = self.peer.clone();
+        let reason = Some("request abandoned by the caller".to_string());
+        runtime.spawn(async move {
+            let _ = peer.notify_cancelled(CancelledNotificationParam::new(Some(id), reason)).await;
+        });
     }
 }
 
@@ -379,6 +409,7 @@ impl<S> TracedServer<S> {
             gen_ai.tool.name = if is_tool { target } else { None },
             jsonrpc.request.id = context.id.to_string().as_str(),
             mcp.protocol.version = context.protocol_version().map(|v| v.to_string()).as_deref(),
+            mcp.session.id = session_id(context),
             network.transport = self.wire.transport(),
             error.type = tracing::field::Empty,
             rpc.response.status_code = tracing::field::Empty,
@@ -400,6 +431,13 @@ impl<S> TracedServer<S> {
         }
         span
     }
+}
+
+/// The session a request belongs to over streamable HTTP: the
+/// `Mcp-Session-Id` header of the HTTP request rmcp hands the handler.
+fn session_id(context: &RequestContext<RoleServer>) -> Option<&str> {
+    let parts = context.extensions.get::<http::request::Parts>()?;
+    parts.headers.get("mcp-session-id").and_then(|v| v.to_str().ok())
 }
 
 /// Runs `fut`, the handler's answer, in `span`, and records how it ended;
