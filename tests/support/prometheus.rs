@@ -98,7 +98,10 @@ impl Prometheus {
     /// second: each series' labels and its finite `(unix seconds, value)`
     /// points (empty on any error).
     pub fn query_range(&self, q: &str, seconds: u64) -> Vec<(serde_json::Value, Vec<(f64, f64)>)> {
-        let end = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        // Whole seconds, rounded up: the last point is at or after now, so a
+        // series an instant query sees now is in the range too.
+        let end =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() + 1).unwrap_or(0);
         let path = format!(
             "/api/v1/query_range?query={}&start={}&end={end}&step=1",
             url_encode(q),

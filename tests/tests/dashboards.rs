@@ -187,7 +187,14 @@ fn every_dashboard_panel_returns_data_and_the_alert_rules_load() {
         std::thread::sleep(Duration::from_secs(90));
     }
     let window = (started.elapsed().as_secs() + 130).min(600);
-    let panels = picture(&dashboard, &server, window);
+    // Every panel has data by now; the range query is asked again (up to
+    // 30 s) in case a series appeared between two of its steps.
+    let drawn_by = Instant::now() + Duration::from_secs(30);
+    let mut panels = picture(&dashboard, &server, window);
+    while Instant::now() < drawn_by && panels.iter().any(|p| p.series.iter().all(|s| s.points.is_empty())) {
+        std::thread::sleep(Duration::from_millis(500));
+        panels = picture(&dashboard, &server, window);
+    }
     stop.store(true, Ordering::Relaxed);
     let _ = workload.join();
     drop(runtime);
