@@ -22,7 +22,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use observra::{LlmResponse, Sampler, Usage, agent, llm_call, tool_call};
+use observra::{Sampler, Usage, agent, llm_call, tool_call};
 
 /// Live and peak heap bytes.
 struct Counting;
@@ -48,17 +48,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-struct Reply;
-
-impl LlmResponse for Reply {
-    fn usage(&self) -> Option<Usage> {
-        Some(Usage::new(300, 40))
-    }
-}
-
 #[llm_call(provider = "openai", model = "gpt-4o-mini")]
-fn think() -> Reply {
-    Reply
+fn think() -> Usage {
+    Usage::new(300, 40)
 }
 
 #[tool_call(name = "lookup")]

@@ -322,18 +322,13 @@ pub(crate) fn record_json(record: &mut Frame, key: &'static str, json: &Json) {
     if json.is_null() {
         return;
     }
-    let text = render(json);
-    if on_span() {
-        record.set_attribute(Key::from_static_str(key), Value::String(text.clone().into()));
-    }
-    if on_event() {
-        record.add_captured(KeyValue::new(key, text));
-    }
+    record_value(record, Key::from_static_str(key), Value::String(render(json).into()));
 }
 
-/// Records content a library recorded on its own `tracing` span, already
-/// rendered: as [`record_json`] does, per the capture mode (nothing at all
-/// when capture is off).
+/// Records content already rendered (captured by a macro, or recorded by
+/// a library on its own `tracing` span) per the capture mode: as a span
+/// attribute and/or kept for the details event, nothing at all when
+/// capture is off.
 pub(crate) fn record_value(record: &mut Frame, key: Key, value: Value) {
     if on_event() {
         record.add_captured(KeyValue::new(key.clone(), value.clone()));

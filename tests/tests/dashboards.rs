@@ -18,24 +18,17 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_core::Stream;
-use observra::{LlmResponse, Usage, agent, llm_call, tool_call};
+use observra::{Usage, agent, llm_call, tool_call};
 use observra_test_support::dashboard_svg::{Panel, Series, legend, render};
 use observra_test_support::prometheus::{Prometheus, which};
 use observra_test_support::{http_get, serial};
 
-struct Reply;
-impl LlmResponse for Reply {
-    fn usage(&self) -> Option<Usage> {
-        Some(Usage::new(300, 40))
-    }
-}
-
 #[llm_call(provider = "openai", model = "gpt-4o-mini")]
-fn think() -> Reply {
+fn think() -> Usage {
     std::thread::sleep(Duration::from_millis(2));
     // A quality check on the call, for the evaluation panel.
     observra::evaluate(observra::current_span(), observra::Evaluation::new("relevance").score(0.8).label("relevant"));
-    Reply
+    Usage::new(300, 40)
 }
 
 /// A stream whose chunks are ready at once.

@@ -8,21 +8,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use observra::{LlmResponse, Usage, agent, llm_call, tool_call};
+use observra::{Usage, agent, llm_call, tool_call};
 use observra_test_support::prometheus::{Prometheus, value, which};
 use observra_test_support::{http_get, serial};
 
-struct Reply;
-impl LlmResponse for Reply {
-    fn usage(&self) -> Option<Usage> {
-        Some(Usage::new(300, 40))
-    }
-}
-
 #[llm_call(provider = "openai", model = "gpt-4o-mini")]
-fn think() -> Reply {
+fn think() -> Usage {
     std::thread::sleep(Duration::from_millis(3));
-    Reply
+    Usage::new(300, 40)
 }
 
 #[tool_call(name = "lookup")]

@@ -170,9 +170,19 @@ impl<T: LlmRequest + ?Sized> LlmRequest for &T {
 /// scheme's default. Nothing for a URL that does not parse.
 #[cfg(any(feature = "async-openai", feature = "genai"))]
 pub(crate) fn server_of(url: &str) -> (Option<String>, Option<u16>) {
-    let Ok(uri) = url.parse::<http::Uri>() else { return (None, None) };
+    match endpoint_of(url) {
+        Some((host, port, default)) => (Some(host), (port != default).then_some(port)),
+        None => (None, None),
+    }
+}
+
+/// The host of a URL, its port (the scheme's default when it names none),
+/// and that default. `None` for a URL that does not parse or has no host.
+#[cfg(any(feature = "async-openai", feature = "genai", feature = "mcp"))]
+pub(crate) fn endpoint_of(url: &str) -> Option<(String, u16, u16)> {
+    let uri = url.parse::<http::Uri>().ok()?;
     let default = if uri.scheme_str() == Some("http") { 80 } else { 443 };
-    (uri.host().map(str::to_string), uri.port_u16().filter(|p| *p != default))
+    Some((uri.host()?.to_string(), uri.port_u16().unwrap_or(default), default))
 }
 
 /// Records what a request tells on `span` (the request model is recorded

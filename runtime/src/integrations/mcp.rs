@@ -71,14 +71,11 @@ impl Wire {
         }
     }
     fn http(url: &str) -> Wire {
-        let authority = url.split_once("://").map_or(url, |(_, rest)| rest).split('/').next().unwrap_or("");
-        let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
-        match authority.parse::<http::uri::Authority>() {
-            Ok(a) => Wire::Tcp {
-                address: Some(a.host().trim_matches(['[', ']']).to_string()),
-                port: a.port_u16().map(i64::from).or_else(|| Some(if url.starts_with("https") { 443 } else { 80 })),
-            },
-            Err(_) => Wire::Tcp { address: None, port: None },
+        match crate::genai::request::endpoint_of(url) {
+            Some((host, port, _)) => {
+                Wire::Tcp { address: Some(host.trim_matches(['[', ']']).to_string()), port: Some(i64::from(port)) }
+            }
+            None => Wire::Tcp { address: None, port: None },
         }
     }
 }
@@ -202,33 +199,20 @@ impl<C: Deref<Target = Peer<RoleClient>>> TracedClient<C> {
         }
         inject(&target, &mut params);
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
-        let send = async {
-            let handle = self.inner.send_request_with_option(request, PeerRequestOptions::no_options()).await?;
-            target.set_attribute(sc::JSONRPC_REQUEST_ID, handle.id.to_string().as_str());
-            let mut guard = CancelOnDrop { peer: &self.inner, id: Some(handle.id.clone()), target: &target };
-            let answer = handle.await_response().await;
-            guard.id = None;
-            match answer? {
-                ServerResult::CallToolResult(r) => Ok(r),
-                _ => Err(ServiceError::UnexpectedResponse),
-            }
-        };
+        let send = self.send(request, &target, |answer| match answer {
+            ServerResult::CallToolResult(r) => Some(r),
+            _ => None,
+        });
         let result = match &span {
             Some(s) => send.instrument(s.clone()).await,
             None => send.await,
         };
-        match &result {
-            Ok(r) => {
-                if crate::content::capturing() {
-                    crate::__private::capture_content(&target, sc::GEN_AI_TOOL_CALL_RESULT, &result_content(r));
-                }
-                if r.is_error == Some(true) {
-                    fail(&target, Cow::Borrowed("tool_error"), None);
-                }
+        if let Ok(r) = &result {
+            if crate::content::capturing() {
+                crate::__private::capture_content(&target, sc::GEN_AI_TOOL_CALL_RESULT, &result_content(r));
             }
-            Err(e) => {
-                let (kind, code) = failure(e);
-                fail(&target, kind, code);
+            if r.is_error == Some(true) {
+                fail(&target, Cow::Borrowed("tool_error"), None);
             }
         }
         result
@@ -256,21 +240,35 @@ impl<C: Deref<Target = Peer<RoleClient>>> TracedClient<C> {
         let mut params = params.unwrap_or_default();
         inject(&target, &mut params);
         let request = ClientRequest::ListToolsRequest(ListToolsRequest::with_param(params));
-        let send = async {
+        let send = self.send(request, &target, |answer| match answer {
+            ServerResult::ListToolsResult(r) => Some(r),
+            _ => None,
+        });
+        send.instrument(span.clone()).await
+    }
+
+    /// Sends `request` and waits for its answer, as `Peer::call_tool` does
+    /// (one round; `notifications/cancelled` when dropped first), recording
+    /// the request id on `target`, and the failure when there is one;
+    /// `expected` picks the answer of the request's kind.
+    async fn send<T>(
+        &self,
+        request: ClientRequest,
+        target: &SpanRef,
+        expected: fn(ServerResult) -> Option<T>,
+    ) -> Result<T, ServiceError> {
+        let answer = async {
             let handle = self.inner.send_request_with_option(request, PeerRequestOptions::no_options()).await?;
             target.set_attribute(sc::JSONRPC_REQUEST_ID, handle.id.to_string().as_str());
-            let mut guard = CancelOnDrop { peer: &self.inner, id: Some(handle.id.clone()), target: &target };
+            let mut guard = CancelOnDrop { peer: &self.inner, id: Some(handle.id.clone()), target };
             let answer = handle.await_response().await;
             guard.id = None;
-            match answer? {
-                ServerResult::ListToolsResult(r) => Ok(r),
-                _ => Err(ServiceError::UnexpectedResponse),
-            }
+            expected(answer?).ok_or(ServiceError::UnexpectedResponse)
         };
-        let result = send.instrument(span.clone()).await;
+        let result = answer.await;
         if let Err(e) = &result {
             let (kind, code) = failure(e);
-            fail(&target, kind, code);
+            fail(target, kind, code);
         }
         result
     }
