@@ -7,20 +7,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use observra::{Budget, LlmResponse, Sampler, Usage, agent, llm_call, tool_call};
+use observra::{Budget, Sampler, Usage, agent, llm_call, tool_call};
 use observra_test_support::{ReceivedSpan, Receiver, Val, otlp_env, serial};
 
-struct Reply(u64);
-
-impl LlmResponse for Reply {
-    fn usage(&self) -> Option<Usage> {
-        Some(Usage::new(self.0, 40))
-    }
-}
-
 #[llm_call(provider = "openai", model = "gpt-4o-mini")]
-fn think(input_tokens: u64) -> Reply {
-    Reply(input_tokens)
+fn think(input_tokens: u64) -> Usage {
+    Usage::new(input_tokens, 40)
 }
 
 #[tool_call(name = "lookup")]
@@ -158,11 +150,17 @@ fn a_trace_whose_root_never_ends_is_decided_at_the_timeout_and_a_remote_rooted_t
     let mut headers = http::HeaderMap::new();
     headers.insert("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00".parse().unwrap());
     let _ = remote_handler(&headers);
-    // A dull long-running trace times out and is dropped, counted.
+    // A dull long-running trace times out and is dropped, counted: its root
+    // ends only once the sampler has dropped its child (waited for up to 10 s).
+    let before = observra::health().spans_sampled_out;
     let dull = tracing::info_span!("dull_long_running");
     let e = dull.enter();
     let _ = lookup(false);
-    std::thread::sleep(Duration::from_millis(300));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while observra::health().spans_sampled_out == before && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(observra::health().spans_sampled_out > before, "the dull trace timed out and was dropped");
     drop(e);
     drop(dull);
     drop(guard);
