@@ -40,4 +40,11 @@ if ! command -v prometheus >/dev/null 2>&1; then
   fi
 fi
 
+# Tests run the examples and the observra command with `cargo run -p ...`,
+# which builds a package with its own features rather than the workspace's
+# union, so it is a build of its own: make it here, where a failure is loud
+# and no test spends its time budget compiling.
+echo "== building the examples and the observra command as the tests run them"
+cargo build -p observra-examples --bins
+cargo build -p observra-cli --bins
 cargo test --workspace "$@"

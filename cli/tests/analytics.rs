@@ -6,7 +6,7 @@
 //! file makes `verify --from-export` fail.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use assert_cmd::cargo::CommandCargoExt;
@@ -26,17 +26,12 @@ fn dir() -> &'static PathBuf {
 
 /// Runs the support-agent example, appending to `path`.
 fn run_example(path: &Path, chained: bool) {
-    let mut c = Command::new(env!("CARGO"));
-    c.args(["run", "--quiet", "-p", "observra-examples", "--bin", "support-agent"])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env("OBSERVRA_JSONL_PATH", path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    let mut c = observra_test_support::example("support-agent");
+    c.env("OBSERVRA_JSONL_PATH", path);
     if chained {
         c.env("OBSERVRA_AUDIT_KEY", KEY);
     }
-    assert!(c.status().expect("run the example").success());
+    observra_test_support::run_ok(&mut c);
 }
 
 /// History: five sessions of the example in one hash-chained file (10 runs).

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
-use observra_test_support::{Receiver, Transport, Val};
+use observra_test_support::{Receiver, Transport, Val, example, run_ok};
 
 /// One JSONL file written by the support-agent example, shared by the tests.
 fn agent_file() -> &'static PathBuf {
@@ -17,16 +17,7 @@ fn agent_file() -> &'static PathBuf {
     FILE.get_or_init(|| {
         let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-agent-{}.jsonl", std::process::id()));
         let _ = std::fs::remove_file(&path);
-        let status = Command::new(env!("CARGO"))
-            .args(["run", "--quiet", "-p", "observra-examples", "--bin", "support-agent"])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .env("OBSERVRA_JSONL_PATH", &path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("run the example");
-        assert!(status.success());
+        run_ok(example("support-agent").env("OBSERVRA_JSONL_PATH", &path));
         path
     })
 }
@@ -185,18 +176,12 @@ fn verify_and_decrypt_work_on_a_file_the_example_wrote() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("audited.jsonl");
     let (audit_key, enc_key) = ("11".repeat(32), "22".repeat(32));
-    let status = Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "-p", "observra-examples", "--bin", "support-agent"])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env("OBSERVRA_JSONL_PATH", &path)
-        .env("OBSERVRA_AUDIT_KEY", &audit_key)
-        .env("OBSERVRA_JSONL_KEY", &enc_key)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    run_ok(
+        example("support-agent")
+            .env("OBSERVRA_JSONL_PATH", &path)
+            .env("OBSERVRA_AUDIT_KEY", &audit_key)
+            .env("OBSERVRA_JSONL_KEY", &enc_key),
+    );
 
     let ok = observra().arg("verify").arg(&path).env("OBSERVRA_AUDIT_KEY", &audit_key).output().unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));

@@ -944,6 +944,20 @@ pub fn example(bin: &str) -> std::process::Command {
     c
 }
 
+/// Runs `cmd` to its end and returns its output; a failure panics with its
+/// exit status and the end of its standard error (cargo's build errors, a
+/// full disk, the example's own message), never a bare `false`.
+pub fn run_ok(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("could not start {cmd:?}: {e}"));
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = err.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        panic!("{cmd:?} failed ({}); its standard error ends:\n{}", out.status, tail.join("\n"));
+    }
+    out
+}
+
 /// Finds the one span named `name`; panics with the names present otherwise.
 pub fn span<'a>(spans: &'a [ReceivedSpan], name: &str) -> &'a ReceivedSpan {
     let found: Vec<_> = spans.iter().filter(|s| s.name == name).collect();
