@@ -47,4 +47,5 @@ fi
 echo "== building the examples and the observra command as the tests run them"
 cargo build -p observra-examples --bins
 cargo build -p observra-cli --bins
-cargo test --workspace "$@"
+# --no-fail-fast: one failing test binary does not hide the others' results.
+cargo test --workspace --no-fail-fast "$@"
