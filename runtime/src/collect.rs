@@ -503,6 +503,7 @@ fn record_http(ins: &Instruments, kind: Option<&SpanKind>, attrs: &[KeyValue], d
 const MCP_METRIC_KEYS: &[&str] = &[
     sc::MCP_METHOD_NAME,
     sc::GEN_AI_TOOL_NAME,
+    sc::GEN_AI_PROMPT_NAME,
     sc::GEN_AI_OPERATION_NAME,
     sc::ERROR_TYPE,
     sc::RPC_RESPONSE_STATUS_CODE,

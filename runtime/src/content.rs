@@ -70,12 +70,15 @@ const CONTENT_ATTRIBUTES: &[&str] = &[
     "gen_ai.completion",
 ];
 
-/// Whether `key` names message content under the GenAI conventions.
+/// Whether `key` names message content under the GenAI conventions: the
+/// conventions' content attributes, and the deprecated indexed forms
+/// (`gen_ai.prompt.0.content`, `gen_ai.completion.1.role`). Not
+/// `gen_ai.prompt.name`, which names a prompt template and is no content.
 pub(crate) fn is_content_attribute(key: &str) -> bool {
+    let indexed =
+        |prefix: &str| key.strip_prefix(prefix).is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
     key.starts_with("gen_ai.")
-        && (CONTENT_ATTRIBUTES.contains(&key)
-            || key.starts_with("gen_ai.prompt.")
-            || key.starts_with("gen_ai.completion."))
+        && (CONTENT_ATTRIBUTES.contains(&key) || indexed("gen_ai.prompt.") || indexed("gen_ai.completion."))
 }
 
 /// Removes every content attribute from `span` and its events, whoever
@@ -340,4 +343,25 @@ pub(crate) fn record_value(record: &mut Frame, key: Key, value: Value) {
 
 pub(crate) fn record_messages(record: &mut Frame, key: &'static str, messages: &[Message]) {
     record_json(record, key, &messages.to_messages_json());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_content_attribute;
+
+    #[test]
+    fn content_attributes_are_the_conventions_and_the_indexed_forms() {
+        for key in [
+            "gen_ai.input.messages",
+            "gen_ai.tool.call.arguments",
+            "gen_ai.prompt",
+            "gen_ai.prompt.0.content",
+            "gen_ai.completion.12.role",
+        ] {
+            assert!(is_content_attribute(key), "{key}");
+        }
+        for key in ["gen_ai.prompt.name", "gen_ai.request.model", "gen_ai.tool.name", "prompt.0.content"] {
+            assert!(!is_content_attribute(key), "{key}");
+        }
+    }
 }

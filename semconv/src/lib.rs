@@ -135,6 +135,10 @@ pub const MCP_METHOD_NAME: &str = "mcp.method.name";
 pub const MCP_PROTOCOL_VERSION: &str = "mcp.protocol.version";
 /// MCP: `mcp.session.id`.
 pub const MCP_SESSION_ID: &str = "mcp.session.id";
+/// MCP: `mcp.resource.uri`, the resource a request reads (`resources/read`).
+pub const MCP_RESOURCE_URI: &str = "mcp.resource.uri";
+/// `gen_ai.prompt.name`: the prompt (template) a request is about (`prompts/get`).
+pub const GEN_AI_PROMPT_NAME: &str = "gen_ai.prompt.name";
 /// `jsonrpc.request.id`.
 pub const JSONRPC_REQUEST_ID: &str = "jsonrpc.request.id";
 /// `rpc.response.status_code` (a JSON-RPC error code, `-32602`).

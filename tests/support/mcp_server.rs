@@ -1,7 +1,8 @@
 //! A real rmcp MCP server, the second process of the MCP test: tools
 //! `lookup_order` (succeeds), `cancel_order` (answers `isError: true`) and
 //! `slow_order` (waits to be cancelled); any other tool answers JSON-RPC
-//! -32602. Telemetry from the environment
+//! -32602. A prompt `triage` and a resource `orders://recent`; any other
+//! prompt or resource answers -32602 too. Telemetry from the environment
 //! (`OTEL_*`); the handler is wrapped in `observra::integrations::mcp::TracedServer`,
 //! the one line the server side needs.
 //!
@@ -14,8 +15,9 @@ use std::io::BufRead;
 
 use observra::integrations::mcp::TracedServer;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult, PaginatedRequestParams,
-    ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams, GetPromptResponse,
+    GetPromptResult, ListToolsResult, PaginatedRequestParams, PromptMessage, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, ResourceContents, Role, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
@@ -30,7 +32,34 @@ fn schema() -> serde_json::Map<String, serde_json::Value> {
 
 impl ServerHandler for Orders {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_prompts().enable_resources().build())
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        match request.name.as_str() {
+            "triage" => {
+                Ok(GetPromptResult::new(vec![PromptMessage::new_text(Role::User, "Sort the tickets by urgency.")])
+                    .into())
+            }
+            other => Err(ErrorData::invalid_params(format!("no prompt named {other}"), None)),
+        }
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        match request.uri.as_str() {
+            "orders://recent" => {
+                Ok(ReadResourceResult::new(vec![ResourceContents::text("3 orders", &request.uri)]).into())
+            }
+            other => Err(ErrorData::invalid_params(format!("no resource {other}"), None)),
+        }
     }
 
     async fn list_tools(

@@ -15,7 +15,7 @@ use observra::integrations::mcp::TracedClient;
 use observra::{agent, tool_call};
 use observra_test_support::{ReceivedSpan, Receiver, Val, otlp_env, serial};
 use rmcp::ServiceExt;
-use rmcp::model::CallToolRequestParams;
+use rmcp::model::{CallToolRequestParams, GetPromptRequestParams, ReadResourceRequestParams};
 use rmcp::service::{Peer, RoleClient, ServiceError};
 
 fn args(id: &str) -> serde_json::Map<String, serde_json::Value> {
@@ -50,6 +50,10 @@ async fn support<C: std::ops::Deref<Target = Peer<RoleClient>>>(
     assert_eq!(cancelled.is_error, Some(true));
     let unknown = client.call_tool(call("no_such_tool", "x")).await;
     assert!(matches!(unknown, Err(ServiceError::McpError(ref e)) if e.code.0 == -32602), "{unknown:?}");
+    let prompt = client.get_prompt(GetPromptRequestParams::new("triage")).await?;
+    assert_eq!(prompt.messages.len(), 1);
+    let recent = client.read_resource(ReadResourceRequestParams::new("orders://recent")).await?;
+    assert_eq!(recent.contents.len(), 1);
     Ok(())
 }
 
@@ -190,6 +194,25 @@ fn check(mode: &str, transport: &str, spans: &[ReceivedSpan], rx: &Receiver) {
             .collect();
         assert_eq!(sessions.len(), 1, "one session: {sessions:?}");
     }
+    // A prompt and a resource: named by gen_ai.prompt.name / mcp.resource.uri on both sides.
+    for kind in [3, 2] {
+        let prompt = find(spans, "prompts/get triage", kind);
+        assert_eq!(prompt.str_attr("mcp.method.name"), Some("prompts/get"));
+        assert_eq!(prompt.str_attr("gen_ai.prompt.name"), Some("triage"), "kind {kind}");
+        assert!(prompt.attr("gen_ai.operation.name").is_none(), "not a tool call");
+        let read = find(spans, "resources/read", kind);
+        assert_eq!(read.str_attr("mcp.resource.uri"), Some("orders://recent"), "kind {kind}");
+        for s in [prompt, read] {
+            assert_eq!(s.str_attr("network.transport"), Some(transport), "{}", s.name);
+            assert!(s.str_attr("jsonrpc.request.id").is_some(), "{}", s.name);
+        }
+    }
+    for name in ["prompts/get triage", "resources/read"] {
+        let (client, server) = (find(spans, name, 3), find(spans, name, 2));
+        assert_eq!(client.parent_span_id.as_deref(), Some(agent.span_id.as_str()), "{name}");
+        assert_eq!(server.parent_span_id.as_deref(), Some(client.span_id.as_str()), "{mode}: {name}");
+        assert_eq!(server.str_attr("jsonrpc.request.id"), client.str_attr("jsonrpc.request.id"));
+    }
     assert_eq!(find(spans, "tools/call cancel_order", 2).str_attr("error.type"), Some("tool_error"));
     assert_eq!(find(spans, "tools/call no_such_tool", 2).str_attr("error.type"), Some("-32602"));
     assert!(spans.iter().any(|s| s.name == "initialize" && s.kind == 2), "the handshake, on the server");
@@ -207,14 +230,29 @@ fn check(mode: &str, transport: &str, spans: &[ReceivedSpan], rx: &Receiver) {
             .collect()
     };
     let client_points = points("mcp.client.operation.duration");
-    // Over stdio a fourth call is given up on (cancelled).
-    let calls = if transport == "pipe" { 4 } else { 3 };
+    // Three tool calls, a prompt and a resource; over stdio one more call is given up on (cancelled).
+    let calls = if transport == "pipe" { 6 } else { 5 };
     assert_eq!(client_points.iter().map(|p| p.1).sum::<u64>(), calls, "{client_points:?}");
     assert!(client_points.iter().any(|p| p.2.as_deref() == Some("-32602")));
     let server_points = points("mcp.server.operation.duration");
     assert!(server_points.iter().all(|p| p.0 == "mcp-server"));
     assert!(server_points.iter().map(|p| p.1).sum::<u64>() >= 4, "initialize and three calls: {server_points:?}");
     assert!(server_points.iter().any(|p| p.2.as_deref() == Some("tool_error")));
+    // The prompt's name is a metric attribute; the resource's unbounded URI is not (opt-in).
+    for name in ["mcp.client.operation.duration", "mcp.server.operation.duration"] {
+        let points: Vec<_> = rx.metric_streams(name).into_iter().flat_map(|m| m.histogram_points).collect();
+        let of = |method: &str| -> Vec<_> {
+            points
+                .iter()
+                .filter(|p| p.attributes.get("mcp.method.name").and_then(Val::as_str) == Some(method))
+                .collect()
+        };
+        let prompt = of("prompts/get");
+        assert_eq!(prompt.len(), 1, "{name}: {points:?}");
+        assert_eq!(prompt[0].attributes.get("gen_ai.prompt.name").and_then(Val::as_str), Some("triage"), "{name}");
+        assert_eq!(of("resources/read").len(), 1, "{name}: {points:?}");
+        assert!(points.iter().all(|p| !p.attributes.contains_key("mcp.resource.uri")), "{name}: {points:?}");
+    }
 }
 
 #[test]

@@ -24,7 +24,9 @@
 //!   (`pipe` for stdio, `tcp` for HTTP), `server.address`/`server.port`
 //!   (client, HTTP); a tool call adds `gen_ai.tool.name` and
 //!   `gen_ai.operation.name = execute_tool`, so it counts as a tool call in
-//!   the GenAI metrics too.
+//!   the GenAI metrics too; `prompts/get` adds `gen_ai.prompt.name`, and
+//!   `resources/read` adds `mcp.resource.uri` (on the span only: the
+//!   metrics leave the unbounded URI out, as the conventions' opt-in says).
 //! - Failure: `error.type = tool_error` when the result has `isError: true`;
 //!   the JSON-RPC error code (`-32602`) as `error.type` and
 //!   `rpc.response.status_code` when the server answers an error.
@@ -104,14 +106,75 @@ fn result_content(r: &CallToolResult) -> serde_json::Value {
     }
 }
 
+/// What a request is about: the target in its span name and the attribute
+/// naming it.
+#[derive(Debug, Clone, Copy)]
+enum Subject<'a> {
+    None,
+    /// `gen_ai.tool.name` (and `gen_ai.operation.name = execute_tool`).
+    Tool(&'a str),
+    /// `gen_ai.prompt.name`.
+    Prompt(&'a str),
+    /// `mcp.resource.uri`; not in the span name, where an unbounded URI
+    /// does not belong.
+    Resource(&'a str),
+}
+
+impl<'a> Subject<'a> {
+    /// `{method} {target}` for a tool or a prompt, else `{method}`.
+    fn span_name(self, method: &str) -> String {
+        match self {
+            Subject::Tool(t) | Subject::Prompt(t) => format!("{method} {t}"),
+            Subject::None | Subject::Resource(_) => method.to_string(),
+        }
+    }
+    fn tool(self) -> Option<&'a str> {
+        if let Subject::Tool(t) = self { Some(t) } else { None }
+    }
+    fn prompt(self) -> Option<&'a str> {
+        if let Subject::Prompt(p) = self { Some(p) } else { None }
+    }
+    fn resource(self) -> Option<&'a str> {
+        if let Subject::Resource(r) = self { Some(r) } else { None }
+    }
+}
+
+/// The CLIENT span of a `method` request.
+fn client_span(method: &'static str, subject: Subject<'_>) -> tracing::Span {
+    tracing::info_span!(
+        "mcp.client",
+        otel.name = subject.span_name(method).as_str(),
+        otel.kind = "client",
+        mcp.method.name = method,
+        gen_ai.operation.name = subject.tool().map(|_| sc::operation::EXECUTE_TOOL),
+        gen_ai.tool.name = subject.tool(),
+        gen_ai.prompt.name = subject.prompt(),
+        mcp.resource.uri = subject.resource(),
+        jsonrpc.request.id = tracing::field::Empty,
+        mcp.protocol.version = tracing::field::Empty,
+        network.transport = tracing::field::Empty,
+        server.address = tracing::field::Empty,
+        server.port = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+        rpc.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        gen_ai.tool.call.arguments = tracing::field::Empty,
+        gen_ai.tool.call.result = tracing::field::Empty,
+    )
+}
+
 /// An rmcp client (a `RunningService<RoleClient, _>`, or a
 /// `&Peer<RoleClient>`) whose requests are traced. Everything the client
-/// has stays reachable through `Deref`; [`TracedClient::call_tool`] and
-/// [`TracedClient::list_tools`] record a CLIENT span each.
+/// has stays reachable through `Deref`; [`TracedClient::call_tool`],
+/// [`TracedClient::get_prompt`], [`TracedClient::read_resource`] and the
+/// `list_tools` / `list_prompts` / `list_resources` requests record a
+/// CLIENT span each (other requests go through `Deref`, untraced).
 ///
 /// A traced request is sent as `Peer::call_tool` sends it: one round (a
-/// tool that asks for input, SEP-2322, answers `UnexpectedResponse`), and
-/// a call dropped before its answer sends `notifications/cancelled`.
+/// tool or prompt that asks for input, SEP-2322, answers
+/// `UnexpectedResponse`), always to the server (not from rmcp's response
+/// cache), and a call dropped before its answer sends
+/// `notifications/cancelled`.
 #[derive(Debug)]
 pub struct TracedClient<C> {
     inner: C,
@@ -162,24 +225,7 @@ impl<C: Deref<Target = Peer<RoleClient>>> TracedClient<C> {
         let enclosing = enclosing_tool_call(&tool);
         let span = match &enclosing {
             Some(_) => None,
-            None => Some(tracing::info_span!(
-                "mcp.client",
-                otel.name = format!("{TOOLS_CALL} {tool}").as_str(),
-                otel.kind = "client",
-                mcp.method.name = TOOLS_CALL,
-                gen_ai.operation.name = sc::operation::EXECUTE_TOOL,
-                gen_ai.tool.name = tool.as_str(),
-                jsonrpc.request.id = tracing::field::Empty,
-                mcp.protocol.version = tracing::field::Empty,
-                network.transport = tracing::field::Empty,
-                server.address = tracing::field::Empty,
-                server.port = tracing::field::Empty,
-                error.type = tracing::field::Empty,
-                rpc.response.status_code = tracing::field::Empty,
-                otel.status_code = tracing::field::Empty,
-                gen_ai.tool.call.arguments = tracing::field::Empty,
-                gen_ai.tool.call.result = tracing::field::Empty,
-            )),
+            None => Some(client_span(TOOLS_CALL, Subject::Tool(&tool))),
         };
         let target: SpanRef = match (&enclosing, &span) {
             (Some(outer), _) => outer.clone(),
@@ -218,33 +264,113 @@ impl<C: Deref<Target = Peer<RoleClient>>> TracedClient<C> {
         result
     }
 
-    /// `tools/list`, traced: a CLIENT span `tools/list`.
+    /// `tools/list`, traced: a CLIENT span `tools/list`. Always asked of
+    /// the server (rmcp's own `list_tools` may answer from its cache).
     pub async fn list_tools(&self, params: Option<PaginatedRequestParams>) -> Result<ListToolsResult, ServiceError> {
-        let span = tracing::info_span!(
-            "mcp.client",
-            otel.name = "tools/list",
-            otel.kind = "client",
-            mcp.method.name = "tools/list",
-            jsonrpc.request.id = tracing::field::Empty,
-            mcp.protocol.version = tracing::field::Empty,
-            network.transport = tracing::field::Empty,
-            server.address = tracing::field::Empty,
-            server.port = tracing::field::Empty,
-            error.type = tracing::field::Empty,
-            rpc.response.status_code = tracing::field::Empty,
-            otel.status_code = tracing::field::Empty,
-        );
+        let params = params.unwrap_or_default();
+        self.request(
+            "tools/list",
+            Subject::None,
+            params,
+            |p| ListToolsRequest::with_param(p).into(),
+            |answer| match answer {
+                ServerResult::ListToolsResult(r) => Some(r),
+                _ => None,
+            },
+        )
+        .await
+    }
+
+    /// `prompts/list`, traced: a CLIENT span `prompts/list`.
+    pub async fn list_prompts(
+        &self,
+        params: Option<PaginatedRequestParams>,
+    ) -> Result<ListPromptsResult, ServiceError> {
+        let params = params.unwrap_or_default();
+        self.request(
+            "prompts/list",
+            Subject::None,
+            params,
+            |p| ListPromptsRequest::with_param(p).into(),
+            |answer| match answer {
+                ServerResult::ListPromptsResult(r) => Some(r),
+                _ => None,
+            },
+        )
+        .await
+    }
+
+    /// `prompts/get`, traced: a CLIENT span `prompts/get {name}` with
+    /// `gen_ai.prompt.name`. One round, like `Peer::call_tool`: a prompt
+    /// that asks for input (SEP-2322) answers `UnexpectedResponse`.
+    pub async fn get_prompt(&self, params: GetPromptRequestParams) -> Result<GetPromptResult, ServiceError> {
+        let name = params.name.clone();
+        self.request(
+            "prompts/get",
+            Subject::Prompt(&name),
+            params,
+            |p| GetPromptRequest::new(p).into(),
+            |answer| match answer {
+                ServerResult::GetPromptResult(r) => Some(r),
+                _ => None,
+            },
+        )
+        .await
+    }
+
+    /// `resources/list`, traced: a CLIENT span `resources/list`.
+    pub async fn list_resources(
+        &self,
+        params: Option<PaginatedRequestParams>,
+    ) -> Result<ListResourcesResult, ServiceError> {
+        let params = params.unwrap_or_default();
+        self.request(
+            "resources/list",
+            Subject::None,
+            params,
+            |p| ListResourcesRequest::with_param(p).into(),
+            |answer| match answer {
+                ServerResult::ListResourcesResult(r) => Some(r),
+                _ => None,
+            },
+        )
+        .await
+    }
+
+    /// `resources/read`, traced: a CLIENT span `resources/read` with
+    /// `mcp.resource.uri`. Always asked of the server (rmcp's own
+    /// `read_resource` may answer from its cache); one round.
+    pub async fn read_resource(&self, params: ReadResourceRequestParams) -> Result<ReadResourceResult, ServiceError> {
+        let uri = params.uri.clone();
+        self.request(
+            "resources/read",
+            Subject::Resource(&uri),
+            params,
+            |p| ReadResourceRequest::new(p).into(),
+            |answer| match answer {
+                ServerResult::ReadResourceResult(r) => Some(r),
+                _ => None,
+            },
+        )
+        .await
+    }
+
+    /// One traced request other than a tool call: its CLIENT span, the
+    /// session's attributes, the context in `params._meta`, then [`Self::send`].
+    async fn request<P: RequestParamsMeta, T>(
+        &self,
+        method: &'static str,
+        subject: Subject<'_>,
+        mut params: P,
+        request: fn(P) -> ClientRequest,
+        expected: fn(ServerResult) -> Option<T>,
+    ) -> Result<T, ServiceError> {
+        let span = client_span(method, subject);
         let target = SpanRef::from(&span);
         self.describe(&target);
-        // Params carry the context even when there is no cursor.
-        let mut params = params.unwrap_or_default();
+        // Params carry the context even when they carry nothing else.
         inject(&target, &mut params);
-        let request = ClientRequest::ListToolsRequest(ListToolsRequest::with_param(params));
-        let send = self.send(request, &target, |answer| match answer {
-            ServerResult::ListToolsResult(r) => Some(r),
-            _ => None,
-        });
-        send.instrument(span.clone()).await
+        self.send(request(params), &target, expected).instrument(span.clone()).await
     }
 
     /// Sends `request` and waits for its answer, as `Peer::call_tool` does
@@ -387,15 +513,11 @@ impl<S> TracedServer<S> {
     fn open(
         &self,
         method: &'static str,
-        target: Option<&str>,
+        subject: Subject<'_>,
         context: &RequestContext<RoleServer>,
         arguments: Option<serde_json::Value>,
     ) -> tracing::Span {
-        let is_tool = method == TOOLS_CALL;
-        let name = match target {
-            Some(t) => format!("{method} {t}"),
-            None => method.to_string(),
-        };
+        let name = subject.span_name(method);
         // Not a child of rmcp's own session-long span: the caller's, or a root.
         let span = tracing::info_span!(
             parent: None,
@@ -403,8 +525,10 @@ impl<S> TracedServer<S> {
             otel.name = name.as_str(),
             otel.kind = "server",
             mcp.method.name = method,
-            gen_ai.operation.name = is_tool.then_some(sc::operation::EXECUTE_TOOL),
-            gen_ai.tool.name = if is_tool { target } else { None },
+            gen_ai.operation.name = subject.tool().map(|_| sc::operation::EXECUTE_TOOL),
+            gen_ai.tool.name = subject.tool(),
+            gen_ai.prompt.name = subject.prompt(),
+            mcp.resource.uri = subject.resource(),
             jsonrpc.request.id = context.id.to_string().as_str(),
             mcp.protocol.version = context.protocol_version().map(|v| v.to_string()).as_deref(),
             mcp.session.id = session_id(context),
@@ -496,7 +620,7 @@ macro_rules! traced_requests {
             $req: $ty,
             context: RequestContext<RoleServer>,
         ) -> impl Future<Output = Result<$out, ErrorData>> + MaybeSendFuture + '_ {
-            let span = self.open($method, None, &context, None);
+            let span = self.open($method, Subject::None, &context, None);
             answered(span, self.inner.$name($req, context), no_tool_result)
         }
     )*};
@@ -507,7 +631,7 @@ impl<S: ServerHandler> ServerHandler for TracedServer<S> {
         &self,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<(), ErrorData>> + MaybeSendFuture + '_ {
-        let span = self.open("ping", None, &context, None);
+        let span = self.open("ping", Subject::None, &context, None);
         answered(span, self.inner.ping(context), no_tool_result)
     }
 
@@ -516,7 +640,7 @@ impl<S: ServerHandler> ServerHandler for TracedServer<S> {
         request: InitializeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<InitializeResult, ErrorData>> + MaybeSendFuture + '_ {
-        let span = self.open("initialize", None, &context, None);
+        let span = self.open("initialize", Subject::None, &context, None);
         answered(span, self.inner.initialize(request, context), no_tool_result)
     }
 
@@ -532,7 +656,7 @@ impl<S: ServerHandler> ServerHandler for TracedServer<S> {
         &self,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<DiscoverResult, ErrorData>> + MaybeSendFuture + '_ {
-        let span = self.open("server/discover", None, &context, None);
+        let span = self.open("server/discover", Subject::None, &context, None);
         answered(span, self.inner.discover(context), no_tool_result)
     }
 
@@ -541,8 +665,17 @@ impl<S: ServerHandler> ServerHandler for TracedServer<S> {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<GetPromptResponse, ErrorData>> + MaybeSendFuture + '_ {
-        let span = self.open("prompts/get", Some(&request.name), &context, None);
+        let span = self.open("prompts/get", Subject::Prompt(&request.name), &context, None);
         answered(span, self.inner.get_prompt(request, context), no_tool_result)
+    }
+
+    fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<ReadResourceResponse, ErrorData>> + MaybeSendFuture + '_ {
+        let span = self.open("resources/read", Subject::Resource(&request.uri), &context, None);
+        answered(span, self.inner.read_resource(request, context), no_tool_result)
     }
 
     fn call_tool(
@@ -551,7 +684,7 @@ impl<S: ServerHandler> ServerHandler for TracedServer<S> {
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<CallToolResponse, ErrorData>> + MaybeSendFuture + '_ {
         let arguments = request.arguments.clone().map(serde_json::Value::Object);
-        let span = self.open(TOOLS_CALL, Some(&request.name), &context, arguments);
+        let span = self.open(TOOLS_CALL, Subject::Tool(&request.name), &context, arguments);
         answered(span, self.inner.call_tool(request, context), completed)
     }
 
@@ -560,7 +693,6 @@ impl<S: ServerHandler> ServerHandler for TracedServer<S> {
         list_prompts(request: Option<PaginatedRequestParams>) -> ListPromptsResult = "prompts/list";
         list_resources(request: Option<PaginatedRequestParams>) -> ListResourcesResult = "resources/list";
         list_resource_templates(request: Option<PaginatedRequestParams>) -> ListResourceTemplatesResult = "resources/templates/list";
-        read_resource(request: ReadResourceRequestParams) -> ReadResourceResponse = "resources/read";
         list_tools(request: Option<PaginatedRequestParams>) -> ListToolsResult = "tools/list";
         get_task(request: GetTaskParams) -> GetTaskResult = "tasks/get";
         update_task(request: UpdateTaskParams) -> () = "tasks/update";
