@@ -34,6 +34,18 @@ fn lit(s: &str) -> LitStr {
     LitStr::new(s, proc_macro2::Span::call_site())
 }
 
+/// The plan of a GenAI `operation` span: named `{operation} {target}`
+/// (`{operation}` alone without a target), with `gen_ai.operation.name`.
+fn operation_plan(operation: &str, target: Option<&str>) -> SpanPlan {
+    let name = match target {
+        Some(t) => format!("{operation} {t}"),
+        None => operation.to_string(),
+    };
+    let mut plan = SpanPlan::new(lit(&name));
+    plan.field(sc::GEN_AI_OPERATION_NAME, operation);
+    plan
+}
+
 fn fn_name(func: &ItemFn) -> String {
     syn::ext::IdentExt::unraw(&func.sig.ident).to_string()
 }
@@ -221,8 +233,7 @@ pub fn tool_call(args: TokenStream, item: TokenStream) -> TokenStream {
             }
         }
         let name = name.map(|n| n.value()).unwrap_or_else(|| fn_name(func));
-        let mut plan = SpanPlan::new(lit(&format!("{} {name}", sc::operation::EXECUTE_TOOL)));
-        plan.field(sc::GEN_AI_OPERATION_NAME, sc::operation::EXECUTE_TOOL);
+        let mut plan = operation_plan(sc::operation::EXECUTE_TOOL, Some(&name));
         plan.field(sc::GEN_AI_TOOL_NAME, &name);
         plan.field(sc::GEN_AI_TOOL_TYPE, &tool_type);
         if let Some(d) = &description {
@@ -264,12 +275,7 @@ pub fn retrieval(args: TokenStream, item: TokenStream) -> TokenStream {
                 _ => {}
             }
         }
-        let name = match &data_source {
-            Some(d) => format!("{} {}", sc::operation::RETRIEVAL, d.value()),
-            None => sc::operation::RETRIEVAL.to_string(),
-        };
-        let mut plan = SpanPlan::new(lit(&name));
-        plan.field(sc::GEN_AI_OPERATION_NAME, sc::operation::RETRIEVAL);
+        let mut plan = operation_plan(sc::operation::RETRIEVAL, data_source.as_ref().map(LitStr::value).as_deref());
         // A retriever is called over the network as a rule: CLIENT, as the conventions say.
         plan.field(crate::semconv::OTEL_KIND, "client");
         if let Some(d) = &data_source {
@@ -320,12 +326,7 @@ pub fn agent(args: TokenStream, item: TokenStream) -> TokenStream {
                     _ => {}
                 }
             }
-            let span_name = match &name {
-                Some(n) => format!("{} {}", sc::operation::INVOKE_AGENT, n.value()),
-                None => sc::operation::INVOKE_AGENT.to_string(),
-            };
-            let mut plan = SpanPlan::new(lit(&span_name));
-            plan.field(sc::GEN_AI_OPERATION_NAME, sc::operation::INVOKE_AGENT);
+            let mut plan = operation_plan(sc::operation::INVOKE_AGENT, name.as_ref().map(LitStr::value).as_deref());
             if let Some(n) = &name {
                 plan.field(sc::GEN_AI_AGENT_NAME, n);
             }
@@ -348,8 +349,7 @@ pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
     run("workflow", &["name"], args, item, |raw, func, errors| {
         let name = raw.iter().find(|a| a.key == "name").and_then(|a| a.lit_str(errors));
         let name = name.map(|n| n.value()).unwrap_or_else(|| fn_name(func));
-        let mut plan = SpanPlan::new(lit(&format!("{} {name}", sc::operation::INVOKE_WORKFLOW)));
-        plan.field(sc::GEN_AI_OPERATION_NAME, sc::operation::INVOKE_WORKFLOW);
+        let mut plan = operation_plan(sc::operation::INVOKE_WORKFLOW, Some(&name));
         plan.field(sc::GEN_AI_WORKFLOW_NAME, &name);
         Some(plan)
     })

@@ -163,6 +163,17 @@ fn client_span(method: &'static str, subject: Subject<'_>) -> tracing::Span {
     )
 }
 
+/// The answer of one kind: `answer!(ListToolsResult)` picks
+/// `ServerResult::ListToolsResult` (anything else is unexpected).
+macro_rules! answer {
+    ($variant:ident) => {
+        |answer| match answer {
+            ServerResult::$variant(r) => Some(r),
+            _ => None,
+        }
+    };
+}
+
 /// An rmcp client (a `RunningService<RoleClient, _>`, or a
 /// `&Peer<RoleClient>`) whose requests are traced. Everything the client
 /// has stays reachable through `Deref`; [`TracedClient::call_tool`],
@@ -220,7 +231,7 @@ impl<C: Deref<Target = Peer<RoleClient>>> TracedClient<C> {
     /// `tools/call`, traced: a CLIENT span `tools/call {tool}` (or the MCP
     /// attributes on the enclosing `#[tool_call]` of the same tool), the
     /// trace context in `params._meta`, and the client duration metric.
-    pub async fn call_tool(&self, mut params: CallToolRequestParams) -> Result<CallToolResult, ServiceError> {
+    pub async fn call_tool(&self, params: CallToolRequestParams) -> Result<CallToolResult, ServiceError> {
         let tool = params.name.to_string();
         let enclosing = enclosing_tool_call(&tool);
         let span = match &enclosing {
@@ -233,7 +244,6 @@ impl<C: Deref<Target = Peer<RoleClient>>> TracedClient<C> {
             (None, None) => SpanRef::current(),
         };
         target.set_attribute(sc::MCP_METHOD_NAME, TOOLS_CALL);
-        self.describe(&target);
         if crate::content::capturing() {
             if let Some(args) = &params.arguments {
                 crate::__private::capture_content(
@@ -243,16 +253,9 @@ impl<C: Deref<Target = Peer<RoleClient>>> TracedClient<C> {
                 );
             }
         }
-        inject(&target, &mut params);
-        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
-        let send = self.send(request, &target, |answer| match answer {
-            ServerResult::CallToolResult(r) => Some(r),
-            _ => None,
-        });
-        let result = match &span {
-            Some(s) => send.instrument(s.clone()).await,
-            None => send.await,
-        };
+        let result = self
+            .exchange(span.as_ref(), &target, params, |p| CallToolRequest::new(p).into(), answer!(CallToolResult))
+            .await;
         if let Ok(r) = &result {
             if crate::content::capturing() {
                 crate::__private::capture_content(&target, sc::GEN_AI_TOOL_CALL_RESULT, &result_content(r));
@@ -267,16 +270,12 @@ impl<C: Deref<Target = Peer<RoleClient>>> TracedClient<C> {
     /// `tools/list`, traced: a CLIENT span `tools/list`. Always asked of
     /// the server (rmcp's own `list_tools` may answer from its cache).
     pub async fn list_tools(&self, params: Option<PaginatedRequestParams>) -> Result<ListToolsResult, ServiceError> {
-        let params = params.unwrap_or_default();
         self.request(
             "tools/list",
             Subject::None,
-            params,
+            params.unwrap_or_default(),
             |p| ListToolsRequest::with_param(p).into(),
-            |answer| match answer {
-                ServerResult::ListToolsResult(r) => Some(r),
-                _ => None,
-            },
+            answer!(ListToolsResult),
         )
         .await
     }
@@ -286,16 +285,12 @@ impl<C: Deref<Target = Peer<RoleClient>>> TracedClient<C> {
         &self,
         params: Option<PaginatedRequestParams>,
     ) -> Result<ListPromptsResult, ServiceError> {
-        let params = params.unwrap_or_default();
         self.request(
             "prompts/list",
             Subject::None,
-            params,
+            params.unwrap_or_default(),
             |p| ListPromptsRequest::with_param(p).into(),
-            |answer| match answer {
-                ServerResult::ListPromptsResult(r) => Some(r),
-                _ => None,
-            },
+            answer!(ListPromptsResult),
         )
         .await
     }
@@ -310,10 +305,7 @@ impl<C: Deref<Target = Peer<RoleClient>>> TracedClient<C> {
             Subject::Prompt(&name),
             params,
             |p| GetPromptRequest::new(p).into(),
-            |answer| match answer {
-                ServerResult::GetPromptResult(r) => Some(r),
-                _ => None,
-            },
+            answer!(GetPromptResult),
         )
         .await
     }
@@ -323,16 +315,12 @@ impl<C: Deref<Target = Peer<RoleClient>>> TracedClient<C> {
         &self,
         params: Option<PaginatedRequestParams>,
     ) -> Result<ListResourcesResult, ServiceError> {
-        let params = params.unwrap_or_default();
         self.request(
             "resources/list",
             Subject::None,
-            params,
+            params.unwrap_or_default(),
             |p| ListResourcesRequest::with_param(p).into(),
-            |answer| match answer {
-                ServerResult::ListResourcesResult(r) => Some(r),
-                _ => None,
-            },
+            answer!(ListResourcesResult),
         )
         .await
     }
@@ -347,30 +335,42 @@ impl<C: Deref<Target = Peer<RoleClient>>> TracedClient<C> {
             Subject::Resource(&uri),
             params,
             |p| ReadResourceRequest::new(p).into(),
-            |answer| match answer {
-                ServerResult::ReadResourceResult(r) => Some(r),
-                _ => None,
-            },
+            answer!(ReadResourceResult),
         )
         .await
     }
 
-    /// One traced request other than a tool call: its CLIENT span, the
-    /// session's attributes, the context in `params._meta`, then [`Self::send`].
+    /// One traced request other than a tool call, in a CLIENT span of its own.
     async fn request<P: RequestParamsMeta, T>(
         &self,
         method: &'static str,
         subject: Subject<'_>,
-        mut params: P,
+        params: P,
         request: fn(P) -> ClientRequest,
         expected: fn(ServerResult) -> Option<T>,
     ) -> Result<T, ServiceError> {
         let span = client_span(method, subject);
-        let target = SpanRef::from(&span);
-        self.describe(&target);
-        // Params carry the context even when they carry nothing else.
-        inject(&target, &mut params);
-        self.send(request(params), &target, expected).instrument(span.clone()).await
+        self.exchange(Some(&span), &SpanRef::from(&span), params, request, expected).await
+    }
+
+    /// Every traced request: the session's attributes on `target`, the
+    /// context in `params._meta` (even when they carry nothing else), then
+    /// [`Self::send`], inside `span` when the request has one of its own.
+    async fn exchange<P: RequestParamsMeta, T>(
+        &self,
+        span: Option<&tracing::Span>,
+        target: &SpanRef,
+        mut params: P,
+        request: fn(P) -> ClientRequest,
+        expected: fn(ServerResult) -> Option<T>,
+    ) -> Result<T, ServiceError> {
+        self.describe(target);
+        inject(target, &mut params);
+        let send = self.send(request(params), target, expected);
+        match span {
+            Some(s) => send.instrument(s.clone()).await,
+            None => send.await,
+        }
     }
 
     /// Sends `request` and waits for its answer, as `Peer::call_tool` does
