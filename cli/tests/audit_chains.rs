@@ -8,10 +8,11 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
+use observra_test_support::run_ok;
 
 const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
@@ -41,8 +42,7 @@ fn verify(paths: &[&Path]) -> (i32, String) {
 }
 
 fn run_agent(path: &Path) {
-    let out = example("support-agent").env("OBSERVRA_JSONL_PATH", path).output().expect("cargo run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    run_ok(example("support-agent").env("OBSERVRA_JSONL_PATH", path));
 }
 
 fn lines(path: &Path) -> Vec<String> {
@@ -105,22 +105,20 @@ fn separate_runs_in_one_folder_are_each_intact_and_tampering_names_its_file() {
 
     // The audit package over the folder: intact, and it verifies.
     let package = logs.join("report.json");
-    let out = observra()
-        .args(["export", "--format", "audit", "--from"])
-        .arg(&logs)
-        .arg("-o")
-        .arg(&package)
-        .args(["--key", KEY])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    run_ok(
+        observra()
+            .args(["export", "--format", "audit", "--from"])
+            .arg(&logs)
+            .arg("-o")
+            .arg(&package)
+            .args(["--key", KEY]),
+    );
     let p: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&package).unwrap()).unwrap();
     let v = &p["integrity"]["verification"];
     assert_eq!(v["status"], "intact", "{v:#}");
     assert_eq!(v["chains"], 4);
     assert_eq!(p["totals"]["spans"], 52, "the spans of all four runs");
-    let out = observra().args(["verify", "--from-export"]).arg(&package).args(["--key", KEY]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    run_ok(observra().args(["verify", "--from-export"]).arg(&package).args(["--key", KEY]));
 
     // Tamper: modify a record in run-2, delete a middle record in run-3, cut run-4's tail.
     let mut l2 = lines(&runs[1]);
@@ -262,12 +260,7 @@ fn rotated_parts_verify_as_one_chain() {
     let d = dir("rotate");
     let path = d.join("agent.jsonl");
     for _ in 0..3 {
-        let out: Output = example("support-agent")
-            .env("OBSERVRA_JSONL_PATH", &path)
-            .env("OBSERVRA_JSONL_MAX_BYTES", "2000")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        run_ok(example("support-agent").env("OBSERVRA_JSONL_PATH", &path).env("OBSERVRA_JSONL_MAX_BYTES", "2000"));
     }
     let parts = std::fs::read_dir(&d)
         .unwrap()

@@ -32,8 +32,7 @@ fn observra() -> Command {
 
 #[test]
 fn tail_prints_each_trace_as_a_tree() {
-    let out = observra().arg("tail").arg(agent_file()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_ok(observra().arg("tail").arg(agent_file()));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(!text.contains('\x1b'), "no colour when stdout is not a terminal");
     let rows: Vec<&str> = text.lines().collect();
@@ -96,12 +95,11 @@ fn replay_sends_the_spans_with_their_ids_and_types_over_http_and_grpc() {
     for (protocol, transport) in [("http/protobuf", Transport::Http), ("grpc", Transport::Grpc)] {
         let rx = Receiver::start();
         let endpoint = if protocol == "grpc" { rx.grpc_endpoint() } else { rx.http_endpoint() };
-        let out = observra()
-            .args(["replay", "--endpoint", &endpoint, "--protocol", protocol, "--header", "x-replay=yes"])
-            .arg(agent_file())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = run_ok(
+            observra()
+                .args(["replay", "--endpoint", &endpoint, "--protocol", protocol, "--header", "x-replay=yes"])
+                .arg(agent_file()),
+        );
         assert!(String::from_utf8_lossy(&out.stderr).contains("replayed 13 spans"));
         let spans = rx.spans();
         assert_eq!(spans.len(), 13);

@@ -3,12 +3,11 @@
 //! works with no collector, and that the OTLP example reaches a collector
 //! when pointed at one.
 
-use observra_test_support::{Receiver, RefusingPort, Transport, example};
+use observra_test_support::{Receiver, RefusingPort, Transport, example, run_ok};
 
 #[test]
 fn the_main_example_prints_the_full_genai_tree_with_usage_and_cost_to_stdout() {
-    let out = example("support-agent").output().expect("cargo run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_ok(&mut example("support-agent"));
     assert_eq!(observra_lines(&out), Vec::<String>::new(), "a clean run: observra prints nothing on stderr");
     let stdout = String::from_utf8(out.stdout).unwrap();
     let spans: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
@@ -47,8 +46,7 @@ fn the_main_example_writes_a_file_when_observra_jsonl_path_is_set() {
     let dir = std::env::temp_dir().join(format!("observra-example-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("agent.jsonl");
-    let out = example("support-agent").env("OBSERVRA_JSONL_PATH", &path).output().expect("cargo run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_ok(example("support-agent").env("OBSERVRA_JSONL_PATH", &path));
     assert!(out.stdout.is_empty(), "spans went to the file, not stdout");
     let text = std::fs::read_to_string(&path).unwrap();
     assert_eq!(text.lines().count(), 13, "workflow, 2 agents, 4 model calls, 4 tool calls, 2 helpers: {text}");
@@ -60,14 +58,13 @@ fn the_otlp_example_exports_to_the_collector_named_in_the_environment() {
     for (protocol, transport) in [("http/protobuf", Transport::Http), ("grpc", Transport::Grpc)] {
         let rx = Receiver::start();
         let endpoint = if protocol == "grpc" { rx.grpc_endpoint() } else { rx.http_endpoint() };
-        let out = example("otlp-export")
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
-            .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
-            .env("OTEL_SERVICE_NAME", "otlp-demo")
-            .env("OTEL_EXPORTER_OTLP_HEADERS", "x-demo=yes")
-            .output()
-            .expect("cargo run");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = run_ok(
+            example("otlp-export")
+                .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+                .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+                .env("OTEL_SERVICE_NAME", "otlp-demo")
+                .env("OTEL_EXPORTER_OTLP_HEADERS", "x-demo=yes"),
+        );
         let spans = rx.spans();
         assert_eq!(spans.len(), 6, "{protocol}: run, search and ask_model for two questions: {spans:#?}");
         assert!(spans.iter().all(|s| s.transport == transport));
@@ -94,8 +91,7 @@ fn the_otlp_example_exports_to_the_collector_named_in_the_environment() {
 
 #[test]
 fn the_openai_example_records_async_openai_calls_against_the_fake_server() {
-    let out = example("openai-agent").env_remove("OPENAI_BASE_URL").output().expect("cargo run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_ok(example("openai-agent").env_remove("OPENAI_BASE_URL"));
     let spans: Vec<serde_json::Value> =
         String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
     let calls: Vec<_> = spans.iter().filter(|s| s["name"] == "chat gpt-4o-mini").collect();

@@ -6,7 +6,7 @@
 use observra::integrations::async_openai::instrument;
 use observra::{Evaluation, LlmResponse, RetrievedDocument, Usage, agent, llm_call, retrieval};
 use observra_test_support::fake_openai::FakeOpenAi;
-use observra_test_support::{ReceivedSpan, Receiver, Val, otlp_env, serial, span};
+use observra_test_support::{ReceivedSpan, Receiver, Val, otlp_env, run_ok, serial, span};
 
 #[retrieval(data_source = "orders-index", provider = "openai", top_k = k, query = question)]
 async fn search(question: &str, k: usize) -> Result<Vec<RetrievedDocument>, std::io::Error> {
@@ -182,13 +182,12 @@ fn evaluations_land_on_the_call_they_grade_open_or_closed_in_metrics_logs_and_th
     assert!(of("format").is_some() && of("groundedness").is_some());
 
     // The CLI's summary, from the JSONL the same run wrote.
-    let out = std::process::Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "-p", "observra-cli", "--", "summary", "--format", "json"])
-        .arg(&jsonl)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_ok(
+        std::process::Command::new(env!("CARGO"))
+            .args(["run", "--quiet", "-p", "observra-cli", "--", "summary", "--format", "json"])
+            .arg(&jsonl)
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/..")),
+    );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let evals = summary["evaluations"].as_array().expect("evaluations");
     let row = |name: &str| evals.iter().find(|e| e["evaluation"] == name).unwrap_or_else(|| panic!("{summary:#}"));

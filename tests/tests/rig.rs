@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use observra::Budget;
 use observra_test_support::fake_openai::FakeOpenAi;
-use observra_test_support::{ReceivedSpan, Receiver, Val, example, otlp_env, rig_desk, serial, span};
+use observra_test_support::{ReceivedSpan, Receiver, Val, example, otlp_env, rig_desk, run_ok, serial, span};
 use rig_core::providers::openai::OpenAIConfig;
 
 /// The content attributes rig records when its content recording is on
@@ -28,8 +28,7 @@ fn run_example(rx: &Receiver, extra: &[(&str, &str)]) {
     let mut cmd = example("rig-agent");
     cmd.envs(otlp_env(rx, "http/protobuf")).env("OTEL_SERVICE_NAME", "rig-agent");
     cmd.envs(extra.iter().copied());
-    let out = cmd.output().expect("cargo run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_ok(&mut cmd);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("agent: Your order ships today."), "{stderr}");
     assert!(!stderr.contains("observra:"), "a clean run: observra says nothing: {stderr}");
