@@ -95,19 +95,20 @@ pub(crate) struct Tail {
     held_spans: usize,
 }
 
-/// Whether the ratio draw keeps `trace_id`: its low 64 bits against the
-/// ratio, as `TraceIdRatioBased` does, so every process draws the same.
+/// Whether the ratio draw keeps `trace_id`: the SDK's `TraceIdRatioBased`
+/// draw itself (the head sampler's), so a trace is drawn alike here, by a
+/// head sampler at the same ratio, and in every process.
 fn drawn(trace_id: TraceId, ratio: f64) -> bool {
-    if ratio >= 1.0 {
-        return true;
-    }
-    if ratio <= 0.0 {
-        return false;
-    }
-    let bytes = trace_id.to_bytes();
-    let low =
-        u64::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]]);
-    low < (ratio * u64::MAX as f64) as u64
+    use opentelemetry_sdk::trace::{Sampler, SamplingDecision, ShouldSample};
+    let draw = Sampler::TraceIdRatioBased(ratio).should_sample(
+        None,
+        trace_id,
+        "",
+        &opentelemetry::trace::SpanKind::Internal,
+        &[],
+        &[],
+    );
+    draw.decision == SamplingDecision::RecordAndSample
 }
 
 impl Tail {
