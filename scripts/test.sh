@@ -47,5 +47,23 @@ fi
 echo "== building the examples and the observra command as the tests run them"
 cargo build -p observra-examples --bins
 cargo build -p observra-cli --bins
+# The observra command built on its own (as `cargo install` builds it,
+# without the features the workspace's other crates turn on in serde_json)
+# must verify an honest hash-chained trail full of floats (costs): the
+# chain's MAC covers the bytes written, never a re-serialisation.
+echo "== the observra command, built on its own, verifies a hash-chained trail with floats"
+bin_dir="${CARGO_TARGET_DIR:-target}/debug"
+trail=$(mktemp -d)
+audit_key=$(printf 'ab%.0s' $(seq 32))
+OBSERVRA_BACKEND=jsonl OBSERVRA_JSONL_PATH="$trail/spans.jsonl" OBSERVRA_AUDIT_KEY="$audit_key" \
+  "$bin_dir/graceful-shutdown" 2>/dev/null &
+writer=$!
+sleep 4
+kill -TERM "$writer"
+wait "$writer"
+floats=$(grep -c 'observra.cost.usd' "$trail/spans.jsonl" || true)
+"$bin_dir/observra" verify "$trail" --key "$audit_key"
+echo "   ($floats records with a cost verified)"
+rm -rf "$trail"
 # --no-fail-fast: one failing test binary does not hide the others' results.
 cargo test --workspace --no-fail-fast "$@"

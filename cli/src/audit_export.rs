@@ -1,7 +1,8 @@
 //! `observra export --format audit`: one JSON evidence package of what the
 //! agents did over a period, and `observra verify --from-export`, which
-//! re-checks it against the source files. The package's shape is
-//! `docs/audit-export.schema.json`; what each part is for is in
+//! authenticates it and re-checks it against the source files. The
+//! package's shape is `docs/audit-export.schema.json`; what each part is
+//! for, and the exact bytes its `package_hmac` covers, is in
 //! `docs/audit-export.md`.
 
 use std::collections::BTreeMap;
@@ -23,8 +24,20 @@ const CONTENT_KINDS: [(&str, &str); 6] = [
     ("gen_ai.tool.call.result", "tool_results"),
 ];
 
+/// The package's last member, written by [`render`] after the body's bytes
+/// (everything before `MAC_OPEN`) as exactly `MAC_OPEN`, 64 lower-case hex
+/// digits and `MAC_CLOSE`, then a newline.
+const MAC_OPEN: &str = ",\n  \"package_hmac\": \"";
+const MAC_CLOSE: &str = "\"\n}";
+/// Precedes the body in the HMAC's input, so that no other HMAC made
+/// under the audit key (a chain record's, a seal's) is ever a valid
+/// package HMAC, or the reverse.
+const MAC_CONTEXT: &[u8] = b"observra.audit-export/1 package_hmac\n";
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
 fn rfc3339(ns: u64) -> String {
-    observra::audit::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns))
+    crate::summary::format_time(ns)
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -84,7 +97,8 @@ pub struct Options<'a> {
     pub since: Option<u64>,
     /// See `since`.
     pub until: Option<u64>,
-    /// The audit key, to verify the chain.
+    /// The audit key, to verify the chain (and, in [`render`], to
+    /// authenticate the package).
     pub key: Option<[u8; 32]>,
 }
 
@@ -252,10 +266,112 @@ fn verify_chains(chained: &[PathBuf], key: Option<&[u8; 32]>) -> Value {
     json!({"status": status, "chains": chains.len(), "per_chain": chains, "detail": detail})
 }
 
+/// The HMAC of a package body (the bytes before `MAC_OPEN`) under `key`.
+fn package_mac(key: &[u8; 32], body: &[u8]) -> HmacSha256 {
+    use hmac::Mac;
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    mac.update(MAC_CONTEXT);
+    mac.update(body);
+    mac
+}
+
+/// The package as written: pretty JSON and a newline. With the audit key,
+/// the object's closing brace gives way to one more member,
+/// `"package_hmac"`: the HMAC-SHA256 under the key of `MAC_CONTEXT`
+/// followed by every byte written before that member. The HMAC is thus
+/// computed over the exact bytes written, and [`authenticate`] finds them
+/// verbatim at the start of the file, never re-serialising parsed JSON.
+pub fn render(package: &Value, key: Option<&[u8; 32]>) -> Result<String, String> {
+    use hmac::Mac;
+    let text = serde_json::to_string_pretty(package).map_err(|e| format!("the package does not serialise: {e}"))?;
+    let Some(key) = key else { return Ok(text + "\n") };
+    let body = text.strip_suffix("\n}").ok_or("an empty package cannot be authenticated")?;
+    let mac: String =
+        package_mac(key, body.as_bytes()).finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("{body}{MAC_OPEN}{mac}{MAC_CLOSE}\n"))
+}
+
+/// What a package's `package_hmac` says about the package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authenticity {
+    /// The HMAC matches the bytes before it under the key.
+    Authentic,
+    /// It does not: the package was edited after export, or another key made it.
+    Mismatch,
+    /// There is no `package_hmac`: the package was exported without the key.
+    Missing,
+    /// A `package_hmac` member, but not as [`render`] writes it (the last
+    /// member, on its own line, 64 lower-case hex digits): the file was
+    /// re-serialised or edited around it, so the bytes it covers are lost.
+    Misplaced,
+}
+
+/// Checks the `package_hmac` of the package file `bytes` (as read, not
+/// re-serialised), which parse as `package`, under `key`.
+pub fn authenticate(bytes: &[u8], package: &Value, key: &[u8; 32]) -> Authenticity {
+    use hmac::Mac;
+    let split = || -> Option<(&[u8], [u8; 32])> {
+        let rest = bytes.strip_suffix(b"\n").unwrap_or(bytes).strip_suffix(MAC_CLOSE.as_bytes())?;
+        let (rest, hex) = rest.split_at(rest.len().checked_sub(64)?);
+        let body = rest.strip_suffix(MAC_OPEN.as_bytes())?;
+        let mut tag = [0u8; 32];
+        for (t, pair) in tag.iter_mut().zip(hex.chunks(2)) {
+            let digit = |c: u8| match c {
+                b'0'..=b'9' => Some(c - b'0'),
+                b'a'..=b'f' => Some(c - b'a' + 10),
+                _ => None,
+            };
+            *t = digit(pair[0])? << 4 | digit(pair[1])?;
+        }
+        Some((body, tag))
+    };
+    match split() {
+        Some((body, tag)) if package_mac(key, body).verify_slice(&tag).is_ok() => Authenticity::Authentic,
+        Some(_) => Authenticity::Mismatch,
+        None if package.get("package_hmac").is_some() => Authenticity::Misplaced,
+        None => Authenticity::Missing,
+    }
+}
+
+/// `verify --from-export`: authenticates the package file `bytes` (which
+/// parse as `package`) with `key`, then re-checks it against its source
+/// files as [`verify_export`] does; both are done, and every problem
+/// reported. Returns a summary, or the message of a failure.
+pub fn verify_package(bytes: &[u8], package: &Value, key: &[u8; 32]) -> Result<String, String> {
+    let authenticity = match authenticate(bytes, package, key) {
+        Authenticity::Authentic => Ok(()),
+        Authenticity::Mismatch => Err("package_hmac does not match the package's bytes under this key: the package \
+            was edited after it was exported (its totals, counts, runs or any other part), or it was exported with \
+            another audit key"
+            .to_string()),
+        Authenticity::Missing => Err("the package has no package_hmac, so nothing shows that its contents (totals, \
+            counts, runs) are what export wrote: it was exported without the audit key. Export it again with the key \
+            to make an authenticated package: observra export --format audit --key <audit key> (or set \
+            OBSERVRA_AUDIT_KEY) --from ... -o ..."
+            .to_string()),
+        Authenticity::Misplaced => Err("package_hmac is not the package's last line as export writes it: the file \
+            was reformatted or edited (by a JSON formatter, jq, an editor), so the exact bytes the HMAC covers are \
+            lost. Verify the file export wrote, or export again"
+            .to_string()),
+    };
+    match (authenticity, verify_export(package, key)) {
+        (Ok(()), Ok(summary)) => Ok(format!("{summary}; package_hmac matches the package's bytes")),
+        (Ok(()), Err(problems)) => Err(sources_message(&problems)),
+        (Err(auth), Ok(_)) => Err(format!(
+            "EXPORT IS NOT AUTHENTIC: {auth}\n(re-checked anyway: the source files match the package's integrity records)"
+        )),
+        (Err(auth), Err(problems)) => Err(format!("EXPORT IS NOT AUTHENTIC: {auth}\n{}", sources_message(&problems))),
+    }
+}
+
+fn sources_message(problems: &[String]) -> String {
+    format!("EXPORT DOES NOT MATCH ITS SOURCES:\n  {}", problems.join("\n  "))
+}
+
 /// Re-checks a package against its source files: each file's SHA-256 and
 /// chain metadata must match, and the chain must verify with `key`.
 /// Returns a summary, or every difference found.
-pub fn verify_export(package: &Value, key: &[u8; 32]) -> Result<String, Vec<String>> {
+fn verify_export(package: &Value, key: &[u8; 32]) -> Result<String, Vec<String>> {
     let mut problems = Vec::new();
     if package["schema"] != json!(SCHEMA) {
         return Err(vec![format!("not an observra audit export (schema {})", package["schema"])]);
@@ -301,5 +417,68 @@ pub fn verify_export(package: &Value, key: &[u8; 32]) -> Result<String, Vec<Stri
         ))
     } else {
         Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::{Authenticity, MAC_CONTEXT, authenticate, render};
+
+    const KEY: [u8; 32] = [7; 32];
+
+    fn package() -> Value {
+        json!({"schema": super::SCHEMA, "totals": {"spans": 3, "cost_usd": 0.1 + 0.2}, "runs": [{"a": 1e-7}]})
+    }
+
+    fn check(text: &str, key: &[u8; 32]) -> Authenticity {
+        let parsed: Value = serde_json::from_str(text).expect("the package stays JSON");
+        authenticate(text.as_bytes(), &parsed, key)
+    }
+
+    #[test]
+    fn a_rendered_package_authenticates_and_any_edit_does_not() {
+        let text = render(&package(), Some(&KEY)).unwrap();
+        assert_eq!(check(&text, &KEY), Authenticity::Authentic);
+        let parsed: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed["totals"], package()["totals"], "the body is the package, one member added");
+        assert!(text.ends_with("\"\n}\n") && text.contains(",\n  \"package_hmac\": \""), "{text}");
+        assert_eq!(check(text.trim_end(), &KEY), Authenticity::Authentic, "a lost final newline is harmless");
+
+        assert_eq!(check(&text.replacen("\"spans\": 3", "\"spans\": 2", 1), &KEY), Authenticity::Mismatch);
+        assert_eq!(check(&text.replacen("\"spans\": 3", "\"spans\":  3", 1), &KEY), Authenticity::Mismatch);
+        assert_eq!(check(&text, &[8; 32]), Authenticity::Mismatch, "another key");
+        let flipped_mac = {
+            let at = text.rfind('"').unwrap() - 1;
+            let c = if text.as_bytes()[at] == b'0' { "1" } else { "0" };
+            format!("{}{c}{}", &text[..at], &text[at + 1..])
+        };
+        assert_eq!(check(&flipped_mac, &KEY), Authenticity::Mismatch);
+
+        let compact = serde_json::to_string(&serde_json::from_str::<Value>(&text).unwrap()).unwrap();
+        assert_eq!(check(&compact, &KEY), Authenticity::Misplaced);
+        let hex_at = text.rfind('"').unwrap() - 64;
+        let upper = format!("{}{}{}", &text[..hex_at], text[hex_at..hex_at + 64].to_uppercase(), &text[hex_at + 64..]);
+        assert_eq!(check(&upper, &KEY), Authenticity::Misplaced, "not as export writes it");
+
+        let plain = render(&package(), None).unwrap();
+        assert_eq!(plain, serde_json::to_string_pretty(&package()).unwrap() + "\n", "no key: the package as before");
+        assert_eq!(check(&plain, &KEY), Authenticity::Missing);
+    }
+
+    #[test]
+    fn the_mac_is_the_documented_hmac_of_the_bytes_before_it() {
+        use hmac::Mac;
+        let text = render(&package(), Some(&KEY)).unwrap();
+        let at = text.rfind(",\n  \"package_hmac\": \"").unwrap();
+        let (body, tail) = text.split_at(at);
+        assert!(text.starts_with(&serde_json::to_string_pretty(&package()).unwrap()[..at]), "the body verbatim");
+        let mut mac = <super::HmacSha256 as Mac>::new_from_slice(&KEY).unwrap();
+        mac.update(b"observra.audit-export/1 package_hmac\n");
+        assert_eq!(MAC_CONTEXT, b"observra.audit-export/1 package_hmac\n");
+        mac.update(body.as_bytes());
+        let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(tail, format!(",\n  \"package_hmac\": \"{hex}\"\n}}\n"));
     }
 }

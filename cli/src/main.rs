@@ -5,6 +5,8 @@
 //! observra summary spans.jsonl --since 1h --format json
 //! observra replay spans.jsonl --endpoint http://collector:4318
 //! observra verify spans.jsonl --key $OBSERVRA_AUDIT_KEY       # exit 1 on tampering
+//! observra verify spans.jsonl --key K --save-head safe/spans.head   # keep the head elsewhere
+//! observra verify spans.jsonl --key K --expect-head safe/spans.head # exit 1 if rolled back since
 //! observra decrypt spans.jsonl --key $OBSERVRA_JSONL_KEY > plain.jsonl
 //! observra baseline update --from logs/ --since 7d        # per-agent baselines
 //! observra baseline check <trace or run id> --from logs/  # exit 1 when anomalous
@@ -71,12 +73,20 @@ enum Command {
         /// JSONL files or directories of them; each file with its rotated parts is one chain, verified on its own.
         #[arg(required_unless_present = "from_export")]
         files: Vec<PathBuf>,
-        /// Instead: re-check an audit export against its source files.
+        /// Instead: authenticate an audit export (its package_hmac, under --key) and re-check it against its
+        /// source files.
         #[arg(long, conflicts_with = "files")]
         from_export: Option<PathBuf>,
         /// The audit key (32 bytes, base64 or hex).
         #[arg(long, env = "OBSERVRA_AUDIT_KEY", hide_env_values = true)]
         key: String,
+        /// After a chain verifies, write its head anchor here: keep it where the writer's host cannot change it.
+        #[arg(long, value_name = "FILE", conflicts_with = "from_export")]
+        save_head: Option<PathBuf>,
+        /// Also check the chain against a head saved earlier (--save-head): a trail rolled back together with its
+        /// anchor no longer reaches it.
+        #[arg(long, value_name = "FILE", conflicts_with = "from_export")]
+        expect_head: Option<PathBuf>,
     },
     /// Decrypt an encrypted JSONL file to stdout, one record per line.
     Decrypt {
@@ -114,7 +124,8 @@ enum Command {
         /// Where to write the package.
         #[arg(short, long)]
         output: PathBuf,
-        /// The audit key, to verify the hash chain (32 bytes, base64 or hex).
+        /// The audit key, to verify the hash chain and authenticate the package (32 bytes, base64 or hex);
+        /// `verify --from-export` refuses a package exported without it.
         #[arg(long, env = "OBSERVRA_AUDIT_KEY", hide_env_values = true)]
         key: Option<String>,
     },
@@ -249,7 +260,8 @@ fn read_period(files: &[PathBuf], since: Option<u64>, until: Option<u64>) -> Res
 }
 
 fn now_ns() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn run(cli: Cli) -> Result<(), (u8, String)> {
@@ -284,36 +296,57 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
             let spans = read_period(&files, since, until)?;
             let opts = audit_export::Options { files: &files, since, until, key };
             let package = audit_export::build(&spans, &opts).map_err(|e| (2, e))?;
-            let text = serde_json::to_string_pretty(&package).unwrap_or_default() + "\n";
+            let text = audit_export::render(&package, key.as_ref()).map_err(|e| (2, e))?;
             std::fs::write(&output, text).map_err(|e| (2, format!("{}: {e}", output.display())))?;
             eprintln!(
-                "wrote {}: {} runs, {} spans; hash chain: {}",
+                "wrote {}: {} runs, {} spans; hash chain: {}; {}",
                 output.display(),
                 package["totals"]["runs"],
                 package["totals"]["spans"],
-                package["integrity"]["verification"]["status"]
+                package["integrity"]["verification"]["status"],
+                if key.is_some() {
+                    "package authenticated (package_hmac)"
+                } else {
+                    "package NOT authenticated: without --key, verify --from-export will refuse it"
+                }
             );
             Ok(())
         }
         Command::Verify { from_export: Some(export), key, .. } => {
             let key = observra::audit::parse_key(&key).map_err(|e| (2, format!("--key: {e}")))?;
-            let text = std::fs::read_to_string(&export).map_err(|e| (2, format!("{}: {e}", export.display())))?;
+            // The bytes as read: the package's HMAC covers them, not a re-serialisation.
+            let bytes = std::fs::read(&export).map_err(|e| (2, format!("{}: {e}", export.display())))?;
             let package: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| (2, format!("{}: not JSON: {e}", export.display())))?;
-            match audit_export::verify_export(&package, &key) {
-                Ok(summary) => {
-                    println!("{summary}");
-                    Ok(())
-                }
-                Err(problems) => Err((1, format!("EXPORT DOES NOT MATCH ITS SOURCES:\n  {}", problems.join("\n  ")))),
-            }
+                serde_json::from_slice(&bytes).map_err(|e| (2, format!("{}: not JSON: {e}", export.display())))?;
+            let summary = audit_export::verify_package(&bytes, &package, &key)
+                .map_err(|e| (1, format!("{}: {e}", export.display())))?;
+            println!("{summary}");
+            Ok(())
         }
-        Command::Verify { files, key, .. } => {
+        Command::Verify { files, key, save_head, expect_head, .. } => {
             use observra::audit::Verdict;
             let key = observra::audit::parse_key(&key).map_err(|e| (2, format!("--key: {e}")))?;
-            let reports = observra::audit::verify_all(&files, &key).map_err(|e| (2, e.to_string()))?;
+            let mut reports = observra::audit::verify_all(&files, &key).map_err(|e| (2, e.to_string()))?;
             if reports.is_empty() {
                 return Err((2, "no JSONL files to verify".into()));
+            }
+            if (save_head.is_some() || expect_head.is_some()) && reports.len() > 1 {
+                return Err((2, "--save-head and --expect-head take the files of one chain".into()));
+            }
+            if let Some(saved) = &expect_head {
+                let text = std::fs::read_to_string(saved).map_err(|e| (2, format!("{}: {e}", saved.display())))?;
+                let saved_head = observra::audit::HeadAnchor::parse(&text, &key)
+                    .map_err(|e| (2, format!("--expect-head {}: {e}", saved.display())))?;
+                let (chain, report) = &mut reports[0];
+                *report =
+                    observra::audit::verify_against(&chain.files, &key, &saved_head).map_err(|e| (2, e.to_string()))?;
+            }
+            if let (Some(to), Some((_, report))) = (&save_head, reports.first()) {
+                if let (Verdict::Intact, Some(head)) = (report.verdict(), &report.head) {
+                    std::fs::write(to, head.to_json(&key) + "\n")
+                        .map_err(|e| (2, format!("--save-head {}: {e}", to.display())))?;
+                    eprintln!("head saved to {} (sequence {}, chain {})", to.display(), head.seq, head.chain);
+                }
             }
             let several = reports.len() > 1;
             let (mut tampered, mut unsealed) = (0, 0);

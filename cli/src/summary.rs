@@ -204,63 +204,172 @@ pub fn table(summary: &Value) -> String {
     out
 }
 
+/// Why a `--since`/`--until` value was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimeError {
+    /// Neither a duration nor an RFC 3339 time. `detail` is the date
+    /// parser's reason when the text looked like a date.
+    Unrecognised { text: String, detail: Option<String> },
+    /// A duration back from now longer than nanoseconds in a `u64` can
+    /// count (213503 days, about 584 years).
+    DurationTooLong { text: String },
+    /// An RFC 3339 time before 1970-01-01T00:00:00Z, which span times
+    /// (nanoseconds since the epoch) cannot express.
+    BeforeEpoch { text: String },
+}
+
+impl std::fmt::Display for TimeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unrecognised { text, detail } => {
+                write!(
+                    f,
+                    "{text:?} is neither a duration (30s, 15m, 2h, 7d) nor an RFC 3339 time (2026-11-23T09:00:00Z)"
+                )?;
+                detail.as_ref().map_or(Ok(()), |d| write!(f, ": {d}"))
+            }
+            Self::DurationTooLong { text } => {
+                write!(f, "{text:?} is too long a duration: at most {MAX_DAYS}d (about 584 years) can be counted back")
+            }
+            Self::BeforeEpoch { text } => write!(f, "{text:?} is before 1970-01-01T00:00:00Z, where span times begin"),
+        }
+    }
+}
+
+impl std::error::Error for TimeError {}
+
+const NANOS_PER_SEC: u64 = 1_000_000_000;
+/// The longest duration, in days, whose nanoseconds fit a `u64`.
+const MAX_DAYS: u64 = u64::MAX / (86_400 * NANOS_PER_SEC);
+
 /// Parses `--since`/`--until`: a duration back from now (`30s`, `15m`,
-/// `2h`, `7d`) or an RFC 3339 UTC time (`2026-11-23T09:00:00Z`); returns ns
-/// since the epoch.
-pub fn parse_time(text: &str, now_ns: u64) -> Result<u64, String> {
+/// `2h`, `7d`) or an RFC 3339 time (`2026-11-23T09:00:00Z`, or with an
+/// offset such as `+02:00`); returns ns since the epoch. A duration reaching
+/// back past the epoch gives the epoch; one too long to count in
+/// nanoseconds is an error. A time past the year 2554, where nanoseconds no
+/// longer fit a `u64`, saturates to `u64::MAX`.
+pub fn parse_time(text: &str, now_ns: u64) -> Result<u64, TimeError> {
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
+
     let t = text.trim();
-    if let Some((num, unit)) = t.char_indices().last().map(|(i, c)| (&t[..i], c)) {
-        if let Ok(n) = num.parse::<u64>() {
-            let secs = match unit {
-                's' => Some(n),
-                'm' => Some(n * 60),
-                'h' => Some(n * 3600),
-                'd' => Some(n * 86_400),
-                _ => None,
-            };
-            if let Some(secs) = secs {
-                return Ok(now_ns.saturating_sub(secs * 1_000_000_000));
+    if let Some((i, unit)) = t.char_indices().last() {
+        let unit_secs: Option<u64> = match unit {
+            's' => Some(1),
+            'm' => Some(60),
+            'h' => Some(3600),
+            'd' => Some(86_400),
+            _ => None,
+        };
+        if let Some(unit_secs) = unit_secs {
+            let too_long = || TimeError::DurationTooLong { text: text.to_string() };
+            match t[..i].parse::<u64>() {
+                Ok(n) => {
+                    let ns =
+                        n.checked_mul(unit_secs).and_then(|s| s.checked_mul(NANOS_PER_SEC)).ok_or_else(too_long)?;
+                    return Ok(now_ns.saturating_sub(ns));
+                }
+                Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => return Err(too_long()),
+                Err(_) => {}
             }
         }
     }
-    // YYYY-MM-DDTHH:MM:SS[.fraction]Z
-    let bad = || format!("{text:?} is neither a duration (30s, 15m, 2h, 7d) nor an RFC 3339 UTC time");
-    let b = t.as_bytes();
-    if b.len() < 20 || !t.ends_with('Z') || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
-        return Err(bad());
+    let date = OffsetDateTime::parse(t, &Rfc3339).map_err(|e| {
+        let b = t.as_bytes();
+        let looks_like_date = b.len() >= 5 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-';
+        TimeError::Unrecognised { text: text.to_string(), detail: looks_like_date.then(|| e.to_string()) }
+    })?;
+    let ns = date.unix_timestamp_nanos();
+    if ns < 0 {
+        return Err(TimeError::BeforeEpoch { text: text.to_string() });
     }
-    let num = |r: std::ops::Range<usize>| t.get(r).and_then(|s| s.parse::<i64>().ok()).ok_or_else(bad);
-    let (y, mo, d, h, mi, s) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
-    let frac = t.get(19..t.len() - 1).unwrap_or("");
-    let nanos = match frac.strip_prefix('.') {
-        Some(digits) if !digits.is_empty() && digits.len() <= 9 => {
-            digits.parse::<u64>().map_err(|_| bad())? * 10u64.pow(9 - digits.len() as u32)
-        }
-        Some(_) => return Err(bad()),
-        None => 0,
-    };
-    // Days from civil (Howard Hinnant).
-    let (yy, mm) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let doy = (153 * mm + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + h * 3600 + mi * 60 + s;
-    // Past the year 2554 nanoseconds no longer fit a u64: saturate.
-    u64::try_from(secs).map(|s| s.saturating_mul(1_000_000_000).saturating_add(nanos)).map_err(|_| bad())
+    Ok(u64::try_from(ns).unwrap_or(u64::MAX))
+}
+
+/// `ns` since the epoch as RFC 3339 UTC with nanoseconds, the form of the
+/// JSONL files' `start_time`: `2026-11-23T09:41:00.123456789Z`.
+pub fn format_time(ns: u64) -> String {
+    // Every u64 of nanoseconds (up to the year 2554) is a date `time` holds.
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond()
+    )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_time;
+    use proptest::prelude::*;
+
+    use super::{TimeError, format_time, parse_time};
+
+    const NOW: u64 = 1_795_426_860_000_000_000; // 2026-11-23T09:41:00Z
 
     #[test]
     fn times_parse_as_durations_or_rfc3339() {
-        assert_eq!(parse_time("2026-11-23T09:41:00Z", 0), Ok(1_795_426_860_000_000_000));
+        assert_eq!(parse_time("2026-11-23T09:41:00Z", 0), Ok(NOW));
         assert_eq!(parse_time("1970-01-01T00:00:01.5Z", 0), Ok(1_500_000_000));
+        assert_eq!(parse_time("1970-01-01T00:00:00.000000001Z", 0), Ok(1));
+        assert_eq!(parse_time("2026-11-23T10:41:00+01:00", 0), Ok(NOW), "an offset is converted to UTC");
+        assert_eq!(parse_time("2024-02-29T00:00:00Z", 0), Ok(1_709_164_800_000_000_000), "a leap day");
         assert_eq!(parse_time("2h", 10_000_000_000_000), Ok(10_000_000_000_000 - 7_200_000_000_000));
+        assert_eq!(parse_time("30m", NOW), Ok(NOW - 1_800_000_000_000));
+        assert_eq!(parse_time(" 7d ", NOW), Ok(NOW - 7 * 86_400_000_000_000));
+        assert_eq!(parse_time("45s", NOW), Ok(NOW - 45_000_000_000));
         assert!(parse_time("yesterday", 0).is_err());
         assert_eq!(parse_time("2999-01-01T00:00:00Z", 0), Ok(u64::MAX), "far future saturates");
+    }
+
+    #[test]
+    fn bad_and_huge_values_are_typed_errors_never_overflow() {
+        for text in ["300000000000d", "213504d", "99999999999999999999999999d", "18446744074s"] {
+            let e = parse_time(text, NOW).unwrap_err();
+            assert_eq!(e, TimeError::DurationTooLong { text: text.to_string() });
+            assert!(e.to_string().contains("too long a duration"), "{e}");
+        }
+        // The longest countable duration, and any reaching past the epoch, give the epoch.
+        assert_eq!(parse_time("213503d", NOW), Ok(0));
+        assert_eq!(parse_time("36500d", NOW), Ok(0));
+        assert_eq!(parse_time("213503d", u64::MAX), Ok(u64::MAX - 213_503 * 86_400 * 1_000_000_000));
+
+        let e = parse_time("1969-12-31T23:59:59Z", NOW).unwrap_err();
+        assert!(matches!(e, TimeError::BeforeEpoch { .. }), "{e:?}");
+        let e = parse_time("2026-02-30T00:00:00Z", NOW).unwrap_err();
+        assert!(matches!(&e, TimeError::Unrecognised { detail: Some(_), .. }), "{e:?}");
+        assert!(e.to_string().contains("day"), "names the bad part: {e}");
+        for text in ["last tuesday", "", "d", "-5m", "5M", "2026-11-23", "2026-11-23T09:41:00", "2026-11-23T25:00:00Z"]
+        {
+            assert!(matches!(parse_time(text, NOW), Err(TimeError::Unrecognised { .. })), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn times_format_as_the_jsonl_files_do() {
+        assert_eq!(format_time(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(format_time(NOW + 123_456_789), "2026-11-23T09:41:00.123456789Z");
+        assert_eq!(format_time(1_709_164_800_000_000_000), "2024-02-29T00:00:00.000000000Z");
+        assert_eq!(format_time(u64::MAX), "2554-07-21T23:34:33.709551615Z");
+    }
+
+    proptest! {
+        #[test]
+        fn formatted_times_parse_back_exactly(ns in any::<u64>()) {
+            prop_assert_eq!(parse_time(&format_time(ns), 0), Ok(ns));
+        }
+
+        #[test]
+        fn any_duration_or_text_gives_a_time_or_an_error_never_a_panic(
+            n in any::<u64>(), unit in "[smhdx]", now in any::<u64>(), text in "\\PC{0,40}",
+        ) {
+            let _ = parse_time(&format!("{n}{unit}"), now);
+            let _ = parse_time(&format!("{n}0000{unit}"), now);
+            let _ = parse_time(&text, now);
+        }
     }
 }

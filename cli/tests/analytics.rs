@@ -2,8 +2,9 @@
 //! support-agent example wrote (hash-chained across five sessions):
 //! a normal run passes, an injected anomalous run (10× cost and a tool
 //! retry loop) fails the check, degenerate baselines say so, the export
-//! validates against the shipped JSON Schema, and tampering with a source
-//! file makes `verify --from-export` fail.
+//! validates against the shipped JSON Schema, tampering with a source
+//! file makes `verify --from-export` fail, and so does editing the package
+//! itself (it carries an HMAC of its exact bytes under the audit key).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -285,7 +286,81 @@ fn the_audit_export_validates_and_detects_tampering_with_its_sources() {
     assert!(err.contains("EXPORT DOES NOT MATCH") && err.contains("sha256"), "{err}");
     assert!(err.contains("hash chain") && err.contains("\"tampered\""), "{err}");
     assert!(
-        err.contains("TAMPERED at sequence") && err.contains("in ") && err.contains("audit.jsonl"),
+        err.contains("TAMPERED") && err.contains("at sequence") && err.contains("in ") && err.contains("audit.jsonl"),
         "names the file: {err}"
     );
+}
+
+/// Exports a private copy of the history (so the other tests' tampering
+/// does not reach it), with the audit key or without; returns the package.
+fn export_copy(name: &str, with_key: bool) -> PathBuf {
+    let source = dir().join(format!("{name}.jsonl"));
+    std::fs::copy(history(), &source).unwrap();
+    std::fs::copy(observra::audit::head_path(history()), observra::audit::head_path(&source)).unwrap();
+    let report = dir().join(format!("{name}.report.json"));
+    let mut c = observra();
+    c.args(["export", "--format", "audit", "-o"]).arg(&report).arg("--from").arg(&source);
+    if with_key {
+        c.args(["--key", KEY]);
+    }
+    observra_test_support::run_ok(&mut c);
+    report
+}
+
+/// `verify --from-export`: exit code, stdout, stderr.
+fn verify_export(report: &Path) -> (i32, String, String) {
+    let o = observra().args(["verify", "--key", KEY, "--from-export"]).arg(report).output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (o.status.code().unwrap_or(-1), text(&o.stdout), text(&o.stderr))
+}
+
+#[test]
+fn an_export_whose_totals_are_edited_fails_verification() {
+    let report = export_copy("edited-totals", true);
+    let (code, out, err) = verify_export(&report);
+    assert_eq!(code, 0, "the untouched package verifies: {err}");
+    assert!(out.starts_with("export verified: 1 source file(s) unchanged"), "{out}");
+
+    // Edit the recorded total cost in place, byte for byte, as someone
+    // trimming the bill in a text editor would: the sources stay untouched.
+    let text = std::fs::read_to_string(&report).unwrap();
+    let totals = text.find("\"totals\": {").expect("a totals part");
+    let value = totals + text[totals..].find("\"cost_usd\": ").unwrap() + "\"cost_usd\": ".len();
+    let end = value + text[value..].find([',', '\n']).unwrap();
+    let edited = format!("{}0.0{}", &text[..value], &text[end..]);
+    let package: Value = serde_json::from_str(&edited).expect("still JSON");
+    assert_eq!(package["totals"]["cost_usd"], json!(0.0));
+    assert!(text[value..end].parse::<f64>().unwrap() > 0.0, "the edit changes the total");
+    std::fs::write(&report, &edited).unwrap();
+
+    let (code, _, err) = verify_export(&report);
+    assert_eq!(code, 1, "an edited package must not verify: {err}");
+    assert!(err.contains("EXPORT IS NOT AUTHENTIC") && err.contains("package_hmac does not match"), "{err}");
+    assert!(err.contains("edited after it was exported"), "says what it means: {err}");
+    assert!(!err.contains("EXPORT DOES NOT MATCH ITS SOURCES"), "the sources are unchanged: {err}");
+
+    // Re-serialising the untouched JSON (as jq or an editor's formatter
+    // would) loses the exact bytes the HMAC covers: refused, saying so.
+    let original: Value = serde_json::from_str(&text).unwrap();
+    std::fs::write(&report, serde_json::to_string(&original).unwrap()).unwrap();
+    let (code, _, err) = verify_export(&report);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("reformatted"), "{err}");
+
+    // Restored byte for byte: verifies again, and says the package is authentic.
+    std::fs::write(&report, &text).unwrap();
+    let (code, out, err) = verify_export(&report);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("package_hmac matches"), "{out}");
+}
+
+#[test]
+fn an_export_made_without_the_key_is_refused_by_verify() {
+    let report = export_copy("keyless", false);
+    let package: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert!(package.get("package_hmac").is_none());
+    assert_eq!(package["integrity"]["verification"]["status"], "not_verified");
+    let (code, _, err) = verify_export(&report);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no package_hmac") && err.contains("--key"), "says how to make one: {err}");
 }

@@ -183,7 +183,8 @@ fn verify_and_decrypt_work_on_a_file_the_example_wrote() {
 
     let ok = observra().arg("verify").arg(&path).env("OBSERVRA_AUDIT_KEY", &audit_key).output().unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "intact: 14 records, sequence 1..14, 1 seal(s)");
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(out.starts_with("intact: 14 records, sequence 1..14, 1 seal(s), chain "), "{out}");
 
     let plain = observra().arg("decrypt").arg(&path).args(["--key", &enc_key]).output().unwrap();
     assert!(plain.status.success(), "{}", String::from_utf8_lossy(&plain.stderr));
@@ -200,14 +201,39 @@ fn verify_and_decrypt_work_on_a_file_the_example_wrote() {
     std::fs::copy(observra::audit::head_path(&path), observra::audit::head_path(&tampered)).unwrap();
     let bad = observra().arg("verify").arg(&tampered).args(["--key", &audit_key]).output().unwrap();
     assert_eq!(bad.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&bad.stderr).contains("TAMPERED at sequence 5"),
-        "{}",
-        String::from_utf8_lossy(&bad.stderr)
-    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("at sequence 5"), "{}", String::from_utf8_lossy(&bad.stderr));
 
     let wrong = observra().arg("decrypt").arg(&path).args(["--key", &"33".repeat(32)]).output().unwrap();
     assert_eq!(wrong.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("no key given has that id"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Catches: a trail and its anchor restored together from an earlier copy
+/// verified intact with nothing to tell; a head saved elsewhere now does.
+#[test]
+fn a_saved_head_catches_a_trail_rolled_back_with_its_anchor() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-rollback-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (path, copy, safe) = (dir.join("trail.jsonl"), dir.join("copy.jsonl"), dir.join("safe.head"));
+    let key = "33".repeat(32);
+    let write = || run_ok(example("support-agent").env("OBSERVRA_JSONL_PATH", &path).env("OBSERVRA_AUDIT_KEY", &key));
+    write();
+    std::fs::copy(&path, &copy).unwrap();
+    std::fs::copy(observra::audit::head_path(&path), observra::audit::head_path(&copy)).unwrap();
+    write();
+    let saved =
+        observra().arg("verify").arg(&path).args(["--key", &key]).arg("--save-head").arg(&safe).output().unwrap();
+    assert!(saved.status.success() && safe.exists(), "{}", String::from_utf8_lossy(&saved.stderr));
+    // Put the old trail and its old anchor back: both authentic.
+    std::fs::copy(&copy, &path).unwrap();
+    std::fs::copy(observra::audit::head_path(&copy), observra::audit::head_path(&path)).unwrap();
+    let alone = observra().arg("verify").arg(&path).args(["--key", &key]).output().unwrap();
+    assert!(alone.status.success(), "the trail alone cannot tell: {}", String::from_utf8_lossy(&alone.stdout));
+    let checked =
+        observra().arg("verify").arg(&path).args(["--key", &key]).arg("--expect-head").arg(&safe).output().unwrap();
+    let err = String::from_utf8_lossy(&checked.stderr);
+    assert_eq!(checked.status.code(), Some(1), "{err}");
+    assert!(err.contains("TAMPERED (rolled back)"), "{err}");
 }

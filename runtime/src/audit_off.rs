@@ -20,6 +20,7 @@ impl Sealer {
         _encryption: Option<[u8; 32]>,
         _audit: Option<[u8; 32]>,
         _path: Option<&Path>,
+        _sync: bool,
     ) -> Result<Self, AuditError> {
         Ok(Sealer)
     }
@@ -30,13 +31,13 @@ impl Sealer {
         Mark
     }
     pub(crate) fn restore(&mut self, _mark: Mark) {}
-    pub(crate) fn seal(&mut self, record: Value) -> Result<Value, String> {
-        Ok(record)
+    pub(crate) fn seal(&mut self, record: Value) -> Result<Vec<u8>, String> {
+        serde_json::to_vec(&record).map_err(|e| e.to_string())
     }
-    pub(crate) fn seal_record(&mut self) -> Option<Value> {
+    pub(crate) fn seal_record(&mut self) -> Option<Vec<u8>> {
         None
     }
-    pub(crate) fn recovery_record(&mut self) -> Option<Value> {
+    pub(crate) fn recovery_record(&mut self) -> Option<Vec<u8>> {
         None
     }
     pub(crate) fn write_head(&self) -> std::io::Result<()> {

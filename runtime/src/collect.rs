@@ -121,9 +121,16 @@ impl Out<'_> {
         name
     }
 
+    /// Metric labels as they may leave ([`Labels`]).
+    fn labels(&self) -> Labels<'_> {
+        Labels(self.policy.redactor.as_deref())
+    }
+
     /// Warns once per span name when a span declares a model operation but
     /// lacks an attribute the GenAI conventions require of it, naming what
     /// is missing (a hand-made `chat` span is otherwise silently invalid).
+    /// `name` is the span's name before redaction (a name made at run time
+    /// can carry a secret): the line names it as it is exported.
     fn lint(&self, name: &str, operation: &str, attrs: &[KeyValue]) {
         let missing: Vec<&str> = [sc::GEN_AI_PROVIDER_NAME, sc::GEN_AI_REQUEST_MODEL]
             .into_iter()
@@ -136,6 +143,7 @@ impl Out<'_> {
         if seen.len() >= MAX_AGENTS_SEEN || !seen.insert(name.to_string()) {
             return;
         }
+        let name = self.labels().text(name);
         crate::diag::emit(
             crate::diag::DiagnosticLevel::Warn,
             &format!(
@@ -162,18 +170,18 @@ impl Out<'_> {
             let waited = all || now.saturating_duration_since(*since) >= EVALUATION_WAIT;
             match (&g.response_id, call) {
                 (None, _) => {
-                    record_evaluation(ins, g, g.agent.as_ref(), g.model.as_ref());
+                    record_evaluation(ins, self.labels(), g, g.agent.as_ref(), g.model.as_ref());
                     false
                 }
                 (Some(_), Some(call)) => {
-                    record_evaluation(ins, g, call.agent.as_ref(), call.model.as_ref());
+                    record_evaluation(ins, self.labels(), g, call.agent.as_ref(), call.model.as_ref());
                     if call.sampled {
                         self.offer(evaluation_span(p, g, Some(&call)), not_a_root());
                     }
                     false
                 }
                 (Some(_), None) if waited => {
-                    record_evaluation(ins, g, None, None);
+                    record_evaluation(ins, self.labels(), g, None, None);
                     self.offer(evaluation_span(p, g, None), not_a_root());
                     false
                 }
@@ -242,7 +250,7 @@ fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Out<'_>, ins: Option
             Note::Evaluation(graded) => out.pending.borrow_mut().push((graded, std::time::Instant::now())),
             Note::AgentStarted(agent) => {
                 if let Some(ins) = ins {
-                    let labels = set_labels(agent.as_ref(), None, None);
+                    let labels = set_labels(out.labels(), agent.as_ref(), None, None);
                     ins.agent_active.add(1, &labels);
                     // A new agent's error counter starts at 0, so its error
                     // rate reads 0 rather than "no data" before its first failure.
@@ -335,7 +343,51 @@ fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
     attrs.iter().find(|kv| kv.key.as_str() == key).map(|kv| &kv.value)
 }
 
-/// Bounded metric attributes: copies of the listed span attributes, when present.
+/// Makes metric labels fit to leave: every label value through the
+/// installed redactor, as the span's attributes are. Labels are copied from
+/// the span's attributes (a model, tool or agent name set from a parameter)
+/// before the span is redacted on its way out ([`SpanPolicy::apply`]), so
+/// they are redacted here, on their own. Fails closed: a value whose
+/// redaction panicked is withheld ([`crate::redact::WITHHELD`]). Nothing
+/// changes with redaction off, and a value without a secret is kept as it
+/// is (not copied).
+#[derive(Clone, Copy)]
+struct Labels<'a>(Option<&'a crate::redact::Redactor>);
+
+impl Labels<'_> {
+    /// `a` with its values redacted.
+    fn scrub(self, mut a: Attrs) -> Attrs {
+        if let Some(r) = self.0 {
+            for kv in a.buf[..a.len].iter_mut() {
+                let redacted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    r.value(kv.key.as_str(), &mut kv.value);
+                }));
+                if redacted.is_err() {
+                    kv.value = Value::from(crate::redact::WITHHELD);
+                }
+            }
+        }
+        a
+    }
+
+    /// `text` redacted, failing closed likewise.
+    fn text<'t>(self, text: &'t str) -> Cow<'t, str> {
+        match self.0 {
+            None => Cow::Borrowed(text),
+            Some(r) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.redact(text)))
+                .unwrap_or(Cow::Borrowed(crate::redact::WITHHELD)),
+        }
+    }
+
+    /// Bounded metric attributes: copies of the listed span attributes,
+    /// when present, redacted.
+    fn pick(self, attrs: &[KeyValue], keys: &[&'static str]) -> Attrs {
+        self.scrub(metric_attrs(attrs, keys))
+    }
+}
+
+/// Bounded metric attributes: copies of the listed span attributes, when
+/// present, as they are (see [`Labels::pick`]).
 fn metric_attrs(attrs: &[KeyValue], keys: &[&'static str]) -> Attrs {
     let mut out = Attrs::new();
     for k in keys {
@@ -354,15 +406,20 @@ fn string_value(attrs: &[KeyValue], key: &str) -> Option<StringValue> {
     }
 }
 
-/// Labels of the agent metric set: agent, model and tool only.
-fn set_labels(agent: Option<&StringValue>, model: Option<StringValue>, tool: Option<StringValue>) -> Attrs {
+/// Labels of the agent metric set: agent, model and tool only, redacted.
+fn set_labels(
+    labels: Labels<'_>,
+    agent: Option<&StringValue>,
+    model: Option<StringValue>,
+    tool: Option<StringValue>,
+) -> Attrs {
     let mut out = Attrs::new();
     for (k, v) in [(m::LABEL_AGENT, agent.cloned()), (m::LABEL_MODEL, model), (m::LABEL_TOOL, tool)] {
         if let Some(v) = v {
             out.push(KeyValue::new(k, Value::String(v)));
         }
     }
-    out
+    labels.scrub(out)
 }
 
 const LLM_METRIC_KEYS: &[&str] = &[
@@ -391,6 +448,8 @@ struct Facts<'a> {
     agent: Option<&'a StringValue>,
     /// The model the call is priced by.
     model: Option<StringValue>,
+    /// How labels are made fit to leave.
+    labels: Labels<'a>,
 }
 
 /// Records the conventions' metrics of one GenAI span.
@@ -398,12 +457,10 @@ fn record_metrics(ins: &Instruments, f: &Facts<'_>) {
     let d = f.duration_s;
     match f.operation {
         o if op::LLM.contains(&o) => {
-            let mattrs = metric_attrs(f.attrs, LLM_METRIC_KEYS);
+            let mattrs = f.labels.pick(f.attrs, LLM_METRIC_KEYS);
             let mut refined = mattrs.clone();
-            for k in OPENAI_METRIC_KEYS {
-                if let Some(v) = find(f.attrs, k) {
-                    refined.push(KeyValue::new(Key::from_static_str(k), v.clone()));
-                }
+            for kv in f.labels.pick(f.attrs, OPENAI_METRIC_KEYS).iter() {
+                refined.push(kv.clone());
             }
             ins.operation_duration.record(d, &refined);
             if let Some(u) = &f.usage {
@@ -421,10 +478,11 @@ fn record_metrics(ins: &Instruments, f: &Facts<'_>) {
                 ins.time_per_output_chunk.record(*gap, &mattrs);
             }
             if let Some(c) = f.cost {
+                // From `mattrs`, redacted already.
                 let cattrs = metric_attrs(&mattrs, &[sc::GEN_AI_PROVIDER_NAME, sc::GEN_AI_REQUEST_MODEL]);
                 ins.cost.add(c, &cattrs);
             }
-            let labels = set_labels(f.agent, f.model.clone(), None);
+            let labels = set_labels(f.labels, f.agent, f.model.clone(), None);
             if let Some(u) = &f.usage {
                 ins.agent_tokens.add(u.input_tokens.unwrap_or(0) + u.output_tokens.unwrap_or(0), &labels);
             }
@@ -433,21 +491,21 @@ fn record_metrics(ins: &Instruments, f: &Facts<'_>) {
             }
         }
         op::EXECUTE_TOOL => {
-            let a = metric_attrs(f.attrs, &[sc::GEN_AI_OPERATION_NAME, sc::GEN_AI_TOOL_NAME, sc::ERROR_TYPE]);
+            let a = f.labels.pick(f.attrs, &[sc::GEN_AI_OPERATION_NAME, sc::GEN_AI_TOOL_NAME, sc::ERROR_TYPE]);
             ins.tool_duration.record(d, &a);
-            let labels = set_labels(f.agent, None, string_value(f.attrs, sc::GEN_AI_TOOL_NAME));
+            let labels = set_labels(f.labels, f.agent, None, string_value(f.attrs, sc::GEN_AI_TOOL_NAME));
             ins.agent_tool_calls.add(1, &labels);
             if f.failed {
                 ins.agent_tool_errors.add(1, &labels);
             }
         }
         op::INVOKE_AGENT => {
-            let a = metric_attrs(
+            let a = f.labels.pick(
                 f.attrs,
                 &[sc::GEN_AI_OPERATION_NAME, sc::GEN_AI_AGENT_NAME, sc::GEN_AI_PROVIDER_NAME, sc::ERROR_TYPE],
             );
             ins.agent_duration.record(d, &a);
-            let labels = set_labels(f.agent, None, None);
+            let labels = set_labels(f.labels, f.agent, None, None);
             ins.agent_requests.add(1, &labels);
             ins.agent_request_duration.record(d, &labels);
             if f.failed {
@@ -455,11 +513,11 @@ fn record_metrics(ins: &Instruments, f: &Facts<'_>) {
             }
         }
         op::INVOKE_WORKFLOW => {
-            let a = metric_attrs(f.attrs, &[sc::GEN_AI_OPERATION_NAME, sc::GEN_AI_WORKFLOW_NAME, sc::ERROR_TYPE]);
+            let a = f.labels.pick(f.attrs, &[sc::GEN_AI_OPERATION_NAME, sc::GEN_AI_WORKFLOW_NAME, sc::ERROR_TYPE]);
             ins.workflow_duration.record(d, &a);
         }
         op::RETRIEVAL => {
-            ins.operation_duration.record(d, &metric_attrs(f.attrs, LLM_METRIC_KEYS));
+            ins.operation_duration.record(d, &f.labels.pick(f.attrs, LLM_METRIC_KEYS));
         }
         _ => {}
     }
@@ -487,13 +545,13 @@ const HTTP_CLIENT_METRIC_KEYS: &[&str] = &[
 
 /// Records the HTTP duration metric of a SERVER or CLIENT span that has
 /// `http.request.method` (spans of other kinds are not HTTP requests).
-fn record_http(ins: &Instruments, kind: Option<&SpanKind>, attrs: &[KeyValue], duration_s: f64) {
+fn record_http(ins: &Instruments, labels: Labels<'_>, kind: Option<&SpanKind>, attrs: &[KeyValue], duration_s: f64) {
     match kind {
         Some(SpanKind::Server) => {
-            ins.http_server_duration.record(duration_s, &metric_attrs(attrs, HTTP_SERVER_METRIC_KEYS));
+            ins.http_server_duration.record(duration_s, &labels.pick(attrs, HTTP_SERVER_METRIC_KEYS));
         }
         Some(SpanKind::Client) => {
-            ins.http_client_duration.record(duration_s, &metric_attrs(attrs, HTTP_CLIENT_METRIC_KEYS));
+            ins.http_client_duration.record(duration_s, &labels.pick(attrs, HTTP_CLIENT_METRIC_KEYS));
         }
         _ => {}
     }
@@ -516,8 +574,8 @@ const MCP_METRIC_KEYS: &[&str] = &[
 /// Records the MCP duration metric of a span with `mcp.method.name`: the
 /// server's for a SERVER span, else the client's (a CLIENT span, or the
 /// `#[tool_call]` the MCP call was recorded on).
-fn record_mcp(ins: &Instruments, kind: Option<&SpanKind>, attrs: &[KeyValue], duration_s: f64) {
-    let a = metric_attrs(attrs, MCP_METRIC_KEYS);
+fn record_mcp(ins: &Instruments, labels: Labels<'_>, kind: Option<&SpanKind>, attrs: &[KeyValue], duration_s: f64) {
+    let a = labels.pick(attrs, MCP_METRIC_KEYS);
     match kind {
         Some(SpanKind::Server) => ins.mcp_server_duration.record(duration_s, &a),
         _ => ins.mcp_client_duration.record(duration_s, &a),
@@ -662,14 +720,15 @@ fn assemble(mut frame: Frame, p: &Installed, out: &Out<'_>, ins: Option<&Instrum
                 gaps: &more.chunk_gaps,
                 agent: frame.ctx.agent.as_ref(),
                 model: priced_by,
+                labels: out.labels(),
             };
             record_metrics(ins, &facts);
         }
         if more.http {
-            record_http(ins, more.kind.as_ref(), &attrs, duration_s);
+            record_http(ins, out.labels(), more.kind.as_ref(), &attrs, duration_s);
         }
         if more.mcp {
-            record_mcp(ins, more.kind.as_ref(), &attrs, duration_s);
+            record_mcp(ins, out.labels(), more.kind.as_ref(), &attrs, duration_s);
         }
         if let Some(site) = more.function_metrics {
             let labels = [
@@ -681,7 +740,7 @@ fn assemble(mut frame: Frame, p: &Installed, out: &Out<'_>, ins: Option<&Instrum
         }
     }
     if let (Some(agent), Some(ins)) = (&more.active_agent, ins) {
-        ins.agent_active.add(-1, &set_labels(agent.as_ref(), None, None));
+        ins.agent_active.add(-1, &set_labels(out.labels(), agent.as_ref(), None, None));
     }
     if frame.operation.is_some_and(|o| op::LLM.contains(&o)) {
         if let Some(Value::String(id)) = find(&attrs, sc::GEN_AI_RESPONSE_ID) {
@@ -814,7 +873,13 @@ impl Responses {
 
 /// `observra.evaluation.score`, by evaluation name and label (and the
 /// graded call's agent and model when known).
-fn record_evaluation(ins: Option<&Instruments>, g: &Graded, agent: Option<&StringValue>, model: Option<&StringValue>) {
+fn record_evaluation(
+    ins: Option<&Instruments>,
+    labels: Labels<'_>,
+    g: &Graded,
+    agent: Option<&StringValue>,
+    model: Option<&StringValue>,
+) {
     let (Some(ins), Some(score)) = (ins, g.evaluation.score) else { return };
     let mut a = Attrs::new();
     a.push(KeyValue::new(sc::GEN_AI_EVALUATION_NAME, g.evaluation.name.clone()));
@@ -827,7 +892,7 @@ fn record_evaluation(ins: Option<&Instruments>, g: &Graded, agent: Option<&Strin
     if let Some(model) = model {
         a.push(KeyValue::new(sc::GEN_AI_REQUEST_MODEL, Value::String(model.clone())));
     }
-    ins.evaluation_score.record(score, &a);
+    ins.evaluation_score.record(score, &labels.scrub(a));
 }
 
 /// The tail sampler's facts for a span that is never a trace's root.

@@ -89,11 +89,13 @@ fn enabled(level: DiagnosticLevel) -> bool {
     level != DiagnosticLevel::Off && level as u8 <= LEVEL.load(Ordering::Relaxed)
 }
 
-/// `text` with every configured secret replaced by `<redacted>`, then
-/// through the built-in redaction rules (bearer and basic credentials, URL
-/// credentials, provider keys: the engine the export path uses).
+/// `text` with every configured secret replaced by `<redacted>`, every
+/// URL without its password, query string and fragment, then through the
+/// built-in redaction rules (bearer and basic credentials, provider keys:
+/// the engine the export path uses). Every message, error and `health()`
+/// value observra makes goes through here.
 pub(crate) fn scrub(text: &str) -> String {
-    let mut out = text.to_string();
+    let mut out = strip_url_secrets(text);
     if let Ok(secrets) = SECRETS.read() {
         for s in secrets.iter() {
             if out.contains(s.as_str()) {
@@ -104,15 +106,22 @@ pub(crate) fn scrub(text: &str) -> String {
     crate::redact::redact(&out).into_owned()
 }
 
-/// `scheme://user:password@host` → `scheme://user:<redacted>@host`.
-fn strip_url_passwords(text: &str) -> String {
+/// Every URL in `text` without what may hold a secret:
+/// `scheme://user:password@host/path?query#fragment` →
+/// `scheme://user:<redacted>@host/path` (query strings and fragments often
+/// carry tokens: webhook codes, signed URLs).
+fn strip_url_secrets(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
-        let authority_end = tail.find(['/', ' ', '"', '?', '#']).unwrap_or(tail.len());
-        let authority = &tail[..authority_end];
+        let url_end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ')' | ']' | '>' | ',' | ';'))
+            .unwrap_or(tail.len());
+        let url = &tail[..url_end];
+        let authority_end = url.find(['/', '?', '#']).unwrap_or(url.len());
+        let authority = &url[..authority_end];
         match (authority.rfind('@'), authority.find(':')) {
             (Some(at), Some(colon)) if colon < at => {
                 out.push_str(&authority[..colon]);
@@ -121,7 +130,9 @@ fn strip_url_passwords(text: &str) -> String {
             }
             _ => out.push_str(authority),
         }
-        rest = &tail[authority_end..];
+        let path = &url[authority_end..];
+        out.push_str(path.split(['?', '#']).next().unwrap_or_default());
+        rest = &tail[url_end..];
     }
     out.push_str(rest);
     out
@@ -135,8 +146,7 @@ pub(crate) fn who(backend: &str, target: &str) -> String {
 /// An endpoint as it may be shown: no password, no query string (webhook
 /// URLs often carry a token there).
 pub(crate) fn display_endpoint(url: &str) -> String {
-    let no_query = url.split(['?', '#']).next().unwrap_or(url);
-    strip_url_passwords(no_query)
+    strip_url_secrets(url)
 }
 
 /// Writes one line, if `level` is enabled. Never panics, never fails.

@@ -2,7 +2,12 @@
 //!
 //! Every configuration error names the setting (an environment variable or a
 //! builder method) and the value that was rejected, so a user can fix it
-//! without reading our source.
+//! without reading our source, except where the value may hold a secret:
+//! no error carries a secret. A setting whose name says it holds one
+//! (headers, keys, secrets, tokens, passwords) has its value withheld (its
+//! length is shown), and every other value and reason goes through the
+//! same scrubbing as every diagnostic: URLs without password, query string
+//! or fragment, and the redaction rules.
 
 use std::fmt;
 
@@ -13,6 +18,18 @@ pub enum Setting {
     Env(&'static str),
     /// A builder method, by name (e.g. `Builder::endpoint`).
     Builder(&'static str),
+}
+
+impl Setting {
+    /// Whether values of this setting may be secrets, so are never shown:
+    /// header lists (`OTEL_EXPORTER_OTLP_HEADERS` carries API keys), keys,
+    /// secrets, tokens and passwords.
+    pub fn holds_secret(&self) -> bool {
+        let name = match self {
+            Setting::Env(n) | Setting::Builder(n) => n.to_ascii_lowercase(),
+        };
+        ["header", "key", "secret", "token", "password", "credential"].iter().any(|w| name.contains(w))
+    }
 }
 
 impl fmt::Display for Setting {
@@ -91,8 +108,21 @@ pub enum Error {
 }
 
 impl Error {
+    /// A configuration error; the value and the reason are scrubbed here,
+    /// once, so neither Display nor Debug can show a secret.
     pub(crate) fn invalid(setting: Setting, value: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::InvalidConfig { setting, value: value.into(), reason: reason.into() }
+        let (value, reason) = (value.into(), reason.into());
+        if setting.holds_secret() {
+            let reason = withhold(&reason, &value);
+            let value = format!("<withheld: {} characters>", value.chars().count());
+            return Error::InvalidConfig { setting, value, reason: crate::diag::scrub(&reason) };
+        }
+        Error::InvalidConfig { setting, value: crate::diag::scrub(&value), reason: crate::diag::scrub(&reason) }
+    }
+
+    /// An exporter that could not be built, its reason scrubbed.
+    pub(crate) fn exporter(backend: &'static str, reason: impl AsRef<str>) -> Self {
+        Error::Exporter { backend, reason: crate::diag::scrub(reason.as_ref()) }
     }
 
     /// The setting a configuration error names, if this is one.
@@ -104,6 +134,22 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// `reason` without any piece of the secret `value` (its entries and their
+/// parts, four characters or longer), for a reason that quotes what it rejects.
+fn withhold(reason: &str, value: &str) -> String {
+    let mut pieces: Vec<&str> = std::iter::once(value)
+        .chain(value.split([',', ';', '=', ' ']))
+        .map(str::trim)
+        .filter(|p| p.len() >= 4)
+        .collect();
+    pieces.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    let mut out = reason.to_string();
+    for p in pieces {
+        out = out.replace(p, "<withheld>");
+    }
+    out
 }
 
 /// Result alias for observra's fallible operations.

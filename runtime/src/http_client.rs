@@ -28,7 +28,10 @@ impl CauseKeepingClient {
         let inner = std::thread::Builder::new()
             .name("observra-http-setup".into())
             .spawn(move || {
-                let builder = reqwest::blocking::Client::builder().timeout(timeout);
+                // Redirects are not followed: a 3xx fails the export
+                // rather than sending the batch and its headers elsewhere.
+                let builder =
+                    reqwest::blocking::Client::builder().timeout(timeout).redirect(reqwest::redirect::Policy::none());
                 #[cfg(feature = "tls")]
                 let builder = builder.tls_backend_preconfigured(tls_config);
                 builder.build()

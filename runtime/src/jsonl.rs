@@ -54,13 +54,15 @@ pub(crate) struct RotatingFile {
     file: std::fs::File,
     written: u64,
     max_bytes: Option<u64>,
+    /// Sync each write to disk before it counts as written (`Jsonl::fsync`).
+    sync: bool,
 }
 
 impl RotatingFile {
     /// Opens (or creates) the file for appending. A file whose last line was
     /// left unfinished (a crash while writing) gets a newline first, so the
     /// new records start on lines of their own.
-    pub(crate) fn open(path: &std::path::Path, max_bytes: Option<u64>) -> std::io::Result<Self> {
+    pub(crate) fn open(path: &std::path::Path, max_bytes: Option<u64>, sync: bool) -> std::io::Result<Self> {
         use std::io::{Read, Seek, SeekFrom};
         let mut file = std::fs::OpenOptions::new().create(true).read(true).append(true).open(path)?;
         let mut written = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -73,7 +75,7 @@ impl RotatingFile {
                 written += 1;
             }
         }
-        Ok(RotatingFile { path: path.to_path_buf(), file, written, max_bytes })
+        Ok(RotatingFile { path: path.to_path_buf(), file, written, max_bytes, sync })
     }
 
     /// Cuts the file back to `len` bytes: a batch that failed halfway leaves nothing behind.
@@ -90,6 +92,9 @@ impl RotatingFile {
     /// Renames the current file to the next free `<path>.<n>` and starts a new one.
     fn rotate(&mut self) -> std::io::Result<()> {
         self.file.flush()?;
+        if self.sync {
+            self.file.sync_data()?;
+        }
         let mut n = 1u32;
         let rotated = loop {
             let mut candidate = self.path.as_os_str().to_owned();
@@ -101,7 +106,10 @@ impl RotatingFile {
             n += 1;
         };
         std::fs::rename(&self.path, &rotated)?;
-        *self = RotatingFile::open(&self.path.clone(), self.max_bytes)?;
+        *self = RotatingFile::open(&self.path.clone(), self.max_bytes, self.sync)?;
+        if self.sync {
+            crate::base::durable::sync_folder(&self.path)?;
+        }
         Ok(())
     }
 }
@@ -133,10 +141,10 @@ impl JsonlExporter {
     pub(crate) fn write_recovery(&self) -> std::io::Result<()> {
         let mut guard = self.writer.lock().map_err(|_| std::io::Error::other("JSONL writer lock poisoned"))?;
         let (w, sealer) = &mut *guard;
-        let Some(record) = sealer.recovery_record() else { return Ok(()) };
-        let mut line = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
+        let mark = sealer.mark();
+        let Some(mut line) = sealer.recovery_record() else { return Ok(()) };
         line.push(b'\n');
-        w.write_all(&line).and_then(|()| w.flush()).and_then(|()| sealer.write_head())
+        append(w, sealer, mark, &line).and_then(|()| sealer.write_head())
     }
 
     /// Seals and writes one batch. Nothing of a batch that fails counts:
@@ -149,49 +157,86 @@ impl JsonlExporter {
         let mark = sealer.mark();
         let mut buf = Vec::with_capacity(4096);
         for record in records {
-            let line = if sealer.is_active() {
+            if sealer.is_active() {
                 match sealer.seal(record) {
-                    Ok(line) => line,
+                    Ok(line) => buf.extend_from_slice(&line),
                     Err(e) => {
                         sealer.restore(mark);
                         return Err(OTelSdkError::InternalFailure(format!("sealing a JSONL record: {e}")));
                     }
                 }
             } else {
-                record
-            };
-            // Serialising a serde_json::Value into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut buf, &line);
+                // Serialising a serde_json::Value into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut buf, &record);
+            }
             buf.push(b'\n');
         }
-        let before = match w {
-            Output::File(f) => Some(f.written),
-            Output::Stream(_) => None,
-        };
-        if let Err(e) = w.write_all(&buf).and_then(|()| w.flush()) {
-            sealer.restore(mark);
-            if let (Output::File(f), Some(len)) = (&mut *w, before) {
-                let _ = f.truncate_to(len);
-            }
-            return Err(OTelSdkError::InternalFailure(format!("writing JSONL: {e}")));
+        append(w, sealer, mark, &buf).map_err(|e| OTelSdkError::InternalFailure(format!("writing JSONL: {e}")))?;
+        // The batch is written: what follows cannot un-write it. A lagging
+        // anchor is recovered from the file; a rotation is tried again next batch.
+        if let Err(e) = sealer.write_head().and_then(|()| rotate_if_needed(w, sealer)) {
+            crate::diag::emit(
+                crate::diag::DiagnosticLevel::Warn,
+                &format!("jsonl: a batch was written, then updating the head anchor or rotating the file failed: {e}"),
+            );
         }
-        rotate_if_needed(w, sealer)
-            .and_then(|()| sealer.write_head())
-            .map_err(|e| OTelSdkError::InternalFailure(format!("writing JSONL: {e}")))
+        Ok(())
+    }
+
+    /// Closes the chain with a seal record and updates the anchor.
+    fn write_seal(&self) -> std::io::Result<()> {
+        let mut guard = self.writer.lock().map_err(|_| std::io::Error::other("JSONL writer lock poisoned"))?;
+        let (w, sealer) = &mut *guard;
+        let mark = sealer.mark();
+        let Some(mut line) = sealer.seal_record() else { return Ok(()) };
+        line.push(b'\n');
+        append(w, sealer, mark, &line).and_then(|()| sealer.write_head())
     }
 }
 
-/// Rotates a full file, closing its part of the hash chain with a seal.
+/// Appends `bytes` (lines sealed since `mark`) and makes them durable as
+/// the file's settings ask. On any failure the file is cut back to where it
+/// was and the chain goes back to `mark`: a failed write leaves a state
+/// that verifies, and the next write does not land on a partial line.
+fn append(
+    w: &mut Output,
+    sealer: &mut crate::audit::Sealer,
+    mark: crate::audit::Mark,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    let before = match w {
+        Output::File(f) => Some(f.written),
+        Output::Stream(_) => None,
+    };
+    let written = w.write_all(bytes).and_then(|()| w.flush()).and_then(|()| match w {
+        Output::File(f) if f.sync => f.file.sync_data(),
+        _ => Ok(()),
+    });
+    if written.is_err() {
+        sealer.restore(mark);
+        if let (Output::File(f), Some(len)) = (&mut *w, before) {
+            let _ = f.truncate_to(len);
+        }
+    }
+    written
+}
+
+/// Rotates a full file: a seal record closes its part of the hash chain,
+/// the anchor is updated to that seal, and only then is the file renamed,
+/// so a crash at any point leaves a chain that verifies and a writer that
+/// continues it without reusing a sequence number.
 fn rotate_if_needed(out: &mut Output, sealer: &mut crate::audit::Sealer) -> std::io::Result<()> {
     let Output::File(file) = out else { return Ok(()) };
     if !file.needs_rotation() {
         return Ok(());
     }
-    if let Some(seal) = sealer.seal_record() {
-        let mut line = serde_json::to_vec(&seal).unwrap_or_default();
+    let mark = sealer.mark();
+    if let Some(mut line) = sealer.seal_record() {
         line.push(b'\n');
-        file.write_all(&line)?;
+        append(out, sealer, mark, &line)?;
+        sealer.write_head()?;
     }
+    let Output::File(file) = out else { return Ok(()) };
     file.rotate()
 }
 
@@ -209,16 +254,7 @@ impl SpanExporter for JsonlExporter {
 
     fn shutdown_with_timeout(&self, _timeout: std::time::Duration) -> OTelSdkResult {
         // Close the hash chain with a signed seal record.
-        let mut guard =
-            self.writer.lock().map_err(|_| OTelSdkError::InternalFailure("JSONL writer lock poisoned".into()))?;
-        let (w, sealer) = &mut *guard;
-        let Some(seal) = sealer.seal_record() else { return Ok(()) };
-        let mut line = serde_json::to_vec(&seal).unwrap_or_default();
-        line.push(b'\n');
-        w.write_all(&line)
-            .and_then(|()| w.flush())
-            .and_then(|()| sealer.write_head())
-            .map_err(|e| OTelSdkError::InternalFailure(format!("writing the seal: {e}")))
+        self.write_seal().map_err(|e| OTelSdkError::InternalFailure(format!("writing the seal: {e}")))
     }
 
     fn set_resource(&mut self, resource: &Resource) {

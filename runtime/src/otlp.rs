@@ -13,7 +13,7 @@ use crate::diag::{METRIC_POINTS_EXPORTED, METRIC_POINTS_FAILED, MetricsDiag};
 use crate::error::{Error, Result};
 
 fn exporter_error(backend: &'static str) -> impl Fn(opentelemetry_otlp::ExporterBuildError) -> Error {
-    move |e| Error::Exporter { backend, reason: e.to_string() }
+    move |e| Error::exporter(backend, e.to_string())
 }
 
 #[cfg(feature = "grpc")]
@@ -35,7 +35,7 @@ macro_rules! otlp_exporter {
         match s.protocol {
             Protocol::HttpProtobuf => {
                 let client = crate::http_client::CauseKeepingClient::new(s.timeout, &s.tls)
-                    .map_err(|reason| Error::Exporter { backend: $what, reason })?;
+                    .map_err(|reason| Error::exporter($what, reason))?;
                 let cause = client.last_cause();
                 $builder
                     .with_http()
@@ -67,7 +67,7 @@ macro_rules! otlp_exporter {
             // Refused when the settings were resolved, with the feature named.
             #[cfg(not(feature = "grpc"))]
             Protocol::Grpc => {
-                return Err(Error::Exporter { backend: $what, reason: "grpc needs observra's `grpc` cargo feature".into() })
+                return Err(Error::exporter($what, "grpc needs observra's `grpc` cargo feature"))
             }
         }
         .map_err(exporter_error($what))

@@ -163,7 +163,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
                 .enable_all()
                 .on_thread_start(state::suppress_current_thread)
                 .build()
-                .map_err(|e| Error::Exporter { backend: "otlp", reason: format!("starting the gRPC runtime: {e}") })?,
+                .map_err(|e| Error::exporter("otlp", format!("starting the gRPC runtime: {e}")))?,
         )
     } else {
         None
@@ -173,14 +173,13 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     let block_on: BlockOn = Arc::new(|fut| futures_executor::block_on(fut));
 
     let batch = settings.batch;
-    let spawn_err =
-        |e: std::io::Error| Error::Exporter { backend: "batch", reason: format!("starting the export thread: {e}") };
+    let spawn_err = |e: std::io::Error| Error::exporter("batch", format!("starting the export thread: {e}"));
     #[cfg_attr(not(feature = "otlp"), allow(unused_mut))]
     let mut metric_reader = None;
     #[cfg_attr(not(feature = "otlp"), allow(unused_mut))]
     let mut metrics_diag = None;
     let sealer = |path: Option<&std::path::Path>| {
-        crate::audit::Sealer::new(settings.encryption_key, settings.audit_key, path)
+        crate::audit::Sealer::new(settings.encryption_key, settings.audit_key, path, settings.jsonl_fsync)
             .map_err(|source| Error::AuditChain { setting: Setting::Env("OBSERVRA_JSONL_PATH"), source })
     };
     let mut processors = Vec::with_capacity(settings.sinks.len());
@@ -207,9 +206,10 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
                 block_on,
             ),
             Sink::File(path) => {
-                let file = crate::jsonl::RotatingFile::open(&path, settings.jsonl_max_bytes).map_err(|source| {
-                    Error::Io { setting: Setting::Env("OBSERVRA_JSONL_PATH"), path: path.clone(), source }
-                })?;
+                let file =
+                    crate::jsonl::RotatingFile::open(&path, settings.jsonl_max_bytes, settings.jsonl_fsync).map_err(
+                        |source| Error::Io { setting: Setting::Env("OBSERVRA_JSONL_PATH"), path: path.clone(), source },
+                    )?;
                 let exporter = JsonlExporter::new(crate::jsonl::Output::File(file), sealer(Some(&path))?);
                 // A restarted writer first attests what a crash left unfinished.
                 exporter.write_recovery().map_err(|source| Error::Io {
@@ -223,7 +223,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
             #[cfg(feature = "webhook")]
             Sink::Webhook(hook) => BatchProcessor::start(
                 name,
-                &hook.url.clone(),
+                &crate::diag::display_endpoint(&hook.url),
                 crate::webhook::WebhookExporter::new(hook),
                 &resource,
                 batch,
@@ -232,13 +232,13 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
             // Refused when the settings were resolved, with the feature named.
             #[cfg(not(feature = "otlp"))]
             Sink::Otlp | Sink::OtelLog => {
-                return Err(Error::Exporter { backend: name, reason: "needs observra's `otlp` cargo feature".into() });
+                return Err(Error::exporter(name, "needs observra's `otlp` cargo feature"));
             }
             #[cfg(feature = "otlp")]
             Sink::Otlp | Sink::OtelLog => {
                 use crate::otlp::{CountingMetricExporter, log_exporter, metric_exporter, span_exporter};
                 let Some(otlp) = settings.otlp.as_ref() else {
-                    return Err(Error::Exporter { backend: "otlp", reason: "no OTLP settings resolved".into() });
+                    return Err(Error::exporter("otlp", "no OTLP settings resolved"));
                 };
                 #[cfg(feature = "grpc")]
                 let _enter = runtime.as_ref().map(|rt| rt.enter());
@@ -360,7 +360,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     });
     if let Some(e) = collector_error {
         stop_legs(&pipeline, Duration::from_millis(100));
-        return Err(Error::Exporter { backend: "collector", reason: format!("starting the collector thread: {e}") });
+        return Err(Error::exporter("collector", format!("starting the collector thread: {e}")));
     }
     if let Some(mp) = &pipeline.meter_provider {
         opentelemetry::global::set_meter_provider(mp.clone());
@@ -421,10 +421,15 @@ fn take_and_stop(deadline: Duration) -> Result<ShutdownReport> {
     if let Ok(mut h) = crate::batch::EXPORT_DURATION.write() {
         *h = None;
     }
-    // Never block here: the guard may drop inside an async runtime.
-    // Stop answering scrapes now, even if open spans still hold the pipeline.
+    // Stop answering scrapes now, even if open spans still hold the pipeline:
+    // connections are cut, and the endpoint's thread is waited for until the
+    // deadline at most (and at least 10 ms, for its listener to close).
     #[cfg(feature = "prometheus")]
-    drop(pipeline.prometheus.lock().ok().and_then(|mut e| e.take()));
+    if let Some(endpoint) = pipeline.prometheus.lock().ok().and_then(|mut e| e.take()) {
+        let left = until.saturating_duration_since(Instant::now()).max(Duration::from_millis(10));
+        endpoint.stop(crate::base::deadline::until(left));
+    }
+    // Never block here: the guard may drop inside an async runtime.
     #[cfg(feature = "grpc")]
     if let Some(rt) = pipeline.runtime.lock().ok().and_then(|mut r| r.take()) {
         rt.shutdown_background();
@@ -722,7 +727,11 @@ pub fn flush() -> Result<()> {
             problems.push(format!("metrics: {e}"));
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(Error::Export { operation: "flush", reason: problems.join("; ") }) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Export { operation: "flush", reason: crate::diag::scrub(&problems.join("; ")) })
+    }
 }
 
 /// Flushes every backend and stops the installed pipeline, waiting at most

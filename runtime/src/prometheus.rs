@@ -10,22 +10,39 @@
 //! monotonic counters end in `_total` (added only when missing, so
 //! `observra.agent.requests` is `observra_agent_requests_total`); histograms expose
 //! `_bucket{le=...}`, `_sum` and `_count`. Resource attributes are exposed
-//! once as `target_info`. The server runs on its own thread and only answers
-//! scrapes; it never touches the instrumented program's threads.
+//! once as `target_info`.
+//!
+//! The server is hyper's HTTP/1 server on a one-thread tokio runtime, on a
+//! thread of its own ("observra-prometheus"); it only answers scrapes and
+//! never touches the instrumented program's threads. Each connection serves
+//! one request (no keep-alive) and has a deadline for the whole of it
+//! ([`REQUEST_DEADLINE`], the head within [`HEAD_DEADLINE`]), after which it
+//! is closed. Connections are served concurrently, and a scrape's collection
+//! runs on a blocking thread, so a slow client never holds up another's
+//! scrape. [`Endpoint::stop`] cuts every connection and waits for the thread
+//! no longer than the shutdown's deadline.
 
+use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak, mpsc};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, Metric, MetricData, ResourceMetrics};
 use opentelemetry_sdk::metrics::reader::MetricReader;
 use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, Temporality};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 
 /// A manual reader the meter provider owns and the endpoint reads through.
 #[derive(Debug, Clone)]
@@ -55,84 +72,172 @@ impl MetricReader for SharedReader {
     }
 }
 
-/// The running endpoint; stops when dropped.
+/// The deadline of one connection, from its accept to the last byte of the
+/// answer: a client slower than this is disconnected.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+/// The deadline of a request's head (method, path, headers).
+const HEAD_DEADLINE: Duration = Duration::from_secs(5);
+/// Threads that collect and render scrapes, off the accept loop.
+const SCRAPE_THREADS: usize = 2;
+/// How long dropping an endpoint that was not stopped waits for its thread.
+const DROP_WAIT: Duration = Duration::from_secs(1);
+
+/// The running endpoint; [`Endpoint::stop`] stops it within a deadline,
+/// dropping it does the same within [`DROP_WAIT`].
 pub(crate) struct Endpoint {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Tells the server thread to stop, and by when its runtime must be down.
+    stop: Option<oneshot::Sender<Instant>>,
+    /// Disconnected when the server thread ends (a panic included).
+    ended: mpsc::Receiver<()>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Endpoint {
     /// Binds `addr` and serves scrapes from `reader` on a background thread.
+    /// Every set-up error (the bind, the runtime, the listener's
+    /// registration) is returned here.
     pub(crate) fn start(addr: SocketAddr, reader: SharedReader) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(addr)?;
+        let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let (stop, stopped) = oneshot::channel::<Instant>();
+        let (ended_tx, ended) = mpsc::sync_channel::<()>(0);
+        let (ready_tx, ready) = mpsc::sync_channel::<std::io::Result<()>>(1);
         let thread = std::thread::Builder::new().name("observra-prometheus".into()).spawn(move || {
             crate::base::state::suppress_current_thread();
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => serve(stream, &reader),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(20))
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            // Dropped last, when the thread ends, however it ends.
+            let _ended = ended_tx;
+            let (runtime, listener) = match server(listener) {
+                Ok(server) => server,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
                 }
-            }
+            };
+            let _ = ready_tx.send(Ok(()));
+            let until = runtime.block_on(async move {
+                tokio::spawn(accept(listener, reader));
+                // A dropped sender (the endpoint gone without a word) stops it too.
+                stopped.await.unwrap_or_else(|_| Instant::now())
+            });
+            // Drops the accept loop (closing the listener) and every
+            // connection at once; waits for a scrape being collected at
+            // most until the deadline.
+            runtime.shutdown_timeout(until.saturating_duration_since(Instant::now()));
         })?;
-        Ok(Endpoint { addr, stop, thread: Mutex::new(Some(thread)) })
+        match ready.recv() {
+            Ok(Ok(())) => Ok(Endpoint { addr, stop: Some(stop), ended, thread: Some(thread) }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(std::io::Error::other("the Prometheus endpoint's thread ended while starting"))
+            }
+        }
     }
 
     /// The address actually bound (useful with port 0).
     pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
+
+    /// Stops serving: connections in progress are cut, and the server thread
+    /// is waited for until `until` at most, then left to end on its own.
+    /// Whether it ended in time.
+    pub(crate) fn stop(mut self, until: Instant) -> bool {
+        self.halt(until)
+    }
+
+    fn halt(&mut self, until: Instant) -> bool {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(until);
+        }
+        let Some(thread) = self.thread.take() else { return true };
+        match self.ended.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Err(mpsc::RecvTimeoutError::Timeout) => false,
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = thread.join();
+                true
+            }
+        }
+    }
 }
 
 impl Drop for Endpoint {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
-            let _ = t.join();
+        self.halt(crate::base::deadline::until(DROP_WAIT));
+    }
+}
+
+/// The server thread's runtime (one thread: the caller's), and the
+/// listener registered with it.
+fn server(listener: std::net::TcpListener) -> std::io::Result<(tokio::runtime::Runtime, TcpListener)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .thread_name("observra-prometheus")
+        .max_blocking_threads(SCRAPE_THREADS)
+        .on_thread_start(crate::base::state::suppress_current_thread)
+        .build()?;
+    let listener = {
+        let _entered = runtime.enter();
+        TcpListener::from_std(listener)?
+    };
+    Ok((runtime, listener))
+}
+
+/// Accepts connections until the runtime shuts down, each served on a task
+/// of its own: one request, no keep-alive, within [`REQUEST_DEADLINE`].
+async fn accept(listener: TcpListener, reader: SharedReader) {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new()).keep_alive(false).header_read_timeout(HEAD_DEADLINE);
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let reader = reader.clone();
+                let conn = http
+                    .serve_connection(TokioIo::new(stream), service_fn(move |request| answer(request, reader.clone())));
+                tokio::spawn(async move {
+                    // Past the deadline the connection is dropped, and closed.
+                    let _ = tokio::time::timeout(REQUEST_DEADLINE, conn).await;
+                });
+            }
+            // Out of descriptors, for example: wait for some to close.
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }
 }
 
-fn serve(mut stream: TcpStream, reader: &SharedReader) {
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
-    let mut head = Vec::with_capacity(1024);
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
-    }
-    let line = String::from_utf8_lossy(&head);
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let (status, content_type, body) = if method == "GET" && (path == "/metrics" || path.starts_with("/metrics?")) {
-        // What was recorded before the scrape is in it, even while still queued.
-        if let Some(installed) = crate::base::state::installed() {
-            installed.queue.flush(Duration::from_millis(250));
-        }
-        let mut rm = ResourceMetrics::default();
-        match reader.collect(&mut rm) {
-            Ok(()) => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", render(&rm)),
-            Err(e) => ("500 Internal Server Error", "text/plain", format!("collecting metrics failed: {e}\n")),
-        }
+/// `GET /metrics` answers the scrape; anything else is a 404.
+async fn answer(request: Request<Incoming>, reader: SharedReader) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (status, content_type, body) = if request.method() == Method::GET && request.uri().path() == "/metrics" {
+        // Collecting blocks (the queue's flush, the SDK's locks): off the accept loop.
+        tokio::task::spawn_blocking(move || scrape(&reader)).await.unwrap_or_else(|e| {
+            (StatusCode::INTERNAL_SERVER_ERROR, "text/plain", format!("collecting metrics failed: {e}\n"))
+        })
     } else {
-        ("404 Not Found", "text/plain", "observra serves GET /metrics\n".to_string())
+        (StatusCode::NOT_FOUND, "text/plain", "observra serves GET /metrics\n".to_string())
     };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = stream.write_all(response.as_bytes()).and_then(|()| stream.write_all(body.as_bytes()));
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Ok(response)
+}
+
+/// One scrape: what is in the meter provider now, rendered.
+fn scrape(reader: &SharedReader) -> (StatusCode, &'static str, String) {
+    // What was recorded before the scrape is in it, even while still queued.
+    if let Some(installed) = crate::base::state::installed() {
+        installed.queue.flush(Duration::from_millis(250));
+    }
+    let mut rm = ResourceMetrics::default();
+    match reader.collect(&mut rm) {
+        Ok(()) => (StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", render(&rm)),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, "text/plain", format!("collecting metrics failed: {e}\n")),
+    }
 }
 
 /// Prometheus-safe name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.

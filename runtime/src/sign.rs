@@ -23,3 +23,20 @@ pub(crate) fn hmac_hex(key: &[u8], bytes: &[u8]) -> String {
     mac.update(bytes);
     hex(&mac.finalize().into_bytes())
 }
+
+/// Whether `mac_hex` is the HMAC-SHA256 of `bytes` under `key`, compared in
+/// constant time.
+pub(crate) fn hmac_matches(key: &[u8], bytes: &[u8], mac_hex: &str) -> bool {
+    let Some(expected) = unhex(mac_hex) else { return false };
+    let Ok(mut mac) = <HmacSha256 as Mac>::new_from_slice(key) else { return false };
+    mac.update(bytes);
+    mac.verify_slice(&expected).is_ok()
+}
+
+/// Lower-case or upper-case hex to bytes; `None` for anything else.
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}

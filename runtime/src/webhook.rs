@@ -16,7 +16,9 @@
 //! 502, 503 or 504 is retried up to [`Webhook::max_retries`] times with
 //! exponential back-off and jitter; on 429 and 503 a `Retry-After` header
 //! (seconds or an HTTP date) sets the wait instead. Any other status fails
-//! the batch at once. All of this happens on the backend's own export
+//! the batch at once, and so does a redirect (3xx): it is never followed,
+//! so the body, its signature and your headers only ever go to the URL
+//! you configured. All of this happens on the backend's own export
 //! thread: the application never waits for it, and a batch that is given up
 //! on is counted in [`crate::health`].
 
@@ -58,7 +60,7 @@ pub struct Webhook {
 impl std::fmt::Debug for Webhook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Webhook")
-            .field("url", &self.url)
+            .field("url", &crate::diag::display_endpoint(&self.url))
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("headers", &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>())
             .field("timeout", &self.timeout)
@@ -147,6 +149,10 @@ impl WebhookExporter {
             .get_or_init(|| {
                 reqwest::blocking::Client::builder()
                     .timeout(self.config.timeout)
+                    // A redirect would turn the POST into a body-less GET
+                    // (301, 302) or send the body, headers and signature to
+                    // another host (307, 308): a 3xx fails the batch instead.
+                    .redirect(reqwest::redirect::Policy::none())
                     .user_agent(concat!("observra/", env!("CARGO_PKG_VERSION")))
                     .build()
                     .map_err(|e| format!("building the HTTP client: {e}"))
@@ -193,9 +199,15 @@ impl WebhookExporter {
                     } else {
                         None
                     };
-                    (matches!(status, 408 | 425 | 429 | 500 | 502 | 503 | 504), hint, format!("HTTP {status}"))
+                    let why = if resp.status().is_redirection() {
+                        format!("HTTP {status}: the webhook answered with a redirect, which observra never follows")
+                    } else {
+                        format!("HTTP {status}")
+                    };
+                    (matches!(status, 408 | 425 | 429 | 500 | 502 | 503 | 504), hint, why)
                 }
-                Err(e) => (true, None, format!("request failed: {}", error_chain(&e))),
+                // The URL stays out of the message: its query string may hold a token.
+                Err(e) => (true, None, format!("request failed: {}", error_chain(&e.without_url()))),
             };
             if !retry || attempt >= self.config.max_retries {
                 let tries = attempt + 1;

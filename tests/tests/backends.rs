@@ -4,6 +4,7 @@
 //! timed, a stalled leg that does not hold the others back, the shutdown
 //! report, and a disk error that is counted instead of panicking.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hmac::Mac;
@@ -324,4 +325,104 @@ fn the_webhook_retries_exactly_408_425_429_500_502_503_504() {
         assert_eq!(rx.webhooks().len() - before, 1, "{code}: no retry");
     }
     drop(guard);
+}
+
+/// A server on 127.0.0.1 answering every request with `status` and
+/// `Location: location`; it keeps each request's first line. It serves at
+/// most 8 connections, then stops.
+fn redirecting(status: u16, location: String) -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(8) {
+            let Ok(mut s) = stream else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_string();
+            let length = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            let mut body = vec![0u8; length];
+            let _ = s.read_exact(&mut body);
+            log.lock().unwrap().push(head.lines().next().unwrap_or_default().to_string());
+            let answer = format!(
+                "HTTP/1.1 {status} Moved\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = s.write_all(answer.as_bytes());
+        }
+    });
+    (addr, seen)
+}
+
+/// Catches: the webhook client following redirects, so a 301 turned the
+/// POST into a body-less GET whose 200 counted the batch as delivered, and
+/// a 307 sent the body, the API key header and the URL's secret (in
+/// `Referer`) to another port.
+#[test]
+fn the_webhook_never_follows_a_redirect_and_fails_the_batch() {
+    let _s = serial();
+    let rx = Receiver::start();
+    let elsewhere = format!("{}/steal", rx.http_endpoint());
+    for (status, location) in [(301, "/ok".to_string()), (307, elsewhere)] {
+        let (addr, seen) = redirecting(status, location);
+        let hook =
+            Webhook::new(format!("http://{addr}/in?code=S3CRETCODE")).header("X-Api-Key", "k-live-1234").max_retries(0);
+        let e = [("OTEL_BSP_SCHEDULE_DELAY", "60000"), ("OBSERVRA_LOG", "off")];
+        let guard = observra::init()
+            .env_from(e.map(|(k, v)| (k.to_string(), v.to_string())))
+            .webhook(hook)
+            .install()
+            .expect("install");
+        leaky();
+        let err = observra::flush().expect_err("a redirect fails the batch").to_string();
+        let h = observra::health();
+        drop(guard);
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1, "{status}: one request, never a second to the Location: {seen:?}");
+        assert!(seen[0].starts_with("POST /in?code="), "{seen:?}");
+        assert!(rx.webhooks().is_empty(), "{status}: nothing reached the other port");
+        let hook = h.backends.iter().find(|b| b.backend == "webhook").expect("the webhook backend");
+        assert_eq!((hook.exported, hook.failed), (0, 1), "{status}: {hook:?}");
+        let last = hook.last_error.clone().unwrap_or_default();
+        assert!(err.contains("redirect") && last.contains("redirect"), "{status}: {err} / {last}");
+        for text in [&err, &last, h.last_error.as_ref().unwrap(), &format!("{h:?}")] {
+            assert!(!text.contains("S3CRETCODE"), "{status}: the URL's query stays out: {text}");
+        }
+    }
+}
+
+/// Catches: `...for url (http://127.0.0.1:9/in?code=S3CRETCODE)` in
+/// `health().last_error`, the backend's `last_error` and `flush()`'s error
+/// when the webhook cannot connect, and the webhook settings' `Debug`
+/// printing the whole URL.
+#[test]
+fn a_webhook_url_secret_stays_out_of_errors_health_and_debug() {
+    let _s = serial();
+    let refusing = observra_test_support::RefusingPort::new();
+    let url = format!("http://{}/in?code=S3CRETCODE", refusing.addr());
+    let hook = Webhook::new(url.clone()).max_retries(0);
+    assert!(!format!("{hook:?}").contains("S3CRETCODE"), "{hook:?}");
+    let e = [("OTEL_BSP_SCHEDULE_DELAY", "60000"), ("OBSERVRA_LOG", "off")];
+    let guard = observra::init()
+        .env_from(e.map(|(k, v)| (k.to_string(), v.to_string())))
+        .webhook(hook)
+        .install()
+        .expect("install");
+    leaky();
+    let err = observra::flush().expect_err("nothing listens");
+    let h = observra::health();
+    drop(guard);
+    assert!(h.last_error.is_some(), "{h:?}");
+    for text in [err.to_string(), format!("{err:?}"), format!("{h:?}")] {
+        assert!(!text.contains("S3CRETCODE"), "{text}");
+    }
 }

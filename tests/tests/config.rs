@@ -46,8 +46,8 @@ fn bad_backend_lists_and_webhook_settings_are_rejected() {
     let hook = ("OBSERVRA_BACKEND", "webhook");
     assert_names(&[hook, ("OBSERVRA_WEBHOOK_URL", "ftp://x")], "OBSERVRA_WEBHOOK_URL", "ftp://x");
     let url = ("OBSERVRA_WEBHOOK_URL", "http://127.0.0.1:9");
-    assert_names(&[hook, url, ("OBSERVRA_WEBHOOK_HEADERS", "novalue")], "OBSERVRA_WEBHOOK_HEADERS", "novalue");
-    assert_names(&[hook, url, ("OBSERVRA_WEBHOOK_HEADERS", "bad name=v")], "OBSERVRA_WEBHOOK_HEADERS", "bad name");
+    assert_withheld(&[hook, url, ("OBSERVRA_WEBHOOK_HEADERS", "novalue")], "OBSERVRA_WEBHOOK_HEADERS", "novalue");
+    assert_withheld(&[hook, url, ("OBSERVRA_WEBHOOK_HEADERS", "bad name=v")], "OBSERVRA_WEBHOOK_HEADERS", "bad name");
     assert_names(&[hook, url, ("OBSERVRA_WEBHOOK_TIMEOUT", "soon")], "OBSERVRA_WEBHOOK_TIMEOUT", "soon");
     assert_names(&[hook, url, ("OBSERVRA_WEBHOOK_MAX_RETRIES", "-1")], "OBSERVRA_WEBHOOK_MAX_RETRIES", "-1");
     // The same from code.
@@ -66,14 +66,65 @@ fn bad_backend_lists_and_webhook_settings_are_rejected() {
     );
 }
 
+/// A header list's value may hold an API key: the error names the
+/// variable, never the value or any piece of it.
+#[track_caller]
+fn assert_withheld(vars: &[(&str, &str)], var: &'static str, secret: &str) {
+    let err = install_err(vars);
+    match &err {
+        Error::InvalidConfig { setting, value, .. } => {
+            assert_eq!(setting, &Setting::Env(var), "{err}");
+            assert!(value.starts_with("<withheld"), "{err}");
+        }
+        other => panic!("expected InvalidConfig for {var}, got {other:?}"),
+    }
+    let (text, debug) = (err.to_string(), format!("{err:?}"));
+    assert!(text.contains(var), "message names the variable: {text}");
+    assert!(!text.contains(secret) && !debug.contains(secret), "no secret in Display or Debug: {text} / {debug}");
+}
+
 #[test]
-fn malformed_header_lists_are_rejected() {
+fn malformed_header_lists_are_rejected_without_showing_their_values() {
     let base = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318");
-    assert_names(&[base, ("OTEL_EXPORTER_OTLP_HEADERS", "novalue")], "OTEL_EXPORTER_OTLP_HEADERS", "novalue");
-    assert_names(&[base, ("OTEL_EXPORTER_OTLP_HEADERS", "=v")], "OTEL_EXPORTER_OTLP_HEADERS", "=v");
-    assert_names(&[base, ("OTEL_EXPORTER_OTLP_HEADERS", "a=%zz")], "OTEL_EXPORTER_OTLP_HEADERS", "a=%zz");
-    assert_names(&[base, ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x")], "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x");
-    assert_names(&[base, ("OTEL_EXPORTER_OTLP_HEADERS", "bad name=1")], "OTEL_EXPORTER_OTLP_HEADERS", "bad name");
+    assert_withheld(&[base, ("OTEL_EXPORTER_OTLP_HEADERS", "novalue")], "OTEL_EXPORTER_OTLP_HEADERS", "novalue");
+    assert_withheld(&[base, ("OTEL_EXPORTER_OTLP_HEADERS", "=v1234")], "OTEL_EXPORTER_OTLP_HEADERS", "v1234");
+    assert_withheld(&[base, ("OTEL_EXPORTER_OTLP_HEADERS", "a=%zz99")], "OTEL_EXPORTER_OTLP_HEADERS", "%zz99");
+    assert_withheld(
+        &[base, ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "xyzw")],
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        "xyzw",
+    );
+    assert_withheld(&[base, ("OTEL_EXPORTER_OTLP_HEADERS", "bad name=1")], "OTEL_EXPORTER_OTLP_HEADERS", "bad name");
+    // Catches: `invalid environment variable OTEL_EXPORTER_OTLP_HEADERS:
+    // "authorization=Bearer%20S3CRETTOKEN,oops": entry "oops" has no '='`.
+    let leaky = "authorization=Bearer%20S3CRETTOKEN,oops";
+    assert_withheld(&[base, ("OTEL_EXPORTER_OTLP_HEADERS", leaky)], "OTEL_EXPORTER_OTLP_HEADERS", "S3CRETTOKEN");
+    assert_withheld(&[base, ("OTEL_EXPORTER_OTLP_HEADERS", leaky)], "OTEL_EXPORTER_OTLP_HEADERS", "oops");
+    assert_withheld(
+        &[
+            ("OBSERVRA_BACKEND", "webhook"),
+            ("OBSERVRA_WEBHOOK_URL", "http://127.0.0.1:9/in"),
+            ("OBSERVRA_WEBHOOK_HEADERS", "x-api-key:k-live-S3CRET"),
+        ],
+        "OBSERVRA_WEBHOOK_HEADERS",
+        "S3CRET",
+    );
+}
+
+/// Catches: a bad endpoint's password and query string echoed in the error.
+#[test]
+fn a_bad_endpoint_is_named_without_its_password_or_query_string() {
+    for bad in
+        ["http://user:hunter2pw@collector:99999/v1?token=S3CRETQ", "ftp://user:hunter2pw@collector/x?token=S3CRETQ"]
+    {
+        let err = install_err(&[("OTEL_EXPORTER_OTLP_ENDPOINT", bad)]);
+        assert_eq!(err.setting(), Some(&Setting::Env("OTEL_EXPORTER_OTLP_ENDPOINT")), "{err}");
+        let (text, debug) = (err.to_string(), format!("{err:?}"));
+        assert!(text.contains("collector"), "the host is still named: {text}");
+        for secret in ["hunter2pw", "S3CRETQ"] {
+            assert!(!text.contains(secret) && !debug.contains(secret), "{text} / {debug}");
+        }
+    }
 }
 
 #[test]

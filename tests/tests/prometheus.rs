@@ -3,9 +3,12 @@
 //! by scripts/test.sh) scraping it and answering the agent dashboard's
 //! queries. Everything listens on 127.0.0.1 only.
 
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use observra::{Usage, agent, llm_call, tool_call};
@@ -71,6 +74,123 @@ fn the_endpoint_serves_the_text_format_with_the_usual_names() {
     assert_eq!(status, 404);
     drop(guard);
     assert!(http_get(&addr, "/metrics").is_err(), "the endpoint stops with the pipeline");
+}
+
+/// A client that connects to the endpoint and sends the head of a request
+/// one byte a second, never finishing it, for 60 s or until stopped.
+struct Dribbler {
+    /// True from the first byte sent until a write fails or the run ends:
+    /// the connection is open and still being fed.
+    dribbling: Arc<AtomicBool>,
+    /// True until the thread's run ends (60 s, or `finish`), whatever the
+    /// server does with the connection.
+    running: Arc<AtomicBool>,
+    /// How many bytes have been sent, one message per byte.
+    sent: mpsc::Receiver<usize>,
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Dribbler {
+    /// Connects, and returns once the first byte is sent.
+    fn start(addr: &str) -> Self {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        let dribbling = Arc::new(AtomicBool::new(true));
+        let running = Arc::new(AtomicBool::new(true));
+        let (stop, stopped) = mpsc::channel::<()>();
+        let (tell, sent) = mpsc::channel();
+        let (feeding, alive) = (dribbling.clone(), running.clone());
+        let thread = std::thread::spawn(move || {
+            let head = b"GET /metrics HTTP/1.1\r\nHost: slow\r\nX-Slow: ";
+            let end = Instant::now() + Duration::from_secs(60);
+            for n in 0.. {
+                if feeding.load(Ordering::SeqCst) {
+                    if stream.write_all(&[head.get(n).copied().unwrap_or(b'a')]).is_ok() {
+                        let _ = tell.send(n + 1);
+                    } else {
+                        feeding.store(false, Ordering::SeqCst);
+                    }
+                }
+                let left = end.saturating_duration_since(Instant::now());
+                if left.is_zero() || stopped.recv_timeout(left.min(Duration::from_secs(1))).is_ok() {
+                    break;
+                }
+            }
+            // The flags first; the connection closes after (`stream` drops).
+            feeding.store(false, Ordering::SeqCst);
+            alive.store(false, Ordering::SeqCst);
+        });
+        let slow = Dribbler { dribbling, running, sent, stop, thread };
+        slow.wait_for(1);
+        slow
+    }
+
+    /// Returns once `n` bytes have been sent (`false` if the run ended first).
+    fn wait_for(&self, n: usize) -> bool {
+        self.sent.iter().any(|sent| sent >= n)
+    }
+
+    fn finish(self) {
+        let _ = self.stop.send(());
+        self.thread.join().expect("the dribbler thread");
+    }
+}
+
+/// `GET /metrics` with no read timeout: returns when the server answers
+/// and closes, however long that takes.
+fn scrape_unbounded(addr: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send");
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, body.to_string())
+}
+
+/// Catches: one thread serving every scrape, held by a client that sends
+/// its request one byte at a time (each byte within the per-read timeout).
+#[test]
+fn a_slow_client_does_not_hold_up_another_clients_scrape() {
+    let _s = serial();
+    let guard = install_with_prometheus();
+    support().unwrap();
+    let addr = observra::prometheus_addr().expect("endpoint running").to_string();
+    let slow = Dribbler::start(&addr);
+    let (status, body) = scrape_unbounded(&addr);
+    // Read before anything else: the answer came while the slow client was
+    // still connected and still sending its request.
+    let still_dribbling = slow.dribbling.load(Ordering::SeqCst);
+    assert!(still_dribbling, "the scrape was answered only once the slow client was gone");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("observra_agent_requests_total{gen_ai_agent_name=\"support\"} 1"), "{body}");
+    slow.finish();
+    drop(guard);
+}
+
+/// Catches: the endpoint's thread joined with no deadline at shutdown, while
+/// it serves a client that never finishes its request.
+#[test]
+fn shutdown_keeps_its_deadline_while_a_slow_client_is_connected() {
+    let _s = serial();
+    let guard = observra::init()
+        .env_from([("OBSERVRA_PROMETHEUS_ADDR", "127.0.0.1:0"), ("OTEL_SERVICE_NAME", "prom-test")])
+        .jsonl_writer(std::io::sink())
+        .shutdown_timeout(Duration::from_millis(500))
+        .install()
+        .expect("install");
+    let addr = observra::prometheus_addr().expect("endpoint running").to_string();
+    let slow = Dribbler::start(&addr);
+    // A second byte a second later: the server has taken the connection
+    // (and, on the old single-thread server, was busy reading it).
+    assert!(slow.wait_for(2), "the slow client is connected");
+    drop(guard);
+    // Read right after the drop returned: the slow client's 60 s run had not ended.
+    let still_running = slow.running.load(Ordering::SeqCst);
+    assert!(still_running, "dropping the guard waited for the slow client to give up");
+    assert!(TcpStream::connect(&addr).is_err(), "the endpoint stops with the pipeline");
+    slow.finish();
 }
 
 #[test]

@@ -8,6 +8,7 @@
 
 pub(crate) mod clock;
 pub(crate) mod deadline;
+pub(crate) mod durable;
 pub(crate) mod frame;
 pub(crate) mod graded;
 pub(crate) mod queue;

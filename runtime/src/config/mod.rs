@@ -687,6 +687,13 @@ impl Builder {
         self.jsonl = self.jsonl.max_bytes(bytes);
         self
     }
+    /// Syncs each JSONL batch and the head anchor to disk before the batch
+    /// counts as written (overrides `OBSERVRA_JSONL_FSYNC`; default: on
+    /// for a hash-chained file, off otherwise). See [`Jsonl::fsync`].
+    pub fn jsonl_fsync(mut self, sync: bool) -> Self {
+        self.jsonl = self.jsonl.fsync(sync);
+        self
+    }
     /// All redaction settings at once (see [`Redaction`]); the single
     /// setters below change one of them.
     pub fn redact(mut self, redaction: Redaction) -> Self {
@@ -932,6 +939,7 @@ impl Builder {
             audit_key: jsonl.audit_key,
             redactor,
             jsonl_max_bytes: jsonl.max_bytes,
+            jsonl_fsync: jsonl.fsync,
         })
     }
 }
@@ -974,6 +982,8 @@ pub(crate) struct Settings {
     pub redactor: Option<std::sync::Arc<crate::redact::Redactor>>,
     /// Rotate the JSONL file past this size.
     pub jsonl_max_bytes: Option<u64>,
+    /// Sync JSONL batches and the head anchor to disk.
+    pub jsonl_fsync: bool,
 }
 
 /// The resolved destination of spans.
