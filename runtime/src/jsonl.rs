@@ -139,10 +139,19 @@ impl JsonlExporter {
     /// Writes the recovery record a restarted writer owes (see
     /// [`crate::audit::Sealer::recovery_record`]), if any, and the anchor.
     pub(crate) fn write_recovery(&self) -> std::io::Result<()> {
+        self.write_chain_record(crate::audit::Sealer::recovery_record)
+    }
+
+    /// Writes one record the chain itself makes (`make`: a seal or a
+    /// recovery record; none when not chaining), then updates the anchor.
+    fn write_chain_record(
+        &self,
+        make: impl FnOnce(&mut crate::audit::Sealer) -> Option<Vec<u8>>,
+    ) -> std::io::Result<()> {
         let mut guard = self.writer.lock().map_err(|_| std::io::Error::other("JSONL writer lock poisoned"))?;
         let (w, sealer) = &mut *guard;
         let mark = sealer.mark();
-        let Some(mut line) = sealer.recovery_record() else { return Ok(()) };
+        let Some(mut line) = make(sealer) else { return Ok(()) };
         line.push(b'\n');
         append(w, sealer, mark, &line).and_then(|()| sealer.write_head())
     }
@@ -181,16 +190,6 @@ impl JsonlExporter {
             );
         }
         Ok(())
-    }
-
-    /// Closes the chain with a seal record and updates the anchor.
-    fn write_seal(&self) -> std::io::Result<()> {
-        let mut guard = self.writer.lock().map_err(|_| std::io::Error::other("JSONL writer lock poisoned"))?;
-        let (w, sealer) = &mut *guard;
-        let mark = sealer.mark();
-        let Some(mut line) = sealer.seal_record() else { return Ok(()) };
-        line.push(b'\n');
-        append(w, sealer, mark, &line).and_then(|()| sealer.write_head())
     }
 }
 
@@ -254,7 +253,8 @@ impl SpanExporter for JsonlExporter {
 
     fn shutdown_with_timeout(&self, _timeout: std::time::Duration) -> OTelSdkResult {
         // Close the hash chain with a signed seal record.
-        self.write_seal().map_err(|e| OTelSdkError::InternalFailure(format!("writing the seal: {e}")))
+        self.write_chain_record(crate::audit::Sealer::seal_record)
+            .map_err(|e| OTelSdkError::InternalFailure(format!("writing the seal: {e}")))
     }
 
     fn set_resource(&mut self, resource: &Resource) {
