@@ -126,9 +126,9 @@ pub fn build(spans: &[Span], opts: &Options<'_>) -> Result<Value, String> {
             let model = s.str_attr("gen_ai.response.model").or(s.str_attr("gen_ai.request.model"));
             *models.entry(model.unwrap_or("unknown").to_string()).or_default() += 1;
             *providers.entry(s.str_attr("gen_ai.provider.name").unwrap_or("unknown").to_string()).or_default() += 1;
-            cost += s.num_attr("observra.cost.usd").unwrap_or(0.0);
-            tokens_in += s.num_attr("gen_ai.usage.input_tokens").unwrap_or(0.0);
-            tokens_out += s.num_attr("gen_ai.usage.output_tokens").unwrap_or(0.0);
+            cost = crate::summary::add_amount(cost, s, "observra.cost.usd");
+            tokens_in = crate::summary::add_amount(tokens_in, s, "gen_ai.usage.input_tokens");
+            tokens_out = crate::summary::add_amount(tokens_out, s, "gen_ai.usage.output_tokens");
         }
         if s.is_tool_call() {
             tool_calls += 1;

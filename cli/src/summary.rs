@@ -19,14 +19,24 @@ struct Group {
     durations_ms: Vec<f64>,
 }
 
+/// `sum` plus the amount (tokens, cost) attribute `key` of `s`: a negative
+/// or non-finite figure in the file adds nothing, and the sum saturates at
+/// `f64::MAX` (never a negative or infinite total).
+pub fn add_amount(sum: f64, s: &Span, key: &str) -> f64 {
+    (sum + s.amount_attr(key).unwrap_or(0.0)).min(f64::MAX)
+}
+
 impl Group {
     fn add(&mut self, s: &Span) {
-        self.calls += 1;
-        self.errors += u64::from(s.failed());
-        self.input_tokens += s.num_attr("gen_ai.usage.input_tokens").unwrap_or(0.0);
-        self.output_tokens += s.num_attr("gen_ai.usage.output_tokens").unwrap_or(0.0);
-        self.cost_usd += s.num_attr("observra.cost.usd").unwrap_or(0.0);
+        self.calls = self.calls.saturating_add(1);
+        self.errors = self.errors.saturating_add(u64::from(s.failed()));
+        self.add_amounts(s, "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "observra.cost.usd");
         self.durations_ms.push(s.duration_ms());
+    }
+    fn add_amounts(&mut self, s: &Span, input: &str, output: &str, cost: &str) {
+        self.input_tokens = add_amount(self.input_tokens, s, input);
+        self.output_tokens = add_amount(self.output_tokens, s, output);
+        self.cost_usd = add_amount(self.cost_usd, s, cost);
     }
     fn quantile(&self, q: f64) -> f64 {
         observra::analytics::percentile(&mut self.durations_ms.clone(), q).unwrap_or(0.0)
@@ -56,9 +66,7 @@ pub fn summarize(spans: &[Span]) -> Value {
             let agent = s.str_attr("gen_ai.agent.name").unwrap_or("unnamed");
             let g = agents.entry(agent.to_string()).or_default();
             g.add(s);
-            g.input_tokens += s.num_attr("observra.total.input_tokens").unwrap_or(0.0);
-            g.output_tokens += s.num_attr("observra.total.output_tokens").unwrap_or(0.0);
-            g.cost_usd += s.num_attr("observra.total.cost.usd").unwrap_or(0.0);
+            g.add_amounts(s, "observra.total.input_tokens", "observra.total.output_tokens", "observra.total.cost.usd");
         } else if s.is_tool_call() {
             let tool = s.str_attr("gen_ai.tool.name").unwrap_or("unnamed");
             tools.entry(tool.to_string()).or_default().add(s);
@@ -67,7 +75,7 @@ pub fn summarize(spans: &[Span]) -> Value {
     let evaluations = evaluations(spans);
     let section =
         |m: BTreeMap<String, Group>| -> Value { Value::Object(m.into_iter().map(|(k, g)| (k, g.to_json())).collect()) };
-    let total_cost = models.values().fold(0.0, |acc, g| acc + g.cost_usd);
+    let total_cost = models.values().fold(0.0, |acc, g| (acc + g.cost_usd).min(f64::MAX));
     let traces: std::collections::HashSet<&str> = spans.iter().map(|s| s.trace_id.as_str()).collect();
     json!({
         "spans": spans.len(),

@@ -1,7 +1,7 @@
 //! `observra tail`: each trace as an indented tree, with the GenAI facts that
 //! matter (tokens, cost, errors), coloured on a terminal.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, IsTerminal, Seek, Write};
 use std::path::Path;
 use std::time::Duration;
@@ -46,35 +46,77 @@ fn details(s: &Span, style: Style) -> String {
     style.paint("2", &line)
 }
 
-/// Renders one trace (all its spans) as a tree.
+/// Renders one trace (all its spans) as a tree, each span once.
+///
+/// Bad parent links never loop: a span that names itself as its parent is a
+/// root, and spans whose parent links form a cycle (no root above them) are
+/// shown from the earliest of them, as a root. The walk is iterative, so a
+/// deep trace cannot overflow the stack.
 pub fn render_trace(spans: &[Span], style: Style) -> String {
-    let ids: std::collections::HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
-    let mut children: HashMap<&str, Vec<&Span>> = HashMap::new();
-    let mut roots: Vec<&Span> = Vec::new();
-    for s in spans {
-        match s.parent_span_id.as_deref().filter(|p| ids.contains(p)) {
-            Some(p) => children.entry(p).or_default().push(s),
-            None => roots.push(s),
+    let ids: HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
+    let mut children: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut roots: Vec<usize> = Vec::new();
+    for (i, s) in spans.iter().enumerate() {
+        match s.parent_span_id.as_deref().filter(|p| *p != s.span_id && ids.contains(p)) {
+            Some(p) => children.entry(p).or_default().push(i),
+            None => roots.push(i),
         }
     }
     for list in children.values_mut() {
-        list.sort_by_key(|s| s.start_ns);
+        list.sort_by_key(|&i| spans[i].start_ns);
     }
-    roots.sort_by_key(|s| s.start_ns);
+    roots.sort_by_key(|&i| spans[i].start_ns);
+    // The spans below `top` not yet `seen`, marked (iteratively).
+    let reach = |top: usize, seen: &mut [bool]| {
+        let mut stack = vec![top];
+        while let Some(i) = stack.pop() {
+            for &k in children.get(spans[i].span_id.as_str()).into_iter().flatten() {
+                if !seen[k] {
+                    seen[k] = true;
+                    stack.push(k);
+                }
+            }
+        }
+    };
+    // The top level: the roots, then the earliest span of each cycle.
+    let mut seen = vec![false; spans.len()];
+    for &r in &roots {
+        seen[r] = true;
+    }
+    let mut tops = roots.clone();
+    for &r in &roots {
+        reach(r, &mut seen);
+    }
+    let mut by_start: Vec<usize> = (0..spans.len()).collect();
+    by_start.sort_by_key(|&i| spans[i].start_ns);
+    for i in by_start {
+        if !seen[i] {
+            seen[i] = true;
+            tops.push(i);
+            reach(i, &mut seen);
+        }
+    }
+
     let service = spans.first().and_then(|s| s.resource.get("service.name")).and_then(|v| v.as_str()).unwrap_or("");
-    let mut out = format!("{} {}  {}\n", style.paint("1", "trace"), spans[0].trace_id, style.paint("36", service));
-    fn walk(out: &mut String, s: &Span, prefix: &str, last: bool, children: &HashMap<&str, Vec<&Span>>, style: Style) {
+    let trace_id = spans.first().map_or("", |s| s.trace_id.as_str());
+    let mut out = format!("{} {}  {}\n", style.paint("1", "trace"), trace_id, style.paint("36", service));
+    let mut printed = vec![false; spans.len()];
+    for &t in &tops {
+        printed[t] = true;
+    }
+    let mut stack: Vec<(usize, String, bool)> =
+        tops.iter().enumerate().rev().map(|(n, &t)| (t, String::new(), n + 1 == tops.len())).collect();
+    while let Some((i, prefix, last)) = stack.pop() {
+        let s = &spans[i];
         let branch = if last { "└─ " } else { "├─ " };
         out.push_str(&format!("{prefix}{branch}{}  {}\n", style.paint("1", &s.name), details(s, style)));
         let next = format!("{prefix}{}", if last { "   " } else { "│  " });
-        if let Some(kids) = children.get(s.span_id.as_str()) {
-            for (i, k) in kids.iter().enumerate() {
-                walk(out, k, &next, i + 1 == kids.len(), children, style);
-            }
+        let kids: Vec<usize> =
+            children.get(s.span_id.as_str()).into_iter().flatten().copied().filter(|&k| !printed[k]).collect();
+        for &k in &kids {
+            printed[k] = true;
         }
-    }
-    for (i, r) in roots.iter().enumerate() {
-        walk(&mut out, r, "", i + 1 == roots.len(), &children, style);
+        stack.extend(kids.iter().enumerate().rev().map(|(n, &k)| (k, next.clone(), n + 1 == kids.len())));
     }
     out
 }
@@ -116,7 +158,8 @@ pub fn follow(path: &Path, style: Style, out: &mut impl Write) -> Result<(), Rea
             continue;
         }
         let Ok(Some(span)) = crate::spans::parse_line(line.trim()) else { continue };
-        let is_root = span.parent_span_id.is_none();
+        // A span that names itself as its parent is a root too.
+        let is_root = span.parent_span_id.as_ref().is_none_or(|p| *p == span.span_id);
         let trace = span.trace_id.clone();
         pending.entry(trace.clone()).or_default().push(span);
         if is_root {
@@ -129,5 +172,73 @@ pub fn follow(path: &Path, style: Style, out: &mut impl Write) -> Result<(), Rea
         if pending.len() > 10_000 {
             pending.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(id: &str, parent: Option<&str>, name: &str, start: u64) -> Span {
+        let v = serde_json::json!({
+            "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": id, "parent_span_id": parent, "name": name,
+            "start_time_unix_nano": start, "end_time_unix_nano": start + 1_000,
+        });
+        Span::from_json(&v).unwrap()
+    }
+
+    fn count(out: &str, name: &str) -> usize {
+        out.matches(&format!("─ {name}  ")).count()
+    }
+
+    #[test]
+    fn a_self_parented_span_is_a_root_shown_once() {
+        let out = render_trace(&[span("a", Some("a"), "loop", 1), span("b", Some("a"), "below", 2)], Style(false));
+        let rows: Vec<&str> = out.lines().collect();
+        assert_eq!(rows.len(), 3, "{out}");
+        assert!(rows[1].starts_with("└─ loop") && rows[2].starts_with("   └─ below"), "{out}");
+    }
+
+    #[test]
+    fn a_cycle_is_shown_once_from_its_earliest_span() {
+        let spans = [
+            span("r", None, "root", 0),
+            span("b", Some("a"), "second", 2),
+            span("a", Some("b"), "first", 1),
+            span("c", Some("b"), "third", 3),
+        ];
+        let out = render_trace(&spans, Style(false));
+        for name in ["root", "first", "second", "third"] {
+            assert_eq!(count(&out, name), 1, "{name}:\n{out}");
+        }
+        let rows: Vec<&str> = out.lines().collect();
+        assert_eq!(rows.len(), 5, "{out}");
+        for (row, start) in rows[1..].iter().zip(["├─ root", "└─ first", "   └─ second", "      └─ third"])
+        {
+            assert!(row.starts_with(start), "{start:?}:\n{out}");
+        }
+    }
+
+    #[test]
+    fn a_loop_through_a_duplicated_id_ends() {
+        let spans = [span("r", None, "root", 0), span("x", Some("r"), "child", 1), span("r", Some("x"), "again", 2)];
+        let out = render_trace(&spans, Style(false));
+        for name in ["root", "child", "again"] {
+            assert_eq!(count(&out, name), 1, "{name}:\n{out}");
+        }
+    }
+
+    #[test]
+    fn a_deep_chain_does_not_overflow_the_stack() {
+        let ids: Vec<String> = (0..3_000).map(|i| format!("{i:016x}")).collect();
+        let spans: Vec<Span> =
+            (0..ids.len()).map(|i| span(&ids[i], i.checked_sub(1).map(|p| ids[p].as_str()), "s", i as u64)).collect();
+        let out = std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(move || render_trace(&spans, Style(false)).lines().count())
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert_eq!(out, 3_001);
     }
 }

@@ -165,6 +165,8 @@ pub(crate) struct Accounting {
 }
 
 /// Running totals an agent or workflow span keeps of what ran beneath it.
+/// Every sum saturates (counts at `u64::MAX`, cost at `f64::MAX`): a huge
+/// or hostile usage figure never overflows, and no total goes negative.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Totals {
     pub input_tokens: u64,
@@ -180,36 +182,52 @@ pub(crate) struct Totals {
 impl Totals {
     pub(crate) fn add(&mut self, c: &Contribution) {
         if c.is_llm {
-            self.llm_calls += 1;
+            self.llm_calls = self.llm_calls.saturating_add(1);
         }
         if c.is_tool {
-            self.tool_calls += 1;
+            self.tool_calls = self.tool_calls.saturating_add(1);
         }
         if let Some(u) = &c.usage {
             self.any_usage = true;
-            self.input_tokens += u.input_tokens.unwrap_or(0);
-            self.output_tokens += u.output_tokens.unwrap_or(0);
+            self.input_tokens = self.input_tokens.saturating_add(u.input_tokens.unwrap_or(0));
+            self.output_tokens = self.output_tokens.saturating_add(u.output_tokens.unwrap_or(0));
         }
         if let Some(cost) = c.cost {
             self.any_cost = true;
-            self.cost_usd += cost;
+            self.cost_usd = saturating_add_usd(self.cost_usd, cost);
         }
+    }
+
+    /// Input plus output tokens, saturating.
+    pub(crate) fn tokens(&self) -> u64 {
+        self.input_tokens.saturating_add(self.output_tokens)
     }
 
     pub(crate) fn to_attributes(self) -> Vec<KeyValue> {
         let mut out = vec![
-            KeyValue::new(sc::OBSERVRA_TOTAL_LLM_CALLS, self.llm_calls as i64),
-            KeyValue::new(sc::OBSERVRA_TOTAL_TOOL_CALLS, self.tool_calls as i64),
+            KeyValue::new(sc::OBSERVRA_TOTAL_LLM_CALLS, clamp_i64(self.llm_calls)),
+            KeyValue::new(sc::OBSERVRA_TOTAL_TOOL_CALLS, clamp_i64(self.tool_calls)),
         ];
         if self.any_usage {
-            out.push(KeyValue::new(sc::OBSERVRA_TOTAL_INPUT_TOKENS, self.input_tokens as i64));
-            out.push(KeyValue::new(sc::OBSERVRA_TOTAL_OUTPUT_TOKENS, self.output_tokens as i64));
+            out.push(KeyValue::new(sc::OBSERVRA_TOTAL_INPUT_TOKENS, clamp_i64(self.input_tokens)));
+            out.push(KeyValue::new(sc::OBSERVRA_TOTAL_OUTPUT_TOKENS, clamp_i64(self.output_tokens)));
         }
         if self.any_cost {
             out.push(KeyValue::new(sc::OBSERVRA_TOTAL_COST_USD, self.cost_usd));
         }
         out
     }
+}
+
+/// A count as an `i64` attribute: clamped at `i64::MAX`, never wrapped negative.
+pub(crate) fn clamp_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// `total + usd`, USD: a cost that is NaN or negative adds nothing, and the
+/// sum saturates at `f64::MAX` rather than becoming infinite.
+pub(crate) fn saturating_add_usd(total: f64, usd: f64) -> f64 {
+    if usd >= 0.0 { (total + usd).min(f64::MAX) } else { total }
 }
 
 /// What a closing span adds to its agent/workflow ancestors.
@@ -298,7 +316,7 @@ pub(crate) fn llm_budgets(
         }
     }
     if let (Some(limit), Some(u)) = (acc.budget.call_tokens, usage) {
-        let tokens = u.input_tokens.unwrap_or(0) + u.output_tokens.unwrap_or(0);
+        let tokens = u.total_tokens();
         if tokens > limit {
             deferred.budget_events.push(event(BudgetUnit::Tokens, limit as f64, tokens as f64));
         }
@@ -338,7 +356,7 @@ pub(crate) fn check_agent_budget(
         }
     }
     if let (None, Some(limit)) = (crossed, acc.budget.agent_tokens) {
-        let tokens = totals.input_tokens + totals.output_tokens;
+        let tokens = totals.tokens();
         if tokens > limit {
             crossed = Some((BudgetUnit::Tokens, limit as f64, tokens as f64));
         }
@@ -395,4 +413,61 @@ pub(crate) fn emit(acc: &Accounting, deferred: Deferred) {
 /// Whether spans of this operation keep totals of what runs beneath them.
 pub(crate) fn is_total_keeper(operation: &str) -> bool {
     operation == op::INVOKE_AGENT || operation == op::INVOKE_WORKFLOW
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::Budget;
+    use opentelemetry::Value;
+    use opentelemetry::trace::TraceId;
+
+    fn llm(usage: Usage, cost: Option<f64>) -> Contribution {
+        Contribution { is_llm: true, usage: Some(usage), cost, ..Contribution::default() }
+    }
+
+    #[test]
+    fn totals_saturate_and_their_attributes_never_turn_negative() {
+        let mut t = Totals::default();
+        for _ in 0..3 {
+            t.add(&llm(Usage::new(u64::MAX, u64::MAX - 1), Some(f64::MAX)));
+        }
+        assert_eq!((t.input_tokens, t.output_tokens, t.llm_calls), (u64::MAX, u64::MAX, 3));
+        assert_eq!(t.cost_usd, f64::MAX, "saturates rather than becoming infinite");
+        t.add(&llm(Usage::new(1, 1), Some(f64::NAN)));
+        t.add(&llm(Usage::new(1, 1), Some(-5.0)));
+        assert_eq!(t.cost_usd, f64::MAX, "a NaN or negative cost adds nothing");
+        t.llm_calls = u64::MAX;
+        t.tool_calls = u64::MAX;
+        t.add(&Contribution { is_llm: true, is_tool: true, ..Contribution::default() });
+        assert_eq!((t.llm_calls, t.tool_calls), (u64::MAX, u64::MAX));
+        let attrs = t.to_attributes();
+        assert_eq!(attrs.len(), 5);
+        for kv in attrs {
+            match kv.value {
+                Value::I64(n) => assert_eq!(n, i64::MAX, "{} clamps", kv.key),
+                Value::F64(f) => assert!(f.is_finite() && f >= 0.0, "{}: {f}", kv.key),
+                v => panic!("{}: {v:?}", kv.key),
+            }
+        }
+    }
+
+    #[test]
+    fn token_budgets_of_huge_counts_fire_without_overflowing() {
+        let acc = Accounting {
+            instruments: None,
+            prices: CostTable::empty(),
+            budget: Budget::new().per_call_tokens(1_000).per_agent_tokens(1_000),
+            window: None,
+            callback: None,
+        };
+        let mut d = Deferred::default();
+        llm_budgets(&acc, Some(&Usage::new(u64::MAX, u64::MAX)), None, Some("m"), TraceId::INVALID, &mut d);
+        assert_eq!(d.budget_events.len(), 1);
+        assert_eq!(d.budget_events[0].observed, u64::MAX as f64);
+        let mut totals = Totals { input_tokens: u64::MAX, output_tokens: 1, ..Totals::default() };
+        check_agent_budget(&acc, &mut totals, Some("a"), TraceId::INVALID, None, &mut d);
+        assert_eq!(d.budget_events.len(), 2);
+        assert_eq!(d.budget_events[1].observed, u64::MAX as f64);
+    }
 }

@@ -125,6 +125,12 @@ impl RecordedSpan {
     pub fn num_attr(&self, key: &str) -> Option<f64> {
         self.attributes.get(key).and_then(Value::as_f64)
     }
+    /// A numeric attribute that is an amount (tokens, cost): `None` when it
+    /// is missing, negative or not finite, so sums of amounts never go
+    /// negative.
+    pub fn amount_attr(&self, key: &str) -> Option<f64> {
+        self.num_attr(key).filter(|v| v.is_finite() && *v >= 0.0)
+    }
     /// Whether the span ended in error.
     pub fn failed(&self) -> bool {
         self.status_code == "error"
@@ -196,23 +202,35 @@ impl RunMetrics {
     }
 }
 
+/// Saturating sum of amounts: `f64::MAX` rather than infinity.
+fn sum_amounts(values: impl IntoIterator<Item = f64>) -> f64 {
+    values.into_iter().fold(0.0, |sum, v| (sum + v).min(f64::MAX))
+}
+
 /// Every run in `spans` (spans of any number of traces, in any order).
+///
+/// Parent links that form a cycle (a span that is its own parent, or two
+/// spans each other's) are followed once: every span is counted at most
+/// once per run, and the walk always ends.
 pub fn runs(spans: &[RecordedSpan]) -> Vec<RunMetrics> {
-    let mut children: HashMap<(&str, &str), Vec<&RecordedSpan>> = HashMap::new();
-    for s in spans {
+    let mut children: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    for (i, s) in spans.iter().enumerate() {
         if let Some(p) = &s.parent_span_id {
-            children.entry((s.trace_id.as_str(), p.as_str())).or_default().push(s);
+            children.entry((s.trace_id.as_str(), p.as_str())).or_default().push(i);
         }
     }
     let mut out = Vec::new();
-    for agent in spans.iter().filter(|s| s.is_agent()) {
-        // Everything below the agent span.
+    for (a, agent) in spans.iter().enumerate().filter(|(_, s)| s.is_agent()) {
+        // Everything below the agent span, each span once.
         let mut below = Vec::new();
+        let mut seen = std::collections::HashSet::from([a]);
         let mut stack = vec![agent.span_id.as_str()];
         while let Some(id) = stack.pop() {
-            for c in children.get(&(agent.trace_id.as_str(), id)).into_iter().flatten() {
-                below.push(*c);
-                stack.push(c.span_id.as_str());
+            for &c in children.get(&(agent.trace_id.as_str(), id)).into_iter().flatten() {
+                if seen.insert(c) {
+                    below.push(&spans[c]);
+                    stack.push(spans[c].span_id.as_str());
+                }
             }
         }
         below.sort_by_key(|s| s.start_ns);
@@ -228,7 +246,7 @@ pub fn runs(spans: &[RecordedSpan]) -> Vec<RunMetrics> {
         };
         let retries = tools.windows(2).filter(|w| key(w[0]) == key(w[1])).count() as f64;
         let distinct: BTreeSet<String> = tools.iter().map(|s| key(s).0).collect();
-        let sum = |list: &[&&RecordedSpan], k: &str| list.iter().filter_map(|s| s.num_attr(k)).sum::<f64>();
+        let sum = |list: &[&&RecordedSpan], k: &str| sum_amounts(list.iter().filter_map(|s| s.amount_attr(k)));
         out.push(RunMetrics {
             agent: agent.str_attr("gen_ai.agent.name").unwrap_or(&agent.name).to_string(),
             run_id: agent.span_id.clone(),
@@ -265,10 +283,13 @@ impl Stat {
         if values.is_empty() {
             return Stat { mean: 0.0, std: 0.0 };
         }
-        let mean = values.iter().sum::<f64>() / n;
+        // Huge (finite) values whose sum overflows are divided before
+        // summing; the spread saturates at `f64::MAX`.
+        let sum = values.iter().sum::<f64>();
+        let mean = if sum.is_finite() { sum / n } else { values.iter().map(|v| v / n).sum::<f64>().min(f64::MAX) };
         let var =
             if values.len() < 2 { 0.0 } else { values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0) };
-        Stat { mean, std: var.sqrt() }
+        Stat { mean, std: var.sqrt().min(f64::MAX) }
     }
 }
 
@@ -484,6 +505,56 @@ mod tests {
             output_tokens: 10.0,
             distinct_tools: 1.0,
         }
+    }
+
+    fn span(id: &str, parent: Option<&str>, attributes: Value) -> RecordedSpan {
+        RecordedSpan::from_json(&serde_json::json!({
+            "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": id, "parent_span_id": parent, "name": id,
+            "start_time_unix_nano": 1, "end_time_unix_nano": 2, "attributes": attributes,
+        }))
+        .unwrap()
+    }
+
+    /// `runs` of `spans` on another thread, failing (not hanging) after 10 s.
+    fn runs_within_10s(spans: Vec<RecordedSpan>) -> Vec<RunMetrics> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(runs(&spans));
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(10)).expect("runs() ends on cyclic parent links")
+    }
+
+    #[test]
+    fn cyclic_parent_links_are_followed_once() {
+        let agent = || serde_json::json!({"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "a"});
+        let chat =
+            |tokens: i64| serde_json::json!({"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": tokens});
+        // An agent that is its own parent, with one model call below it.
+        let r = runs_within_10s(vec![span("a1", Some("a1"), agent()), span("c1", Some("a1"), chat(10))]);
+        assert_eq!((r.len(), r[0].llm_calls, r[0].input_tokens), (1, 1.0, 10.0), "{r:?}");
+        // Two spans each other's parent: the agent and a model call.
+        let r = runs_within_10s(vec![span("a2", Some("c2"), agent()), span("c2", Some("a2"), chat(10))]);
+        assert_eq!((r.len(), r[0].llm_calls, r[0].input_tokens), (1, 1.0, 10.0), "{r:?}");
+        // A model call that is its own parent, below an agent.
+        let r = runs_within_10s(vec![span("a3", None, agent()), span("c3", Some("c3"), chat(10))]);
+        assert_eq!((r.len(), r[0].llm_calls), (1, 0.0), "{r:?}");
+    }
+
+    #[test]
+    fn negative_and_huge_figures_never_make_a_negative_or_infinite_sum() {
+        let agent = serde_json::json!({"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "a"});
+        let chat = |tokens: f64, cost: f64| serde_json::json!({"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": tokens, "observra.cost.usd": cost});
+        let spans = vec![
+            span("a", None, agent),
+            span("c1", Some("a"), chat(-1e6, -3.0)),
+            span("c2", Some("a"), chat(f64::MAX, f64::MAX)),
+            span("c3", Some("a"), chat(f64::MAX, f64::MAX)),
+        ];
+        let r = runs(&spans);
+        assert_eq!((r[0].input_tokens, r[0].cost_usd), (f64::MAX, f64::MAX), "{r:?}");
+        let b = Baseline::compute(&[r[0].clone(), r[0].clone(), r[0].clone()]);
+        let s = b.agents["a"].metrics["cost_usd"];
+        assert!(s.mean.is_finite() && s.std.is_finite(), "{s:?}");
     }
 
     #[test]

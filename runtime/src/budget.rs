@@ -171,8 +171,11 @@ impl Window {
         }
     }
 
-    /// Adds spend; returns the window total when this addition crossed the limit.
+    /// Adds spend; returns the window total when this addition crossed the
+    /// limit. Spend that is NaN or negative adds nothing; sums saturate at
+    /// `f64::MAX`.
     pub(crate) fn add(&self, usd: f64) -> Option<f64> {
+        let usd = crate::accounting::saturating_add_usd(0.0, usd);
         let slot = (self.width / 60).max(Duration::from_millis(1));
         let mut st = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let index = (st.start.elapsed().as_nanos() / slot.as_nanos().max(1)) as u64;
@@ -183,8 +186,9 @@ impl Window {
             st.spend[((last + k) % 60) as usize] = 0.0;
         }
         st.last_index = index;
-        st.spend[(index % 60) as usize] += usd;
-        let total: f64 = st.spend.iter().sum();
+        let bucket = &mut st.spend[(index % 60) as usize];
+        *bucket = crate::accounting::saturating_add_usd(*bucket, usd);
+        let total = st.spend.iter().fold(0.0, |sum, s| crate::accounting::saturating_add_usd(sum, *s));
         let crossed = total > self.limit && !st.over;
         st.over = total > self.limit;
         crossed.then_some(total)
@@ -192,5 +196,26 @@ impl Window {
 
     pub(crate) fn limit(&self) -> f64 {
         self.limit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_spend_ignores_nan_and_negative_amounts_and_saturates() {
+        let w = Window::new(Duration::from_secs(3600), 10.0);
+        assert_eq!(w.add(-100.0), None);
+        assert_eq!(w.add(f64::NAN), None);
+        assert_eq!(w.add(5.0), None);
+        assert_eq!(w.add(6.0), Some(11.0), "neither the NaN nor the negative spend hid the crossing");
+
+        let w = Window::new(Duration::from_secs(3600), 1.0);
+        assert_eq!(w.add(f64::MAX), Some(f64::MAX));
+        assert_eq!(w.add(f64::MAX), None, "still over: reported once");
+        assert_eq!(w.add(f64::INFINITY), None);
+        let total = w.buckets.lock().unwrap().spend.iter().sum::<f64>();
+        assert_eq!(total, f64::MAX, "the total saturates");
     }
 }

@@ -484,7 +484,7 @@ fn record_metrics(ins: &Instruments, f: &Facts<'_>) {
             }
             let labels = set_labels(f.labels, f.agent, f.model.clone(), None);
             if let Some(u) = &f.usage {
-                ins.agent_tokens.add(u.input_tokens.unwrap_or(0) + u.output_tokens.unwrap_or(0), &labels);
+                ins.agent_tokens.add(u.total_tokens(), &labels);
             }
             if let Some(c) = f.cost {
                 ins.agent_cost.add(c, &labels);

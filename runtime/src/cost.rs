@@ -12,6 +12,12 @@
 //! `reasoning` defaults to `output`, the cache prices to `input`, so cached
 //! tokens are never billed twice. A model missing from the table has no
 //! cost (one warning per model), never a guess.
+//!
+//! Every price must be a finite, non-negative amount: a NaN, infinite or
+//! negative price (from a price file, [`crate::Builder::price`] or
+//! [`crate::Builder::cost_table`]) is a typed error at `install()` naming the
+//! setting and the model. A cost is always finite and non-negative: one too
+//! large for an `f64` saturates at `f64::MAX`.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -62,10 +68,39 @@ impl Price {
         self
     }
 
+    /// The prices this sets, by field name (`None` for a default).
+    fn fields(&self) -> [(&'static str, Option<f64>); 5] {
+        [
+            ("input", Some(self.input)),
+            ("output", Some(self.output)),
+            ("cache_read", self.cache_read),
+            ("cache_write", self.cache_write),
+            ("reasoning", self.reasoning),
+        ]
+    }
+
+    /// Whether every price is a finite, non-negative amount.
+    fn is_valid(&self) -> bool {
+        self.fields().iter().all(|(_, v)| v.is_none_or(|v| v.is_finite() && v >= 0.0))
+    }
+
+    /// Checks that every price is a finite, non-negative amount; the error
+    /// names the first one that is not.
+    pub(crate) fn check(&self) -> std::result::Result<(), String> {
+        match self.fields().into_iter().find(|(_, v)| v.is_some_and(|v| !(v.is_finite() && v >= 0.0))) {
+            Some((field, Some(v))) => {
+                Err(format!("the {field} price {v} is not a finite, non-negative amount (USD per million tokens)"))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The cost of `usage` at these prices, USD; `None` when the usage has
-    /// neither input nor output counts.
+    /// neither input nor output counts, or when a price is NaN, infinite or
+    /// negative (`install()` refuses such prices). Finite and non-negative:
+    /// a cost too large for an `f64` saturates at `f64::MAX`.
     pub fn cost(&self, usage: &Usage) -> Option<f64> {
-        if usage.input_tokens.is_none() && usage.output_tokens.is_none() {
+        if usage.input_tokens.is_none() && usage.output_tokens.is_none() || !self.is_valid() {
             return None;
         }
         let i = usage.input_tokens.unwrap_or(0) as f64;
@@ -80,7 +115,9 @@ impl Price {
             + w * self.cache_write.unwrap_or(self.input)
             + plain_out * self.output
             + z * self.reasoning.unwrap_or(self.output);
-        Some(per_million / 1_000_000.0)
+        // Finite, non-negative prices times token counts: non-negative, and
+        // at worst +inf (never NaN), which saturates.
+        Some((per_million / 1_000_000.0).min(f64::MAX))
     }
 }
 
@@ -141,17 +178,43 @@ impl CostTable {
     pub fn is_empty(&self) -> bool {
         self.models.is_empty()
     }
-    /// Parses `{"models": {"name": {"input": .., "output": .., ...}}}`.
+    /// Parses `{"models": {"name": {"input": .., "output": .., ...}}}`; a
+    /// price that is not a finite, non-negative amount is an error naming
+    /// the model.
     pub fn from_json(text: &str) -> std::result::Result<Self, String> {
+        let t = Self::parse_json(text)?;
+        t.check().map_err(|(model, reason)| format!("model {model:?}: {reason}"))?;
+        Ok(t)
+    }
+    fn parse_json(text: &str) -> std::result::Result<Self, String> {
         let f: PriceFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
         Ok(CostTable { models: f.models, as_of: f.as_of })
     }
-    /// Parses the same shape as TOML (`[models.name]` tables).
+    /// Parses the same shape as TOML (`[models.name]` tables); a price that
+    /// is not a finite, non-negative amount (TOML has `nan` and `inf`) is an
+    /// error naming the model.
     #[cfg(feature = "toml")]
     #[cfg_attr(docsrs, doc(cfg(feature = "toml")))]
     pub fn from_toml(text: &str) -> std::result::Result<Self, String> {
+        let t = Self::parse_toml(text)?;
+        t.check().map_err(|(model, reason)| format!("model {model:?}: {reason}"))?;
+        Ok(t)
+    }
+    #[cfg(feature = "toml")]
+    fn parse_toml(text: &str) -> std::result::Result<Self, String> {
         let f: PriceFile = toml::from_str(text).map_err(|e| e.to_string())?;
         Ok(CostTable { models: f.models, as_of: f.as_of })
+    }
+    /// Checks every price (see [`Price::cost`]); the error names the first
+    /// model, by name, with a price that is NaN, infinite or negative.
+    pub(crate) fn check(&self) -> std::result::Result<(), (String, String)> {
+        let mut bad: Vec<(&String, String)> =
+            self.models.iter().filter_map(|(name, p)| p.check().err().map(|reason| (name, reason))).collect();
+        bad.sort();
+        match bad.into_iter().next() {
+            Some((name, reason)) => Err((name.clone(), reason)),
+            None => Ok(()),
+        }
     }
     /// Reads a `.json` or `.toml` price file.
     pub(crate) fn from_path(path: &Path, setting: Setting) -> Result<Self> {
@@ -162,14 +225,18 @@ impl CostTable {
         })?;
         let parsed = match path.extension().and_then(|e| e.to_str()) {
             #[cfg(feature = "toml")]
-            Some("toml") => Self::from_toml(&text),
+            Some("toml") => Self::parse_toml(&text),
             #[cfg(not(feature = "toml"))]
             Some("toml") => Err("TOML price files need observra's `toml` cargo feature; use JSON or enable it".into()),
-            _ => Self::from_json(&text),
+            _ => Self::parse_json(&text),
         };
-        parsed.map_err(|reason| {
-            Error::invalid(setting, path.display().to_string(), format!("malformed price file: {reason}"))
-        })
+        let table = parsed.map_err(|reason| {
+            Error::invalid(setting.clone(), path.display().to_string(), format!("malformed price file: {reason}"))
+        })?;
+        table.check().map_err(|(model, reason)| {
+            Error::invalid(setting, path.display().to_string(), format!("price file: model {model:?}: {reason}"))
+        })?;
+        Ok(table)
     }
 
     /// The prices of `model`: an exact match, or else the longest priced name
@@ -225,6 +292,46 @@ mod tests {
         assert_eq!(t.price("gpt-4o-mini-2024-07-18"), t.price("gpt-4o-mini"));
         assert!(t.price("gpt-4").is_none());
         assert!(t.price("gpt-4ox").is_none());
+    }
+
+    #[test]
+    fn nan_infinite_and_negative_prices_are_refused_naming_the_model() {
+        let err =
+            CostTable::from_json(r#"{"models": {"ok": {"input": 1, "output": 2}, "bad": {"input": -1, "output": 2}}}"#)
+                .expect_err("a negative price is refused");
+        assert!(err.contains("\"bad\"") && err.contains("input"), "{err}");
+        let err = CostTable::from_json(r#"{"models": {"m": {"input": 1, "output": 2, "cache_read": -0.5}}}"#)
+            .expect_err("a negative cache price is refused");
+        assert!(err.contains("\"m\"") && err.contains("cache_read"), "{err}");
+        assert!(CostTable::from_json(r#"{"models": {"free": {"input": 0, "output": 0}}}"#).is_ok(), "zero is a price");
+        // NaN and infinite prices cannot be written in JSON; from code, they price nothing.
+        let u = Usage::new(1_000, 1_000);
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0] {
+            for p in [Price::new(bad, 1.0), Price::new(1.0, bad), Price::new(1.0, 1.0).reasoning(bad)] {
+                assert_eq!(p.cost(&u.with_reasoning(10)), None, "{p:?}");
+            }
+        }
+    }
+
+    #[cfg(feature = "toml")]
+    #[test]
+    fn toml_price_files_cannot_smuggle_nan_or_infinity() {
+        for v in ["nan", "inf", "-inf", "-2.0"] {
+            let err = CostTable::from_toml(&format!("[models.m]\ninput = {v}\noutput = 1.0\n")).expect_err(v);
+            assert!(err.contains("\"m\""), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_cost_of_huge_counts_stays_finite_and_non_negative() {
+        let u = Usage::new(u64::MAX, u64::MAX).with_cache_read(u64::MAX).with_reasoning(u64::MAX);
+        for p in
+            [Price::new(2.0, 8.0), Price::new(f64::MAX, f64::MAX), Price::new(0.0, f64::MAX / 2.0).cache_read(1e300)]
+        {
+            let c = p.cost(&u).unwrap();
+            assert!(c.is_finite() && c >= 0.0, "{p:?}: {c}");
+        }
+        assert_eq!(Price::new(f64::MAX, f64::MAX).cost(&u), Some(f64::MAX), "saturates");
     }
 
     #[test]

@@ -21,17 +21,25 @@
 //! }
 //! ```
 //!
-//! The sampling decision travels too: a caller that sampled its span makes
-//! the callee sample (parent-based sampling).
+//! The caller's sampled flag is given to the configured sampler as the
+//! parent's, exactly as the OpenTelemetry SDK does: the parent-based
+//! samplers (`parentbased_*`, the default `parentbased_always_on`) follow
+//! it, while `always_on`, `always_off` and `traceidratio` decide on their
+//! own whatever it says (`traceidratio` by the trace id). What this process
+//! decided is what it propagates onward.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::Context;
 use opentelemetry::baggage::BaggageExt;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags};
+use opentelemetry::trace::{SpanContext, SpanKind, TraceContextExt, TraceFlags};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use opentelemetry_sdk::trace::{SamplingDecision, ShouldSample};
 
+use crate::base::frame::Frame;
+use crate::base::state::with_installed;
 use crate::record::span_ref::SpanRef;
+use crate::record::target::with_sink;
 
 struct HeaderInjector<'a>(&'a mut HeaderMap);
 
@@ -62,7 +70,8 @@ pub struct RemoteContext {
     pub trace_id: String,
     /// The caller's span id (16 hex digits).
     pub span_id: String,
-    /// Whether the caller sampled its span.
+    /// Whether the caller sampled its span (its flag: whether this process
+    /// samples is the configured sampler's decision, given that flag).
     pub sampled: bool,
     /// Baggage entries (`baggage` header), for you to use as you see fit.
     pub baggage: Vec<(String, String)>,
@@ -115,11 +124,39 @@ pub fn extract(headers: &HeaderMap) -> Option<RemoteContext> {
 /// Call it first thing in the handler, before opening other spans: spans
 /// opened afterwards join the caller's trace. Returns the caller's context,
 /// or `None` (and changes nothing) when the headers carry none.
+///
+/// Whether `span` and what it opens are sampled is the configured
+/// sampler's decision with the caller as the parent: the caller's sampled
+/// flag decides only under a parent-based sampler (the default).
 pub fn set_remote_parent(span: impl Into<SpanRef>, headers: &HeaderMap) -> Option<RemoteContext> {
     let remote = extract(headers)?;
-    let sc = remote.span_context.clone();
-    span.into().set_remote_parent(&sc);
+    let span = span.into();
+    let sc = &remote.span_context;
+    let mut sampled = None;
+    with_sink(&span, |frame| sampled = sample_under(frame, sc));
+    // The parent as this process decided it: the flag it propagates.
+    let flags = sc.trace_flags().with_sampled(sampled.unwrap_or(remote.sampled));
+    let parent = SpanContext::new(sc.trace_id(), sc.span_id(), flags, true, sc.trace_state().clone());
+    span.set_remote_parent(&parent);
     Some(remote)
+}
+
+/// The installed sampler's decision for `frame` under the remote parent
+/// `remote` (the SDK's `should_sample`, as for a span the SDK starts);
+/// `None` when nothing is installed.
+fn sample_under(frame: &Frame, remote: &SpanContext) -> Option<bool> {
+    with_installed(|_, p| {
+        let parent = Context::new().with_remote_span_context(remote.clone());
+        let more = frame.more.as_deref();
+        let name = more.and_then(|m| m.name.as_deref()).or(frame.site.map(|s| s.name)).unwrap_or_default();
+        let kind = more
+            .and_then(|m| m.kind.clone())
+            .or_else(|| frame.site.map(|s| s.kind.clone()))
+            .unwrap_or(SpanKind::Internal);
+        let attrs = more.map_or(&[][..], |m| m.attrs.as_slice());
+        let result = p.sampler.should_sample(Some(&parent), remote.trace_id(), name, &kind, attrs, &[]);
+        result.decision == SamplingDecision::RecordAndSample
+    })
 }
 
 /// Outgoing `reqwest` requests carry the current span's context (feature `reqwest`).

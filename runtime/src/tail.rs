@@ -19,10 +19,21 @@
 //! trace that arrive after its decision follow it (kept, or dropped as
 //! `late` unless they failed or crossed a budget themselves).
 //!
+//! A decision is remembered as long as its trace can still send spans
+//! here: while its local root is still open (a trace decided at the
+//! timeout, or early to make room, waits for its root however long that
+//! takes), then for one more timeout after the root ended (work the root
+//! spawned and did not wait for). The memory is capped too
+//! ([`Tail::decision_cap`]): past the cap the decision of the trace whose
+//! root ended longest ago is forgotten first, then, only if every
+//! remembered trace is still open, the oldest open one; each is counted in
+//! [`FORGOTTEN`] (and said once on stderr). A span of a forgotten trace is
+//! decided afresh, as the first span of a new trace.
+//!
 //! The GenAI, agent and HTTP metrics are recorded before any of this: they
 //! count every call whatever the sampler decides.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -52,6 +63,9 @@ impl Dropped {
 pub(crate) static DROPPED: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
 /// Spans the tail sampler holds now.
 pub(crate) static HELD: AtomicU64 = AtomicU64::new(0);
+/// Decisions forgotten before their trace was done, to stay within
+/// [`Tail::decision_cap`].
+pub(crate) static FORGOTTEN: AtomicU64 = AtomicU64::new(0);
 
 fn count(reason: Dropped, n: usize) {
     DROPPED[reason as usize].fetch_add(n as u64, Ordering::Relaxed);
@@ -81,17 +95,39 @@ struct Held {
     spans: Vec<SpanData>,
     interesting: bool,
     since: Instant,
+    /// Its key in [`Tail::order`].
+    seq: u64,
 }
 
-/// The tail sampler's state, owned by the collector thread.
+/// A decision remembered for the spans of its trace still to come.
+struct Decision {
+    keep: bool,
+    /// When the trace's local root ended; `None` while it is still open.
+    root_ended: Option<Instant>,
+    /// Its key in [`Tail::forget_order`].
+    key: ForgetKey,
+}
+
+/// The order decisions are forgotten in: `(root still open, sequence)`.
+/// Traces whose root ended come first (they are done, or nearly), oldest
+/// end first; open ones after them, oldest decision first.
+type ForgetKey = (bool, u64);
+
+/// The tail sampler's state, owned by the collector thread. Every map
+/// here is bounded: `traces` and `order` by `max_traces` (one entry a held
+/// trace), `decided` and `forget_order` by [`Tail::decision_cap`] (one
+/// entry a remembered decision).
 pub(crate) struct Tail {
     cfg: KeepInteresting,
     traces: HashMap<TraceId, Held>,
-    /// Held traces, oldest first (entries of traces decided since are skipped).
-    order: VecDeque<(TraceId, Instant)>,
-    /// Recent decisions (keep?), for spans that arrive after them; bounded.
-    decided: HashMap<TraceId, bool>,
-    decided_order: VecDeque<TraceId>,
+    /// Held traces by arrival, oldest first.
+    order: BTreeMap<u64, TraceId>,
+    /// Decisions (keep?) for spans that arrive after them.
+    decided: HashMap<TraceId, Decision>,
+    forget_order: BTreeMap<ForgetKey, TraceId>,
+    max_decisions: usize,
+    /// Hands out the keys of `order` and `forget_order`.
+    seq: u64,
     held_spans: usize,
 }
 
@@ -116,22 +152,38 @@ impl Tail {
         Tail {
             cfg,
             traces: HashMap::new(),
-            order: VecDeque::new(),
+            order: BTreeMap::new(),
             decided: HashMap::new(),
-            decided_order: VecDeque::new(),
+            forget_order: BTreeMap::new(),
+            max_decisions: Tail::decision_cap(&cfg),
+            seq: 0,
             held_spans: 0,
         }
+    }
+
+    /// How many decisions are remembered at most: 16 per trace that may be
+    /// held, at least 65,536 (up to about 200 bytes each: 13 MB by default).
+    fn decision_cap(cfg: &KeepInteresting) -> usize {
+        cfg.max_traces.saturating_mul(16).max(65_536)
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
     }
 
     /// Takes a finished span: holds it, or decides its trace (its root
     /// ended), handing what is kept to `out`.
     pub(crate) fn offer(&mut self, span: SpanData, facts: Facts, out: &mut dyn FnMut(SpanData)) {
         let trace_id = span.span_context.trace_id();
-        if let Some(&keep) = self.decided.get(&trace_id) {
+        if let Some(keep) = self.decided.get(&trace_id).map(|d| d.keep) {
             if keep || facts.interesting() {
                 out(span);
             } else {
                 count(Dropped::Late, 1);
+            }
+            if facts.root {
+                self.root_ended(trace_id, Instant::now());
             }
             return;
         }
@@ -142,9 +194,9 @@ impl Tail {
                     break;
                 }
             }
-            let now = Instant::now();
-            self.traces.insert(trace_id, Held { spans: Vec::new(), interesting: false, since: now });
-            self.order.push_back((trace_id, now));
+            let seq = self.next_seq();
+            self.traces.insert(trace_id, Held { spans: Vec::new(), interesting: false, since: Instant::now(), seq });
+            self.order.insert(seq, trace_id);
         } else {
             while self.held_spans >= self.cfg.max_spans {
                 if !self.decide_oldest(out) {
@@ -167,22 +219,29 @@ impl Tail {
         }
         if facts.root {
             let slow = facts.duration >= self.cfg.slower_than;
-            self.decide(trace_id, slow, out);
+            self.decide(trace_id, slow, Some(Instant::now()), out);
         }
     }
 
-    /// Decides the traces held longer than the timeout, by the timeout rule.
+    /// Decides the traces held longer than the timeout, by the timeout
+    /// rule, and forgets the decisions of traces whose root ended more than
+    /// a timeout ago.
     pub(crate) fn expire(&mut self, now: Instant, out: &mut dyn FnMut(SpanData)) {
-        while let Some(&(trace_id, since)) = self.order.front() {
-            if !self.is_current(trace_id, since) {
-                self.order.pop_front();
-                continue;
-            }
-            if now.saturating_duration_since(since) < self.cfg.timeout {
+        while let Some((_, &trace_id)) = self.order.first_key_value() {
+            let since = self.traces.get(&trace_id).map(|h| h.since);
+            if since.is_some_and(|since| now.saturating_duration_since(since) < self.cfg.timeout) {
                 break;
             }
-            self.order.pop_front();
-            self.decide(trace_id, false, out);
+            self.order.pop_first();
+            self.decide(trace_id, false, None, out);
+        }
+        while let Some((&(false, _), &trace_id)) = self.forget_order.first_key_value() {
+            let ended = self.decided.get(&trace_id).and_then(|d| d.root_ended);
+            if ended.is_some_and(|ended| now.saturating_duration_since(ended) < self.cfg.timeout) {
+                break;
+            }
+            self.forget_order.pop_first();
+            self.decided.remove(&trace_id);
         }
     }
 
@@ -191,25 +250,19 @@ impl Tail {
         while self.decide_oldest(out) {}
     }
 
-    /// Whether the `order` entry `(trace_id, since)` is a trace still held.
-    fn is_current(&self, trace_id: TraceId, since: Instant) -> bool {
-        self.traces.get(&trace_id).is_some_and(|h| h.since == since)
-    }
-
     /// Decides the oldest held trace by the timeout rule; false when none is held.
     fn decide_oldest(&mut self, out: &mut dyn FnMut(SpanData)) -> bool {
-        while let Some((trace_id, since)) = self.order.pop_front() {
-            if self.is_current(trace_id, since) {
-                self.decide(trace_id, false, out);
-                return true;
-            }
-        }
-        false
+        let Some((_, trace_id)) = self.order.pop_first() else { return false };
+        self.decide(trace_id, false, None, out);
+        true
     }
 
-    /// Keeps or drops every held span of `trace_id`, and remembers which.
-    fn decide(&mut self, trace_id: TraceId, slow: bool, out: &mut dyn FnMut(SpanData)) {
+    /// Keeps or drops every held span of `trace_id`, and remembers which
+    /// for its spans still to come; `root_ended` when its local root ended
+    /// (`None`: still open).
+    fn decide(&mut self, trace_id: TraceId, slow: bool, root_ended: Option<Instant>, out: &mut dyn FnMut(SpanData)) {
         let Some(held) = self.traces.remove(&trace_id) else { return };
+        self.order.remove(&held.seq);
         self.held_spans -= held.spans.len();
         HELD.store(self.held_spans as u64, Ordering::Relaxed);
         let keep = held.interesting || slow || drawn(trace_id, self.cfg.ratio);
@@ -218,15 +271,46 @@ impl Tail {
         } else {
             count(Dropped::NotSelected, held.spans.len());
         }
-        // Remember the decision for spans still to come (spawned work that
-        // outlives its root), as many as traces may be held, oldest forgotten first.
-        if self.decided_order.len() >= self.cfg.max_traces.max(1024) {
-            if let Some(old) = self.decided_order.pop_front() {
-                self.decided.remove(&old);
+        self.remember(trace_id, keep, root_ended);
+    }
+
+    /// Remembers a decision, forgetting one first when at the cap.
+    fn remember(&mut self, trace_id: TraceId, keep: bool, root_ended: Option<Instant>) {
+        if self.decided.len() >= self.max_decisions && !self.decided.contains_key(&trace_id) {
+            if let Some((_, oldest)) = self.forget_order.pop_first() {
+                self.decided.remove(&oldest);
+                forgot_early();
             }
         }
-        self.decided.insert(trace_id, keep);
-        self.decided_order.push_back(trace_id);
+        let key = (root_ended.is_none(), self.next_seq());
+        self.forget_order.insert(key, trace_id);
+        if let Some(old) = self.decided.insert(trace_id, Decision { keep, root_ended, key }) {
+            self.forget_order.remove(&old.key);
+        }
+    }
+
+    /// A local root of the decided trace `trace_id` ended `now`: its
+    /// decision is kept one more timeout from now, then forgotten.
+    fn root_ended(&mut self, trace_id: TraceId, now: Instant) {
+        let key = (false, self.next_seq());
+        let Some(d) = self.decided.get_mut(&trace_id) else { return };
+        self.forget_order.remove(&d.key);
+        d.key = key;
+        d.root_ended = Some(now);
+        self.forget_order.insert(key, trace_id);
+    }
+}
+
+/// Counts a decision forgotten to stay within the cap, and says so once.
+fn forgot_early() {
+    FORGOTTEN.fetch_add(1, Ordering::Relaxed);
+    static TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !TOLD.swap(true, Ordering::Relaxed) {
+        crate::diag::emit(
+            crate::diag::DiagnosticLevel::Warn,
+            "the tail sampler remembers too many decided traces still able to send spans and forgot the \
+             oldest: spans of a forgotten trace that end later are decided afresh, as a new trace (said once)",
+        );
     }
 }
 
@@ -319,5 +403,84 @@ mod tests {
         assert_eq!(kept.len(), 3);
         assert_eq!(tail.held_spans, 0);
         assert!(tail.traces.is_empty());
+        assert!(tail.order.is_empty());
+    }
+
+    fn slow_root() -> Facts {
+        Facts { failed: false, over_budget: false, root: true, duration: Duration::from_secs(3600) }
+    }
+
+    #[test]
+    fn a_trace_dropped_with_its_root_open_stays_dropped_however_many_traces_are_decided_meanwhile() {
+        let mut tail = Tail::new(cfg().max_traces(2));
+        let mut kept = Vec::new();
+        tail.offer(span(1, 1), facts(false, false), &mut |s| kept.push(s));
+        tail.expire(Instant::now() + Duration::from_secs(3600), &mut |s| kept.push(s));
+        assert!(kept.is_empty() && tail.traces.is_empty(), "dull: dropped at the timeout, its root still open");
+        // Far more traces than were ever remembered before (max(max_traces, 1,024)).
+        for t in 2..5000u128 {
+            tail.offer(span(t, 1), facts(false, true), &mut |s| kept.push(s));
+        }
+        assert!(kept.is_empty());
+        // Its late child, then its root, now slow: both follow the drop.
+        tail.offer(span(1, 2), facts(false, false), &mut |s| kept.push(s));
+        tail.offer(span(1, 3), slow_root(), &mut |s| kept.push(s));
+        assert!(kept.is_empty(), "nothing of the dropped trace is exported later");
+        assert!(tail.traces.is_empty() && tail.order.is_empty());
+        // The root ended: the decision now waits one timeout for stragglers.
+        assert!(tail.decided[&TraceId::from(1u128)].root_ended.is_some());
+    }
+
+    #[test]
+    fn decisions_are_forgotten_a_timeout_after_their_root_ended_and_past_the_cap_ended_ones_first() {
+        let mut tail = Tail::new(cfg().timeout(Duration::from_secs(60)));
+        tail.max_decisions = 3;
+        let mut kept = Vec::new();
+        let forgotten = FORGOTTEN.load(Ordering::Relaxed);
+        // 1: decided at the timeout, root open. 2 and 3: decided at their root.
+        tail.offer(span(1, 1), facts(false, false), &mut |s| kept.push(s));
+        tail.expire(Instant::now() + Duration::from_secs(61), &mut |s| kept.push(s));
+        tail.offer(span(2, 2), facts(false, true), &mut |s| kept.push(s));
+        tail.offer(span(3, 3), facts(false, true), &mut |s| kept.push(s));
+        // A fourth at the cap: the ended trace decided first (2) is forgotten, not the open one.
+        tail.offer(span(4, 4), facts(false, true), &mut |s| kept.push(s));
+        let remembered = |tail: &Tail| {
+            let mut ids: Vec<u128> = tail.decided.keys().map(|t| u128::from_be_bytes(t.to_bytes())).collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(remembered(&tail), [1, 3, 4]);
+        assert!(FORGOTTEN.load(Ordering::Relaxed) > forgotten);
+        assert_eq!(tail.decided.len(), tail.forget_order.len());
+        // A timeout after their roots ended, 3 and 4 are forgotten; 1 stays while its root is open.
+        tail.expire(Instant::now() + Duration::from_secs(3600), &mut |s| kept.push(s));
+        assert_eq!(remembered(&tail), [1]);
+        // Its root ends: remembered one more timeout, then forgotten.
+        tail.offer(span(1, 5), facts(false, true), &mut |s| kept.push(s));
+        tail.expire(Instant::now(), &mut |s| kept.push(s));
+        assert_eq!(remembered(&tail), [1]);
+        tail.expire(Instant::now() + Duration::from_secs(61), &mut |s| kept.push(s));
+        assert!(tail.decided.is_empty() && tail.forget_order.is_empty());
+        assert!(kept.is_empty());
+        // Only open traces at the cap: the oldest open one is forgotten.
+        for t in 10..14u128 {
+            tail.offer(span(t, 1), facts(false, false), &mut |s| kept.push(s));
+            tail.decide_all(&mut |s| kept.push(s));
+        }
+        assert_eq!(remembered(&tail), [11, 12, 13]);
+    }
+
+    #[test]
+    fn the_held_order_stays_as_small_as_the_held_traces_behind_a_long_lived_root() {
+        let mut tail = Tail::new(cfg());
+        let mut kept = Vec::new();
+        // A long-lived trace sits at the front while many others come and go.
+        tail.offer(span(1, 1), facts(false, false), &mut |s| kept.push(s));
+        for t in 2..10_000u128 {
+            tail.offer(span(t, 1), facts(false, false), &mut |s| kept.push(s));
+            tail.offer(span(t, 2), facts(false, true), &mut |s| kept.push(s));
+            tail.expire(Instant::now(), &mut |s| kept.push(s));
+        }
+        assert_eq!((tail.traces.len(), tail.order.len()), (1, 1));
     }
 }

@@ -81,6 +81,11 @@ impl Usage {
         self
     }
 
+    /// Input plus output tokens, saturating at `u64::MAX`.
+    pub(crate) fn total_tokens(&self) -> u64 {
+        self.input_tokens.unwrap_or(0).saturating_add(self.output_tokens.unwrap_or(0))
+    }
+
     /// The field that holds the `gen_ai.usage.*` attribute `key`.
     pub(crate) fn field_mut(&mut self, key: &str) -> Option<&mut Option<u64>> {
         match key {

@@ -141,6 +141,91 @@ fn the_callers_sampling_decision_and_tracestate_are_followed() {
     assert_eq!(span(&spans, "inner").trace_state, "vendor=abc");
 }
 
+#[traced(kind = server)]
+fn forwarding_handler(headers: &http::HeaderMap) -> http::HeaderMap {
+    observra::propagation::set_remote_parent(observra::current_span(), headers);
+    outgoing()
+}
+
+fn remote(trace_id: &str, span_id: &str, flags: &str) -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    h.insert("traceparent", http::HeaderValue::from_str(&format!("00-{trace_id}-{span_id}-{flags}")).unwrap());
+    h
+}
+
+#[test]
+fn always_off_records_nothing_under_a_sampled_remote_parent_and_forwards_unsampled() {
+    let _s = serial();
+    let rx = Receiver::start();
+    let guard = install_http(&rx, &[("OTEL_TRACES_SAMPLER", "always_off")]);
+    let sampled = remote("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", "01");
+    assert_eq!(handler(&sampled), 1);
+    let forwarded = forwarding_handler(&sampled);
+    drop(guard);
+    let spans = rx.spans();
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    assert!(spans.is_empty(), "always_off: the caller's sampled flag is not obeyed: {names:?}");
+    let next = observra::propagation::extract(&forwarded).expect("the caller's trace is still propagated");
+    assert_eq!(next.trace_id, "0af7651916cd43dd8448eb211c80319c");
+    assert!(!next.sampled, "downstream is told this process did not sample");
+}
+
+/// A remote parent's trace id `i` of `n`, spread evenly over the 64 bits
+/// the ratio draw reads.
+fn spread_trace_id(i: u64, n: u64) -> String {
+    format!("{:016x}{:016x}", i + 1, i * (u64::MAX / n))
+}
+
+#[test]
+fn traceidratio_decides_by_trace_id_whatever_the_remote_parent_sampled() {
+    use opentelemetry_sdk::trace::{Sampler, SamplingDecision, ShouldSample};
+    let _s = serial();
+    let rx = Receiver::start();
+    let guard = install_http(&rx, &[("OTEL_TRACES_SAMPLER", "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "0.25")]);
+    let n = 200;
+    for i in 0..n {
+        handler(&remote(&spread_trace_id(i, n), "b7ad6b7169203331", "01"));
+    }
+    drop(guard);
+    let spans = rx.spans();
+    let exported: std::collections::BTreeSet<&str> =
+        spans.iter().filter(|s| s.name == "handler").map(|s| s.trace_id.as_str()).collect();
+    // The SDK's own decision for the same sampler: the trace id decides, not the flag.
+    let expected: std::collections::BTreeSet<String> = (0..n)
+        .map(|i| spread_trace_id(i, n))
+        .filter(|t| {
+            let id = opentelemetry::trace::TraceId::from_hex(t).unwrap();
+            let kind = opentelemetry::trace::SpanKind::Server;
+            Sampler::TraceIdRatioBased(0.25).should_sample(None, id, "handler", &kind, &[], &[]).decision
+                == SamplingDecision::RecordAndSample
+        })
+        .collect();
+    assert!((40..=60).contains(&expected.len()), "a quarter of evenly spread ids: {}", expected.len());
+    assert_eq!(exported.len(), expected.len(), "exported at the ratio (of {n}), not at 100 %");
+    assert_eq!(exported, expected.iter().map(String::as_str).collect());
+    // Each kept handler's child follows it, and nothing of a dropped one is exported.
+    assert_eq!(spans.len(), 2 * expected.len());
+}
+
+#[test]
+fn parent_based_samplers_follow_the_remote_flag_both_ways() {
+    for (sampler, arg) in [("parentbased_always_off", None), ("parentbased_traceidratio", Some("0"))] {
+        let _s = serial();
+        let rx = Receiver::start();
+        let mut env = vec![("OTEL_TRACES_SAMPLER", sampler)];
+        env.extend(arg.map(|a| ("OTEL_TRACES_SAMPLER_ARG", a)));
+        let guard = install_http(&rx, &env);
+        handler(&remote("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", "00"));
+        handler(&remote("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", "01"));
+        // A root of this process: the root sampler (never, here) decides.
+        inner();
+        drop(guard);
+        let spans = rx.spans();
+        assert_eq!(spans.len(), 2, "{sampler}: the sampled caller's handler and its child only: {spans:#?}");
+        assert!(spans.iter().all(|s| s.trace_id == "0af7651916cd43dd8448eb211c80319c"), "{sampler}");
+    }
+}
+
 /// A hand-written tower service: `/fail` answers 503, anything else runs a tool and answers 200.
 #[derive(Clone)]
 struct ToolService;

@@ -177,6 +177,49 @@ fn a_trace_whose_root_never_ends_is_decided_at_the_timeout_and_a_remote_rooted_t
     assert!(sampler_dropped(&rx, "late") >= 1.0, "the dull root came after its trace was dropped");
 }
 
+#[test]
+fn a_dropped_trace_whose_root_is_still_open_stays_dropped_however_many_traces_are_decided_meanwhile() {
+    let _s = serial();
+    let rx = Receiver::start();
+    // The root outlives the timeout, so it is "slow" when it ends: were the
+    // drop forgotten, its late spans would be kept as a trace of their own.
+    let wait = Duration::from_millis(100);
+    let sampler = Sampler::keep_interesting().ratio(0.0).timeout(wait).slower_than(wait).max_traces(64);
+    let guard = install(&rx, sampler, None);
+    let dull = tracing::info_span!("dull_outliving_root");
+    let trace_id = {
+        let _e = dull.enter();
+        let _ = lookup(false);
+        let mut h = http::HeaderMap::new();
+        observra::propagation::inject(&mut h);
+        observra::propagation::extract(&h).expect("the root's context").trace_id
+    };
+    // Dropped at the timeout, its root still open (waited for up to 10 s).
+    let before = observra::health().spans_sampled_out;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while observra::health().spans_sampled_out == before && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(observra::health().spans_sampled_out, before + 1, "the dull trace's child was dropped");
+    // Many more traces than the sampler holds (and than 1,024) are decided meanwhile.
+    for _ in 0..1100 {
+        let _ = lookup(false);
+    }
+    observra::flush().expect("flush");
+    let dropped_before_late = observra::health().spans_sampled_out;
+    // Then the open trace makes a late child, and its root ends.
+    dull.in_scope(|| lookup(false)).expect("late child");
+    drop(dull);
+    observra::flush().expect("flush");
+    let late = observra::health().spans_sampled_out - dropped_before_late;
+    drop(guard);
+    let spans = rx.spans();
+    let leaked: Vec<&str> = spans.iter().filter(|s| s.trace_id == trace_id).map(|s| s.name.as_str()).collect();
+    assert!(leaked.is_empty(), "the dropped trace stays dropped, late child and root included: {leaked:?}");
+    assert_eq!(late, 2, "the late child and the root are counted as dropped");
+    assert!(sampler_dropped(&rx, "late") >= 2.0, "counted as late");
+}
+
 #[agent(name = "busy")]
 fn busy() -> Result<(), std::io::Error> {
     for i in 0..20 {

@@ -551,9 +551,10 @@ impl Frame {
         more.status_message = Some(message);
     }
 
-    /// Re-parents this span onto a caller in another process (parent-based
-    /// sampling: the caller's decision is followed, unless the tail sampler
-    /// decides here).
+    /// Re-parents this span onto a caller in another process. `remote`'s
+    /// sampled flag is already the configured sampler's decision for this
+    /// span (`propagation::set_remote_parent` asked it), unless the tail
+    /// sampler records everything here.
     pub(crate) fn set_remote_parent(&mut self, remote: &SpanContext) {
         self.ctx.trace_id = remote.trace_id();
         self.parent_span_id = remote.span_id();

@@ -635,12 +635,16 @@ impl Builder {
         self
     }
     /// Replaces the price table (the built-in one, and `OBSERVRA_PRICES`).
+    /// A NaN, infinite or negative price in it makes `install()` fail with
+    /// an error naming this setting and the model.
     pub fn cost_table(mut self, table: CostTable) -> Self {
         self.cost_table = Some(table);
         self
     }
     /// Adds or overrides one model's prices (USD per million tokens), on top
-    /// of the built-in table and `OBSERVRA_PRICES`.
+    /// of the built-in table and `OBSERVRA_PRICES`. A NaN, infinite or
+    /// negative price makes `install()` fail with an error naming this
+    /// setting and the model.
     pub fn price(mut self, model: impl Into<String>, price: Price) -> Self {
         self.prices.push((model.into(), price));
         self
@@ -843,7 +847,10 @@ impl Builder {
         };
         batch.content_allowed = capture != CaptureMode::NoContent;
         let mut prices = match self.cost_table.take() {
-            Some(t) => t,
+            Some(t) => {
+                t.check().map_err(|(model, reason)| Error::invalid(Setting::Builder("cost_table"), model, reason))?;
+                t
+            }
             None => {
                 let mut t = CostTable::builtin();
                 if let Some(path) = env.get("OBSERVRA_PRICES") {
@@ -868,6 +875,7 @@ impl Builder {
         };
         let redactor = std::mem::take(&mut self.redact).resolve(&env)?;
         for (model, price) in std::mem::take(&mut self.prices) {
+            price.check().map_err(|reason| Error::invalid(Setting::Builder("price"), model.clone(), reason))?;
             prices.insert(model, price);
         }
         for (name, v) in [
@@ -1300,6 +1308,37 @@ mod tests {
         assert_eq!(percent_decode("a%20b").as_deref(), Some("a b"));
         assert_eq!(percent_decode("%2").as_deref(), None);
         assert_eq!(percent_decode("%zz").as_deref(), None);
+    }
+
+    /// The `install()` error of `builder`, with no environment variables.
+    fn resolve_error(builder: Builder, vars: &[(&str, &str)]) -> Option<Error> {
+        builder.env_from(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))).resolve().err()
+    }
+
+    #[test]
+    fn nan_infinite_and_negative_prices_are_typed_errors_naming_the_setting_and_model() {
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.01] {
+            let err = resolve_error(Builder::default().price("my-model", Price::new(bad, 1.0)), &[])
+                .unwrap_or_else(|| panic!("input price {bad} must be refused"));
+            assert_eq!(err.setting(), Some(&Setting::Builder("price")), "{err}");
+            assert!(err.to_string().contains("my-model") && err.to_string().contains("input"), "{err}");
+
+            let mut table = CostTable::empty();
+            table.insert("tabled", Price::new(1.0, 1.0).cache_write(bad));
+            let err = resolve_error(Builder::default().cost_table(table), &[])
+                .unwrap_or_else(|| panic!("cache_write price {bad} must be refused"));
+            assert_eq!(err.setting(), Some(&Setting::Builder("cost_table")), "{err}");
+            assert!(err.to_string().contains("tabled") && err.to_string().contains("cache_write"), "{err}");
+        }
+        assert!(resolve_error(Builder::default().price("free", Price::new(0.0, 0.0)), &[]).is_none());
+
+        let path = std::env::temp_dir().join(format!("observra-negative-prices-{}.json", std::process::id()));
+        std::fs::write(&path, r#"{"models": {"neg-model": {"input": 1, "output": -3}}}"#).unwrap();
+        let err = resolve_error(Builder::default(), &[("OBSERVRA_PRICES", path.to_str().unwrap())]);
+        let _ = std::fs::remove_file(&path);
+        let err = err.expect("a negative price in the file must be refused");
+        assert_eq!(err.setting(), Some(&Setting::Env("OBSERVRA_PRICES")), "{err}");
+        assert!(err.to_string().contains("neg-model") && err.to_string().contains("output"), "{err}");
     }
 
     #[test]
