@@ -12,7 +12,7 @@
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
 
-use crate::budget::{Budget, BudgetCallback, BudgetEvent, BudgetKind, BudgetUnit, Window};
+use crate::budget::{Budget, BudgetCallback, BudgetEvent, BudgetKind, BudgetUnit, Window, saturating_add_usd};
 use crate::cost::CostTable;
 use crate::semconv::{self as sc, metrics as m, operation as op};
 use crate::usage::Usage;
@@ -222,12 +222,6 @@ impl Totals {
 /// A count as an `i64` attribute: clamped at `i64::MAX`, never wrapped negative.
 pub(crate) fn clamp_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// `total + usd`, USD: a cost that is NaN or negative adds nothing, and the
-/// sum saturates at `f64::MAX` rather than becoming infinite.
-pub(crate) fn saturating_add_usd(total: f64, usd: f64) -> f64 {
-    if usd >= 0.0 { (total + usd).min(f64::MAX) } else { total }
 }
 
 /// What a closing span adds to its agent/workflow ancestors.

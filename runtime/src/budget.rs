@@ -175,7 +175,7 @@ impl Window {
     /// limit. Spend that is NaN or negative adds nothing; sums saturate at
     /// `f64::MAX`.
     pub(crate) fn add(&self, usd: f64) -> Option<f64> {
-        let usd = crate::accounting::saturating_add_usd(0.0, usd);
+        let usd = saturating_add_usd(0.0, usd);
         let slot = (self.width / 60).max(Duration::from_millis(1));
         let mut st = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let index = (st.start.elapsed().as_nanos() / slot.as_nanos().max(1)) as u64;
@@ -187,8 +187,8 @@ impl Window {
         }
         st.last_index = index;
         let bucket = &mut st.spend[(index % 60) as usize];
-        *bucket = crate::accounting::saturating_add_usd(*bucket, usd);
-        let total = st.spend.iter().fold(0.0, |sum, s| crate::accounting::saturating_add_usd(sum, *s));
+        *bucket = saturating_add_usd(*bucket, usd);
+        let total = st.spend.iter().fold(0.0, |sum, s| saturating_add_usd(sum, *s));
         let crossed = total > self.limit && !st.over;
         st.over = total > self.limit;
         crossed.then_some(total)
@@ -197,6 +197,12 @@ impl Window {
     pub(crate) fn limit(&self) -> f64 {
         self.limit
     }
+}
+
+/// `total + usd`, USD: a cost that is NaN or negative adds nothing, and the
+/// sum saturates at `f64::MAX` rather than becoming infinite.
+pub(crate) fn saturating_add_usd(total: f64, usd: f64) -> f64 {
+    if usd >= 0.0 { (total + usd).min(f64::MAX) } else { total }
 }
 
 #[cfg(test)]

@@ -1,26 +1,54 @@
-//! The HTTP client behind the OTLP/HTTP exporters: the same blocking
-//! `reqwest` client the SDK builds for itself, which also keeps the
-//! transport error the SDK reduces to "network error" (connection refused,
-//! DNS, TLS, a timeout), so diagnostics and [`crate::health`] can name it.
+//! The HTTP client behind the OTLP/HTTP exporters (traces, metrics and
+//! logs): the same blocking `reqwest` client the SDK builds for itself,
+//! which also keeps the transport error the SDK reduces to "network error"
+//! (connection refused, DNS, TLS, a timeout), so diagnostics and
+//! [`crate::health`] can name it, and which retries as the OTLP
+//! specification asks: HTTP 429, 502, 503 and 504 and transport failures,
+//! with exponential back-off and jitter, honouring `Retry-After`, for at
+//! most the retry budget, and never past the start of shutdown. The same
+//! request bytes are sent again: nothing is encoded twice.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 
+use crate::config::RetrySettings;
+use crate::retry::{RetryEnd, backoff, next_random, parse_retry_after, pause, seed};
+
 pub(crate) use crate::diag::{LastCause, explain};
 
-/// A blocking `reqwest` client that remembers why its last request failed.
+/// A blocking `reqwest` client that retries and remembers why its last
+/// request failed.
 #[derive(Debug, Clone)]
 pub(crate) struct CauseKeepingClient {
     inner: reqwest::blocking::Client,
     last: LastCause,
+    retry: RetrySettings,
+    /// Set when shutdown starts: no back-off waits past it.
+    end: RetryEnd,
+    jitter: Arc<AtomicU64>,
+}
+
+/// Retries made by the OTLP/HTTP clients since the process started.
+pub(crate) static RETRIES: AtomicU64 = AtomicU64::new(0);
+
+/// Whether the OTLP specification calls an HTTP status retryable.
+fn retryable_status(status: u16) -> bool {
+    matches!(status, 429 | 502 | 503 | 504)
 }
 
 impl CauseKeepingClient {
     /// A client with `timeout` per request. Built on a thread of its own, as
     /// the SDK does: a blocking client must not be built inside an async
     /// runtime, and `install()` may run in one.
-    pub(crate) fn new(timeout: Duration, tls: &crate::config::TlsFiles) -> Result<Self, String> {
+    pub(crate) fn new(
+        timeout: Duration,
+        tls: &crate::config::TlsFiles,
+        retry: RetrySettings,
+        end: RetryEnd,
+    ) -> Result<Self, String> {
         #[cfg(feature = "tls")]
         let tls_config = tls_config(tls)?;
         #[cfg(not(feature = "tls"))]
@@ -40,7 +68,13 @@ impl CauseKeepingClient {
             .join()
             .map_err(|_| "building the HTTP client panicked".to_string())?
             .map_err(|e| format!("building the HTTP client: {e}"))?;
-        Ok(CauseKeepingClient { inner, last: LastCause::default() })
+        Ok(CauseKeepingClient {
+            inner,
+            last: LastCause::default(),
+            retry,
+            end,
+            jitter: Arc::new(AtomicU64::new(seed())),
+        })
     }
 
     /// Where this client keeps its last transport error.
@@ -52,16 +86,59 @@ impl CauseKeepingClient {
 #[async_trait::async_trait]
 impl HttpClient for CauseKeepingClient {
     async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
-        match self.inner.send_bytes(request).await {
-            Ok(r) => Ok(r),
-            Err(e) => {
-                if let Ok(mut last) = self.last.lock() {
-                    *last = Some(chain(e.as_ref()));
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            let outcome = self.inner.send_bytes(copy_of(&request)).await;
+            let hint = match &outcome {
+                Ok(r) if retryable_status(r.status().as_u16()) => {
+                    r.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after)
                 }
-                Err(e)
+                Ok(_) => return outcome,
+                Err(e) => {
+                    let cause = chain(e.as_ref());
+                    let permanent = permanent_transport_error(&cause);
+                    if let Ok(mut last) = self.last.lock() {
+                        *last = Some(cause);
+                    }
+                    if permanent {
+                        return outcome;
+                    }
+                    None
+                }
+            };
+            let wait =
+                hint.unwrap_or_else(|| backoff(self.retry.initial, self.retry.max, attempt, next_random(&self.jitter)));
+            // A wait past the budget (a long Retry-After included) ends the retries now.
+            if started.elapsed().saturating_add(wait) > self.retry.budget || !pause(wait, |at| self.end.crossed_by(at))
+            {
+                return outcome;
             }
+            attempt += 1;
+            RETRIES.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// A transport failure that trying again cannot mend: the collector's
+/// certificate (not trusted, expired, for another name), a TLS set-up
+/// the two sides cannot agree on, a request that cannot be built.
+fn permanent_transport_error(cause: &str) -> bool {
+    let c = cause.to_ascii_lowercase();
+    ["certificate", "unknownissuer", "unknown issuer", "notvalidforname", "handshake", "builder error", "invalid url"]
+        .iter()
+        .any(|w| c.contains(w))
+}
+
+/// The same request again: method, URI, version, headers and the body's
+/// bytes (shared, not copied).
+fn copy_of(request: &Request<Bytes>) -> Request<Bytes> {
+    let mut copy = Request::new(request.body().clone());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    copy
 }
 
 /// The TLS settings of an OTLP/HTTP client: rustls with the aws-lc-rs provider,
@@ -115,4 +192,23 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_answers_and_failures_that_may_pass_are_retried() {
+        for s in [429, 502, 503, 504] {
+            assert!(retryable_status(s), "{s}");
+        }
+        for s in [200, 400, 401, 403, 404, 413, 500, 501] {
+            assert!(!retryable_status(s), "{s}");
+        }
+        assert!(!permanent_transport_error("client error (Connect): tcp connect error: Connection refused"));
+        assert!(!permanent_transport_error("operation timed out"));
+        assert!(permanent_transport_error("invalid peer certificate: UnknownIssuer"));
+        assert!(permanent_transport_error("received fatal alert: HandshakeFailure"));
+    }
 }

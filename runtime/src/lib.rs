@@ -93,6 +93,8 @@ mod prometheus;
 pub mod propagation;
 mod record;
 pub mod redact;
+#[cfg(any(feature = "otlp", feature = "webhook"))]
+mod retry;
 #[cfg(any(feature = "audit", feature = "webhook"))]
 mod sign;
 mod tail;

@@ -27,19 +27,21 @@ fn grpc_metadata(headers: &[(String, String)]) -> Result<opentelemetry_otlp::ton
 /// Over HTTP the client is ours ([`crate::http_client`]); its transport
 /// cause comes back beside the exporter.
 macro_rules! otlp_exporter {
-    ($builder:expr, $settings:expr, $what:literal $(, $extra:ident($arg:expr))*) => {{
+    ($builder:expr, $settings:expr, $end:expr, $what:literal $(, $extra:ident($arg:expr))*) => {{
         use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
         #[cfg(feature = "grpc")]
         use opentelemetry_otlp::WithTonicConfig;
         let s: &SignalSettings = $settings;
         match s.protocol {
             Protocol::HttpProtobuf => {
-                let client = crate::http_client::CauseKeepingClient::new(s.timeout, &s.tls)
+                let client = crate::http_client::CauseKeepingClient::new(s.timeout, &s.tls, s.retry, $end.clone())
                     .map_err(|reason| Error::exporter($what, reason))?;
                 let cause = client.last_cause();
                 $builder
                     .with_http()
                     .with_http_client(client)
+                    // The client retries (it sees Retry-After and the transport error).
+                    .with_retry_policy(opentelemetry_otlp::RetryPolicy::disabled())
                     .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
                     .with_endpoint(s.endpoint.clone())
                     .with_timeout(s.timeout)
@@ -54,6 +56,7 @@ macro_rules! otlp_exporter {
                     .with_tonic()
                     .with_endpoint(s.endpoint.clone())
                     .with_timeout(s.timeout)
+                    .with_retry_policy(grpc_retry(s.retry))
                     .with_metadata(grpc_metadata(&s.headers)?);
                 let builder = match grpc_tls(s)? {
                     Some(tls) => builder.with_tls_config(tls),
@@ -93,25 +96,49 @@ fn grpc_tls(s: &SignalSettings) -> Result<Option<opentelemetry_otlp::tonic_types
     Ok(Some(tls))
 }
 
+/// The SDK's gRPC retry with observra's back-off: bounded by the retry
+/// budget's count of attempts and by the exporter's timeout (the SDK's
+/// deadline for one batch over gRPC).
+#[cfg(feature = "grpc")]
+fn grpc_retry(r: crate::config::RetrySettings) -> opentelemetry_otlp::RetryPolicy {
+    if r.budget.is_zero() {
+        return opentelemetry_otlp::RetryPolicy::disabled();
+    }
+    opentelemetry_otlp::RetryPolicy::recommended()
+        .with_initial_delay(r.initial)
+        .with_max_delay(r.max)
+        .with_max_retries(64)
+}
+
 pub(crate) type WithCause<E> = (E, Option<crate::diag::LastCause>);
 
-pub(crate) fn span_exporter(t: &SignalSettings) -> Result<WithCause<opentelemetry_otlp::SpanExporter>> {
-    otlp_exporter!(opentelemetry_otlp::SpanExporter::builder(), t, "otlp traces")
+/// The OTLP span exporter; `end` bounds its retries once shutdown starts.
+pub(crate) fn span_exporter(
+    t: &SignalSettings,
+    end: &crate::retry::RetryEnd,
+) -> Result<WithCause<opentelemetry_otlp::SpanExporter>> {
+    otlp_exporter!(opentelemetry_otlp::SpanExporter::builder(), t, end, "otlp traces")
 }
 
-pub(crate) fn log_exporter(t: &SignalSettings) -> Result<WithCause<opentelemetry_otlp::LogExporter>> {
-    otlp_exporter!(opentelemetry_otlp::LogExporter::builder(), t, "otel_log")
+/// The OTLP log exporter; `end` bounds its retries once shutdown starts.
+pub(crate) fn log_exporter(
+    t: &SignalSettings,
+    end: &crate::retry::RetryEnd,
+) -> Result<WithCause<opentelemetry_otlp::LogExporter>> {
+    otlp_exporter!(opentelemetry_otlp::LogExporter::builder(), t, end, "otel_log")
 }
 
+/// The OTLP metric exporter; `end` bounds its retries once shutdown starts.
 pub(crate) fn metric_exporter(
     m: &SignalSettings,
     temporality: crate::config::Temporality,
+    end: &crate::retry::RetryEnd,
 ) -> Result<WithCause<opentelemetry_otlp::MetricExporter>> {
     let temporality = match temporality {
         crate::config::Temporality::Cumulative => opentelemetry_sdk::metrics::Temporality::Cumulative,
         crate::config::Temporality::Delta => opentelemetry_sdk::metrics::Temporality::Delta,
     };
-    otlp_exporter!(opentelemetry_otlp::MetricExporter::builder(), m, "otlp metrics", with_temporality(temporality))
+    otlp_exporter!(opentelemetry_otlp::MetricExporter::builder(), m, end, "otlp metrics", with_temporality(temporality))
 }
 
 /// Counts the data points of every metric export, for [`health`], and

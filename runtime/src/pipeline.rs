@@ -42,6 +42,9 @@ pub(crate) struct Pipeline {
     #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
     runtime: std::sync::Mutex<Option<GrpcRuntime>>,
     shutdown_timeout: Duration,
+    /// When the OTLP clients' retries must end: set when shutdown starts.
+    #[cfg(feature = "otlp")]
+    retries_end: crate::retry::RetryEnd,
 }
 
 /// The runtime gRPC exports run on (feature `grpc`).
@@ -182,6 +185,8 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
         crate::audit::Sealer::new(settings.encryption_key, settings.audit_key, path, settings.jsonl_fsync)
             .map_err(|source| Error::AuditChain { setting: Setting::Env("OBSERVRA_JSONL_PATH"), source })
     };
+    #[cfg(feature = "otlp")]
+    let retries_end = crate::retry::RetryEnd::default();
     let mut processors = Vec::with_capacity(settings.sinks.len());
     // With an OTLP logs backend, the details event is a log record only.
     #[cfg_attr(not(feature = "otlp"), allow(unused_variables))]
@@ -243,7 +248,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
                 #[cfg(feature = "grpc")]
                 let _enter = runtime.as_ref().map(|rt| rt.enter());
                 if metric_reader.is_none() && settings.otlp_metrics {
-                    let (exporter, cause) = metric_exporter(&otlp.metrics, settings.temporality)?;
+                    let (exporter, cause) = metric_exporter(&otlp.metrics, settings.temporality, &retries_end)?;
                     let diag = Arc::new(crate::diag::MetricsDiag {
                         reporter: crate::diag::Reporter::new("otlp metrics", &otlp.metrics.endpoint, "metric points"),
                         cause,
@@ -258,7 +263,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
                     );
                 }
                 if matches!(sink, Sink::Otlp) {
-                    let (spans, cause) = span_exporter(&otlp.traces)?;
+                    let (spans, cause) = span_exporter(&otlp.traces, &retries_end)?;
                     if details_as_logs {
                         let spans = crate::batch::Leg(crate::otel_log::WithoutDetails(spans), cause);
                         BatchProcessor::start(name, &otlp.traces.endpoint, spans, &resource, batch, block_on)
@@ -267,7 +272,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
                         BatchProcessor::start(name, &otlp.traces.endpoint, spans, &resource, batch, block_on)
                     }
                 } else {
-                    let (logs, cause) = log_exporter(&otlp.logs)?;
+                    let (logs, cause) = log_exporter(&otlp.logs, &retries_end)?;
                     let logs = crate::otel_log::OtelLogExporter::new(logs, cause);
                     BatchProcessor::start(name, &otlp.logs.endpoint, logs, &resource, batch, block_on)
                 }
@@ -357,6 +362,8 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
         metrics_diag,
         runtime: std::sync::Mutex::new(runtime),
         shutdown_timeout: settings.shutdown_timeout,
+        #[cfg(feature = "otlp")]
+        retries_end,
     });
     if let Some(e) = collector_error {
         stop_legs(&pipeline, Duration::from_millis(100));
@@ -394,6 +401,10 @@ fn take_and_stop(deadline: Duration) -> Result<ShutdownReport> {
     let deadline = deadline.min(pipeline.shutdown_timeout);
     let start = Instant::now();
     let until = crate::base::deadline::until(deadline);
+    // No retry waits into the last fifth of the deadline: a backend's thread
+    // gives up on its batch, counted as failed, while shutdown still waits.
+    #[cfg(feature = "otlp")]
+    pipeline.retries_end.set(until.checked_sub(deadline / 5).unwrap_or(until));
     let mut metrics_error = None;
     // First, so that the spans it still holds reach the backends and every
     // metric is recorded before the last collection.

@@ -24,6 +24,7 @@ pub(crate) fn hmac_hex(key: &[u8], bytes: &[u8]) -> String {
     hex(&mac.finalize().into_bytes())
 }
 
+#[cfg(feature = "audit")]
 /// Whether `mac_hex` is the HMAC-SHA256 of `bytes` under `key`, compared in
 /// constant time.
 pub(crate) fn hmac_matches(key: &[u8], bytes: &[u8], mac_hex: &str) -> bool {
@@ -33,6 +34,7 @@ pub(crate) fn hmac_matches(key: &[u8], bytes: &[u8], mac_hex: &str) -> bool {
     mac.verify_slice(&expected).is_ok()
 }
 
+#[cfg(feature = "audit")]
 /// Lower-case or upper-case hex to bytes; `None` for anything else.
 fn unhex(text: &str) -> Option<Vec<u8>> {
     if text.len() % 2 != 0 {

@@ -23,12 +23,14 @@
 //! on is counted in [`crate::health`].
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::time::Duration;
 
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+
+use crate::retry::{backoff, next_random, parse_retry_after, pause, seed};
 
 /// Header carrying the body's HMAC-SHA256 signature.
 pub const SIGNATURE_HEADER: &str = "x-observra-signature";
@@ -161,18 +163,6 @@ impl WebhookExporter {
             .map_err(|e| OTelSdkError::InternalFailure(e.clone()))
     }
 
-    /// Sleeps `wait` unless shutdown starts; returns false if it did.
-    fn pause(&self, wait: Duration) -> bool {
-        let until = crate::base::deadline::until(wait);
-        while Instant::now() < until {
-            if self.stopping.load(Ordering::Acquire) {
-                return false;
-            }
-            std::thread::sleep(until.saturating_duration_since(Instant::now()).min(Duration::from_millis(20)));
-        }
-        true
-    }
-
     fn post(&self, body: Vec<u8>) -> OTelSdkResult {
         let client = self.client()?;
         let signature = self.config.secret.as_ref().map(|s| format!("sha256={}", hmac_hex(s, &body)));
@@ -220,9 +210,9 @@ impl WebhookExporter {
                     )));
                 }
                 Some(w) => w,
-                None => backoff(&self.config, attempt, next_random(&self.ids)),
+                None => backoff(self.config.initial_backoff, self.config.max_backoff, attempt, next_random(&self.ids)),
             };
-            if !self.pause(wait) {
+            if !pause(wait, |_| self.stopping.load(std::sync::atomic::Ordering::Acquire)) {
                 return Err(OTelSdkError::InternalFailure(format!("webhook: {why}; gave up retrying at shutdown")));
             }
             attempt += 1;
@@ -241,45 +231,9 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// The wait before retry number `attempt + 1`: `initial × 2^attempt`, capped,
-/// with "equal jitter" (a uniform pick in [½, 1] of that).
-pub(crate) fn backoff(config: &Webhook, attempt: u32, random: u64) -> Duration {
-    let base = config.initial_backoff.saturating_mul(1u32 << attempt.min(20)).min(config.max_backoff);
-    let half = base / 2;
-    let jitter = if half.is_zero() { 0 } else { random % (half.as_nanos() as u64 + 1) };
-    half + Duration::from_nanos(jitter)
-}
-
-/// `Retry-After` as a wait: delay-seconds or an HTTP date (RFC 9110: the
-/// IMF-fixdate and the two obsolete forms, parsed by `httpdate`). Anything
-/// else, including numbers and years too large to represent, is `None`;
-/// the caller caps the wait at [`MAX_RETRY_AFTER`].
-pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
-    let v = v.trim();
-    if v.bytes().all(|b| b.is_ascii_digit()) && !v.is_empty() {
-        // Too many digits for a u64: longer than any cap, so the longest wait.
-        return Some(v.parse::<u64>().map(Duration::from_secs).unwrap_or(Duration::MAX));
-    }
-    let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
-}
-
 /// HMAC-SHA256 of `body` under `key`, lower-case hex.
 pub fn hmac_hex(key: &[u8], body: &[u8]) -> String {
     crate::sign::hmac_hex(key, body)
-}
-
-fn seed() -> u64 {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-    nanos ^ (std::process::id() as u64).rotate_left(32) ^ 0x9E37_79B9_7F4A_7C15
-}
-
-/// splitmix64 over a shared counter: jitter and idempotency keys, not secrets.
-fn next_random(state: &AtomicU64) -> u64 {
-    let mut z = state.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed).wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 impl SpanExporter for WebhookExporter {
@@ -308,42 +262,6 @@ impl crate::batch::LegExporter for WebhookExporter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_takes_seconds_and_http_dates() {
-        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO), "a past date: now");
-        let future = parse_retry_after("Fri, 01 Jan 2100 00:00:00 GMT").expect("parses");
-        assert!(future > Duration::from_secs(365 * 86_400));
-        for bad in ["soon", "-1", "Sun, 06 Nov 1994 25:00:00 GMT", "Sun, 06 Foo 1994 08:49:37 GMT", ""] {
-            assert_eq!(parse_retry_after(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn huge_retry_after_values_never_panic_and_are_capped_by_the_caller() {
-        // A year of 12 and of 19 digits (the debug build used to overflow), and a 20-digit delay.
-        for v in ["Fri, 31 Dec 999999999999 23:59:59 GMT", "Fri, 31 Dec 9999999999999999999 23:59:59 GMT"] {
-            assert_eq!(parse_retry_after(v), None, "{v}");
-        }
-        assert_eq!(parse_retry_after("99999999999999999999"), Some(Duration::MAX), "longer than any cap");
-        assert!(parse_retry_after("18446744073709551615").is_some_and(|w| w > MAX_RETRY_AFTER));
-        // The pause itself saturates.
-        let _ = crate::base::deadline::until(Duration::MAX);
-    }
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_a_cap() {
-        let c = Webhook::new("http://x").backoff(Duration::from_millis(100), Duration::from_millis(1000));
-        for (attempt, base) in [(0, 100), (1, 200), (2, 400), (3, 800), (4, 1000), (30, 1000)] {
-            for r in [0, 1, u64::MAX / 3, u64::MAX] {
-                let w = backoff(&c, attempt, r);
-                let base = Duration::from_millis(base);
-                assert!(w >= base / 2 && w <= base, "attempt {attempt}: {w:?} not in [{:?}, {base:?}]", base / 2);
-            }
-        }
-    }
 
     #[test]
     fn the_signature_is_hmac_sha256_of_the_body() {

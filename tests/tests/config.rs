@@ -156,6 +156,7 @@ fn sampler_names_and_ratios_outside_zero_to_one_are_rejected() {
 #[test]
 fn protocols_timeouts_and_flags_are_validated() {
     let base = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318");
+    assert_names(&[base, ("OBSERVRA_OTLP_RETRY_BUDGET", "soon")], "OBSERVRA_OTLP_RETRY_BUDGET", "soon");
     assert_names(
         &[base, ("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon")],
         "OTEL_EXPORTER_OTLP_PROTOCOL",

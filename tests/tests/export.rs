@@ -189,7 +189,13 @@ fn observra_backend_selects_stdout_or_otlp_explicitly() {
     // `otlp` with no endpoint anywhere uses the default localhost:4318, which
     // nothing here listens on: installing still succeeds, exports just fail.
     let guard = observra::init()
-        .env_from([("OBSERVRA_BACKEND", "otlp"), ("OTEL_EXPORTER_OTLP_TIMEOUT", "200"), ("OBSERVRA_LOG", "off")])
+        .env_from([
+            ("OBSERVRA_BACKEND", "otlp"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "200"),
+            ("OBSERVRA_LOG", "off"),
+            // Fail at the first refusal: this test is about the endpoint.
+            ("OBSERVRA_OTLP_RETRY_BUDGET", "0"),
+        ])
         .install()
         .expect("install");
     assert_eq!(observra::health().backends.iter().map(|b| b.backend).collect::<Vec<_>>(), ["otlp"]);
@@ -219,6 +225,8 @@ fn export_timeout_bounds_a_stuck_collector() {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}")),
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "300".into()),
         ("OTEL_BSP_SCHEDULE_DELAY", "60000".into()),
+        // One request, no retry: this test is about the request's timeout.
+        ("OBSERVRA_OTLP_RETRY_BUDGET", "0".into()),
     ]);
     let guard = observra::init().env_from(e).shutdown_timeout(Duration::from_secs(20)).install().expect("install");
     let before = observra::health();

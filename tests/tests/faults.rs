@@ -186,6 +186,9 @@ fn vars(extra: &[(&str, &str)]) -> Vec<(String, String)> {
         ("OTEL_SERVICE_NAME", "faults"),
         // The failures are the point here; the diagnostics are tested elsewhere.
         ("OBSERVRA_LOG", "off"),
+        // These faults outlast the retry budget by design, so batches fail and
+        // are counted; riding out a shorter outage is tested below.
+        ("OBSERVRA_OTLP_RETRY_BUDGET", "2000"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -353,4 +356,103 @@ fn a_webhook_that_fails_every_other_request() {
     assert_eq!(delivered as u64, b.exported, "what health() counts is what arrived");
     drop(guard);
     check_identity("after shutdown");
+}
+
+/// The collector answers 503 (no `Retry-After`) 20 times, then 429 with
+/// `Retry-After: 0` 5 times, then accepts: everything arrives, nothing is
+/// counted failed or dropped.
+///
+/// Catches: OTLP export that gives up on a retryable answer (before, the
+/// SDK's own policy tried 4 times, and the batch was lost).
+#[test]
+fn an_outage_shorter_than_the_retry_budget_loses_nothing() {
+    let _s = serial();
+    let rx = Receiver::start();
+    let mut answers = vec![(503, None); 20];
+    answers.extend([(429, Some("0")); 5]);
+    rx.script(&answers);
+    let otlp = observra::Otlp::new().backoff(Duration::from_millis(10), Duration::from_millis(40));
+    let budget = [("OBSERVRA_OTLP_RETRY_BUDGET", "60000")];
+    let guard =
+        observra::init().env_from(otlp_vars(&rx.http_endpoint(), &budget)).otlp(otlp).install().expect("install");
+    let before = observra::health();
+    for i in 0..100 {
+        step(i).expect("step");
+    }
+    observra::flush().expect("delivered once the collector accepts");
+    let h = observra::health();
+    drop(guard);
+    let arrived = rx.spans().iter().filter(|s| s.name == "invoke_agent worker").count();
+    assert_eq!(arrived, 100, "every step span arrived: {h:#?}");
+    assert_eq!((h.spans_failed - before.spans_failed, h.spans_dropped - before.spans_dropped), (0, 0), "{h:#?}");
+    let attempts = rx.requests().iter().filter(|r| r.path == "/v1/traces").count();
+    assert!(attempts >= 26, "25 refusals, then the delivery: {attempts} requests");
+}
+
+/// The collector is down (connections refused) while spans are made and
+/// flushed, then comes up on the same port: nothing is lost.
+///
+/// Catches: a refused connection ending the batch at once.
+#[test]
+fn a_collector_that_comes_up_during_the_retries_loses_nothing() {
+    let _s = serial();
+    let port = RefusingPort::new();
+    let otlp = observra::Otlp::new().backoff(Duration::from_millis(20), Duration::from_millis(100));
+    let budget = [("OBSERVRA_OTLP_RETRY_BUDGET", "60000")];
+    let guard = observra::init().env_from(otlp_vars(&port.url(), &budget)).otlp(otlp).install().expect("install");
+    let before = observra::health();
+    for i in 0..50 {
+        step(i).expect("step");
+    }
+    let flushing = std::thread::spawn(observra::flush);
+    // Down for 2 s: longer than the SDK's own retry policy lasts (4
+    // attempts, about 1 s). A slow machine only makes fewer attempts fail.
+    std::thread::sleep(Duration::from_secs(2));
+    let rx = Receiver::start_with(port.listen());
+    flushing.join().expect("no panic").expect("delivered once the collector is up");
+    let h = observra::health();
+    drop(guard);
+    assert_eq!(rx.spans().iter().filter(|s| s.name == "invoke_agent worker").count(), 50, "{h:#?}");
+    assert_eq!(h.spans_failed - before.spans_failed, 0, "{h:#?}");
+}
+
+/// A collector that answers 503 for ever: shutdown still ends by its
+/// deadline (500 ms), far inside the 60 s retry budget, and what was not
+/// delivered is counted failed.
+///
+/// Catches: retries that outlive the shutdown deadline.
+#[test]
+fn shutdown_ends_the_retries_at_its_deadline() {
+    let _s = serial();
+    let rx = Receiver::start();
+    rx.set_http_status(Some(503));
+    let otlp = observra::Otlp::new().backoff(Duration::from_millis(50), Duration::from_millis(200));
+    let guard = observra::init()
+        .env_from(otlp_vars(&rx.http_endpoint(), &[("OBSERVRA_OTLP_RETRY_BUDGET", "60000")]))
+        .otlp(otlp)
+        .shutdown_timeout(Duration::from_millis(500))
+        .install()
+        .expect("install");
+    for i in 0..20 {
+        step(i).expect("step");
+    }
+    felt_nothing_yet(&rx);
+    let started = Instant::now();
+    drop(guard);
+    let took = started.elapsed();
+    // The budget is 60 s: a shutdown that waited for the retries would take
+    // all of it; the margin leaves a slow machine 50 s.
+    assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
+    check_identity("after shutdown");
+    let h = observra::health();
+    assert!(h.spans_failed >= 60, "what was not delivered (20 steps, 3 spans each) is counted failed: {h:#?}");
+}
+
+/// Waits until the collector has refused at least two attempts of a batch.
+fn felt_nothing_yet(rx: &Receiver) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rx.requests().len() < 2 {
+        assert!(Instant::now() < deadline, "no export was attempted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

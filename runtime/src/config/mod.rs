@@ -34,7 +34,7 @@ pub(crate) use otlp::OtlpSettings;
 #[cfg(any(feature = "webhook", test))]
 pub(crate) use otlp::validate_endpoint;
 #[cfg(feature = "otlp")]
-pub(crate) use otlp::{SignalSettings, TlsFiles};
+pub(crate) use otlp::{RetrySettings, SignalSettings, TlsFiles};
 pub use redaction::Redaction;
 
 /// Default deadline for the flush-and-shutdown the guard does on drop.

@@ -34,6 +34,26 @@ pub struct Otlp {
     pub(crate) headers: Option<Vec<(String, String)>>,
     pub(crate) protocol: Option<Protocol>,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) backoff: Option<(Duration, Duration)>,
+    pub(crate) retry_budget: Option<Duration>,
+}
+
+/// How long the OTLP/HTTP client keeps retrying one request by default
+/// (`OBSERVRA_OTLP_RETRY_BUDGET`): enough to ride out a collector restart
+/// or a 15 s outage without losing a batch.
+pub(crate) const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(60);
+/// The first back-off of an OTLP retry by default; each retry doubles it.
+pub(crate) const DEFAULT_RETRY_INITIAL: Duration = Duration::from_millis(500);
+/// The longest back-off between two OTLP retries by default.
+pub(crate) const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// How an OTLP exporter retries, resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RetrySettings {
+    pub initial: Duration,
+    pub max: Duration,
+    /// The longest one request is retried for; zero: no retry.
+    pub budget: Duration,
 }
 
 impl Otlp {
@@ -72,9 +92,28 @@ impl Otlp {
         self.protocol = Some(protocol);
         self
     }
-    /// Export timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`).
+    /// How long one HTTP request may take (`OTEL_EXPORTER_OTLP_TIMEOUT`,
+    /// 10 s); over gRPC, how long one batch may take, retries included.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+    /// The first back-off of a retry and its cap (defaults 500 ms and 5 s);
+    /// each retry doubles the wait, and a random jitter spreads it over
+    /// [½, 1]×. A `Retry-After` answer sets the wait instead.
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff = Some((initial, max.max(initial)));
+        self
+    }
+    /// How long one export is retried (`OBSERVRA_OTLP_RETRY_BUDGET`, in
+    /// milliseconds; default 60 s; zero turns retrying off). Retried are
+    /// what the OTLP specification calls retryable: HTTP 429, 502, 503,
+    /// 504 and transport failures (refused connection, timeout); over
+    /// gRPC, `UNAVAILABLE`, `RESOURCE_EXHAUSTED` and the like, bounded by
+    /// [`Otlp::timeout`] as well. Retries happen on the backend's own
+    /// thread and stop at shutdown.
+    pub fn retry_budget(mut self, budget: Duration) -> Self {
+        self.retry_budget = Some(budget);
         self
     }
 
@@ -160,7 +199,11 @@ impl Otlp {
                 },
             };
             let tls = TlsFiles::resolve(env, [ca_var, cert_var, key_var])?;
-            Ok(SignalSettings { endpoint, protocol, headers, timeout, tls })
+            let (initial, max) = b.backoff.unwrap_or((DEFAULT_RETRY_INITIAL, DEFAULT_RETRY_MAX));
+            let budget =
+                pick(b.retry_budget, env, "OBSERVRA_OTLP_RETRY_BUDGET", parse_millis)?.unwrap_or(DEFAULT_RETRY_BUDGET);
+            let retry = RetrySettings { initial, max, budget };
+            Ok(SignalSettings { endpoint, protocol, headers, timeout, tls, retry })
         };
         Ok(OtlpSettings {
             traces: signal(
@@ -226,6 +269,7 @@ pub(crate) struct SignalSettings {
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
     pub tls: TlsFiles,
+    pub retry: RetrySettings,
 }
 
 /// The PEM files of `OTEL_EXPORTER_OTLP_[SIGNAL_]CERTIFICATE` (the CA that
