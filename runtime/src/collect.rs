@@ -99,8 +99,8 @@ struct Out<'a> {
     /// Recent model calls by response id, for evaluations that come after
     /// them ([`crate::evaluate`]); bounded.
     responses: std::cell::RefCell<Responses>,
-    /// Evaluations whose call has not been seen yet.
-    pending: std::cell::RefCell<Vec<(Box<Graded>, std::time::Instant)>>,
+    /// Evaluations whose call has not been seen yet (bounded).
+    pending: std::cell::RefCell<Pending>,
     /// `module::function` of each `#[traced(metrics)]` function, made once.
     qualified: std::cell::RefCell<std::collections::HashMap<(&'static str, &'static str), StringValue>>,
 }
@@ -155,86 +155,135 @@ impl Out<'_> {
         );
     }
 
-    /// Lands the evaluations told so far: the score in the histogram, and
-    /// (for one given by response id) a span in the graded call's trace.
-    /// One whose call is not found waits up to [`EVALUATION_WAIT`] (or until
-    /// `all`), then lands on a root span of its own.
+    /// Takes an evaluation told through the queue: it lands now when it
+    /// can (its call is known, or it was given on an open span), else it
+    /// waits for its call in [`Out::pending`], up to [`MAX_PENDING`]
+    /// evaluations and [`MAX_PENDING_BYTES`] bytes. One that does not fit
+    /// is dropped, counted (`pending_full`): the list never grows with
+    /// traffic past its bound.
+    fn evaluation(&self, g: Box<Graded>, p: Option<&Installed>, ins: Option<&Instruments>) {
+        if p.is_some_and(|p| self.land(p, ins, &g, false)) {
+            return;
+        }
+        let size = g.size();
+        let mut pending = self.pending.borrow_mut();
+        if pending.items.len() >= MAX_PENDING || pending.bytes.saturating_add(size) > MAX_PENDING_BYTES {
+            drop(pending);
+            crate::base::graded::lost(crate::base::graded::Lost::PendingFull);
+            static TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            if !TOLD.swap(true, Ordering::Relaxed) {
+                crate::diag::emit(
+                    crate::diag::DiagnosticLevel::Warn,
+                    "too many evaluations are waiting for calls not seen yet (by response id): an evaluation \
+                     was dropped, counted in health().evaluations_dropped and \
+                     observra.pipeline.evaluations.dropped (said once)",
+                );
+            }
+            return;
+        }
+        pending.bytes += size;
+        pending.items.push((g, std::time::Instant::now(), size));
+        crate::base::graded::PENDING.store(pending.items.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Lands the evaluations waiting for their call: those whose call is
+    /// now known, and those that waited [`EVALUATION_WAIT`] (or all, when
+    /// `all`), on a root span of their own.
     fn land_evaluations(&self, p: &Installed, ins: Option<&Instruments>, all: bool) {
         let mut pending = std::mem::take(&mut *self.pending.borrow_mut());
-        if pending.is_empty() {
+        if pending.items.is_empty() {
             return;
         }
         let now = std::time::Instant::now();
-        pending.retain(|(g, since)| {
-            let call = g.response_id.as_deref().and_then(|id| self.responses.borrow().get(id).cloned());
+        pending.items.retain(|(g, since, size)| {
             let waited = all || now.saturating_duration_since(*since) >= EVALUATION_WAIT;
-            match (&g.response_id, call) {
-                (None, _) => {
-                    record_evaluation(ins, self.labels(), g, g.agent.as_ref(), g.model.as_ref());
-                    false
-                }
-                (Some(_), Some(call)) => {
-                    record_evaluation(ins, self.labels(), g, call.agent.as_ref(), call.model.as_ref());
-                    if call.sampled {
-                        self.offer(evaluation_span(p, g, Some(&call)), not_a_root());
-                    }
-                    false
-                }
-                (Some(_), None) if waited => {
-                    record_evaluation(ins, self.labels(), g, None, None);
-                    self.offer(evaluation_span(p, g, None), not_a_root());
-                    false
-                }
-                (Some(_), None) => true,
+            let landed = self.land(p, ins, g, waited);
+            if landed {
+                pending.bytes -= size;
             }
+            !landed
         });
-        self.pending.borrow_mut().extend(pending);
+        crate::base::graded::PENDING.store(pending.items.len() as u64, Ordering::Relaxed);
+        *self.pending.borrow_mut() = pending;
     }
 
-    /// Hands a finished span to the tail sampler, when there is one (it
-    /// submits what it keeps), else submits it.
-    fn offer(&self, span: SpanData, facts: tail::Facts) {
-        let mut tail = self.tail.borrow_mut();
-        match tail.as_mut() {
-            Some(t) => t.offer(span, facts, &mut |s| self.submit(s)),
-            None => {
-                drop(tail);
-                self.submit(span);
+    /// Lands one evaluation if it can: the score in the histogram, and
+    /// (for one given by response id) a span in the graded call's trace,
+    /// or on a root span of its own once it `waited` for its call. False
+    /// when it is to wait on.
+    fn land(&self, p: &Installed, ins: Option<&Instruments>, g: &Graded, waited: bool) -> bool {
+        let call = g.response_id.as_deref().and_then(|id| self.responses.borrow().get(id).cloned());
+        match (&g.response_id, call) {
+            (None, _) => {
+                record_evaluation(ins, self.labels(), g, g.agent.as_ref(), g.model.as_ref());
+                true
             }
+            (Some(_), Some(call)) => {
+                record_evaluation(ins, self.labels(), g, call.agent.as_ref(), call.model.as_ref());
+                if call.sampled {
+                    self.offer(evaluation_span(p, g, Some(&call)), not_a_root());
+                }
+                true
+            }
+            (Some(_), None) if waited => {
+                record_evaluation(ins, self.labels(), g, None, None);
+                self.offer(evaluation_span(p, g, None), not_a_root());
+                true
+            }
+            (Some(_), None) => false,
+        }
+    }
+
+    /// Makes a finished span fit to leave (the content policy, redaction
+    /// and the span limits, once), then hands it to the tail sampler when
+    /// there is one (it submits what it keeps), else to every backend. The
+    /// sampler so holds spans as they will leave, cut to the limits, never
+    /// a megabyte of captured prompt. A span whose redaction failed is
+    /// dropped and counted, never exported (the sampler still learns what
+    /// it tells of its trace).
+    fn offer(&self, mut span: SpanData, facts: tail::Facts) {
+        let fit = self.policy.apply(&mut span);
+        let mut tail = self.tail.borrow_mut();
+        match (tail.as_mut(), fit) {
+            (Some(t), true) => t.offer(span, facts, &mut |s| self.legs.submit(s)),
+            (Some(t), false) => {
+                t.lost(span.span_context.trace_id(), facts, &mut |s| self.legs.submit(s));
+                redaction_failed();
+            }
+            (None, true) => {
+                drop(tail);
+                self.legs.submit(span);
+            }
+            (None, false) => redaction_failed(),
         }
     }
 
     /// Decides the held traces whose root has not ended in time.
     fn expire_held(&self) {
         if let Some(t) = self.tail.borrow_mut().as_mut() {
-            t.expire(std::time::Instant::now(), &mut |s| self.submit(s));
+            t.expire(std::time::Instant::now(), &mut |s| self.legs.submit(s));
         }
     }
 
     /// Decides every held trace (the pipeline is stopping).
     fn decide_held(&self) {
         if let Some(t) = self.tail.borrow_mut().as_mut() {
-            t.decide_all(&mut |s| self.submit(s));
+            t.decide_all(&mut |s| self.legs.submit(s));
         }
     }
+}
 
-    /// Applies the content policy, redaction and limits once, then hands
-    /// the span to every backend. A span whose redaction failed is dropped
-    /// and counted, never exported.
-    fn submit(&self, mut span: SpanData) {
-        if self.policy.apply(&mut span) {
-            self.legs.submit(span);
-            return;
-        }
-        REDACTION_FAILED.fetch_add(1, Ordering::AcqRel);
-        static TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-        if !TOLD.swap(true, Ordering::AcqRel) {
-            crate::diag::emit(
-                crate::diag::DiagnosticLevel::Warn,
-                "redaction failed (a redaction rule panicked): the span was dropped rather than exported \
-                 unredacted; later failures are counted in health().spans_redaction_failed",
-            );
-        }
+/// Counts a span dropped because its redaction failed (a redaction rule
+/// panicked), and says so once.
+fn redaction_failed() {
+    REDACTION_FAILED.fetch_add(1, Ordering::AcqRel);
+    static TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !TOLD.swap(true, Ordering::AcqRel) {
+        crate::diag::emit(
+            crate::diag::DiagnosticLevel::Warn,
+            "redaction failed (a redaction rule panicked): the span was dropped rather than exported \
+             unredacted; later failures are counted in health().spans_redaction_failed",
+        );
     }
 }
 
@@ -247,7 +296,7 @@ fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Out<'_>, ins: Option
     // Notes first: an agent's start is told before its frame closes.
     while let Ok(note) = end.notes.try_recv() {
         match note {
-            Note::Evaluation(graded) => out.pending.borrow_mut().push((graded, std::time::Instant::now())),
+            Note::Evaluation(graded) => out.evaluation(graded, p.as_deref(), ins),
             Note::AgentStarted(agent) => {
                 if let Some(ins) = ins {
                     let labels = set_labels(out.labels(), agent.as_ref(), None, None);
@@ -571,6 +620,23 @@ const MCP_METRIC_KEYS: &[&str] = &[
     sc::SERVER_PORT,
 ];
 
+/// The value the metrics give a tool or prompt name a client asked an MCP
+/// server for that the server does not declare.
+const OTHER: &str = "_OTHER";
+
+/// `attrs` with the tool and prompt names replaced by [`OTHER`]: the
+/// metric attributes of a span whose name was not declared (the names a
+/// remote client sends are unbounded).
+fn undeclared_as_other(attrs: &[KeyValue]) -> Vec<KeyValue> {
+    attrs
+        .iter()
+        .map(|kv| match kv.key.as_str() {
+            sc::GEN_AI_TOOL_NAME | sc::GEN_AI_PROMPT_NAME => KeyValue::new(kv.key.clone(), OTHER),
+            _ => kv.clone(),
+        })
+        .collect()
+}
+
 /// Records the MCP duration metric of a span with `mcp.method.name`: the
 /// server's for a SERVER span, else the client's (a CLIENT span, or the
 /// `#[tool_call]` the MCP call was recorded on).
@@ -709,10 +775,13 @@ fn assemble(mut frame: Frame, p: &Installed, out: &Out<'_>, ins: Option<&Instrum
     let duration_s = anchor.seconds(frame.start, frame.end);
     let (start_time, end_time) = (anchor.time(frame.start), anchor.time(frame.end));
     if let Some(ins) = ins {
+        // A tool or prompt a client asked an MCP server for without the server declaring it is `_OTHER` here.
+        let metric_view: Cow<'_, [KeyValue]> =
+            if more.undeclared { Cow::Owned(undeclared_as_other(&attrs)) } else { Cow::Borrowed(&attrs) };
         if let Some(operation) = frame.operation {
             let facts = Facts {
                 operation,
-                attrs: &attrs,
+                attrs: &metric_view,
                 duration_s,
                 failed,
                 usage,
@@ -728,7 +797,7 @@ fn assemble(mut frame: Frame, p: &Installed, out: &Out<'_>, ins: Option<&Instrum
             record_http(ins, out.labels(), more.kind.as_ref(), &attrs, duration_s);
         }
         if more.mcp {
-            record_mcp(ins, out.labels(), more.kind.as_ref(), &attrs, duration_s);
+            record_mcp(ins, out.labels(), more.kind.as_ref(), &metric_view, duration_s);
         }
         if let Some(site) = more.function_metrics {
             let labels = [
@@ -837,6 +906,19 @@ const EVALUATION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Model calls remembered by response id, for late evaluations.
 const MAX_RESPONSES: usize = 16_384;
+
+/// Evaluations that wait for their call at most, by count ...
+const MAX_PENDING: usize = 16_384;
+/// ... and by bytes ([`Graded::size`]: an explanation can be long).
+const MAX_PENDING_BYTES: usize = 16 << 20;
+
+/// Evaluations waiting for their call, each with when it came and its
+/// size, and their total size.
+#[derive(Default)]
+struct Pending {
+    items: Vec<(Box<Graded>, std::time::Instant, usize)>,
+    bytes: usize,
+}
 
 /// A model call an evaluation may grade later.
 #[derive(Clone)]

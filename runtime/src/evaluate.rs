@@ -92,5 +92,12 @@ pub fn evaluate(call: impl Into<Evaluated>, evaluation: Evaluation) -> bool {
 }
 
 fn note(graded: Graded) -> bool {
-    crate::base::state::with_installed(|_, p| p.queue.note(Note::Evaluation(Box::new(graded)))).unwrap_or(false)
+    crate::base::state::with_installed(|_, p| {
+        let told = p.queue.note(Note::Evaluation(Box::new(graded)));
+        if !told {
+            crate::base::graded::lost(crate::base::graded::Lost::QueueFull);
+        }
+        told
+    })
+    .unwrap_or(false)
 }

@@ -583,6 +583,7 @@ struct SelfMetrics {
     _records: opentelemetry::metrics::ObservableCounter<u64>,
     _sampler_dropped: opentelemetry::metrics::ObservableCounter<u64>,
     _sampler_held: opentelemetry::metrics::ObservableGauge<u64>,
+    _evaluations_dropped: opentelemetry::metrics::ObservableCounter<u64>,
 }
 
 impl SelfMetrics {
@@ -699,6 +700,20 @@ impl SelfMetrics {
                 .with_unit("{span}")
                 .with_description("Spans the tail sampler holds until their trace is decided.")
                 .with_callback(|o| o.observe(crate::tail::HELD.load(Ordering::Relaxed), &[]))
+                .build(),
+            _evaluations_dropped: meter
+                .u64_observable_counter(m::PIPELINE_EVALUATIONS_DROPPED)
+                .with_unit("{evaluation}")
+                .with_description("Evaluations (observra::evaluate) lost before they landed, by reason.")
+                .with_callback(|o| {
+                    use crate::base::graded::{LOST, Lost};
+                    for (reason, name) in Lost::ALL {
+                        o.observe(
+                            LOST[reason as usize].load(Ordering::Relaxed),
+                            &[KeyValue::new(m::PIPELINE_REASON, name)],
+                        )
+                    }
+                })
                 .build(),
         }
     }
@@ -822,6 +837,16 @@ pub struct Health {
     pub spans_sampled_out: u64,
     /// Spans the tail sampler holds until their trace is decided.
     pub spans_held: u64,
+    /// What the held spans take, in bytes as they would be exported (the
+    /// tail sampler holds at most `keep_interesting().max_bytes`).
+    pub spans_held_bytes: u64,
+    /// Evaluations ([`crate::evaluate`]) waiting in the collector for the
+    /// call they grade (at most 16,384, and 16 MiB of them).
+    pub evaluations_pending: u64,
+    /// Evaluations lost before they landed, since the process started: the
+    /// collector's queue was full, or too many were waiting for their call
+    /// (`observra.pipeline.evaluations.dropped` by reason).
+    pub evaluations_dropped: u64,
     /// The installed pipeline's backends, in configuration order.
     pub backends: Vec<BackendHealth>,
 }
@@ -918,6 +943,9 @@ pub fn health() -> Health {
         last_error,
         spans_sampled_out: crate::tail::DROPPED.iter().map(|c| c.load(Ordering::Relaxed)).sum(),
         spans_held: crate::tail::HELD.load(Ordering::Relaxed),
+        spans_held_bytes: crate::tail::HELD_BYTES.load(Ordering::Relaxed),
+        evaluations_pending: crate::base::graded::PENDING.load(Ordering::Relaxed),
+        evaluations_dropped: crate::base::graded::LOST.iter().map(|c| c.load(Ordering::Relaxed)).sum(),
         backends,
     }
 }

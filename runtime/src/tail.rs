@@ -9,10 +9,16 @@
 //! everything in this mode), and the decision is made from facts the
 //! collector already has (status, budget crossings, duration).
 //!
-//! Memory is bounded three ways: traces held at once, spans held in all,
-//! and spans held per trace. A trace that would overflow the first two
+//! A span reaches the sampler once it is fit to leave: content removed
+//! unless capture is on, redacted, and cut to the span limits (64 KiB of
+//! captured content by default), so what is held is what would be exported,
+//! never a megabyte of prompt.
+//!
+//! Memory is bounded four ways: traces held at once, spans held in all,
+//! bytes held in all (each span counted by [`crate::limits::approx_size`]),
+//! and spans held per trace. A span that would overflow the first three
 //! makes room by deciding the oldest held trace early; a span past the
-//! third is dropped (counted as `trace_too_large`). A trace whose root has
+//! fourth is dropped (counted as `trace_too_large`). A trace whose root has
 //! not ended within the timeout (a long-running agent, a root in another
 //! process that never reaches here) is decided on what is held, by the
 //! same rules without the duration one: "the timeout rule". Spans of a
@@ -63,6 +69,9 @@ impl Dropped {
 pub(crate) static DROPPED: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
 /// Spans the tail sampler holds now.
 pub(crate) static HELD: AtomicU64 = AtomicU64::new(0);
+/// What the spans the tail sampler holds now take, in bytes
+/// ([`crate::limits::approx_size`]).
+pub(crate) static HELD_BYTES: AtomicU64 = AtomicU64::new(0);
 /// Decisions forgotten before their trace was done, to stay within
 /// [`Tail::decision_cap`].
 pub(crate) static FORGOTTEN: AtomicU64 = AtomicU64::new(0);
@@ -93,6 +102,8 @@ impl Facts {
 /// One held trace.
 struct Held {
     spans: Vec<SpanData>,
+    /// What `spans` take ([`crate::limits::approx_size`]).
+    bytes: usize,
     interesting: bool,
     since: Instant,
     /// Its key in [`Tail::order`].
@@ -129,6 +140,7 @@ pub(crate) struct Tail {
     /// Hands out the keys of `order` and `forget_order`.
     seq: u64,
     held_spans: usize,
+    held_bytes: usize,
 }
 
 /// Whether the ratio draw keeps `trace_id`: the SDK's `TraceIdRatioBased`
@@ -158,6 +170,7 @@ impl Tail {
             max_decisions: Tail::decision_cap(&cfg),
             seq: 0,
             held_spans: 0,
+            held_bytes: 0,
         }
     }
 
@@ -172,8 +185,15 @@ impl Tail {
         self.seq
     }
 
-    /// Takes a finished span: holds it, or decides its trace (its root
-    /// ended), handing what is kept to `out`.
+    /// Whether holding one more span of `size` bytes would pass a bound
+    /// on all held spans (count or bytes).
+    fn full(&self, size: usize) -> bool {
+        self.held_spans >= self.cfg.max_spans || self.held_bytes.saturating_add(size) > self.cfg.max_bytes
+    }
+
+    /// Takes a finished span, fit to leave already (limits and redaction
+    /// applied): holds it, or decides its trace (its root ended), handing
+    /// what is kept to `out`.
     pub(crate) fn offer(&mut self, span: SpanData, facts: Facts, out: &mut dyn FnMut(SpanData)) {
         let trace_id = span.span_context.trace_id();
         if let Some(keep) = self.decided.get(&trace_id).map(|d| d.keep) {
@@ -187,18 +207,21 @@ impl Tail {
             }
             return;
         }
+        let size = crate::limits::approx_size(&span);
         if !self.traces.contains_key(&trace_id) {
             // Room for one more trace and one more span, made by deciding the oldest early.
-            while self.traces.len() >= self.cfg.max_traces || self.held_spans >= self.cfg.max_spans {
+            while self.traces.len() >= self.cfg.max_traces || self.full(size) {
                 if !self.decide_oldest(out) {
                     break;
                 }
             }
             let seq = self.next_seq();
-            self.traces.insert(trace_id, Held { spans: Vec::new(), interesting: false, since: Instant::now(), seq });
+            let held = Held { spans: Vec::new(), bytes: 0, interesting: false, since: Instant::now(), seq };
+            self.traces.insert(trace_id, held);
             self.order.insert(seq, trace_id);
         } else {
-            while self.held_spans >= self.cfg.max_spans {
+            // The oldest may be this trace: then the span follows its decision (below).
+            while self.full(size) {
                 if !self.decide_oldest(out) {
                     break;
                 }
@@ -212,15 +235,46 @@ impl Tail {
         // The root is held even past the cap: without it the trace has no top.
         if held.spans.len() < self.cfg.max_spans_per_trace || facts.root {
             held.spans.push(span);
+            held.bytes += size;
             self.held_spans += 1;
-            HELD.store(self.held_spans as u64, Ordering::Relaxed);
+            self.held_bytes += size;
+            self.publish();
         } else {
             count(Dropped::TraceTooLarge, 1);
         }
         if facts.root {
             let slow = facts.duration >= self.cfg.slower_than;
             self.decide(trace_id, slow, Some(Instant::now()), out);
+        } else if self.held_bytes > self.cfg.max_bytes {
+            // One span larger than the whole budget, with nothing else left
+            // to decide: its trace is decided now, on what it holds.
+            self.decide(trace_id, false, None, out);
         }
+    }
+
+    /// A span of `trace_id` that is not held (it was dropped before, its
+    /// redaction having failed) still tells its trace what it knows: a
+    /// failure or a budget crossed marks the trace interesting, and the
+    /// end of its root decides it.
+    pub(crate) fn lost(&mut self, trace_id: TraceId, facts: Facts, out: &mut dyn FnMut(SpanData)) {
+        if self.decided.contains_key(&trace_id) {
+            if facts.root {
+                self.root_ended(trace_id, Instant::now());
+            }
+            return;
+        }
+        let Some(held) = self.traces.get_mut(&trace_id) else { return };
+        held.interesting |= facts.interesting();
+        if facts.root {
+            let slow = facts.duration >= self.cfg.slower_than;
+            self.decide(trace_id, slow, Some(Instant::now()), out);
+        }
+    }
+
+    /// Publishes what is held, for `health()` and the held gauge.
+    fn publish(&self) {
+        HELD.store(self.held_spans as u64, Ordering::Relaxed);
+        HELD_BYTES.store(self.held_bytes as u64, Ordering::Relaxed);
     }
 
     /// Decides the traces held longer than the timeout, by the timeout
@@ -264,7 +318,8 @@ impl Tail {
         let Some(held) = self.traces.remove(&trace_id) else { return };
         self.order.remove(&held.seq);
         self.held_spans -= held.spans.len();
-        HELD.store(self.held_spans as u64, Ordering::Relaxed);
+        self.held_bytes -= held.bytes;
+        self.publish();
         let keep = held.interesting || slow || drawn(trace_id, self.cfg.ratio);
         if keep {
             held.spans.into_iter().for_each(&mut *out);
@@ -404,6 +459,52 @@ mod tests {
         assert_eq!(tail.held_spans, 0);
         assert!(tail.traces.is_empty());
         assert!(tail.order.is_empty());
+    }
+
+    /// A span of about `bytes` bytes (one attribute of that length).
+    fn sized(trace: u128, id: u64, bytes: usize) -> SpanData {
+        let mut s = span(trace, id);
+        s.attributes.push(opentelemetry::KeyValue::new("payload", "x".repeat(bytes)));
+        s
+    }
+
+    #[test]
+    fn held_bytes_stay_within_the_byte_budget_by_deciding_the_oldest_trace_early() {
+        let one = crate::limits::approx_size(&sized(1, 1, 10_000));
+        let mut tail = Tail::new(cfg().max_bytes(3 * one + one / 2));
+        let mut kept = Vec::new();
+        tail.offer(sized(1, 1, 10_000), facts(true, false), &mut |s| kept.push(s));
+        tail.offer(sized(1, 2, 10_000), facts(false, false), &mut |s| kept.push(s));
+        tail.offer(sized(1, 3, 10_000), facts(false, false), &mut |s| kept.push(s));
+        assert_eq!((tail.held_spans, tail.held_bytes), (3, 3 * one));
+        assert!(kept.is_empty());
+        // A fourth span would pass the budget: the oldest trace (1, failed) is decided early, kept.
+        tail.offer(sized(2, 4, 10_000), facts(false, false), &mut |s| kept.push(s));
+        assert_eq!(kept.len(), 3);
+        assert_eq!((tail.held_spans, tail.held_bytes), (1, one));
+        // So is its own trace, when it is the oldest: the span follows the decision (dull: dropped).
+        let dropped = DROPPED[Dropped::NotSelected as usize].load(Ordering::Relaxed);
+        for id in 5..9 {
+            tail.offer(sized(2, id, 10_000), facts(false, false), &mut |s| kept.push(s));
+            assert!(tail.held_bytes <= tail.cfg.max_bytes);
+        }
+        assert!(DROPPED[Dropped::NotSelected as usize].load(Ordering::Relaxed) > dropped);
+        // One span larger than the whole budget is not held past it: its trace is decided at once.
+        tail.offer(sized(3, 9, 100_000), facts(true, false), &mut |s| kept.push(s));
+        assert!(tail.held_bytes <= tail.cfg.max_bytes && !tail.traces.contains_key(&TraceId::from(3u128)));
+        assert_eq!(kept.last().map(|s| s.span_context.span_id()), Some(SpanId::from(9u64)), "failed: kept");
+        assert_eq!(kept.len(), 4);
+    }
+
+    #[test]
+    fn a_span_lost_before_the_sampler_still_decides_its_trace_when_it_was_the_root() {
+        let mut tail = Tail::new(cfg());
+        let mut kept = Vec::new();
+        tail.offer(span(1, 1), facts(false, false), &mut |s| kept.push(s));
+        // The root's redaction failed: it is not held, yet it failed and ended.
+        tail.lost(TraceId::from(1u128), facts(true, true), &mut |s| kept.push(s));
+        assert_eq!(kept.len(), 1, "the trace is decided (and kept: its root failed)");
+        assert!(tail.traces.is_empty() && tail.decided[&TraceId::from(1u128)].root_ended.is_some());
     }
 
     fn slow_root() -> Facts {

@@ -354,7 +354,11 @@ pub mod metrics {
     pub const PIPELINE_SAMPLER_DROPPED: &str = "observra.pipeline.sampler.dropped";
     /// `observra.pipeline.sampler.held` ({span}): spans the tail sampler holds now.
     pub const PIPELINE_SAMPLER_HELD: &str = "observra.pipeline.sampler.held";
-    /// Attribute of [`PIPELINE_SAMPLER_DROPPED`]: `not_selected`, `trace_too_large` or `late`.
+    /// `observra.pipeline.evaluations.dropped` ({evaluation}): evaluations lost before they
+    /// landed, by [`PIPELINE_REASON`] (`queue_full`, `pending_full`).
+    pub const PIPELINE_EVALUATIONS_DROPPED: &str = "observra.pipeline.evaluations.dropped";
+    /// Attribute of [`PIPELINE_SAMPLER_DROPPED`] (`not_selected`, `trace_too_large` or
+    /// `late`) and of [`PIPELINE_EVALUATIONS_DROPPED`] (`queue_full`, `pending_full`).
     pub const PIPELINE_REASON: &str = "observra.reason";
     /// Attribute of [`PIPELINE_EXPORTS`]: `success` or `failure`.
     pub const PIPELINE_RESULT: &str = "observra.result";

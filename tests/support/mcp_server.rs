@@ -2,7 +2,9 @@
 //! `lookup_order` (succeeds), `cancel_order` (answers `isError: true`) and
 //! `slow_order` (waits to be cancelled); any other tool answers JSON-RPC
 //! -32602. A prompt `triage` and a resource `orders://recent`; any other
-//! prompt or resource answers -32602 too. Telemetry from the environment
+//! prompt or resource answers -32602 too. `tools/list` and `prompts/list`
+//! declare those tools and that prompt (the names the server's metrics may
+//! carry: any other is `_OTHER` there). Telemetry from the environment
 //! (`OTEL_*`); the handler is wrapped in `observra::integrations::mcp::TracedServer`,
 //! the one line the server side needs.
 //!
@@ -16,8 +18,9 @@ use std::io::BufRead;
 use observra::integrations::mcp::TracedServer;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams, GetPromptResponse,
-    GetPromptResult, ListToolsResult, PaginatedRequestParams, PromptMessage, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, ResourceContents, Role, ServerCapabilities, ServerConfig, Tool,
+    GetPromptResult, ListPromptsResult, ListToolsResult, PaginatedRequestParams, Prompt, PromptMessage,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents, Role, ServerCapabilities,
+    ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
@@ -49,6 +52,14 @@ impl ServerHandler for Orders {
         }
     }
 
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(vec![Prompt::new("triage", Some("Sorts tickets by urgency."), None)]))
+    }
+
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
@@ -70,6 +81,7 @@ impl ServerHandler for Orders {
         Ok(ListToolsResult::with_all_items(vec![
             Tool::new("lookup_order", "Looks an order up.", schema()),
             Tool::new("cancel_order", "Cancels an order.", schema()),
+            Tool::new("slow_order", "Waits to be cancelled.", schema()),
         ]))
     }
 

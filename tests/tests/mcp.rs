@@ -253,6 +253,90 @@ fn check(mode: &str, transport: &str, spans: &[ReceivedSpan], rx: &Receiver) {
         assert_eq!(of("resources/read").len(), 1, "{name}: {points:?}");
         assert!(points.iter().all(|p| !p.attributes.contains_key("mcp.resource.uri")), "{name}: {points:?}");
     }
+    // The server's metrics name the tools it declares; `no_such_tool`, asked for by the client, is `_OTHER`.
+    let server_tools = tool_names(rx, "mcp.server.operation.duration", "mcp-server");
+    let mut declared = vec!["_OTHER", "cancel_order", "lookup_order"];
+    if transport == "pipe" {
+        declared.push("slow_order");
+    }
+    assert_eq!(server_tools.keys().map(String::as_str).collect::<Vec<_>>(), declared);
+    assert_eq!(server_tools["_OTHER"], 1, "no_such_tool: {server_tools:?}");
+}
+
+/// The tool names (`gen_ai.tool.name`) in `service`'s last export of the
+/// histogram `metric`, with their counts.
+fn tool_names(rx: &Receiver, metric: &str, service: &str) -> std::collections::BTreeMap<String, u64> {
+    let last = rx
+        .metric_streams(metric)
+        .into_iter()
+        .rfind(|m| m.resource.get("service.name").and_then(Val::as_str) == Some(service));
+    let mut names = std::collections::BTreeMap::new();
+    for p in last.map(|m| m.histogram_points).unwrap_or_default() {
+        if let Some(name) = p.attributes.get("gen_ai.tool.name").and_then(Val::as_str) {
+            *names.entry(name.to_string()).or_default() += p.count;
+        }
+    }
+    names
+}
+
+/// Catches: the server's metrics keyed by whatever tool or prompt name a
+/// client sends, so a client calling random names fills the metric SDK's
+/// 2,000-series limit for good (every later series lands in its overflow).
+#[test]
+fn tool_and_prompt_names_the_server_does_not_declare_are_other_in_its_metrics() {
+    let _s = serial();
+    let rx = Receiver::start();
+    let guard = observra::init().env_from(otlp_env(&rx, "http/protobuf")).install().expect("install");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let random: Vec<String> =
+        (0..50u32).map(|i| format!("tool_{i}_{:08x}", i.wrapping_add(1).wrapping_mul(2_654_435_761))).collect();
+    runtime.block_on(async {
+        let transport =
+            rmcp::transport::TokioChildProcess::new(tokio::process::Command::from(server_command("stdio", &rx, &[])))
+                .expect("spawn the server");
+        let client = TracedClient::new(().serve(transport).await.expect("initialize")).stdio();
+        client.call_tool(call("lookup_order", "A-1")).await.expect("a declared tool");
+        for name in &random {
+            let unknown = client.call_tool(CallToolRequestParams::new(name.clone())).await;
+            assert!(matches!(unknown, Err(ServiceError::McpError(ref e)) if e.code.0 == -32602), "{unknown:?}");
+        }
+        client.get_prompt(GetPromptRequestParams::new("triage")).await.expect("a declared prompt");
+        for name in ["prompt_1f3a", "prompt_9c2e"] {
+            assert!(client.get_prompt(GetPromptRequestParams::new(name)).await.is_err());
+        }
+        let _ = client.into_inner().cancel().await;
+    });
+    drop(runtime);
+    drop(guard);
+    let spans = rx.spans();
+
+    // The server's metrics: the declared tool by name, the 50 others as one `_OTHER` series.
+    for metric in ["mcp.server.operation.duration", "gen_ai.execute_tool.duration"] {
+        let names = tool_names(&rx, metric, "mcp-server");
+        assert_eq!(names.keys().map(String::as_str).collect::<Vec<_>>(), ["_OTHER", "lookup_order"], "{metric}");
+        assert_eq!((names["_OTHER"], names["lookup_order"]), (50, 1), "{metric}: {names:?}");
+    }
+    let last = rx
+        .metric_streams("mcp.server.operation.duration")
+        .into_iter()
+        .rfind(|m| m.resource.get("service.name").and_then(Val::as_str) == Some("mcp-server"))
+        .expect("the server's metric");
+    let mut prompts: Vec<(&str, u64)> = last
+        .histogram_points
+        .iter()
+        .filter_map(|p| p.attributes.get("gen_ai.prompt.name").and_then(Val::as_str).map(|n| (n, p.count)))
+        .collect();
+    prompts.sort();
+    assert_eq!(prompts, [("_OTHER", 2), ("triage", 1)], "the declared prompt by name, the others as _OTHER");
+
+    // The spans keep the names asked for.
+    for name in &random {
+        let server = find(&spans, &format!("tools/call {name}"), 2);
+        assert_eq!(server.str_attr("gen_ai.tool.name"), Some(name.as_str()));
+        assert_eq!(server.str_attr("error.type"), Some("-32602"));
+    }
+    let prompt = find(&spans, "prompts/get prompt_1f3a", 2);
+    assert_eq!(prompt.str_attr("gen_ai.prompt.name"), Some("prompt_1f3a"));
 }
 
 #[test]

@@ -6,7 +6,7 @@
 use observra::integrations::async_openai::instrument;
 use observra::{Evaluation, LlmResponse, RetrievedDocument, Usage, agent, llm_call, retrieval};
 use observra_test_support::fake_openai::FakeOpenAi;
-use observra_test_support::{ReceivedSpan, Receiver, Val, otlp_env, run_ok, serial, span};
+use observra_test_support::{ReceivedSpan, Receiver, Val, otlp_env, resident_bytes, run_ok, serial, span};
 
 #[retrieval(data_source = "orders-index", provider = "openai", top_k = k, query = question)]
 async fn search(question: &str, k: usize) -> Result<Vec<RetrievedDocument>, std::io::Error> {
@@ -198,4 +198,58 @@ fn evaluations_land_on_the_call_they_grade_open_or_closed_in_metrics_logs_and_th
     assert_eq!(row("format")["agent"], "support", "the call's agent, found above it");
     assert_eq!(row("format")["model"], "gpt-4o-mini");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Catches: evaluations of calls not seen yet kept in a list with no bound
+/// (each waits up to 10 s for its call): a judge grading many calls the
+/// process never saw grew it without limit.
+#[test]
+fn evaluations_waiting_for_their_call_are_bounded_and_the_overflow_is_counted() {
+    let _s = serial();
+    let rx = Receiver::start();
+    let guard = observra::init().env_from(otlp_env(&rx, "http/protobuf")).install().expect("install");
+    let explanation = "The answer cites the order and the refund policy. ".repeat(20);
+    let resident = resident_bytes();
+    let mut most_pending = 0;
+    for i in 0..100_000 {
+        let evaluation = || Evaluation::new("judge").score(0.5).label("pass").explanation(explanation.as_str());
+        // A full queue refuses it (counted as queue_full): told again once the collector took some.
+        while !observra::evaluate(format!("chatcmpl-never-{i}"), evaluation()) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        if i % 10_000 == 9_999 {
+            observra::flush().expect("flush");
+            most_pending = most_pending.max(observra::health().evaluations_pending);
+        }
+    }
+    let grown = resident_bytes().saturating_sub(resident);
+    drop(guard);
+    assert!(most_pending <= 16_384, "{most_pending} evaluations waiting");
+    // 100,000 of about 1.2 KB: 120 MB waiting without the bound, 16 MiB at most with it.
+    assert!(grown < 64 << 20, "the process grew by {} MB", grown >> 20);
+    // Every evaluation either landed (at shutdown, or after its wait) or was dropped, counted by reason.
+    let landed: u64 = rx
+        .metric_streams("observra.evaluation.score")
+        .last()
+        .map(|m| {
+            m.histogram_points
+                .iter()
+                .filter(|p| p.attributes.get("gen_ai.evaluation.name") == Some(&Val::Str("judge".into())))
+                .map(|p| p.count)
+                .sum()
+        })
+        .unwrap_or(0);
+    let dropped = |reason: &str| -> f64 {
+        rx.metric_streams("observra.pipeline.evaluations.dropped")
+            .last()
+            .map(|m| {
+                m.points
+                    .iter()
+                    .filter(|(a, _)| a.get("observra.reason") == Some(&Val::Str(reason.into())))
+                    .map(|(_, v)| *v)
+                    .sum()
+            })
+            .unwrap_or(0.0)
+    };
+    assert_eq!(landed + dropped("pending_full") as u64, 100_000, "landed {landed}");
 }

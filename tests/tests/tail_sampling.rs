@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use observra::{Budget, Sampler, Usage, agent, llm_call, tool_call};
-use observra_test_support::{ReceivedSpan, Receiver, Val, otlp_env, serial};
+use observra_test_support::{ReceivedSpan, Receiver, Val, otlp_env, resident_bytes, serial};
 
 #[llm_call(provider = "openai", model = "gpt-4o-mini")]
 fn think(input_tokens: u64) -> Usage {
@@ -31,12 +31,22 @@ fn run(n: u64, fail: bool, big: bool) -> Result<u64, std::io::Error> {
 }
 
 fn install(rx: &Receiver, sampler: observra::KeepInteresting, budget: Option<Budget>) -> observra::Guard {
+    install_with(rx, sampler, budget, &[])
+}
+
+fn install_with(
+    rx: &Receiver,
+    sampler: observra::KeepInteresting,
+    budget: Option<Budget>,
+    extra: &[(&str, &str)],
+) -> observra::Guard {
     let mut env: Vec<(String, String)> =
         otlp_env(rx, "http/protobuf").into_iter().filter(|(k, _)| k != "OTEL_BSP_SCHEDULE_DELAY").collect();
     // Every kept span reaches the receiver (the export queue is not what is
     // tested), and soon after it is decided.
     env.push(("OTEL_BSP_MAX_QUEUE_SIZE".into(), "100000".into()));
     env.push(("OTEL_BSP_SCHEDULE_DELAY".into(), "50".into()));
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let mut b = observra::init().env_from(env).sampler(sampler);
     if let Some(budget) = budget {
         b = b.budget(budget);
@@ -269,4 +279,103 @@ fn a_bad_tail_sampler_setting_is_a_typed_error_naming_it() {
         .expect_err("ratio")
         .to_string();
     assert!(err.contains("sampler") && err.contains('2'), "{err}");
+}
+
+/// About 1 MB of captured input: a long conversation.
+fn long_conversation() -> String {
+    let message = format!("[{{\"role\":\"user\",\"content\":\"{}\"}}]", "long context ".repeat(81_000));
+    assert!(message.len() > 1 << 20);
+    message
+}
+
+/// One model call capturing `message` as its input.
+fn chat_with(message: &str) {
+    tracing::info_span!("chat", gen_ai.operation.name = "chat", gen_ai.input.messages = %message).in_scope(|| {});
+}
+
+/// Catches: the sampler holding spans as they were assembled, before the
+/// span limits cut them, and bounded only by counts: one open root with
+/// 3,000 calls of about 1 MB of captured input each took a process from
+/// 18 MB to 1,051 MB (1,024 spans of about 1 MB held).
+#[test]
+fn held_spans_are_cut_to_the_span_limits_before_they_are_held() {
+    let _s = serial();
+    let rx = Receiver::start();
+    let capture = [("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")];
+    let guard = install_with(&rx, Sampler::keep_interesting().ratio(1.0), None, &capture);
+    let message = long_conversation();
+    let resident = resident_bytes();
+    let root = tracing::info_span!("long_running_agent");
+    let mut most_held_bytes = 0;
+    root.in_scope(|| {
+        for i in 0..300 {
+            chat_with(&message);
+            if i % 10 == 9 {
+                // The collector catches up (a bound on what waits in its queue, not a timing).
+                observra::flush().expect("flush");
+                most_held_bytes = most_held_bytes.max(observra::health().spans_held_bytes);
+            }
+        }
+    });
+    let held = observra::health();
+    let grown = resident_bytes().saturating_sub(resident);
+    drop(root);
+    drop(guard);
+    assert_eq!(held.spans_held, 300, "every call held while its root is open: {held:#?}");
+    // Each held span is cut to the 64 KiB content limit: about 20 MB in all, not 300 MB.
+    assert!(most_held_bytes <= 300 * (66 << 10), "held {most_held_bytes} bytes");
+    assert!(most_held_bytes <= 64 << 20, "within the default byte budget: {most_held_bytes}");
+    assert!(grown < 150 << 20, "the process grew by {} MB holding 300 calls of 1 MB each", grown >> 20);
+    let spans = rx.spans();
+    assert_eq!(spans.len(), 301, "the root and its 300 calls, kept whole");
+    for s in spans.iter().filter(|s| s.name == "chat") {
+        let m = s.str_attr("gen_ai.input.messages").expect("captured");
+        assert!(m.len() <= 64 << 10 && message.starts_with(m), "cut to the 64 KiB default");
+        assert_eq!(s.attr("observra.truncated"), Some(&Val::Array(vec![Val::Str("gen_ai.input.messages".into())])));
+    }
+}
+
+/// Catches: nothing bounding the bytes held, only the counts.
+#[test]
+fn the_byte_budget_decides_the_oldest_trace_early_and_its_later_spans_follow() {
+    let _s = serial();
+    let rx = Receiver::start();
+    let capture = [("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")];
+    // Room for about 15 calls of 64 KiB: the open trace is decided early (kept: ratio 1), and the calls
+    // after that follow its decision at once.
+    let guard = install_with(&rx, Sampler::keep_interesting().ratio(1.0).max_bytes(1 << 20), None, &capture);
+    let message = long_conversation();
+    let root = tracing::info_span!("long_running_agent");
+    let mut most_held_bytes = 0;
+    root.in_scope(|| {
+        for _ in 0..64 {
+            chat_with(&message);
+            observra::flush().expect("flush");
+            most_held_bytes = most_held_bytes.max(observra::health().spans_held_bytes);
+        }
+    });
+    drop(root);
+    drop(guard);
+    assert!(most_held_bytes > 0 && most_held_bytes <= 1 << 20, "held {most_held_bytes} bytes");
+    let spans = rx.spans();
+    assert_eq!(spans.len(), 65, "decided early and kept: every call and the root arrive");
+    assert_eq!(traces(&spans).len(), 1);
+}
+
+#[test]
+fn the_byte_budget_is_a_setting_of_its_own() {
+    let _s = serial();
+    let err = observra::init()
+        .env_from([("OBSERVRA_TRACES_SAMPLER", "keep_interesting"), ("OBSERVRA_TAIL_MAX_BYTES", "0")])
+        .install()
+        .expect_err("zero bytes")
+        .to_string();
+    assert!(err.contains("OBSERVRA_TAIL_MAX_BYTES"), "{err}");
+    let err = observra::init()
+        .env_from(Vec::<(String, String)>::new())
+        .sampler(Sampler::keep_interesting().max_bytes(0))
+        .install()
+        .expect_err("zero bytes")
+        .to_string();
+    assert!(err.contains("max_bytes"), "{err}");
 }

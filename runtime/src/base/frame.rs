@@ -232,6 +232,10 @@ pub(crate) struct More {
     /// Whether `mcp.method.name` is set: an MCP request, counted in the MCP
     /// duration metrics sampled or not.
     pub mcp: bool,
+    /// The tool or prompt this MCP server span names was asked for by a
+    /// client but not declared by the server: its metrics say `_OTHER`
+    /// instead (the span keeps the name).
+    pub undeclared: bool,
     /// `#[traced(metrics)]`: function and module labels.
     pub function_metrics: Option<(&'static str, &'static str)>,
     /// The agent name `agent.requests.active` was incremented under (by

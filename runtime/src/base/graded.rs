@@ -2,6 +2,7 @@
 //! of one ([`Graded`]): plain data, below the queue that carries it
 //! ([`crate::evaluate`] makes them).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use opentelemetry::KeyValue;
@@ -80,4 +81,47 @@ pub(crate) struct Graded {
     pub agent: Option<opentelemetry::StringValue>,
     pub model: Option<opentelemetry::StringValue>,
     pub at: SystemTime,
+}
+
+impl Graded {
+    /// About how many bytes it takes while it waits for its call.
+    pub(crate) fn size(&self) -> usize {
+        let e = &self.evaluation;
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        let shared = |s: &Option<opentelemetry::StringValue>| s.as_ref().map_or(0, |s| s.as_str().len());
+        std::mem::size_of::<Graded>()
+            + e.name.len()
+            + text(&e.label)
+            + text(&e.explanation)
+            + text(&e.error_type)
+            + text(&self.response_id)
+            + shared(&self.agent)
+            + shared(&self.model)
+    }
+}
+
+/// Why an evaluation was lost before it landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lost {
+    /// The collector's queue was full when it was told (`evaluate` returned false).
+    QueueFull = 0,
+    /// Too many evaluations (or bytes of them) were waiting for their call already.
+    PendingFull = 1,
+}
+
+impl Lost {
+    /// Every reason, with its name in `observra.reason`.
+    pub(crate) const ALL: [(Lost, &'static str); 2] =
+        [(Lost::QueueFull, "queue_full"), (Lost::PendingFull, "pending_full")];
+}
+
+/// Evaluations lost, by [`Lost`] reason, since the process started.
+pub(crate) static LOST: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Evaluations waiting in the collector for the call they grade, now.
+pub(crate) static PENDING: AtomicU64 = AtomicU64::new(0);
+
+/// Counts an evaluation lost for `reason`.
+pub(crate) fn lost(reason: Lost) {
+    LOST[reason as usize].fetch_add(1, Ordering::Relaxed);
 }

@@ -210,8 +210,11 @@ impl Sampler {
     /// ```
     ///
     /// GenAI, agent and HTTP metrics count every call whatever it decides.
-    /// Memory is bounded ([`KeepInteresting::max_traces`],
-    /// [`KeepInteresting::max_spans`], [`KeepInteresting::max_spans_per_trace`]),
+    /// A span is held once it is fit to leave (content policy, redaction
+    /// and the span limits applied: captured content is cut at 64 KiB by
+    /// default), and memory is bounded ([`KeepInteresting::max_traces`],
+    /// [`KeepInteresting::max_spans`], [`KeepInteresting::max_bytes`],
+    /// [`KeepInteresting::max_spans_per_trace`]),
     /// and a trace whose root does not end within
     /// [`KeepInteresting::timeout`] is decided on what is held, by the same
     /// rules without the duration one. The decision is local: a trace whose
@@ -230,12 +233,16 @@ pub struct KeepInteresting {
     pub(crate) timeout: Duration,
     pub(crate) max_traces: usize,
     pub(crate) max_spans: usize,
+    pub(crate) max_bytes: usize,
     pub(crate) max_spans_per_trace: usize,
 }
 
+/// Default bound on the bytes the tail sampler holds ([`KeepInteresting::max_bytes`]).
+const DEFAULT_TAIL_MAX_BYTES: usize = 64 << 20;
+
 impl Default for KeepInteresting {
     /// 10 % of the other traces, slower than 10 s, a 60 s timeout, at most
-    /// 4,096 traces and 65,536 spans held, 1,024 spans a trace.
+    /// 4,096 traces, 65,536 spans and 64 MiB held, 1,024 spans a trace.
     fn default() -> Self {
         KeepInteresting {
             ratio: 0.1,
@@ -243,6 +250,7 @@ impl Default for KeepInteresting {
             timeout: Duration::from_secs(60),
             max_traces: 4096,
             max_spans: 65_536,
+            max_bytes: DEFAULT_TAIL_MAX_BYTES,
             max_spans_per_trace: 1024,
         }
     }
@@ -278,6 +286,15 @@ impl KeepInteresting {
     /// (`OBSERVRA_TAIL_MAX_SPANS`; default 65,536).
     pub fn max_spans(mut self, n: usize) -> Self {
         self.max_spans = n;
+        self
+    }
+    /// Bytes held in all, each span counted as it would be exported (after
+    /// the span limits, by its attributes', events' and links' lengths);
+    /// one more span past it decides the oldest trace early
+    /// (`OBSERVRA_TAIL_MAX_BYTES`; default 64 MiB). A single span larger
+    /// than this is not held: its trace is decided when it arrives.
+    pub fn max_bytes(mut self, n: usize) -> Self {
+        self.max_bytes = n;
         self
     }
     /// Spans held of one trace; more are dropped, counted as
@@ -1117,6 +1134,7 @@ fn validate_sampler(s: Sampler) -> Result<Sampler> {
             let zero = [
                 ("keep_interesting().max_traces", k.max_traces),
                 ("keep_interesting().max_spans", k.max_spans),
+                ("keep_interesting().max_bytes", k.max_bytes),
                 ("keep_interesting().max_spans_per_trace", k.max_spans_per_trace),
             ]
             .into_iter()
@@ -1175,6 +1193,7 @@ fn parse_tail_sampler(env: &EnvSource) -> Result<Option<Sampler>> {
         timeout: pick(None, env, "OBSERVRA_TAIL_TIMEOUT_MS", parse_positive_millis)?.unwrap_or(d.timeout),
         max_traces: pick(None, env, "OBSERVRA_TAIL_MAX_TRACES", parse_positive)?.unwrap_or(d.max_traces),
         max_spans: pick(None, env, "OBSERVRA_TAIL_MAX_SPANS", parse_positive)?.unwrap_or(d.max_spans),
+        max_bytes: pick(None, env, "OBSERVRA_TAIL_MAX_BYTES", parse_positive)?.unwrap_or(d.max_bytes),
         max_spans_per_trace: pick(None, env, "OBSERVRA_TAIL_MAX_SPANS_PER_TRACE", parse_positive)?
             .unwrap_or(d.max_spans_per_trace),
     })))

@@ -35,10 +35,19 @@
 //!   ask).
 //! - Tool arguments and results are content: absent unless capture is on,
 //!   redacted when it is.
+//! - On the server, the tool and prompt names a client asks for are the
+//!   client's choice: in the metrics (the MCP and GenAI ones) a name is
+//!   kept only when the server declares it (`get_tool`, or its `tools/list`
+//!   / `prompts/list`), and is `_OTHER` otherwise, so random names cannot
+//!   fill the metric SDK's series limit; the span keeps the name asked for
+//!   (redacted, like every string).
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::future::Future;
 use std::ops::Deref;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rmcp::model::*;
 use rmcp::service::{
@@ -479,16 +488,132 @@ fn fail(target: &SpanRef, kind: Cow<'static, str>, code: Option<String>) {
 /// metric. It forwards every method of `ServerHandler` to the handler it
 /// wraps, so the wrapped handler's tools, prompts and resources all stay
 /// reachable (a method left to its default would hide the inner one).
+///
+/// A tool or prompt name the client asks for is recorded in the metrics
+/// only when the server declares it (the handler's `get_tool`, else the
+/// names of its `tools/list` / `prompts/list`, asked of the handler when
+/// first needed, refreshed by every listing a client asks for and, on a
+/// name not found, at most once a minute); any other is `_OTHER` there.
+/// The span keeps the name asked for. A request that arrives while such a
+/// listing is under way does not wait for it: it goes by the names known.
 #[derive(Debug, Clone)]
 pub struct TracedServer<S> {
     inner: S,
     wire: Wire,
+    /// The names the server declares, as last listed (shared by clones).
+    declared: Arc<Declared>,
+}
+
+/// The tools and prompts a server declares: the names its metrics may carry.
+#[derive(Debug, Default)]
+struct Declared {
+    tools: Mutex<Names>,
+    prompts: Mutex<Names>,
+}
+
+/// Declared names of one kind, as last listed.
+#[derive(Debug, Default)]
+struct Names {
+    set: HashSet<String>,
+    /// When the handler was last listed (by a client, or here), if ever.
+    listed: Option<Instant>,
+    /// A listing asked for here is under way (no other starts meanwhile).
+    listing: bool,
+}
+
+/// The lock, whether or not a panic poisoned it.
+fn lock(names: &Mutex<Names>) -> std::sync::MutexGuard<'_, Names> {
+    names.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// At most this many declared names of a kind are remembered ...
+const MAX_DECLARED: usize = 4096;
+/// ... from at most this many pages of a listing asked for here.
+const MAX_PAGES: usize = 64;
+/// A name not found re-lists the handler at most this often.
+const RELIST: Duration = Duration::from_secs(60);
+
+impl Names {
+    /// Takes the names of one page of a listing a client asked for (the
+    /// first page starts afresh).
+    fn take_page<'a>(&mut self, first: bool, names: impl Iterator<Item = &'a str>) {
+        if first {
+            self.set.clear();
+        }
+        for n in names {
+            if self.set.len() >= MAX_DECLARED {
+                break;
+            }
+            self.set.insert(n.to_string());
+        }
+        self.listed = Some(Instant::now());
+    }
+
+    /// Whether a name not found may start a listing now.
+    fn may_list(&self) -> bool {
+        !self.listing && self.listed.is_none_or(|at| at.elapsed() >= RELIST)
+    }
+}
+
+/// Ends a listing asked for here, also when its request is dropped first.
+struct Listing<'a>(&'a Mutex<Names>);
+
+impl Drop for Listing<'_> {
+    fn drop(&mut self) {
+        lock(self.0).listing = false;
+    }
+}
+
+/// Whether `name` is among `names`, listing the handler with `list` (one
+/// page per call, from a cursor) when it is not found and the last listing
+/// is old enough (or there was none). No lock is held while the handler
+/// lists, and nobody waits for another's listing: a request that finds a
+/// listing under way goes on with the names known.
+async fn declares<F, Fut>(names: &Mutex<Names>, name: &str, mut list: F) -> bool
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Option<(Vec<String>, Option<String>)>>,
+{
+    {
+        let mut known = lock(names);
+        if known.set.contains(name) {
+            return true;
+        }
+        if !known.may_list() {
+            return false;
+        }
+        // Counted from the start: a listing that fails or is dropped is not retried before RELIST.
+        known.listing = true;
+        known.listed = Some(Instant::now());
+    }
+    let _listing = Listing(names);
+    let mut found: Vec<String> = Vec::new();
+    let mut cursor = None;
+    for _ in 0..MAX_PAGES {
+        let Some((page, next)) = list(cursor).await else { break };
+        let room = MAX_DECLARED.saturating_sub(found.len());
+        found.extend(page.into_iter().take(room));
+        cursor = next;
+        if cursor.is_none() || found.len() >= MAX_DECLARED {
+            break;
+        }
+    }
+    let mut known = lock(names);
+    if !found.is_empty() {
+        known.set = found.into_iter().collect();
+    }
+    known.set.contains(name)
+}
+
+/// Says the span's tool or prompt was not declared: `_OTHER` in its metrics.
+fn undeclared(span: &tracing::Span) {
+    crate::record::target::with_sink(&SpanRef::from(span), |f| f.more().undeclared = true);
 }
 
 impl<S> TracedServer<S> {
     /// Wraps a handler; [`Self::stdio`] or [`Self::http`] say how it is served.
     pub fn new(inner: S) -> Self {
-        TracedServer { inner, wire: Wire::Unknown }
+        TracedServer { inner, wire: Wire::Unknown, declared: Arc::default() }
     }
 
     /// Served over stdio (`network.transport = pipe`).
@@ -626,6 +751,32 @@ macro_rules! traced_requests {
     )*};
 }
 
+impl<S: ServerHandler> TracedServer<S> {
+    /// Whether the server declares the tool `name`: its handler's
+    /// `get_tool` knows it, or its `tools/list` names it.
+    async fn declares_tool(&self, name: &str, context: &RequestContext<RoleServer>) -> bool {
+        if self.inner.get_tool(name).is_some() {
+            return true;
+        }
+        declares(&self.declared.tools, name, |cursor| async move {
+            let page = PaginatedRequestParams::default().with_cursor(cursor);
+            let r = self.inner.list_tools(Some(page), context.clone()).await.ok()?;
+            Some((r.tools.iter().map(|t| t.name.to_string()).collect(), r.next_cursor))
+        })
+        .await
+    }
+
+    /// Whether the server declares the prompt `name`: its `prompts/list` names it.
+    async fn declares_prompt(&self, name: &str, context: &RequestContext<RoleServer>) -> bool {
+        declares(&self.declared.prompts, name, |cursor| async move {
+            let page = PaginatedRequestParams::default().with_cursor(cursor);
+            let r = self.inner.list_prompts(Some(page), context.clone()).await.ok()?;
+            Some((r.prompts.into_iter().map(|p| p.name).collect(), r.next_cursor))
+        })
+        .await
+    }
+}
+
 impl<S: ServerHandler> ServerHandler for TracedServer<S> {
     fn ping(
         &self,
@@ -660,13 +811,17 @@ impl<S: ServerHandler> ServerHandler for TracedServer<S> {
         answered(span, self.inner.discover(context), no_tool_result)
     }
 
-    fn get_prompt(
+    async fn get_prompt(
         &self,
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
-    ) -> impl Future<Output = Result<GetPromptResponse, ErrorData>> + MaybeSendFuture + '_ {
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let declared = self.declares_prompt(&request.name, &context).await;
         let span = self.open("prompts/get", Subject::Prompt(&request.name), &context, None);
-        answered(span, self.inner.get_prompt(request, context), no_tool_result)
+        if !declared {
+            undeclared(&span);
+        }
+        answered(span, self.inner.get_prompt(request, context), no_tool_result).await
     }
 
     fn read_resource(
@@ -678,22 +833,56 @@ impl<S: ServerHandler> ServerHandler for TracedServer<S> {
         answered(span, self.inner.read_resource(request, context), no_tool_result)
     }
 
-    fn call_tool(
+    async fn call_tool(
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
-    ) -> impl Future<Output = Result<CallToolResponse, ErrorData>> + MaybeSendFuture + '_ {
+    ) -> Result<CallToolResponse, ErrorData> {
+        let declared = self.declares_tool(&request.name, &context).await;
         let arguments = request.arguments.clone().map(serde_json::Value::Object);
         let span = self.open(TOOLS_CALL, Subject::Tool(&request.name), &context, arguments);
-        answered(span, self.inner.call_tool(request, context), completed)
+        if !declared {
+            undeclared(&span);
+        }
+        answered(span, self.inner.call_tool(request, context), completed).await
+    }
+
+    fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<ListToolsResult, ErrorData>> + MaybeSendFuture + '_ {
+        let first = request.as_ref().is_none_or(|r| r.cursor.is_none());
+        let span = self.open("tools/list", Subject::None, &context, None);
+        async move {
+            let result = answered(span, self.inner.list_tools(request, context), no_tool_result).await;
+            if let Ok(r) = &result {
+                lock(&self.declared.tools).take_page(first, r.tools.iter().map(|t| t.name.as_ref()));
+            }
+            result
+        }
+    }
+
+    fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<ListPromptsResult, ErrorData>> + MaybeSendFuture + '_ {
+        let first = request.as_ref().is_none_or(|r| r.cursor.is_none());
+        let span = self.open("prompts/list", Subject::None, &context, None);
+        async move {
+            let result = answered(span, self.inner.list_prompts(request, context), no_tool_result).await;
+            if let Ok(r) = &result {
+                lock(&self.declared.prompts).take_page(first, r.prompts.iter().map(|p| p.name.as_str()));
+            }
+            result
+        }
     }
 
     traced_requests! {
         complete(request: CompleteRequestParams) -> CompleteResult = "completion/complete";
-        list_prompts(request: Option<PaginatedRequestParams>) -> ListPromptsResult = "prompts/list";
         list_resources(request: Option<PaginatedRequestParams>) -> ListResourcesResult = "resources/list";
         list_resource_templates(request: Option<PaginatedRequestParams>) -> ListResourceTemplatesResult = "resources/templates/list";
-        list_tools(request: Option<PaginatedRequestParams>) -> ListToolsResult = "tools/list";
         get_task(request: GetTaskParams) -> GetTaskResult = "tasks/get";
         update_task(request: UpdateTaskParams) -> () = "tasks/update";
         cancel_task(request: CancelTaskParams) -> () = "tasks/cancel";
