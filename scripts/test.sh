@@ -9,7 +9,9 @@
 # command to run:
 # - prometheus (Debian package), for tests/tests/prometheus.rs;
 # - Arize Phoenix (PyPI, in a virtualenv under target/, kept between runs),
-#   for tests/tests/phoenix.rs.
+#   for tests/tests/phoenix.rs;
+# - rotel, a Rust OpenTelemetry collector (PyPI, likewise), for
+#   tests/tests/rotel.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +24,18 @@ if [ ! -x "$PHOENIX_VENV/bin/phoenix" ]; then
          && "$PHOENIX_VENV/bin/pip" install --quiet --disable-pip-version-check "arize-phoenix==$PHOENIX_VERSION"; }; then
     echo "!!!! Arize Phoenix could not be installed: the Phoenix end-to-end test will be SKIPPED" >&2
     rm -rf "$PHOENIX_VENV"
+  fi
+fi
+
+ROTEL_VERSION=0.0.1a15
+ROTEL_VENV=target/rotel-venv
+if ! ls "$ROTEL_VENV"/lib/python*/site-packages/rotel/rotel-agent >/dev/null 2>&1; then
+  echo "== installing rotel $ROTEL_VERSION (a Rust OpenTelemetry collector, PyPI) into $ROTEL_VENV for the real-collector fault test"
+  mkdir -p target
+  if ! { python3 -m venv "$ROTEL_VENV" \
+         && "$ROTEL_VENV/bin/pip" install --quiet --disable-pip-version-check "rotel==$ROTEL_VERSION"; }; then
+    echo "!!!! rotel could not be installed: the real-collector fault test will be SKIPPED" >&2
+    rm -rf "$ROTEL_VENV"
   fi
 fi
 

@@ -494,11 +494,22 @@ impl LogsService for Grpc {
     }
 }
 
+/// A gzip body's bytes; `None` when it is not gzip.
+fn gunzip(body: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(body).read_to_end(&mut out).ok()?;
+    Some(out)
+}
+
 async fn http_handler(store: Shared, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let path = req.uri().path().to_string();
     let headers: BTreeMap<String, String> =
         req.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
+    let gzip = headers.get("content-encoding").is_some_and(|e| e.eq_ignore_ascii_case("gzip"));
     let body = req.into_body().collect().await?.to_bytes();
+    // OTLP allows gzip-compressed bodies (rotel sends them so).
+    let body = if gzip { gunzip(&body).map(Bytes::from).unwrap_or(body) } else { body };
     let at = Instant::now();
     {
         let mut st = lock(&store);
