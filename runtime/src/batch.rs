@@ -9,9 +9,13 @@
 //! backend never delays or loses data on another. Flush and shutdown wait for
 //! the workers with a deadline.
 //!
-//! Each leg's figures live in a [`LegStats`]; at every moment
-//! `produced == queued + exporting + exported + failed + dropped` holds for
-//! each leg (and so for their sums, which [`crate::health`] reports).
+//! Each leg's figures live in a [`LegStats`] as counters that only grow
+//! (produced, dropped, taken for export, exported, failed, abandoned);
+//! what is queued and what is being exported are what lies between them
+//! ([`LegFigures::of`]). So `produced == queued + exporting + exported +
+//! failed + dropped` holds on every read, for each leg and for their sums
+//! (which [`crate::health`] reports), however the counters move while they
+//! are read: no lock, and no more than one atomic add per span on either side.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,24 +30,27 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use crate::base::deadline::{SendFailure, send_within, until};
-use crate::base::state::{ASSEMBLY_FAILED, ORPHANED, REDACTION_FAILED};
+use crate::base::state::{self, Loss};
 
 /// How many recent export calls the latency percentiles are computed over.
 const LATENCY_WINDOW: usize = 256;
 
-/// One leg's counters. Totals only grow; `queued` and `in_flight` are gauges.
+/// One leg's counters; every one only grows. A span handed to the leg is
+/// `produced`, then either dropped at once (`queue_full`) or queued; a
+/// queued span is `taken` for export, then `exported` or `failed`; what
+/// the leg still held when it stopped is `abandoned` (taken and lost).
 #[derive(Debug, Default)]
 pub(crate) struct LegStats {
     /// The backend's name (`otlp`, `jsonl`, `stdout`, `webhook`, `otel_log`).
     pub name: &'static str,
     /// Where it exports to, fit to show (no password, no query string).
     pub target: String,
-    pub produced: AtomicU64,
-    pub queued: AtomicU64,
-    pub in_flight: AtomicU64,
-    pub dropped: AtomicU64,
-    pub exported: AtomicU64,
-    pub failed: AtomicU64,
+    produced: AtomicU64,
+    queue_full: AtomicU64,
+    taken: AtomicU64,
+    exported: AtomicU64,
+    failed: AtomicU64,
+    abandoned: AtomicU64,
     /// Export calls that succeeded / failed.
     pub export_ok: AtomicU64,
     pub export_err: AtomicU64,
@@ -68,6 +75,14 @@ impl LegStats {
     /// The most recent export error, if any.
     pub(crate) fn last_error(&self) -> Option<String> {
         self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// Spans in the queue now, as the worker and the wake-up see it (the
+    /// worker's own `taken` first, then the collector's counters).
+    fn queued(&self) -> u64 {
+        let taken = self.taken.load(Ordering::Acquire);
+        let dropped = self.queue_full.load(Ordering::Acquire);
+        self.produced.load(Ordering::Acquire).saturating_sub(dropped + taken)
     }
 
     /// The export-call durations in the recent window.
@@ -106,21 +121,22 @@ impl LegStats {
     }
 }
 
-/// A leg's figures read at one moment, or several legs' summed (the legs
-/// whose pipeline has stopped are folded into one, so the registry stays
-/// small however often the pipeline is re-installed).
+/// A leg's figures as one read saw them, or several legs' summed (the
+/// legs whose pipeline has stopped are folded into one, so the registry
+/// stays small however often the pipeline is re-installed). Always
+/// `produced == queued + in_flight + exported + failed + dropped()`.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct LegFigures {
     pub produced: u64,
     pub queued: u64,
     pub in_flight: u64,
-    pub dropped: u64,
     pub exported: u64,
     pub failed: u64,
+    /// Spans lost, by [`Loss`] (a leg's own: `BackendQueue` and `Stopped`).
+    pub lost: [u64; Loss::COUNT],
     pub export_ok: u64,
     pub export_err: u64,
     pub log_records: u64,
-    pub redaction_failed: u64,
 }
 
 impl LegFigures {
@@ -128,42 +144,60 @@ impl LegFigures {
         produced: 0,
         queued: 0,
         in_flight: 0,
-        dropped: 0,
         exported: 0,
         failed: 0,
+        lost: [0; Loss::COUNT],
         export_ok: 0,
         export_err: 0,
         log_records: 0,
-        redaction_failed: 0,
     };
 
-    /// One leg's figures now.
+    /// One leg's figures now. The counters are read downstream first (what
+    /// left the leg, then what was taken, then what came in): each counter
+    /// only grows, and a span moves on only after it is counted where it
+    /// was, so what a read sees taken was seen produced, and what it sees
+    /// done was seen taken. The queued and in-flight figures, the
+    /// differences, are never negative, and the identity holds on every read.
     pub(crate) fn of(s: &LegStats) -> LegFigures {
+        let abandoned = s.abandoned.load(Ordering::Acquire);
+        let exported = s.exported.load(Ordering::Acquire);
+        let failed = s.failed.load(Ordering::Acquire);
+        let taken = s.taken.load(Ordering::Acquire);
+        let queue_full = s.queue_full.load(Ordering::Acquire);
+        let produced = s.produced.load(Ordering::Acquire);
+        let mut lost = [0; Loss::COUNT];
+        lost[Loss::BackendQueue as usize] = queue_full;
+        lost[Loss::Stopped as usize] = abandoned;
         LegFigures {
-            produced: s.produced.load(Ordering::Acquire),
-            queued: s.queued.load(Ordering::Acquire),
-            in_flight: s.in_flight.load(Ordering::Acquire),
-            dropped: s.dropped.load(Ordering::Acquire),
-            exported: s.exported.load(Ordering::Acquire),
-            failed: s.failed.load(Ordering::Acquire),
+            produced,
+            queued: produced.saturating_sub(queue_full + taken),
+            in_flight: taken.saturating_sub(exported + failed + abandoned),
+            exported,
+            failed,
+            lost,
             export_ok: s.export_ok.load(Ordering::Acquire),
             export_err: s.export_err.load(Ordering::Acquire),
             log_records: s.log_records.load(Ordering::Acquire),
-            redaction_failed: 0,
         }
+    }
+
+    /// Every span lost, whatever the reason.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.lost.iter().sum()
     }
 
     fn merge(&mut self, o: LegFigures) {
         self.produced += o.produced;
         self.queued += o.queued;
         self.in_flight += o.in_flight;
-        self.dropped += o.dropped;
         self.exported += o.exported;
         self.failed += o.failed;
+        for (mine, theirs) in self.lost.iter_mut().zip(o.lost) {
+            *mine += theirs;
+        }
         self.export_ok += o.export_ok;
         self.export_err += o.export_err;
         self.log_records += o.log_records;
-        self.redaction_failed += o.redaction_failed;
     }
 }
 
@@ -184,31 +218,43 @@ fn register(name: &'static str, target: &str, delivers_logs: bool) -> Arc<LegSta
     stats
 }
 
-/// Folds a leg whose worker has finished into the retired totals. A span
-/// that raced into the queue after the last drain is lost: counted dropped.
+/// Folds a leg whose worker has finished into the retired totals. What it
+/// still held (a span that raced into the queue after the last drain, a
+/// batch its panicking worker had taken) is lost: counted abandoned, on the
+/// leg itself too, so its exported figures say so.
 fn retire(stats: &Arc<LegStats>) {
     let mut reg = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
     reg.live.retain(|s| !Arc::ptr_eq(s, stats));
     let mut t = LegFigures::of(stats);
-    t.dropped += t.queued + t.in_flight;
+    // Taken first, then abandoned: a reader never sees more abandoned than taken.
+    stats.taken.fetch_add(t.queued, Ordering::AcqRel);
+    stats.abandoned.fetch_add(t.queued + t.in_flight, Ordering::AcqRel);
+    t.lost[Loss::Stopped as usize] += t.queued + t.in_flight;
     t.queued = 0;
     t.in_flight = 0;
     reg.retired.merge(t);
 }
 
-/// Process-wide totals over every leg ever started (plus orphaned spans as dropped).
-pub(crate) fn totals() -> LegFigures {
+/// Process-wide totals over every leg ever started, with the spans lost
+/// before any backend took them as produced and dropped (by reason), and
+/// the figures of each live leg as this same read saw them.
+pub(crate) fn totals() -> (LegFigures, Vec<(Arc<LegStats>, LegFigures)>) {
     let reg = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
     let mut t = reg.retired;
+    let mut legs = Vec::with_capacity(reg.live.len());
     for s in &reg.live {
-        t.merge(LegFigures::of(s));
+        let f = LegFigures::of(s);
+        t.merge(f);
+        legs.push((s.clone(), f));
     }
-    let redaction_failed = REDACTION_FAILED.load(Ordering::Acquire);
-    let lost = ORPHANED.load(Ordering::Acquire) + ASSEMBLY_FAILED.load(Ordering::Acquire) + redaction_failed;
-    t.produced += lost;
-    t.dropped += lost;
-    t.redaction_failed += redaction_failed;
-    t
+    drop(reg);
+    // One read of each: the same figure counts as produced and as dropped.
+    let lost = state::read(&state::SPANS_LOST);
+    t.produced += lost.iter().sum::<u64>();
+    for (mine, l) in t.lost.iter_mut().zip(lost) {
+        *mine += l;
+    }
+    (t, legs)
 }
 
 enum Control {
@@ -379,16 +425,15 @@ impl BatchProcessor {
     /// Queues a finished span; never blocks. A full queue drops and counts it.
     pub(crate) fn on_end(&self, span: Arc<SpanData>) {
         if self.stopping.load(Ordering::Acquire) {
-            ORPHANED.fetch_add(1, Ordering::AcqRel);
+            Loss::Stopped.span();
             return;
         }
         let s = &self.stats;
+        // Counted before it can be taken, so what is taken was counted first.
         s.produced.fetch_add(1, Ordering::AcqRel);
-        // Count it queued before it can be taken, so the identity never dips.
-        let depth = s.queued.fetch_add(1, Ordering::AcqRel) + 1;
         match self.spans.try_send(span) {
             Ok(()) => {
-                if depth >= self.batch_size
+                if s.queued() >= self.batch_size
                     && !self.wake_sent.load(Ordering::Relaxed)
                     && !self.wake_sent.swap(true, Ordering::AcqRel)
                     && self.control.try_send(Control::Wake).is_err()
@@ -396,9 +441,13 @@ impl BatchProcessor {
                     self.wake_sent.store(false, Ordering::Release);
                 }
             }
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                s.dropped.fetch_add(1, Ordering::AcqRel);
-                s.queued.fetch_sub(1, Ordering::AcqRel);
+            Err(TrySendError::Full(_)) => {
+                s.queue_full.fetch_add(1, Ordering::AcqRel);
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                // The worker has stopped: lost as a span it held when it did.
+                s.taken.fetch_add(1, Ordering::AcqRel);
+                s.abandoned.fetch_add(1, Ordering::AcqRel);
             }
         }
     }
@@ -538,7 +587,7 @@ impl<E: SpanExporter + LegExporter> Worker<E> {
             // whatever the batch delay.
             let wait = next_export.saturating_duration_since(Instant::now()).min(Duration::from_secs(60));
             let received = self.control.recv_timeout(wait);
-            self.reporter.dropped_so_far(self.stats.dropped.load(Ordering::Acquire), self.settings.max_queue_size);
+            self.reporter.dropped_so_far(self.stats.queue_full.load(Ordering::Acquire), self.settings.max_queue_size);
             self.reporter.tick();
             match received {
                 Ok(Control::Wake) => {
@@ -582,7 +631,7 @@ impl<E: SpanExporter + LegExporter> Worker<E> {
         let s = &self.stats;
         let mut result = Ok(());
         loop {
-            let queued = s.queued.load(Ordering::Acquire) as usize;
+            let queued = s.queued() as usize;
             if queued == 0 || (full_batches_only && queued < max) {
                 return result;
             }
@@ -596,9 +645,8 @@ impl<E: SpanExporter + LegExporter> Worker<E> {
                 // The last backend to take a shared span takes it as it is;
                 // the others copy it here, on their own thread.
                 let span = Arc::try_unwrap(span).unwrap_or_else(|shared| (*shared).clone());
-                // Gains before losses, so the identity never dips for a reader.
-                s.in_flight.fetch_add(1, Ordering::AcqRel);
-                s.queued.fetch_sub(1, Ordering::AcqRel);
+                // Off the queue: being exported from now on.
+                s.taken.fetch_add(1, Ordering::AcqRel);
                 bytes += crate::limits::approx_size(&span);
                 batch.push(span);
             }
@@ -628,7 +676,6 @@ impl<E: SpanExporter + LegExporter> Worker<E> {
                     result = Err(crate::diag::scrub(&e));
                 }
             }
-            s.in_flight.fetch_sub(n, Ordering::AcqRel);
         }
     }
 }
@@ -649,6 +696,35 @@ pub fn percentile<T: PartialOrd + Copy>(values: &mut [T], p: f64) -> Option<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn adds_up(f: &LegFigures) -> bool {
+        f.produced == f.queued + f.in_flight + f.exported + f.failed + f.dropped()
+    }
+
+    /// A stopped leg's leftovers (queued, or in a batch its worker took)
+    /// are lost: counted dropped for the reason `stopped`, on the leg and
+    /// in the retired totals, and the identity still holds.
+    #[test]
+    fn a_retired_leg_counts_what_it_still_held_as_stopped() {
+        let stats = register("test", "nowhere", false);
+        for (counter, n) in
+            [(&stats.produced, 10), (&stats.queue_full, 1), (&stats.taken, 6), (&stats.exported, 3), (&stats.failed, 1)]
+        {
+            counter.store(n, Ordering::Release);
+        }
+        let f = LegFigures::of(&stats);
+        assert_eq!((f.queued, f.in_flight, f.dropped()), (3, 2, 1));
+        assert!(adds_up(&f), "{f:?}");
+        let before = totals().0;
+        retire(&stats);
+        let f = LegFigures::of(&stats);
+        assert_eq!((f.queued, f.in_flight), (0, 0));
+        assert_eq!((f.lost[Loss::BackendQueue as usize], f.lost[Loss::Stopped as usize]), (1, 5));
+        assert!(adds_up(&f), "{f:?}");
+        let after = totals().0;
+        assert!(adds_up(&before) && adds_up(&after), "{before:?} {after:?}");
+        assert!(after.lost[Loss::Stopped as usize] >= before.lost[Loss::Stopped as usize] + 5);
+    }
 
     #[test]
     fn percentiles_use_the_nearest_rank() {

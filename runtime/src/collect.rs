@@ -21,9 +21,7 @@ use crate::base::clock::Anchor;
 use crate::base::frame::{Frame, More, StatusCode};
 use crate::base::graded::Graded;
 use crate::base::queue::{Control, FrameQueue, Note, QueueEnd};
-use crate::base::state::{
-    ASSEMBLY_FAILED, Installed, METRIC_JOBS_DROPPED, ORPHANED, REDACTION_FAILED, suppress_current_thread,
-};
+use crate::base::state::{Installed, Loss, suppress_current_thread};
 use crate::batch::{FanOut, SpanPolicy};
 use crate::config::KeepInteresting;
 use crate::semconv::{self as sc, metrics as m, operation as op};
@@ -276,7 +274,7 @@ impl Out<'_> {
 /// Counts a span dropped because its redaction failed (a redaction rule
 /// panicked), and says so once.
 fn redaction_failed() {
-    REDACTION_FAILED.fetch_add(1, Ordering::AcqRel);
+    Loss::RedactionFailed.span();
     static TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if !TOLD.swap(true, Ordering::AcqRel) {
         crate::diag::emit(
@@ -293,6 +291,9 @@ fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Out<'_>, ins: Option
     let p = installed.upgrade();
     // Stamps become wall-clock times against an anchor taken now.
     let anchor = Anchor::now();
+    // Agents whose closing frame the queue dropped: taken before the notes,
+    // so each one's start is counted by the end of them.
+    let ended = end.take_ended();
     // Notes first: an agent's start is told before its frame closes.
     while let Ok(note) = end.notes.try_recv() {
         match note {
@@ -311,7 +312,10 @@ fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Out<'_>, ins: Option
             }
         }
     }
-    while let Ok(frame) = end.frames.try_recv() {
+    for (agent, n) in ended {
+        agent_ended(out, ins, agent.as_ref(), n);
+    }
+    while let Ok(mut frame) = end.frames.try_recv() {
         // The shared depth is updated in steps, not per item: callers write it too.
         taken += 1;
         if taken == 64 {
@@ -320,19 +324,25 @@ fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Out<'_>, ins: Option
         }
         let Some(p) = &p else {
             if frame.ctx.sampled {
-                ORPHANED.fetch_add(1, Ordering::AcqRel);
+                Loss::Stopped.span();
             }
             continue;
         };
         let sampled = frame.ctx.sampled;
+        // An agent counted in `agent.requests.active` is taken back here,
+        // whatever becomes of its frame.
+        let agent = frame.more.as_mut().and_then(|m| m.active_agent.take());
         // A panic in a metric reader or a backend's queue must not stop
         // the thread; what it loses is counted.
         let ok =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| assemble(frame, p, out, ins, &anchor))).is_ok();
+        if let Some(agent) = agent {
+            agent_ended(out, ins, agent.as_ref(), 1);
+        }
         if !ok {
-            METRIC_JOBS_DROPPED.fetch_add(1, Ordering::Relaxed);
+            Loss::AssemblyFailed.metric_job();
             if sampled {
-                ASSEMBLY_FAILED.fetch_add(1, Ordering::AcqRel);
+                Loss::AssemblyFailed.span();
             }
             crate::diag::emit(
                 crate::diag::DiagnosticLevel::Warn,
@@ -345,6 +355,18 @@ fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Out<'_>, ins: Option
         out.land_evaluations(p, ins, false);
     }
     out.expire_held();
+}
+
+/// `agent.requests.active` -n for `agent`: its runs ended (or their frames
+/// were lost; the start was counted all the same).
+fn agent_ended(out: &Out<'_>, ins: Option<&Instruments>, agent: Option<&StringValue>, n: u64) {
+    // A panic in a metric reader must not stop the thread.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if let Some(ins) = ins {
+            let n = i64::try_from(n).unwrap_or(i64::MAX);
+            ins.agent_active.add(-n, &set_labels(out.labels(), agent, None, None));
+        }
+    }));
 }
 
 /// Up to [`Attrs::CAP`] metric attributes, on the stack: recording a metric
@@ -807,9 +829,6 @@ fn assemble(mut frame: Frame, p: &Installed, out: &Out<'_>, ins: Option<&Instrum
             ins.function_calls.add(1, &labels);
             ins.function_duration.record(duration_s, &labels);
         }
-    }
-    if let (Some(agent), Some(ins)) = (&more.active_agent, ins) {
-        ins.agent_active.add(-1, &set_labels(out.labels(), agent.as_ref(), None, None));
     }
     if frame.operation.is_some_and(|o| op::LLM.contains(&o)) {
         if let Some(Value::String(id)) = find(&attrs, sc::GEN_AI_RESPONSE_ID) {

@@ -17,7 +17,7 @@ use opentelemetry_sdk::trace::RandomIdGenerator;
 use tracing_subscriber::layer::SubscriberExt;
 
 use crate::base::queue::FrameQueue;
-use crate::base::state::{self, Installed};
+use crate::base::state::{self, Installed, Loss};
 use crate::batch::{BatchProcessor, BlockOn, FanOut};
 #[cfg(feature = "grpc")]
 use crate::config::Protocol;
@@ -487,7 +487,7 @@ fn stop_legs(pipeline: &Pipeline, deadline: Duration) -> Vec<BackendReport> {
             &p.stats.who(),
             "spans",
             after.failed,
-            after.dropped,
+            after.dropped(),
             abandoned,
             p.stats.last_error().as_deref(),
         ) {
@@ -496,7 +496,7 @@ fn stop_legs(pipeline: &Pipeline, deadline: Duration) -> Vec<BackendReport> {
         backends.push(BackendReport {
             backend: p.stats.name,
             flushed: after.exported - before.exported,
-            dropped: (after.dropped + after.failed) - (before.dropped + before.failed),
+            dropped: (after.dropped() + after.failed) - (before.dropped() + before.failed),
             abandoned,
             timed_out,
             error: result.err().map(|e| e.to_string()),
@@ -584,6 +584,7 @@ struct SelfMetrics {
     _sampler_dropped: opentelemetry::metrics::ObservableCounter<u64>,
     _sampler_held: opentelemetry::metrics::ObservableGauge<u64>,
     _evaluations_dropped: opentelemetry::metrics::ObservableCounter<u64>,
+    _metric_jobs_dropped: opentelemetry::metrics::ObservableCounter<u64>,
 }
 
 impl SelfMetrics {
@@ -603,21 +604,31 @@ impl SelfMetrics {
                     .build(),
             );
         }
+        let in_state = |s: &'static str| KeyValue::new(m::PIPELINE_STATE, s);
+        let reason = |r: Loss| KeyValue::new(m::PIPELINE_REASON, r.name());
         SelfMetrics {
             _spans: meter
                 .u64_observable_counter(m::PIPELINE_SPANS)
                 .with_unit("{span}")
-                .with_description("Spans each backend exported, failed to export, or dropped.")
+                .with_description(
+                    "Spans each backend exported or failed to export, and spans dropped, by observra.reason: per \
+                     backend at its queue (backend_queue) or when it stopped (stopped); before any backend (no \
+                     observra.backend) at the collector's queue (collector_queue), after the pipeline stopped \
+                     (stopped), or when assembling (assembly_failed) or redacting (redaction_failed) them failed.",
+                )
                 .with_callback(move |o| {
                     for l in l1.iter() {
-                        for (state, counter) in
-                            [("exported", &l.exported), ("failed", &l.failed), ("dropped", &l.dropped)]
-                        {
-                            o.observe(
-                                counter.load(Ordering::Relaxed),
-                                &[KeyValue::new(m::PIPELINE_STATE, state), backend(l)],
-                            );
+                        let f = crate::batch::LegFigures::of(l);
+                        o.observe(f.exported, &[in_state("exported"), backend(l)]);
+                        o.observe(f.failed, &[in_state("failed"), backend(l)]);
+                        for r in [Loss::BackendQueue, Loss::Stopped] {
+                            o.observe(f.lost[r as usize], &[in_state("dropped"), reason(r), backend(l)]);
                         }
+                    }
+                    // Lost before the backends: counted once, since the process started.
+                    let lost = state::read(&state::SPANS_LOST);
+                    for r in Loss::BEFORE_BACKENDS {
+                        o.observe(lost[r as usize], &[in_state("dropped"), reason(r)]);
                     }
                 })
                 .build(),
@@ -627,7 +638,8 @@ impl SelfMetrics {
                 .with_description("Spans queued or being exported, per backend.")
                 .with_callback(move |o| {
                     for l in l2.iter() {
-                        o.observe(l.queued.load(Ordering::Relaxed) + l.in_flight.load(Ordering::Relaxed), &[backend(l)])
+                        let f = crate::batch::LegFigures::of(l);
+                        o.observe(f.queued + f.in_flight, &[backend(l)])
                     }
                 })
                 .build(),
@@ -715,6 +727,21 @@ impl SelfMetrics {
                     }
                 })
                 .build(),
+            _metric_jobs_dropped: meter
+                .u64_observable_counter(m::PIPELINE_METRIC_JOBS_DROPPED)
+                .with_unit("{span}")
+                .with_description(
+                    "Closed spans whose metrics were lost, by observra.reason: the collector's queue was full \
+                     (collector_queue), the collector had stopped (stopped), or assembling them failed \
+                     (assembly_failed).",
+                )
+                .with_callback(move |o| {
+                    let lost = state::read(&state::METRIC_JOBS_LOST);
+                    for r in Loss::METRIC_JOBS {
+                        o.observe(lost[r as usize], &[reason(r)]);
+                    }
+                })
+                .build(),
         }
     }
 }
@@ -785,9 +812,13 @@ pub fn shutdown(deadline: Duration) -> Result<ShutdownReport> {
 ///
 /// Span totals count from process start, across re-installations, and stay
 /// readable after shutdown; they are summed over backends (with two
-/// backends, each span is produced twice: once per backend). At any moment
+/// backends, each span is produced twice: once per backend; a span lost
+/// before reaching the backends counts once). On every read,
 /// `spans_produced == spans_queued + spans_exporting + spans_exported +
-/// spans_failed + spans_dropped`, for the totals and for each backend.
+/// spans_failed + spans_dropped`, for the totals and for each backend, and
+/// `spans_dropped` is the sum of its five reasons (the `spans_dropped_*`,
+/// `spans_assembly_failed` and `spans_redaction_failed` figures), however
+/// fast spans move while it is read.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct Health {
@@ -800,10 +831,25 @@ pub struct Health {
     /// Spans in a batch an exporter is working on now.
     pub spans_exporting: u64,
     /// Spans dropped because a queue was full or the pipeline had stopped,
-    /// or because redacting them failed.
+    /// or because assembling or redacting them failed: the sum of the five
+    /// figures below.
     pub spans_dropped: u64,
+    /// Of `spans_dropped`: closed spans the collector's queue had no room
+    /// for (`observra.pipeline.spans{observra.state=dropped,
+    /// observra.reason=collector_queue}`).
+    pub spans_dropped_collector_queue: u64,
+    /// Of `spans_dropped`: spans a backend's queue had no room for, summed
+    /// over backends (`observra.reason=backend_queue`, per backend).
+    pub spans_dropped_backend_queue: u64,
+    /// Of `spans_dropped`: spans that ended after their pipeline stopped,
+    /// or that a backend still held when it stopped (`observra.reason=stopped`).
+    pub spans_dropped_stopped: u64,
+    /// Of `spans_dropped`: spans whose assembly on the collector thread
+    /// panicked (`observra.reason=assembly_failed`).
+    pub spans_assembly_failed: u64,
     /// Of `spans_dropped`: spans whose redaction failed (a redaction rule
-    /// panicked), dropped rather than exported unredacted.
+    /// panicked), dropped rather than exported unredacted
+    /// (`observra.reason=redaction_failed`).
     pub spans_redaction_failed: u64,
     /// Spans an exporter delivered.
     pub spans_exported: u64,
@@ -820,7 +866,9 @@ pub struct Health {
     /// Metric data points in metric exports that failed.
     pub metric_points_failed: u64,
     /// Closed spans whose metrics were lost because the collector thread's
-    /// queue was full (the spans are counted in `spans_dropped`).
+    /// queue was full or had stopped, or their assembly panicked (the spans
+    /// are counted in `spans_dropped`); by reason in
+    /// `observra.pipeline.metric_jobs.dropped`.
     pub metric_jobs_dropped: u64,
     /// Closed spans waiting on the collector thread to become `SpanData`
     /// and metrics.
@@ -867,7 +915,7 @@ pub struct BackendHealth {
     pub exported: u64,
     /// Spans in failed batches.
     pub failed: u64,
-    /// Spans dropped (queue full).
+    /// Spans dropped: its queue was full, or it still held them when it stopped.
     pub dropped: u64,
     /// Export calls that succeeded.
     pub successes: u64,
@@ -882,11 +930,13 @@ pub struct BackendHealth {
 }
 
 /// Reads the pipeline's figures: spans produced, queued, being exported,
-/// exported, failed and dropped; export calls, latency and last error, per
-/// backend and in total.
+/// exported, failed and dropped (by reason); export calls, latency and last
+/// error, per backend and in total. The accounting identity holds on every
+/// read (see [`Health`]); each backend's figures are the very ones summed
+/// into the totals.
 pub fn health() -> Health {
     use crate::batch::percentile;
-    let t = crate::batch::totals();
+    let (t, legs) = crate::batch::totals();
     let pipeline = current();
     let mut all_latencies = Vec::new();
     let mut last_error = None;
@@ -897,7 +947,10 @@ pub fn health() -> Health {
                 .iter()
                 .map(|proc| {
                     let l = &proc.stats;
-                    let t = crate::batch::LegFigures::of(l);
+                    let t = legs
+                        .iter()
+                        .find(|(s, _)| Arc::ptr_eq(s, l))
+                        .map_or_else(|| crate::batch::LegFigures::of(l), |(_, f)| *f);
                     let mut lat = l.latencies();
                     all_latencies.extend_from_slice(&lat);
                     let err = l.last_error();
@@ -911,7 +964,7 @@ pub fn health() -> Health {
                         exporting: t.in_flight,
                         exported: t.exported,
                         failed: t.failed,
-                        dropped: t.dropped,
+                        dropped: t.dropped(),
                         successes: t.export_ok,
                         failures: t.export_err,
                         latency_p50: percentile(&mut lat, 0.5),
@@ -927,8 +980,12 @@ pub fn health() -> Health {
         spans_produced: t.produced,
         spans_queued: t.queued,
         spans_exporting: t.in_flight,
-        spans_dropped: t.dropped,
-        spans_redaction_failed: t.redaction_failed,
+        spans_dropped: t.dropped(),
+        spans_dropped_collector_queue: t.lost[Loss::CollectorQueue as usize],
+        spans_dropped_backend_queue: t.lost[Loss::BackendQueue as usize],
+        spans_dropped_stopped: t.lost[Loss::Stopped as usize],
+        spans_assembly_failed: t.lost[Loss::AssemblyFailed as usize],
+        spans_redaction_failed: t.lost[Loss::RedactionFailed as usize],
         spans_exported: t.exported,
         spans_failed: t.failed,
         export_successes: t.export_ok,
@@ -936,7 +993,7 @@ pub fn health() -> Health {
         logs_exported: t.log_records,
         metric_points_exported: crate::diag::METRIC_POINTS_EXPORTED.load(Ordering::Relaxed),
         metric_points_failed: crate::diag::METRIC_POINTS_FAILED.load(Ordering::Relaxed),
-        metric_jobs_dropped: crate::base::state::METRIC_JOBS_DROPPED.load(Ordering::Relaxed),
+        metric_jobs_dropped: state::read(&state::METRIC_JOBS_LOST).iter().sum(),
         metric_queue_depth: state::installed().map_or(0, |i| i.queue.depth()),
         export_latency_p50: percentile(&mut all_latencies.clone(), 0.5),
         export_latency_p99: percentile(&mut all_latencies, 0.99),

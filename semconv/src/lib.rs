@@ -329,7 +329,10 @@ pub mod metrics {
     pub const LABEL_RESULT: &str = "observra.result";
 
     /// `observra.pipeline.spans`: spans the pipeline handled, by `observra.state`
-    /// (`exported`, `failed`, `dropped`; counters) since the process started.
+    /// (`exported`, `failed`, `dropped`; counters) since the process started;
+    /// `dropped` by [`PIPELINE_REASON`] (`backend_queue` and `stopped` per
+    /// `observra.backend`; `collector_queue`, `stopped`, `assembly_failed`
+    /// and `redaction_failed` before any backend, without one).
     pub const PIPELINE_SPANS: &str = "observra.pipeline.spans";
     /// `observra.pipeline.queue.depth`: spans waiting or being exported now.
     pub const PIPELINE_QUEUE: &str = "observra.pipeline.queue.depth";
@@ -346,6 +349,10 @@ pub mod metrics {
     pub const PIPELINE_METRIC_POINTS: &str = "observra.pipeline.metric_points";
     /// `observra.pipeline.log_records`: log records the `otel_log` backend delivered.
     pub const PIPELINE_LOG_RECORDS: &str = "observra.pipeline.log_records";
+    /// `observra.pipeline.metric_jobs.dropped` ({span}): closed spans whose
+    /// metrics were lost, by [`PIPELINE_REASON`] (`collector_queue`,
+    /// `stopped`, `assembly_failed`).
+    pub const PIPELINE_METRIC_JOBS_DROPPED: &str = "observra.pipeline.metric_jobs.dropped";
     /// Attribute of [`PIPELINE_SPANS`].
     pub const PIPELINE_STATE: &str = "observra.state";
     /// Attribute of the pipeline metrics: the backend's name.
@@ -357,8 +364,11 @@ pub mod metrics {
     /// `observra.pipeline.evaluations.dropped` ({evaluation}): evaluations lost before they
     /// landed, by [`PIPELINE_REASON`] (`queue_full`, `pending_full`).
     pub const PIPELINE_EVALUATIONS_DROPPED: &str = "observra.pipeline.evaluations.dropped";
-    /// Attribute of [`PIPELINE_SAMPLER_DROPPED`] (`not_selected`, `trace_too_large` or
-    /// `late`) and of [`PIPELINE_EVALUATIONS_DROPPED`] (`queue_full`, `pending_full`).
+    /// Why something was lost: on [`PIPELINE_SAMPLER_DROPPED`], `not_selected`,
+    /// `trace_too_large` or `late`; on [`PIPELINE_SPANS`] (`dropped`) and
+    /// [`PIPELINE_METRIC_JOBS_DROPPED`], `collector_queue`, `backend_queue`,
+    /// `stopped`, `assembly_failed` or `redaction_failed`; on
+    /// [`PIPELINE_EVALUATIONS_DROPPED`], `queue_full` or `pending_full`.
     pub const PIPELINE_REASON: &str = "observra.reason";
     /// Attribute of [`PIPELINE_EXPORTS`]: `success` or `failure`.
     pub const PIPELINE_RESULT: &str = "observra.result";

@@ -1067,3 +1067,65 @@ pub fn url_encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// Holds the `observra-collector` thread still, so a test can fill the
+/// collector's queue without racing it: a redaction matcher (install it
+/// with `Builder::redact_with("gate", gate.matcher())`) that, on the
+/// first text containing [`Gate::HOLD`], waits until [`Gate::release`].
+/// Nothing is timed: the test waits until the collector is held, fills
+/// the queue, then lets it go.
+#[derive(Clone, Default)]
+pub struct Gate(Arc<(Mutex<GateState>, std::sync::Condvar)>);
+
+#[derive(Default)]
+struct GateState {
+    held: bool,
+    released: bool,
+}
+
+impl Gate {
+    /// The text that holds the collector (in a span's attribute or name).
+    pub const HOLD: &'static str = "hold the collector here";
+
+    /// A new, closed gate.
+    pub fn new() -> Gate {
+        Gate::default()
+    }
+
+    /// The matcher to install: it redacts nothing.
+    pub fn matcher(&self) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
+        let gate = self.0.clone();
+        move |text| {
+            if text.contains(Gate::HOLD) {
+                let (state, cv) = &*gate;
+                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                s.held = true;
+                cv.notify_all();
+                while !s.released {
+                    s = cv.wait(s).unwrap_or_else(|p| p.into_inner());
+                }
+            }
+            None
+        }
+    }
+
+    /// Waits until the collector is held in the matcher (the deadline only
+    /// bounds a broken run).
+    pub fn wait_held(&self) {
+        let (state, cv) = &*self.0;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        while !s.held {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "the collector never reached the gate");
+            s = cv.wait_timeout(s, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+
+    /// Lets the collector go (for good).
+    pub fn release(&self) {
+        let (state, cv) = &*self.0;
+        state.lock().unwrap_or_else(|p| p.into_inner()).released = true;
+        cv.notify_all();
+    }
+}

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use observra::{LlmResponse, Usage, agent, llm_call, tool_call, traced};
-use observra_test_support::{Receiver, Val, otlp_env, serial};
+use observra_test_support::{Gate, Receiver, Val, otlp_env, serial};
 
 observra::metrics! {
     /// Orders placed.
@@ -163,6 +163,46 @@ fn an_agent_in_progress_counts_in_agent_requests_active() {
     drop(guard);
 }
 
+#[traced(fields(note))]
+fn noted(note: &str) -> usize {
+    note.len()
+}
+
+/// An agent whose own span closes while the collector's queue is full:
+/// the collector is held (a redaction matcher waits) and the queue filled
+/// before the agent returns, so its closing frame is dropped.
+#[agent(name = "crowded")]
+fn crowded(gate: &Gate) {
+    noted(Gate::HOLD);
+    gate.wait_held();
+    for _ in 0..10_000 {
+        tracing::info_span!("burst").in_scope(|| {});
+    }
+}
+
+/// Catches: an agent whose closing frame was dropped at a full queue left
+/// `observra.agent.requests.active` one too high for ever (the +1 was
+/// counted when it started; the -1 travelled with the dropped frame).
+#[test]
+fn an_agent_dropped_at_a_full_queue_is_not_active_for_ever() {
+    let _s = serial();
+    let rx = Receiver::start();
+    let gate = Gate::new();
+    let guard = observra::init()
+        .env_from(otlp_env(&rx, "http/protobuf"))
+        .redact_with("gate", gate.matcher())
+        .install()
+        .unwrap();
+    let before = observra::health();
+    crowded(&gate);
+    let during = observra::health();
+    gate.release();
+    assert!(during.spans_dropped > before.spans_dropped, "the queue was full when the agent closed: {during:#?}");
+    drop(guard);
+    let active = rx.wait_for_metric("observra.agent.requests.active", Duration::from_secs(5)).expect("the gauge");
+    assert_eq!(active.points, vec![(labels(&[("gen_ai.agent.name", "crowded")]), 0.0)], "back to zero");
+}
+
 #[test]
 fn the_agent_metric_set_appears_with_no_code() {
     let _s = serial();
@@ -231,11 +271,19 @@ fn the_pipeline_reports_its_own_figures_as_metrics() {
     // The metric counts this pipeline's backend; health() counts since the process started.
     assert_eq!(exported.1, (after.spans_exported - before.spans_exported) as f64, "the metric and health() agree");
     assert!(exported.1 >= 4.0);
-    for state in ["failed", "dropped"] {
-        assert!(
-            spans.points.iter().any(|p| p.0 == labels(&[("observra.state", state), ("observra.backend", "otlp")])),
-            "{state}"
-        );
+    assert!(spans.points.iter().any(|p| p.0 == labels(&[("observra.state", "failed"), ("observra.backend", "otlp")])));
+    // Dropped, by reason: per backend, and before any backend (no backend label).
+    for (reason, backend) in [
+        ("backend_queue", Some("otlp")),
+        ("stopped", Some("otlp")),
+        ("collector_queue", None),
+        ("stopped", None),
+        ("assembly_failed", None),
+        ("redaction_failed", None),
+    ] {
+        let mut want = vec![("observra.state", "dropped"), ("observra.reason", reason)];
+        want.extend(backend.map(|b| ("observra.backend", b)));
+        assert!(spans.points.iter().any(|p| p.0 == labels(&want)), "dropped, {reason}, {backend:?}: {spans:#?}");
     }
     let queue = rx.wait_for_metric("observra.pipeline.queue.depth", Duration::from_secs(5)).expect("queue depth");
     assert_eq!((queue.kind, queue.points[0].1), ("gauge", 0.0), "nothing left queued after shutdown");

@@ -5,14 +5,19 @@
 //! channel, never on the data: a caller wakes it only when a batch has
 //! built up, so a call costs a slot write, not a futex wake.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::deadline::{send_within, until};
 use super::frame::Frame;
-use super::state::{METRIC_JOBS_DROPPED, ORPHANED};
+use super::state::Loss;
+
+/// Agents (by name) whose closing frame the queue dropped, each with how
+/// many: the collector takes their `agent.requests.active` back.
+type Ended = Arc<Mutex<HashMap<Option<opentelemetry::StringValue>, u64>>>;
 
 /// What the collector thread is asked to do besides draining on its tick.
 pub(crate) enum Control {
@@ -39,6 +44,7 @@ pub(crate) struct FrameQueue {
     control: SyncSender<Control>,
     depth: Arc<AtomicUsize>,
     wake_sent: Arc<AtomicBool>,
+    ended: Ended,
 }
 
 /// The collector thread's end of the queue.
@@ -51,6 +57,17 @@ pub(crate) struct QueueEnd {
     pub depth: Arc<AtomicUsize>,
     /// Cleared by the thread when it takes a wake-up.
     pub wake_sent: Arc<AtomicBool>,
+    ended: Ended,
+}
+
+impl QueueEnd {
+    /// Takes the agents whose closing frame was dropped since the last
+    /// call, each with how many. Taken before the notes of the same drain:
+    /// an agent's start was told before its frame closed, so it is among
+    /// them (or was handled before).
+    pub(crate) fn take_ended(&self) -> HashMap<Option<opentelemetry::StringValue>, u64> {
+        std::mem::take(&mut *self.ended.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
 }
 
 impl FrameQueue {
@@ -68,32 +85,41 @@ impl FrameQueue {
         let (control, control_rx) = std::sync::mpsc::sync_channel::<Control>(16);
         let depth = Arc::new(AtomicUsize::new(0));
         let wake_sent = Arc::new(AtomicBool::new(false));
+        let ended = Ended::default();
         let end = QueueEnd {
             frames: frames_rx,
             notes: notes_rx,
             control: control_rx,
             depth: depth.clone(),
             wake_sent: wake_sent.clone(),
+            ended: ended.clone(),
         };
-        (FrameQueue { frames, notes, control, depth, wake_sent }, end)
+        (FrameQueue { frames, notes, control, depth, wake_sent, ended }, end)
     }
 
     /// Queues a closed frame; never blocks. A full queue (or a stopped
-    /// collector) drops it and counts it: the span as dropped, its metrics
-    /// as a dropped job.
+    /// collector) drops it and counts it, with its reason: the span as
+    /// dropped, its metrics as a dropped job; an agent it counted in
+    /// `agent.requests.active` is taken back by the collector all the same.
     #[inline]
     pub(crate) fn send(&self, frame: Frame) -> bool {
         // Counted before it can be taken, so the depth never dips below zero.
         let depth = self.depth.fetch_add(1, Ordering::AcqRel) + 1;
         if let Err(e) = self.frames.try_send(frame) {
             self.depth.fetch_sub(1, Ordering::AcqRel);
-            let frame = match e {
-                std::sync::mpsc::TrySendError::Full(f) | std::sync::mpsc::TrySendError::Disconnected(f) => f,
+            let (mut frame, reason) = match e {
+                std::sync::mpsc::TrySendError::Full(f) => (f, Loss::CollectorQueue),
+                std::sync::mpsc::TrySendError::Disconnected(f) => (f, Loss::Stopped),
             };
             if frame.ctx.sampled {
-                ORPHANED.fetch_add(1, Ordering::AcqRel);
+                reason.span();
             }
-            METRIC_JOBS_DROPPED.fetch_add(1, Ordering::Relaxed);
+            reason.metric_job();
+            // (A stopped collector takes nothing back: its metrics are final.)
+            let agent = frame.more.as_mut().and_then(|m| m.active_agent.take());
+            if let (Some(agent), Loss::CollectorQueue) = (agent, reason) {
+                *self.ended.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(agent).or_default() += 1;
+            }
             return true;
         }
         if depth >= Self::WAKE_AT

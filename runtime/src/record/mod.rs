@@ -184,6 +184,7 @@ pub(crate) fn close(mut frame: Frame) {
         return;
     }
     let mut deferred = Deferred::default();
+    let sampled = frame.ctx.sampled;
     let queued = with_installed(|generation, p| {
         if generation != frame.generation {
             return false;
@@ -199,9 +200,9 @@ pub(crate) fn close(mut frame: Frame) {
         }
         p.queue.send(frame)
     });
-    if queued != Some(true) {
-        // The pipeline it belonged to has stopped, or the collector's queue is full.
-        state::ORPHANED.fetch_add(1, Ordering::AcqRel);
+    if queued != Some(true) && sampled {
+        // The pipeline it belonged to has stopped (a full queue counts its own).
+        state::Loss::Stopped.span();
     }
     // Budget warnings and callbacks run with nothing of observra's borrowed,
     // so a callback may itself call instrumented code.
