@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole suite (scripts/test.sh) N times idle and N times while a
-# release build of another crate loads the machine, and prints one line per
+# Runs the whole suite (scripts/test.sh) N times idle and N times while two
+# release builds of another crate load the machine, and prints one line per
 # run and a closing count. Usage: bash scripts/stability.sh [N] (default 5).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -21,12 +21,20 @@ run() {
 }
 cargo test --workspace --no-run -q >/dev/null 2>&1
 for i in $(seq 1 "$n"); do run idle "$i"; done
-# The load: release builds of the benchmark crate (divan and the otel stack), in a target dir of their own, over and over.
-( while true; do CARGO_TARGET_DIR=target/stability-load cargo build --release -q -p observra-benches >/dev/null 2>&1; rm -rf target/stability-load; done ) &
-load=$!
+# The load: two release builds at once of the benchmark crate (divan and the
+# otel stack), each in a target dir of its own, over and over.
+loaders=()
+for k in 1 2; do
+  ( while true; do
+      CARGO_TARGET_DIR=target/stability-load-$k cargo build --release -q -p observra-benches >/dev/null 2>&1
+      rm -rf target/stability-load-$k
+    done ) &
+  loaders+=($!)
+done
 sleep 20
 for i in $(seq 1 "$n"); do run loaded "$i"; done
-kill -- -$load 2>/dev/null || kill $load 2>/dev/null
+for l in "${loaders[@]}"; do kill -- -"$l" 2>/dev/null || kill "$l" 2>/dev/null; done
 pkill -f 'stability-load' 2>/dev/null
+rm -rf target/stability-load-1 target/stability-load-2
 echo "stability: $pass passed, $fail failed"
 [ $fail -eq 0 ]
