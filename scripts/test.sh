@@ -15,29 +15,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PHOENIX_VERSION=20.26.1
-PHOENIX_VENV=target/phoenix-venv
-if [ ! -x "$PHOENIX_VENV/bin/phoenix" ]; then
-  echo "== installing Arize Phoenix $PHOENIX_VERSION into $PHOENIX_VENV (about 850 MB, once) for the Phoenix test"
-  mkdir -p target
-  if ! { python3 -m venv "$PHOENIX_VENV" \
-         && "$PHOENIX_VENV/bin/pip" install --quiet --disable-pip-version-check "arize-phoenix==$PHOENIX_VERSION"; }; then
-    echo "!!!! Arize Phoenix could not be installed: the Phoenix end-to-end test will be SKIPPED" >&2
-    rm -rf "$PHOENIX_VENV"
+# A Python tool from PyPI in a virtualenv under target/ (kept between runs):
+# venv_tool VENV PACKAGE==VERSION INSTALLED_FILE_GLOB WHAT. A failed install
+# is loud, and the test that needs the tool says SKIPPED.
+venv_tool() {
+  local venv=$1 package=$2 installed=$3 what=$4
+  # shellcheck disable=SC2086 # the glob is meant to expand
+  if ls $venv/$installed >/dev/null 2>&1; then
+    return 0
   fi
-fi
-
-ROTEL_VERSION=0.0.1a15
-ROTEL_VENV=target/rotel-venv
-if ! ls "$ROTEL_VENV"/lib/python*/site-packages/rotel/rotel-agent >/dev/null 2>&1; then
-  echo "== installing rotel $ROTEL_VERSION (a Rust OpenTelemetry collector, PyPI) into $ROTEL_VENV for the real-collector fault test"
+  echo "== installing $package into $venv (once) for $what"
   mkdir -p target
-  if ! { python3 -m venv "$ROTEL_VENV" \
-         && "$ROTEL_VENV/bin/pip" install --quiet --disable-pip-version-check "rotel==$ROTEL_VERSION"; }; then
-    echo "!!!! rotel could not be installed: the real-collector fault test will be SKIPPED" >&2
-    rm -rf "$ROTEL_VENV"
+  if ! { python3 -m venv "$venv" \
+         && "$venv/bin/pip" install --quiet --disable-pip-version-check "$package"; }; then
+    echo "!!!! $package could not be installed: $what will be SKIPPED" >&2
+    rm -rf "$venv"
   fi
-fi
+}
+venv_tool target/phoenix-venv arize-phoenix==20.26.1 bin/phoenix "the Phoenix end-to-end test (about 850 MB)"
+venv_tool target/rotel-venv rotel==0.0.1a15 'lib/python*/site-packages/rotel/rotel-agent' "the real-collector fault test"
 
 if ! command -v prometheus >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
