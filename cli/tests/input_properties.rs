@@ -12,7 +12,7 @@ use proptest::prelude::*;
 const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
 /// A real record of the schema, to mutate.
-const RECORD: &str = r#"{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7","parent_span_id":null,"name":"chat gpt-4o-mini","kind":"client","start_time":"2026-11-30T10:00:00.000000000Z","end_time":"2026-11-30T10:00:01.000000000Z","start_unix_nano":1796032800000000000,"end_unix_nano":1796032801000000000,"status":{"code":"ok","message":""},"attributes":{"gen_ai.operation.name":"chat","gen_ai.usage.input_tokens":10,"observra.cost.usd":0.001},"events":[],"resource":{"service.name":"s"},"seq":1,"prev":"0000000000000000000000000000000000000000000000000000000000000000","hmac":"00"}"#;
+const RECORD: &str = r#"{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7","parent_span_id":null,"name":"chat gpt-4o-mini","kind":"client","start_time":"2026-11-30T10:00:00.000000000Z","end_time":"2026-11-30T10:00:01.000000000Z","start_time_unix_nano":1796032800000000000,"end_time_unix_nano":1796032801000000000,"duration_ns":1000000000,"status":{"code":"ok","message":""},"attributes":{"gen_ai.operation.name":"chat","gen_ai.usage.input_tokens":10,"observra.cost.usd":0.001},"events":[],"resource":{"service.name":"s"},"seq":1,"prev":"0000000000000000000000000000000000000000000000000000000000000000","hmac":"00"}"#;
 
 fn line() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -27,8 +27,8 @@ fn line() -> impl Strategy<Value = String> {
                 "kind",
                 "start_time",
                 "end_time",
-                "start_unix_nano",
-                "end_unix_nano",
+                "start_time_unix_nano",
+                "end_time_unix_nano",
                 "status",
                 "attributes",
                 "events",
