@@ -363,6 +363,22 @@ fn redirecting(status: u16, location: String) -> (std::net::SocketAddr, Arc<Mute
     (addr, seen)
 }
 
+/// Installs `hook` alone (no timer export, diagnostics off), sends one
+/// span, and returns the error `flush()` must give and the figures after it.
+fn one_failed_webhook_batch(hook: Webhook) -> (observra::Error, observra::Health) {
+    let e = [("OTEL_BSP_SCHEDULE_DELAY", "60000"), ("OBSERVRA_LOG", "off")];
+    let guard = observra::init()
+        .env_from(e.map(|(k, v)| (k.to_string(), v.to_string())))
+        .webhook(hook)
+        .install()
+        .expect("install");
+    leaky();
+    let err = observra::flush().expect_err("the webhook fails the batch");
+    let h = observra::health();
+    drop(guard);
+    (err, h)
+}
+
 /// Catches: the webhook client following redirects, so a 301 turned the
 /// POST into a body-less GET whose 200 counted the batch as delivered, and
 /// a 307 sent the body, the API key header and the URL's secret (in
@@ -376,16 +392,8 @@ fn the_webhook_never_follows_a_redirect_and_fails_the_batch() {
         let (addr, seen) = redirecting(status, location);
         let hook =
             Webhook::new(format!("http://{addr}/in?code=S3CRETCODE")).header("X-Api-Key", "k-live-1234").max_retries(0);
-        let e = [("OTEL_BSP_SCHEDULE_DELAY", "60000"), ("OBSERVRA_LOG", "off")];
-        let guard = observra::init()
-            .env_from(e.map(|(k, v)| (k.to_string(), v.to_string())))
-            .webhook(hook)
-            .install()
-            .expect("install");
-        leaky();
-        let err = observra::flush().expect_err("a redirect fails the batch").to_string();
-        let h = observra::health();
-        drop(guard);
+        let (err, h) = one_failed_webhook_batch(hook);
+        let err = err.to_string();
         let seen = seen.lock().unwrap().clone();
         assert_eq!(seen.len(), 1, "{status}: one request, never a second to the Location: {seen:?}");
         assert!(seen[0].starts_with("POST /in?code="), "{seen:?}");
@@ -411,16 +419,7 @@ fn a_webhook_url_secret_stays_out_of_errors_health_and_debug() {
     let url = format!("http://{}/in?code=S3CRETCODE", refusing.addr());
     let hook = Webhook::new(url.clone()).max_retries(0);
     assert!(!format!("{hook:?}").contains("S3CRETCODE"), "{hook:?}");
-    let e = [("OTEL_BSP_SCHEDULE_DELAY", "60000"), ("OBSERVRA_LOG", "off")];
-    let guard = observra::init()
-        .env_from(e.map(|(k, v)| (k.to_string(), v.to_string())))
-        .webhook(hook)
-        .install()
-        .expect("install");
-    leaky();
-    let err = observra::flush().expect_err("nothing listens");
-    let h = observra::health();
-    drop(guard);
+    let (err, h) = one_failed_webhook_batch(hook);
     assert!(h.last_error.is_some(), "{h:?}");
     for text in [err.to_string(), format!("{err:?}"), format!("{h:?}")] {
         assert!(!text.contains("S3CRETCODE"), "{text}");
