@@ -9,7 +9,7 @@
 //! request bytes are sent again: nothing is encoded twice.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
@@ -30,9 +30,6 @@ pub(crate) struct CauseKeepingClient {
     end: RetryEnd,
     jitter: Arc<AtomicU64>,
 }
-
-/// Retries made by the OTLP/HTTP clients since the process started.
-pub(crate) static RETRIES: AtomicU64 = AtomicU64::new(0);
 
 /// Whether the OTLP specification calls an HTTP status retryable.
 fn retryable_status(status: u16) -> bool {
@@ -115,7 +112,6 @@ impl HttpClient for CauseKeepingClient {
                 return outcome;
             }
             attempt += 1;
-            RETRIES.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
