@@ -17,6 +17,11 @@ use tracing::Span;
 use tracing::span::EnteredSpan;
 
 pub use crate::base::frame::{Frame, Site, StaticAttr};
+use crate::error::ErrorType;
+use crate::genai::LlmResponse;
+use crate::genai::request::LlmRequest;
+use crate::genai::retrieval::RetrievalResponse;
+use crate::policy::content::{CaptureContent, CaptureMessages};
 pub use crate::record::call::{
     FrameInstrumented, FrameSpan, FrameStart, FrameSync, begin as frame_begin, instrument as frame_instrument,
 };
@@ -25,7 +30,7 @@ pub use crate::record::target::{Target, record_error, set_attribute};
 use crate::record::target::{fail, with_sink};
 pub use opentelemetry::trace::SpanKind;
 
-use crate::semconv as sc;
+use observra_semconv as sc;
 
 /// Keeps a sync function's span entered for the call and notices panics.
 pub struct SyncSpan {
@@ -139,12 +144,12 @@ impl<E: ?Sized> ErrRef<'_, E> {
     }
 }
 
-/// `error.type` from [`crate::ErrorType`] when the error implements it.
+/// `error.type` from [`crate::error::ErrorType`] when the error implements it.
 pub trait ViaErrorType {
     /// The low-cardinality error class.
     fn __observra_error_type(&self) -> Cow<'static, str>;
 }
-impl<E: crate::ErrorType + ?Sized> ViaErrorType for &ErrRef<'_, E> {
+impl<E: ErrorType + ?Sized> ViaErrorType for &ErrRef<'_, E> {
     fn __observra_error_type(&self) -> Cow<'static, str> {
         self.0.error_type()
     }
@@ -244,54 +249,50 @@ pub fn llm_start_static(span: &Span, name: &'static str, model: &'static str) {
     });
 }
 
-/// Records what an [`crate::LlmResponse`] exposes.
+/// Records what an [`crate::genai::LlmResponse`] exposes.
 #[inline]
-pub fn record_llm_response<T: Target + ?Sized, R: crate::LlmResponse + ?Sized>(span: &T, response: &R) {
+pub fn record_llm_response<T: Target + ?Sized, R: LlmResponse + ?Sized>(span: &T, response: &R) {
     crate::genai::record_response(span, response);
 }
 
-/// Records what an [`crate::LlmRequest`] tells (`#[llm_call(request = ...)]`).
+/// Records what an [`crate::genai::request::LlmRequest`] tells (`#[llm_call(request = ...)]`).
 #[inline]
-pub fn record_llm_request<T: Target + ?Sized, R: crate::LlmRequest + ?Sized>(span: &T, request: &R) {
+pub fn record_llm_request<T: Target + ?Sized, R: LlmRequest + ?Sized>(span: &T, request: &R) {
     crate::genai::request::record_request(span, request);
 }
 
 /// Whether content capture is on.
 #[inline]
 pub fn capturing() -> bool {
-    crate::content::capturing()
+    crate::policy::content::capturing()
 }
 
 /// Captures messages under `key`.
-pub fn capture_messages<S: Target + ?Sized, T: crate::CaptureMessages + ?Sized>(
-    span: &S,
-    key: &'static str,
-    value: &T,
-) {
+pub fn capture_messages<S: Target + ?Sized, T: CaptureMessages + ?Sized>(span: &S, key: &'static str, value: &T) {
     let json = value.to_messages_json();
-    with_sink(span, |r| crate::content::record_json(r, key, &json));
+    with_sink(span, |r| crate::policy::content::record_json(r, key, &json));
 }
 
 /// Captures system instructions: a string becomes one text part; `None`
 /// captures nothing.
-pub fn capture_system<S: Target + ?Sized, T: crate::CaptureContent + ?Sized>(span: &S, key: &'static str, value: &T) {
+pub fn capture_system<S: Target + ?Sized, T: CaptureContent + ?Sized>(span: &S, key: &'static str, value: &T) {
     let json = match value.to_content_json() {
         serde_json::Value::String(s) => serde_json::json!([{"type": "text", "content": s}]),
         other => other,
     };
-    with_sink(span, |r| crate::content::record_json(r, key, &json));
+    with_sink(span, |r| crate::policy::content::record_json(r, key, &json));
 }
 
 /// Captures tool arguments or results under `key`.
-pub fn capture_content<S: Target + ?Sized, T: crate::CaptureContent + ?Sized>(span: &S, key: &'static str, value: &T) {
+pub fn capture_content<S: Target + ?Sized, T: CaptureContent + ?Sized>(span: &S, key: &'static str, value: &T) {
     let json = value.to_content_json();
-    with_sink(span, |r| crate::content::record_json(r, key, &json));
+    with_sink(span, |r| crate::policy::content::record_json(r, key, &json));
 }
 
 /// `#[retrieval]`: captures the documents the retriever returned (content:
 /// only when capture is on).
-pub fn retrieved<S: Target + ?Sized, T: crate::RetrievalResponse + ?Sized>(span: &S, value: &T) {
-    if !crate::content::capturing() {
+pub fn retrieved<S: Target + ?Sized, T: RetrievalResponse + ?Sized>(span: &S, value: &T) {
+    if !crate::policy::content::capturing() {
         return;
     }
     let docs = value.documents();
@@ -301,12 +302,12 @@ pub fn retrieved<S: Target + ?Sized, T: crate::RetrievalResponse + ?Sized>(span:
 /// A tool's return value, for capturing it when its type allows.
 pub struct ResultRef<'a, T: ?Sized>(pub &'a T);
 
-/// Captures a tool result whose type implements [`crate::CaptureContent`].
+/// Captures a tool result whose type implements [`crate::policy::content::CaptureContent`].
 pub trait ViaCapture {
     /// Captures the value.
     fn __observra_capture<S: Target + ?Sized>(&self, span: &S, key: &'static str);
 }
-impl<T: crate::CaptureContent + ?Sized> ViaCapture for &ResultRef<'_, T> {
+impl<T: CaptureContent + ?Sized> ViaCapture for &ResultRef<'_, T> {
     fn __observra_capture<S: Target + ?Sized>(&self, span: &S, key: &'static str) {
         capture_content(span, key, self.0);
     }
@@ -322,7 +323,7 @@ impl<T: ?Sized> ViaNoCapture for ResultRef<'_, T> {
 
 /// Declared-metric support for `observra::metrics!`.
 pub mod metrics {
-    pub use crate::declare::{Build, Lazy, LazyGauge, Spec};
+    pub use crate::record::declare::{Build, Lazy, LazyGauge, Spec};
     pub use opentelemetry::KeyValue;
     pub use opentelemetry::metrics::{Counter, Histogram, UpDownCounter};
 }

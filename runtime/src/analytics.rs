@@ -137,19 +137,19 @@ impl RecordedSpan {
     }
     /// `gen_ai.operation.name`, if any.
     pub fn operation(&self) -> Option<&str> {
-        self.str_attr(crate::semconv::GEN_AI_OPERATION_NAME)
+        self.str_attr(observra_semconv::GEN_AI_OPERATION_NAME)
     }
     /// Whether this is a model call (chat, completion, generate_content, embeddings).
     pub fn is_llm_call(&self) -> bool {
-        self.operation().is_some_and(|o| crate::semconv::operation::LLM.contains(&o))
+        self.operation().is_some_and(|o| observra_semconv::operation::LLM.contains(&o))
     }
     /// Whether this is a tool execution.
     pub fn is_tool_call(&self) -> bool {
-        self.operation() == Some(crate::semconv::operation::EXECUTE_TOOL)
+        self.operation() == Some(observra_semconv::operation::EXECUTE_TOOL)
     }
     /// Whether this is an agent run.
     pub fn is_agent(&self) -> bool {
-        self.operation() == Some(crate::semconv::operation::INVOKE_AGENT)
+        self.operation() == Some(observra_semconv::operation::INVOKE_AGENT)
     }
 }
 
@@ -252,14 +252,14 @@ pub fn runs(spans: &[RecordedSpan]) -> Vec<RunMetrics> {
             run_id: agent.span_id.clone(),
             trace_id: agent.trace_id.clone(),
             start_ns: agent.start_ns,
-            cost_usd: sum(&llm, crate::semconv::OBSERVRA_COST_USD),
+            cost_usd: sum(&llm, observra_semconv::OBSERVRA_COST_USD),
             duration_s: agent.duration_ms() / 1000.0,
             llm_calls: llm.len() as f64,
             tool_calls: tools.len() as f64,
             error_rate: if calls > 0.0 { errors / calls } else { 0.0 },
             retry_rate: if tools.is_empty() { 0.0 } else { retries / tools.len() as f64 },
-            input_tokens: sum(&llm, crate::semconv::GEN_AI_USAGE_INPUT_TOKENS),
-            output_tokens: sum(&llm, crate::semconv::GEN_AI_USAGE_OUTPUT_TOKENS),
+            input_tokens: sum(&llm, observra_semconv::GEN_AI_USAGE_INPUT_TOKENS),
+            output_tokens: sum(&llm, observra_semconv::GEN_AI_USAGE_OUTPUT_TOKENS),
             distinct_tools: distinct.len() as f64,
         });
     }
@@ -483,7 +483,7 @@ pub struct CheckReport {
 
 /// The nearest-rank percentile: one definition for `health()`'s export
 /// latencies and the CLI's summaries.
-pub use crate::batch::percentile;
+pub use crate::export::batch::percentile;
 
 #[cfg(test)]
 mod tests {

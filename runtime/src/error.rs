@@ -9,6 +9,7 @@
 //! same scrubbing as every diagnostic: URLs without password, query string
 //! or fragment, and the redaction rules.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Where a rejected configuration value came from.
@@ -177,4 +178,28 @@ pub enum AuditError {
         /// What is wrong.
         reason: String,
     },
+}
+
+/// Chooses the `error.type` an error is reported with.
+///
+/// By default `#[traced]` reports an `Err` with its Rust type name. Implement
+/// this for your error type to report a low-cardinality class instead:
+///
+/// ```
+/// use std::borrow::Cow;
+///
+/// enum FetchError { Timeout, Status(u16) }
+///
+/// impl observra::ErrorType for FetchError {
+///     fn error_type(&self) -> Cow<'static, str> {
+///         match self {
+///             FetchError::Timeout => "timeout".into(),
+///             FetchError::Status(code) => code.to_string().into(),
+///         }
+///     }
+/// }
+/// ```
+pub trait ErrorType {
+    /// The value of the `error.type` attribute for this error.
+    fn error_type(&self) -> Cow<'static, str>;
 }

@@ -55,90 +55,93 @@
 // The macros name `::observra`; the integrations use them inside this crate.
 extern crate self as observra;
 
-mod accounting;
+// The layers, bottom to top. Each module imports only from the modules
+// declared before it, never from this file (`tests/tests/layering.rs`
+// reads this order and checks it).
+
+// Redaction rules: every diagnostic, error and span goes through them.
+pub mod redact;
+
+// Diagnostics: rate-limited warnings, scrubbed of secrets.
+mod diag;
+
+// The typed `Error` and the setting it names.
+mod error;
+
+// Accounting rules: usage, prices and cost, budgets, agent totals.
+mod account;
+
+// The one record type, the collector's queue, the installed state.
+mod base;
+
+// What a span may carry when it leaves: content, limits, the span policy.
+mod policy;
+
+// The caller's side: the context stack, call guards, the `tracing` layer.
+mod record;
+
+// GenAI request, response, stream and retrieval recording.
+mod genai;
+
+// The backends: bounded queues, JSONL, audit, OTLP, webhook, Prometheus.
+mod export;
+
+// The collector thread: frames to spans and metrics, tail sampling.
+mod collect;
+
+// Settings: the builder and its resolution against the environment.
+mod config;
+
+// The composition root: install, health, flush and shutdown.
+mod pipeline;
+
+// What the macros expand to.
+#[doc(hidden)]
+pub mod __private;
+
+// Instrumented clients and servers (OpenAI, genai, MCP, HTTP).
+pub mod integrations;
+
+// Offline analysis of exported JSON lines.
 #[cfg(feature = "analytics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "analytics")))]
 pub mod analytics;
-mod attr_value;
-#[cfg(feature = "audit")]
-#[cfg_attr(docsrs, doc(cfg(feature = "audit")))]
-pub mod audit;
-#[cfg(not(feature = "audit"))]
-#[path = "audit_off.rs"]
-mod audit;
-mod base;
-mod batch;
-mod budget;
-mod collect;
-mod config;
-mod content;
-mod cost;
-mod declare;
-mod diag;
-mod error;
-mod evaluate;
-mod genai;
-#[cfg(feature = "otlp")]
-mod http_client;
-pub mod integrations;
-mod jsonl;
-mod limits;
-#[cfg(feature = "otlp")]
-mod otel_log;
-#[cfg(feature = "otlp")]
-mod otlp;
-mod pipeline;
-#[cfg(feature = "prometheus")]
-mod prometheus;
-pub mod propagation;
-mod record;
-pub mod redact;
-#[cfg(any(feature = "otlp", feature = "webhook"))]
-mod retry;
-#[cfg(any(feature = "audit", feature = "webhook"))]
-mod sign;
-mod tail;
-mod usage;
-pub mod web;
-#[cfg(feature = "webhook")]
-#[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
-pub mod webhook;
-
-#[doc(hidden)]
-pub mod __private;
 
 /// Every attribute, metric and event name observra emits (the
 /// `observra-semconv` crate).
 pub use observra_semconv as semconv;
 
-use std::borrow::Cow;
-
-pub use attr_value::{ArrayElement, AttributeValue, widen_f32};
-pub use budget::{Budget, BudgetEvent, BudgetKind, BudgetUnit};
-pub use config::{Backend, Builder, Jsonl, KeepInteresting, Metrics, Otlp, Protocol, Redaction, Sampler, Temporality};
-pub use content::{CaptureContent, CaptureMessages, CaptureMode, Message, Part};
-pub use cost::{CostTable, Price};
-pub use declare::{LabelValue, Unbounded};
+pub use account::budget::{Budget, BudgetEvent, BudgetKind, BudgetUnit};
+pub use account::cost::{CostTable, Price};
+pub use base::attr_value::{ArrayElement, AttributeValue, widen_f32};
+pub use collect::tail::KeepInteresting;
+pub use config::{Backend, Builder, Jsonl, Metrics, Otlp, Redaction, Sampler};
 pub use diag::DiagnosticLevel;
-pub use error::{Error, Result, Setting};
-pub use evaluate::{Evaluated, Evaluation, evaluate};
+pub use error::{Error, ErrorType, Result, Setting};
+#[cfg(feature = "audit")]
+pub use export::audit;
+pub use export::otlp_settings::{Protocol, Temporality};
+#[cfg(feature = "webhook")]
+pub use export::webhook::{self, Webhook};
 pub use genai::request::{LlmRequest, RequestParams};
 pub use genai::retrieval::{RetrievalResponse, RetrievedDocument};
 pub use genai::stream::{LlmChunk, LlmStream, StreamOutput};
 pub use genai::{LlmCall, LlmResponse, Usage, current_llm_call};
+pub use integrations::{propagation, web};
 pub use observra_macros::{agent, llm_call, metrics, retrieval, tool_call, traced, workflow};
 /// The `opentelemetry` API crate observra is built on, for version-matched use.
 pub use opentelemetry;
 /// A key-value pair, for metric attributes (`observra::meter(...)`).
 pub use opentelemetry::KeyValue;
 pub use pipeline::{
-    BackendHealth, BackendReport, Health, ShutdownReport, flush, health, meter, prometheus_addr, shutdown,
+    BackendHealth, BackendReport, Guard, Health, ShutdownReport, flush, health, meter, prometheus_addr, shutdown,
 };
+pub use policy::content::{CaptureContent, CaptureMessages, CaptureMode, Message, Part};
 pub use record::carry::{Carried, Instrument};
+pub use record::declare::{LabelValue, Unbounded};
+pub use record::evaluate::{Evaluated, Evaluation, evaluate};
 pub use record::layer::ObservraLayer;
 pub use record::span_ref::SpanRef;
-#[cfg(feature = "webhook")]
-pub use webhook::Webhook;
 
 /// Starts configuring observra. Finish with [`Builder::install`].
 pub fn init() -> Builder {
@@ -162,22 +165,6 @@ where
     ObservraLayer::new()
 }
 
-/// Keeps the pipeline running; dropping it flushes and shuts down within the
-/// configured deadline ([`Builder::shutdown_timeout`], 5 s by default).
-#[must_use = "dropping the guard shuts telemetry down at once; bind it: `let _telemetry = ...`"]
-#[derive(Debug)]
-pub struct Guard {
-    pub(crate) active: bool,
-}
-
-impl Guard {
-    /// Whether this guard owns a running pipeline (false when telemetry is
-    /// disabled by `OTEL_SDK_DISABLED` or [`Builder::disabled`]).
-    pub fn is_active(&self) -> bool {
-        self.active
-    }
-}
-
 /// The span the current code runs in, whichever path records it: for
 /// recording on it ([`SpanRef::set_attribute`]), propagating it
 /// ([`propagation`]) or carrying it into a spawned future
@@ -189,28 +176,4 @@ impl Guard {
 /// is the call itself.
 pub fn current_span() -> SpanRef {
     SpanRef::current()
-}
-
-/// Chooses the `error.type` an error is reported with.
-///
-/// By default `#[traced]` reports an `Err` with its Rust type name. Implement
-/// this for your error type to report a low-cardinality class instead:
-///
-/// ```
-/// use std::borrow::Cow;
-///
-/// enum FetchError { Timeout, Status(u16) }
-///
-/// impl observra::ErrorType for FetchError {
-///     fn error_type(&self) -> Cow<'static, str> {
-///         match self {
-///             FetchError::Timeout => "timeout".into(),
-///             FetchError::Status(code) => code.to_string().into(),
-///         }
-///     }
-/// }
-/// ```
-pub trait ErrorType {
-    /// The value of the `error.type` attribute for this error.
-    fn error_type(&self) -> Cow<'static, str>;
 }

@@ -5,17 +5,16 @@
 //! ([`Site`]).
 
 use std::borrow::Cow;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use opentelemetry::trace::{Event, Link, SpanContext, SpanId, SpanKind, TraceFlags, TraceId, TraceState};
 use opentelemetry::{Key, KeyValue, StringValue, Value};
 
-use crate::accounting::{self, Contribution, Deferred, Totals};
-use crate::semconv::{self as sc, operation as op};
-use crate::usage::Usage;
-
-use super::queue::Note;
-use super::state::Installed;
+use crate::account::accounting::{self, Contribution, Deferred, Totals};
+use crate::account::usage::Usage;
+use observra_semconv::{self as sc, operation as op};
+use opentelemetry_sdk::trace::RandomIdGenerator;
 
 /// Most attributes kept per span; more are counted in `dropped_attributes_count`.
 pub(crate) const MAX_ATTRIBUTES: usize = 128;
@@ -280,24 +279,28 @@ fn known_operation(name: &str) -> Option<&'static str> {
         .copied()
 }
 
+/// Whether every span is recorded whatever a remote caller decided: the
+/// tail sampler decides on the collector (`Sampler::keep_interesting`).
+pub(crate) static RECORD_ALL: AtomicBool = AtomicBool::new(false);
+
 impl Frame {
     /// A new frame under `parent` (or a root when `None`), with a fresh
     /// span id from `p` and, for a root, a fresh trace and the sampler's
     /// decision for `name` and `kind`.
     pub(crate) fn open(
-        p: &Installed,
+        ids: &RandomIdGenerator,
         generation: u64,
         parent: Option<Ctx>,
         sample: impl FnOnce(TraceId) -> bool,
     ) -> Frame {
-        let span_id = opentelemetry_sdk::trace::IdGenerator::new_span_id(&p.ids);
+        let span_id = opentelemetry_sdk::trace::IdGenerator::new_span_id(ids);
         let (ctx, parent_span_id) = match parent {
             Some(parent) => {
                 let parent_span_id = parent.span_id;
                 (Ctx { span_id, ..parent }, parent_span_id)
             }
             None => {
-                let trace_id = opentelemetry_sdk::trace::IdGenerator::new_trace_id(&p.ids);
+                let trace_id = opentelemetry_sdk::trace::IdGenerator::new_trace_id(ids);
                 let ctx = Ctx {
                     trace_id,
                     span_id,
@@ -368,30 +371,10 @@ impl Frame {
     }
 
     /// A string attribute's value, set on the span or a literal of its site.
-    fn string_attr(&self, key: &str) -> Option<StringValue> {
+    pub(crate) fn string_attr(&self, key: &str) -> Option<StringValue> {
         match self.attr(key).cloned().or_else(|| self.site.and_then(|s| s.attr(key))) {
             Some(Value::String(s)) => Some(s),
             _ => None,
-        }
-    }
-
-    /// What a span of `operation` does when it opens, whoever made it: an
-    /// agent or a workflow keeps totals, an agent names what runs beneath
-    /// it and counts itself in `agent.requests.active`.
-    pub(crate) fn opened_as(&mut self, operation: &'static str, p: &Installed) {
-        if accounting::is_total_keeper(operation) {
-            self.keep_totals();
-        }
-        if operation == op::INVOKE_AGENT {
-            let agent = self.string_attr(sc::GEN_AI_AGENT_NAME);
-            // Counted by the collector, off this thread; taken back at close
-            // only if the note reached it.
-            if p.accounting.instruments.is_some() && p.queue.note(Note::AgentStarted(agent.clone())) {
-                self.more().active_agent = Some(agent.clone());
-            }
-            if agent.is_some() {
-                self.ctx.agent = agent;
-            }
         }
     }
 
@@ -563,7 +546,7 @@ impl Frame {
         self.ctx.trace_id = remote.trace_id();
         self.parent_span_id = remote.span_id();
         self.ctx.trace_state = remote.trace_state().clone();
-        self.ctx.sampled = remote.is_sampled() || super::state::RECORD_ALL.load(std::sync::atomic::Ordering::Relaxed);
+        self.ctx.sampled = remote.is_sampled() || RECORD_ALL.load(std::sync::atomic::Ordering::Relaxed);
         self.more().parent_is_remote = true;
     }
 }

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use opentelemetry::KeyValue;
 
-use crate::semconv as sc;
+use observra_semconv as sc;
 
 /// The name of the spans late evaluations land on (`evaluation {name}`);
 /// the `otel_log` backend gives their events the graded call's context.

@@ -6,10 +6,12 @@
 //! (`collect`), the exporters and the composition root (`config`,
 //! `pipeline`) all find what is installed here.
 
+pub(crate) mod attr_value;
 pub(crate) mod clock;
 pub(crate) mod deadline;
 pub(crate) mod durable;
 pub(crate) mod frame;
 pub(crate) mod graded;
+pub(crate) mod loss;
 pub(crate) mod queue;
 pub(crate) mod state;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::deadline::{send_within, until};
 use super::frame::Frame;
-use super::state::Loss;
+use super::loss::Loss;
 
 /// Agents (by name) whose closing frame the queue dropped, each with how
 /// many: the collector takes their `agent.requests.active` back.

@@ -119,7 +119,7 @@ impl Jsonl {
                 None => env
                     .get(var)
                     .map(|v| {
-                        crate::audit::parse_key(&v)
+                        crate::export::audit::parse_key(&v)
                             .map_err(|reason| Error::invalid(Setting::Env(var), "<redacted key>", reason))
                     })
                     .transpose(),

@@ -17,11 +17,15 @@ use std::time::Duration;
 
 use opentelemetry::KeyValue;
 
-use crate::batch::BatchSettings;
-use crate::budget::{Budget, BudgetCallback, BudgetEvent};
-use crate::content::CaptureMode;
-use crate::cost::{CostTable, Price};
+use crate::account::budget::{Budget, BudgetCallback, BudgetEvent};
+use crate::account::cost::{CostTable, Price};
+pub(crate) use crate::collect::tail::KeepInteresting;
 use crate::error::{Error, Result, Setting};
+use crate::export::batch::BatchSettings;
+#[cfg(feature = "webhook")]
+use crate::export::otlp_settings::header_map;
+pub(crate) use crate::export::otlp_settings::{OtlpSettings, Protocol, Temporality};
+use crate::policy::content::CaptureMode;
 
 mod jsonl;
 mod metrics;
@@ -30,11 +34,8 @@ mod redaction;
 pub use jsonl::Jsonl;
 pub use metrics::Metrics;
 pub use otlp::Otlp;
-pub(crate) use otlp::OtlpSettings;
 #[cfg(any(feature = "webhook", test))]
 pub(crate) use otlp::validate_endpoint;
-#[cfg(feature = "otlp")]
-pub(crate) use otlp::{RetrySettings, SignalSettings, TlsFiles};
 pub use redaction::Redaction;
 
 /// Default deadline for the flush-and-shutdown the guard does on drop.
@@ -161,16 +162,6 @@ fn check_backends(setting: Setting, list: &[Backend], shown: &str) -> Result<()>
     Ok(())
 }
 
-/// The OTLP transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Protocol {
-    /// OTLP over HTTP with protobuf bodies (`http/protobuf`, port 4318).
-    HttpProtobuf,
-    /// OTLP over gRPC (`grpc`, port 4317).
-    Grpc,
-}
-
 /// Which spans are recorded. Mirrors `OTEL_TRACES_SAMPLER`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
@@ -225,101 +216,10 @@ impl Sampler {
     }
 }
 
-/// The settings of the tail sampler ([`Sampler::keep_interesting`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct KeepInteresting {
-    pub(crate) ratio: f64,
-    pub(crate) slower_than: Duration,
-    pub(crate) timeout: Duration,
-    pub(crate) max_traces: usize,
-    pub(crate) max_spans: usize,
-    pub(crate) max_bytes: usize,
-    pub(crate) max_spans_per_trace: usize,
-}
-
-/// Default bound on the bytes the tail sampler holds ([`KeepInteresting::max_bytes`]).
-const DEFAULT_TAIL_MAX_BYTES: usize = 64 << 20;
-
-impl Default for KeepInteresting {
-    /// 10 % of the other traces, slower than 10 s, a 60 s timeout, at most
-    /// 4,096 traces, 65,536 spans and 64 MiB held, 1,024 spans a trace.
-    fn default() -> Self {
-        KeepInteresting {
-            ratio: 0.1,
-            slower_than: Duration::from_secs(10),
-            timeout: Duration::from_secs(60),
-            max_traces: 4096,
-            max_spans: 65_536,
-            max_bytes: DEFAULT_TAIL_MAX_BYTES,
-            max_spans_per_trace: 1024,
-        }
-    }
-}
-
-impl KeepInteresting {
-    /// The share of traces with nothing interesting that are kept, drawn on
-    /// the trace id (`OBSERVRA_TRACES_SAMPLER_ARG`; default 0.1).
-    pub fn ratio(mut self, ratio: f64) -> Self {
-        self.ratio = ratio;
-        self
-    }
-    /// A trace whose root took at least this long is kept
-    /// (`OBSERVRA_TAIL_SLOWER_THAN_MS`; default 10 s).
-    pub fn slower_than(mut self, d: Duration) -> Self {
-        self.slower_than = d;
-        self
-    }
-    /// A trace whose root has not ended this long after its first span
-    /// arrived is decided on what is held (`OBSERVRA_TAIL_TIMEOUT_MS`;
-    /// default 60 s).
-    pub fn timeout(mut self, d: Duration) -> Self {
-        self.timeout = d;
-        self
-    }
-    /// Traces held at once; one more decides the oldest early
-    /// (`OBSERVRA_TAIL_MAX_TRACES`; default 4,096).
-    pub fn max_traces(mut self, n: usize) -> Self {
-        self.max_traces = n;
-        self
-    }
-    /// Spans held in all; one more decides the oldest trace early
-    /// (`OBSERVRA_TAIL_MAX_SPANS`; default 65,536).
-    pub fn max_spans(mut self, n: usize) -> Self {
-        self.max_spans = n;
-        self
-    }
-    /// Bytes held in all, each span counted as it would be exported (after
-    /// the span limits, by its attributes', events' and links' lengths);
-    /// one more span past it decides the oldest trace early
-    /// (`OBSERVRA_TAIL_MAX_BYTES`; default 64 MiB). A single span larger
-    /// than this is not held: its trace is decided when it arrives.
-    pub fn max_bytes(mut self, n: usize) -> Self {
-        self.max_bytes = n;
-        self
-    }
-    /// Spans held of one trace; more are dropped, counted as
-    /// `trace_too_large` (the root is always kept) (`OBSERVRA_TAIL_MAX_SPANS_PER_TRACE`;
-    /// default 1,024).
-    pub fn max_spans_per_trace(mut self, n: usize) -> Self {
-        self.max_spans_per_trace = n;
-        self
-    }
-}
-
 impl From<KeepInteresting> for Sampler {
     fn from(k: KeepInteresting) -> Sampler {
         Sampler::KeepInteresting(k)
     }
-}
-
-/// Metric aggregation temporality (`OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Temporality {
-    /// Running totals since start (the default).
-    Cumulative,
-    /// Changes since the last export.
-    Delta,
 }
 
 /// Where configuration values are read from when the builder has none.
@@ -356,7 +256,7 @@ pub struct Builder {
     resource: Vec<KeyValue>,
     backends: Option<Vec<Backend>>,
     #[cfg(feature = "webhook")]
-    webhook: Option<crate::webhook::Webhook>,
+    webhook: Option<crate::export::webhook::Webhook>,
     otlp: Otlp,
     max_queue_size: Option<usize>,
     max_export_batch_size: Option<usize>,
@@ -376,7 +276,7 @@ pub struct Builder {
     budget: Budget,
     budget_callback: Option<BudgetCallback>,
     redact: Redaction,
-    custom: Vec<(&'static str, crate::batch::StartLeg)>,
+    custom: Vec<(&'static str, crate::export::batch::StartLeg)>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -478,14 +378,14 @@ impl Builder {
     where
         E: opentelemetry_sdk::trace::SpanExporter + 'static,
     {
-        self.custom.push((name, crate::batch::start_leg(name, exporter)));
+        self.custom.push((name, crate::export::batch::start_leg(name, exporter)));
         self
     }
     #[cfg(feature = "webhook")]
     #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
     /// Configures the webhook backend, and selects it when no backend is
     /// chosen otherwise (overrides the `OBSERVRA_WEBHOOK_*` variables).
-    pub fn webhook(mut self, webhook: crate::webhook::Webhook) -> Self {
+    pub fn webhook(mut self, webhook: crate::export::webhook::Webhook) -> Self {
         self.webhook = Some(webhook);
         self
     }
@@ -638,9 +538,9 @@ impl Builder {
     /// failures (the first at once, then at most one line per backend per
     /// minute) and what was not delivered at shutdown. Overrides
     /// `OBSERVRA_LOG` and `OTEL_LOG_LEVEL`; the default is
-    /// [`DiagnosticLevel::Warn`](crate::DiagnosticLevel::Warn). A clean run
+    /// [`DiagnosticLevel::Warn`](crate::diag::DiagnosticLevel::Warn). A clean run
     /// prints nothing at any level.
-    pub fn diagnostics(mut self, level: crate::DiagnosticLevel) -> Self {
+    pub fn diagnostics(mut self, level: crate::diag::DiagnosticLevel) -> Self {
         self.diagnostics = Some(level);
         self
     }
@@ -815,7 +715,7 @@ impl Builder {
 
         let mut batch = BatchSettings {
             content_allowed: false,
-            limits: crate::limits::SpanLimits::resolve(&|k| env.get(k))?,
+            limits: crate::policy::limits::SpanLimits::resolve(&|k| env.get(k))?,
             max_queue_size: pick(self.max_queue_size, &env, "OTEL_BSP_MAX_QUEUE_SIZE", parse_usize)?
                 .unwrap_or(DEFAULT_MAX_QUEUE_SIZE),
             max_export_batch_size: pick(
@@ -929,7 +829,7 @@ impl Builder {
                     },
                     #[cfg(feature = "webhook")]
                     Backend::Webhook => {
-                        Sink::Webhook(webhook.take().unwrap_or_else(|| crate::webhook::Webhook::new("")))
+                        Sink::Webhook(webhook.take().unwrap_or_else(|| crate::export::webhook::Webhook::new("")))
                     }
                     // Refused above, with the feature named.
                     #[cfg(not(feature = "webhook"))]
@@ -1019,15 +919,15 @@ pub(crate) enum Sink {
     File(PathBuf),
     Writer(Box<dyn Write + Send>),
     #[cfg(feature = "webhook")]
-    Webhook(crate::webhook::Webhook),
+    Webhook(crate::export::webhook::Webhook),
     /// A user's exporter, ready to start.
-    Custom(crate::batch::StartLeg),
+    Custom(crate::export::batch::StartLeg),
 }
 
 /// The webhook settings: the builder's, or the `OBSERVRA_WEBHOOK_*` variables.
 #[cfg(feature = "webhook")]
-fn resolve_webhook(b: &mut Builder, env: &EnvSource) -> Result<crate::webhook::Webhook> {
-    use crate::webhook::Webhook;
+fn resolve_webhook(b: &mut Builder, env: &EnvSource) -> Result<crate::export::webhook::Webhook> {
+    use crate::export::webhook::Webhook;
     let (hook, url_setting, header_setting) = match b.webhook.take() {
         Some(w) => (w, Setting::Builder("webhook"), Setting::Builder("webhook")),
         None => {
@@ -1066,22 +966,6 @@ fn resolve_webhook(b: &mut Builder, env: &EnvSource) -> Result<crate::webhook::W
         return Err(Error::invalid(Setting::Builder("webhook"), "0", "the request timeout must be above zero"));
     }
     Ok(hook)
-}
-
-/// Headers as an `http::HeaderMap`; a bad name or value is an error naming
-/// `setting` and the header.
-#[cfg(any(feature = "webhook", feature = "grpc"))]
-pub(crate) fn header_map(setting: Setting, headers: &[(String, String)]) -> Result<http::HeaderMap> {
-    let mut map = http::HeaderMap::new();
-    for (k, v) in headers {
-        let name = http::HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| Error::invalid(setting.clone(), k.clone(), "not a valid HTTP header name"))?;
-        let value = http::HeaderValue::from_str(v).map_err(|_| {
-            Error::invalid(setting.clone(), k.clone(), "the header value has characters HTTP does not allow")
-        })?;
-        map.append(name, value);
-    }
-    Ok(map)
 }
 
 /// The one rule every setting follows: the value set in code; else the
@@ -1276,7 +1160,7 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 fn resolve_resource(b: &Builder, env: &EnvSource) -> Result<Vec<KeyValue>> {
-    use crate::semconv as sc;
+    use observra_semconv as sc;
     let mut attrs: Vec<KeyValue> = Vec::new();
     let mut put = |kv: KeyValue| {
         attrs.retain(|a| a.key != kv.key);

@@ -15,12 +15,12 @@ pub mod request;
 pub mod retrieval;
 pub mod stream;
 
-use crate::content::{self, Message};
+use crate::policy::content::{self, Message};
 use crate::record::span_ref::SpanRef;
 use crate::record::target::{Target, set_attribute, with_sink};
-use crate::semconv as sc;
+use observra_semconv as sc;
 
-pub use crate::usage::Usage;
+pub use crate::account::usage::Usage;
 
 /// What `#[llm_call]` reads from a model response (the function's return
 /// type, or the `Ok` type of a `Result`). Every method has a default, so

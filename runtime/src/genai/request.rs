@@ -9,9 +9,9 @@ use std::borrow::Cow;
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 use serde_json::Value as Json;
 
-use crate::content;
+use crate::policy::content;
 use crate::record::target::{Target, with_sink};
-use crate::semconv as sc;
+use observra_semconv as sc;
 
 /// Request parameters of a model call, each recorded as its
 /// `gen_ai.request.*` attribute when `Some` (values a request did not set

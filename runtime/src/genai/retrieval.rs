@@ -5,7 +5,7 @@
 use serde_json::{Value as Json, json};
 
 use crate::base::frame::Frame;
-use crate::semconv as sc;
+use observra_semconv as sc;
 
 /// One retrieved document: its id and relevance score, as the
 /// conventions' retrieval documents schema has them.
@@ -85,5 +85,5 @@ fn documents_json(docs: &[RetrievedDocument]) -> Json {
 
 /// Records the documents on `frame` as captured content.
 pub(crate) fn record_documents(frame: &mut Frame, docs: &[RetrievedDocument]) {
-    crate::content::record_json(frame, sc::GEN_AI_RETRIEVAL_DOCUMENTS, &documents_json(docs));
+    crate::policy::content::record_json(frame, sc::GEN_AI_RETRIEVAL_DOCUMENTS, &documents_json(docs));
 }

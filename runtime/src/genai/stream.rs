@@ -15,10 +15,10 @@ use futures_core::Stream;
 use opentelemetry::{Key, KeyValue, Value};
 use tracing::Span;
 
-use crate::content::{self, Message, Part};
 use crate::genai::{self, LlmCall, Usage};
+use crate::policy::content::{self, Message, Part};
 use crate::record::target::{Target, fail, record_error, set_attribute, with_sink};
-use crate::semconv as sc;
+use observra_semconv as sc;
 
 /// What the stream wrapper reads from each chunk. Every method has a default.
 #[diagnostic::on_unimplemented(

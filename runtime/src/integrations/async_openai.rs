@@ -22,7 +22,7 @@
 //! implement [`LlmRequest`] (so `#[llm_call(provider = "openai", request =
 //! req)]` needs no other argument), the responses implement
 //! [`LlmResponse`] / [`LlmChunk`], and a `Vec` of request messages
-//! implements [`crate::CaptureMessages`] for `input = req.messages`.
+//! implements [`crate::policy::content::CaptureMessages`] for `input = req.messages`.
 
 use std::borrow::Cow;
 
@@ -44,11 +44,11 @@ use futures_core::Stream;
 use opentelemetry::KeyValue;
 use serde_json::{Value as Json, json};
 
-use crate::content::{Message, Part, arguments_json};
 use crate::genai::request::{LlmRequest, RequestParams};
 use crate::genai::stream::{LlmChunk, StreamOutput};
 use crate::genai::{LlmResponse, Usage};
-use crate::semconv as sc;
+use crate::policy::content::{Message, Part, arguments_json};
+use observra_semconv as sc;
 
 fn usage(u: &CompletionUsage) -> Usage {
     let details = u.prompt_tokens_details.as_ref();
@@ -210,12 +210,12 @@ fn request_message(m: &ChatCompletionRequestMessage) -> Message {
 }
 
 /// `input = req.messages` captures async-openai's request messages.
-impl crate::CaptureMessages for [ChatCompletionRequestMessage] {
+impl crate::policy::content::CaptureMessages for [ChatCompletionRequestMessage] {
     fn to_messages_json(&self) -> Json {
         self.iter().map(request_message).collect::<Vec<_>>().to_messages_json()
     }
 }
-impl crate::CaptureMessages for Vec<ChatCompletionRequestMessage> {
+impl crate::policy::content::CaptureMessages for Vec<ChatCompletionRequestMessage> {
     fn to_messages_json(&self) -> Json {
         self.as_slice().to_messages_json()
     }
@@ -227,7 +227,7 @@ impl LlmRequest for CreateChatCompletionRequest {
     // `seed` and `max_tokens` are deprecated by OpenAI, still sent by users.
     #[allow(deprecated)]
     fn parameters(&self) -> RequestParams {
-        let f = |v: Option<f32>| v.map(crate::widen_f32);
+        let f = |v: Option<f32>| v.map(crate::base::attr_value::widen_f32);
         let mut p = RequestParams {
             temperature: f(self.temperature),
             top_p: f(self.top_p),
@@ -492,7 +492,7 @@ impl<C: Config> Embeddings<'_, C> {
     }
 }
 
-#[crate::llm_call(provider = "openai", request = req, server_address = server.address.as_deref(), server_port = server.port)]
+#[observra_macros::llm_call(provider = "openai", request = req, server_address = server.address.as_deref(), server_port = server.port)]
 async fn chat_create<C: Config>(
     client: &Client<C>,
     server: &Server,
@@ -501,7 +501,7 @@ async fn chat_create<C: Config>(
     client.chat().create(req).await
 }
 
-#[crate::llm_call(provider = "openai", request = req, server_address = server.address.as_deref(), server_port = server.port, stream)]
+#[observra_macros::llm_call(provider = "openai", request = req, server_address = server.address.as_deref(), server_port = server.port, stream)]
 async fn chat_create_stream<C: Config>(
     client: &Client<C>,
     server: &Server,
@@ -510,7 +510,7 @@ async fn chat_create_stream<C: Config>(
     client.chat().create_stream(req).await
 }
 
-#[crate::llm_call(provider = "openai", operation = "embeddings", request = req, server_address = server.address.as_deref(), server_port = server.port)]
+#[observra_macros::llm_call(provider = "openai", operation = "embeddings", request = req, server_address = server.address.as_deref(), server_port = server.port)]
 async fn embeddings_create<C: Config>(
     client: &Client<C>,
     server: &Server,

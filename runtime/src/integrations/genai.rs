@@ -42,11 +42,11 @@ use genai::{Client, ModelIden};
 use opentelemetry::KeyValue;
 use serde_json::{Value as Json, json};
 
-use crate::content::{Message, Part};
 use crate::genai::request::{LlmRequest, RequestParams};
 use crate::genai::stream::{LlmChunk, StreamOutput};
 use crate::genai::{LlmResponse, Usage};
-use crate::semconv as sc;
+use crate::policy::content::{Message, Part};
+use observra_semconv as sc;
 
 /// The conventions' provider name for a genai adapter.
 pub fn provider_name(kind: AdapterKind) -> &'static str {
@@ -410,12 +410,12 @@ impl std::ops::Deref for Instrumented {
     }
 }
 
-#[crate::llm_call(provider = "genai", request = req)]
+#[observra_macros::llm_call(provider = "genai", request = req)]
 async fn chat(client: &Client, req: GenaiRequest<'_>, request: ChatRequest) -> genai::Result<ChatResponse> {
     client.exec_chat(req.model, request, req.options).await
 }
 
-#[crate::llm_call(provider = "genai", request = req, stream)]
+#[observra_macros::llm_call(provider = "genai", request = req, stream)]
 async fn stream_inner(
     client: &Client,
     req: GenaiRequest<'_>,
@@ -442,7 +442,7 @@ async fn chat_stream(
     Ok((Box::pin(stream), iden))
 }
 
-#[crate::llm_call(provider = "genai", operation = "embeddings", request = req)]
+#[observra_macros::llm_call(provider = "genai", operation = "embeddings", request = req)]
 async fn embed(
     client: &Client,
     req: GenaiEmbed<'_>,

@@ -57,7 +57,7 @@ use rmcp::{ErrorData, RoleClient, RoleServer, ServerHandler};
 use tracing::Instrument;
 
 use crate::record::span_ref::SpanRef;
-use crate::semconv as sc;
+use observra_semconv as sc;
 
 /// `mcp.method.name` of a tool call.
 const TOOLS_CALL: &str = "tools/call";
@@ -253,7 +253,7 @@ impl<C: Deref<Target = Peer<RoleClient>>> TracedClient<C> {
             (None, None) => SpanRef::current(),
         };
         target.set_attribute(sc::MCP_METHOD_NAME, TOOLS_CALL);
-        if crate::content::capturing() {
+        if crate::policy::content::capturing() {
             if let Some(args) = &params.arguments {
                 crate::__private::capture_content(
                     &target,
@@ -266,7 +266,7 @@ impl<C: Deref<Target = Peer<RoleClient>>> TracedClient<C> {
             .exchange(span.as_ref(), &target, params, |p| CallToolRequest::new(p).into(), answer!(CallToolResult))
             .await;
         if let Ok(r) = &result {
-            if crate::content::capturing() {
+            if crate::policy::content::capturing() {
                 crate::__private::capture_content(&target, sc::GEN_AI_TOOL_CALL_RESULT, &result_content(r));
             }
             if r.is_error == Some(true) {
@@ -465,7 +465,7 @@ fn enclosing_tool_call(tool: &str) -> Option<SpanRef> {
 /// Puts the span's W3C context in the request's `_meta`.
 fn inject(target: &SpanRef, params: &mut impl RequestParamsMeta) {
     let mut headers = http::HeaderMap::new();
-    crate::propagation::inject_span(target, &mut headers);
+    crate::integrations::propagation::inject_span(target, &mut headers);
     if let Some(tp) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
         params.set_traceparent(tp);
     }
@@ -672,8 +672,8 @@ impl<S> TracedServer<S> {
                 headers.insert(key, v);
             }
         }
-        crate::propagation::set_remote_parent(&span, &headers);
-        if let (true, Some(args)) = (crate::content::capturing(), arguments) {
+        crate::integrations::propagation::set_remote_parent(&span, &headers);
+        if let (true, Some(args)) = (crate::policy::content::capturing(), arguments) {
             crate::__private::capture_content(&SpanRef::from(&span), sc::GEN_AI_TOOL_CALL_ARGUMENTS, &args);
         }
         span
@@ -699,7 +699,7 @@ async fn answered<T>(
     match &result {
         Ok(answer) => {
             if let Some(r) = tool_result(answer) {
-                if crate::content::capturing() {
+                if crate::policy::content::capturing() {
                     crate::__private::capture_content(&target, sc::GEN_AI_TOOL_CALL_RESULT, &result_content(r));
                 }
                 if r.is_error == Some(true) {

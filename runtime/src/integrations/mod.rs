@@ -6,3 +6,5 @@ pub mod async_openai;
 pub mod genai;
 #[cfg(feature = "mcp")]
 pub mod mcp;
+pub mod propagation;
+pub mod web;

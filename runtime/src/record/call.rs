@@ -28,7 +28,7 @@ use opentelemetry_sdk::trace::{SamplingDecision, ShouldSample};
 use super::{close, innermost, push_frame, take_frame, with_entered};
 use crate::base::frame::{Frame, Site};
 use crate::base::state::{FRAME_PATH, with_installed};
-use crate::semconv as sc;
+use observra_semconv as sc;
 
 /// Whether the current `tracing` dispatcher is the subscriber observra built.
 fn own_subscriber() -> bool {
@@ -88,7 +88,7 @@ impl FrameSpan {
     fn open(site: &'static Site, model: Option<StringValue>) -> Self {
         let parent = innermost();
         let opened = with_installed(|generation, p| {
-            let mut frame = Frame::open(p, generation, parent, |trace_id| {
+            let mut frame = Frame::open(&p.ids, generation, parent, |trace_id| {
                 let result = p.sampler.should_sample(None, trace_id, site.name, &site.kind, &[], &[]);
                 result.decision == SamplingDecision::RecordAndSample
             });
@@ -101,7 +101,7 @@ impl FrameSpan {
                 frame.more().function_metrics = Some(function);
             }
             if let Some(operation) = site.operation {
-                frame.opened_as(operation, p);
+                super::opened_as(&mut frame, operation, p);
             }
             frame
         });

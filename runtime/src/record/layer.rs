@@ -27,9 +27,9 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::base::frame::{Frame, StatusCode};
 use crate::base::state::{self, ACTIVE, suppressed};
-use crate::content;
+use crate::policy::content;
 use crate::record;
-use crate::semconv as sc;
+use observra_semconv as sc;
 
 /// Records one `tracing` field on a span's frame.
 fn record_field(frame: &mut Frame, meta: &'static Metadata<'static>, field: &Field, value: FieldValue<'_>) {
@@ -396,7 +396,7 @@ where
         let meta = attrs.metadata();
         let is_root = parent.is_none();
         let opened = state::with_installed(|generation, p| {
-            let mut frame = Frame::open(p, generation, parent, |_| false);
+            let mut frame = Frame::open(&p.ids, generation, parent, |_| false);
             let more = frame.more();
             more.name = Some(Cow::Borrowed(meta.name()));
             // GenAI spans gain a few attributes after creation: room for them
@@ -412,7 +412,7 @@ where
                 frame.ctx.sampled = result.decision == SamplingDecision::RecordAndSample;
             }
             if let Some(operation) = frame.operation {
-                frame.opened_as(operation, p);
+                super::opened_as(&mut frame, operation, p);
             }
             frame
         });

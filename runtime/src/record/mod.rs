@@ -19,6 +19,8 @@
 
 pub(crate) mod call;
 pub mod carry;
+pub(crate) mod declare;
+pub(crate) mod evaluate;
 pub(crate) mod layer;
 pub(crate) mod span_ref;
 pub(crate) mod target;
@@ -28,10 +30,11 @@ use std::sync::atomic::Ordering;
 
 use opentelemetry::trace::{Event, SpanContext, SpanId};
 
-use crate::accounting::{self, Contribution, Deferred};
+use crate::account::accounting::{self, Contribution, Deferred};
 use crate::base::frame::{Ctx, Frame};
-use crate::base::state::{self, with_installed};
-use crate::semconv::operation as op;
+use crate::base::queue::Note;
+use crate::base::state::{self, Installed, with_installed};
+use observra_semconv::{self as sc, operation as op};
 
 thread_local! {
     /// Innermost last.
@@ -90,7 +93,7 @@ pub(crate) fn reparent_tracing(id: &tracing::Id, remote: &SpanContext) {
             if let Entry::Tracing(i, c) = e {
                 if i == id {
                     c.trace_id = remote.trace_id();
-                    c.sampled = remote.is_sampled() || state::RECORD_ALL.load(Ordering::Relaxed);
+                    c.sampled = remote.is_sampled() || crate::base::frame::RECORD_ALL.load(Ordering::Relaxed);
                     c.trace_state = remote.trace_state().clone();
                 }
             }
@@ -202,7 +205,7 @@ pub(crate) fn close(mut frame: Frame) {
     });
     if queued != Some(true) && sampled {
         // The pipeline it belonged to has stopped (a full queue counts its own).
-        state::Loss::Stopped.span();
+        crate::base::loss::Loss::Stopped.span();
     }
     // Budget warnings and callbacks run with nothing of observra's borrowed,
     // so a callback may itself call instrumented code.
@@ -243,5 +246,25 @@ fn caller_accounting(frame: &mut Frame, acc: &accounting::Accounting, deferred: 
     // The unknown-model warning goes on the call's own span, made later.
     if let Some(model) = deferred.unknown_model.take() {
         frame.more().unknown_model = Some(model);
+    }
+}
+
+/// What a span of `operation` does when it opens, whoever made it: an
+/// agent or a workflow keeps totals, an agent names what runs beneath
+/// it and counts itself in `agent.requests.active`.
+pub(crate) fn opened_as(frame: &mut Frame, operation: &'static str, p: &Installed) {
+    if accounting::is_total_keeper(operation) {
+        frame.keep_totals();
+    }
+    if operation == op::INVOKE_AGENT {
+        let agent = frame.string_attr(sc::GEN_AI_AGENT_NAME);
+        // Counted by the collector, off this thread; taken back at close
+        // only if the note reached it.
+        if p.accounting.instruments.is_some() && p.queue.note(Note::AgentStarted(agent.clone())) {
+            frame.more().active_agent = Some(agent.clone());
+        }
+        if agent.is_some() {
+            frame.ctx.agent = agent;
+        }
     }
 }

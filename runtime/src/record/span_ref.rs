@@ -4,6 +4,7 @@
 use opentelemetry::trace::SpanContext;
 
 use super::target::{Target, set_attribute};
+use crate::base::attr_value::AttributeValue;
 use crate::base::frame::{Ctx, Frame};
 use crate::record;
 
@@ -44,7 +45,7 @@ impl SpanRef {
     }
 
     /// Sets a typed attribute on the span (arrays stay arrays). `None` sets nothing.
-    pub fn set_attribute<T: crate::AttributeValue + ?Sized>(&self, key: &'static str, value: &T) -> &Self {
+    pub fn set_attribute<T: AttributeValue + ?Sized>(&self, key: &'static str, value: &T) -> &Self {
         set_attribute(self, key, value);
         self
     }

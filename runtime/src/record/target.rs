@@ -11,8 +11,9 @@ use tracing::Span;
 
 use super::call::FrameSpan;
 use super::layer::with_record;
+use crate::base::attr_value::AttributeValue;
 use crate::base::frame::Frame;
-use crate::semconv as sc;
+use observra_semconv as sc;
 
 /// What the macros' helpers record on: a `tracing` span, or a call on the
 /// frame path. Either way the record is a [`Frame`].
@@ -97,7 +98,7 @@ pub fn record_error<T: Target + ?Sized>(
 
 /// Sets a typed attribute on `span` (arrays stay arrays). `None` sets nothing.
 #[inline]
-pub fn set_attribute<S: Target + ?Sized, T: crate::AttributeValue + ?Sized>(span: &S, key: &'static str, value: &T) {
+pub fn set_attribute<S: Target + ?Sized, T: AttributeValue + ?Sized>(span: &S, key: &'static str, value: &T) {
     if span.disabled() {
         return;
     }

@@ -15,7 +15,7 @@
 //! never a megabyte of prompt.
 //!
 //! Memory is bounded four ways: traces held at once, spans held in all,
-//! bytes held in all (each span counted by [`crate::limits::approx_size`]),
+//! bytes held in all (each span counted by [`crate::policy::limits::approx_size`]),
 //! and spans held per trace. A span that would overflow the first three
 //! makes room by deciding the oldest held trace early; a span past the
 //! fourth is dropped (counted as `trace_too_large`). A trace whose root has
@@ -46,8 +46,6 @@ use std::time::{Duration, Instant};
 use opentelemetry::trace::TraceId;
 use opentelemetry_sdk::trace::SpanData;
 
-use crate::config::KeepInteresting;
-
 /// Why the tail sampler dropped a span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dropped {
@@ -70,7 +68,7 @@ pub(crate) static DROPPED: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0
 /// Spans the tail sampler holds now.
 pub(crate) static HELD: AtomicU64 = AtomicU64::new(0);
 /// What the spans the tail sampler holds now take, in bytes
-/// ([`crate::limits::approx_size`]).
+/// ([`crate::policy::limits::approx_size`]).
 pub(crate) static HELD_BYTES: AtomicU64 = AtomicU64::new(0);
 /// Decisions forgotten before their trace was done, to stay within
 /// [`Tail::decision_cap`].
@@ -102,7 +100,7 @@ impl Facts {
 /// One held trace.
 struct Held {
     spans: Vec<SpanData>,
-    /// What `spans` take ([`crate::limits::approx_size`]).
+    /// What `spans` take ([`crate::policy::limits::approx_size`]).
     bytes: usize,
     interesting: bool,
     since: Instant,
@@ -207,7 +205,7 @@ impl Tail {
             }
             return;
         }
-        let size = crate::limits::approx_size(&span);
+        let size = crate::policy::limits::approx_size(&span);
         if !self.traces.contains_key(&trace_id) {
             // Room for one more trace and one more span, made by deciding the oldest early.
             while self.traces.len() >= self.cfg.max_traces || self.full(size) {
@@ -470,7 +468,7 @@ mod tests {
 
     #[test]
     fn held_bytes_stay_within_the_byte_budget_by_deciding_the_oldest_trace_early() {
-        let one = crate::limits::approx_size(&sized(1, 1, 10_000));
+        let one = crate::policy::limits::approx_size(&sized(1, 1, 10_000));
         let mut tail = Tail::new(cfg().max_bytes(3 * one + one / 2));
         let mut kept = Vec::new();
         tail.offer(sized(1, 1, 10_000), facts(true, false), &mut |s| kept.push(s));
@@ -583,5 +581,86 @@ mod tests {
             tail.expire(Instant::now(), &mut |s| kept.push(s));
         }
         assert_eq!((tail.traces.len(), tail.order.len()), (1, 1));
+    }
+}
+
+/// The settings of the tail sampler ([`Sampler::keep_interesting`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeepInteresting {
+    pub(crate) ratio: f64,
+    pub(crate) slower_than: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) max_traces: usize,
+    pub(crate) max_spans: usize,
+    pub(crate) max_bytes: usize,
+    pub(crate) max_spans_per_trace: usize,
+}
+
+/// Default bound on the bytes the tail sampler holds ([`KeepInteresting::max_bytes`]).
+const DEFAULT_TAIL_MAX_BYTES: usize = 64 << 20;
+
+impl Default for KeepInteresting {
+    /// 10 % of the other traces, slower than 10 s, a 60 s timeout, at most
+    /// 4,096 traces, 65,536 spans and 64 MiB held, 1,024 spans a trace.
+    fn default() -> Self {
+        KeepInteresting {
+            ratio: 0.1,
+            slower_than: Duration::from_secs(10),
+            timeout: Duration::from_secs(60),
+            max_traces: 4096,
+            max_spans: 65_536,
+            max_bytes: DEFAULT_TAIL_MAX_BYTES,
+            max_spans_per_trace: 1024,
+        }
+    }
+}
+
+impl KeepInteresting {
+    /// The share of traces with nothing interesting that are kept, drawn on
+    /// the trace id (`OBSERVRA_TRACES_SAMPLER_ARG`; default 0.1).
+    pub fn ratio(mut self, ratio: f64) -> Self {
+        self.ratio = ratio;
+        self
+    }
+    /// A trace whose root took at least this long is kept
+    /// (`OBSERVRA_TAIL_SLOWER_THAN_MS`; default 10 s).
+    pub fn slower_than(mut self, d: Duration) -> Self {
+        self.slower_than = d;
+        self
+    }
+    /// A trace whose root has not ended this long after its first span
+    /// arrived is decided on what is held (`OBSERVRA_TAIL_TIMEOUT_MS`;
+    /// default 60 s).
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = d;
+        self
+    }
+    /// Traces held at once; one more decides the oldest early
+    /// (`OBSERVRA_TAIL_MAX_TRACES`; default 4,096).
+    pub fn max_traces(mut self, n: usize) -> Self {
+        self.max_traces = n;
+        self
+    }
+    /// Spans held in all; one more decides the oldest trace early
+    /// (`OBSERVRA_TAIL_MAX_SPANS`; default 65,536).
+    pub fn max_spans(mut self, n: usize) -> Self {
+        self.max_spans = n;
+        self
+    }
+    /// Bytes held in all, each span counted as it would be exported (after
+    /// the span limits, by its attributes', events' and links' lengths);
+    /// one more span past it decides the oldest trace early
+    /// (`OBSERVRA_TAIL_MAX_BYTES`; default 64 MiB). A single span larger
+    /// than this is not held: its trace is decided when it arrives.
+    pub fn max_bytes(mut self, n: usize) -> Self {
+        self.max_bytes = n;
+        self
+    }
+    /// Spans held of one trace; more are dropped, counted as
+    /// `trace_too_large` (the root is always kept) (`OBSERVRA_TAIL_MAX_SPANS_PER_TRACE`;
+    /// default 1,024).
+    pub fn max_spans_per_trace(mut self, n: usize) -> Self {
+        self.max_spans_per_trace = n;
+        self
     }
 }

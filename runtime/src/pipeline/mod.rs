@@ -16,16 +16,33 @@ use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::RandomIdGenerator;
 use tracing_subscriber::layer::SubscriberExt;
 
+use crate::base::loss::{self, Loss};
 use crate::base::queue::FrameQueue;
-use crate::base::state::{self, Installed, Loss};
-use crate::batch::{BatchProcessor, BlockOn, FanOut};
+use crate::base::state::{self, Installed};
 #[cfg(feature = "grpc")]
 use crate::config::Protocol;
 use crate::config::{Sampler, Settings, Sink};
 use crate::error::{Error, Result, Setting};
-use crate::jsonl::JsonlExporter;
+use crate::export::batch::{BatchProcessor, BlockOn, FanOut};
+use crate::export::jsonl::JsonlExporter;
 use crate::record::layer::OwnSubscriber;
-use crate::semconv as sc;
+use observra_semconv as sc;
+
+/// Keeps the pipeline running; dropping it flushes and shuts down within the
+/// configured deadline ([`crate::Builder::shutdown_timeout`], 5 s by default).
+#[must_use = "dropping the guard shuts telemetry down at once; bind it: `let _telemetry = ...`"]
+#[derive(Debug)]
+pub struct Guard {
+    pub(crate) active: bool,
+}
+
+impl Guard {
+    /// Whether this guard owns a running pipeline (false when telemetry is
+    /// disabled by `OTEL_SDK_DISABLED` or [`crate::Builder::disabled`]).
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+}
 
 /// The running pipeline: what [`crate::base::state`] tells the other layers
 /// about (the installed state), plus what only the composition root uses.
@@ -44,7 +61,7 @@ pub(crate) struct Pipeline {
     shutdown_timeout: Duration,
     /// When the OTLP clients' retries must end: set when shutdown starts.
     #[cfg(feature = "otlp")]
-    retries_end: crate::retry::RetryEnd,
+    retries_end: crate::export::retry::RetryEnd,
 }
 
 /// The runtime gRPC exports run on (feature `grpc`).
@@ -56,7 +73,7 @@ enum GrpcRuntime {}
 
 /// The Prometheus endpoint (feature `prometheus`).
 #[cfg(feature = "prometheus")]
-type PromEndpoint = crate::prometheus::Endpoint;
+type PromEndpoint = crate::export::prometheus::Endpoint;
 /// No Prometheus endpoint in this build: never constructed.
 #[cfg(not(feature = "prometheus"))]
 enum PromEndpoint {}
@@ -73,7 +90,7 @@ impl crate::config::Builder {
     ///
     /// Returns a guard that flushes and shuts down on drop, within the
     /// shutdown deadline.
-    pub fn install(self) -> Result<crate::Guard> {
+    pub fn install(self) -> Result<Guard> {
         let settings = self.resolve()?;
         install(settings)
     }
@@ -125,9 +142,9 @@ fn secrets_of(settings: &Settings) -> Vec<String> {
 }
 
 /// Builds and starts the pipeline, and makes sure `tracing` reaches it.
-pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
+pub(crate) fn install(settings: Settings) -> Result<Guard> {
     if settings.disabled {
-        return Ok(crate::Guard { active: false });
+        return Ok(Guard { active: false });
     }
     // Once per process: how span stamps are taken (a few ms, here, never on a call).
     crate::base::clock::calibrate();
@@ -182,11 +199,11 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     #[cfg_attr(not(feature = "otlp"), allow(unused_mut))]
     let mut metrics_diag = None;
     let sealer = |path: Option<&std::path::Path>| {
-        crate::audit::Sealer::new(settings.encryption_key, settings.audit_key, path, settings.jsonl_fsync)
+        crate::export::audit::Sealer::new(settings.encryption_key, settings.audit_key, path, settings.jsonl_fsync)
             .map_err(|source| Error::AuditChain { setting: Setting::Env("OBSERVRA_JSONL_PATH"), source })
     };
     #[cfg(feature = "otlp")]
-    let retries_end = crate::retry::RetryEnd::default();
+    let retries_end = crate::export::retry::RetryEnd::default();
     let mut processors = Vec::with_capacity(settings.sinks.len());
     // With an OTLP logs backend, the details event is a log record only.
     #[cfg_attr(not(feature = "otlp"), allow(unused_variables))]
@@ -197,7 +214,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
             Sink::Stdout => BatchProcessor::start(
                 name,
                 "stdout",
-                JsonlExporter::new(crate::jsonl::Output::Stream(Box::new(std::io::stdout())), sealer(None)?),
+                JsonlExporter::new(crate::export::jsonl::Output::Stream(Box::new(std::io::stdout())), sealer(None)?),
                 &resource,
                 batch,
                 block_on,
@@ -205,17 +222,20 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
             Sink::Writer(w) => BatchProcessor::start(
                 name,
                 "a writer",
-                JsonlExporter::new(crate::jsonl::Output::Stream(w), sealer(None)?),
+                JsonlExporter::new(crate::export::jsonl::Output::Stream(w), sealer(None)?),
                 &resource,
                 batch,
                 block_on,
             ),
             Sink::File(path) => {
                 let file =
-                    crate::jsonl::RotatingFile::open(&path, settings.jsonl_max_bytes, settings.jsonl_fsync).map_err(
-                        |source| Error::Io { setting: Setting::Env("OBSERVRA_JSONL_PATH"), path: path.clone(), source },
-                    )?;
-                let exporter = JsonlExporter::new(crate::jsonl::Output::File(file), sealer(Some(&path))?);
+                    crate::export::jsonl::RotatingFile::open(&path, settings.jsonl_max_bytes, settings.jsonl_fsync)
+                        .map_err(|source| Error::Io {
+                            setting: Setting::Env("OBSERVRA_JSONL_PATH"),
+                            path: path.clone(),
+                            source,
+                        })?;
+                let exporter = JsonlExporter::new(crate::export::jsonl::Output::File(file), sealer(Some(&path))?);
                 // A restarted writer first attests what a crash left unfinished.
                 exporter.write_recovery().map_err(|source| Error::Io {
                     setting: Setting::Env("OBSERVRA_JSONL_PATH"),
@@ -229,7 +249,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
             Sink::Webhook(hook) => BatchProcessor::start(
                 name,
                 &crate::diag::display_endpoint(&hook.url),
-                crate::webhook::WebhookExporter::new(hook),
+                crate::export::webhook::WebhookExporter::new(hook),
                 &resource,
                 batch,
                 block_on,
@@ -241,7 +261,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
             }
             #[cfg(feature = "otlp")]
             Sink::Otlp | Sink::OtelLog => {
-                use crate::otlp::{CountingMetricExporter, log_exporter, metric_exporter, span_exporter};
+                use crate::export::otlp::{CountingMetricExporter, log_exporter, metric_exporter, span_exporter};
                 let Some(otlp) = settings.otlp.as_ref() else {
                     return Err(Error::exporter("otlp", "no OTLP settings resolved"));
                 };
@@ -265,15 +285,15 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
                 if matches!(sink, Sink::Otlp) {
                     let (spans, cause) = span_exporter(&otlp.traces, &retries_end)?;
                     if details_as_logs {
-                        let spans = crate::batch::Leg(crate::otel_log::WithoutDetails(spans), cause);
+                        let spans = crate::export::batch::Leg(crate::export::otel_log::WithoutDetails(spans), cause);
                         BatchProcessor::start(name, &otlp.traces.endpoint, spans, &resource, batch, block_on)
                     } else {
-                        let spans = crate::batch::Leg(spans, cause);
+                        let spans = crate::export::batch::Leg(spans, cause);
                         BatchProcessor::start(name, &otlp.traces.endpoint, spans, &resource, batch, block_on)
                     }
                 } else {
                     let (logs, cause) = log_exporter(&otlp.logs, &retries_end)?;
-                    let logs = crate::otel_log::OtelLogExporter::new(logs, cause);
+                    let logs = crate::export::otel_log::OtelLogExporter::new(logs, cause);
                     BatchProcessor::start(name, &otlp.logs.endpoint, logs, &resource, batch, block_on)
                 }
             }
@@ -283,11 +303,11 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     }
 
     #[cfg(feature = "prometheus")]
-    let prometheus_reader = settings.prometheus_addr.as_ref().map(|_| crate::prometheus::SharedReader::new());
+    let prometheus_reader = settings.prometheus_addr.as_ref().map(|_| crate::export::prometheus::SharedReader::new());
     #[cfg(feature = "prometheus")]
     let prometheus = match (settings.prometheus_addr, &prometheus_reader) {
         (Some((addr, setting)), Some(reader)) => Some(
-            crate::prometheus::Endpoint::start(addr, reader.clone())
+            crate::export::prometheus::Endpoint::start(addr, reader.clone())
                 .map_err(|e| Error::invalid(setting, addr.to_string(), format!("cannot listen there: {e}")))?,
         ),
         _ => None,
@@ -315,8 +335,8 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
         use opentelemetry::metrics::MeterProvider;
         mp.meter(sc::SCOPE_NAME)
     });
-    let instruments = meter.as_ref().map(crate::accounting::Instruments::new);
-    let gauges = meter.as_ref().map(crate::declare::register_gauges).unwrap_or_default();
+    let instruments = meter.as_ref().map(crate::account::accounting::Instruments::new);
+    let gauges = meter.as_ref().map(crate::record::declare::register_gauges).unwrap_or_default();
     let legs: Vec<_> = processors.iter().map(|p| p.stats.clone()).collect();
     let self_metrics = meter.as_ref().map(|m| SelfMetrics::register(m, legs));
     let processors = Arc::new(FanOut(processors));
@@ -324,7 +344,7 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
     // The collector thread holds the install weakly: the install owns its queue.
     let installed = Arc::new_cyclic(|weak| {
         let (queue, end) = FrameQueue::new();
-        let policy = crate::batch::SpanPolicy {
+        let policy = crate::policy::span::SpanPolicy {
             content_allowed: batch.content_allowed,
             limits: batch.limits,
             redactor: settings.redactor.clone(),
@@ -340,10 +360,10 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
         Installed {
             ids: RandomIdGenerator::default(),
             sampler: sdk_sampler(settings.sampler),
-            accounting: crate::accounting::Accounting {
+            accounting: crate::account::accounting::Accounting {
                 instruments,
                 prices: settings.prices,
-                window: settings.budget.window.map(|(w, usd)| crate::budget::Window::new(w, usd)),
+                window: settings.budget.window.map(|(w, usd)| crate::account::budget::Window::new(w, usd)),
                 budget: settings.budget,
                 callback: settings.budget_callback,
             },
@@ -388,9 +408,9 @@ pub(crate) fn install(settings: Settings) -> Result<crate::Guard> {
             return Err(Error::ForeignSubscriber);
         }
     }
-    state::RECORD_ALL.store(matches!(settings.sampler, Sampler::KeepInteresting(_)), Ordering::Release);
+    crate::base::frame::RECORD_ALL.store(matches!(settings.sampler, Sampler::KeepInteresting(_)), Ordering::Release);
     state::set(installed, settings.fast_path, settings.capture.to_u8());
-    Ok(crate::Guard { active: true })
+    Ok(Guard { active: true })
 }
 
 /// Removes the current pipeline and stops it within its deadline (or `deadline`).
@@ -429,7 +449,7 @@ fn take_and_stop(deadline: Duration) -> Result<ShutdownReport> {
             crate::diag::emit(crate::diag::DiagnosticLevel::Warn, &line);
         }
     }
-    if let Ok(mut h) = crate::batch::EXPORT_DURATION.write() {
+    if let Ok(mut h) = crate::export::batch::EXPORT_DURATION.write() {
         *h = None;
     }
     // Stop answering scrapes now, even if open spans still hold the pipeline:
@@ -474,13 +494,13 @@ fn within(
 /// Shuts every leg down at once, so a slow one cannot eat the others' time.
 fn stop_legs(pipeline: &Pipeline, deadline: Duration) -> Vec<BackendReport> {
     let until = crate::base::deadline::until(deadline);
-    let before: Vec<_> = pipeline.processors.iter().map(|p| crate::batch::LegFigures::of(&p.stats)).collect();
+    let before: Vec<_> = pipeline.processors.iter().map(|p| crate::export::batch::LegFigures::of(&p.stats)).collect();
     let pending: Vec<_> = pipeline.processors.iter().map(|p| p.begin_shutdown(deadline)).collect();
     let mut backends = Vec::with_capacity(pending.len());
     for ((p, pending), before) in pipeline.processors.iter().zip(pending).zip(before) {
         let result = p.wait(pending, until, "shutdown");
-        let after = crate::batch::LegFigures::of(&p.stats);
-        let timed_out = matches!(&result, Err(crate::batch::LegError::TimedOut(_)));
+        let after = crate::export::batch::LegFigures::of(&p.stats);
+        let timed_out = matches!(&result, Err(crate::export::batch::LegError::TimedOut(_)));
         let abandoned = if timed_out { after.queued + after.in_flight } else { 0 };
         // The whole run's losses, once, for a person reading stderr.
         if let Some(line) = crate::diag::loss_line(
@@ -505,7 +525,7 @@ fn stop_legs(pipeline: &Pipeline, deadline: Duration) -> Vec<BackendReport> {
     backends
 }
 
-/// What [`shutdown`] (or [`crate::Guard::shutdown`]) did, backend by backend.
+/// What [`shutdown`] (or [`Guard::shutdown`]) did, backend by backend.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShutdownReport {
@@ -588,13 +608,13 @@ struct SelfMetrics {
 }
 
 impl SelfMetrics {
-    fn register(meter: &opentelemetry::metrics::Meter, legs: Vec<Arc<crate::batch::LegStats>>) -> Self {
+    fn register(meter: &opentelemetry::metrics::Meter, legs: Vec<Arc<crate::export::batch::LegStats>>) -> Self {
         use opentelemetry::KeyValue;
         use sc::metrics as m;
-        let legs: Arc<[Arc<crate::batch::LegStats>]> = legs.into();
-        let backend = |l: &crate::batch::LegStats| KeyValue::new(m::PIPELINE_BACKEND, l.name);
+        let legs: Arc<[Arc<crate::export::batch::LegStats>]> = legs.into();
+        let backend = |l: &crate::export::batch::LegStats| KeyValue::new(m::PIPELINE_BACKEND, l.name);
         let (l1, l2, l3, l4, l5) = (legs.clone(), legs.clone(), legs.clone(), legs.clone(), legs);
-        if let Ok(mut h) = crate::batch::EXPORT_DURATION.write() {
+        if let Ok(mut h) = crate::export::batch::EXPORT_DURATION.write() {
             *h = Some(
                 meter
                     .f64_histogram(m::PIPELINE_EXPORT_DURATION)
@@ -618,7 +638,7 @@ impl SelfMetrics {
                 )
                 .with_callback(move |o| {
                     for l in l1.iter() {
-                        let f = crate::batch::LegFigures::of(l);
+                        let f = crate::export::batch::LegFigures::of(l);
                         o.observe(f.exported, &[in_state("exported"), backend(l)]);
                         o.observe(f.failed, &[in_state("failed"), backend(l)]);
                         for r in [Loss::BackendQueue, Loss::Stopped] {
@@ -626,7 +646,7 @@ impl SelfMetrics {
                         }
                     }
                     // Lost before the backends: counted once, since the process started.
-                    let lost = state::read(&state::SPANS_LOST);
+                    let lost = loss::read(&loss::SPANS_LOST);
                     for r in Loss::BEFORE_BACKENDS {
                         o.observe(lost[r as usize], &[in_state("dropped"), reason(r)]);
                     }
@@ -638,7 +658,7 @@ impl SelfMetrics {
                 .with_description("Spans queued or being exported, per backend.")
                 .with_callback(move |o| {
                     for l in l2.iter() {
-                        let f = crate::batch::LegFigures::of(l);
+                        let f = crate::export::batch::LegFigures::of(l);
                         o.observe(f.queued + f.in_flight, &[backend(l)])
                     }
                 })
@@ -699,9 +719,9 @@ impl SelfMetrics {
                      observra.pipeline.spans with observra.state=dropped).",
                 )
                 .with_callback(|o| {
-                    for (reason, name) in crate::tail::Dropped::ALL {
+                    for (reason, name) in crate::collect::tail::Dropped::ALL {
                         o.observe(
-                            crate::tail::DROPPED[reason as usize].load(Ordering::Relaxed),
+                            crate::collect::tail::DROPPED[reason as usize].load(Ordering::Relaxed),
                             &[KeyValue::new(m::PIPELINE_REASON, name)],
                         )
                     }
@@ -711,7 +731,7 @@ impl SelfMetrics {
                 .u64_observable_gauge(m::PIPELINE_SAMPLER_HELD)
                 .with_unit("{span}")
                 .with_description("Spans the tail sampler holds until their trace is decided.")
-                .with_callback(|o| o.observe(crate::tail::HELD.load(Ordering::Relaxed), &[]))
+                .with_callback(|o| o.observe(crate::collect::tail::HELD.load(Ordering::Relaxed), &[]))
                 .build(),
             _evaluations_dropped: meter
                 .u64_observable_counter(m::PIPELINE_EVALUATIONS_DROPPED)
@@ -736,7 +756,7 @@ impl SelfMetrics {
                      (assembly_failed).",
                 )
                 .with_callback(move |o| {
-                    let lost = state::read(&state::METRIC_JOBS_LOST);
+                    let lost = loss::read(&loss::METRIC_JOBS_LOST);
                     for r in Loss::METRIC_JOBS {
                         o.observe(lost[r as usize], &[reason(r)]);
                     }
@@ -935,8 +955,8 @@ pub struct BackendHealth {
 /// read (see [`Health`]); each backend's figures are the very ones summed
 /// into the totals.
 pub fn health() -> Health {
-    use crate::batch::percentile;
-    let (t, legs) = crate::batch::totals();
+    use crate::export::batch::percentile;
+    let (t, legs) = crate::export::batch::totals();
     let pipeline = current();
     let mut all_latencies = Vec::new();
     let mut last_error = None;
@@ -950,7 +970,7 @@ pub fn health() -> Health {
                     let t = legs
                         .iter()
                         .find(|(s, _)| Arc::ptr_eq(s, l))
-                        .map_or_else(|| crate::batch::LegFigures::of(l), |(_, f)| *f);
+                        .map_or_else(|| crate::export::batch::LegFigures::of(l), |(_, f)| *f);
                     let mut lat = l.latencies();
                     all_latencies.extend_from_slice(&lat);
                     let err = l.last_error();
@@ -993,14 +1013,14 @@ pub fn health() -> Health {
         logs_exported: t.log_records,
         metric_points_exported: crate::diag::METRIC_POINTS_EXPORTED.load(Ordering::Relaxed),
         metric_points_failed: crate::diag::METRIC_POINTS_FAILED.load(Ordering::Relaxed),
-        metric_jobs_dropped: state::read(&state::METRIC_JOBS_LOST).iter().sum(),
+        metric_jobs_dropped: loss::read(&loss::METRIC_JOBS_LOST).iter().sum(),
         metric_queue_depth: state::installed().map_or(0, |i| i.queue.depth()),
         export_latency_p50: percentile(&mut all_latencies.clone(), 0.5),
         export_latency_p99: percentile(&mut all_latencies, 0.99),
         last_error,
-        spans_sampled_out: crate::tail::DROPPED.iter().map(|c| c.load(Ordering::Relaxed)).sum(),
-        spans_held: crate::tail::HELD.load(Ordering::Relaxed),
-        spans_held_bytes: crate::tail::HELD_BYTES.load(Ordering::Relaxed),
+        spans_sampled_out: crate::collect::tail::DROPPED.iter().map(|c| c.load(Ordering::Relaxed)).sum(),
+        spans_held: crate::collect::tail::HELD.load(Ordering::Relaxed),
+        spans_held_bytes: crate::collect::tail::HELD_BYTES.load(Ordering::Relaxed),
         evaluations_pending: crate::base::graded::PENDING.load(Ordering::Relaxed),
         evaluations_dropped: crate::base::graded::LOST.iter().map(|c| c.load(Ordering::Relaxed)).sum(),
         backends,
@@ -1013,7 +1033,7 @@ pub fn meter(name: &'static str) -> opentelemetry::metrics::Meter {
     opentelemetry::global::meter(name)
 }
 
-impl crate::Guard {
+impl Guard {
     /// Flushes every backend and stops the pipeline within the configured
     /// shutdown deadline, and reports what happened (dropping the guard does
     /// the same silently). `None` when the guard was inactive or the
@@ -1024,7 +1044,7 @@ impl crate::Guard {
     }
 }
 
-impl Drop for crate::Guard {
+impl Drop for Guard {
     fn drop(&mut self) {
         if self.active {
             let _ = take_and_stop(Duration::MAX);
@@ -1045,7 +1065,7 @@ mod tests {
         .join();
         assert!(super::CURRENT.is_poisoned());
         assert!(super::current().is_none());
-        let guard = crate::init()
+        let guard = crate::config::Builder::default()
             .env_from(Vec::<(String, String)>::new())
             .jsonl_writer(std::io::sink())
             .install()

@@ -30,7 +30,7 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use crate::base::deadline::{SendFailure, send_within, until};
-use crate::base::state::{self, Loss};
+use crate::base::loss::{self, Loss};
 
 /// How many recent export calls the latency percentiles are computed over.
 const LATENCY_WINDOW: usize = 256;
@@ -112,8 +112,11 @@ impl LegStats {
                 h.record(
                     took.as_secs_f64(),
                     &[
-                        KeyValue::new(crate::semconv::metrics::PIPELINE_BACKEND, self.name),
-                        KeyValue::new(crate::semconv::metrics::PIPELINE_RESULT, if ok { "success" } else { "failure" }),
+                        KeyValue::new(observra_semconv::metrics::PIPELINE_BACKEND, self.name),
+                        KeyValue::new(
+                            observra_semconv::metrics::PIPELINE_RESULT,
+                            if ok { "success" } else { "failure" },
+                        ),
                     ],
                 );
             }
@@ -249,7 +252,7 @@ pub(crate) fn totals() -> (LegFigures, Vec<(Arc<LegStats>, LegFigures)>) {
     }
     drop(reg);
     // One read of each: the same figure counts as produced and as dropped.
-    let lost = state::read(&state::SPANS_LOST);
+    let lost = loss::read(&loss::SPANS_LOST);
     t.produced += lost.iter().sum::<u64>();
     for (mine, l) in t.lost.iter_mut().zip(lost) {
         *mine += l;
@@ -504,43 +507,13 @@ impl BatchProcessor {
     }
 }
 
-/// What makes a span fit to leave, applied once per span by the collector
-/// before it is handed to the backends.
-#[derive(Clone)]
-pub(crate) struct SpanPolicy {
-    /// Whether message content may leave at all (capture is on); when not,
-    /// the conventions' content attributes are removed from every span.
-    pub content_allowed: bool,
-    pub limits: crate::limits::SpanLimits,
-    pub redactor: Option<Arc<crate::redact::Redactor>>,
-}
-
-impl SpanPolicy {
-    /// Makes one span fit to leave: content removed unless capture is on,
-    /// then redacted, then cut to the span limits (after redaction, so a
-    /// cut can never split a secret past its pattern). False when its
-    /// redaction panicked: fail closed, the span is not exported.
-    pub(crate) fn apply(&self, span: &mut SpanData) -> bool {
-        if !self.content_allowed {
-            crate::content::strip_content(span);
-        }
-        if let Some(r) = &self.redactor {
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.span(span))).is_err() {
-                return false;
-            }
-        }
-        crate::limits::apply(span, &self.limits);
-        true
-    }
-}
-
 /// Bounds of the span batch processor.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BatchSettings {
     /// Whether message content may leave at all (capture is on).
     pub content_allowed: bool,
     /// The span limits and the request size bound.
-    pub limits: crate::limits::SpanLimits,
+    pub limits: crate::policy::limits::SpanLimits,
     pub max_queue_size: usize,
     pub max_export_batch_size: usize,
     pub scheduled_delay: Duration,
@@ -647,7 +620,7 @@ impl<E: SpanExporter + LegExporter> Worker<E> {
                 let span = Arc::try_unwrap(span).unwrap_or_else(|shared| (*shared).clone());
                 // Off the queue: being exported from now on.
                 s.taken.fetch_add(1, Ordering::AcqRel);
-                bytes += crate::limits::approx_size(&span);
+                bytes += crate::policy::limits::approx_size(&span);
                 batch.push(span);
             }
             let n = batch.len() as u64;

@@ -25,8 +25,8 @@ use std::sync::Mutex;
 
 use serde::Deserialize;
 
+use crate::account::usage::Usage;
 use crate::error::{Error, Result, Setting};
-use crate::usage::Usage;
 
 /// Prices of one model, USD per million tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -145,7 +145,7 @@ pub struct CostTable {
     as_of: Option<String>,
 }
 
-const BUILTIN: &str = include_str!("../prices.json");
+const BUILTIN: &str = include_str!("../../prices.json");
 
 impl CostTable {
     /// The built-in table of mainstream models.

@@ -82,7 +82,7 @@ pub struct RemoteContext {
 /// current OpenTelemetry context's baggage) into `headers`. Does nothing
 /// outside a recorded span.
 pub fn inject(headers: &mut HeaderMap) {
-    inject_span(crate::current_span(), headers)
+    inject_span(crate::record::span_ref::SpanRef::current(), headers)
 }
 
 /// Like [`inject`], for a given span.

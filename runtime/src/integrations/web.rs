@@ -159,7 +159,7 @@ mod server {
                 error.type = tracing::field::Empty,
                 otel.status_code = tracing::field::Empty,
             );
-            crate::propagation::set_remote_parent(&span, request.headers());
+            crate::integrations::propagation::set_remote_parent(&span, request.headers());
             let inner = {
                 let _enter = span.enter();
                 self.inner.call(request)
@@ -300,7 +300,7 @@ mod client {
                 error.type = tracing::field::Empty,
                 otel.status_code = tracing::field::Empty,
             );
-            crate::propagation::inject_span(&span, req.headers_mut());
+            crate::integrations::propagation::inject_span(&span, req.headers_mut());
             let result = next.run(req, extensions).instrument(span.clone()).await;
             match &result {
                 Ok(response) => {

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 
-use crate::config::RetrySettings;
-use crate::retry::{RetryEnd, backoff, next_random, parse_retry_after, pause, seed};
+use crate::export::otlp_settings::RetrySettings;
+use crate::export::retry::{RetryEnd, backoff, next_random, parse_retry_after, pause, seed};
 
 pub(crate) use crate::diag::{LastCause, explain};
 
@@ -42,7 +42,7 @@ impl CauseKeepingClient {
     /// runtime, and `install()` may run in one.
     pub(crate) fn new(
         timeout: Duration,
-        tls: &crate::config::TlsFiles,
+        tls: &crate::export::otlp_settings::TlsFiles,
         retry: RetrySettings,
         end: RetryEnd,
     ) -> Result<Self, String> {
@@ -141,7 +141,7 @@ fn copy_of(request: &Request<Bytes>) -> Request<Bytes> {
 /// Mozilla's roots plus the configured CA, and a client certificate for
 /// mutual TLS when one is configured.
 #[cfg(feature = "tls")]
-pub(crate) fn tls_config(tls: &crate::config::TlsFiles) -> Result<rustls::ClientConfig, String> {
+pub(crate) fn tls_config(tls: &crate::export::otlp_settings::TlsFiles) -> Result<rustls::ClientConfig, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());

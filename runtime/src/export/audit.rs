@@ -40,7 +40,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::sign::{hex, hmac_hex};
+use crate::export::sign::{hex, hmac_hex};
 
 pub use crate::error::AuditError;
 
@@ -150,7 +150,7 @@ impl HeadAnchor {
         let anchor = HeadAnchor { chain: chain.into(), seq, hmac: hmac.into() };
         let mac = v["mac"].as_str().unwrap_or_default();
         let bytes = format!("observra-audit-head\n{}\n{}\n{}", anchor.chain, anchor.seq, anchor.hmac);
-        if !crate::sign::hmac_matches(key, bytes.as_bytes(), mac) {
+        if !crate::export::sign::hmac_matches(key, bytes.as_bytes(), mac) {
             return Err("its MAC does not verify with this audit key (forged, edited, or another key)".into());
         }
         Ok(anchor)
@@ -384,7 +384,7 @@ fn checked_record(line: &[u8], key: &[u8; 32]) -> LastRecord {
     };
     let seq = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.get("seq").and_then(Value::as_u64));
     match seq {
-        Some(seq) if crate::sign::hmac_matches(key, &body, mac) => LastRecord::Authentic(seq, mac.to_string()),
+        Some(seq) if crate::export::sign::hmac_matches(key, &body, mac) => LastRecord::Authentic(seq, mac.to_string()),
         Some(seq) => LastRecord::Foreign(format!(
             "the last record (sequence {seq}) does not verify with this audit key: it was written with another \
              key, or edited; use the key it was written with, or move the file aside"
@@ -882,7 +882,7 @@ impl Walk<'_> {
             let why = format!("expected sequence {expected}, found {seq:?} (records missing, inserted or reordered)");
             return Err((Breach::Reordered, why));
         }
-        if !crate::sign::hmac_matches(self.key, body, mac) {
+        if !crate::export::sign::hmac_matches(self.key, body, mac) {
             return Err((
                 Breach::Modified,
                 "its hmac does not match its content (modified, or the key is wrong)".into(),

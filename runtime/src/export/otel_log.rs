@@ -32,7 +32,7 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::logs::{LogBatch, LogExporter, SdkLogRecord, SdkLogger, SdkLoggerProvider};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
-use crate::semconv as sc;
+use observra_semconv as sc;
 
 /// Turns spans into log records for an SDK [`LogExporter`].
 pub(crate) struct OtelLogExporter<E> {
@@ -43,7 +43,7 @@ pub(crate) struct OtelLogExporter<E> {
     scope: InstrumentationScope,
     last_records: AtomicU64,
     /// The OTLP/HTTP client's hidden transport cause.
-    cause: Option<crate::http_client::LastCause>,
+    cause: Option<crate::export::http_client::LastCause>,
 }
 
 impl<E: LogExporter> std::fmt::Debug for OtelLogExporter<E> {
@@ -53,7 +53,7 @@ impl<E: LogExporter> std::fmt::Debug for OtelLogExporter<E> {
 }
 
 impl<E: LogExporter> OtelLogExporter<E> {
-    pub(crate) fn new(inner: E, cause: Option<crate::http_client::LastCause>) -> Self {
+    pub(crate) fn new(inner: E, cause: Option<crate::export::http_client::LastCause>) -> Self {
         let provider = SdkLoggerProvider::builder().build();
         let logger = provider.logger(sc::SCOPE_NAME);
         OtelLogExporter {
@@ -128,7 +128,8 @@ impl<E: LogExporter> OtelLogExporter<E> {
                 if kv.key.as_str() == sc::EVENT_LEVEL {
                     continue;
                 }
-                let value = match (&kv.value, details && crate::content::is_content_attribute(kv.key.as_str())) {
+                let value = match (&kv.value, details && crate::policy::content::is_content_attribute(kv.key.as_str()))
+                {
                     // Captured content travels as JSON text inside observra; events carry it structured.
                     (Value::String(text), true) => match serde_json::from_str::<serde_json::Value>(text.as_str()) {
                         Ok(json) => json_value(json),
@@ -222,7 +223,7 @@ impl<E: LogExporter> SpanExporter for OtelLogExporter<E> {
     }
 }
 
-impl<E: LogExporter> crate::batch::LegExporter for OtelLogExporter<E> {
+impl<E: LogExporter> crate::export::batch::LegExporter for OtelLogExporter<E> {
     fn log_records(&self) -> u64 {
         self.last_records.load(Ordering::Acquire)
     }
@@ -230,6 +231,6 @@ impl<E: LogExporter> crate::batch::LegExporter for OtelLogExporter<E> {
         true
     }
     fn explain(&self, error: String) -> String {
-        crate::http_client::explain(error, self.cause.as_ref())
+        crate::export::http_client::explain(error, self.cause.as_ref())
     }
 }

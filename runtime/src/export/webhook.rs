@@ -30,7 +30,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
-use crate::retry::{backoff, next_random, parse_retry_after, pause, seed};
+use crate::export::retry::{backoff, next_random, parse_retry_after, pause, seed};
 
 /// Header carrying the body's HMAC-SHA256 signature.
 pub const SIGNATURE_HEADER: &str = "x-observra-signature";
@@ -233,13 +233,13 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// HMAC-SHA256 of `body` under `key`, lower-case hex.
 pub fn hmac_hex(key: &[u8], body: &[u8]) -> String {
-    crate::sign::hmac_hex(key, body)
+    crate::export::sign::hmac_hex(key, body)
 }
 
 impl SpanExporter for WebhookExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let records: Vec<serde_json::Value> =
-            batch.iter().map(|s| crate::jsonl::span_to_json(s, &self.resource)).collect();
+            batch.iter().map(|s| crate::export::jsonl::span_to_json(s, &self.resource)).collect();
         let body = serde_json::to_vec(&records).map_err(|e| OTelSdkError::InternalFailure(e.to_string()))?;
         self.post(body)
     }
@@ -249,11 +249,11 @@ impl SpanExporter for WebhookExporter {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.resource = crate::jsonl::resource_to_json(resource);
+        self.resource = crate::export::jsonl::resource_to_json(resource);
     }
 }
 
-impl crate::batch::LegExporter for WebhookExporter {
+impl crate::export::batch::LegExporter for WebhookExporter {
     fn set_stopping(&mut self, flag: Arc<AtomicBool>) {
         self.stopping = flag;
     }

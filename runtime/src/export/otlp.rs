@@ -1,6 +1,6 @@
 //! The OTLP exporters (cargo feature `otlp`): span, log and metric
 //! exporters over HTTP/protobuf on observra's own client
-//! ([`crate::http_client`], TLS with the `tls` feature) or over gRPC
+//! ([`crate::export::http_client`], TLS with the `tls` feature) or over gRPC
 //! (`grpc` feature), built the same way for every signal; and the metric
 //! exporter wrapper that counts what it delivered.
 
@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::config::{Protocol, SignalSettings};
 use crate::diag::{METRIC_POINTS_EXPORTED, METRIC_POINTS_FAILED, MetricsDiag};
 use crate::error::{Error, Result};
+use crate::export::otlp_settings::{Protocol, SignalSettings};
 
 fn exporter_error(backend: &'static str) -> impl Fn(opentelemetry_otlp::ExporterBuildError) -> Error {
     move |e| Error::exporter(backend, e.to_string())
@@ -18,13 +18,13 @@ fn exporter_error(backend: &'static str) -> impl Fn(opentelemetry_otlp::Exporter
 
 #[cfg(feature = "grpc")]
 fn grpc_metadata(headers: &[(String, String)]) -> Result<opentelemetry_otlp::tonic_types::metadata::MetadataMap> {
-    let map = crate::config::header_map(crate::error::Setting::Builder("header"), headers)?;
+    let map = crate::export::otlp_settings::header_map(crate::error::Setting::Builder("header"), headers)?;
     Ok(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(map))
 }
 
 /// The same OTLP builder calls for every signal: the SDK's span, log and
 /// metric exporter builders have the same methods but no common trait.
-/// Over HTTP the client is ours ([`crate::http_client`]); its transport
+/// Over HTTP the client is ours ([`crate::export::http_client`]); its transport
 /// cause comes back beside the exporter.
 macro_rules! otlp_exporter {
     ($builder:expr, $settings:expr, $end:expr, $what:literal $(, $extra:ident($arg:expr))*) => {{
@@ -34,7 +34,7 @@ macro_rules! otlp_exporter {
         let s: &SignalSettings = $settings;
         match s.protocol {
             Protocol::HttpProtobuf => {
-                let client = crate::http_client::CauseKeepingClient::new(s.timeout, &s.tls, s.retry, $end.clone())
+                let client = crate::export::http_client::CauseKeepingClient::new(s.timeout, &s.tls, s.retry, $end.clone())
                     .map_err(|reason| Error::exporter($what, reason))?;
                 let cause = client.last_cause();
                 $builder
@@ -100,7 +100,7 @@ fn grpc_tls(s: &SignalSettings) -> Result<Option<opentelemetry_otlp::tonic_types
 /// budget's count of attempts and by the exporter's timeout (the SDK's
 /// deadline for one batch over gRPC).
 #[cfg(feature = "grpc")]
-fn grpc_retry(r: crate::config::RetrySettings) -> opentelemetry_otlp::RetryPolicy {
+fn grpc_retry(r: crate::export::otlp_settings::RetrySettings) -> opentelemetry_otlp::RetryPolicy {
     if r.budget.is_zero() {
         return opentelemetry_otlp::RetryPolicy::disabled();
     }
@@ -115,7 +115,7 @@ pub(crate) type WithCause<E> = (E, Option<crate::diag::LastCause>);
 /// The OTLP span exporter; `end` bounds its retries once shutdown starts.
 pub(crate) fn span_exporter(
     t: &SignalSettings,
-    end: &crate::retry::RetryEnd,
+    end: &crate::export::retry::RetryEnd,
 ) -> Result<WithCause<opentelemetry_otlp::SpanExporter>> {
     otlp_exporter!(opentelemetry_otlp::SpanExporter::builder(), t, end, "otlp traces")
 }
@@ -123,7 +123,7 @@ pub(crate) fn span_exporter(
 /// The OTLP log exporter; `end` bounds its retries once shutdown starts.
 pub(crate) fn log_exporter(
     t: &SignalSettings,
-    end: &crate::retry::RetryEnd,
+    end: &crate::export::retry::RetryEnd,
 ) -> Result<WithCause<opentelemetry_otlp::LogExporter>> {
     otlp_exporter!(opentelemetry_otlp::LogExporter::builder(), t, end, "otel_log")
 }
@@ -131,12 +131,12 @@ pub(crate) fn log_exporter(
 /// The OTLP metric exporter; `end` bounds its retries once shutdown starts.
 pub(crate) fn metric_exporter(
     m: &SignalSettings,
-    temporality: crate::config::Temporality,
-    end: &crate::retry::RetryEnd,
+    temporality: crate::export::otlp_settings::Temporality,
+    end: &crate::export::retry::RetryEnd,
 ) -> Result<WithCause<opentelemetry_otlp::MetricExporter>> {
     let temporality = match temporality {
-        crate::config::Temporality::Cumulative => opentelemetry_sdk::metrics::Temporality::Cumulative,
-        crate::config::Temporality::Delta => opentelemetry_sdk::metrics::Temporality::Delta,
+        crate::export::otlp_settings::Temporality::Cumulative => opentelemetry_sdk::metrics::Temporality::Cumulative,
+        crate::export::otlp_settings::Temporality::Delta => opentelemetry_sdk::metrics::Temporality::Delta,
     };
     otlp_exporter!(opentelemetry_otlp::MetricExporter::builder(), m, end, "otlp metrics", with_temporality(temporality))
 }

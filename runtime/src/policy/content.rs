@@ -295,7 +295,7 @@ macro_rules! content_number {
 content_number!(bool, i32, i64, u32, u64, f64, usize);
 impl CaptureContent for f32 {
     fn to_content_json(&self) -> Json {
-        json!(crate::attr_value::widen_f32(*self))
+        json!(crate::base::attr_value::widen_f32(*self))
     }
 }
 /// `None` captures nothing (`#[llm_call(system = req.system.as_deref())]`).

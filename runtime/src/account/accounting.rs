@@ -12,10 +12,10 @@
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
 
-use crate::budget::{Budget, BudgetCallback, BudgetEvent, BudgetKind, BudgetUnit, Window, saturating_add_usd};
-use crate::cost::CostTable;
-use crate::semconv::{self as sc, metrics as m, operation as op};
-use crate::usage::Usage;
+use crate::account::budget::{Budget, BudgetCallback, BudgetEvent, BudgetKind, BudgetUnit, Window, saturating_add_usd};
+use crate::account::cost::CostTable;
+use crate::account::usage::Usage;
+use observra_semconv::{self as sc, metrics as m, operation as op};
 
 /// The GenAI instruments, built once per pipeline.
 #[derive(Clone)]
@@ -262,7 +262,7 @@ pub(crate) fn llm_cost(
         (Some(u), Some(model)) => match acc.prices.cost(model.as_str(), u) {
             Some(c) => Some(c),
             None => {
-                if acc.prices.price(model.as_str()).is_none() && crate::cost::first_miss(model.as_str()) {
+                if acc.prices.price(model.as_str()).is_none() && crate::account::cost::first_miss(model.as_str()) {
                     deferred.unknown_model = Some(model.to_string());
                 }
                 None
@@ -412,7 +412,7 @@ pub(crate) fn is_total_keeper(operation: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::budget::Budget;
+    use crate::account::budget::Budget;
     use opentelemetry::Value;
     use opentelemetry::trace::TraceId;
 

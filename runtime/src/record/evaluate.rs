@@ -32,7 +32,7 @@ pub use crate::base::graded::Evaluation;
 use crate::base::graded::Graded;
 use crate::base::queue::Note;
 use crate::record::span_ref::SpanRef;
-use crate::semconv as sc;
+use observra_semconv as sc;
 
 /// The call an evaluation grades: an open span, or a response id.
 #[derive(Debug, Clone)]

@@ -106,7 +106,7 @@ impl SpanLimits {
 
     fn value_limit(&self, key: &str) -> Option<usize> {
         let general = self.value_len;
-        if crate::content::is_content_attribute(key) {
+        if crate::policy::content::is_content_attribute(key) {
             Some(general.map_or(self.content_len, |g| g.min(self.content_len)))
         } else {
             general

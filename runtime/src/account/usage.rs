@@ -2,7 +2,7 @@
 //! a leaf type shared by the record, the accounting rules and the public
 //! GenAI API.
 
-use crate::semconv as sc;
+use observra_semconv as sc;
 
 /// Token counts of one model call. Every field is optional: only what the
 /// provider reported is recorded.

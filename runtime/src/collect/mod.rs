@@ -8,6 +8,8 @@
 //! details event, and the span itself, handed to every backend at once
 //! ([`FanOut`]).
 
+pub(crate) mod tail;
+
 use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -16,17 +18,19 @@ use opentelemetry::trace::{Event, SpanContext, SpanKind, Status, TraceFlags};
 use opentelemetry::{Key, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
-use crate::accounting::{self, Deferred, Instruments};
+use crate::account::accounting::{self, Deferred, Instruments};
+use crate::account::usage::Usage;
 use crate::base::clock::Anchor;
 use crate::base::frame::{Frame, More, StatusCode};
 use crate::base::graded::Graded;
+use crate::base::loss::Loss;
 use crate::base::queue::{Control, FrameQueue, Note, QueueEnd};
-use crate::base::state::{Installed, Loss, suppress_current_thread};
-use crate::batch::{FanOut, SpanPolicy};
-use crate::config::KeepInteresting;
-use crate::semconv::{self as sc, metrics as m, operation as op};
-use crate::tail::{self, Tail};
-use crate::usage::Usage;
+use crate::base::state::{Installed, suppress_current_thread};
+use crate::export::batch::FanOut;
+use crate::policy::span::SpanPolicy;
+use observra_semconv::{self as sc, metrics as m, operation as op};
+use tail::KeepInteresting;
+use tail::Tail;
 
 /// Starts the `observra-collector` thread on the receiving end of a queue:
 /// it assembles frames for `installed` (held weakly: the install owns the
@@ -677,7 +681,7 @@ fn record_mcp(ins: &Instruments, labels: Labels<'_>, kind: Option<&SpanKind>, at
 fn details_attributes(span: &[KeyValue], captured: Vec<KeyValue>) -> Vec<KeyValue> {
     let operation = |k: &str| {
         (k.starts_with("gen_ai.") || k.starts_with("server.") || k.starts_with("openai.") || k == sc::ERROR_TYPE)
-            && !crate::content::is_content_attribute(k)
+            && !crate::policy::content::is_content_attribute(k)
     };
     let mut out: Vec<KeyValue> = span.iter().filter(|kv| operation(kv.key.as_str())).cloned().collect();
     out.extend(captured);
@@ -866,7 +870,7 @@ fn assemble(mut frame: Frame, p: &Installed, out: &Out<'_>, ins: Option<&Instrum
     if let (true, Some(operation)) = (is_llm, frame.operation) {
         out.lint(name.as_deref().unwrap_or_default(), operation, &attrs);
     }
-    if !more.captured.is_empty() || (is_llm && crate::content::on_event()) {
+    if !more.captured.is_empty() || (is_llm && crate::policy::content::on_event()) {
         events.events.push(Event::new(
             sc::GEN_AI_DETAILS_EVENT,
             end_time,

@@ -20,7 +20,7 @@ use crate::base::clock::rfc3339;
 
 /// Writes spans as JSON lines to any writer.
 pub(crate) struct JsonlExporter {
-    writer: Mutex<(Output, crate::audit::Sealer)>,
+    writer: Mutex<(Output, crate::export::audit::Sealer)>,
     resource: Json,
 }
 
@@ -132,21 +132,21 @@ impl std::fmt::Debug for JsonlExporter {
 }
 
 impl JsonlExporter {
-    pub(crate) fn new(output: Output, sealer: crate::audit::Sealer) -> Self {
+    pub(crate) fn new(output: Output, sealer: crate::export::audit::Sealer) -> Self {
         JsonlExporter { writer: Mutex::new((output, sealer)), resource: Json::Object(Map::new()) }
     }
 
     /// Writes the recovery record a restarted writer owes (see
-    /// [`crate::audit::Sealer::recovery_record`]), if any, and the anchor.
+    /// [`crate::export::audit::Sealer::recovery_record`]), if any, and the anchor.
     pub(crate) fn write_recovery(&self) -> std::io::Result<()> {
-        self.write_chain_record(crate::audit::Sealer::recovery_record)
+        self.write_chain_record(crate::export::audit::Sealer::recovery_record)
     }
 
     /// Writes one record the chain itself makes (`make`: a seal or a
     /// recovery record; none when not chaining), then updates the anchor.
     fn write_chain_record(
         &self,
-        make: impl FnOnce(&mut crate::audit::Sealer) -> Option<Vec<u8>>,
+        make: impl FnOnce(&mut crate::export::audit::Sealer) -> Option<Vec<u8>>,
     ) -> std::io::Result<()> {
         let mut guard = self.writer.lock().map_err(|_| std::io::Error::other("JSONL writer lock poisoned"))?;
         let (w, sealer) = &mut *guard;
@@ -199,8 +199,8 @@ impl JsonlExporter {
 /// that verifies, and the next write does not land on a partial line.
 fn append(
     w: &mut Output,
-    sealer: &mut crate::audit::Sealer,
-    mark: crate::audit::Mark,
+    sealer: &mut crate::export::audit::Sealer,
+    mark: crate::export::audit::Mark,
     bytes: &[u8],
 ) -> std::io::Result<()> {
     let before = match w {
@@ -224,7 +224,7 @@ fn append(
 /// the anchor is updated to that seal, and only then is the file renamed,
 /// so a crash at any point leaves a chain that verifies and a writer that
 /// continues it without reusing a sequence number.
-fn rotate_if_needed(out: &mut Output, sealer: &mut crate::audit::Sealer) -> std::io::Result<()> {
+fn rotate_if_needed(out: &mut Output, sealer: &mut crate::export::audit::Sealer) -> std::io::Result<()> {
     let Output::File(file) = out else { return Ok(()) };
     if !file.needs_rotation() {
         return Ok(());
@@ -253,7 +253,7 @@ impl SpanExporter for JsonlExporter {
 
     fn shutdown_with_timeout(&self, _timeout: std::time::Duration) -> OTelSdkResult {
         // Close the hash chain with a signed seal record.
-        self.write_chain_record(crate::audit::Sealer::seal_record)
+        self.write_chain_record(crate::export::audit::Sealer::seal_record)
             .map_err(|e| OTelSdkError::InternalFailure(format!("writing the seal: {e}")))
     }
 
@@ -262,7 +262,7 @@ impl SpanExporter for JsonlExporter {
     }
 }
 
-impl crate::batch::LegExporter for JsonlExporter {}
+impl crate::export::batch::LegExporter for JsonlExporter {}
 
 /// Resource attributes as the JSON object every record carries.
 pub(crate) fn resource_to_json(resource: &Resource) -> Json {
