@@ -47,6 +47,7 @@ pub(crate) struct Instruments {
 }
 
 impl Instruments {
+    /// Every GenAI, agent, function, HTTP, MCP and evaluation instrument, on `meter`.
     pub(crate) fn new(meter: &Meter) -> Self {
         let seconds = |name: &'static str, description: &'static str, buckets: &[f64]| {
             meter
@@ -55,6 +56,12 @@ impl Instruments {
                 .with_description(description)
                 .with_boundaries(buckets.to_vec())
                 .build()
+        };
+        let count = |name: &'static str, unit: &'static str, description: &'static str| {
+            meter.u64_counter(name).with_unit(unit).with_description(description).build()
+        };
+        let usd = |name: &'static str, description: &'static str| {
+            meter.f64_counter(name).with_unit("{USD}").with_description(description).build()
         };
         Instruments {
             operation_duration: seconds(m::OPERATION_DURATION, "GenAI operation duration.", m::DURATION_BUCKETS),
@@ -77,49 +84,21 @@ impl Instruments {
             agent_duration: seconds(m::INVOKE_AGENT_DURATION, "Agent invocation duration.", m::DURATION_BUCKETS),
             tool_duration: seconds(m::EXECUTE_TOOL_DURATION, "Tool execution duration.", m::DURATION_BUCKETS),
             workflow_duration: seconds(m::WORKFLOW_DURATION, "Workflow duration.", m::DURATION_BUCKETS),
-            cost: meter.f64_counter(m::COST).with_unit("{USD}").with_description("Cost of model calls.").build(),
-            budget_exceeded: meter
-                .u64_counter(m::BUDGET_EXCEEDED)
-                .with_unit("{event}")
-                .with_description("Budget limits crossed.")
-                .build(),
-            agent_requests: meter
-                .u64_counter(m::AGENT_REQUESTS)
-                .with_unit("{request}")
-                .with_description("Total agent requests.")
-                .build(),
-            agent_errors: meter
-                .u64_counter(m::AGENT_ERRORS)
-                .with_unit("{request}")
-                .with_description("Failed agent requests.")
-                .build(),
+            cost: usd(m::COST, "Cost of model calls."),
+            budget_exceeded: count(m::BUDGET_EXCEEDED, "{event}", "Budget limits crossed."),
+            agent_requests: count(m::AGENT_REQUESTS, "{request}", "Total agent requests."),
+            agent_errors: count(m::AGENT_ERRORS, "{request}", "Failed agent requests."),
             agent_request_duration: seconds(m::AGENT_DURATION, "Agent request duration.", m::DURATION_BUCKETS),
-            agent_tokens: meter
-                .u64_counter(m::AGENT_TOKENS)
-                .with_unit("{token}")
-                .with_description("Tokens consumed (input and output).")
-                .build(),
-            agent_cost: meter.f64_counter(m::AGENT_COST).with_unit("{USD}").with_description("Estimated cost.").build(),
-            agent_tool_calls: meter
-                .u64_counter(m::AGENT_TOOL_CALLS)
-                .with_unit("{call}")
-                .with_description("Tool invocations.")
-                .build(),
-            agent_tool_errors: meter
-                .u64_counter(m::AGENT_TOOL_ERRORS)
-                .with_unit("{call}")
-                .with_description("Tool invocations that failed.")
-                .build(),
+            agent_tokens: count(m::AGENT_TOKENS, "{token}", "Tokens consumed (input and output)."),
+            agent_cost: usd(m::AGENT_COST, "Estimated cost."),
+            agent_tool_calls: count(m::AGENT_TOOL_CALLS, "{call}", "Tool invocations."),
+            agent_tool_errors: count(m::AGENT_TOOL_ERRORS, "{call}", "Tool invocations that failed."),
             agent_active: meter
                 .i64_up_down_counter(m::AGENT_ACTIVE)
                 .with_unit("{request}")
                 .with_description("Agent requests in progress.")
                 .build(),
-            function_calls: meter
-                .u64_counter(m::FUNCTION_CALLS)
-                .with_unit("{call}")
-                .with_description("Calls of instrumented functions.")
-                .build(),
+            function_calls: count(m::FUNCTION_CALLS, "{call}", "Calls of instrumented functions."),
             function_duration: seconds(
                 m::FUNCTION_DURATION,
                 "Duration of instrumented functions.",

@@ -584,7 +584,7 @@ mod tests {
     }
 }
 
-/// The settings of the tail sampler ([`Sampler::keep_interesting`]).
+/// The settings of the tail sampler ([`crate::Sampler::keep_interesting`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct KeepInteresting {
     pub(crate) ratio: f64,

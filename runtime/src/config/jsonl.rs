@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::{EnvSource, pick};
+use super::env::{EnvSource, parse_flag, pick};
 use crate::error::{Error, Result, Setting};
 
 /// Where the `jsonl` backend writes and how: set in code with
@@ -132,7 +132,7 @@ impl Jsonl {
             path: self.path.or_else(|| env.get("OBSERVRA_JSONL_PATH").map(PathBuf::from)),
             writer: self.writer,
             encryption_key: key(self.encryption_key, "OBSERVRA_JSONL_KEY")?,
-            fsync: pick(self.fsync, env, "OBSERVRA_JSONL_FSYNC", super::parse_flag)?.unwrap_or(audit_key.is_some()),
+            fsync: pick(self.fsync, env, "OBSERVRA_JSONL_FSYNC", parse_flag)?.unwrap_or(audit_key.is_some()),
             audit_key,
             max_bytes: pick(self.max_bytes, env, "OBSERVRA_JSONL_MAX_BYTES", parse_bytes)?.filter(|b| *b > 0),
         })

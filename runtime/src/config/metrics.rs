@@ -6,8 +6,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{DEFAULT_METRIC_INTERVAL, EnvSource, Temporality, parse_millis, pick};
+use super::defaults::DEFAULT_METRIC_INTERVAL;
+use super::env::{EnvSource, parse_millis, pick};
 use crate::error::{Error, Result, Setting};
+use crate::export::otlp_settings::Temporality;
 
 /// How metrics leave the process: set in code with
 /// [`crate::Builder::metrics`]; what is not set here comes from the

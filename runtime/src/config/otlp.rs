@@ -4,13 +4,11 @@
 
 use std::time::Duration;
 
-use super::{
-    DEFAULT_EXPORT_TIMEOUT, DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT, EnvSource, Protocol, parse_kv_list,
-    parse_millis, pick,
-};
+use super::defaults::{DEFAULT_EXPORT_TIMEOUT, DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT};
+use super::env::{EnvSource, parse_kv_list, parse_millis, pick};
 use crate::error::{Error, Result, Setting};
 use crate::export::otlp_settings::{
-    DEFAULT_RETRY_BUDGET, DEFAULT_RETRY_INITIAL, DEFAULT_RETRY_MAX, OtlpSettings, PemFile, RetrySettings,
+    DEFAULT_RETRY_BUDGET, DEFAULT_RETRY_INITIAL, DEFAULT_RETRY_MAX, OtlpSettings, PemFile, Protocol, RetrySettings,
     SignalSettings, TlsFiles,
 };
 
@@ -111,132 +109,170 @@ impl Otlp {
     /// The three signals' settings: code, then the signal's variable, then
     /// the generic `OTEL_EXPORTER_OTLP_*` one, then the default.
     pub(crate) fn resolve(&self, env: &EnvSource) -> Result<OtlpSettings> {
-        let b = self;
-        let signal = |signal_endpoint_code: &Option<String>,
-                      sig: &'static str,
-                      path: &str,
-                      vars: [&'static str; 7]|
-         -> Result<SignalSettings> {
-            let [endpoint_var, protocol_var, headers_var, timeout_var, ca_var, cert_var, key_var] = vars;
-            let protocol = match b.protocol {
-                Some(p) => p,
-                None => match env.get(protocol_var) {
-                    Some(v) => parse_protocol(Setting::Env(protocol_var), &v)?,
-                    None => match env.get("OTEL_EXPORTER_OTLP_PROTOCOL") {
-                        Some(v) => parse_protocol(Setting::Env("OTEL_EXPORTER_OTLP_PROTOCOL"), &v)?,
-                        None => Protocol::HttpProtobuf,
-                    },
-                },
-            };
-            if protocol == Protocol::Grpc && !cfg!(feature = "grpc") {
-                return Err(Error::invalid(
-                    Setting::Builder("protocol"),
-                    "grpc",
-                    "grpc needs observra's `grpc` cargo feature; use http/protobuf or enable it",
-                ));
-            }
-            let join = |base: &str| match protocol {
-                Protocol::HttpProtobuf => format!("{}/{path}", base.trim_end_matches('/')),
-                Protocol::Grpc => base.to_string(),
-            };
-            let endpoint = if let Some(full) = signal_endpoint_code {
-                validate_endpoint(Setting::Builder(sig), full)?
-            } else if let Some(base) = &b.endpoint {
-                join(&validate_endpoint(Setting::Builder("endpoint"), base)?)
-            } else if let Some(full) = env.get(endpoint_var) {
-                validate_endpoint(Setting::Env(endpoint_var), &full)?
-            } else if let Some(base) = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
-                join(&validate_endpoint(Setting::Env("OTEL_EXPORTER_OTLP_ENDPOINT"), &base)?)
-            } else {
-                match protocol {
-                    Protocol::HttpProtobuf => join(DEFAULT_HTTP_ENDPOINT),
-                    Protocol::Grpc => DEFAULT_GRPC_ENDPOINT.to_string(),
-                }
-            };
-            let (headers, source) = match &b.headers {
-                Some(h) => (h.clone(), Setting::Builder("header")),
-                None => match env.get(headers_var) {
-                    Some(raw) => (parse_kv_list(headers_var, &raw)?, Setting::Env(headers_var)),
-                    None => match env.get("OTEL_EXPORTER_OTLP_HEADERS") {
-                        Some(raw) => (
-                            parse_kv_list("OTEL_EXPORTER_OTLP_HEADERS", &raw)?,
-                            Setting::Env("OTEL_EXPORTER_OTLP_HEADERS"),
-                        ),
-                        None => (Vec::new(), Setting::Builder("header")),
-                    },
-                },
-            };
-            for (k, _) in &headers {
-                if k.is_empty() || !k.bytes().all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)) {
-                    return Err(Error::invalid(
-                        source,
-                        k.clone(),
-                        "not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)",
-                    ));
-                }
-            }
-            let timeout = match b.timeout {
-                Some(t) => t,
-                None => match env.get(timeout_var) {
-                    Some(_) => pick(None, env, timeout_var, parse_millis)?.unwrap_or(DEFAULT_EXPORT_TIMEOUT),
-                    None => {
-                        pick(None, env, "OTEL_EXPORTER_OTLP_TIMEOUT", parse_millis)?.unwrap_or(DEFAULT_EXPORT_TIMEOUT)
-                    }
-                },
-            };
-            let tls = TlsFiles::resolve(env, [ca_var, cert_var, key_var])?;
-            let (initial, max) = b.backoff.unwrap_or((DEFAULT_RETRY_INITIAL, DEFAULT_RETRY_MAX));
-            let budget =
-                pick(b.retry_budget, env, "OBSERVRA_OTLP_RETRY_BUDGET", parse_millis)?.unwrap_or(DEFAULT_RETRY_BUDGET);
-            let retry = RetrySettings { initial, max, budget };
-            Ok(SignalSettings { endpoint, protocol, headers, timeout, tls, retry })
-        };
         Ok(OtlpSettings {
-            traces: signal(
-                &b.traces_endpoint,
-                "traces_endpoint",
-                "v1/traces",
-                [
-                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-                    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-                    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-                    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
-                    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
-                    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
-                ],
-            )?,
-            metrics: signal(
-                &b.metrics_endpoint,
-                "metrics_endpoint",
-                "v1/metrics",
-                [
-                    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-                    "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
-                    "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
-                    "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
-                    "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
-                    "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE",
-                    "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY",
-                ],
-            )?,
-            logs: signal(
-                &b.logs_endpoint,
-                "logs_endpoint",
-                "v1/logs",
-                [
-                    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
-                    "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
-                    "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
-                    "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
-                    "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
-                    "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE",
-                    "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY",
-                ],
-            )?,
+            traces: self.signal(self.traces_endpoint.as_deref(), &TRACES, env)?,
+            metrics: self.signal(self.metrics_endpoint.as_deref(), &METRICS, env)?,
+            logs: self.signal(self.logs_endpoint.as_deref(), &LOGS, env)?,
         })
     }
+
+    /// One signal's settings; `full_endpoint` is the signal's own endpoint
+    /// set in code.
+    fn signal(&self, full_endpoint: Option<&str>, sig: &Signal, env: &EnvSource) -> Result<SignalSettings> {
+        let protocol = self.protocol_of(sig, env)?;
+        let endpoint = self.endpoint_of(full_endpoint, sig, protocol, env)?;
+        let headers = self.headers_of(sig, env)?;
+        let timeout = match self.timeout {
+            Some(t) => t,
+            None => match env.get(sig.timeout_var) {
+                Some(_) => pick(None, env, sig.timeout_var, parse_millis)?.unwrap_or(DEFAULT_EXPORT_TIMEOUT),
+                None => pick(None, env, "OTEL_EXPORTER_OTLP_TIMEOUT", parse_millis)?.unwrap_or(DEFAULT_EXPORT_TIMEOUT),
+            },
+        };
+        let tls = TlsFiles::resolve(env, sig.tls_vars)?;
+        let (initial, max) = self.backoff.unwrap_or((DEFAULT_RETRY_INITIAL, DEFAULT_RETRY_MAX));
+        let budget =
+            pick(self.retry_budget, env, "OBSERVRA_OTLP_RETRY_BUDGET", parse_millis)?.unwrap_or(DEFAULT_RETRY_BUDGET);
+        let retry = RetrySettings { initial, max, budget };
+        Ok(SignalSettings { endpoint, protocol, headers, timeout, tls, retry })
+    }
+
+    /// The transport: code, then the signal's variable, then
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL`, then HTTP/protobuf; gRPC only in a
+    /// build that has it.
+    fn protocol_of(&self, sig: &Signal, env: &EnvSource) -> Result<Protocol> {
+        let protocol = match self.protocol {
+            Some(p) => p,
+            None => match env.get(sig.protocol_var) {
+                Some(v) => parse_protocol(Setting::Env(sig.protocol_var), &v)?,
+                None => match env.get("OTEL_EXPORTER_OTLP_PROTOCOL") {
+                    Some(v) => parse_protocol(Setting::Env("OTEL_EXPORTER_OTLP_PROTOCOL"), &v)?,
+                    None => Protocol::HttpProtobuf,
+                },
+            },
+        };
+        if protocol == Protocol::Grpc && !cfg!(feature = "grpc") {
+            return Err(Error::invalid(
+                Setting::Builder("protocol"),
+                "grpc",
+                "grpc needs observra's `grpc` cargo feature; use http/protobuf or enable it",
+            ));
+        }
+        Ok(protocol)
+    }
+
+    /// The signal's URL: a full endpoint is used as given; over HTTP, the
+    /// signal's path is appended to a base endpoint.
+    fn endpoint_of(
+        &self,
+        full_endpoint: Option<&str>,
+        sig: &Signal,
+        protocol: Protocol,
+        env: &EnvSource,
+    ) -> Result<String> {
+        let join = |base: &str| match protocol {
+            Protocol::HttpProtobuf => format!("{}/{}", base.trim_end_matches('/'), sig.path),
+            Protocol::Grpc => base.to_string(),
+        };
+        Ok(if let Some(full) = full_endpoint {
+            validate_endpoint(Setting::Builder(sig.endpoint_setting), full)?
+        } else if let Some(base) = &self.endpoint {
+            join(&validate_endpoint(Setting::Builder("endpoint"), base)?)
+        } else if let Some(full) = env.get(sig.endpoint_var) {
+            validate_endpoint(Setting::Env(sig.endpoint_var), &full)?
+        } else if let Some(base) = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            join(&validate_endpoint(Setting::Env("OTEL_EXPORTER_OTLP_ENDPOINT"), &base)?)
+        } else {
+            match protocol {
+                Protocol::HttpProtobuf => join(DEFAULT_HTTP_ENDPOINT),
+                Protocol::Grpc => DEFAULT_GRPC_ENDPOINT.to_string(),
+            }
+        })
+    }
+
+    /// The headers: code, then the signal's variable, then
+    /// `OTEL_EXPORTER_OTLP_HEADERS`; each name a valid HTTP header name.
+    fn headers_of(&self, sig: &Signal, env: &EnvSource) -> Result<Vec<(String, String)>> {
+        let (headers, source) = match &self.headers {
+            Some(h) => (h.clone(), Setting::Builder("header")),
+            None => match env.get(sig.headers_var) {
+                Some(raw) => (parse_kv_list(sig.headers_var, &raw)?, Setting::Env(sig.headers_var)),
+                None => match env.get("OTEL_EXPORTER_OTLP_HEADERS") {
+                    Some(raw) => {
+                        (parse_kv_list("OTEL_EXPORTER_OTLP_HEADERS", &raw)?, Setting::Env("OTEL_EXPORTER_OTLP_HEADERS"))
+                    }
+                    None => (Vec::new(), Setting::Builder("header")),
+                },
+            },
+        };
+        for (k, _) in &headers {
+            if k.is_empty() || !k.bytes().all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)) {
+                return Err(Error::invalid(
+                    source,
+                    k.clone(),
+                    "not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)",
+                ));
+            }
+        }
+        Ok(headers)
+    }
 }
+
+/// One OTLP signal: the builder setting of its full endpoint, the path a
+/// base endpoint gets over HTTP, and its own `OTEL_EXPORTER_OTLP_<SIGNAL>_*`
+/// variables.
+struct Signal {
+    endpoint_setting: &'static str,
+    path: &'static str,
+    endpoint_var: &'static str,
+    protocol_var: &'static str,
+    headers_var: &'static str,
+    timeout_var: &'static str,
+    /// Certificate, client certificate, client key.
+    tls_vars: [&'static str; 3],
+}
+
+const TRACES: Signal = Signal {
+    endpoint_setting: "traces_endpoint",
+    path: "v1/traces",
+    endpoint_var: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    protocol_var: "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    headers_var: "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    timeout_var: "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    tls_vars: [
+        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+        "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+        "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+    ],
+};
+
+const METRICS: Signal = Signal {
+    endpoint_setting: "metrics_endpoint",
+    path: "v1/metrics",
+    endpoint_var: "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    protocol_var: "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+    headers_var: "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+    timeout_var: "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+    tls_vars: [
+        "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+        "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE",
+        "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY",
+    ],
+};
+
+const LOGS: Signal = Signal {
+    endpoint_setting: "logs_endpoint",
+    path: "v1/logs",
+    endpoint_var: "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+    protocol_var: "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+    headers_var: "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+    timeout_var: "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
+    tls_vars: [
+        "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
+        "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE",
+        "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY",
+    ],
+};
 
 impl TlsFiles {
     /// Reads the signal's variables (`[certificate, client certificate,
@@ -328,4 +364,19 @@ pub(crate) fn validate_endpoint(setting: Setting, url: &str) -> Result<String> {
         }
     }
     Ok(url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_validation_accepts_hosts_ports_and_ipv6() {
+        for ok in ["http://localhost:4318", "http://127.0.0.1", "http://[::1]:4317/x", "http://u:p@h:1"] {
+            assert!(validate_endpoint(Setting::Builder("endpoint"), ok).is_ok(), "{ok}");
+        }
+        for bad in ["localhost:4318", "http://", "http://h:99999", "ftp://h", "http://h :1"] {
+            assert!(validate_endpoint(Setting::Builder("endpoint"), bad).is_err(), "{bad}");
+        }
+    }
 }

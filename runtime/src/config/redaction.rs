@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{EnvSource, pick};
+use super::env::{EnvSource, pick};
 use crate::error::{Error, Result, Setting};
 use crate::redact::{CustomRedaction, Redactor};
 

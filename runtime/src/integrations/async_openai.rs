@@ -149,41 +149,15 @@ fn request_message(m: &ChatCompletionRequestMessage) -> Message {
             "system"
         }
         ChatCompletionRequestMessage::User(u) => {
-            match &u.content {
-                ChatCompletionRequestUserMessageContent::Text(t) => text(&mut parts, t),
-                ChatCompletionRequestUserMessageContent::Array(a) => {
-                    for p in a {
-                        match p {
-                            ChatCompletionRequestUserMessageContentPart::Text(t) => text(&mut parts, &t.text),
-                            // An image by reference (a URL, or a data: URI).
-                            ChatCompletionRequestUserMessageContentPart::ImageUrl(i) => {
-                                parts.push(Part::Uri { modality: Cow::Borrowed("image"), uri: i.image_url.url.clone() })
-                            }
-                            // Audio and files are not captured as content.
-                            _ => {}
-                        }
-                    }
-                }
-            }
+            user_parts(&mut parts, &u.content);
             "user"
         }
         ChatCompletionRequestMessage::Assistant(a) => {
             if let Some(calls) = &a.tool_calls {
                 tool_call_parts(&mut parts, calls);
             }
-            match &a.content {
-                Some(ChatCompletionRequestAssistantMessageContent::Text(t)) => text(&mut parts, t),
-                Some(ChatCompletionRequestAssistantMessageContent::Array(items)) => {
-                    for p in items {
-                        match p {
-                            ChatCompletionRequestAssistantMessageContentPart::Text(t) => text(&mut parts, &t.text),
-                            ChatCompletionRequestAssistantMessageContentPart::Refusal(r) => {
-                                text(&mut parts, &r.refusal)
-                            }
-                        }
-                    }
-                }
-                None => {}
+            if let Some(content) = &a.content {
+                assistant_parts(&mut parts, content);
             }
             "assistant"
         }
@@ -207,6 +181,40 @@ fn request_message(m: &ChatCompletionRequestMessage) -> Message {
         }
     };
     Message { role: Cow::Borrowed(role), parts, finish_reason: None }
+}
+
+/// A user message's text and images (audio and files are not captured as content).
+fn user_parts(parts: &mut Vec<Part>, content: &ChatCompletionRequestUserMessageContent) {
+    match content {
+        ChatCompletionRequestUserMessageContent::Text(t) => text(parts, t),
+        ChatCompletionRequestUserMessageContent::Array(a) => {
+            for p in a {
+                match p {
+                    ChatCompletionRequestUserMessageContentPart::Text(t) => text(parts, &t.text),
+                    // An image by reference (a URL, or a data: URI).
+                    ChatCompletionRequestUserMessageContentPart::ImageUrl(i) => {
+                        parts.push(Part::Uri { modality: Cow::Borrowed("image"), uri: i.image_url.url.clone() })
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// An assistant message's text and refusals.
+fn assistant_parts(parts: &mut Vec<Part>, content: &ChatCompletionRequestAssistantMessageContent) {
+    match content {
+        ChatCompletionRequestAssistantMessageContent::Text(t) => text(parts, t),
+        ChatCompletionRequestAssistantMessageContent::Array(items) => {
+            for p in items {
+                match p {
+                    ChatCompletionRequestAssistantMessageContentPart::Text(t) => text(parts, &t.text),
+                    ChatCompletionRequestAssistantMessageContentPart::Refusal(r) => text(parts, &r.refusal),
+                }
+            }
+        }
+    }
 }
 
 /// `input = req.messages` captures async-openai's request messages.
