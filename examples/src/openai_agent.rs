@@ -15,7 +15,7 @@ use async_openai::error::OpenAIError;
 use async_openai::types::chat::{
     ChatCompletionRequestUserMessageArgs, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
 };
-use observra::integrations::async_openai::Instrumented;
+use observra::integrations::async_openai::TracedClient;
 use observra::{agent, tool_call};
 
 #[path = "fake_openai.rs"]
@@ -37,7 +37,7 @@ fn ask(model: &str, prompt: String) -> Result<CreateChatCompletionRequest, OpenA
 }
 
 #[agent(name = "order-helper", conversation_id = "demo-session")]
-async fn answer(client: &Instrumented<OpenAIConfig>, question: &str) -> Result<String, OpenAIError> {
+async fn answer(client: &TracedClient<OpenAIConfig>, question: &str) -> Result<String, OpenAIError> {
     let plan =
         client.chat().create(ask("gpt-4o-mini", format!("Which order does this ask about? {question}"))?).await?;
     let facts = lookup_order("A-1001").await;

@@ -5,12 +5,12 @@
 
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
-use observra::integrations::async_openai::{Instrumented, instrument};
+use observra::integrations::async_openai::{TracedClient, instrument};
 
 use crate::fake_openai::{self, FakeOpenAi};
 
 /// The instrumented client, and the fake server it talks to when no real one is set.
-pub fn instrumented() -> std::io::Result<(Instrumented<OpenAIConfig>, Option<FakeOpenAi>)> {
+pub fn instrumented() -> std::io::Result<(TracedClient<OpenAIConfig>, Option<FakeOpenAi>)> {
     let (fake, base, key) = fake_openai::api_base_from_env()?;
     let config = OpenAIConfig::new().with_api_base(base);
     let config = match key {

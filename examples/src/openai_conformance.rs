@@ -29,7 +29,7 @@ use async_openai::types::chat::{
     ToolChoiceOptions,
 };
 use async_openai::types::embeddings::{CreateEmbeddingRequestArgs, EncodingFormat};
-use observra::integrations::async_openai::Instrumented;
+use observra::integrations::async_openai::TracedClient;
 use serde_json::json;
 
 #[path = "fake_openai.rs"]
@@ -82,7 +82,7 @@ fn weather_tool() -> Result<ChatCompletionTools, OpenAIError> {
 }
 
 #[allow(deprecated)]
-async fn run(client: &Instrumented<OpenAIConfig>, scenario: &str) -> Result<(), OpenAIError> {
+async fn run(client: &TracedClient<OpenAIConfig>, scenario: &str) -> Result<(), OpenAIError> {
     match scenario {
         "inference" => {
             client.chat().create(sampled(false)?).await?;

@@ -12,7 +12,7 @@
 use async_openai::config::OpenAIConfig;
 use async_openai::types::chat::{ChatCompletionRequestUserMessageArgs, CreateChatCompletionRequestArgs};
 use async_openai::types::embeddings::CreateEmbeddingRequestArgs;
-use observra::integrations::async_openai::Instrumented;
+use observra::integrations::async_openai::TracedClient;
 use observra::{Evaluation, RetrievedDocument, agent, retrieval};
 
 #[path = "fake_openai.rs"]
@@ -28,7 +28,7 @@ async fn search(question: &str, _embedding: &[f32], k: usize) -> anyhow::Result<
 }
 
 #[agent(name = "order-rag")]
-async fn answer(client: &Instrumented<OpenAIConfig>, question: &str) -> anyhow::Result<(String, String)> {
+async fn answer(client: &TracedClient<OpenAIConfig>, question: &str) -> anyhow::Result<(String, String)> {
     let embedding = client
         .embeddings()
         .create(CreateEmbeddingRequestArgs::default().model("text-embedding-3-small").input(question).build()?)

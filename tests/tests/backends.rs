@@ -1,7 +1,7 @@
 //! The `otel_log`, `webhook` and multi-backend set-ups, end to end: log
 //! records decoded from OTLP (HTTP and gRPC), webhook bodies parsed and their
 //! signatures checked with an independent HMAC, retries with `Retry-After`
-//! timed, a stalled leg that does not hold the others back, the shutdown
+//! timed, a stalled backend that does not hold the others back, the shutdown
 //! report, and a disk error that is counted instead of panicking.
 
 use std::sync::{Arc, Mutex};
@@ -205,7 +205,7 @@ fn a_stalled_leg_does_not_delay_or_lose_data_on_the_others() {
     let slow = Receiver::start();
     // Held far longer than anything here takes: while the stalled request
     // is unanswered, `slow.webhooks()` stays empty (it records answered
-    // requests), so the other legs finishing first proves they did not wait.
+    // requests), so the other backends finishing first proves they did not wait.
     let stall = Duration::from_secs(60);
     slow.set_delay(Some(stall));
     let buf = SharedBuf::default();
@@ -221,14 +221,14 @@ fn a_stalled_leg_does_not_delay_or_lose_data_on_the_others() {
     }
     // The deadlines only bound a broken run.
     let spans = otlp.wait_for_spans(40, Duration::from_secs(30));
-    assert_eq!(spans.len(), 40, "the OTLP leg got everything");
+    assert_eq!(spans.len(), 40, "the OTLP backend got everything");
     let start = Instant::now();
     while buf.lines().len() < 40 && start.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(buf.lines().len(), 40, "the JSONL leg got everything");
+    assert_eq!(buf.lines().len(), 40, "the JSONL backend got everything");
     assert!(slow.webhooks().is_empty(), "...while the webhook's first request is still unanswered");
-    // The webhook leg sends on its own schedule: wait for its request to
+    // The webhook backend sends on its own schedule: wait for its request to
     // arrive (it then stays unanswered for the whole stall).
     let start = Instant::now();
     while slow.requests().is_empty() && start.elapsed() < Duration::from_secs(30) {

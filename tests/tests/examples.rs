@@ -243,7 +243,7 @@ fn a_401_names_the_endpoint_and_status_and_never_the_credentials() {
     assert!(!stderr.contains(MARKER), "no credential on stderr, even at debug: {stderr}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains(MARKER));
     let file = std::fs::read_to_string(&jsonl).unwrap();
-    assert_eq!(file.lines().count(), 13, "the JSONL leg still got every span");
+    assert_eq!(file.lines().count(), 13, "the JSONL backend still got every span");
     assert!(!file.contains(MARKER), "no credential in the JSONL");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -23,7 +23,7 @@ use async_openai::types::chat::{
 };
 use async_openai::types::embeddings::{CreateEmbeddingRequestArgs, EncodingFormat};
 use futures_core::Stream;
-use observra::integrations::async_openai::{Instrumented, instrument};
+use observra::integrations::async_openai::{TracedClient, instrument};
 use observra_test_support::fake_openai::FakeOpenAi;
 use observra_test_support::{ReceivedSpan, Receiver, Val, install_http, serial, span};
 use serde_json::json;
@@ -100,7 +100,7 @@ struct Harness {
     fake: FakeOpenAi,
     rx: Receiver,
     guard: observra::Guard,
-    client: Instrumented<OpenAIConfig>,
+    client: TracedClient<OpenAIConfig>,
     rt: tokio::runtime::Runtime,
 }
 

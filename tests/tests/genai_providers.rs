@@ -13,7 +13,7 @@ use futures_core::Stream;
 use genai::chat::{ChatMessage, ChatOptions, ChatRequest};
 use genai::resolver::{AuthData, Endpoint};
 use genai::{Client, ServiceTarget};
-use observra::integrations::genai::{Instrumented, instrument};
+use observra::integrations::genai::{TracedClient, instrument};
 use observra_test_support::fake_providers::FakeProviders;
 use observra_test_support::{ReceivedSpan, Receiver, Val, install_http, serial, span};
 use serde_json::json;
@@ -40,7 +40,7 @@ struct Harness {
     fake: FakeProviders,
     rx: Receiver,
     guard: observra::Guard,
-    client: Instrumented,
+    client: TracedClient,
     rt: tokio::runtime::Runtime,
 }
 

@@ -163,7 +163,7 @@ async fn lookup_order(id: &str) -> String {
 }
 
 #[agent(name = "support", conversation_id = "conv-1")]
-async fn support(client: &observra::integrations::async_openai::Instrumented<OpenAIConfig>) {
+async fn support(client: &observra::integrations::async_openai::TracedClient<OpenAIConfig>) {
     let tools = vec![ChatCompletionTools::Function(ChatCompletionTool {
         function: FunctionObjectArgs::default()
             .name("lookup_order")
@@ -195,7 +195,7 @@ async fn support(client: &observra::integrations::async_openai::Instrumented<Ope
 }
 
 #[workflow(name = "triage")]
-async fn triage(client: &observra::integrations::async_openai::Instrumented<OpenAIConfig>) {
+async fn triage(client: &observra::integrations::async_openai::TracedClient<OpenAIConfig>) {
     support(client).await;
 }
 

@@ -14,7 +14,7 @@ async fn search(question: &str, k: usize) -> Result<Vec<RetrievedDocument>, std:
 }
 
 #[agent(name = "rag")]
-async fn answer(client: &observra::integrations::async_openai::Instrumented<async_openai::config::OpenAIConfig>) {
+async fn answer(client: &observra::integrations::async_openai::TracedClient<async_openai::config::OpenAIConfig>) {
     let req = async_openai::types::embeddings::CreateEmbeddingRequestArgs::default()
         .model("text-embedding-3-small")
         .input("where is order A-1001")

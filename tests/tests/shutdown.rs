@@ -34,7 +34,7 @@ fn install(endpoint: &str, backends: &str) -> observra::Guard {
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "30000".to_string()),
         ("OTEL_BSP_SCHEDULE_DELAY", "60000".to_string()),
         ("OBSERVRA_LOG", "off".to_string()),
-        // The `jsonl` leg's file, never in the source tree.
+        // The `jsonl` backend's file, never in the source tree.
         (
             "OBSERVRA_JSONL_PATH",
             std::env::temp_dir().join(format!("observra-shutdown-{}.jsonl", std::process::id())).display().to_string(),

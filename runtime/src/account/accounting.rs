@@ -384,7 +384,7 @@ pub(crate) fn emit(acc: &Accounting, deferred: Deferred) {
 }
 
 /// Whether spans of this operation keep totals of what runs beneath them.
-pub(crate) fn is_total_keeper(operation: &str) -> bool {
+pub(crate) fn keeps_run_totals(operation: &str) -> bool {
     operation == op::INVOKE_AGENT || operation == op::INVOKE_WORKFLOW
 }
 

@@ -1,7 +1,7 @@
 //! The one record type every span is kept in on the caller's thread,
 //! whoever made it ([`Frame`]), the context a span passes to what runs
 //! inside it ([`Ctx`]), the shared totals of an agent or workflow
-//! ([`Keeper`]), and the static description of a macro's call site
+//! ([`RunTotals`]), and the static description of a macro's call site
 //! ([`Site`]).
 
 use std::borrow::Cow;
@@ -98,22 +98,22 @@ impl Site {
 
 /// Running totals of an agent or workflow span, shared with everything
 /// that runs beneath it (through the context, across threads too).
-pub(crate) struct Keeper {
+pub(crate) struct RunTotals {
     totals: Mutex<Totals>,
     /// The agent's name, for an agent (its budget events name it).
     agent: std::sync::OnceLock<StringValue>,
     is_agent: bool,
-    /// The keeper above this one, if any.
-    parent: Option<Arc<Keeper>>,
+    /// The totals above these, if any.
+    parent: Option<Arc<RunTotals>>,
 }
 
-impl Keeper {
+impl RunTotals {
     /// The totals so far.
     pub(crate) fn totals(&self) -> Totals {
         *self.totals.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Adds a contribution to this keeper and every keeper above it, with
+    /// Adds a contribution to these totals and every one above them, with
     /// the budget check of each agent among them.
     pub(crate) fn add(
         self: &Arc<Self>,
@@ -154,7 +154,7 @@ pub(crate) struct Ctx {
     /// The agent this span runs for: its own name or the nearest agent above.
     pub agent: Option<StringValue>,
     /// The totals of this span (an agent or a workflow) or the nearest one above.
-    pub keeper: Option<Arc<Keeper>>,
+    pub run_totals: Option<Arc<RunTotals>>,
 }
 
 impl Ctx {
@@ -240,7 +240,7 @@ pub(crate) struct More {
     /// The agent name `agent.requests.active` was incremented under (by
     /// the collector, told through the queue), to take it back at close.
     pub active_agent: Option<Option<StringValue>>,
-    /// Whether `ctx.keeper` is this span's own.
+    /// Whether `ctx.run_totals` is this span's own.
     pub keeps_totals: bool,
     /// A budget was crossed when this call ended (the tail sampler keeps its trace).
     pub over_budget: bool,
@@ -308,7 +308,7 @@ impl Frame {
                     trace_state: TraceState::default(),
                     conversation_id: None,
                     agent: None,
-                    keeper: None,
+                    run_totals: None,
                 };
                 (ctx, SpanId::INVALID)
             }
@@ -399,7 +399,7 @@ impl Frame {
                 self.more().genai = true;
                 if let Value::String(s) = &v {
                     self.operation = known_operation(s.as_str());
-                    if self.operation.is_some_and(accounting::is_total_keeper) {
+                    if self.operation.is_some_and(accounting::keeps_run_totals) {
                         self.keep_totals();
                     }
                 }
@@ -407,8 +407,10 @@ impl Frame {
             }
             (sc::GEN_AI_AGENT_NAME, Value::String(name)) => {
                 // An agent's name may come after its operation: its budget events name it.
-                if let (true, Some(keeper)) = (self.more.as_ref().is_some_and(|m| m.keeps_totals), &self.ctx.keeper) {
-                    let _ = keeper.agent.set(name.clone());
+                if let (true, Some(run_totals)) =
+                    (self.more.as_ref().is_some_and(|m| m.keeps_totals), &self.ctx.run_totals)
+                {
+                    let _ = run_totals.agent.set(name.clone());
                 }
                 self.set_plain(key, Value::String(name));
             }
@@ -445,11 +447,11 @@ impl Frame {
         if let (true, Some(name)) = (is_agent, self.string_attr(sc::GEN_AI_AGENT_NAME)) {
             let _ = agent.set(name);
         }
-        self.ctx.keeper = Some(Arc::new(Keeper {
+        self.ctx.run_totals = Some(Arc::new(RunTotals {
             totals: Mutex::new(Totals::default()),
             agent,
             is_agent,
-            parent: self.ctx.keeper.take(),
+            parent: self.ctx.run_totals.take(),
         }));
         self.more().keeps_totals = true;
     }

@@ -56,7 +56,7 @@ impl Loss {
 
 /// Spans lost before any backend's queue took them, by [`Loss`], since the
 /// process started: each is counted as produced and dropped. Never
-/// `BackendQueue`: each backend counts its own ([`crate::export::batch::LegStats`]).
+/// `BackendQueue`: each backend counts its own ([`crate::export::batch::BackendStats`]).
 pub(crate) static SPANS_LOST: [AtomicU64; Loss::COUNT] = [const { AtomicU64::new(0) }; Loss::COUNT];
 
 /// Closed spans whose metrics were lost (a full collector queue, a stopped

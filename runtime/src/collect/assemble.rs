@@ -11,7 +11,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
 use super::evaluations::GradedCall;
 use super::metrics::{CallFacts, find, record_http, record_mcp, record_metrics, undeclared_as_other, upsert};
-use super::{Out, tail};
+use super::{Collector, tail};
 use crate::account::accounting::{self, Accounting, Deferred, Instruments};
 use crate::base::clock::Anchor;
 use crate::base::frame::{Frame, More, StatusCode};
@@ -63,7 +63,13 @@ fn span_name(frame: &Frame, more: &More, request: Option<&StringValue>) -> Cow<'
 
 /// Builds the span of a closed frame and records its metrics (on the
 /// collector thread).
-pub(super) fn assemble(mut frame: Frame, p: &Installed, out: &Out<'_>, ins: Option<&Instruments>, anchor: &Anchor) {
+pub(super) fn assemble(
+    mut frame: Frame,
+    p: &Installed,
+    out: &Collector<'_>,
+    ins: Option<&Instruments>,
+    anchor: &Anchor,
+) {
     let mut more = frame.more.take().map(|m| *m).unwrap_or_default();
     let request = match frame.site.and_then(|s| s.model) {
         Some(m) => Some(StringValue::from(m)),
@@ -166,8 +172,8 @@ fn inherit(frame: &mut Frame, more: &More, anchor: &Anchor, attrs: &mut Vec<KeyV
             attrs.push(KeyValue::new(sc::GEN_AI_CONVERSATION_ID, cid));
         }
     }
-    if let (true, Some(keeper)) = (more.keeps_totals, &frame.ctx.keeper) {
-        for kv in keeper.totals().to_attributes() {
+    if let (true, Some(run_totals)) = (more.keeps_totals, &frame.ctx.run_totals) {
+        for kv in run_totals.totals().to_attributes() {
             upsert(attrs, kv);
         }
     }
@@ -180,7 +186,7 @@ fn inherit(frame: &mut Frame, more: &More, anchor: &Anchor, attrs: &mut Vec<KeyV
 /// metrics, and a `#[traced(metrics)]` function's calls and duration.
 fn record_call_metrics(
     ins: &Instruments,
-    out: &Out<'_>,
+    out: &Collector<'_>,
     frame: &Frame,
     more: &More,
     attrs: &[KeyValue],
@@ -223,7 +229,7 @@ fn record_call_metrics(
 }
 
 /// Remembers a model call by its response id, for evaluations that come later.
-fn remember_response(out: &Out<'_>, frame: &Frame, attrs: &[KeyValue], request: Option<StringValue>) {
+fn remember_response(out: &Collector<'_>, frame: &Frame, attrs: &[KeyValue], request: Option<StringValue>) {
     if !frame.operation.is_some_and(|o| op::LLM.contains(&o)) {
         return;
     }

@@ -10,7 +10,7 @@ use opentelemetry::{KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{IdGenerator, SpanData, SpanEvents, SpanLinks};
 
 use super::metrics::record_evaluation;
-use super::{Out, tail};
+use super::{Collector, tail};
 use crate::account::accounting::Instruments;
 use crate::base::graded::Graded;
 use crate::base::state::Installed;
@@ -111,10 +111,10 @@ fn evaluation_span(p: &Installed, g: &Graded, call: Option<&GradedCall>) -> Span
     }
 }
 
-impl Out<'_> {
+impl Collector<'_> {
     /// Takes an evaluation told through the queue: it lands now when it
     /// can (its call is known, or it was given on an open span), else it
-    /// waits for its call in [`Out::pending`], up to [`MAX_PENDING`]
+    /// waits for its call in [`Collector::pending`], up to [`MAX_PENDING`]
     /// evaluations and [`MAX_PENDING_BYTES`] bytes. One that does not fit
     /// is dropped, counted (`pending_full`): the list never grows with
     /// traffic past its bound.

@@ -34,19 +34,19 @@ use tail::Tail;
 
 /// Starts the `observra-collector` thread on the receiving end of a queue:
 /// it assembles frames for `installed` (held weakly: the install owns the
-/// queue), hands the spans to `legs` and records metrics on `ins`.
+/// queue), hands the spans to `backends` and records metrics on `ins`.
 pub(crate) fn start(
     end: QueueEnd,
     ins: Option<Instruments>,
-    legs: Arc<FanOut>,
+    backends: Arc<FanOut>,
     policy: SpanPolicy,
     tail: Option<KeepInteresting>,
     installed: Weak<Installed>,
 ) -> std::io::Result<()> {
     std::thread::Builder::new().name("observra-collector".into()).spawn(move || {
         suppress_current_thread();
-        let out = Out {
-            legs: &legs,
+        let out = Collector {
+            backends: &backends,
             policy: &policy,
             tail: std::cell::RefCell::new(tail.map(Tail::new)),
             agents_seen: Default::default(),
@@ -88,8 +88,8 @@ pub(crate) fn start(
 }
 
 /// Where assembled spans go: once made fit to leave, to every backend.
-struct Out<'a> {
-    legs: &'a FanOut,
+struct Collector<'a> {
+    backends: &'a FanOut,
     policy: &'a SpanPolicy,
     /// The tail sampler, when `keep_interesting` is on.
     tail: std::cell::RefCell<Option<Tail>>,
@@ -109,7 +109,7 @@ struct Out<'a> {
 /// At most this many agent names get error counters started at 0.
 const MAX_AGENTS_SEEN: usize = 1024;
 
-impl Out<'_> {
+impl Collector<'_> {
     /// The fully qualified name (`module::function`) of a function, shared.
     fn qualified(&self, (function, module): (&'static str, &'static str)) -> StringValue {
         let mut names = self.qualified.borrow_mut();
@@ -167,14 +167,14 @@ impl Out<'_> {
         let fit = self.policy.apply(&mut span);
         let mut tail = self.tail.borrow_mut();
         match (tail.as_mut(), fit) {
-            (Some(t), true) => t.offer(span, facts, &mut |s| self.legs.submit(s)),
+            (Some(t), true) => t.offer(span, facts, &mut |s| self.backends.submit(s)),
             (Some(t), false) => {
-                t.lost(span.span_context.trace_id(), facts, &mut |s| self.legs.submit(s));
+                t.lost(span.span_context.trace_id(), facts, &mut |s| self.backends.submit(s));
                 redaction_failed();
             }
             (None, true) => {
                 drop(tail);
-                self.legs.submit(span);
+                self.backends.submit(span);
             }
             (None, false) => redaction_failed(),
         }
@@ -183,14 +183,14 @@ impl Out<'_> {
     /// Decides the held traces whose root has not ended in time.
     fn expire_held(&self) {
         if let Some(t) = self.tail.borrow_mut().as_mut() {
-            t.expire(std::time::Instant::now(), &mut |s| self.legs.submit(s));
+            t.expire(std::time::Instant::now(), &mut |s| self.backends.submit(s));
         }
     }
 
     /// Decides every held trace (the pipeline is stopping).
     fn decide_held(&self) {
         if let Some(t) = self.tail.borrow_mut().as_mut() {
-            t.decide_all(&mut |s| self.legs.submit(s));
+            t.decide_all(&mut |s| self.backends.submit(s));
         }
     }
 }
@@ -210,7 +210,7 @@ fn redaction_failed() {
 }
 
 /// Takes every queued frame and assembles it.
-fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Out<'_>, ins: Option<&Instruments>) {
+fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Collector<'_>, ins: Option<&Instruments>) {
     let mut taken = 0;
     // Once per drain, not per frame: the count is shared with every span.
     let p = installed.upgrade();
@@ -285,7 +285,7 @@ fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Out<'_>, ins: Option
 
 /// `agent.requests.active` -n for `agent`: its runs ended (or their frames
 /// were lost; the start was counted all the same).
-fn agent_ended(out: &Out<'_>, ins: Option<&Instruments>, agent: Option<&StringValue>, n: u64) {
+fn agent_ended(out: &Collector<'_>, ins: Option<&Instruments>, agent: Option<&StringValue>, n: u64) {
     // A panic in a metric reader must not stop the thread.
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         if let Some(ins) = ins {

@@ -9,7 +9,7 @@ use super::defaults::DEFAULT_JSONL_PATH;
 use super::env::EnvSource;
 use super::jsonl::JsonlSettings;
 use crate::error::{Error, Result, Setting};
-use crate::export::batch::StartLeg;
+use crate::export::batch::StartBackend;
 
 /// Where finished spans go. Several at once is the `multi` set-up: see
 /// [`Builder::backends`](super::Builder::backends).
@@ -146,7 +146,7 @@ pub(crate) enum Sink {
     #[cfg(feature = "webhook")]
     Webhook(crate::export::webhook::Webhook),
     /// A user's exporter, ready to start.
-    Custom(StartLeg),
+    Custom(StartBackend),
 }
 
 /// One sink per backend, named after it and in the list's order, then the
@@ -157,7 +157,7 @@ pub(super) fn sinks(
     backends: &[Backend],
     jsonl: &mut JsonlSettings,
     mut webhook: Option<Sink>,
-    custom: Vec<(&'static str, StartLeg)>,
+    custom: Vec<(&'static str, StartBackend)>,
 ) -> Vec<(Sink, &'static str)> {
     backends
         .iter()

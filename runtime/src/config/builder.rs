@@ -57,7 +57,7 @@ pub struct Builder {
     pub(super) budget: Budget,
     pub(super) budget_callback: Option<BudgetCallback>,
     pub(super) redact: Redaction,
-    pub(super) custom: Vec<(&'static str, crate::export::batch::StartLeg)>,
+    pub(super) custom: Vec<(&'static str, crate::export::batch::StartBackend)>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -159,7 +159,7 @@ impl Builder {
     where
         E: opentelemetry_sdk::trace::SpanExporter + 'static,
     {
-        self.custom.push((name, crate::export::batch::start_leg(name, exporter)));
+        self.custom.push((name, crate::export::batch::start_backend(name, exporter)));
         self
     }
     #[cfg(feature = "webhook")]

@@ -1,19 +1,19 @@
 //! A bounded, non-blocking span batch processor that counts what it drops,
-//! one per backend ("leg").
+//! one per backend.
 //!
-//! The collector only does a `try_send` of a shared span into each leg's
+//! The collector only does a `try_send` of a shared span into each backend's
 //! bounded channel ([`FanOut`], after [`SpanPolicy`] made the span fit to
-//! leave, once); a thread per leg batches spans (by count and by size) and
+//! leave, once); a thread per backend batches spans (by count and by size) and
 //! runs the exporter (any [`SpanExporter`]). A full queue drops the span and counts it, it never
-//! blocks. Because every leg has its own queue and thread, a slow or failing
+//! blocks. Because every backend has its own queue and thread, a slow or failing
 //! backend never delays or loses data on another. Flush and shutdown wait for
 //! the workers with a deadline.
 //!
-//! Each leg's figures live in a [`LegStats`] as counters that only grow
+//! Each backend's figures live in a [`BackendStats`] as counters that only grow
 //! (produced, dropped, taken for export, exported, failed, abandoned);
 //! what is queued and what is being exported are what lies between them
-//! ([`LegFigures::of`]). So `produced == queued + exporting + exported +
-//! failed + dropped` holds on every read, for each leg and for their sums
+//! ([`BackendFigures::of`]). So `produced == queued + exporting + exported +
+//! failed + dropped` holds on every read, for each backend and for their sums
 //! (which [`crate::health`] reports), however the counters move while they
 //! are read: no lock, and no more than one atomic add per span on either side.
 
@@ -35,12 +35,12 @@ use crate::base::loss::{self, Loss};
 /// How many recent export calls the latency percentiles are computed over.
 const LATENCY_WINDOW: usize = 256;
 
-/// One leg's counters; every one only grows. A span handed to the leg is
+/// One backend's counters; every one only grows. A span handed to the backend is
 /// `produced`, then either dropped at once (`queue_full`) or queued; a
 /// queued span is `taken` for export, then `exported` or `failed`; what
-/// the leg still held when it stopped is `abandoned` (taken and lost).
+/// the backend still held when it stopped is `abandoned` (taken and lost).
 #[derive(Debug, Default)]
-pub(crate) struct LegStats {
+pub(crate) struct BackendStats {
     /// The backend's name (`otlp`, `jsonl`, `stdout`, `webhook`, `otel_log`).
     pub name: &'static str,
     /// Where it exports to, fit to show (no password, no query string).
@@ -54,7 +54,7 @@ pub(crate) struct LegStats {
     /// Export calls that succeeded / failed.
     pub export_ok: AtomicU64,
     pub export_err: AtomicU64,
-    /// Whether the leg turns spans into log records (the `otel_log` backend).
+    /// Whether the backend turns spans into log records (the `otel_log` backend).
     pub delivers_logs: bool,
     /// Log records delivered (the `otel_log` backend; zero for the others).
     pub log_records: AtomicU64,
@@ -62,9 +62,9 @@ pub(crate) struct LegStats {
     latencies: Mutex<VecDeque<Duration>>,
 }
 
-impl LegStats {
+impl BackendStats {
     fn new(name: &'static str, target: &str, delivers_logs: bool) -> Self {
-        LegStats { name, target: crate::diag::display_endpoint(target), delivers_logs, ..Default::default() }
+        BackendStats { name, target: crate::diag::display_endpoint(target), delivers_logs, ..Default::default() }
     }
 
     /// The backend and its target, as diagnostics name them.
@@ -124,26 +124,26 @@ impl LegStats {
     }
 }
 
-/// A leg's figures as one read saw them, or several legs' summed (the
-/// legs whose pipeline has stopped are folded into one, so the registry
+/// A backend's figures as one read saw them, or several backends' summed (the
+/// backends whose pipeline has stopped are folded into one, so the registry
 /// stays small however often the pipeline is re-installed). Always
 /// `produced == queued + in_flight + exported + failed + dropped()`.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct LegFigures {
+pub(crate) struct BackendFigures {
     pub produced: u64,
     pub queued: u64,
     pub in_flight: u64,
     pub exported: u64,
     pub failed: u64,
-    /// Spans lost, by [`Loss`] (a leg's own: `BackendQueue` and `Stopped`).
+    /// Spans lost, by [`Loss`] (a backend's own: `BackendQueue` and `Stopped`).
     pub lost: [u64; Loss::COUNT],
     pub export_ok: u64,
     pub export_err: u64,
     pub log_records: u64,
 }
 
-impl LegFigures {
-    const ZERO: LegFigures = LegFigures {
+impl BackendFigures {
+    const ZERO: BackendFigures = BackendFigures {
         produced: 0,
         queued: 0,
         in_flight: 0,
@@ -155,13 +155,13 @@ impl LegFigures {
         log_records: 0,
     };
 
-    /// One leg's figures now. The counters are read downstream first (what
-    /// left the leg, then what was taken, then what came in): each counter
+    /// One backend's figures now. The counters are read downstream first (what
+    /// left the backend, then what was taken, then what came in): each counter
     /// only grows, and a span moves on only after it is counted where it
     /// was, so what a read sees taken was seen produced, and what it sees
     /// done was seen taken. The queued and in-flight figures, the
     /// differences, are never negative, and the identity holds on every read.
-    pub(crate) fn of(s: &LegStats) -> LegFigures {
+    pub(crate) fn of(s: &BackendStats) -> BackendFigures {
         let abandoned = s.abandoned.load(Ordering::Acquire);
         let exported = s.exported.load(Ordering::Acquire);
         let failed = s.failed.load(Ordering::Acquire);
@@ -171,7 +171,7 @@ impl LegFigures {
         let mut lost = [0; Loss::COUNT];
         lost[Loss::BackendQueue as usize] = queue_full;
         lost[Loss::Stopped as usize] = abandoned;
-        LegFigures {
+        BackendFigures {
             produced,
             queued: produced.saturating_sub(queue_full + taken),
             in_flight: taken.saturating_sub(exported + failed + abandoned),
@@ -189,7 +189,7 @@ impl LegFigures {
         self.lost.iter().sum()
     }
 
-    fn merge(&mut self, o: LegFigures) {
+    fn merge(&mut self, o: BackendFigures) {
         self.produced += o.produced;
         self.queued += o.queued;
         self.in_flight += o.in_flight;
@@ -205,30 +205,30 @@ impl LegFigures {
 }
 
 struct Registry {
-    live: Vec<Arc<LegStats>>,
-    retired: LegFigures,
+    live: Vec<Arc<BackendStats>>,
+    retired: BackendFigures,
 }
 
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry { live: Vec::new(), retired: LegFigures::ZERO });
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry { live: Vec::new(), retired: BackendFigures::ZERO });
 
 /// Export durations as an OTel histogram, set while a meter is installed.
 pub(crate) static EXPORT_DURATION: std::sync::RwLock<Option<opentelemetry::metrics::Histogram<f64>>> =
     std::sync::RwLock::new(None);
 
-fn register(name: &'static str, target: &str, delivers_logs: bool) -> Arc<LegStats> {
-    let stats = Arc::new(LegStats::new(name, target, delivers_logs));
+fn register(name: &'static str, target: &str, delivers_logs: bool) -> Arc<BackendStats> {
+    let stats = Arc::new(BackendStats::new(name, target, delivers_logs));
     REGISTRY.lock().unwrap_or_else(|p| p.into_inner()).live.push(stats.clone());
     stats
 }
 
-/// Folds a leg whose worker has finished into the retired totals. What it
+/// Folds a backend whose worker has finished into the retired totals. What it
 /// still held (a span that raced into the queue after the last drain, a
 /// batch its panicking worker had taken) is lost: counted abandoned, on the
-/// leg itself too, so its exported figures say so.
-fn retire(stats: &Arc<LegStats>) {
+/// backend itself too, so its exported figures say so.
+fn retire(stats: &Arc<BackendStats>) {
     let mut reg = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
     reg.live.retain(|s| !Arc::ptr_eq(s, stats));
-    let mut t = LegFigures::of(stats);
+    let mut t = BackendFigures::of(stats);
     // Taken first, then abandoned: a reader never sees more abandoned than taken.
     stats.taken.fetch_add(t.queued, Ordering::AcqRel);
     stats.abandoned.fetch_add(t.queued + t.in_flight, Ordering::AcqRel);
@@ -238,17 +238,17 @@ fn retire(stats: &Arc<LegStats>) {
     reg.retired.merge(t);
 }
 
-/// Process-wide totals over every leg ever started, with the spans lost
+/// Process-wide totals over every backend ever started, with the spans lost
 /// before any backend took them as produced and dropped (by reason), and
-/// the figures of each live leg as this same read saw them.
-pub(crate) fn totals() -> (LegFigures, Vec<(Arc<LegStats>, LegFigures)>) {
+/// the figures of each live backend as this same read saw them.
+pub(crate) fn totals() -> (BackendFigures, Vec<(Arc<BackendStats>, BackendFigures)>) {
     let reg = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
     let mut t = reg.retired;
-    let mut legs = Vec::with_capacity(reg.live.len());
+    let mut backends = Vec::with_capacity(reg.live.len());
     for s in &reg.live {
-        let f = LegFigures::of(s);
+        let f = BackendFigures::of(s);
         t.merge(f);
-        legs.push((s.clone(), f));
+        backends.push((s.clone(), f));
     }
     drop(reg);
     // One read of each: the same figure counts as produced and as dropped.
@@ -257,10 +257,10 @@ pub(crate) fn totals() -> (LegFigures, Vec<(Arc<LegStats>, LegFigures)>) {
     for (mine, l) in t.lost.iter_mut().zip(lost) {
         *mine += l;
     }
-    (t, legs)
+    (t, backends)
 }
 
-enum Control {
+enum Request {
     /// The queue reached a batch: export now.
     Wake,
     Flush(SyncSender<Result<(), String>>),
@@ -272,14 +272,14 @@ pub(crate) type BlockOn = Arc<dyn for<'a> Fn(ExportFuture<'a>) -> OTelSdkResult 
 /// One boxed export call.
 pub(crate) type ExportFuture<'a> = std::pin::Pin<Box<dyn Future<Output = OTelSdkResult> + Send + 'a>>;
 
-/// What a leg's worker needs from its exporter beyond [`SpanExporter`].
-pub(crate) trait LegExporter {
+/// What a backend's worker needs from its exporter beyond [`SpanExporter`].
+pub(crate) trait BackendExporter {
     /// Log records delivered by the last successful export (the `otel_log`
     /// backend turns one span into zero or more records).
     fn log_records(&self) -> u64 {
         0
     }
-    /// Whether this leg turns spans into log records (the `otel_log` backend).
+    /// Whether this backend turns spans into log records (the `otel_log` backend).
     fn delivers_logs(&self) -> bool {
         false
     }
@@ -292,12 +292,12 @@ pub(crate) trait LegExporter {
     }
 }
 
-/// An SDK span exporter as a leg (a user's, or the OTLP one with its HTTP
+/// An SDK span exporter as a backend (a user's, or the OTLP one with its HTTP
 /// client's transport cause).
 #[derive(Debug)]
-pub(crate) struct Leg<E>(pub E, pub Option<crate::diag::LastCause>);
+pub(crate) struct SdkExporter<E>(pub E, pub Option<crate::diag::LastCause>);
 
-impl<E: SpanExporter> SpanExporter for Leg<E> {
+impl<E: SpanExporter> SpanExporter for SdkExporter<E> {
     fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
         self.0.export(batch)
     }
@@ -312,32 +312,32 @@ impl<E: SpanExporter> SpanExporter for Leg<E> {
     }
 }
 
-impl<E> LegExporter for Leg<E> {
+impl<E> BackendExporter for SdkExporter<E> {
     fn explain(&self, error: String) -> String {
         crate::diag::explain(error, self.1.as_ref())
     }
 }
 
-/// Starts a leg for an exporter whose type is only known where it was given.
-pub(crate) type StartLeg =
+/// Starts a backend for an exporter whose type is only known where it was given.
+pub(crate) type StartBackend =
     Box<dyn FnOnce(&str, &Resource, BatchSettings, BlockOn) -> std::io::Result<BatchProcessor> + Send>;
 
 /// Captures `exporter` for a later start.
-pub(crate) fn start_leg<E: SpanExporter + 'static>(name: &'static str, exporter: E) -> StartLeg {
+pub(crate) fn start_backend<E: SpanExporter + 'static>(name: &'static str, exporter: E) -> StartBackend {
     Box::new(move |target, resource, settings, block_on| {
-        BatchProcessor::start(name, target, Leg(exporter, None), resource, settings, block_on)
+        BatchProcessor::start(name, target, SdkExporter(exporter, None), resource, settings, block_on)
     })
 }
 
 /// A request sent to a worker, to be waited for later.
 pub(crate) struct Pending {
     rx: Option<std::sync::mpsc::Receiver<Result<(), String>>>,
-    error: Option<LegError>,
+    error: Option<BackendError>,
 }
 
 /// Why a flush or shutdown request to a backend's worker did not complete.
 #[derive(Debug)]
-pub(crate) enum LegError {
+pub(crate) enum BackendError {
     /// The deadline passed first (`flush` or `shutdown`).
     TimedOut(&'static str),
     /// The export thread had stopped.
@@ -348,13 +348,13 @@ pub(crate) enum LegError {
     Failed(String),
 }
 
-impl std::fmt::Display for LegError {
+impl std::fmt::Display for BackendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            LegError::TimedOut(what) => write!(f, "{what}: timed out"),
-            LegError::Stopped(what) => write!(f, "{what}: the export thread has stopped"),
-            LegError::Panicked(what) => write!(f, "{what}: the export thread panicked"),
-            LegError::Failed(e) => f.write_str(e),
+            BackendError::TimedOut(what) => write!(f, "{what}: timed out"),
+            BackendError::Stopped(what) => write!(f, "{what}: the export thread has stopped"),
+            BackendError::Panicked(what) => write!(f, "{what}: the export thread panicked"),
+            BackendError::Failed(e) => f.write_str(e),
         }
     }
 }
@@ -362,18 +362,18 @@ impl std::fmt::Display for LegError {
 pub(crate) struct BatchProcessor {
     /// Spans shared with the other backends: copied here only if another still holds one.
     spans: SyncSender<Arc<SpanData>>,
-    control: SyncSender<Control>,
+    control: SyncSender<Request>,
     wake_sent: Arc<AtomicBool>,
     /// Set by shutdown so a worker in a retry back-off gives up early, and
     /// so spans ending afterwards are counted as orphaned.
     stopping: Arc<AtomicBool>,
-    pub(crate) stats: Arc<LegStats>,
+    pub(crate) stats: Arc<BackendStats>,
     batch_size: u64,
     worker: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl BatchProcessor {
-    /// Starts the worker thread for `exporter`, the leg named `name`
+    /// Starts the worker thread for `exporter`, the backend named `name`
     /// exporting to `target` (an endpoint or a path, for diagnostics).
     pub(crate) fn start<E>(
         name: &'static str,
@@ -384,13 +384,13 @@ impl BatchProcessor {
         block_on: BlockOn,
     ) -> std::io::Result<Self>
     where
-        E: SpanExporter + LegExporter + 'static,
+        E: SpanExporter + BackendExporter + 'static,
     {
         exporter.set_resource(resource);
         let stopping = Arc::new(AtomicBool::new(false));
         exporter.set_stopping(stopping.clone());
         let (spans, span_rx) = sync_channel::<Arc<SpanData>>(settings.max_queue_size);
-        let (control, control_rx) = sync_channel::<Control>(16);
+        let (control, control_rx) = sync_channel::<Request>(16);
         let stats = register(name, target, exporter.delivers_logs());
         let wake_sent = Arc::new(AtomicBool::new(false));
         let worker = Worker {
@@ -439,7 +439,7 @@ impl BatchProcessor {
                 if s.queued() >= self.batch_size
                     && !self.wake_sent.load(Ordering::Relaxed)
                     && !self.wake_sent.swap(true, Ordering::AcqRel)
-                    && self.control.try_send(Control::Wake).is_err()
+                    && self.control.try_send(Request::Wake).is_err()
                 {
                     self.wake_sent.store(false, Ordering::Release);
                 }
@@ -457,34 +457,34 @@ impl BatchProcessor {
 
     /// Asks the worker to export everything queued so far.
     pub(crate) fn begin_flush(&self, deadline: Duration) -> Pending {
-        self.send(Control::Flush, deadline, "flush")
+        self.send(Request::Flush, deadline, "flush")
     }
 
     /// Asks the worker to export what is queued, shut the exporter down and stop.
     pub(crate) fn begin_shutdown(&self, deadline: Duration) -> Pending {
         self.stopping.store(true, Ordering::Release);
-        self.send(Control::Shutdown, deadline, "shutdown")
+        self.send(Request::Shutdown, deadline, "shutdown")
     }
 
     /// Waits for a request until `until`. On a completed shutdown the worker
-    /// is joined and the leg's figures are retired.
-    pub(crate) fn wait(&self, pending: Pending, until: Instant, what: &'static str) -> Result<(), LegError> {
+    /// is joined and the backend's figures are retired.
+    pub(crate) fn wait(&self, pending: Pending, until: Instant, what: &'static str) -> Result<(), BackendError> {
         if let Some(e) = pending.error {
             return Err(e);
         }
-        let Some(rx) = pending.rx else { return Err(LegError::Stopped(what)) };
+        let Some(rx) = pending.rx else { return Err(BackendError::Stopped(what)) };
         let result = match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-            Ok(r) => r.map_err(LegError::Failed),
-            Err(RecvTimeoutError::Timeout) => Err(LegError::TimedOut(what)),
-            Err(RecvTimeoutError::Disconnected) => Err(LegError::Stopped(what)),
+            Ok(r) => r.map_err(BackendError::Failed),
+            Err(RecvTimeoutError::Timeout) => Err(BackendError::TimedOut(what)),
+            Err(RecvTimeoutError::Disconnected) => Err(BackendError::Stopped(what)),
         };
         let mut result = result;
-        if what == "shutdown" && !matches!(&result, Err(LegError::TimedOut(_))) {
+        if what == "shutdown" && !matches!(&result, Err(BackendError::TimedOut(_))) {
             let handle = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
             if let Some(handle) = handle {
                 if handle.join().is_err() {
-                    // What it still held is counted dropped when the leg retires.
-                    result = Err(LegError::Panicked(what));
+                    // What it still held is counted dropped when the backend retires.
+                    result = Err(BackendError::Panicked(what));
                 }
             }
             retire(&self.stats);
@@ -494,15 +494,15 @@ impl BatchProcessor {
 
     fn send(
         &self,
-        make: fn(SyncSender<Result<(), String>>) -> Control,
+        make: fn(SyncSender<Result<(), String>>) -> Request,
         deadline: Duration,
         what: &'static str,
     ) -> Pending {
         let (tx, rx) = sync_channel(1);
         match send_within(&self.control, make(tx), until(deadline)) {
             Ok(()) => Pending { rx: Some(rx), error: None },
-            Err(SendFailure::Stopped) => Pending { rx: None, error: Some(LegError::Stopped(what)) },
-            Err(SendFailure::TimedOut) => Pending { rx: None, error: Some(LegError::TimedOut(what)) },
+            Err(SendFailure::Stopped) => Pending { rx: None, error: Some(BackendError::Stopped(what)) },
+            Err(SendFailure::TimedOut) => Pending { rx: None, error: Some(BackendError::TimedOut(what)) },
         }
     }
 }
@@ -543,8 +543,8 @@ impl std::ops::Deref for FanOut {
 struct Worker<E> {
     exporter: E,
     spans: Receiver<Arc<SpanData>>,
-    control: Receiver<Control>,
-    stats: Arc<LegStats>,
+    control: Receiver<Request>,
+    stats: Arc<BackendStats>,
     wake_sent: Arc<AtomicBool>,
     settings: BatchSettings,
     block_on: BlockOn,
@@ -552,7 +552,7 @@ struct Worker<E> {
     reporter: crate::diag::Reporter,
 }
 
-impl<E: SpanExporter + LegExporter> Worker<E> {
+impl<E: SpanExporter + BackendExporter> Worker<E> {
     fn run(self) {
         let mut next_export = Instant::now() + self.settings.scheduled_delay;
         loop {
@@ -563,15 +563,15 @@ impl<E: SpanExporter + LegExporter> Worker<E> {
             self.reporter.dropped_so_far(self.stats.queue_full.load(Ordering::Acquire), self.settings.max_queue_size);
             self.reporter.tick();
             match received {
-                Ok(Control::Wake) => {
+                Ok(Request::Wake) => {
                     self.wake_sent.store(false, Ordering::Release);
                     let _ = self.export_available(true);
                 }
-                Ok(Control::Flush(reply)) => {
+                Ok(Request::Flush(reply)) => {
                     let r = self.export_available(false);
                     let _ = reply.send(r);
                 }
-                Ok(Control::Shutdown(reply)) => {
+                Ok(Request::Shutdown(reply)) => {
                     let r = self.export_available(false);
                     let r2 = self.exporter.shutdown().map_err(|e| e.to_string());
                     let _ = reply.send(r.and(r2));
@@ -670,27 +670,27 @@ pub fn percentile<T: PartialOrd + Copy>(values: &mut [T], p: f64) -> Option<T> {
 mod tests {
     use super::*;
 
-    fn adds_up(f: &LegFigures) -> bool {
+    fn adds_up(f: &BackendFigures) -> bool {
         f.produced == f.queued + f.in_flight + f.exported + f.failed + f.dropped()
     }
 
-    /// A stopped leg's leftovers (queued, or in a batch its worker took)
-    /// are lost: counted dropped for the reason `stopped`, on the leg and
+    /// A stopped backend's leftovers (queued, or in a batch its worker took)
+    /// are lost: counted dropped for the reason `stopped`, on the backend and
     /// in the retired totals, and the identity still holds.
     #[test]
-    fn a_retired_leg_counts_what_it_still_held_as_stopped() {
+    fn a_retired_backend_counts_what_it_still_held_as_stopped() {
         let stats = register("test", "nowhere", false);
         for (counter, n) in
             [(&stats.produced, 10), (&stats.queue_full, 1), (&stats.taken, 6), (&stats.exported, 3), (&stats.failed, 1)]
         {
             counter.store(n, Ordering::Release);
         }
-        let f = LegFigures::of(&stats);
+        let f = BackendFigures::of(&stats);
         assert_eq!((f.queued, f.in_flight, f.dropped()), (3, 2, 1));
         assert!(adds_up(&f), "{f:?}");
         let before = totals().0;
         retire(&stats);
-        let f = LegFigures::of(&stats);
+        let f = BackendFigures::of(&stats);
         assert_eq!((f.queued, f.in_flight), (0, 0));
         assert_eq!((f.lost[Loss::BackendQueue as usize], f.lost[Loss::Stopped as usize]), (1, 5));
         assert!(adds_up(&f), "{f:?}");

@@ -262,7 +262,7 @@ impl SpanExporter for JsonlExporter {
     }
 }
 
-impl crate::export::batch::LegExporter for JsonlExporter {}
+impl crate::export::batch::BackendExporter for JsonlExporter {}
 
 /// Resource attributes as the JSON object every record carries.
 pub(crate) fn resource_to_json(resource: &Resource) -> Json {

@@ -223,7 +223,7 @@ impl<E: LogExporter> SpanExporter for OtelLogExporter<E> {
     }
 }
 
-impl<E: LogExporter> crate::export::batch::LegExporter for OtelLogExporter<E> {
+impl<E: LogExporter> crate::export::batch::BackendExporter for OtelLogExporter<E> {
     fn log_records(&self) -> u64 {
         self.last_records.load(Ordering::Acquire)
     }

@@ -253,7 +253,7 @@ impl SpanExporter for WebhookExporter {
     }
 }
 
-impl crate::export::batch::LegExporter for WebhookExporter {
+impl crate::export::batch::BackendExporter for WebhookExporter {
     fn set_stopping(&mut self, flag: Arc<AtomicBool>) {
         self.stopping = flag;
     }

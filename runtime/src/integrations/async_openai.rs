@@ -423,23 +423,27 @@ impl Server {
 
 /// Wraps an async-openai client so every chat completion (streamed or not)
 /// and embedding request through it is traced: see the module docs.
-pub fn instrument<C: Config>(client: Client<C>) -> Instrumented<C> {
-    Instrumented::new(client)
+pub fn instrument<C: Config>(client: Client<C>) -> TracedClient<C> {
+    TracedClient::new(client)
 }
+
+/// The old name of [`TracedClient`] (renamed in 0.1 to match MCP's `TracedClient`).
+#[deprecated(since = "0.1.0", note = "renamed to TracedClient")]
+pub type Instrumented<C> = TracedClient<C>;
 
 /// An async-openai [`Client`] whose chat completions and embeddings are
 /// traced. It dereferences to the client for everything else.
 #[derive(Debug, Clone)]
-pub struct Instrumented<C: Config> {
+pub struct TracedClient<C: Config> {
     client: Client<C>,
     server: Server,
 }
 
-impl<C: Config> Instrumented<C> {
+impl<C: Config> TracedClient<C> {
     /// Wraps `client`; its API base gives `server.address` and `server.port`.
     pub fn new(client: Client<C>) -> Self {
         let server = Server::of(client.config().api_base());
-        Instrumented { client, server }
+        TracedClient { client, server }
     }
     /// Traced chat completions.
     pub fn chat(&self) -> Chat<'_, C> {
@@ -455,17 +459,17 @@ impl<C: Config> Instrumented<C> {
     }
 }
 
-impl<C: Config> std::ops::Deref for Instrumented<C> {
+impl<C: Config> std::ops::Deref for TracedClient<C> {
     type Target = Client<C>;
     fn deref(&self) -> &Client<C> {
         &self.client
     }
 }
 
-/// Traced chat completions of an [`Instrumented`] client.
+/// Traced chat completions of an [`TracedClient`] client.
 #[derive(Debug)]
 pub struct Chat<'c, C: Config> {
-    of: &'c Instrumented<C>,
+    of: &'c TracedClient<C>,
 }
 
 impl<C: Config> Chat<'_, C> {
@@ -487,10 +491,10 @@ impl<C: Config> Chat<'_, C> {
     }
 }
 
-/// Traced embeddings of an [`Instrumented`] client.
+/// Traced embeddings of an [`TracedClient`] client.
 #[derive(Debug)]
 pub struct Embeddings<'c, C: Config> {
-    of: &'c Instrumented<C>,
+    of: &'c TracedClient<C>,
 }
 
 impl<C: Config> Embeddings<'_, C> {

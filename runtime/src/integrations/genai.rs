@@ -313,14 +313,18 @@ impl LlmRequest for GenaiEmbed<'_> {
 
 /// Wraps a genai client so every chat (streamed or not) and embedding
 /// request through it is traced: see the module docs.
-pub fn instrument(client: Client) -> Instrumented {
-    Instrumented { client }
+pub fn instrument(client: Client) -> TracedClient {
+    TracedClient { client }
 }
+
+/// The old name of [`TracedClient`] (renamed in 0.1 to match MCP's `TracedClient`).
+#[deprecated(since = "0.1.0", note = "renamed to TracedClient")]
+pub type Instrumented = TracedClient;
 
 /// A genai [`Client`] whose chats and embeddings are traced. It
 /// dereferences to the client for everything else.
 #[derive(Debug, Clone)]
-pub struct Instrumented {
+pub struct TracedClient {
     client: Client,
 }
 
@@ -342,7 +346,7 @@ impl std::fmt::Debug for TracedChatStream {
     }
 }
 
-impl Instrumented {
+impl TracedClient {
     /// The wrapped client.
     pub fn into_inner(self) -> Client {
         self.client
@@ -403,7 +407,7 @@ impl Instrumented {
     }
 }
 
-impl std::ops::Deref for Instrumented {
+impl std::ops::Deref for TracedClient {
     type Target = Client;
     fn deref(&self) -> &Client {
         &self.client

@@ -12,7 +12,7 @@ use observra_semconv::metrics as m;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{AsyncInstrument, Meter, ObservableCounter, ObservableGauge};
 
-use crate::export::batch::{LegFigures as BackendFigures, LegStats as BackendStats};
+use crate::export::batch::{BackendFigures, BackendStats};
 
 /// A snapshot of the pipeline's own figures; see [`health`].
 ///
@@ -142,7 +142,7 @@ pub struct BackendHealth {
 /// into the totals.
 pub fn health() -> Health {
     use crate::export::batch::percentile;
-    let (t, legs) = crate::export::batch::totals();
+    let (t, backends) = crate::export::batch::totals();
     let pipeline = current();
     let mut all_latencies = Vec::new();
     let mut last_error = None;
@@ -153,10 +153,10 @@ pub fn health() -> Health {
                 .iter()
                 .map(|proc| {
                     let l = &proc.stats;
-                    let t = legs
+                    let t = backends
                         .iter()
                         .find(|(s, _)| Arc::ptr_eq(s, l))
-                        .map_or_else(|| crate::export::batch::LegFigures::of(l), |(_, f)| *f);
+                        .map_or_else(|| crate::export::batch::BackendFigures::of(l), |(_, f)| *f);
                     let mut lat = l.latencies();
                     all_latencies.extend_from_slice(&lat);
                     let err = l.last_error();

@@ -216,7 +216,7 @@ impl Backends {
         details_as_logs: bool,
         resource: &Resource,
     ) -> Result<BatchProcessor> {
-        use crate::export::batch::Leg;
+        use crate::export::batch::SdkExporter;
         use crate::export::otel_log::{OtelLogExporter, WithoutDetails};
         use crate::export::otlp::{CountingMetricExporter, log_exporter, metric_exporter, span_exporter};
         let Some(otlp) = settings.otlp.as_ref() else {
@@ -244,11 +244,11 @@ impl Backends {
             BatchProcessor::start(name, &otlp.logs.endpoint, logs, resource, batch, block_on)
         } else if details_as_logs {
             let (spans, cause) = span_exporter(&otlp.traces, &self.retries_end)?;
-            let spans = Leg(WithoutDetails(spans), cause);
+            let spans = SdkExporter(WithoutDetails(spans), cause);
             BatchProcessor::start(name, &otlp.traces.endpoint, spans, resource, batch, block_on)
         } else {
             let (spans, cause) = span_exporter(&otlp.traces, &self.retries_end)?;
-            BatchProcessor::start(name, &otlp.traces.endpoint, Leg(spans, cause), resource, batch, block_on)
+            BatchProcessor::start(name, &otlp.traces.endpoint, SdkExporter(spans, cause), resource, batch, block_on)
         };
         started.map_err(spawn_error)
     }

@@ -86,16 +86,17 @@ fn within(
     }
 }
 
-/// Shuts every leg down at once, so a slow one cannot eat the others' time.
+/// Shuts every backend down at once, so a slow one cannot eat the others' time.
 pub(super) fn stop_backends(pipeline: &Pipeline, deadline: Duration) -> Vec<BackendReport> {
     let until = crate::base::deadline::until(deadline);
-    let before: Vec<_> = pipeline.processors.iter().map(|p| crate::export::batch::LegFigures::of(&p.stats)).collect();
+    let before: Vec<_> =
+        pipeline.processors.iter().map(|p| crate::export::batch::BackendFigures::of(&p.stats)).collect();
     let pending: Vec<_> = pipeline.processors.iter().map(|p| p.begin_shutdown(deadline)).collect();
     let mut backends = Vec::with_capacity(pending.len());
     for ((p, pending), before) in pipeline.processors.iter().zip(pending).zip(before) {
         let result = p.wait(pending, until, "shutdown");
-        let after = crate::export::batch::LegFigures::of(&p.stats);
-        let timed_out = matches!(&result, Err(crate::export::batch::LegError::TimedOut(_)));
+        let after = crate::export::batch::BackendFigures::of(&p.stats);
+        let timed_out = matches!(&result, Err(crate::export::batch::BackendError::TimedOut(_)));
         let abandoned = if timed_out { after.queued + after.in_flight } else { 0 };
         // The whole run's losses, once, for a person reading stderr.
         if let Some(line) = crate::diag::loss_line(

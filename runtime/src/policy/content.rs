@@ -17,6 +17,7 @@ use serde_json::{Value as Json, json};
 
 use crate::base::frame::Frame;
 use crate::base::state::CAPTURE;
+use observra_semconv as sc;
 
 /// Where captured content goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -57,28 +58,36 @@ impl CaptureMode {
 /// The conventions' content attributes (opt-in, since they carry what
 /// users and models said), by exact name.
 const CONTENT_ATTRIBUTES: &[&str] = &[
-    "gen_ai.input.messages",
-    "gen_ai.output.messages",
-    "gen_ai.system_instructions",
-    "gen_ai.tool.call.arguments",
-    "gen_ai.tool.call.result",
-    "gen_ai.tool.definitions",
-    "gen_ai.retrieval.documents",
-    "gen_ai.retrieval.query.text",
-    // Deprecated, still emitted by libraries (rig's agent span, OpenLLMetry's indexed forms).
-    "gen_ai.prompt",
-    "gen_ai.completion",
+    sc::GEN_AI_INPUT_MESSAGES,
+    sc::GEN_AI_OUTPUT_MESSAGES,
+    sc::GEN_AI_SYSTEM_INSTRUCTIONS,
+    sc::GEN_AI_TOOL_CALL_ARGUMENTS,
+    sc::GEN_AI_TOOL_CALL_RESULT,
+    sc::GEN_AI_TOOL_DEFINITIONS,
+    sc::GEN_AI_RETRIEVAL_DOCUMENTS,
+    sc::GEN_AI_RETRIEVAL_QUERY_TEXT,
+    DEPRECATED_PROMPT,
+    DEPRECATED_COMPLETION,
 ];
+
+/// Deprecated names, still emitted by libraries (rig's agent span,
+/// OpenLLMetry's indexed forms): read as content here, never written, so
+/// not in `observra_semconv`, which holds only names current in the
+/// conventions' registry (`tests/tests/registry.rs`).
+const DEPRECATED_PROMPT: &str = "gen_ai.prompt";
+const DEPRECATED_COMPLETION: &str = "gen_ai.completion";
 
 /// Whether `key` names message content under the GenAI conventions: the
 /// conventions' content attributes, and the deprecated indexed forms
 /// (`gen_ai.prompt.0.content`, `gen_ai.completion.1.role`). Not
 /// `gen_ai.prompt.name`, which names a prompt template and is no content.
 pub(crate) fn is_content_attribute(key: &str) -> bool {
-    let indexed =
-        |prefix: &str| key.strip_prefix(prefix).is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
-    key.starts_with("gen_ai.")
-        && (CONTENT_ATTRIBUTES.contains(&key) || indexed("gen_ai.prompt.") || indexed("gen_ai.completion."))
+    // `gen_ai.prompt.0.content`: the deprecated name, a dot, an index.
+    let indexed = |name: &str| {
+        let rest = key.strip_prefix(name).and_then(|r| r.strip_prefix('.'));
+        rest.is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+    };
+    CONTENT_ATTRIBUTES.contains(&key) || indexed(DEPRECATED_PROMPT) || indexed(DEPRECATED_COMPLETION)
 }
 
 /// Removes every content attribute from `span` and its events, whoever

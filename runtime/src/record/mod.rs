@@ -14,7 +14,7 @@
 //! ([`crate::collect`]), which turns it into `SpanData` and metrics.
 //!
 //! Agent and workflow totals travel with the context in a shared
-//! [`crate::base::frame::Keeper`] cell, so a call adds to its agents'
+//! [`crate::base::frame::RunTotals`] cell, so a call adds to its agents'
 //! totals wherever it runs, on this thread or another.
 
 pub(crate) mod call;
@@ -194,7 +194,7 @@ pub(crate) fn close(mut frame: Frame) {
         }
         let acc = &p.accounting;
         let contributes =
-            frame.ctx.keeper.is_some() && frame.operation.is_some_and(|o| !accounting::is_total_keeper(o));
+            frame.ctx.run_totals.is_some() && frame.operation.is_some_and(|o| !accounting::keeps_run_totals(o));
         if contributes || acc.has_budgets() {
             caller_accounting(&mut frame, acc, &mut deferred);
             if !deferred.budget_events.is_empty() {
@@ -238,10 +238,10 @@ fn caller_accounting(frame: &mut Frame, acc: &accounting::Accounting, deferred: 
     } else if operation == op::EXECUTE_TOOL {
         contribution.is_tool = true;
     }
-    // The keeper of a keeper span is its own: it adds nothing to itself.
+    // The totals of an agent or workflow span are its own: it adds nothing to itself.
     let own = frame.more.as_ref().is_some_and(|m| m.keeps_totals);
-    if let (false, false, Some(keeper)) = (own, contribution.is_empty(), &frame.ctx.keeper) {
-        keeper.add(&contribution, acc, frame.ctx.trace_id, deferred);
+    if let (false, false, Some(run_totals)) = (own, contribution.is_empty(), &frame.ctx.run_totals) {
+        run_totals.add(&contribution, acc, frame.ctx.trace_id, deferred);
     }
     // The unknown-model warning goes on the call's own span, made later.
     if let Some(model) = deferred.unknown_model.take() {
@@ -253,7 +253,7 @@ fn caller_accounting(frame: &mut Frame, acc: &accounting::Accounting, deferred: 
 /// agent or a workflow keeps totals, an agent names what runs beneath
 /// it and counts itself in `agent.requests.active`.
 pub(crate) fn opened_as(frame: &mut Frame, operation: &'static str, p: &Installed) {
-    if accounting::is_total_keeper(operation) {
+    if accounting::keeps_run_totals(operation) {
         frame.keep_totals();
     }
     if operation == op::INVOKE_AGENT {
