@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-for b in disabled compare throughput; do
+for b in disabled compare throughput burst; do
     echo ">> cargo bench -p observra-benches --bench $b" >&2
     cargo bench -q -p observra-benches --bench "$b" >"$out/$b.txt" 2>"$out/$b.err" || { cat "$out/$b.err" >&2; exit 1; }
 done
@@ -52,4 +52,5 @@ row "#[traced], registry().with(observra::layer()) / tracing-otel" "$user" "$(ra
 row "fastrace child span under a local parent" "$fchild" "$(ratio "$fchild" "$cp")" "x plain"
 echo
 grep '^throughput:' "$out/throughput.txt"
+grep '^burst: ratio' "$out/burst.txt"
 grep -h 'observra pipeline' "$out/compare.err" || true
