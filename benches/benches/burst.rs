@@ -21,9 +21,8 @@ use std::time::Instant;
 use observra_test_support::Receiver;
 
 /// The burst sizes tried, smallest first.
-const SIZES: &[u64] = &[
-    500, 1_000, 2_000, 3_000, 4_000, 6_000, 8_000, 12_000, 16_000, 24_000, 32_000, 48_000, 64_000, 96_000, 128_000,
-];
+const SIZES: &[u64] =
+    &[500, 1_000, 2_000, 3_000, 4_000, 6_000, 8_000, 12_000, 16_000, 24_000, 32_000, 48_000, 64_000, 96_000, 128_000];
 
 /// How many times each size is tried; carried means carried every time.
 const ROUNDS: usize = 3;
@@ -68,9 +67,13 @@ fn burst(system: System, size: u64, threads: u64) -> (u64, u64, f64) {
                 ])
                 .install()
                 .expect("install");
-            let took = run_threads(threads, per_thread, Arc::new(|i| {
-                unit(i);
-            }));
+            let took = run_threads(
+                threads,
+                per_thread,
+                Arc::new(|i| {
+                    unit(i);
+                }),
+            );
             let _ = observra::flush();
             drop(guard);
             let after = observra::health();

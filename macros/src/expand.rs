@@ -7,7 +7,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{AttrStyle, FnArg, Ident, ItemFn, LitStr, Pat, ReturnType, Type};
+use syn::{AttrStyle, Block, FnArg, Ident, ItemFn, Lit, LitStr, Pat, ReturnType, Signature, Type};
 
 use crate::args::{AttrValue, Common, Errors, RawArg, allowed, parse_raw};
 
@@ -17,18 +17,75 @@ const KINDS: &[&str] = &["client", "server", "internal", "producer", "consumer"]
 /// `tracing` callsites hold at most 32 fields.
 const MAX_FIELDS: usize = 32;
 
-/// What one macro wants recorded.
+/// A span's kind, as OpenTelemetry names it.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub enum SpanKind {
+    /// The default: no `otel.kind` field.
+    #[default]
+    Internal,
+    /// A call to a remote service (`#[llm_call]`, `#[retrieval]`, a remote agent).
+    Client,
+    /// The handling of a remote call.
+    Server,
+    /// The sending of a message.
+    Producer,
+    /// The handling of a message.
+    Consumer,
+}
+
+impl SpanKind {
+    /// The kind `name` spells (in any case, as the runtime's layer reads
+    /// `otel.kind`), if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        let all = [Self::Internal, Self::Client, Self::Server, Self::Producer, Self::Consumer];
+        all.into_iter().find(|k| k.as_str().eq_ignore_ascii_case(name))
+    }
+
+    /// The value of `otel.kind`.
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Internal => "internal",
+            Self::Client => "client",
+            Self::Server => "server",
+            Self::Producer => "producer",
+            Self::Consumer => "consumer",
+        }
+    }
+
+    /// The variant of `opentelemetry::trace::SpanKind`.
+    fn variant(self) -> Ident {
+        let name = match self {
+            Self::Internal => "Internal",
+            Self::Client => "Client",
+            Self::Server => "Server",
+            Self::Producer => "Producer",
+            Self::Consumer => "Consumer",
+        };
+        Ident::new(name, Span::call_site())
+    }
+}
+
+/// What one macro wants recorded: typed values, rendered to tokens only
+/// by the expansion.
 pub struct SpanPlan {
     /// The callsite's (static) span name.
     pub name: LitStr,
-    /// Static `tracing` fields: `"key" = literal`.
-    pub fields: Vec<TokenStream>,
-    /// The same static fields as (key, literal), for the call site's static.
-    pub statics: Vec<(TokenStream, TokenStream)>,
-    /// Statements run once the span exists (`__observra_span: Span`), before the body.
+    /// The span kind (`otel.kind`).
+    pub kind: SpanKind,
+    /// `gen_ai.operation.name`, for the GenAI macros.
+    pub operation: Option<String>,
+    /// `#[traced(metrics)]`: count and time the calls (`observra.metrics`).
+    pub function_metrics: bool,
+    /// Every other static attribute, as (key, literal), in order.
+    pub attrs: Vec<(LitStr, Lit)>,
+    /// Parameters recorded with `Debug`.
+    pub params: Vec<Ident>,
+    /// Statements run once the span exists (`__observra_span`: the
+    /// `tracing` span or the frame-path call), before the body.
     pub dynamic: Vec<TokenStream>,
     /// Statements run on the returned value (the `Ok` value of a `Result`),
-    /// with `__observra_value: &T` and `__observra_span_ref: &Span` in scope.
+    /// with `__observra_value: &T` and `__observra_span_ref` (a reference to
+    /// either span) in scope.
     pub on_value: Option<TokenStream>,
     /// Wrap the returned stream (`#[llm_call(stream)]`).
     pub stream: bool,
@@ -54,22 +111,41 @@ pub struct FramePlan {
 }
 
 impl SpanPlan {
+    /// A plan for an INTERNAL span named `name` that records nothing yet.
     pub fn new(name: LitStr) -> Self {
         SpanPlan {
             name,
-            fields: Vec::new(),
+            kind: SpanKind::Internal,
+            operation: None,
+            function_metrics: false,
+            attrs: Vec::new(),
+            params: Vec::new(),
             dynamic: Vec::new(),
             on_value: None,
             stream: false,
             tracing_only: Vec::new(),
             frame: FramePlan::default(),
-            statics: Vec::new(),
         }
     }
-    /// Adds a static field.
-    pub fn field(&mut self, key: impl ToTokens, value: impl ToTokens) {
-        self.fields.push(quote!(#key = #value));
-        self.statics.push((key.to_token_stream(), value.to_token_stream()));
+    /// Adds a static attribute.
+    pub fn field(&mut self, key: &str, value: impl Into<Lit>) {
+        self.attrs.push((LitStr::new(key, Span::call_site()), value.into()));
+    }
+    /// Adds a literal of `attrs(...)`. The keys with a meaning of their own
+    /// (`otel.kind`, `gen_ai.operation.name`, `observra.metrics`) set that
+    /// meaning, as the runtime's layer reads them on a `tracing` span.
+    fn literal_attr(&mut self, key: &LitStr, value: &Lit) {
+        match (key.value().as_str(), value) {
+            (crate::semconv::OTEL_KIND, Lit::Str(kind)) => {
+                if let Some(kind) = SpanKind::parse(&kind.value()) {
+                    self.kind = kind;
+                }
+            }
+            (crate::semconv::OTEL_KIND, _) => {}
+            (crate::semconv::GEN_AI_OPERATION_NAME, Lit::Str(op)) => self.operation = Some(op.value()),
+            (crate::semconv::OBSERVRA_FUNCTION_METRICS, _) => self.function_metrics = true,
+            _ => self.attrs.push((key.clone(), value.clone())),
+        }
     }
     /// Records `expr` as a typed attribute (via `observra::AttributeValue`).
     pub fn attribute(&mut self, key: impl ToTokens, expr: &syn::Expr) {
@@ -209,24 +285,36 @@ pub fn returns_result(output: &ReturnType) -> bool {
 }
 
 fn expand(mut plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
-    let ItemFn { attrs, vis, sig, block } = func.clone();
-    let (inner_attrs, outer_attrs): (Vec<_>, Vec<_>) =
-        attrs.into_iter().partition(|a| matches!(a.style, AttrStyle::Inner(_)));
     for attr in &common.attrs {
         match &attr.value {
-            AttrValue::Literal(lit) => plan.field(&attr.key, lit),
+            AttrValue::Literal(lit) => plan.literal_attr(&attr.key, lit),
             AttrValue::Expr(expr) => plan.attribute(&attr.key, expr),
         }
     }
-    let mut frame_only = Vec::new();
-    for p in recorded_params(&func, common) {
-        let key = LitStr::new(&syn::ext::IdentExt::unraw(&p).to_string(), p.span());
-        plan.fields.push(quote_spanned!(p.span()=> #key = ::observra::__private::debug_arg(&#p)));
-        frame_only.push(quote_spanned!(p.span()=> ::observra::__private::record_debug(&__observra_span, #key, &#p);));
+    plan.params = recorded_params(&func, common);
+    let ItemFn { attrs, vis, sig, block } = func;
+    let (inner_attrs, outer_attrs): (Vec<_>, Vec<_>) =
+        attrs.into_iter().partition(|a| matches!(a.style, AttrStyle::Inner(_)));
+    let site = frame_site(&plan);
+    let make_span = make_span(&plan, site.as_ref());
+    let returns = Returns::new(&plan, returns_result(&sig.output));
+    let call = CallShape::new(&sig, &block);
+    let define_body = &call.define_body;
+    let arms = call_arms(&call, &returns, site.is_some());
+    quote! {
+        #(#outer_attrs)*
+        #vis #sig {
+            #(#inner_attrs)*
+            #make_span
+            #define_body
+            #arms
+        }
     }
-    let fast = frame_site(&plan);
-    let (name, fields, dynamic, tracing_only) = (&plan.name, &plan.fields, &plan.dynamic, &plan.tracing_only);
+}
 
+/// The function's body, led by a `return` that never runs, so the body's
+/// type inference sees the declared return type as it would unwrapped.
+fn body_block(sig: &Signature, block: &Block) -> TokenStream {
     let fake_return = match &sig.output {
         ReturnType::Type(_, ty) if !contains_impl_trait(ty) => quote! {
             #[allow(
@@ -241,81 +329,165 @@ fn expand(mut plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
         _ => TokenStream::new(),
     };
     let stmts = &block.stmts;
-    let body = quote!({ #fake_return #(#stmts)* });
+    quote!({ #fake_return #(#stmts)* })
+}
 
-    // The span is only built when `tracing` could record it at all; with no
-    // subscriber that check is one relaxed atomic load, and the body runs as
-    // if uninstrumented.
-    let (fast_decl, not_fast) = match &fast {
-        Some(fast) => (
-            quote! {
-                let __observra_fast = if ::observra::__private::enabled() { #fast } else { ::core::option::Option::None };
-                // Before the body takes the parameters, as on the `tracing` path.
-                if let ::core::option::Option::Some(__observra_span) = __observra_fast.as_ref() {
-                    #(#frame_only)*
-                    #(#dynamic)*
-                }
-            },
-            quote!(__observra_fast.is_none() &&),
-        ),
+/// Makes the call's span: the frame path's start when the function has
+/// one (`site`), else (or when it did not start) the `tracing` path's span.
+/// Either is only made when `tracing` could record it at all; with no
+/// subscriber that check is one relaxed atomic load, and the body runs as
+/// if uninstrumented.
+fn make_span(plan: &SpanPlan, site: Option<&TokenStream>) -> TokenStream {
+    let (frame_start, not_fast) = match site {
+        Some(site) => (frame_start(plan, site), quote!(__observra_fast.is_none() &&)),
         None => (TokenStream::new(), TokenStream::new()),
     };
-    let make_span = quote! {
-        #fast_decl
+    let tracing_span = tracing_span(plan);
+    quote! {
+        #frame_start
         let __observra_span = if #not_fast ::observra::__private::enabled() {
-            let __observra_span = ::observra::__private::tracing::span!(
-                target: ::core::module_path!(),
-                ::observra::__private::tracing::Level::INFO,
-                #name
-                #(, #fields)*
-            );
-            if !__observra_span.is_disabled() {
-                #(#tracing_only)*
-                #(#dynamic)*
-            }
-            ::core::option::Option::Some(__observra_span)
+            #tracing_span
         } else {
             ::core::option::Option::None
         };
-    };
+    }
+}
 
-    let is_result = returns_result(&sig.output);
-    // Statements on the returned value, with `__observra_span_ref` bound.
-    let on_return = {
-        let on_err = if is_result {
-            quote! {
-                if let ::core::result::Result::Err(__observra_err) = &__observra_ret {
-                    #[allow(unused_imports)]
-                    use ::observra::__private::{ViaDebug as _, ViaDisplay as _, ViaErrorType as _, ViaNoMessage as _, ViaTypeName as _};
-                    let __observra_e = ::observra::__private::ErrRef(__observra_err);
-                    ::observra::__private::record_error(
-                        __observra_span_ref,
-                        (&&__observra_e).__observra_error_type(),
-                        (&&&__observra_e).__observra_error_message(),
-                        __observra_e.type_name(),
-                    );
-                }
-            }
+/// The frame path's start (`__observra_fast`, an
+/// `Option<::observra::__private::FrameSpan>`), and what it records before
+/// the body takes the parameters, as the `tracing` path does.
+fn frame_start(plan: &SpanPlan, site: &TokenStream) -> TokenStream {
+    let params = plan.params.iter().map(|p| {
+        let key = param_key(p);
+        quote_spanned!(p.span()=> ::observra::__private::record_debug(&__observra_span, #key, &#p);)
+    });
+    let dynamic = &plan.dynamic;
+    quote! {
+        let __observra_fast = if ::observra::__private::enabled() { #site } else { ::core::option::Option::None };
+        if let ::core::option::Option::Some(__observra_span) = __observra_fast.as_ref() {
+            #(#params)*
+            #(#dynamic)*
+        }
+    }
+}
+
+/// The `tracing` path's span (an `Option<Span>`), with what it records
+/// once it exists.
+fn tracing_span(plan: &SpanPlan) -> TokenStream {
+    let name = &plan.name;
+    let fields = tracing_fields(plan);
+    let (tracing_only, dynamic) = (&plan.tracing_only, &plan.dynamic);
+    quote! {
+        let __observra_span = ::observra::__private::tracing::span!(
+            target: ::core::module_path!(),
+            ::observra::__private::tracing::Level::INFO,
+            #name
+            #(, #fields)*
+        );
+        if !__observra_span.is_disabled() {
+            #(#tracing_only)*
+            #(#dynamic)*
+        }
+        ::core::option::Option::Some(__observra_span)
+    }
+}
+
+/// The `tracing` callsite's fields: the operation, the static attributes,
+/// the kind and the metrics flag (all read by the runtime's layer), then
+/// the parameters recorded with `Debug`.
+fn tracing_fields(plan: &SpanPlan) -> Vec<TokenStream> {
+    let sc_key = |key: &str| LitStr::new(key, Span::call_site());
+    let mut fields = Vec::new();
+    if let Some(op) = &plan.operation {
+        let key = sc_key(crate::semconv::GEN_AI_OPERATION_NAME);
+        fields.push(quote!(#key = #op));
+    }
+    fields.extend(plan.attrs.iter().map(|(key, value)| quote!(#key = #value)));
+    if plan.kind != SpanKind::Internal {
+        let (key, kind) = (sc_key(crate::semconv::OTEL_KIND), plan.kind.as_str());
+        fields.push(quote!(#key = #kind));
+    }
+    if plan.function_metrics {
+        let key = sc_key(crate::semconv::OBSERVRA_FUNCTION_METRICS);
+        fields.push(quote!(#key = true));
+    }
+    fields.extend(plan.params.iter().map(|p| {
+        let key = param_key(p);
+        quote_spanned!(p.span()=> #key = ::observra::__private::debug_arg(&#p))
+    }));
+    fields
+}
+
+/// The attribute key of a recorded parameter: its name.
+fn param_key(param: &Ident) -> LitStr {
+    LitStr::new(&syn::ext::IdentExt::unraw(param).to_string(), param.span())
+}
+
+/// What the expansion does with the returned value, on either path.
+struct Returns {
+    /// Records the error or the value, with `__observra_span_ref` bound
+    /// (empty when there is nothing to record).
+    on_return: TokenStream,
+    /// Wraps a returned stream in `LlmStream` when a span records it.
+    wrap: TokenStream,
+    /// Wraps a returned stream when no span records it.
+    passthrough: TokenStream,
+}
+
+impl Returns {
+    fn new(plan: &SpanPlan, is_result: bool) -> Self {
+        let (wrap, passthrough) = stream_wrap(plan.stream, is_result);
+        let on_return = if is_result || plan.on_value.is_some() || plan.stream {
+            let on_err = if is_result { on_err() } else { TokenStream::new() };
+            let on_ok = on_value(plan.on_value.as_ref(), is_result);
+            quote!(if !__observra_span_ref.is_disabled() { #on_err #on_ok })
         } else {
             TokenStream::new()
         };
-        let on_ok = match (&plan.on_value, is_result) {
-            (Some(stmts), true) => quote! {
-                if let ::core::result::Result::Ok(__observra_value) = &__observra_ret {
-                    #stmts
-                }
-            },
-            (Some(stmts), false) => quote! {
-                {
-                    let __observra_value = &__observra_ret;
-                    #stmts
-                }
-            },
-            (None, _) => TokenStream::new(),
-        };
-        quote!(if !__observra_span_ref.is_disabled() { #on_err #on_ok })
-    };
-    let (wrap, passthrough) = match (plan.stream, is_result) {
+        Returns { on_return, wrap, passthrough }
+    }
+}
+
+/// Records an `Err` return: its `error.type` and message, described by the
+/// best trait the error implements.
+fn on_err() -> TokenStream {
+    quote! {
+        if let ::core::result::Result::Err(__observra_err) = &__observra_ret {
+            #[allow(unused_imports)]
+            use ::observra::__private::{ViaDebug as _, ViaDisplay as _, ViaErrorType as _, ViaNoMessage as _, ViaTypeName as _};
+            let __observra_e = ::observra::__private::ErrRef(__observra_err);
+            ::observra::__private::record_error(
+                __observra_span_ref,
+                (&&__observra_e).__observra_error_type(),
+                (&&&__observra_e).__observra_error_message(),
+                __observra_e.type_name(),
+            );
+        }
+    }
+}
+
+/// Runs the plan's statements on the returned value (the `Ok` value of a `Result`).
+fn on_value(stmts: Option<&TokenStream>, is_result: bool) -> TokenStream {
+    match (stmts, is_result) {
+        (Some(stmts), true) => quote! {
+            if let ::core::result::Result::Ok(__observra_value) = &__observra_ret {
+                #stmts
+            }
+        },
+        (Some(stmts), false) => quote! {
+            {
+                let __observra_value = &__observra_ret;
+                #stmts
+            }
+        },
+        (None, _) => TokenStream::new(),
+    }
+}
+
+/// `#[llm_call(stream)]`: the returned stream (or the `Ok` one) wrapped
+/// with the span, and without one.
+fn stream_wrap(stream: bool, is_result: bool) -> (TokenStream, TokenStream) {
+    match (stream, is_result) {
         (false, _) => (TokenStream::new(), TokenStream::new()),
         (true, false) => (
             quote!(let __observra_ret = ::observra::LlmStream::new(__observra_span_ref.clone(), __observra_ret);),
@@ -325,42 +497,59 @@ fn expand(mut plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
             quote!(let __observra_ret = __observra_ret.map(|s| ::observra::LlmStream::new(__observra_span_ref.clone(), s));),
             quote!(let __observra_ret = __observra_ret.map(::observra::LlmStream::passthrough);),
         ),
+    }
+}
+
+/// How the body is defined and called: the only part of the template
+/// that differs between async and sync functions. The span guards are
+/// the same for both paths (`::observra::__private::{Call, instrument}`
+/// take a `tracing` span or a frame-path call alike).
+struct CallShape {
+    /// Binds the body to `__observra_body` (a future, or a `FnOnce`).
+    define_body: TokenStream,
+    /// Runs it with no span.
+    plain_call: TokenStream,
+    /// Runs it with `__observra_span` entered, leaving `__observra_ret`
+    /// and `__observra_span` bound.
+    instrumented_call: TokenStream,
+}
+
+impl CallShape {
+    fn new(sig: &Signature, block: &Block) -> Self {
+        let body = body_block(sig, block);
+        if sig.asyncness.is_some() {
+            CallShape {
+                define_body: quote!(let __observra_body = async move #body;),
+                plain_call: quote!(__observra_body.await),
+                instrumented_call: quote! {
+                    let (__observra_ret, __observra_span) =
+                        ::observra::__private::instrument(__observra_span, __observra_body).await;
+                },
+            }
+        } else {
+            CallShape {
+                define_body: quote!(let __observra_body = ::observra::__private::once(move || #body);),
+                plain_call: quote!(__observra_body()),
+                instrumented_call: quote! {
+                    let __observra_guard = ::observra::__private::Call::enter(&__observra_span);
+                    let __observra_ret = __observra_body();
+                },
+            }
+        }
+    }
+}
+
+/// The call: on the frame path when it started (never for `stream`, so
+/// no wrap there), else with the `tracing` span, else plain.
+fn call_arms(call: &CallShape, returns: &Returns, has_frame: bool) -> TokenStream {
+    let CallShape { plain_call, instrumented_call, .. } = call;
+    let Returns { on_return, wrap, passthrough } = returns;
+    let recorded = quote! {
+        #instrumented_call
+        let __observra_span_ref = &__observra_span;
+        let _ = __observra_span_ref;
+        #on_return
     };
-    // Only the way the body is defined and called differs between async and
-    // sync functions; the rest of the template is shared.
-    let (define_body, plain_call, instrumented_call, fast_call) = if sig.asyncness.is_some() {
-        (
-            quote!(let __observra_body = async move #body;),
-            quote!(__observra_body.await),
-            quote! {
-                let (__observra_ret, __observra_span) =
-                    ::observra::__private::instrument(__observra_span, __observra_body).await;
-                let __observra_span_ref = &__observra_span;
-            },
-            quote! {
-                let (__observra_ret, __observra_span) =
-                    ::observra::__private::frame_instrument(__observra_span, __observra_body).await;
-                let __observra_span_ref = &__observra_span;
-            },
-        )
-    } else {
-        (
-            quote!(let __observra_body = ::observra::__private::once(move || #body);),
-            quote!(__observra_body()),
-            quote! {
-                let __observra_guard = ::observra::__private::SyncSpan::enter(__observra_span);
-                let __observra_ret = __observra_body();
-                let __observra_span_ref = __observra_guard.span();
-            },
-            quote! {
-                let __observra_guard = ::observra::__private::FrameSync::enter(&__observra_span);
-                let __observra_ret = __observra_body();
-                let __observra_span_ref = __observra_guard.span();
-            },
-        )
-    };
-    let needs_return_handling = is_result || plan.on_value.is_some() || plan.stream;
-    let on_return = if needs_return_handling { on_return } else { TokenStream::new() };
     let tracing_arms = quote! {
         match __observra_span {
             ::core::option::Option::None => {
@@ -369,51 +558,23 @@ fn expand(mut plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
                 __observra_ret
             }
             ::core::option::Option::Some(__observra_span) => {
-                #instrumented_call
-                let _ = __observra_span_ref;
-                #on_return
+                #recorded
                 #wrap
                 __observra_ret
             }
         }
     };
-    // The frame path (never for `stream`, so no wrap).
-    let arms = match &fast {
-        Some(_) => quote! {
-            if let ::core::option::Option::Some(__observra_span) = __observra_fast {
-                #fast_call
-                let _ = __observra_span_ref;
-                #on_return
-                __observra_ret
-            } else {
-                #tracing_arms
-            }
-        },
-        None => tracing_arms,
-    };
-    let new_body = quote! {
-        #make_span
-        #define_body
-        #arms
-    };
-
-    let mut out = TokenStream::new();
-    for a in &outer_attrs {
-        a.to_tokens(&mut out);
+    if !has_frame {
+        return tracing_arms;
     }
     quote! {
-        #vis #sig {
-            #(#inner_attrs)*
-            #new_body
+        if let ::core::option::Option::Some(__observra_span) = __observra_fast {
+            #recorded
+            __observra_ret
+        } else {
+            #tracing_arms
         }
     }
-    .to_tokens(&mut out);
-    out
-}
-
-/// The value of a string-literal token stream.
-fn literal_value(tokens: &TokenStream) -> Option<String> {
-    syn::parse2::<LitStr>(tokens.clone()).ok().map(|l| l.value())
 }
 
 /// The frame path's call site: a `static` with everything known at compile
@@ -424,37 +585,16 @@ fn frame_site(plan: &SpanPlan) -> Option<TokenStream> {
     if plan.frame.off {
         return None;
     }
-    let mut kind = quote!(Internal);
-    let mut operation = quote!(::core::option::Option::None);
-    let mut function = quote!(::core::option::Option::None);
-    let mut attrs = Vec::new();
-    for (key, value) in &plan.statics {
-        match literal_value(key).as_deref() {
-            Some(crate::semconv::OTEL_KIND) => {
-                kind = match literal_value(value).as_deref() {
-                    Some("client") => quote!(Client),
-                    Some("server") => quote!(Server),
-                    Some("producer") => quote!(Producer),
-                    Some("consumer") => quote!(Consumer),
-                    _ => quote!(Internal),
-                }
-            }
-            Some(crate::semconv::OBSERVRA_FUNCTION_METRICS) => {
-                let name = &plan.name;
-                function = quote!(::core::option::Option::Some((#name, ::core::module_path!())));
-            }
-            Some(crate::semconv::GEN_AI_OPERATION_NAME) => operation = quote!(::core::option::Option::Some(#value)),
-            _ => attrs.push(quote!((#key, &#value as &'static dyn ::observra::__private::StaticAttr))),
-        }
-    }
-    let name = match &plan.frame.name {
-        Some(n) => quote!(#n),
-        None => plan.name.to_token_stream(),
-    };
-    let model = match &plan.frame.model {
-        Some(m) => quote!(::core::option::Option::Some(#m)),
-        None => quote!(::core::option::Option::None),
-    };
+    let some = |t: TokenStream| quote!(::core::option::Option::Some(#t));
+    let none = quote!(::core::option::Option::None);
+    let kind = plan.kind.variant();
+    let operation = plan.operation.as_ref().map_or(none.clone(), |op| some(quote!(#op)));
+    let callsite = &plan.name;
+    let function = if plan.function_metrics { some(quote!((#callsite, ::core::module_path!()))) } else { none.clone() };
+    let attrs =
+        plan.attrs.iter().map(|(key, value)| quote!((#key, &#value as &'static dyn ::observra::__private::StaticAttr)));
+    let name = plan.frame.name.as_ref().map_or(callsite.to_token_stream(), |n| quote!(#n));
+    let model = plan.frame.model.as_ref().map_or(none, |m| some(quote!(#m)));
     let name_with_model = plan.frame.model_expr.is_some();
     let begin = match &plan.frame.model_expr {
         Some(m) => quote!(__observra_start.start_with_model(#m)),
@@ -495,14 +635,9 @@ pub fn traced(args: TokenStream, item: TokenStream) -> TokenStream {
             LitStr::new(&syn::ext::IdentExt::unraw(&func.sig.ident).to_string(), func.sig.ident.span())
         });
         let mut plan = SpanPlan::new(name);
-        if metrics {
-            plan.field(crate::semconv::OBSERVRA_FUNCTION_METRICS, true);
-        }
-        if let Some((kind, span)) = kind {
-            if kind != "internal" {
-                plan.fields.push(quote_spanned!(span=> "otel.kind" = #kind));
-                plan.statics.push((quote!("otel.kind"), quote!(#kind)));
-            }
+        plan.function_metrics = metrics;
+        if let Some((kind, _)) = kind {
+            plan.kind = SpanKind::parse(&kind).unwrap_or_default();
         }
         Some(plan)
     })

@@ -3,12 +3,13 @@
 //! from the `observra-semconv` crate the runtime uses too, so no
 //! name is spelled twice.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{ItemFn, LitStr, ReturnType};
+use syn::{Expr, ItemFn, Lit, LitBool, LitStr, ReturnType};
 
-use crate::expand::{SpanPlan, impl_trait_bounds, run};
+use crate::args::{Errors, RawArg};
+use crate::expand::{SpanKind, SpanPlan, impl_trait_bounds, run};
 use crate::semconv as sc;
 
 const TOOL_TYPES: &[&str] = &["function", "extension", "datastore"];
@@ -31,7 +32,7 @@ const REQUEST_PARAMS: &[(&str, &str)] = &[
 ];
 
 fn lit(s: &str) -> LitStr {
-    LitStr::new(s, proc_macro2::Span::call_site())
+    LitStr::new(s, Span::call_site())
 }
 
 /// The plan of a GenAI `operation` span: named `{operation} {target}`
@@ -42,7 +43,7 @@ fn operation_plan(operation: &str, target: Option<&str>) -> SpanPlan {
         None => operation.to_string(),
     };
     let mut plan = SpanPlan::new(lit(&name));
-    plan.field(sc::GEN_AI_OPERATION_NAME, operation);
+    plan.operation = Some(operation.to_string());
     plan
 }
 
@@ -58,7 +59,7 @@ fn valid_provider(p: &str) -> bool {
 }
 
 /// A `provider = "..."` argument: a lowercase identifier, or an error.
-fn provider_arg(arg: &crate::args::RawArg, errors: &mut crate::args::Errors) -> Option<LitStr> {
+fn provider_arg(arg: &RawArg, errors: &mut Errors) -> Option<LitStr> {
     let p = arg.lit_str(errors)?;
     if valid_provider(&p.value()) {
         return Some(p);
@@ -71,8 +72,8 @@ fn provider_arg(arg: &crate::args::RawArg, errors: &mut crate::args::Errors) -> 
 }
 
 /// Statements capturing `expr` as content under `key` when capture is on.
-fn capture(plan: &mut SpanPlan, helper: &str, key: &str, expr: &syn::Expr) {
-    let helper = syn::Ident::new(helper, proc_macro2::Span::call_site());
+fn capture(plan: &mut SpanPlan, helper: &str, key: &str, expr: &Expr) {
+    let helper = syn::Ident::new(helper, Span::call_site());
     let value = quote_spanned!(expr.span()=> &(#expr));
     plan.dynamic.push(quote! {
         if ::observra::__private::capturing() {
@@ -81,67 +82,101 @@ fn capture(plan: &mut SpanPlan, helper: &str, key: &str, expr: &syn::Expr) {
     });
 }
 
-/// `#[llm_call]`.
-pub fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
-    let mut own: Vec<&'static str> =
-        vec!["provider", "model", "operation", "stream", "input", "system", "response", "request"];
-    own.extend(REQUEST_PARAMS.iter().map(|(k, _)| *k));
-    run("llm_call", &own, args, item, |raw, func, errors| {
-        let mut provider = None;
-        let mut model = None;
-        let mut operation = (sc::operation::CHAT.to_string(), proc_macro2::Span::call_site());
-        let mut stream = None;
-        let mut response_manual = false;
-        let mut params = Vec::new();
-        let mut input = None;
-        let mut system = None;
-        let mut request = None;
+/// `#[llm_call]`'s own arguments, each checked on its own.
+struct LlmArgs {
+    /// `gen_ai.provider.name` (required).
+    provider: Option<LitStr>,
+    /// `gen_ai.request.model` (required, or given by `request`).
+    model: Option<Expr>,
+    /// `gen_ai.operation.name` (default `chat`).
+    operation: String,
+    /// Where `stream` was given.
+    stream: Option<Span>,
+    /// `response = manual`: the return value is not read.
+    response_manual: bool,
+    /// Request parameters: (attribute, expression).
+    params: Vec<(&'static str, Expr)>,
+    /// Input messages, captured when capture is on.
+    input: Option<Expr>,
+    /// System instructions, captured when capture is on.
+    system: Option<Expr>,
+    /// A value implementing `observra::LlmRequest`.
+    request: Option<Expr>,
+}
+
+impl LlmArgs {
+    /// The arguments `#[llm_call]` takes besides the common ones.
+    fn names() -> Vec<&'static str> {
+        let mut own = vec!["provider", "model", "operation", "stream", "input", "system", "response", "request"];
+        own.extend(REQUEST_PARAMS.iter().map(|(k, _)| *k));
+        own
+    }
+
+    /// Checks each argument.
+    fn parse(raw: &[RawArg], errors: &mut Errors) -> Self {
+        let mut args = LlmArgs {
+            provider: None,
+            model: None,
+            operation: sc::operation::CHAT.to_string(),
+            stream: None,
+            response_manual: false,
+            params: Vec::new(),
+            input: None,
+            system: None,
+            request: None,
+        };
         for arg in raw {
             let key = arg.key.to_string();
             match key.as_str() {
-                "provider" => provider = provider_arg(arg, errors),
-                "model" => model = arg.expr(errors),
+                "provider" => args.provider = provider_arg(arg, errors),
+                "model" => args.model = arg.expr(errors),
                 "operation" => {
-                    if let Some(op) = arg.choice(sc::operation::LLM, errors) {
-                        operation = op;
+                    if let Some((op, _)) = arg.choice(sc::operation::LLM, errors) {
+                        args.operation = op;
                     }
                 }
                 "stream" => {
                     if arg.flag(errors) {
-                        stream = Some(arg.key.span());
+                        args.stream = Some(arg.key.span());
                     }
                 }
-                "response" => response_manual = arg.choice(RESPONSE_MODES, errors).is_some_and(|(m, _)| m == "manual"),
-                "input" => input = arg.expr(errors),
-                "system" => system = arg.expr(errors),
-                "request" => request = arg.expr(errors),
+                "response" => {
+                    args.response_manual = arg.choice(RESPONSE_MODES, errors).is_some_and(|(m, _)| m == "manual")
+                }
+                "input" => args.input = arg.expr(errors),
+                "system" => args.system = arg.expr(errors),
+                "request" => args.request = arg.expr(errors),
                 _ => {
                     if let Some((_, attr)) = REQUEST_PARAMS.iter().find(|(k, _)| *k == key) {
-                        if let Some(e) = arg.expr(errors) {
-                            params.push((*attr, e));
-                        }
+                        args.params.extend(arg.expr(errors).map(|e| (*attr, e)));
                     }
                 }
             }
         }
-        let here = proc_macro2::Span::call_site();
-        if provider.is_none() && !raw.iter().any(|a| a.key == "provider") {
+        args
+    }
+
+    /// Cross-argument checks: a provider and a model are required (a
+    /// `request` gives the model), and `stream` needs a returned stream.
+    fn check(&mut self, raw: &[RawArg], func: &ItemFn, errors: &mut Errors) {
+        let here = Span::call_site();
+        if self.provider.is_none() && !raw.iter().any(|a| a.key == "provider") {
             errors.error(
                 here,
                 "#[llm_call] needs `provider = \"...\"` (gen_ai.provider.name), e.g. provider = \"openai\"",
             );
         }
-        if let (None, Some(req)) = (&model, &request) {
+        if let (None, Some(req)) = (&self.model, &self.request) {
             // The request knows its model.
-            model = Some(syn::parse_quote_spanned!(req.span()=> ::observra::LlmRequest::model(&(#req))));
+            self.model = Some(syn::parse_quote_spanned!(req.span()=> ::observra::LlmRequest::model(&(#req))));
         }
-        if model.is_none() && !raw.iter().any(|a| a.key == "model" || a.key == "request") {
+        if self.model.is_none() && !raw.iter().any(|a| a.key == "model" || a.key == "request") {
             errors.error(
                 here,
                 "#[llm_call] needs `model = <expr>` (gen_ai.request.model), e.g. model = req.model, or `request = <expr>` of a type implementing observra::LlmRequest",
             );
         }
-        if let Some(span) = stream {
+        if let Some(span) = self.stream {
             let is_stream = match &func.sig.output {
                 ReturnType::Type(_, ty) => impl_trait_bounds(ty).any(|b| b == "Stream"),
                 ReturnType::Default => false,
@@ -153,61 +188,86 @@ pub fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
                 );
             }
         }
-        let (provider, model) = (provider?, model?);
-        let (op, _) = &operation;
+    }
+}
+
+/// `#[llm_call]`.
+pub fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
+    run("llm_call", &LlmArgs::names(), args, item, |raw, func, errors| {
+        let mut args = LlmArgs::parse(raw, errors);
+        args.check(raw, func, errors);
+        let (provider, model) = (args.provider.take()?, args.model.take()?);
+        let op = &args.operation;
         let mut plan = SpanPlan::new(lit(op));
-        plan.field(sc::GEN_AI_OPERATION_NAME, op);
-        plan.field(sc::GEN_AI_PROVIDER_NAME, &provider);
-        plan.field(sc::OTEL_KIND, "client");
-        if stream.is_some() {
-            plan.field(sc::GEN_AI_REQUEST_STREAM, true);
+        plan.operation = Some(op.clone());
+        plan.field(sc::GEN_AI_PROVIDER_NAME, provider);
+        plan.kind = SpanKind::Client;
+        if args.stream.is_some() {
+            plan.field(sc::GEN_AI_REQUEST_STREAM, LitBool::new(true, Span::call_site()));
         }
-        let start = match &model {
-            // A literal model: the span name is built here, not on every call.
-            syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(lit_model), .. }) => {
-                let name = format!("{op} {}", lit_model.value());
-                plan.frame.model = Some(lit_model.clone());
-                let start = quote! { ::observra::__private::llm_start_static(&__observra_span, #name, #lit_model); };
-                plan.frame.name = Some(name);
-                start
-            }
-            _ => {
-                let model_ref = quote_spanned!(model.span()=> ::core::convert::AsRef::<str>::as_ref(&(#model)));
-                plan.frame.model_expr = Some(model_ref.clone());
-                quote! { ::observra::__private::llm_start(&__observra_span, #op, #model_ref); }
-            }
-        };
-        plan.tracing_only.push(start);
+        llm_model(&mut plan, op, &model);
         // The frame path, unless the function needs its `tracing` span.
-        plan.frame.off = response_manual || stream.is_some();
-        if let Some(req) = &request {
-            let value = quote_spanned!(req.span()=> &(#req));
-            plan.dynamic.push(quote! {
-                ::observra::__private::record_llm_request(&__observra_span, #value);
-            });
-        }
-        // Explicit parameters come after the request's, so they win.
-        for (attr, expr) in &params {
-            plan.attribute(attr, expr);
-        }
-        if let Some(e) = &input {
-            capture(&mut plan, "capture_messages", sc::GEN_AI_INPUT_MESSAGES, e);
-        }
-        if let Some(e) = &system {
-            capture(&mut plan, "capture_system", sc::GEN_AI_SYSTEM_INSTRUCTIONS, e);
-        }
-        plan.stream = stream.is_some();
-        if !response_manual && stream.is_none() {
-            let ret_span = match &func.sig.output {
-                ReturnType::Type(_, ty) => ty.span(),
-                ReturnType::Default => func.sig.ident.span(),
-            };
-            plan.on_value = Some(quote_spanned! {ret_span=>
-                ::observra::__private::record_llm_response(__observra_span_ref, __observra_value);
-            });
+        plan.frame.off = args.response_manual || args.stream.is_some();
+        llm_request(&mut plan, &args);
+        plan.stream = args.stream.is_some();
+        if !args.response_manual && args.stream.is_none() {
+            plan.on_value = Some(llm_response(func));
         }
         Some(plan)
     })
+}
+
+/// How the span learns its request model: a literal names the span
+/// `{operation} {model}` at compile time; an expression does per call.
+fn llm_model(plan: &mut SpanPlan, op: &str, model: &Expr) {
+    let start = match model {
+        // A literal model: the span name is built here, not on every call.
+        Expr::Lit(syn::ExprLit { lit: Lit::Str(lit_model), .. }) => {
+            let name = format!("{op} {}", lit_model.value());
+            plan.frame.model = Some(lit_model.clone());
+            let start = quote! { ::observra::__private::llm_start_static(&__observra_span, #name, #lit_model); };
+            plan.frame.name = Some(name);
+            start
+        }
+        _ => {
+            let model_ref = quote_spanned!(model.span()=> ::core::convert::AsRef::<str>::as_ref(&(#model)));
+            plan.frame.model_expr = Some(model_ref.clone());
+            quote! { ::observra::__private::llm_start(&__observra_span, #op, #model_ref); }
+        }
+    };
+    plan.tracing_only.push(start);
+}
+
+/// What the call records from its arguments: the request, then the
+/// explicit parameters (so they win), then the captured input.
+fn llm_request(plan: &mut SpanPlan, args: &LlmArgs) {
+    if let Some(req) = &args.request {
+        let value = quote_spanned!(req.span()=> &(#req));
+        plan.dynamic.push(quote! {
+            ::observra::__private::record_llm_request(&__observra_span, #value);
+        });
+    }
+    for (attr, expr) in &args.params {
+        plan.attribute(attr, expr);
+    }
+    if let Some(e) = &args.input {
+        capture(plan, "capture_messages", sc::GEN_AI_INPUT_MESSAGES, e);
+    }
+    if let Some(e) = &args.system {
+        capture(plan, "capture_system", sc::GEN_AI_SYSTEM_INSTRUCTIONS, e);
+    }
+}
+
+/// Reads the returned `LlmResponse`; a type that is not one is an error
+/// pointing at the return type.
+fn llm_response(func: &ItemFn) -> TokenStream {
+    let ret_span = match &func.sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => func.sig.ident.span(),
+    };
+    quote_spanned! {ret_span=>
+        ::observra::__private::record_llm_response(__observra_span_ref, __observra_value);
+    }
 }
 
 /// `#[tool_call]`.
@@ -234,9 +294,9 @@ pub fn tool_call(args: TokenStream, item: TokenStream) -> TokenStream {
         }
         let name = name.map(|n| n.value()).unwrap_or_else(|| fn_name(func));
         let mut plan = operation_plan(sc::operation::EXECUTE_TOOL, Some(&name));
-        plan.field(sc::GEN_AI_TOOL_NAME, &name);
-        plan.field(sc::GEN_AI_TOOL_TYPE, &tool_type);
-        if let Some(d) = &description {
+        plan.field(sc::GEN_AI_TOOL_NAME, lit(&name));
+        plan.field(sc::GEN_AI_TOOL_TYPE, lit(&tool_type));
+        if let Some(d) = description {
             plan.field(sc::GEN_AI_TOOL_DESCRIPTION, d);
         }
         if let Some(e) = &call_id {
@@ -277,19 +337,19 @@ pub fn retrieval(args: TokenStream, item: TokenStream) -> TokenStream {
         }
         let mut plan = operation_plan(sc::operation::RETRIEVAL, data_source.as_ref().map(LitStr::value).as_deref());
         // A retriever is called over the network as a rule: CLIENT, as the conventions say.
-        plan.field(crate::semconv::OTEL_KIND, "client");
-        if let Some(d) = &data_source {
+        plan.kind = SpanKind::Client;
+        if let Some(d) = data_source {
             plan.field(sc::GEN_AI_DATA_SOURCE_ID, d);
         }
-        if let Some(p) = &provider {
+        if let Some(p) = provider {
             plan.field(sc::GEN_AI_PROVIDER_NAME, p);
         }
-        if let Some(m) = &model {
+        if let Some(m) = model {
             plan.field(sc::GEN_AI_REQUEST_MODEL, m);
         }
         if let Some(k) = &top_k {
             // The conventions' top_k is a double.
-            let as_f64: syn::Expr = syn::parse_quote_spanned!(k.span()=> ((#k) as f64));
+            let as_f64: Expr = syn::parse_quote_spanned!(k.span()=> ((#k) as f64));
             plan.attribute(sc::GEN_AI_REQUEST_TOP_K, &as_f64);
         }
         if let Some(q) = &query {
@@ -312,7 +372,7 @@ pub fn agent(args: TokenStream, item: TokenStream) -> TokenStream {
         |raw, _func, errors| {
             let mut name = None;
             let mut plan_fields: Vec<(&str, LitStr)> = Vec::new();
-            let mut dynamic: Vec<(&str, syn::Expr)> = Vec::new();
+            let mut dynamic: Vec<(&str, Expr)> = Vec::new();
             let mut remote = false;
             for arg in raw {
                 match arg.key.to_string().as_str() {
@@ -327,14 +387,14 @@ pub fn agent(args: TokenStream, item: TokenStream) -> TokenStream {
                 }
             }
             let mut plan = operation_plan(sc::operation::INVOKE_AGENT, name.as_ref().map(LitStr::value).as_deref());
-            if let Some(n) = &name {
+            if let Some(n) = name {
                 plan.field(sc::GEN_AI_AGENT_NAME, n);
             }
-            for (k, v) in &plan_fields {
+            for (k, v) in plan_fields {
                 plan.field(k, v);
             }
             if remote {
-                plan.field(sc::OTEL_KIND, "client");
+                plan.kind = SpanKind::Client;
             }
             for (k, e) in &dynamic {
                 plan.attribute(k, e);
@@ -350,7 +410,7 @@ pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
         let name = raw.iter().find(|a| a.key == "name").and_then(|a| a.lit_str(errors));
         let name = name.map(|n| n.value()).unwrap_or_else(|| fn_name(func));
         let mut plan = operation_plan(sc::operation::INVOKE_WORKFLOW, Some(&name));
-        plan.field(sc::GEN_AI_WORKFLOW_NAME, &name);
+        plan.field(sc::GEN_AI_WORKFLOW_NAME, lit(&name));
         Some(plan)
     })
 }

@@ -7,14 +7,10 @@
 
 use std::borrow::Cow;
 use std::fmt::{Debug, Display};
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use opentelemetry::{Key, StringValue, Value};
 pub use tracing;
 use tracing::Span;
-use tracing::span::EnteredSpan;
 
 pub use crate::base::frame::{Frame, Site, StaticAttr};
 use crate::error::ErrorType;
@@ -22,109 +18,14 @@ use crate::genai::LlmResponse;
 use crate::genai::request::LlmRequest;
 use crate::genai::retrieval::RetrievalResponse;
 use crate::policy::content::{CaptureContent, CaptureMessages};
-pub use crate::record::call::{
-    FrameInstrumented, FrameSpan, FrameStart, FrameSync, begin as frame_begin, instrument as frame_instrument,
-};
+pub use crate::record::call::{FrameSpan, FrameStart, begin as frame_begin};
+pub use crate::record::guard::{Call, CallSpan, Instrumented, instrument};
 use crate::record::layer::with_record;
+use crate::record::target::with_sink;
 pub use crate::record::target::{Target, record_error, set_attribute};
-use crate::record::target::{fail, with_sink};
 pub use opentelemetry::trace::SpanKind;
 
 use observra_semconv as sc;
-
-/// Keeps a sync function's span entered for the call and notices panics.
-pub struct SyncSpan {
-    span: EnteredSpan,
-}
-
-impl SyncSpan {
-    /// Enters `span` for the rest of the call.
-    #[inline]
-    pub fn enter(span: Span) -> Self {
-        SyncSpan { span: span.entered() }
-    }
-    /// The span being recorded.
-    #[inline]
-    pub fn span(&self) -> &Span {
-        &self.span
-    }
-}
-
-impl Drop for SyncSpan {
-    #[inline]
-    fn drop(&mut self) {
-        if std::thread::panicking() && !self.span.is_disabled() {
-            record_failure(&self.span, sc::ERROR_PANIC, "the function panicked");
-        }
-    }
-}
-
-/// Records a panic if it unwinds through a `poll`.
-struct PanicWatch<'a>(&'a Span);
-
-impl Drop for PanicWatch<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() && !self.0.is_disabled() {
-            record_failure(self.0, sc::ERROR_PANIC, "the function panicked");
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// An async function's body with its span: entered on every poll, ended
-    /// as `cancelled` if dropped before completion, `panic` if a poll panics.
-    /// Resolves to the body's output and the span, so the caller can record
-    /// the result before the span closes.
-    pub struct Instrumented<F> {
-        #[pin]
-        inner: F,
-        span: Option<Span>,
-    }
-
-    impl<F> PinnedDrop for Instrumented<F> {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            if let Some(span) = this.span.take() {
-                if !span.is_disabled() {
-                    record_failure(&span, sc::ERROR_CANCELLED, "the future was dropped before it completed");
-                }
-            }
-        }
-    }
-}
-
-/// Wraps an async body with its span.
-#[inline]
-pub fn instrument<F: Future>(span: Span, inner: F) -> Instrumented<F> {
-    Instrumented { inner, span: Some(span) }
-}
-
-impl<F: Future> Future for Instrumented<F> {
-    type Output = (F::Output, Span);
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let Some(span) = this.span.as_ref() else {
-            // Polled after completion: the body itself decides what that means.
-            return this.inner.poll(cx).map(|out| (out, Span::none()));
-        };
-        let _enter = span.enter();
-        let watch = PanicWatch(span);
-        let poll = this.inner.poll(cx);
-        std::mem::forget(watch);
-        drop(_enter);
-        match poll {
-            Poll::Ready(out) => Poll::Ready((out, this.span.take().unwrap_or_else(Span::none))),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-/// Marks `span` failed (`panic`, `cancelled`) unless a failure is already recorded.
-pub fn record_failure(span: &Span, error_type: &'static str, message: &'static str) {
-    fail(span, error_type, message);
-}
 
 /// Sets the exported name of `span`.
 pub fn set_name(span: &Span, name: impl Into<Cow<'static, str>>) {

@@ -49,20 +49,14 @@ pub(crate) struct Instruments {
 impl Instruments {
     /// Every GenAI, agent, function, HTTP, MCP and evaluation instrument, on `meter`.
     pub(crate) fn new(meter: &Meter) -> Self {
-        let seconds = |name: &'static str, description: &'static str, buckets: &[f64]| {
-            meter
-                .f64_histogram(name)
-                .with_unit("s")
-                .with_description(description)
-                .with_boundaries(buckets.to_vec())
-                .build()
+        let histogram = |name: &'static str, unit: &'static str, description: &'static str, buckets: &[f64]| {
+            meter.f64_histogram(name).with_unit(unit).with_description(description).with_boundaries(buckets.to_vec())
         };
+        let seconds = |name, description, buckets| histogram(name, "s", description, buckets).build();
         let count = |name: &'static str, unit: &'static str, description: &'static str| {
             meter.u64_counter(name).with_unit(unit).with_description(description).build()
         };
-        let usd = |name: &'static str, description: &'static str| {
-            meter.f64_counter(name).with_unit("{USD}").with_description(description).build()
-        };
+        let usd = |name, description| meter.f64_counter(name).with_unit("{USD}").with_description(description).build();
         Instruments {
             operation_duration: seconds(m::OPERATION_DURATION, "GenAI operation duration.", m::DURATION_BUCKETS),
             token_usage: meter
@@ -119,12 +113,13 @@ impl Instruments {
                 "The duration of the MCP request or notification as observed on the sender.",
                 m::MCP_DURATION_BUCKETS,
             ),
-            evaluation_score: meter
-                .f64_histogram(m::EVALUATION_SCORE)
-                .with_unit("{score}")
-                .with_description("Evaluation scores of GenAI calls, by evaluation name and label.")
-                .with_boundaries(m::EVALUATION_BUCKETS.to_vec())
-                .build(),
+            evaluation_score: histogram(
+                m::EVALUATION_SCORE,
+                "{score}",
+                "Evaluation scores of GenAI calls, by evaluation name and label.",
+                m::EVALUATION_BUCKETS,
+            )
+            .build(),
             mcp_server_duration: seconds(
                 m::MCP_SERVER_DURATION,
                 "MCP request or notification duration as observed on the receiver.",

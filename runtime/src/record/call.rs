@@ -6,20 +6,17 @@
 //! takes the ids and the start time into a [`Frame`] that points at the
 //! call site's static description ([`Site`]), keeps it on the thread's
 //! context stack while the body runs (so `tracing` spans and events inside
-//! it nest under it), and hands it to [`super::close`] when it ends.
+//! it nest under it; [`super::guard`] enters it, as it does a `tracing`
+//! span), and hands it to [`super::close`] when it ends.
 //! `tracing::Span::current()` inside the body is the enclosing span.
 //! Functions that need a `tracing` span of their own (`response = manual`,
 //! `stream`), content capture, any subscriber observra does not own, and
 //! [`crate::Builder::fast_path`]`(false)` (`OBSERVRA_FAST_PATH=false`) use
 //! the `tracing` path, whose layer records into the same [`Frame`].
 
-use std::borrow::Cow;
 use std::cell::RefCell;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
 
 use opentelemetry::StringValue;
 use opentelemetry::trace::SpanId;
@@ -28,7 +25,6 @@ use opentelemetry_sdk::trace::{SamplingDecision, ShouldSample};
 use super::{close, innermost, push_frame, take_frame, with_entered};
 use crate::base::frame::{Frame, Site};
 use crate::base::state::{FRAME_PATH, with_installed};
-use observra_semconv as sc;
 
 /// Whether the current `tracing` dispatcher is the subscriber observra built.
 fn own_subscriber() -> bool {
@@ -81,7 +77,8 @@ impl std::fmt::Debug for FrameSpan {
 }
 
 impl FrameSpan {
-    fn none() -> Self {
+    /// A call that records nothing.
+    pub(super) fn none() -> Self {
         FrameSpan { frame: RefCell::new(None), span_id: SpanId::INVALID }
     }
 
@@ -127,40 +124,29 @@ impl FrameSpan {
         with_entered(self.span_id, f);
     }
 
-    /// Makes the call the innermost span of this thread.
-    fn enter(&self) {
-        let Ok(mut local) = self.frame.try_borrow_mut() else { return };
-        let Some(frame) = local.take() else { return };
-        // Not on the stack (re-entrant or torn down): it stays here.
-        *local = push_frame(frame);
+    /// Makes the call the innermost span of this thread until the guard drops.
+    pub(super) fn enter(&self) -> Entered<'_> {
+        if let Ok(mut local) = self.frame.try_borrow_mut() {
+            if let Some(frame) = local.take() {
+                // Not on the stack (re-entrant or torn down): it stays here.
+                *local = push_frame(frame);
+            }
+        }
+        Entered(self)
     }
 
-    /// Takes the call off this thread's stack.
+    /// Takes the call off this thread's stack, if it is there.
     fn exit(&self) {
-        if let Some(frame) = self.take_entered() {
+        if self.is_disabled() || self.frame.try_borrow().map_or(true, |f| f.is_some()) {
+            return;
+        }
+        if let Some(frame) = take_frame(self.span_id) {
             match self.frame.try_borrow_mut() {
                 Ok(mut local) => *local = Some(frame),
                 // Cannot happen (nothing else borrows it now); never lose the call.
                 Err(_) => close(frame),
             }
         }
-    }
-
-    /// Takes the call off this thread's stack, if it is there.
-    fn take_entered(&self) -> Option<Frame> {
-        if self.is_disabled() || self.frame.try_borrow().map_or(true, |f| f.is_some()) {
-            return None;
-        }
-        take_frame(self.span_id)
-    }
-
-    /// Marks the call failed (`panic`, `cancelled`) unless it already is.
-    pub(crate) fn fail(&self, error_type: &'static str, message: &'static str) {
-        self.with(|f| {
-            if !f.has_error() {
-                f.set_error(Cow::Borrowed(error_type), message.to_string());
-            }
-        });
     }
 }
 
@@ -174,94 +160,13 @@ impl Drop for FrameSpan {
     }
 }
 
-/// The call entered for a scope: exits on drop, and records a panic that
-/// unwinds through it.
-struct Entered<'a>(&'a FrameSpan);
+/// The call entered on this thread ([`FrameSpan::enter`]): takes it off
+/// the thread's stack when dropped.
+pub struct Entered<'a>(&'a FrameSpan);
 
 impl Drop for Entered<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.0.exit();
-        if std::thread::panicking() {
-            self.0.fail(sc::ERROR_PANIC, "the function panicked");
-        }
-    }
-}
-
-/// Keeps a sync function's call entered for its body, and ends it there.
-pub struct FrameSync<'a> {
-    span: &'a FrameSpan,
-}
-
-impl<'a> FrameSync<'a> {
-    /// Enters `span` for the rest of the call.
-    #[inline]
-    pub fn enter(span: &'a FrameSpan) -> Self {
-        span.enter();
-        FrameSync { span }
-    }
-    /// The call being recorded.
-    #[inline]
-    pub fn span(&self) -> &FrameSpan {
-        self.span
-    }
-}
-
-impl Drop for FrameSync<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.span.fail(sc::ERROR_PANIC, "the function panicked");
-        }
-        // Ends the call straight from the thread's stack (the span, dropped
-        // next, then has nothing left to end).
-        match self.span.take_entered() {
-            Some(frame) => close(frame),
-            None => self.span.exit(),
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// An async call's body: the call is entered on every poll, ended as
-    /// `cancelled` if dropped before completion, `panic` if a poll panics.
-    /// Resolves to the body's output and the call.
-    pub struct FrameInstrumented<F> {
-        #[pin]
-        inner: F,
-        span: Option<FrameSpan>,
-    }
-
-    impl<F> PinnedDrop for FrameInstrumented<F> {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            if let Some(span) = this.span.take() {
-                span.fail(sc::ERROR_CANCELLED, "the future was dropped before it completed");
-            }
-        }
-    }
-}
-
-/// Wraps an async body with its call.
-#[inline]
-pub fn instrument<F: Future>(span: FrameSpan, inner: F) -> FrameInstrumented<F> {
-    FrameInstrumented { inner, span: Some(span) }
-}
-
-impl<F: Future> Future for FrameInstrumented<F> {
-    type Output = (F::Output, FrameSpan);
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let Some(span) = this.span.as_ref() else {
-            return this.inner.poll(cx).map(|out| (out, FrameSpan::none()));
-        };
-        span.enter();
-        let entered = Entered(span);
-        let poll = this.inner.poll(cx);
-        drop(entered);
-        match poll {
-            Poll::Ready(out) => Poll::Ready((out, this.span.take().unwrap_or_else(FrameSpan::none))),
-            Poll::Pending => Poll::Pending,
-        }
     }
 }

@@ -1,5 +1,6 @@
 //! The caller's side of every span: the thread-local context stack, the
-//! frame path's call guards ([`call`]), the `tracing` adapter ([`layer`]),
+//! frame path's calls ([`call`]), the guards that keep either path's span
+//! entered while a function runs ([`guard`]), the `tracing` adapter ([`layer`]),
 //! the handles users record through ([`span_ref`], [`target`]), carrying a
 //! span into a spawned future ([`carry`]), and the one close path.
 //!
@@ -21,6 +22,7 @@ pub(crate) mod call;
 pub mod carry;
 pub(crate) mod declare;
 pub(crate) mod evaluate;
+pub(crate) mod guard;
 pub(crate) mod layer;
 pub(crate) mod span_ref;
 pub(crate) mod target;
