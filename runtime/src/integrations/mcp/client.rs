@@ -4,9 +4,9 @@
 use std::borrow::Cow;
 use std::ops::Deref;
 
+use rmcp::RoleClient;
 use rmcp::model::*;
 use rmcp::service::{Peer, PeerRequestOptions, ServiceError};
-use rmcp::RoleClient;
 use tracing::Instrument;
 
 use super::wire::{Subject, TOOLS_CALL, Wire, fail, failure, inject, result_content};
