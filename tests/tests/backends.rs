@@ -425,3 +425,97 @@ fn a_webhook_url_secret_stays_out_of_errors_health_and_debug() {
         assert!(!text.contains("S3CRETCODE"), "{text}");
     }
 }
+
+/// A backend that takes `per_batch` to export each batch, after waiting
+/// for `gate` to open (it starts open), and counts what it exported.
+#[derive(Clone, Debug)]
+struct Paced {
+    per_batch: Duration,
+    gate: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    exported: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Paced {
+    fn new(per_batch: Duration, open: bool) -> Self {
+        Paced { per_batch, gate: Arc::new((Mutex::new(open), std::sync::Condvar::new())), exported: Arc::default() }
+    }
+    fn open(&self) {
+        *self.gate.0.lock().unwrap() = true;
+        self.gate.1.notify_all();
+    }
+}
+
+impl opentelemetry_sdk::trace::SpanExporter for Paced {
+    async fn export(&self, batch: Vec<opentelemetry_sdk::trace::SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
+        let (lock, cvar) = &*self.gate;
+        let _open = cvar.wait_while(lock.lock().unwrap(), |open| !*open).unwrap();
+        std::thread::sleep(self.per_batch);
+        self.exported.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[observra::traced]
+fn burst_unit(i: u64) -> u64 {
+    std::hint::black_box(i.wrapping_mul(31))
+}
+
+/// Spans `calls` of `burst_unit` in a tight loop make, and what the pipeline
+/// counted as exported and dropped meanwhile.
+fn burst(calls: u64) -> (u64, u64) {
+    let before = observra::health();
+    for i in 0..calls {
+        burst_unit(i);
+    }
+    observra::flush().expect("flush");
+    let after = observra::health();
+    (after.spans_exported - before.spans_exported, after.spans_dropped - before.spans_dropped)
+}
+
+#[test]
+fn a_burst_three_times_a_backends_queue_is_carried_whole_while_the_backend_keeps_up() {
+    let _s = serial();
+    // The default queue (2,048 spans); each batch of 512 takes 2 ms to export.
+    let paced = Paced::new(Duration::from_millis(2), true);
+    let guard = observra::init().env_from(Vec::<(String, String)>::new()).exporter("paced", paced.clone()).install();
+    let guard = guard.expect("install");
+    let (exported, dropped) = burst(6_000);
+    assert_eq!((exported, dropped), (6_000, 0), "the burst waited for room in the collector's queue");
+    assert_eq!(paced.exported.load(std::sync::atomic::Ordering::SeqCst), 6_000);
+    drop(guard);
+}
+
+#[test]
+fn a_stalled_backend_costs_the_others_no_span_in_a_burst_and_its_drops_are_counted() {
+    let _s = serial();
+    // Its first export waits until the end of the test: it never keeps up.
+    let stalled = Paced::new(Duration::ZERO, false);
+    let fast = Paced::new(Duration::ZERO, true);
+    let guard = observra::init()
+        .env_from([("OTEL_BSP_SCHEDULE_DELAY".to_string(), "50".to_string())])
+        .exporter("stalled", stalled.clone())
+        .exporter("fast", fast.clone())
+        .install()
+        .expect("install");
+    let before = observra::health();
+    for i in 0..6_000 {
+        burst_unit(i);
+    }
+    // The fast backend gets every span while the stalled one still holds its first batch.
+    let start = Instant::now();
+    while fast.exported.load(std::sync::atomic::Ordering::SeqCst) < 6_000 && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(fast.exported.load(std::sync::atomic::Ordering::SeqCst), 6_000, "nothing lost on the other backend");
+    let h = observra::health();
+    let stalled_health = h.backends.iter().find(|b| b.backend == "stalled").expect("stalled backend").clone();
+    // Its queue (2,048) and the batch it holds (512) are kept; the rest is dropped and counted.
+    assert_eq!(stalled_health.dropped, 6_000 - 2_048 - 512, "{stalled_health:?}");
+    assert_eq!(h.spans_dropped_backend_queue - before.spans_dropped_backend_queue, 6_000 - 2_048 - 512);
+    assert_eq!(
+        h.spans_dropped_collector_queue, before.spans_dropped_collector_queue,
+        "no frame lost before the backends"
+    );
+    stalled.open();
+    drop(guard);
+}

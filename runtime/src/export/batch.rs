@@ -4,10 +4,20 @@
 //! The collector only does a `try_send` of a shared span into each backend's
 //! bounded channel ([`FanOut`], after [`SpanPolicy`] made the span fit to
 //! leave, once); a thread per backend batches spans (by count and by size) and
-//! runs the exporter (any [`SpanExporter`]). A full queue drops the span and counts it, it never
-//! blocks. Because every backend has its own queue and thread, a slow or failing
-//! backend never delays or loses data on another. Flush and shutdown wait for
-//! the workers with a deadline.
+//! runs the exporter (any [`SpanExporter`]). Every backend has its own queue
+//! and thread, so a slow or failing backend never loses data on another.
+//!
+//! **Bursts.** When a backend's queue is full while its worker is keeping
+//! up (its last export succeeded and it has not been declared stalled), the
+//! collector waits for room, at most [`PATIENCE`], instead of dropping: a
+//! burst then waits in the collector's queue (off every caller, who never
+//! blocks) and is carried whole. A backend that does not take a batch
+//! within [`PATIENCE`] is declared stalled, and until its worker takes its
+//! next batch a full queue drops at once, counted (`backend_queue`); one
+//! whose last export failed (a collector down, retrying) never makes the
+//! collector wait. So a stalled backend delays the others at most
+//! [`PATIENCE`] each time it stalls, and never makes them lose a span.
+//! Flush and shutdown wait for the workers with a deadline.
 //!
 //! Each backend's figures live in a [`BackendStats`] as counters that only grow
 //! (produced, dropped, taken for export, exported, failed, abandoned);
@@ -32,6 +42,10 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use crate::base::deadline::{SendFailure, send_within, until};
 use crate::base::loss::{self, Loss};
 
+/// How long the collector waits, at most, for room in a keeping-up
+/// backend's full queue before it declares the backend stalled.
+pub(crate) const PATIENCE: Duration = Duration::from_millis(250);
+
 /// How many recent export calls the latency percentiles are computed over.
 const LATENCY_WINDOW: usize = 256;
 
@@ -54,6 +68,8 @@ pub(crate) struct BackendStats {
     /// Export calls that succeeded / failed.
     pub export_ok: AtomicU64,
     pub export_err: AtomicU64,
+    /// Whether the last export call failed: a full queue then drops at once.
+    last_failed: AtomicBool,
     /// Whether the backend turns spans into log records (the `otel_log` backend).
     pub delivers_logs: bool,
     /// Log records delivered (the `otel_log` backend; zero for the others).
@@ -98,6 +114,7 @@ impl BackendStats {
             l.push_back(took);
         }
         let ok = error.is_none();
+        self.last_failed.store(!ok, Ordering::Release);
         if let Some(e) = error {
             if let Ok(mut last) = self.last_error.lock() {
                 // Never keep a header value or a secret where health() shows it.
@@ -369,6 +386,9 @@ pub(crate) struct BatchProcessor {
     stopping: Arc<AtomicBool>,
     pub(crate) stats: Arc<BackendStats>,
     batch_size: u64,
+    /// `taken` when the backend was declared stalled ([`PATIENCE`]), or
+    /// `u64::MAX`: stalled until its worker takes another span.
+    stalled_at: AtomicU64,
     worker: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -421,11 +441,14 @@ impl BatchProcessor {
             stopping,
             stats,
             batch_size: settings.max_export_batch_size.max(1) as u64,
+            stalled_at: AtomicU64::new(u64::MAX),
             worker: Mutex::new(Some(handle)),
         })
     }
 
-    /// Queues a finished span; never blocks. A full queue drops and counts it.
+    /// Queues a finished span (on the collector thread; never on a caller's).
+    /// A full queue waits for room while the worker keeps up, at most
+    /// [`PATIENCE`]; otherwise it drops the span and counts it.
     pub(crate) fn on_end(&self, span: Arc<SpanData>) {
         if self.stopping.load(Ordering::Acquire) {
             Loss::Stopped.span();
@@ -434,25 +457,62 @@ impl BatchProcessor {
         let s = &self.stats;
         // Counted before it can be taken, so what is taken was counted first.
         s.produced.fetch_add(1, Ordering::AcqRel);
-        match self.spans.try_send(span) {
-            Ok(()) => {
-                if s.queued() >= self.batch_size
-                    && !self.wake_sent.load(Ordering::Relaxed)
-                    && !self.wake_sent.swap(true, Ordering::AcqRel)
-                    && self.control.try_send(Request::Wake).is_err()
-                {
-                    self.wake_sent.store(false, Ordering::Release);
+        let mut span = span;
+        let mut patience = None;
+        loop {
+            match self.spans.try_send(span) {
+                Ok(()) => {
+                    if s.queued() >= self.batch_size {
+                        self.wake();
+                    }
+                    return;
+                }
+                Err(TrySendError::Full(back)) => {
+                    if !self.keeps_up(&mut patience) {
+                        s.queue_full.fetch_add(1, Ordering::AcqRel);
+                        return;
+                    }
+                    span = back;
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    // The worker has stopped: lost as a span it held when it did.
+                    s.taken.fetch_add(1, Ordering::AcqRel);
+                    s.abandoned.fetch_add(1, Ordering::AcqRel);
+                    return;
                 }
             }
-            Err(TrySendError::Full(_)) => {
-                s.queue_full.fetch_add(1, Ordering::AcqRel);
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                // The worker has stopped: lost as a span it held when it did.
-                s.taken.fetch_add(1, Ordering::AcqRel);
-                s.abandoned.fetch_add(1, Ordering::AcqRel);
-            }
         }
+    }
+
+    /// Wakes the worker for a batch, unless a wake-up is already on its way.
+    fn wake(&self) {
+        if !self.wake_sent.load(Ordering::Relaxed)
+            && !self.wake_sent.swap(true, Ordering::AcqRel)
+            && self.control.try_send(Request::Wake).is_err()
+        {
+            self.wake_sent.store(false, Ordering::Release);
+        }
+    }
+
+    /// With the queue full: whether to wait a moment and try again. True
+    /// while the worker keeps up and `patience` (started at the first call)
+    /// lasts; past it, the backend is declared stalled until its worker
+    /// takes another span.
+    fn keeps_up(&self, patience: &mut Option<Instant>) -> bool {
+        let s = &self.stats;
+        let taken = s.taken.load(Ordering::Acquire);
+        let stalled_at = self.stalled_at.load(Ordering::Acquire);
+        if stalled_at == taken || self.stopping.load(Ordering::Acquire) || s.last_failed.load(Ordering::Acquire) {
+            return false;
+        }
+        let until = *patience.get_or_insert_with(|| Instant::now() + PATIENCE);
+        if Instant::now() >= until {
+            self.stalled_at.store(taken, Ordering::Release);
+            return false;
+        }
+        self.wake();
+        std::thread::sleep(Duration::from_micros(100));
+        true
     }
 
     /// Asks the worker to export everything queued so far.
