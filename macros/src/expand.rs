@@ -300,6 +300,27 @@ fn expand(mut plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
     let returns = Returns::new(&plan, returns_result(&sig.output));
     let call = CallShape::new(&sig, &block);
     let define_body = &call.define_body;
+    if sig.asyncness.is_some() && site.is_some() {
+        let arms = async_arms(&returns);
+        return quote! {
+            #(#outer_attrs)*
+            #vis #sig {
+                #(#inner_attrs)*
+                // Made in a block that ends before the `.await`: the future
+                // holds the span and the body once (a local alive across the
+                // `.await` would keep a second copy of each).
+                match {
+                    #make_span
+                    #define_body
+                    ::observra::__private::choose(__observra_fast, __observra_span, __observra_body)
+                }
+                .await
+                {
+                    #arms
+                }
+            }
+        };
+    }
     let arms = call_arms(&call, &returns, site.is_some());
     quote! {
         #(#outer_attrs)*
@@ -308,6 +329,31 @@ fn expand(mut plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
             #make_span
             #define_body
             #arms
+        }
+    }
+}
+
+/// The arms over what an async call on the frame path (or its `tracing`
+/// fallback, or neither) resolved to: the result recorded on its span.
+fn async_arms(returns: &Returns) -> TokenStream {
+    let Returns { on_return, wrap, passthrough } = returns;
+    quote! {
+        ::observra::__private::Called::Frame(__observra_ret, __observra_span) => {
+            let __observra_span_ref = &__observra_span;
+            let _ = __observra_span_ref;
+            #on_return
+            __observra_ret
+        }
+        ::observra::__private::Called::Tracing(__observra_ret, __observra_span) => {
+            let __observra_span_ref = &__observra_span;
+            let _ = __observra_span_ref;
+            #on_return
+            #wrap
+            __observra_ret
+        }
+        ::observra::__private::Called::Plain(__observra_ret) => {
+            #passthrough
+            __observra_ret
         }
     }
 }

@@ -353,3 +353,28 @@ fn a_stream_instrumented_inside_a_call_records_on_either_path() {
         assert_eq!(call.attr("gen_ai.response.finish_reasons"), Some(&Val::Array(vec![Val::Str("stop".into())])));
     }
 }
+
+#[observra::traced]
+async fn held_open(i: u64) -> u64 {
+    std::future::pending::<()>().await;
+    i
+}
+
+async fn held_open_plain(i: u64) -> u64 {
+    std::future::pending::<()>().await;
+    i
+}
+
+/// Catches: an async function's future keeping its frame-path span (352
+/// bytes) and its body twice, once in a local alive across the body's
+/// `.await` (it was 816 bytes for a 24-byte body; memory per open span is
+/// `benches/open_spans.rs`).
+#[test]
+fn an_async_functions_future_holds_its_span_and_its_body_once() {
+    let span = std::mem::size_of::<observra::__private::FrameSpan>();
+    let (traced, plain) = (std::mem::size_of_val(&held_open(0)), std::mem::size_of_val(&held_open_plain(0)));
+    assert!(
+        traced < plain + span + span / 2,
+        "the #[traced] future is {traced} bytes: the body's {plain} and a span of {span}"
+    );
+}

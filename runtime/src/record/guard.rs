@@ -144,3 +144,69 @@ impl<F: Future, T: CallSpan> Future for Instrumented<F, T> {
         }
     }
 }
+
+pin_project_lite::pin_project! {
+    /// An async function's call on whichever path it took, chosen before
+    /// its body first runs ([`choose`]) and awaited once. The macros build
+    /// it in a block that ends before the `.await`, so the future they make
+    /// holds the span and the body once, not a second copy of each in the
+    /// locals they were made in.
+    // (pin-project-lite takes no doc comment on a variant's field.)
+    #[allow(missing_docs)]
+    #[project = AsyncCallProj]
+    pub enum AsyncCall<F, S>
+    where
+        S: CallSpan,
+    {
+        /// On the frame path.
+        Frame {
+            #[pin]
+            call: Instrumented<F, S>,
+        },
+        /// With a `tracing` span.
+        Tracing {
+            #[pin]
+            call: Instrumented<F, Span>,
+        },
+        /// Not recorded.
+        Plain {
+            #[pin]
+            body: F,
+        },
+    }
+}
+
+/// What an [`AsyncCall`] resolves to: the body's output, and the span to
+/// record the result on before it ends.
+pub enum Called<T, S> {
+    /// The frame path's call.
+    Frame(T, S),
+    /// The `tracing` span.
+    Tracing(T, Span),
+    /// Not recorded.
+    Plain(T),
+}
+
+/// The call on the frame path when it started (`frame`), else with the
+/// `tracing` span when there is one, else plain.
+#[inline]
+pub fn choose<F: Future, S: CallSpan>(frame: Option<S>, span: Option<Span>, body: F) -> AsyncCall<F, S> {
+    match (frame, span) {
+        (Some(frame), _) => AsyncCall::Frame { call: instrument(frame, body) },
+        (None, Some(span)) => AsyncCall::Tracing { call: instrument(span, body) },
+        (None, None) => AsyncCall::Plain { body },
+    }
+}
+
+impl<F: Future, S: CallSpan> Future for AsyncCall<F, S> {
+    type Output = Called<F::Output, S>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            AsyncCallProj::Frame { call } => call.poll(cx).map(|(out, span)| Called::Frame(out, span)),
+            AsyncCallProj::Tracing { call } => call.poll(cx).map(|(out, span)| Called::Tracing(out, span)),
+            AsyncCallProj::Plain { body } => body.poll(cx).map(Called::Plain),
+        }
+    }
+}
