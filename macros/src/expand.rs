@@ -298,10 +298,14 @@ fn expand(mut plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
     let site = frame_site(&plan);
     let make_span = make_span(&plan, site.as_ref());
     let returns = Returns::new(&plan, returns_result(&sig.output));
-    let call = CallShape::new(&sig, &block);
-    let define_body = &call.define_body;
-    if sig.asyncness.is_some() && site.is_some() {
-        let arms = async_arms(&returns);
+    let define_body = define_body(&sig, &block);
+    if sig.asyncness.is_some() {
+        let arms = async_arms(&returns, site.is_some());
+        // Without a frame-path site there is no frame-path call to pass.
+        let frame = match site {
+            Some(_) => quote!(__observra_fast),
+            None => quote!(::core::option::Option::None::<::observra::__private::FrameSpan>),
+        };
         return quote! {
             #(#outer_attrs)*
             #vis #sig {
@@ -312,7 +316,7 @@ fn expand(mut plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
                 match {
                     #make_span
                     #define_body
-                    ::observra::__private::choose(__observra_fast, __observra_span, __observra_body)
+                    ::observra::__private::choose(#frame, __observra_span, __observra_body)
                 }
                 .await
                 {
@@ -321,7 +325,7 @@ fn expand(mut plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
             }
         };
     }
-    let arms = call_arms(&call, &returns, site.is_some());
+    let arms = call_arms(&returns, site.is_some());
     quote! {
         #(#outer_attrs)*
         #vis #sig {
@@ -333,15 +337,24 @@ fn expand(mut plan: SpanPlan, common: &Common, func: ItemFn) -> TokenStream {
     }
 }
 
-/// The arms over what an async call on the frame path (or its `tracing`
-/// fallback, or neither) resolved to: the result recorded on its span.
-fn async_arms(returns: &Returns) -> TokenStream {
+/// The arms over what an async call resolved to (on the frame path, with
+/// a `tracing` span, or neither): the result recorded on its span. A
+/// function with no frame-path site never resolves on the frame path; its
+/// arm only gives the same type as the plain one.
+fn async_arms(returns: &Returns, has_frame: bool) -> TokenStream {
     let Returns { on_return, wrap, passthrough } = returns;
-    quote! {
-        ::observra::__private::Called::Frame(__observra_ret, __observra_span) => {
+    let on_frame = if has_frame {
+        quote! {
             let __observra_span_ref = &__observra_span;
             let _ = __observra_span_ref;
             #on_return
+        }
+    } else {
+        quote!(let _ = __observra_span; #passthrough)
+    };
+    quote! {
+        ::observra::__private::Called::Frame(__observra_ret, __observra_span) => {
+            #on_frame
             __observra_ret
         }
         ::observra::__private::Called::Tracing(__observra_ret, __observra_span) => {
@@ -546,49 +559,28 @@ fn stream_wrap(stream: bool, is_result: bool) -> (TokenStream, TokenStream) {
     }
 }
 
-/// How the body is defined and called: the only part of the template
-/// that differs between async and sync functions. The span guards are
-/// the same for both paths (`::observra::__private::{Call, instrument}`
-/// take a `tracing` span or a frame-path call alike).
-struct CallShape {
-    /// Binds the body to `__observra_body` (a future, or a `FnOnce`).
-    define_body: TokenStream,
-    /// Runs it with no span.
-    plain_call: TokenStream,
-    /// Runs it with `__observra_span` entered, leaving `__observra_ret`
-    /// and `__observra_span` bound.
-    instrumented_call: TokenStream,
-}
-
-impl CallShape {
-    fn new(sig: &Signature, block: &Block) -> Self {
-        let body = body_block(sig, block);
-        if sig.asyncness.is_some() {
-            CallShape {
-                define_body: quote!(let __observra_body = async move #body;),
-                plain_call: quote!(__observra_body.await),
-                instrumented_call: quote! {
-                    let (__observra_ret, __observra_span) =
-                        ::observra::__private::instrument(__observra_span, __observra_body).await;
-                },
-            }
-        } else {
-            CallShape {
-                define_body: quote!(let __observra_body = ::observra::__private::once(move || #body);),
-                plain_call: quote!(__observra_body()),
-                instrumented_call: quote! {
-                    let __observra_guard = ::observra::__private::Call::enter(&__observra_span);
-                    let __observra_ret = __observra_body();
-                },
-            }
-        }
+/// Binds the body to `__observra_body`: a future for an async function
+/// (awaited through `__private::choose`, see [`async_arms`]), a `FnOnce`
+/// for a sync one (called by [`call_arms`]).
+fn define_body(sig: &Signature, block: &Block) -> TokenStream {
+    let body = body_block(sig, block);
+    if sig.asyncness.is_some() {
+        quote!(let __observra_body = async move #body;)
+    } else {
+        quote!(let __observra_body = ::observra::__private::once(move || #body);)
     }
 }
 
-/// The call: on the frame path when it started (never for `stream`, so
-/// no wrap there), else with the `tracing` span, else plain.
-fn call_arms(call: &CallShape, returns: &Returns, has_frame: bool) -> TokenStream {
-    let CallShape { plain_call, instrumented_call, .. } = call;
+/// A sync function's call: on the frame path when it started (never for
+/// `stream`, so no wrap there), else with the `tracing` span, else plain;
+/// the span guard is the same for both paths (`__private::Call` takes a
+/// `tracing` span or a frame-path call alike).
+fn call_arms(returns: &Returns, has_frame: bool) -> TokenStream {
+    let plain_call = quote!(__observra_body());
+    let instrumented_call = quote! {
+        let __observra_guard = ::observra::__private::Call::enter(&__observra_span);
+        let __observra_ret = __observra_body();
+    };
     let Returns { on_return, wrap, passthrough } = returns;
     let recorded = quote! {
         #instrumented_call

@@ -19,7 +19,7 @@ use crate::genai::request::LlmRequest;
 use crate::genai::retrieval::RetrievalResponse;
 use crate::policy::content::{CaptureContent, CaptureMessages};
 pub use crate::record::call::{FrameSpan, FrameStart, begin as frame_begin};
-pub use crate::record::guard::{AsyncCall, Call, CallSpan, Called, Instrumented, choose, instrument};
+pub use crate::record::guard::{AsyncCall, Call, CallSpan, Called, choose};
 use crate::record::layer::with_record;
 use crate::record::target::with_sink;
 pub use crate::record::target::{Target, record_error, set_attribute};

@@ -2,7 +2,9 @@
 //! one mechanism for both record paths. [`Call`] keeps a sync body's span
 //! entered, [`Instrumented`] enters an async body's span on every poll;
 //! both are generic over [`CallSpan`], which a `tracing` span and a call on
-//! the frame path ([`FrameSpan`]) implement.
+//! the frame path ([`FrameSpan`]) implement. An async function's call is
+//! chosen once, before its body runs ([`choose`]: the frame path, a
+//! `tracing` span, or neither), and awaited as one [`AsyncCall`].
 //!
 //! A panic that unwinds through a body is recorded as `error.type =
 //! panic`, a future dropped before it completes as `cancelled`. The span
@@ -121,7 +123,7 @@ pin_project_lite::pin_project! {
 
 /// Wraps an async body with its span.
 #[inline]
-pub fn instrument<F: Future, T: CallSpan>(span: T, inner: F) -> Instrumented<F, T> {
+fn instrument<F: Future, T: CallSpan>(span: T, inner: F) -> Instrumented<F, T> {
     Instrumented { inner, span: Some(span) }
 }
 
