@@ -12,33 +12,14 @@
 //! freed, every thread), so the figure is exact and does not depend on the
 //! allocator's page reuse the way a resident-set reading does.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::task::{Context, Poll, Waker};
 
-struct Counting;
-
-static LIVE: AtomicI64 = AtomicI64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use observra_test_support::LiveBytes;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: LiveBytes = LiveBytes;
 
 /// How many spans are held open at once.
 const OPEN: usize = 50_000;
@@ -60,14 +41,14 @@ type Held = Vec<Pin<Box<dyn Future<Output = u64>>>>;
 /// once and held, minus the bytes before.
 fn held_bytes(make: fn(u64) -> Pin<Box<dyn Future<Output = u64>>>) -> (i64, Held) {
     let mut cx = Context::from_waker(Waker::noop());
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = LiveBytes::now();
     let mut held: Held = Vec::with_capacity(OPEN);
     for i in 0..OPEN as u64 {
         let mut f = make(i);
         assert!(matches!(f.as_mut().poll(&mut cx), Poll::Pending));
         held.push(f);
     }
-    (LIVE.load(Ordering::Relaxed) - before, held)
+    (LiveBytes::now() - before, held)
 }
 
 fn main() {
@@ -101,10 +82,10 @@ fn main() {
     use opentelemetry::trace::{Tracer as _, TracerProvider as _};
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
     let tracer = provider.tracer("open-spans");
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = LiveBytes::now();
     let spans: Vec<_> = (0..OPEN).map(|_| tracer.start("traced")).collect();
     // The spans live in the Vec (an SDK span keeps its data inline).
-    let sdk_bytes = LIVE.load(Ordering::Relaxed) - before;
+    let sdk_bytes = LiveBytes::now() - before;
     println!(
         "open spans: raw SDK: {OPEN} started spans hold {sdk_bytes} bytes (in the Vec that holds them): {:.0} bytes per open span",
         sdk_bytes as f64 / OPEN as f64

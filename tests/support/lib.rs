@@ -40,6 +40,9 @@ pub mod prometheus;
 
 pub mod dashboard_svg;
 
+mod live_bytes;
+pub use live_bytes::LiveBytes;
+
 /// An API error with an HTTP status, as the tests' fake model clients
 /// return it: `error.type` is the status code.
 #[derive(Debug)]

@@ -24,37 +24,16 @@
 //! Each test says which broken implementation it catches. Everything talks
 //! to 127.0.0.1 only.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use observra::{LlmResponse, Usage, Webhook, agent, llm_call};
-use observra_test_support::{Receiver, RefusingPort, serial};
+use observra_test_support::{LiveBytes, Receiver, RefusingPort, serial};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
-/// Counts live heap bytes.
-struct Counting;
-
-static LIVE: AtomicI64 = AtomicI64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: LiveBytes = LiveBytes;
 
 #[derive(Debug)]
 struct Reply;
@@ -129,14 +108,14 @@ struct Run {
 
 /// Runs the workload (3 spans a step), sampling heap and queue after each round.
 fn workload() -> Run {
-    let base = LIVE.load(Ordering::Relaxed);
+    let base = LiveBytes::now();
     let mut run = Run::default();
     let start = Instant::now();
     for r in 0..ROUNDS {
         for i in 0..STEPS_PER_ROUND {
             step(r as u64 * 1000 + i).expect("step");
         }
-        run.growth = run.growth.max(LIVE.load(Ordering::Relaxed) - base);
+        run.growth = run.growth.max(LiveBytes::now() - base);
         let h = observra::health();
         run.max_queued = run.max_queued.max(h.spans_queued);
         run.max_exporting = run.max_exporting.max(h.spans_exporting);
