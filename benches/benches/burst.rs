@@ -20,6 +20,9 @@ use std::time::Instant;
 
 use observra_test_support::Receiver;
 
+#[path = "common/raw_sdk.rs"]
+mod raw_sdk;
+
 /// The burst sizes tried, smallest first.
 const SIZES: &[u64] =
     &[500, 1_000, 2_000, 3_000, 4_000, 6_000, 8_000, 12_000, 16_000, 24_000, 32_000, 48_000, 64_000, 96_000, 128_000];
@@ -83,31 +86,15 @@ fn burst(system: System, size: u64, threads: u64) -> (u64, u64, f64) {
             (received, dropped, took)
         }
         System::RawSdk => {
-            use opentelemetry::trace::{Tracer as _, TracerProvider as _};
-            use opentelemetry_otlp::WithExportConfig as _;
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
-                .with_http()
-                .with_endpoint(format!("{}/v1/traces", rx.http_endpoint()))
-                .build()
-                .expect("exporter");
+            use opentelemetry::trace::TracerProvider as _;
+            let exporter = raw_sdk::exporter(&rx);
             let processor = opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter).build();
             let provider =
                 opentelemetry_sdk::trace::SdkTracerProvider::builder().with_span_processor(processor).build();
             let tracer = Arc::new(provider.tracer("burst"));
             let took = run_threads(threads, per_thread, {
                 let tracer = tracer.clone();
-                Arc::new(move |i| {
-                    use opentelemetry::trace::Span as _;
-                    let mut span = tracer
-                        .span_builder("unit")
-                        .with_attributes([
-                            opentelemetry::KeyValue::new("gen_ai.operation.name", "chat"),
-                            opentelemetry::KeyValue::new("gen_ai.request.model", "gpt-4o-mini"),
-                        ])
-                        .start(tracer.as_ref());
-                    std::hint::black_box(i.wrapping_mul(31));
-                    span.end();
-                })
+                Arc::new(move |i| raw_sdk::unit(&tracer, i))
             });
             let _ = provider.force_flush();
             let _ = provider.shutdown();

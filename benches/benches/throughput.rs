@@ -30,6 +30,9 @@ use std::time::{Duration, Instant};
 
 use observra_test_support::Receiver;
 
+#[path = "common/raw_sdk.rs"]
+mod raw_sdk;
+
 #[observra::traced(attrs(gen_ai.operation.name = "chat", gen_ai.request.model = "gpt-4o-mini"))]
 fn unit(i: u64) -> u64 {
     std::hint::black_box(i.wrapping_mul(31))
@@ -81,13 +84,8 @@ fn start(system: System, rx: &Receiver, queue: usize, batch: usize) -> Run {
             }
         }
         System::RawSdk => {
-            use opentelemetry::trace::{Tracer as _, TracerProvider as _};
-            use opentelemetry_otlp::WithExportConfig as _;
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
-                .with_http()
-                .with_endpoint(format!("{}/v1/traces", rx.http_endpoint()))
-                .build()
-                .expect("exporter");
+            use opentelemetry::trace::TracerProvider as _;
+            let exporter = raw_sdk::exporter(rx);
             let config = opentelemetry_sdk::trace::BatchConfigBuilder::default()
                 .with_max_queue_size(queue)
                 .with_max_export_batch_size(batch)
@@ -100,18 +98,7 @@ fn start(system: System, rx: &Receiver, queue: usize, batch: usize) -> Run {
             let tracer = provider.tracer("throughput");
             Run {
                 // The same span as `unit`'s: its name and its two attributes.
-                make: Arc::new(move |i| {
-                    use opentelemetry::trace::Span as _;
-                    let mut span = tracer
-                        .span_builder("unit")
-                        .with_attributes([
-                            opentelemetry::KeyValue::new("gen_ai.operation.name", "chat"),
-                            opentelemetry::KeyValue::new("gen_ai.request.model", "gpt-4o-mini"),
-                        ])
-                        .start(&tracer);
-                    std::hint::black_box(i.wrapping_mul(31));
-                    span.end();
-                }),
+                make: Arc::new(move |i| raw_sdk::unit(&tracer, i)),
                 end: Box::new(move || {
                     let _ = provider.force_flush();
                     let _ = provider.shutdown();
