@@ -228,3 +228,11 @@ pub mod metrics {
     pub use opentelemetry::KeyValue;
     pub use opentelemetry::metrics::{Counter, Histogram, UpDownCounter};
 }
+
+/// Makes the collector thread die at a point of the hand-over of closed
+/// spans, for the tests of the loss accounting: 1 in the middle of a
+/// sweep of the callers' buffers, 2 in the middle of handling what it
+/// took, 0 never (the default). Not an API.
+pub fn kill_collector_at(point: u8) {
+    crate::base::queue::KILL_AT.store(point, std::sync::atomic::Ordering::Relaxed);
+}

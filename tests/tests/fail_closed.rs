@@ -248,7 +248,16 @@ fn long_conversations_reach_a_collector_that_refuses_requests_over_4_mib() {
     rx.set_max_body(Some(4 << 20));
     // A deadline, not a bound: redacting 200 MB takes a while in a debug build.
     let guard = observra::init()
-        .env_from(env(&rx, &[("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")]))
+        .env_from(env(
+            &rx,
+            &[
+                ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY"),
+                // 200 conversations of 1.1 MB closed at once: room for all
+                // of them in the callers' buffers (16 MiB by default, which
+                // would drop most of this burst, counted).
+                ("OBSERVRA_SPAN_BUFFER_BYTES", "536870912"),
+            ],
+        ))
         .shutdown_timeout(Duration::from_secs(300))
         .install()
         .expect("install");
@@ -410,8 +419,12 @@ fn spans_dropped_at_the_collectors_queue_are_exported_with_their_reason() {
     let _s = serial();
     let rx = Receiver::start();
     let gate = Gate::new();
-    let guard =
-        observra::init().env_from(env(&rx, &[])).redact_with("gate", gate.matcher()).install().expect("install");
+    // Buffers of 64 KiB (about 190 closed spans), so the burst overflows them.
+    let guard = observra::init()
+        .env_from(env(&rx, &[("OBSERVRA_SPAN_BUFFER_BYTES", "65536")]))
+        .redact_with("gate", gate.matcher())
+        .install()
+        .expect("install");
     let before = observra::health();
     noted(Gate::HOLD);
     gate.wait_held();

@@ -158,6 +158,11 @@ fn vars(extra: &[(&str, &str)]) -> Vec<(String, String)> {
         // These faults outlast the retry budget by design, so batches fail and
         // are counted; riding out a shorter outage is tested below.
         ("OBSERVRA_OTLP_RETRY_BUDGET", "2000"),
+        // The callers' span buffers hold at most 512 KiB here (in lists
+        // that grow by doubling: up to twice that): the default 16 MiB
+        // would absorb the whole workload (a burst carried, which the burst
+        // bench measures), not show the bound under a fault.
+        ("OBSERVRA_SPAN_BUFFER_BYTES", "524288"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -168,9 +168,10 @@ fn noted(note: &str) -> usize {
     note.len()
 }
 
-/// An agent whose own span closes while the collector's queue is full:
-/// the collector is held (a redaction matcher waits) and the queue filled
-/// before the agent returns, so its closing frame is dropped.
+/// An agent whose own span closes while the callers' buffers are full:
+/// the collector is held (a redaction matcher waits), its children fill
+/// the buffers and roots on another thread take the roots' reserve before
+/// the agent returns, so its closing frame is dropped.
 #[agent(name = "crowded")]
 fn crowded(gate: &Gate) {
     noted(Gate::HOLD);
@@ -178,6 +179,13 @@ fn crowded(gate: &Gate) {
     for _ in 0..10_000 {
         tracing::info_span!("burst").in_scope(|| {});
     }
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..10_000 {
+                tracing::info_span!("elsewhere").in_scope(|| {});
+            }
+        });
+    });
 }
 
 /// Catches: an agent whose closing frame was dropped at a full queue left
@@ -188,11 +196,9 @@ fn an_agent_dropped_at_a_full_queue_is_not_active_for_ever() {
     let _s = serial();
     let rx = Receiver::start();
     let gate = Gate::new();
-    let guard = observra::init()
-        .env_from(otlp_env(&rx, "http/protobuf"))
-        .redact_with("gate", gate.matcher())
-        .install()
-        .unwrap();
+    let mut env = otlp_env(&rx, "http/protobuf");
+    env.push(("OBSERVRA_SPAN_BUFFER_BYTES".into(), "65536".into()));
+    let guard = observra::init().env_from(env).redact_with("gate", gate.matcher()).install().unwrap();
     let before = observra::health();
     crowded(&gate);
     let during = observra::health();

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use opentelemetry::{Array, StringValue, Value};
+use opentelemetry::{Array, KeyValue, StringValue, Value};
 
 /// A value that can be recorded as a typed span attribute: strings, integers,
 /// floats, booleans, slices and vectors of those (kept as arrays), and
@@ -147,6 +147,23 @@ impl<T: ArrayElement, const N: usize> AttributeValue for [T; N] {
     fn to_attribute_value(&self) -> Option<Value> {
         self.as_slice().to_attribute_value()
     }
+}
+
+/// About how many bytes `v` takes as exported (and held).
+fn value_size(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.as_str().len(),
+        Value::Array(Array::String(items)) => items.iter().map(|s| s.as_str().len() + 2).sum(),
+        Value::Array(Array::I64(a)) => a.len() * 10,
+        Value::Array(Array::F64(a)) => a.len() * 9,
+        Value::Array(Array::Bool(a)) => a.len() * 2,
+        _ => 10,
+    }
+}
+
+/// About how many bytes `attrs` take as exported (and held).
+pub(crate) fn attributes_size(attrs: &[KeyValue]) -> usize {
+    attrs.iter().map(|kv| kv.key.as_str().len() + value_size(&kv.value) + 8).sum()
 }
 
 #[cfg(test)]

@@ -248,6 +248,24 @@ pub(crate) struct More {
     pub unknown_model: Option<String>,
 }
 
+impl More {
+    /// About how many bytes this holds, itself included.
+    fn approx_bytes(&self) -> usize {
+        use super::attr_value::attributes_size;
+        let events: usize = self.events.iter().map(|e| e.name.len() + attributes_size(&e.attributes) + 48).sum();
+        let links: usize = self.links.iter().map(|l| attributes_size(&l.attributes) + 64).sum();
+        std::mem::size_of::<More>()
+            + self.name.as_ref().map_or(0, |n| n.len())
+            + attributes_size(&self.attrs)
+            + attributes_size(&self.captured)
+            + events
+            + links
+            + self.chunk_gaps.len() * 8
+            + self.status_message.as_ref().map_or(0, String::len)
+            + self.unknown_model.as_ref().map_or(0, String::len)
+    }
+}
+
 /// Sets (or replaces) `key` in `attrs`, at most [`MAX_ATTRIBUTES`] of
 /// them; one that does not fit is counted in `dropped`.
 pub(crate) fn set_bounded(attrs: &mut Vec<KeyValue>, dropped: &mut u32, key: Key, value: Value) {
@@ -351,6 +369,24 @@ impl Frame {
     /// Whether the span is recorded at all: sampled, or counted in metrics.
     pub(crate) fn wanted(&self) -> bool {
         self.ctx.sampled || self.in_metrics() || self.more.as_ref().is_some_and(|m| m.function_metrics.is_some())
+    }
+
+    /// About how many bytes this frame holds while it waits for the
+    /// collector: itself and what its [`More`] keeps on the heap (captured
+    /// content included: it is cut to the limits only on the collector).
+    pub(crate) fn charge(&self) -> usize {
+        std::mem::size_of::<Frame>() + self.more.as_ref().map_or(0, |m| m.approx_bytes())
+    }
+
+    /// Whether this is its trace's local root: no parent, or a parent in
+    /// another process.
+    pub(crate) fn is_local_root(&self) -> bool {
+        self.parent_span_id == SpanId::INVALID || self.more.as_ref().is_some_and(|m| m.parent_is_remote)
+    }
+
+    /// Whether the span ends with status ERROR.
+    pub(crate) fn failed(&self) -> bool {
+        self.more.as_ref().is_some_and(|m| m.status == StatusCode::Error)
     }
 
     /// Whether the span feeds the conventions' metrics (GenAI or HTTP),

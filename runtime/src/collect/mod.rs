@@ -22,7 +22,7 @@ use opentelemetry_sdk::trace::SpanData;
 use crate::account::accounting::Instruments;
 use crate::base::clock::Anchor;
 use crate::base::loss::Loss;
-use crate::base::queue::{Control, FrameQueue, Note, QueueEnd};
+use crate::base::queue::{Control, FrameQueue, LostSpan, Note, QueueEnd};
 use crate::base::state::{Installed, suppress_current_thread};
 use crate::export::batch::FanOut;
 use crate::policy::span::SpanPolicy;
@@ -55,11 +55,15 @@ pub(crate) fn start(
             pending: Default::default(),
             qualified: Default::default(),
         };
-        let drain = || drain(&end, &installed, &out, ins.as_ref());
+        let mut drops = BufferDrops::new();
+        let mut drain = || {
+            drain(&end, &installed, &out, ins.as_ref());
+            drops.check(end.bound());
+        };
         loop {
             match end.control.recv_timeout(FrameQueue::TICK) {
                 Ok(Control::Wake) => {
-                    end.wake_sent.store(false, Ordering::Release);
+                    end.woken();
                     drain();
                 }
                 Ok(Control::Flush(reply)) => {
@@ -180,6 +184,21 @@ impl Collector<'_> {
         }
     }
 
+    /// Tells the tail sampler what a span dropped on the caller (the
+    /// buffers had no room) knew of its trace: a failure or a budget
+    /// crossed keeps the trace; a root's end decides it.
+    fn lost_on_caller(&self, lost: &LostSpan, anchor: &Anchor) {
+        if let Some(t) = self.tail.borrow_mut().as_mut() {
+            let facts = tail::Facts {
+                failed: lost.failed,
+                over_budget: lost.over_budget,
+                root: lost.root,
+                duration: std::time::Duration::from_secs_f64(anchor.seconds(lost.start, lost.end)),
+            };
+            t.lost(lost.trace_id, facts, &mut |s| self.backends.submit(s));
+        }
+    }
+
     /// Decides the held traces whose root has not ended in time.
     fn expire_held(&self) {
         if let Some(t) = self.tail.borrow_mut().as_mut() {
@@ -193,6 +212,49 @@ impl Collector<'_> {
             t.decide_all(&mut |s| self.backends.submit(s));
         }
     }
+}
+
+/// Says when closed spans were dropped on the callers' threads for want of
+/// room in their buffers: at once the first time, then at most once a
+/// minute with the count since (the collector's thread prints it, never a
+/// caller's).
+struct BufferDrops {
+    /// The `collector_queue` total last seen.
+    seen: u64,
+    /// Dropped since the last line.
+    untold: u64,
+    last_line: Option<std::time::Instant>,
+}
+
+impl BufferDrops {
+    fn new() -> Self {
+        BufferDrops { seen: collector_queue_total(), untold: 0, last_line: None }
+    }
+
+    fn check(&mut self, bound: usize) {
+        let total = collector_queue_total();
+        self.untold += total.saturating_sub(self.seen);
+        self.seen = total;
+        let due = self.last_line.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60));
+        if self.untold == 0 || !due {
+            return;
+        }
+        crate::diag::emit(
+            crate::diag::DiagnosticLevel::Warn,
+            &format!(
+                "{} closed span(s) dropped on the callers' threads: their buffers ({} KiB in all) were full, a burst \
+                 faster than the collector (counted as collector_queue); raise OBSERVRA_SPAN_BUFFER_BYTES (or \
+                 Builder::span_buffer_bytes) to absorb it; further drops are summarised at most once a minute",
+                std::mem::take(&mut self.untold),
+                bound >> 10
+            ),
+        );
+        self.last_line = Some(std::time::Instant::now());
+    }
+}
+
+fn collector_queue_total() -> u64 {
+    crate::base::loss::read(&crate::base::loss::SPANS_LOST)[Loss::CollectorQueue as usize]
 }
 
 /// Counts a span dropped because its redaction failed (a redaction rule
@@ -211,7 +273,6 @@ fn redaction_failed() {
 
 /// Takes every queued frame and assembles it.
 fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Collector<'_>, ins: Option<&Instruments>) {
-    let mut taken = 0;
     // Once per drain, not per frame: the count is shared with every span.
     let p = installed.upgrade();
     // Stamps become wall-clock times against an anchor taken now.
@@ -240,13 +301,12 @@ fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Collector<'_>, ins: 
     for (agent, n) in ended {
         agent_ended(out, ins, agent.as_ref(), n);
     }
-    while let Ok(mut frame) = end.frames.try_recv() {
-        // The shared depth is updated in steps, not per item: callers write it too.
-        taken += 1;
-        if taken == 64 {
-            end.depth.fetch_sub(taken, Ordering::AcqRel);
-            taken = 0;
-        }
+    let mut lost = Vec::new();
+    let mut taken = end.sweep(&mut lost);
+    for l in lost {
+        out.lost_on_caller(&l, &anchor);
+    }
+    while let Some(mut frame) = taken.next() {
         let Some(p) = &p else {
             if frame.ctx.sampled {
                 Loss::Stopped.span();
@@ -276,7 +336,7 @@ fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Collector<'_>, ins: 
             );
         }
     }
-    end.depth.fetch_sub(taken, Ordering::AcqRel);
+    drop(taken);
     if let Some(p) = &p {
         out.land_evaluations(p, ins, false);
     }

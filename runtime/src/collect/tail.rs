@@ -207,16 +207,7 @@ impl Tail {
         }
         let size = crate::policy::limits::approx_size(&span);
         if !self.traces.contains_key(&trace_id) {
-            // Room for one more trace and one more span, made by deciding the oldest early.
-            while self.traces.len() >= self.cfg.max_traces || self.full(size) {
-                if !self.decide_oldest(out) {
-                    break;
-                }
-            }
-            let seq = self.next_seq();
-            let held = Held { spans: Vec::new(), bytes: 0, interesting: false, since: Instant::now(), seq };
-            self.traces.insert(trace_id, held);
-            self.order.insert(seq, trace_id);
+            self.hold_new(trace_id, size, out);
         } else {
             // The oldest may be this trace: then the span follows its decision (below).
             while self.full(size) {
@@ -250,8 +241,22 @@ impl Tail {
         }
     }
 
-    /// A span of `trace_id` that is not held (it was dropped before, its
-    /// redaction having failed) still tells its trace what it knows: a
+    /// Starts holding `trace_id`, making room for one more trace and one
+    /// more span of `size` bytes by deciding the oldest early.
+    fn hold_new(&mut self, trace_id: TraceId, size: usize, out: &mut dyn FnMut(SpanData)) {
+        while self.traces.len() >= self.cfg.max_traces || self.full(size) {
+            if !self.decide_oldest(out) {
+                break;
+            }
+        }
+        let seq = self.next_seq();
+        let held = Held { spans: Vec::new(), bytes: 0, interesting: false, since: Instant::now(), seq };
+        self.traces.insert(trace_id, held);
+        self.order.insert(seq, trace_id);
+    }
+
+    /// A span of `trace_id` that is not held (it was dropped before: its
+    /// redaction failed, or the callers' buffers had no room for it) still tells its trace what it knows: a
     /// failure or a budget crossed marks the trace interesting, and the
     /// end of its root decides it.
     pub(crate) fn lost(&mut self, trace_id: TraceId, facts: Facts, out: &mut dyn FnMut(SpanData)) {
@@ -260,6 +265,10 @@ impl Tail {
                 self.root_ended(trace_id, Instant::now());
             }
             return;
+        }
+        if !self.traces.contains_key(&trace_id) && facts.interesting() {
+            // Its trace's other spans are still to come: they are kept.
+            self.hold_new(trace_id, 0, out);
         }
         let Some(held) = self.traces.get_mut(&trace_id) else { return };
         held.interesting |= facts.interesting();

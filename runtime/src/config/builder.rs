@@ -40,6 +40,7 @@ pub struct Builder {
     pub(super) webhook: Option<crate::export::webhook::Webhook>,
     pub(super) otlp: Otlp,
     pub(super) max_queue_size: Option<usize>,
+    pub(super) span_buffer_bytes: Option<usize>,
     pub(super) max_export_batch_size: Option<usize>,
     pub(super) scheduled_delay: Option<Duration>,
     pub(super) metrics: Metrics,
@@ -84,6 +85,7 @@ impl Default for Builder {
             webhook: None,
             otlp: Otlp::default(),
             max_queue_size: None,
+            span_buffer_bytes: None,
             max_export_batch_size: None,
             scheduled_delay: None,
             metrics: Metrics::default(),
@@ -218,6 +220,16 @@ impl Builder {
     /// (overrides `OTEL_BSP_MAX_QUEUE_SIZE`).
     pub fn max_queue_size(mut self, size: usize) -> Self {
         self.max_queue_size = Some(size);
+        self
+    }
+    /// Bound, in bytes, of the closed spans waiting on the callers'
+    /// threads for the collector (overrides `OBSERVRA_SPAN_BUFFER_BYTES`;
+    /// 16 MiB by default, about 47,000 spans of a `#[traced]` call; at
+    /// least 65,536, at most 4 GiB). This is what absorbs a burst: a span
+    /// that finds it full is dropped and counted (`collector_queue`).
+    /// Nothing is allocated up front: it is what the buffers may hold.
+    pub fn span_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.span_buffer_bytes = Some(bytes);
         self
     }
     /// Largest batch handed to the exporter (overrides `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).

@@ -58,6 +58,8 @@ pub(crate) struct Settings {
     pub sinks: Vec<(Sink, &'static str)>,
     pub otlp: Option<OtlpSettings>,
     pub batch: BatchSettings,
+    /// Bound of the callers' span buffers, in bytes.
+    pub span_buffer_bytes: usize,
     #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub metric_interval: Duration,
     #[cfg_attr(not(feature = "otlp"), allow(dead_code))]

@@ -52,6 +52,7 @@ impl Builder {
         let webhook = None;
 
         let mut batch = resolve_batch(&self, &env)?;
+        let span_buffer_bytes = resolve_span_buffer(self.span_buffer_bytes, &env)?;
         let uses_otlp = backends.iter().any(|b| matches!(b, Backend::Otlp | Backend::OtelLog));
         let otlp = if uses_otlp { Some(self.otlp.resolve(&env)?) } else { None };
         let metrics = std::mem::take(&mut self.metrics).resolve(&env)?;
@@ -74,6 +75,7 @@ impl Builder {
             sinks,
             otlp,
             batch,
+            span_buffer_bytes,
             metric_interval: metrics.interval,
             temporality: metrics.temporality,
             shutdown_timeout,
@@ -247,6 +249,24 @@ fn resolve_batch(b: &Builder, env: &EnvSource) -> Result<BatchSettings> {
         ));
     }
     Ok(batch)
+}
+
+/// The bound of the callers' span buffers: code, then
+/// `OBSERVRA_SPAN_BUFFER_BYTES`, then 16 MiB.
+fn resolve_span_buffer(code: Option<usize>, env: &EnvSource) -> Result<usize> {
+    const RANGE: std::ops::RangeInclusive<usize> = 65_536..=(4 << 30);
+    let bytes = pick(code, env, "OBSERVRA_SPAN_BUFFER_BYTES", parse_usize)?;
+    match bytes {
+        None => Ok(crate::base::queue::FrameQueue::DEFAULT_BYTES),
+        Some(b) if RANGE.contains(&b) => Ok(b),
+        Some(b) => {
+            let setting = match code {
+                Some(_) => Setting::Builder("span_buffer_bytes"),
+                None => Setting::Env("OBSERVRA_SPAN_BUFFER_BYTES"),
+            };
+            Err(Error::invalid(setting, b.to_string(), "from 65536 (64 KiB) to 4294967296 (4 GiB) bytes"))
+        }
+    }
 }
 
 /// Message content capture: code, then

@@ -292,7 +292,8 @@ fn start_local(settings: &Settings, sink: Sink, name: &'static str, resource: &R
     let (batch, block_on) = (settings.batch, block_on());
     let started = match sink {
         Sink::Stdout => {
-            let exporter = JsonlExporter::new(Output::Stream(Box::new(std::io::stdout())), sealer(None)?);
+            let exporter =
+                JsonlExporter::new(Output::Stream(Box::new(std::io::stdout())), sealer(None)?);
             BatchProcessor::start(name, "stdout", exporter, resource, batch, block_on)
         }
         Sink::Writer(w) => {
@@ -377,7 +378,7 @@ fn start_collector(
     };
     let mut collector_error = None;
     let installed = Arc::new_cyclic(|weak| {
-        let (queue, end) = FrameQueue::new();
+        let (queue, end) = FrameQueue::new(settings.span_buffer_bytes);
         if let Err(e) = crate::collect::start(end, instruments.clone(), processors, policy, tail, weak.clone()) {
             collector_error = Some(e);
         }

@@ -27,6 +27,7 @@
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::SpanData;
 
+use crate::base::attr_value::attributes_size;
 use crate::error::{Error, Result, Setting};
 
 /// The attribute naming the keys whose values were cut.
@@ -193,21 +194,6 @@ pub(crate) fn apply(span: &mut SpanData, limits: &SpanLimits) {
         // One more than the count limit at most: saying what was cut matters more.
         span.attributes.push(KeyValue::new(TRUNCATED, Value::Array(Array::String(cut_keys))));
     }
-}
-
-fn value_size(v: &Value) -> usize {
-    match v {
-        Value::String(s) => s.as_str().len(),
-        Value::Array(Array::String(items)) => items.iter().map(|s| s.as_str().len() + 2).sum(),
-        Value::Array(Array::I64(a)) => a.len() * 10,
-        Value::Array(Array::F64(a)) => a.len() * 9,
-        Value::Array(Array::Bool(a)) => a.len() * 2,
-        _ => 10,
-    }
-}
-
-fn attributes_size(attrs: &[KeyValue]) -> usize {
-    attrs.iter().map(|kv| kv.key.as_str().len() + value_size(&kv.value) + 8).sum()
 }
 
 /// About how many bytes `span` takes in an export request (OTLP protobuf

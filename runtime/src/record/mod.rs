@@ -203,10 +203,11 @@ pub(crate) fn close(mut frame: Frame) {
                 frame.more().over_budget = true;
             }
         }
-        p.queue.send(frame)
+        p.queue.send(frame);
+        true
     });
     if queued != Some(true) && sampled {
-        // The pipeline it belonged to has stopped (a full queue counts its own).
+        // The pipeline it belonged to has stopped (the hand-over counts its own losses).
         crate::base::loss::Loss::Stopped.span();
     }
     // Budget warnings and callbacks run with nothing of observra's borrowed,
