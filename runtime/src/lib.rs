@@ -120,6 +120,7 @@ pub use diag::DiagnosticLevel;
 pub use error::{Error, ErrorType, Result, Setting};
 #[cfg(feature = "audit")]
 pub use export::audit;
+pub use export::jsonl::keep_off_stdout;
 pub use export::otlp_settings::{Protocol, Temporality};
 #[cfg(feature = "webhook")]
 pub use export::webhook::{self, Webhook};

@@ -339,6 +339,46 @@ fn tool_and_prompt_names_the_server_does_not_declare_are_other_in_its_metrics() 
     assert_eq!(prompt.str_attr("gen_ai.prompt.name"), Some("prompt_1f3a"));
 }
 
+/// Catches: a stdio MCP server under the default backend (`stdout`, JSON
+/// lines) writing its spans to standard output, the protocol's channel:
+/// the client dropped them, so the server's telemetry was silently lost,
+/// and a stricter client would have seen a corrupt stream. `TracedServer::
+/// stdio()` keeps observra off stdout: the lines go to standard error,
+/// said once there, and the session works.
+#[test]
+fn a_stdio_server_under_the_default_backend_writes_its_spans_to_stderr_never_stdout() {
+    let _s = serial();
+    let rx = Receiver::start();
+    let mut cmd = server_command("stdio", &rx, &[]);
+    for (k, _) in otlp_env(&rx, "http/protobuf") {
+        cmd.env_remove(k);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let stderr = runtime.block_on(async {
+        let (transport, stderr) = rmcp::transport::TokioChildProcess::builder(tokio::process::Command::from(cmd))
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the server");
+        let mut stderr = stderr.expect("the server's stderr");
+        let reading = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text).await;
+            text
+        });
+        let client = ().serve(transport).await.expect("initialize");
+        let found = client.call_tool(call("lookup_order", "A-1001")).await.expect("the tool call");
+        assert_ne!(found.is_error, Some(true));
+        let _ = client.cancel().await;
+        tokio::time::timeout(Duration::from_secs(30), reading).await.expect("the server exits").unwrap()
+    });
+    let spans: Vec<serde_json::Value> =
+        stderr.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).collect();
+    let names: Vec<&str> = spans.iter().filter_map(|s| s["name"].as_str()).collect();
+    assert!(names.contains(&"tools/call lookup_order"), "the server's span on its stderr: {names:?}\n{stderr}");
+    assert!(names.contains(&"initialize"), "{names:?}");
+    assert_eq!(stderr.matches("standard output carries a protocol").count(), 1, "said once on stderr:\n{stderr}");
+}
+
 #[test]
 fn an_mcp_tool_call_over_stdio_is_one_trace_across_the_two_processes() {
     let _s = serial();

@@ -24,6 +24,52 @@ pub(crate) struct JsonlExporter {
     resource: Json,
 }
 
+/// Set once standard output carries a protocol ([`keep_off_stdout`]).
+static STDOUT_TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Tells observra that this process's standard output carries a protocol
+/// (an MCP server over stdio, a language server): from now on observra
+/// never writes there. The `stdout` backend (the default when no other is
+/// configured) writes its JSON lines to standard error instead, and says
+/// so once there. The MCP integration's `TracedServer::stdio()` calls it;
+/// call it yourself before serving any other protocol on stdout.
+pub fn keep_off_stdout() {
+    STDOUT_TAKEN.store(true, std::sync::atomic::Ordering::Release);
+}
+
+/// The `stdout` backend's stream: standard output, or standard error once
+/// [`keep_off_stdout`] was called (chosen at a line's first write, so a
+/// line is never split between the two).
+#[derive(Default)]
+pub(crate) struct Stdout {
+    /// Standard error, for the writes until the next flush.
+    to_stderr: Option<bool>,
+    told: bool,
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let to_stderr = *self.to_stderr.get_or_insert_with(|| STDOUT_TAKEN.load(std::sync::atomic::Ordering::Acquire));
+        if !to_stderr {
+            return std::io::stdout().write(buf);
+        }
+        if !std::mem::replace(&mut self.told, true) {
+            crate::diag::emit(
+                crate::diag::DiagnosticLevel::Warn,
+                "standard output carries a protocol here (keep_off_stdout, an MCP server over stdio): the stdout \
+                 backend writes its span JSON lines to standard error instead",
+            );
+        }
+        std::io::stderr().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self.to_stderr.take() {
+            Some(true) => std::io::stderr().flush(),
+            _ => std::io::stdout().flush(),
+        }
+    }
+}
+
 /// Where the lines go: a stream, or a file that rotates by size.
 pub(crate) enum Output {
     Stream(Box<dyn Write + Send>),

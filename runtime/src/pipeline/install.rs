@@ -293,7 +293,7 @@ fn start_local(settings: &Settings, sink: Sink, name: &'static str, resource: &R
     let started = match sink {
         Sink::Stdout => {
             let exporter =
-                JsonlExporter::new(Output::Stream(Box::new(std::io::stdout())), sealer(None)?);
+                JsonlExporter::new(Output::Stream(Box::new(crate::export::jsonl::Stdout::default())), sealer(None)?);
             BatchProcessor::start(name, "stdout", exporter, resource, batch, block_on)
         }
         Sink::Writer(w) => {

@@ -151,8 +151,13 @@ impl<S> TracedServer<S> {
         TracedServer { inner, wire: Wire::Unknown, declared: Arc::default() }
     }
 
-    /// Served over stdio (`network.transport = pipe`).
+    /// Served over stdio (`network.transport = pipe`). Standard output is
+    /// the protocol's channel then: observra never writes there
+    /// ([`crate::keep_off_stdout`]), and the `stdout` backend writes its
+    /// JSON lines to standard error instead.
     pub fn stdio(mut self) -> Self {
+        // Standard output is the protocol's channel now.
+        crate::export::jsonl::keep_off_stdout();
         self.wire = Wire::Pipe;
         self
     }
