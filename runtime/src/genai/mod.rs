@@ -181,6 +181,17 @@ impl LlmCall {
         LlmCall { at: span.into() }
     }
 
+    /// The call's trace id (see [`SpanRef::trace_id`]); `None` outside a
+    /// recorded model call.
+    pub fn trace_id(&self) -> Option<opentelemetry::trace::TraceId> {
+        self.at.trace_id()
+    }
+
+    /// The call's span id (see [`SpanRef::span_id`]).
+    pub fn span_id(&self) -> Option<opentelemetry::trace::SpanId> {
+        self.at.span_id()
+    }
+
     /// Records token usage (only the counts that are `Some`).
     pub fn record_usage(&self, usage: Usage) -> &Self {
         record_response(self, &usage);

@@ -1,7 +1,7 @@
 //! [`SpanRef`]: a handle on the span the current code runs in, whichever
 //! path records it (a call on the frame path has no `tracing` span).
 
-use opentelemetry::trace::SpanContext;
+use opentelemetry::trace::{SpanContext, SpanId, TraceId};
 
 use super::target::{Target, set_attribute};
 use crate::base::attr_value::AttributeValue;
@@ -50,8 +50,33 @@ impl SpanRef {
         self
     }
 
-    /// The span's context, as propagated to other processes.
-    pub(crate) fn span_context(&self) -> Option<SpanContext> {
+    /// The span's trace id, to log it, link to a trace in a UI or hand it
+    /// to an evaluation; `None` when observra does not record this span
+    /// (outside any span, or not installed). It prints as the 32 lowercase
+    /// hex digits a `traceparent` carries: `format!("{}", id)`.
+    ///
+    /// ```no_run
+    /// #[observra::traced]
+    /// fn handle() {
+    ///     if let Some(id) = observra::current_span().trace_id() {
+    ///         println!("trace {id}");
+    ///     }
+    /// }
+    /// ```
+    pub fn trace_id(&self) -> Option<TraceId> {
+        self.span_context().map(|c| c.trace_id())
+    }
+
+    /// The span's own id (16 lowercase hex digits when printed); `None`
+    /// when observra does not record this span.
+    pub fn span_id(&self) -> Option<SpanId> {
+        self.span_context().map(|c| c.span_id())
+    }
+
+    /// The span's context (trace id, span id, sampled flag, trace state),
+    /// as propagated to other processes; `None` when observra does not
+    /// record this span.
+    pub fn span_context(&self) -> Option<SpanContext> {
         match &self.frame {
             Some(ctx) => Some(ctx.span_context()),
             None => {
