@@ -130,8 +130,15 @@ macro_rules! named_key {
 /// `:=`, `=>`, quoted or not, also with the escaped quotes of JSON inside
 /// a JSON string), then a value of 16 or more token characters, all of
 /// them. Only values that look random ([`high_entropy`]) are replaced.
-const GENERIC: &str =
-    concat!(r"(?i)(?-u:\b)", generic_key!(), assignment!(), r#"(?:\\?["'])?[A-Za-z0-9/+=_.~\-]{16,}"#);
+const GENERIC: &str = concat!(
+    r"(?i)(?-u:\b)",
+    generic_key!(),
+    assignment!(),
+    // A `[REDACTED:kind]` an earlier rule left inside the value (a known
+    // key embedded in a longer secret) is part of it: the value is taken
+    // whole, never cut at the marker with its tail left behind.
+    r#"(?:\\?["'])?(?:[A-Za-z0-9/+=_.~\-]|\[REDACTED:[a-z_]+\]){16,}"#
+);
 
 /// [`GENERIC`] up to its value, anchored: where the value of a match starts.
 const GENERIC_KEY: &str = concat!(r"^(?i)", generic_key!(), assignment!(), r#"(?:\\?["'])?"#);
@@ -147,7 +154,7 @@ const NAMED: &str = concat!(
     r"(?i)(?-u:\b)",
     named_key!(),
     assignment!(),
-    r#"(?:\\"[^"\\]*|"(?:[^"\\]|\\.)*|'[^'\\]*|[^\s&,;"'\\\[{](?:[^\s&,;"'\\]|\\[^nrt"])*)"#
+    r#"(?:\\"[^"\\]*|"(?:[^"\\]|\\.)*|'[^'\\]*|(?:[^\s&,;"'\\\[{]|\[REDACTED:[a-z_]+\])(?:[^\s&,;"'\\]|\\[^nrt"])*)"#
 );
 
 /// [`NAMED`] up to its value (the opening quote included), anchored.
