@@ -58,6 +58,14 @@ impl rig_core::tool::PortableTool for LookupOrder {
 /// The user's own code around the agent: the root of the trace.
 #[observra::workflow(name = "rig-desk")]
 pub async fn handle(agent: &Agent, question: &str) -> Result<String, PromptError> {
+    ask(agent, question).await
+}
+
+/// The agent's run. rig adopts the span current when `prompt` is called as
+/// its agent span (it opens `invoke_agent` of its own only when there is
+/// none): this is that span, named as rig names its agent.
+#[observra::agent(name = "support")]
+async fn ask(agent: &Agent, question: &str) -> Result<String, PromptError> {
     agent.prompt(question).await.map(|r| r.output())
 }
 

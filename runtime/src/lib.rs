@@ -172,9 +172,10 @@ where
 /// ([`Instrument::instrument`]).
 ///
 /// Inside an instrumented function on the frame path (see
-/// [`Builder::fast_path`]) there is no `tracing` span for the call:
-/// `tracing::Span::current()` is the enclosing `tracing` span, while this
-/// is the call itself.
+/// [`Builder::fast_path`]) there is no `tracing` span for the call; with
+/// the subscriber `install()` sets, `tracing::Span::current()` stands for
+/// the call all the same (entering it elsewhere makes what runs there the
+/// call's child), and this is the call itself.
 pub fn current_span() -> SpanRef {
     SpanRef::current()
 }

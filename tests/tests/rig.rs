@@ -184,8 +184,10 @@ fn with_capture_on_rigs_messages_are_exported_redacted_on_the_span_and_the_detai
         "rig's deprecated gen_ai.prompt, as the current messages attribute"
     );
     assert!(agent.attr("gen_ai.prompt").is_none() && agent.attr("gen_ai.completion").is_none());
-    let output: serde_json::Value = serde_json::from_str(agent.str_attr("gen_ai.output.messages").unwrap()).unwrap();
-    assert_eq!(output[0]["parts"][0]["content"], "Your order ships today.");
+    // rig adopts the example's `#[agent]` span (the span current when
+    // `prompt` is called) and records the completion only on an agent span
+    // it made itself: the answer is on the last chat span.
+    assert!(agent.attr("gen_ai.output.messages").is_none());
     let chats = named(&spans, "chat gpt-4o-mini");
     assert_eq!(chats.len(), 2);
     for c in &chats {

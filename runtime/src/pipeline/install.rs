@@ -24,7 +24,7 @@ use crate::export::jsonl::JsonlExporter;
 #[cfg(feature = "grpc")]
 use crate::export::otlp_settings::Protocol;
 use crate::policy::span::SpanPolicy;
-use crate::record::layer::OwnSubscriber;
+use crate::record::current::OwnSubscriber;
 use observra_semconv as sc;
 
 fn sdk_sampler(s: Sampler) -> opentelemetry_sdk::trace::Sampler {
@@ -404,9 +404,11 @@ fn start_collector(
 /// Sets observra's own subscriber as the global default. Another thread
 /// may have set one in between; then it must carry our layer.
 fn set_subscriber(max_level: tracing::Level) -> Result<()> {
-    let subscriber: OwnSubscriber = tracing_subscriber::registry()
-        .with(tracing::level_filters::LevelFilter::from_level(max_level))
-        .with(crate::record::layer::ObservraLayer::gated());
+    let subscriber: OwnSubscriber = crate::record::current::FrameAware::new(
+        tracing_subscriber::registry()
+            .with(tracing::level_filters::LevelFilter::from_level(max_level))
+            .with(crate::record::layer::ObservraLayer::gated()),
+    );
     if tracing::subscriber::set_global_default(subscriber).is_err()
         && !tracing::dispatcher::get_default(crate::record::layer::dispatcher_has_layer)
     {

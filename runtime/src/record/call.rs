@@ -28,7 +28,7 @@ use crate::base::state::{FRAME_PATH, with_installed};
 
 /// Whether the current `tracing` dispatcher is the subscriber observra built.
 fn own_subscriber() -> bool {
-    tracing::dispatcher::get_default(|d| d.is::<super::layer::OwnSubscriber>())
+    tracing::dispatcher::get_default(|d| d.is::<super::current::OwnSubscriber>())
 }
 
 /// A call may take the frame path: the checks passed. Finish with

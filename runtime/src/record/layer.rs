@@ -32,6 +32,14 @@ use crate::record;
 use observra_semconv as sc;
 
 /// Records one `tracing` field on a span's frame.
+/// Records a span's `values` into its frame (GenAI and HTTP spans even when
+/// sampled out: their metrics count every call).
+pub(crate) fn record_values(frame: &mut Frame, meta: &'static Metadata<'static>, values: &Record<'_>) {
+    if frame.ctx.sampled || frame.in_metrics() {
+        values.record(&mut Visitor(|f: &Field, v: FieldValue<'_>| record_field(frame, meta, f, v)));
+    }
+}
+
 fn record_field(frame: &mut Frame, meta: &'static Metadata<'static>, field: &Field, value: FieldValue<'_>) {
     match (field.name(), value) {
         (sc::OTEL_NAME, v) => frame.set_name(Cow::Owned(v.into_string())),
@@ -281,11 +289,8 @@ fn span_event(event: &TracingEvent<'_>) -> Event {
 }
 
 /// The registry under observra's own subscriber, with its level filter.
-type FilteredRegistry =
+pub(crate) type FilteredRegistry =
     tracing_subscriber::layer::Layered<tracing::level_filters::LevelFilter, tracing_subscriber::Registry>;
-/// The `tracing` subscriber `install()` sets when there is none: observra
-/// is its only consumer, which is what lets the macros take the frame path.
-pub(crate) type OwnSubscriber = tracing_subscriber::layer::Layered<ObservraLayer<FilteredRegistry>, FilteredRegistry>;
 
 /// Gives the runtime's macro helpers access to a span's frame through the
 /// dispatcher, whatever the concrete subscriber type is.
@@ -426,10 +431,7 @@ where
         let meta = span.metadata();
         let mut ext = span.extensions_mut();
         if let Some(frame) = ext.get_mut::<Frame>() {
-            // GenAI and HTTP spans are recorded even when sampled out: their metrics count every call.
-            if frame.ctx.sampled || frame.in_metrics() {
-                values.record(&mut Visitor(|f: &Field, v: FieldValue<'_>| record_field(frame, meta, f, v)));
-            }
+            record_values(frame, meta, values);
         }
     }
 

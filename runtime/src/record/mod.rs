@@ -20,6 +20,7 @@
 
 pub(crate) mod call;
 pub mod carry;
+pub(crate) mod current;
 pub(crate) mod declare;
 pub(crate) mod evaluate;
 pub(crate) mod guard;
@@ -129,19 +130,27 @@ pub(crate) fn pop_carried(span_id: SpanId) {
     });
 }
 
+/// Where the innermost frame is on this thread's stack, when it is the
+/// innermost span: a frame on top, or the context of a frame that is
+/// entered lower on this thread, carried back on top (its
+/// `tracing::Span::current()` entered inside it, see [`current`]).
+fn innermost_frame_at(s: &[Entry]) -> Option<usize> {
+    match s.last()? {
+        Entry::Frame(_) => Some(s.len() - 1),
+        Entry::Carried(c) => position(s, c.span_id),
+        Entry::Tracing(..) => None,
+    }
+}
+
 /// When the innermost span on this thread is a frame: whether it is sampled.
 pub(crate) fn innermost_frame_sampled() -> Option<bool> {
-    stack(|s| match s.last() {
-        Some(Entry::Frame(f)) => Some(f.ctx.sampled),
-        _ => None,
-    })
-    .flatten()
+    stack(|s| innermost_frame_at(s).map(|at| s[at].ctx().sampled)).flatten()
 }
 
 /// Adds an event to the innermost frame, if one is innermost.
 pub(crate) fn add_event_to_innermost(event: Event) {
     stack(|s| {
-        if let Some(Entry::Frame(f)) = s.last_mut() {
+        if let Some(Entry::Frame(f)) = innermost_frame_at(s).map(|at| &mut s[at]) {
             f.add_event(event);
         }
     });
