@@ -25,6 +25,7 @@ mod replay;
 mod spans;
 mod summary;
 mod tail;
+mod tree;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
