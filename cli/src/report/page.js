@@ -5,11 +5,11 @@
   "use strict";
   var started = performance.now();
   var data = JSON.parse(document.getElementById("report-data").textContent);
-  var PAGE_ROWS = 100;
+  var PAGE_ROWS = 100, WATERFALL_ROWS = 1000;
   var CONTENT_KEYS = ["gen_ai.system_instructions", "gen_ai.input.messages", "gen_ai.output.messages",
     "gen_ai.tool.call.arguments", "gen_ai.tool.call.result", "gen_ai.tool.definitions"];
   var KIND_LETTER = { client: "C", server: "S", internal: "I", producer: "P", consumer: "U" };
-  var state = { agent: "", model: "", status: "", page: 0, trace: null, span: null };
+  var state = { agent: "", model: "", status: "", page: 0, trace: null, span: null, drawUpTo: function () {} };
 
   // ---- helpers ----------------------------------------------------------
   function $(id) { return document.getElementById(id); }
@@ -220,6 +220,8 @@
     if (history.replaceState) history.replaceState(null, "", "#trace=" + id + (spanId ? "&span=" + spanId : ""));
   }
 
+  // The waterfall: an axis, then a row per span in tree order, drawn
+  // WATERFALL_ROWS at a time (a button draws more) so a huge trace opens fast.
   function waterfall(wf, trace, run) {
     var total = Math.max(run.duration_ms * 1000, 1e-3);
     var ticks = el("div", { class: "ticks" });
@@ -227,30 +229,45 @@
       ticks.appendChild(el("span", { class: "tick", style: "left:" + (f * 100) + "%", text: ms(total * f / 1000) }));
     });
     wf.appendChild(el("div", { class: "axis" }, [el("div", { text: "span" }), ticks, el("div", { class: "span-dur", text: "duration" })]));
-    trace.spans.forEach(function (s) {
-      var left = Math.max(0, Math.min(100, s.start_us / total * 100));
-      var width = Math.max(0, Math.min(100 - left, s.duration_us / total * 100));
-      var kind = s.kind || "internal";
-      var row = el("div", {
-        class: "span-row" + (s.status === "error" ? " error" : ""), role: "button", tabindex: "0",
-        "data-span-id": s.id, "data-parent-id": s.parent || "", "data-depth": String(s.depth),
-        "data-kind": kind, "data-status": s.status, title: s.name + (s.message ? " — " + s.message : "")
-      }, [
-        el("div", { class: "span-label", style: "padding-left:" + (4 + s.depth * 14) + "px" }, [
-          el("span", { class: "kind kind-" + kind, title: kind, text: KIND_LETTER[kind] || "?" }),
-          el("span", { class: "span-name", text: s.name })
-        ]),
-        el("div", { class: "span-track" }, [el("div", {
-          class: "bar op-" + op(s.attributes) + " kind-" + kind + " status-" + s.status,
-          style: "left:" + left.toFixed(3) + "%;width:" + width.toFixed(3) + "%"
-        })]),
-        el("div", { class: "span-dur", text: ms(s.duration_us / 1000) })
-      ]);
-      row.addEventListener("click", function () { selectSpan(s.id); });
-      row.addEventListener("keydown", function (e) { if (e.key === "Enter") selectSpan(s.id); });
-      wf.appendChild(row);
-    });
+    var rows = el("div", { class: "rows" }), more = el("button", { class: "more" }), shown = 0;
+    var grow = function (upTo) {
+      var end = Math.min(trace.spans.length, upTo), batch = document.createDocumentFragment();
+      for (; shown < end; shown++) batch.appendChild(spanRow(trace.spans[shown], total));
+      rows.appendChild(batch);
+      var left = trace.spans.length - shown;
+      more.hidden = left === 0;
+      more.textContent = "Draw " + num(Math.min(left, WATERFALL_ROWS)) + " more spans (" + num(left) + " not drawn yet)";
+    };
+    more.addEventListener("click", function () { grow(shown + WATERFALL_ROWS); });
+    state.drawUpTo = function (index) { if (index >= shown) grow((Math.floor(index / WATERFALL_ROWS) + 1) * WATERFALL_ROWS); };
+    wf.appendChild(rows);
+    wf.appendChild(more);
     wf.appendChild(legend());
+    grow(WATERFALL_ROWS);
+  }
+
+  function spanRow(s, total) {
+    var left = Math.max(0, Math.min(100, s.start_us / total * 100));
+    var width = Math.max(0, Math.min(100 - left, s.duration_us / total * 100));
+    var kind = s.kind || "internal";
+    var row = el("div", {
+      class: "span-row" + (s.status === "error" ? " error" : ""), role: "button", tabindex: "0",
+      "data-span-id": s.id, "data-parent-id": s.parent || "", "data-depth": String(s.depth),
+      "data-kind": kind, "data-status": s.status, title: s.name + (s.message ? " — " + s.message : "")
+    }, [
+      el("div", { class: "span-label", style: "padding-left:" + (4 + s.depth * 14) + "px" }, [
+        el("span", { class: "kind kind-" + kind, title: kind, text: KIND_LETTER[kind] || "?" }),
+        el("span", { class: "span-name", text: s.name })
+      ]),
+      el("div", { class: "span-track" }, [el("div", {
+        class: "bar op-" + op(s.attributes) + " kind-" + kind + " status-" + s.status,
+        style: "left:" + left.toFixed(3) + "%;width:" + width.toFixed(3) + "%"
+      })]),
+      el("div", { class: "span-dur", text: ms(s.duration_us / 1000) })
+    ]);
+    row.addEventListener("click", function () { selectSpan(s.id); });
+    row.addEventListener("keydown", function (e) { if (e.key === "Enter") selectSpan(s.id); });
+    return row;
   }
 
   function legend() {
@@ -266,8 +283,11 @@
   function selectSpan(id) {
     var trace = data.traces[state.trace];
     if (!trace) return;
-    var s = trace.spans.filter(function (x) { return x.id === id; })[0];
-    if (!s) return;
+    var index = -1;
+    for (var i = 0; i < trace.spans.length && index < 0; i++) if (trace.spans[i].id === id) index = i;
+    if (index < 0) return;
+    var s = trace.spans[index];
+    state.drawUpTo(index);
     state.span = id;
     Array.prototype.forEach.call(document.querySelectorAll("#waterfall .span-row"), function (r) {
       r.classList.toggle("selected", r.getAttribute("data-span-id") === id);
@@ -419,6 +439,8 @@
   var firstShown = data.runs.filter(function (r) { return r.detail !== "none"; })[0];
   var start = wanted.trace && runOf(wanted.trace) ? wanted.trace : (firstShown || data.runs[0] || {}).trace_id;
   if (start) selectTrace(start, wanted.span || null);
+  // How long the page took: its script, and from the start of loading to here.
   document.body.setAttribute("data-render-ms", (performance.now() - started).toFixed(1));
+  document.body.setAttribute("data-ready-ms", performance.now().toFixed(1));
   document.body.setAttribute("data-ready", "true");
 })();
