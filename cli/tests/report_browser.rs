@@ -44,7 +44,8 @@ macro_rules! chromium_or_skip {
             Some(c) => c,
             None => {
                 eprintln!(
-                    "SKIPPED: no Chromium (install Debian's `chromium`, as scripts/test.sh does, or set OBSERVRA_CHROMIUM)"
+                    "\n!!!!!!!! SKIPPED: Chromium is not installed and scripts/test.sh could not install it (Debian \
+                     package `chromium`; or set OBSERVRA_CHROMIUM). The report page was not opened. !!!!!!!!\n"
                 );
                 return;
             }
@@ -296,8 +297,9 @@ fn check_page(bin: &Path, jsonl: &Path) -> (PathBuf, Vec<Value>) {
 }
 
 /// The colour and box of each bar as Chromium drew them: the page with a
-/// probe script added that writes them into the DOM.
-fn drawn_bars(bin: &Path, page: &Path) -> HashMap<String, (String, f64, f64)> {
+/// probe script added that writes them into the DOM, and also tries the
+/// runs table's filters (checked against `spans`).
+fn drawn_bars(bin: &Path, page: &Path, spans: &[Value]) -> HashMap<String, (String, f64, f64)> {
     let probe = r##"<script>document.body.setAttribute("data-probe", JSON.stringify(
         Array.prototype.map.call(document.querySelectorAll("#waterfall .span-row"), function (r) {
           var b = r.querySelector(".bar"), box = b.getBoundingClientRect();
@@ -305,6 +307,20 @@ fn drawn_bars(bin: &Path, page: &Path) -> HashMap<String, (String, f64, f64)> {
         })));
         var more = document.querySelector("#waterfall .more");
         document.body.setAttribute("data-more-shown", String(more.getBoundingClientRect().height > 0));
+        var rowsWith = function (id, value) {
+          var select = document.getElementById(id);
+          select.value = value;
+          select.dispatchEvent(new Event("change"));
+          var n = document.querySelectorAll("#runs-body tr").length;
+          select.value = "";
+          select.dispatchEvent(new Event("change"));
+          return n;
+        };
+        var agent = document.querySelector("#filter-agent option:nth-child(2)").value;
+        var model = document.querySelector("#filter-model option:nth-child(2)").value;
+        document.body.setAttribute("data-filtered", JSON.stringify([rowsWith("filter-status", "ok"),
+          rowsWith("filter-status", "error"), agent, rowsWith("filter-agent", agent), model,
+          rowsWith("filter-model", model)]));
         </script></body>"##;
     let html = std::fs::read_to_string(page).unwrap().replace("</body>", probe);
     let probed = page.with_file_name("probed.html");
@@ -312,6 +328,7 @@ fn drawn_bars(bin: &Path, page: &Path) -> HashMap<String, (String, f64, f64)> {
     let dom = open(bin, &probed, "");
     let body = &elements(&dom, "<body")[0].1;
     assert_eq!(body["data-more-shown"], "false", "every span is drawn: no button to draw more");
+    check_filters(&serde_json::from_str(&body["data-filtered"]).unwrap(), spans);
     let probe: Value = serde_json::from_str(&body["data-probe"]).unwrap();
     probe
         .as_array()
@@ -326,11 +343,34 @@ fn drawn_bars(bin: &Path, page: &Path) -> HashMap<String, (String, f64, f64)> {
         .collect()
 }
 
+/// The runs table filtered by status, and by the first agent and model
+/// listed: as many rows as the JSONL has traces of each.
+fn check_filters(filtered: &Value, spans: &[Value]) {
+    let traces = |keep: &dyn Fn(&Value) -> bool| {
+        let mut ids: Vec<&str> = spans.iter().filter(|s| keep(s)).map(|s| s["trace_id"].as_str().unwrap()).collect();
+        ids.sort();
+        ids.dedup();
+        ids.len()
+    };
+    let all = traces(&|_| true);
+    let failed = traces(&|s| s["status"]["code"] == "error");
+    let agent = filtered[2].as_str().expect("an agent to filter by");
+    let with_agent = traces(&|s| {
+        s["attributes"]["gen_ai.operation.name"] == "invoke_agent" && s["attributes"]["gen_ai.agent.name"] == agent
+    });
+    let model = filtered[4].as_str().expect("a model to filter by");
+    let with_model = traces(&|s| s["kind"] == "client" && s["attributes"]["gen_ai.request.model"] == model);
+    assert_eq!(filtered[0], all - failed, "status ok: {filtered}");
+    assert_eq!(filtered[1], failed, "status error: {filtered}");
+    assert_eq!(filtered[3], with_agent, "agent {agent}: {filtered}");
+    assert_eq!(filtered[5], with_model, "model {model}: {filtered}");
+}
+
 /// Failed spans' bars are red, the others not, each bar lies within its
 /// parent's, and all are drawn at once.
 fn check_drawn(bin: &Path, page: &Path, spans: &[Value]) {
     const RED: &str = "rgb(220, 38, 38)";
-    let drawn = drawn_bars(bin, page);
+    let drawn = drawn_bars(bin, page, spans);
     for s in spans {
         let id = s["span_id"].as_str().unwrap();
         let (colour, left, right) = &drawn[id];
@@ -389,6 +429,26 @@ fn the_rig_agents_run_reads_in_chromium_with_its_captured_messages_redacted() {
     assert!(detail.contains("Captured messages") && detail.contains("gen_ai.input.messages"), "{detail}");
     assert!(detail.contains("Where is my order A-1001?") && detail.contains("[REDACTED:openai_key]"), "{detail}");
     assert!(!dom.contains("sk-TEST"), "the page shows what the JSONL holds, redacted");
+}
+
+#[test]
+fn a_page_of_several_runs_lists_each_and_filters_them() {
+    let bin = chromium_or_skip!();
+    let dir = tmp("several");
+    let mut spans = Vec::new();
+    for bin in ["support-agent", "rig-agent", "rag-agent"] {
+        let jsonl = example_jsonl(bin, &[]);
+        std::fs::copy(&jsonl, dir.join(format!("{bin}.jsonl"))).unwrap();
+        spans.extend(records(&jsonl));
+    }
+    let page = tmp("several-page").join("report.html");
+    run_ok(Command::cargo_bin("observra").unwrap().arg("report").arg(&dir).arg("-o").arg(&page));
+    let dom = open(&bin, &page, "");
+    assert_eq!(elements(&dom, r#"<tr class="run"#).len(), 3, "a row per trace");
+    let options = text_of(&dom, "filter-agent");
+    assert!(options.contains("order-rag") && options.contains("support"), "{options}");
+    let drawn = drawn_bars(&bin, &page, &spans);
+    assert!(!drawn.is_empty(), "the newest trace is drawn");
 }
 
 #[test]
