@@ -8,6 +8,8 @@
 # Real peers the suite needs are installed from here, so this stays the one
 # command to run:
 # - prometheus (Debian package), for tests/tests/prometheus.rs;
+# - chromium (Debian package), which opens `observra report`'s page in
+#   cli/tests/report_browser.rs;
 # - Arize Phoenix (PyPI, in a virtualenv under target/, kept between runs),
 #   for tests/tests/phoenix.rs;
 # - rotel, a Rust OpenTelemetry collector (PyPI, likewise), for
@@ -35,20 +37,28 @@ venv_tool() {
 venv_tool target/phoenix-venv arize-phoenix==20.26.1 bin/phoenix "the Phoenix end-to-end test (about 850 MB)"
 venv_tool target/rotel-venv rotel==0.0.1a15 'lib/python*/site-packages/rotel/rotel-agent' "the real-collector fault test"
 
-if ! command -v prometheus >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "== installing prometheus (Debian package) for the real-Prometheus test"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-    echo "== installing prometheus (Debian package) with sudo for the real-Prometheus test"
-    sudo apt-get update -qq
-    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-  else
-    echo "!!!! prometheus is not installed and cannot be installed here (needs root and apt-get):" >&2
-    echo "!!!! the real-Prometheus test will be SKIPPED" >&2
+# A Debian package, installed when its command is missing:
+# apt_tool COMMAND PACKAGE WHAT. Without root (or sudo) and apt-get it is
+# loud, and the test that needs it says SKIPPED.
+apt_tool() {
+  local command=$1 package=$2 what=$3 sudo=""
+  if command -v "$command" >/dev/null 2>&1; then
+    return 0
   fi
-fi
+  if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    sudo="sudo"
+  fi
+  if { [ "$(id -u)" = 0 ] || [ -n "$sudo" ]; } && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing $package (Debian package)${sudo:+ with sudo} for $what"
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$package" >/dev/null
+  else
+    echo "!!!! $command is not installed and cannot be installed here (needs root and apt-get):" >&2
+    echo "!!!! $what will be SKIPPED" >&2
+  fi
+}
+apt_tool prometheus prometheus "the real-Prometheus test"
+apt_tool chromium chromium "the report page's browser tests (cli/tests/report_browser.rs)"
 
 # Tests run the examples and the observra command with `cargo run -p ...`,
 # which builds a package with its own features rather than the workspace's

@@ -2,6 +2,7 @@
 //!
 //! ```sh
 //! observra tail spans.jsonl            # each trace as a tree; --follow for a growing file
+//! observra report spans.jsonl -o report.html   # one HTML page: runs, waterfalls, totals
 //! observra summary spans.jsonl --since 1h --format json
 //! observra replay spans.jsonl --endpoint http://collector:4318
 //! observra verify spans.jsonl --key $OBSERVRA_AUDIT_KEY       # exit 1 on tampering
@@ -22,9 +23,11 @@
 mod audit_export;
 mod baseline;
 mod replay;
+mod report;
 mod spans;
 mod summary;
 mod tail;
+mod tree;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -33,7 +36,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "observra", version, about = "Tail, summarise and replay observra's JSONL span files")]
+#[command(name = "observra", version, about = "Tail, summarise, report on and replay observra's JSONL span files")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -66,6 +69,34 @@ enum Command {
         /// Output: a table or JSON.
         #[arg(long, default_value = "table", value_parser = ["table", "json"])]
         format: String,
+    },
+    /// Write one self-contained HTML page of the runs: a waterfall per trace, each span's attributes, events and
+    /// captured messages, and the totals. It opens in any browser with no network.
+    Report {
+        /// JSONL files (plaintext or encrypted), or directories of them; rotated parts are read too.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The page to write.
+        #[arg(short, long, default_value = "report.html")]
+        output: PathBuf,
+        /// Only traces that started at or after this (30m, 2h, 7d, or 2026-11-23T09:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only traces that started before this (same forms as --since).
+        #[arg(long)]
+        until: Option<String>,
+        /// Only this trace (its id, 32 hex digits).
+        #[arg(long)]
+        trace: Option<String>,
+        /// Key(s) of encrypted files, 32 bytes as base64 or hex; the right one is found by its id.
+        #[arg(long = "key", env = "OBSERVRA_JSONL_KEY", hide_env_values = true, value_delimiter = ',')]
+        keys: Vec<String>,
+        /// Spans embedded in full, newest traces first; older traces are listed with their figures only.
+        #[arg(long, default_value_t = report::DEFAULT_MAX_SPANS)]
+        max_spans: usize,
+        /// Runs listed, newest first; older traces count in the totals only.
+        #[arg(long, default_value_t = report::DEFAULT_MAX_RUNS)]
+        max_runs: usize,
     },
     /// Check the hash chains of JSONL files (exit 1 on tampering, naming the file and the first bad record;
     /// 3 for an unfinished last line a crash left).
@@ -252,16 +283,155 @@ fn period(since: Option<String>, until: Option<String>) -> Result<(Option<u64>, 
 
 /// Every span of `files` that started in `[since, until)`.
 fn read_period(files: &[PathBuf], since: Option<u64>, until: Option<u64>) -> Result<Vec<spans::Span>, (u8, String)> {
+    let period = spans::Period { since, until };
     Ok(spans::read_all(files)
         .map_err(|e| (2, e.to_string()))?
         .into_iter()
-        .filter(|s| since.is_none_or(|t| s.start_ns >= t) && until.is_none_or(|t| s.start_ns < t))
+        .filter(|s| period.contains(s.start_ns))
         .collect())
 }
 
 fn now_ns() -> u64 {
     let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// `observra verify --from-export`: an audit package authenticated and re-checked against its sources.
+fn verify_export(export: &std::path::Path, key: &str) -> Result<(), (u8, String)> {
+    let key = observra::audit::parse_key(key).map_err(|e| (2, format!("--key: {e}")))?;
+    // The bytes as read: the package's HMAC covers them, not a re-serialisation.
+    let bytes = std::fs::read(export).map_err(|e| (2, format!("{}: {e}", export.display())))?;
+    let package: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| (2, format!("{}: not JSON: {e}", export.display())))?;
+    let summary =
+        audit_export::verify_package(&bytes, &package, &key).map_err(|e| (1, format!("{}: {e}", export.display())))?;
+    println!("{summary}");
+    Ok(())
+}
+
+/// `observra verify`: an audit export, or the hash chains of files.
+fn run_verify(
+    files: Vec<PathBuf>,
+    from_export: Option<PathBuf>,
+    key: String,
+    save_head: Option<PathBuf>,
+    expect_head: Option<PathBuf>,
+) -> Result<(), (u8, String)> {
+    if let Some(export) = from_export {
+        return verify_export(&export, &key);
+    }
+    use observra::audit::Verdict;
+    let key = observra::audit::parse_key(&key).map_err(|e| (2, format!("--key: {e}")))?;
+    let mut reports = observra::audit::verify_all(&files, &key).map_err(|e| (2, e.to_string()))?;
+    if reports.is_empty() {
+        return Err((2, "no JSONL files to verify".into()));
+    }
+    if (save_head.is_some() || expect_head.is_some()) && reports.len() > 1 {
+        return Err((2, "--save-head and --expect-head take the files of one chain".into()));
+    }
+    if let Some(saved) = &expect_head {
+        let text = std::fs::read_to_string(saved).map_err(|e| (2, format!("{}: {e}", saved.display())))?;
+        let saved_head = observra::audit::HeadAnchor::parse(&text, &key)
+            .map_err(|e| (2, format!("--expect-head {}: {e}", saved.display())))?;
+        let (chain, report) = &mut reports[0];
+        *report = observra::audit::verify_against(&chain.files, &key, &saved_head).map_err(|e| (2, e.to_string()))?;
+    }
+    if let (Some(to), Some((_, report))) = (&save_head, reports.first()) {
+        if let (Verdict::Intact, Some(head)) = (report.verdict(), &report.head) {
+            std::fs::write(to, head.to_json(&key) + "\n")
+                .map_err(|e| (2, format!("--save-head {}: {e}", to.display())))?;
+            eprintln!("head saved to {} (sequence {}, chain {})", to.display(), head.seq, head.chain);
+        }
+    }
+    let several = reports.len() > 1;
+    let (mut tampered, mut unsealed) = (0, 0);
+    for (chain, report) in &reports {
+        match report.verdict() {
+            Verdict::Tampered => tampered += 1,
+            Verdict::UnsealedTail => unsealed += 1,
+            Verdict::Intact => {}
+        }
+        match (several, report.verdict()) {
+            (true, _) => println!("{}: {}", chain.base.display(), report.summary()),
+            (false, Verdict::Intact) => println!("{}", report.summary()),
+            (false, _) => {}
+        }
+    }
+    let summary = |(c, r): &(observra::audit::ChainFiles, observra::audit::VerifyReport)| {
+        if several { format!("{}: {}", c.base.display(), r.summary()) } else { r.summary() }
+    };
+    if tampered > 0 {
+        let bad: Vec<String> = reports.iter().filter(|(_, r)| r.verdict() == Verdict::Tampered).map(summary).collect();
+        Err((1, bad.join("\n")))
+    } else if unsealed > 0 {
+        let tails: Vec<String> =
+            reports.iter().filter(|(_, r)| r.verdict() == Verdict::UnsealedTail).map(summary).collect();
+        Err((3, tails.join("\n")))
+    } else {
+        Ok(())
+    }
+}
+
+/// `--key` values (32 bytes as base64 or hex each).
+fn parse_keys(keys: &[String]) -> Result<Vec<[u8; 32]>, (u8, String)> {
+    keys.iter()
+        .map(|k| observra::audit::parse_key(k))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| (2, format!("--key: {e}")))
+}
+
+/// `observra report`: writes the page, then says where, and what was skipped.
+fn run_report(options: &report::Options) -> Result<(), (u8, String)> {
+    let written = report::write(options, now_ns()).map_err(|e| (2, e.to_string()))?;
+    for w in &written.warnings {
+        eprintln!("observra: warning: {w}");
+    }
+    let embedded = if written.embedded == written.listed {
+        String::new()
+    } else {
+        format!(" ({} in full; see --max-spans)", written.embedded)
+    };
+    eprintln!(
+        "wrote {}: {} trace(s){embedded}, {} span(s), {} KB{}",
+        options.output.display(),
+        written.traces,
+        written.spans,
+        written.bytes.div_ceil(1024),
+        if written.warnings.is_empty() { String::new() } else { format!(", {} warning(s)", written.warnings.len()) }
+    );
+    Ok(())
+}
+
+/// `observra export --format audit`: the evidence package of a period.
+fn run_export(
+    from: Vec<PathBuf>,
+    since: Option<String>,
+    until: Option<String>,
+    output: PathBuf,
+    key: Option<String>,
+) -> Result<(), (u8, String)> {
+    let input = |e: spans::ReadError| (2, e.to_string());
+    let (since, until) = period(since, until)?;
+    let key = key.map(|k| observra::audit::parse_key(&k)).transpose().map_err(|e| (2, format!("--key: {e}")))?;
+    let files = spans::expand(&from).map_err(input)?;
+    let spans = read_period(&files, since, until)?;
+    let opts = audit_export::Options { files: &files, since, until, key };
+    let package = audit_export::build(&spans, &opts).map_err(|e| (2, e))?;
+    let text = audit_export::render(&package, key.as_ref()).map_err(|e| (2, e))?;
+    std::fs::write(&output, text).map_err(|e| (2, format!("{}: {e}", output.display())))?;
+    eprintln!(
+        "wrote {}: {} runs, {} spans; hash chain: {}; {}",
+        output.display(),
+        package["totals"]["runs"],
+        package["totals"]["spans"],
+        package["integrity"]["verification"]["status"],
+        if key.is_some() {
+            "package authenticated (package_hmac)"
+        } else {
+            "package NOT authenticated: without --key, verify --from-export will refuse it"
+        }
+    );
+    Ok(())
 }
 
 fn run(cli: Cli) -> Result<(), (u8, String)> {
@@ -288,101 +458,19 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
             Ok(())
         }
         Command::Baseline { command } => run_baseline(command),
-        Command::Export { format: _, from, since, until, output, key } => {
+        Command::Export { format: _, from, since, until, output, key } => run_export(from, since, until, output, key),
+        Command::Verify { files, from_export, key, save_head, expect_head } => {
+            run_verify(files, from_export, key, save_head, expect_head)
+        }
+        Command::Report { files, output, since, until, trace, keys, max_spans, max_runs } => {
             let (since, until) = period(since, until)?;
-            let key =
-                key.map(|k| observra::audit::parse_key(&k)).transpose().map_err(|e| (2, format!("--key: {e}")))?;
-            let files = spans::expand(&from).map_err(input)?;
-            let spans = read_period(&files, since, until)?;
-            let opts = audit_export::Options { files: &files, since, until, key };
-            let package = audit_export::build(&spans, &opts).map_err(|e| (2, e))?;
-            let text = audit_export::render(&package, key.as_ref()).map_err(|e| (2, e))?;
-            std::fs::write(&output, text).map_err(|e| (2, format!("{}: {e}", output.display())))?;
-            eprintln!(
-                "wrote {}: {} runs, {} spans; hash chain: {}; {}",
-                output.display(),
-                package["totals"]["runs"],
-                package["totals"]["spans"],
-                package["integrity"]["verification"]["status"],
-                if key.is_some() {
-                    "package authenticated (package_hmac)"
-                } else {
-                    "package NOT authenticated: without --key, verify --from-export will refuse it"
-                }
-            );
-            Ok(())
-        }
-        Command::Verify { from_export: Some(export), key, .. } => {
-            let key = observra::audit::parse_key(&key).map_err(|e| (2, format!("--key: {e}")))?;
-            // The bytes as read: the package's HMAC covers them, not a re-serialisation.
-            let bytes = std::fs::read(&export).map_err(|e| (2, format!("{}: {e}", export.display())))?;
-            let package: serde_json::Value =
-                serde_json::from_slice(&bytes).map_err(|e| (2, format!("{}: not JSON: {e}", export.display())))?;
-            let summary = audit_export::verify_package(&bytes, &package, &key)
-                .map_err(|e| (1, format!("{}: {e}", export.display())))?;
-            println!("{summary}");
-            Ok(())
-        }
-        Command::Verify { files, key, save_head, expect_head, .. } => {
-            use observra::audit::Verdict;
-            let key = observra::audit::parse_key(&key).map_err(|e| (2, format!("--key: {e}")))?;
-            let mut reports = observra::audit::verify_all(&files, &key).map_err(|e| (2, e.to_string()))?;
-            if reports.is_empty() {
-                return Err((2, "no JSONL files to verify".into()));
-            }
-            if (save_head.is_some() || expect_head.is_some()) && reports.len() > 1 {
-                return Err((2, "--save-head and --expect-head take the files of one chain".into()));
-            }
-            if let Some(saved) = &expect_head {
-                let text = std::fs::read_to_string(saved).map_err(|e| (2, format!("{}: {e}", saved.display())))?;
-                let saved_head = observra::audit::HeadAnchor::parse(&text, &key)
-                    .map_err(|e| (2, format!("--expect-head {}: {e}", saved.display())))?;
-                let (chain, report) = &mut reports[0];
-                *report =
-                    observra::audit::verify_against(&chain.files, &key, &saved_head).map_err(|e| (2, e.to_string()))?;
-            }
-            if let (Some(to), Some((_, report))) = (&save_head, reports.first()) {
-                if let (Verdict::Intact, Some(head)) = (report.verdict(), &report.head) {
-                    std::fs::write(to, head.to_json(&key) + "\n")
-                        .map_err(|e| (2, format!("--save-head {}: {e}", to.display())))?;
-                    eprintln!("head saved to {} (sequence {}, chain {})", to.display(), head.seq, head.chain);
-                }
-            }
-            let several = reports.len() > 1;
-            let (mut tampered, mut unsealed) = (0, 0);
-            for (chain, report) in &reports {
-                match report.verdict() {
-                    Verdict::Tampered => tampered += 1,
-                    Verdict::UnsealedTail => unsealed += 1,
-                    Verdict::Intact => {}
-                }
-                match (several, report.verdict()) {
-                    (true, _) => println!("{}: {}", chain.base.display(), report.summary()),
-                    (false, Verdict::Intact) => println!("{}", report.summary()),
-                    (false, _) => {}
-                }
-            }
-            let summary = |(c, r): &(observra::audit::ChainFiles, observra::audit::VerifyReport)| {
-                if several { format!("{}: {}", c.base.display(), r.summary()) } else { r.summary() }
-            };
-            if tampered > 0 {
-                let bad: Vec<String> =
-                    reports.iter().filter(|(_, r)| r.verdict() == Verdict::Tampered).map(summary).collect();
-                Err((1, bad.join("\n")))
-            } else if unsealed > 0 {
-                let tails: Vec<String> =
-                    reports.iter().filter(|(_, r)| r.verdict() == Verdict::UnsealedTail).map(summary).collect();
-                Err((3, tails.join("\n")))
-            } else {
-                Ok(())
-            }
+            let period = spans::Period { since, until };
+            let selection = report::model::Selection { period, trace, max_spans, max_runs };
+            let options = report::Options { files, keys: parse_keys(&keys)?, selection, output };
+            run_report(&options)
         }
         Command::Decrypt { file, keys } => {
-            let keys = keys
-                .iter()
-                .map(|k| observra::audit::parse_key(k))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| (2, format!("--key: {e}")))?;
+            let keys = parse_keys(&keys)?;
             let records = observra::audit::decrypt(&file, &keys).map_err(|e| (1, e.to_string()))?;
             let mut out = std::io::stdout().lock();
             for r in records {

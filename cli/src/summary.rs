@@ -1,6 +1,7 @@
-//! `observra summary`: tokens, cost, errors and latency per model, agent and
-//! tool, and evaluation scores per evaluation, agent and model, over files
-//! and an optional time range.
+//! `observra summary`: tokens, cost, errors and latency (and, of streamed
+//! calls, the time to the first chunk) per model, agent and tool, and
+//! evaluation scores per evaluation, agent and model, over files and an
+//! optional time range. `observra report` shows the same totals.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +18,8 @@ struct Group {
     output_tokens: f64,
     cost_usd: f64,
     durations_ms: Vec<f64>,
+    /// Of streamed calls: the time to their first chunk.
+    first_chunk_ms: Vec<f64>,
 }
 
 /// `sum` plus the amount (tokens, cost) attribute `key` of `s`: a negative
@@ -27,11 +30,14 @@ pub fn add_amount(sum: f64, s: &Span, key: &str) -> f64 {
 }
 
 impl Group {
+    /// Counts a call: its outcome and timings, not its amounts (see `add_amounts`).
     fn add(&mut self, s: &Span) {
         self.calls = self.calls.saturating_add(1);
         self.errors = self.errors.saturating_add(u64::from(s.failed()));
-        self.add_amounts(s, "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "observra.cost.usd");
         self.durations_ms.push(s.duration_ms());
+        if let Some(secs) = s.amount_attr(observra::semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK) {
+            self.first_chunk_ms.push(secs * 1000.0);
+        }
     }
     fn add_amounts(&mut self, s: &Span, input: &str, output: &str, cost: &str) {
         self.input_tokens = add_amount(self.input_tokens, s, input);
@@ -42,6 +48,15 @@ impl Group {
         observra::analytics::percentile(&mut self.durations_ms.clone(), q).unwrap_or(0.0)
     }
     fn to_json(&self) -> Value {
+        let mut group = self.figures();
+        if !self.first_chunk_ms.is_empty() {
+            let q = |q| observra::analytics::percentile(&mut self.first_chunk_ms.clone(), q).unwrap_or(0.0);
+            group["time_to_first_chunk_ms"] =
+                json!({"streams": self.first_chunk_ms.len(), "p50": q(0.5), "p95": q(0.95)});
+        }
+        group
+    }
+    fn figures(&self) -> Value {
         json!({
             "calls": self.calls,
             "errors": self.errors,
@@ -53,24 +68,31 @@ impl Group {
     }
 }
 
+/// The amounts a call's span records of itself: input and output tokens, cost.
+const OWN: [&str; 3] = ["gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "observra.cost.usd"];
+/// The amounts an agent's span records of what ran beneath it.
+const BENEATH: [&str; 3] = ["observra.total.input_tokens", "observra.total.output_tokens", "observra.total.cost.usd"];
+
 /// The summary of `spans`.
 pub fn summarize(spans: &[Span]) -> Value {
     let mut models: BTreeMap<String, Group> = BTreeMap::new();
     let mut agents: BTreeMap<String, Group> = BTreeMap::new();
     let mut tools: BTreeMap<String, Group> = BTreeMap::new();
     for s in spans {
-        if s.is_llm_call() {
-            let model = s.str_attr("gen_ai.request.model").unwrap_or("unknown");
-            models.entry(model.to_string()).or_default().add(s);
+        let (group, amounts) = if s.is_llm_call() {
+            (models.entry(s.str_attr("gen_ai.request.model").unwrap_or("unknown").to_string()), OWN)
         } else if s.is_agent() {
-            let agent = s.str_attr("gen_ai.agent.name").unwrap_or("unnamed");
-            let g = agents.entry(agent.to_string()).or_default();
-            g.add(s);
-            g.add_amounts(s, "observra.total.input_tokens", "observra.total.output_tokens", "observra.total.cost.usd");
+            // An agent's own usage attributes (rig writes them) repeat what ran beneath it: its totals alone count.
+            (agents.entry(s.str_attr("gen_ai.agent.name").unwrap_or("unnamed").to_string()), BENEATH)
         } else if s.is_tool_call() {
-            let tool = s.str_attr("gen_ai.tool.name").unwrap_or("unnamed");
-            tools.entry(tool.to_string()).or_default().add(s);
-        }
+            (tools.entry(s.str_attr("gen_ai.tool.name").unwrap_or("unnamed").to_string()), OWN)
+        } else {
+            continue;
+        };
+        let g = group.or_default();
+        g.add(s);
+        let [input, output, cost] = amounts;
+        g.add_amounts(s, input, output, cost);
     }
     let evaluations = evaluations(spans);
     let section =
@@ -315,9 +337,23 @@ pub fn format_time(ns: u64) -> String {
 mod tests {
     use proptest::prelude::*;
 
-    use super::{TimeError, format_time, parse_time};
+    use super::{TimeError, format_time, parse_time, summarize};
 
     const NOW: u64 = 1_795_426_860_000_000_000; // 2026-11-23T09:41:00Z
+
+    #[test]
+    fn an_agent_whose_span_also_carries_usage_counts_its_tokens_once() {
+        // rig's agent span records usage of its own besides observra's totals.
+        let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rig-agent.jsonl"));
+        let spans = crate::spans::read_file(path).unwrap();
+        let agent = spans.iter().find(|s| s.is_agent()).unwrap();
+        assert!(agent.num_attr("gen_ai.usage.input_tokens").is_some(), "the fixture still shows the case");
+        let s = summarize(&spans);
+        let (a, m) = (&s["agents"]["support"], &s["models"]["gpt-4o-mini"]);
+        assert_eq!(a["input_tokens"], m["input_tokens"], "{s:#}");
+        assert_eq!(a["output_tokens"], m["output_tokens"], "{s:#}");
+        assert_eq!(a["cost_usd"], m["cost_usd"], "{s:#}");
+    }
 
     #[test]
     fn times_parse_as_durations_or_rfc3339() {

@@ -1,7 +1,7 @@
 //! `observra tail`: each trace as an indented tree, with the GenAI facts that
 //! matter (tokens, cost, errors), coloured on a terminal.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Seek, Write};
 use std::path::Path;
 use std::time::Duration;
@@ -46,77 +46,22 @@ fn details(s: &Span, style: Style) -> String {
     style.paint("2", &line)
 }
 
-/// Renders one trace (all its spans) as a tree, each span once.
-///
-/// Bad parent links never loop: a span that names itself as its parent is a
-/// root, and spans whose parent links form a cycle (no root above them) are
-/// shown from the earliest of them, as a root. The walk is iterative, so a
-/// deep trace cannot overflow the stack.
+/// Renders one trace (all its spans) as a tree, each span once, in the
+/// order of [`crate::tree::walk`] (which says how bad parent links are
+/// shown).
 pub fn render_trace(spans: &[Span], style: Style) -> String {
-    let ids: HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
-    let mut children: HashMap<&str, Vec<usize>> = HashMap::new();
-    let mut roots: Vec<usize> = Vec::new();
-    for (i, s) in spans.iter().enumerate() {
-        match s.parent_span_id.as_deref().filter(|p| *p != s.span_id && ids.contains(p)) {
-            Some(p) => children.entry(p).or_default().push(i),
-            None => roots.push(i),
-        }
-    }
-    for list in children.values_mut() {
-        list.sort_by_key(|&i| spans[i].start_ns);
-    }
-    roots.sort_by_key(|&i| spans[i].start_ns);
-    // The spans below `top` not yet `seen`, marked (iteratively).
-    let reach = |top: usize, seen: &mut [bool]| {
-        let mut stack = vec![top];
-        while let Some(i) = stack.pop() {
-            for &k in children.get(spans[i].span_id.as_str()).into_iter().flatten() {
-                if !seen[k] {
-                    seen[k] = true;
-                    stack.push(k);
-                }
-            }
-        }
-    };
-    // The top level: the roots, then the earliest span of each cycle.
-    let mut seen = vec![false; spans.len()];
-    for &r in &roots {
-        seen[r] = true;
-    }
-    let mut tops = roots.clone();
-    for &r in &roots {
-        reach(r, &mut seen);
-    }
-    let mut by_start: Vec<usize> = (0..spans.len()).collect();
-    by_start.sort_by_key(|&i| spans[i].start_ns);
-    for i in by_start {
-        if !seen[i] {
-            seen[i] = true;
-            tops.push(i);
-            reach(i, &mut seen);
-        }
-    }
-
     let service = spans.first().and_then(|s| s.resource.get("service.name")).and_then(|v| v.as_str()).unwrap_or("");
     let trace_id = spans.first().map_or("", |s| s.trace_id.as_str());
     let mut out = format!("{} {}  {}\n", style.paint("1", "trace"), trace_id, style.paint("36", service));
-    let mut printed = vec![false; spans.len()];
-    for &t in &tops {
-        printed[t] = true;
-    }
-    let mut stack: Vec<(usize, String, bool)> =
-        tops.iter().enumerate().rev().map(|(n, &t)| (t, String::new(), n + 1 == tops.len())).collect();
-    while let Some((i, prefix, last)) = stack.pop() {
-        let s = &spans[i];
-        let branch = if last { "└─ " } else { "├─ " };
+    // Whether the ancestor at each depth above the current node was the last of its siblings.
+    let mut last_above: Vec<bool> = Vec::new();
+    for node in crate::tree::walk(spans) {
+        last_above.truncate(node.depth);
+        let prefix: String = last_above.iter().map(|&last| if last { "   " } else { "│  " }).collect();
+        let branch = if node.last { "└─ " } else { "├─ " };
+        let s = &spans[node.index];
         out.push_str(&format!("{prefix}{branch}{}  {}\n", style.paint("1", &s.name), details(s, style)));
-        let next = format!("{prefix}{}", if last { "   " } else { "│  " });
-        let kids: Vec<usize> =
-            children.get(s.span_id.as_str()).into_iter().flatten().copied().filter(|&k| !printed[k]).collect();
-        for &k in &kids {
-            printed[k] = true;
-        }
-        stack.extend(kids.iter().enumerate().rev().map(|(n, &k)| (k, next.clone(), n + 1 == kids.len())));
+        last_above.push(node.last);
     }
     out
 }

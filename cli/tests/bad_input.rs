@@ -1,8 +1,9 @@
 //! Bad input the `observra` command must survive: parent links that form a
 //! cycle (a span that is its own parent, two spans each other's), figures
-//! that are negative or too large for a sum, and option values that
-//! overflow. Each gets an answer, never a panic, a hang, a stack overflow
-//! or a negative total.
+//! that are negative or too large for a sum, option values that overflow,
+//! and (for `report`, which reads on) truncated lines, unknown fields and
+//! files that are not JSONL. Each gets an answer, never a panic, a hang, a
+//! stack overflow or a negative total.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
@@ -225,4 +226,88 @@ fn durations_longer_than_the_clock_are_typed_errors_never_a_panic() {
     assert_eq!(code, 0, "{err}");
     let s: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(s["spans"], 4);
+}
+
+/// The JSON data a report page embeds.
+fn page_data(page: &std::path::Path) -> Value {
+    let html = std::fs::read_to_string(page).unwrap();
+    let start = html.find(r#"<script type="application/json" id="report-data">"#).expect("the data block");
+    let body = &html[start..];
+    let body = &body[body.find('>').unwrap() + 1..body.find("</script>").unwrap()];
+    serde_json::from_str(body).expect("the data block is JSON")
+}
+
+#[test]
+fn report_skips_bad_lines_and_files_naming_each_on_stderr_and_on_the_page() {
+    let good = span(SELF_TRACE, "e000000000000001", None, "invoke_agent ok", 1_000, agent("ok"));
+    let truncated = good[..good.len() / 2].to_string();
+    let mut unknown: Value = serde_json::from_str(&span(
+        SELF_TRACE,
+        "e000000000000002",
+        Some("e000000000000001"),
+        "chat x",
+        2_000,
+        chat(5.0, 0.5),
+    ))
+    .unwrap();
+    unknown["colour"] = json!("red");
+    let own = span(SELF_TRACE, "e000000000000003", Some("e000000000000003"), "loop", 3_000, json!({}));
+    let file = write("report-mixed", &[good, truncated, unknown.to_string(), own]);
+    let dir = file.parent().unwrap().join("report-folder");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(&file, dir.join("spans.jsonl")).unwrap();
+    std::fs::write(dir.join("notes.jsonl"), "# not JSON lines\nsome text\n").unwrap();
+    let page = dir.with_extension("html");
+
+    let (code, _, err) = observra(&["report", "-o", page.to_str().unwrap()], &dir);
+    assert_eq!(code, 0, "{err}");
+    let spans = dir.join("spans.jsonl").display().to_string();
+    let expected = [
+        format!("{spans}:2: not JSON"),
+        format!("{spans}:3: unknown field \"colour\""),
+        format!("{spans}:4: the span names itself as its parent"),
+        format!("{}: not a JSONL span file", dir.join("notes.jsonl").display()),
+    ];
+    for e in &expected {
+        assert!(err.contains(&format!("observra: warning: {e}")), "{e:?} in:\n{err}");
+    }
+    assert!(err.contains("(line skipped)") && err.contains("(file skipped)"), "{err}");
+    let data = page_data(&page);
+    let warnings: Vec<&str> = data["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
+    assert_eq!(warnings.len(), 4, "{warnings:#?}");
+    for e in &expected {
+        assert!(warnings.iter().any(|w| w.starts_with(e.as_str())), "{e:?} on the page: {warnings:#?}");
+    }
+    assert_eq!(data["totals"]["spans"], 3, "the three readable spans are shown");
+    assert_eq!(data["runs"][0]["llm_calls"], 1);
+}
+
+#[test]
+fn report_shows_each_span_of_a_cycle_once_and_says_so() {
+    let file = write("report-cycles", &cycles());
+    let page = file.with_extension("html");
+    let (code, _, err) = observra(&["report", "-o", page.to_str().unwrap()], &file);
+    assert_eq!(code, 0, "{err}");
+    let data = page_data(&page);
+    for trace in [SELF_TRACE, CYCLE_TRACE] {
+        let spans = data["traces"][trace]["spans"].as_array().unwrap();
+        assert_eq!(spans.len(), 2, "{trace}");
+        assert_eq!(spans[0]["depth"], 0);
+        assert_eq!(spans[1]["depth"], 1);
+        assert_eq!(spans[1]["parent"], spans[0]["id"]);
+    }
+    assert!(err.contains("b000000000000001 (invoke_agent cyc) form a cycle"), "{err}");
+    assert!(err.contains(":1: the span names itself as its parent"), "{err}");
+}
+
+#[test]
+fn report_of_nothing_readable_still_writes_a_page_that_says_why() {
+    let file = write("report-empty", &["{\"trace_id\": 1}".to_string(), "[]".to_string()]);
+    let page = file.with_extension("html");
+    let (code, _, err) = observra(&["report", "-o", page.to_str().unwrap()], &file);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("wrote ") && err.contains("0 trace(s)") && err.contains("2 warning(s)"), "{err}");
+    let data = page_data(&page);
+    assert_eq!(data["runs"], json!([]));
+    assert_eq!(data["warnings"].as_array().unwrap().len(), 2);
 }

@@ -1,6 +1,6 @@
 //! Property tests over the JSONL files the `observra` command reads: any
 //! bytes, and real records with any one field changed, given to `summary`,
-//! `tail`, `verify` and `baseline update`. Each answers with an exit code
+//! `tail`, `report`, `verify` and `baseline update`. Each answers with an exit code
 //! (0 to 3) and a message, never a panic.
 
 use std::path::PathBuf;
@@ -73,7 +73,10 @@ proptest! {
         std::fs::write(&file, lines.join("\n")).unwrap();
         let baseline = dir.join("baseline.json");
         let baseline = baseline.to_str().unwrap();
+        let page = dir.join("report.html");
+        let page = page.to_str().unwrap();
         for args in [
+            vec!["report", "-o", page],
             vec!["summary"],
             vec!["summary", "--format", "json"],
             vec!["tail"],
