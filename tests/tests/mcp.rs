@@ -169,6 +169,14 @@ fn check(mode: &str, transport: &str, spans: &[ReceivedSpan], rx: &Receiver) {
     assert_eq!(cancel.str_attr("error.type"), Some("tool_error"));
     assert_eq!(unknown.str_attr("error.type"), Some("-32602"));
     assert_eq!(unknown.str_attr("rpc.response.status_code"), Some("-32602"));
+    // The status description is the JSON-RPC error's message, on both sides.
+    assert_eq!(unknown.status_message, "no tool named no_such_tool", "{mode}: the client's");
+    let unknown_served = find(spans, "tools/call no_such_tool", 2);
+    assert_eq!(unknown_served.status_message, "no tool named no_such_tool", "{mode}: the server's");
+    // `initialize` names the version the session negotiated (the one the
+    // client's spans carry), not the one the client asked for.
+    let initialize = find(spans, "initialize", 2);
+    assert_eq!(initialize.str_attr("mcp.protocol.version"), tool.str_attr("mcp.protocol.version"), "{mode}");
 
     // The server's spans, in the other process, children of the client's.
     for (name, client) in
@@ -406,6 +414,9 @@ fn an_mcp_tool_call_over_streamable_http_with_capture_on_is_redacted() {
         let cancel = find(&spans, "tools/call cancel_order", kind);
         let arguments = cancel.str_attr("gen_ai.tool.call.arguments").expect("arguments");
         assert!(arguments.contains("[REDACTED:openai_key]"), "{arguments}");
-        assert!(cancel.str_attr("gen_ai.tool.call.result").is_some_and(|r| r.contains("has shipped")));
+        // A tool that answered `isError: true` failed: no result is recorded.
+        assert_eq!(cancel.str_attr("gen_ai.tool.call.result"), None);
+        let found = find(&spans, "tools/call lookup_order", 2);
+        assert!(found.str_attr("gen_ai.tool.call.result").is_some(), "a tool that succeeded has its result");
     }
 }

@@ -131,11 +131,12 @@ impl<C: Deref<Target = Peer<RoleClient>>> TracedClient<C> {
             .exchange(span.as_ref(), &target, params, |p| CallToolRequest::new(p).into(), answer!(CallToolResult))
             .await;
         if let Ok(r) = &result {
-            if crate::policy::content::capturing() {
-                crate::__private::capture_content(&target, sc::GEN_AI_TOOL_CALL_RESULT, &result_content(r));
-            }
+            // The result is recorded for a tool that succeeded; a tool that
+            // failed (`isError`) is an error, its content not a result.
             if r.is_error == Some(true) {
-                fail(&target, Cow::Borrowed("tool_error"), None);
+                fail(&target, Cow::Borrowed("tool_error"), None, None);
+            } else if crate::policy::content::capturing() {
+                crate::__private::capture_content(&target, sc::GEN_AI_TOOL_CALL_RESULT, &result_content(r));
             }
         }
         result
@@ -267,8 +268,8 @@ impl<C: Deref<Target = Peer<RoleClient>>> TracedClient<C> {
         };
         let result = answer.await;
         if let Err(e) = &result {
-            let (kind, code) = failure(e);
-            fail(target, kind, code);
+            let (kind, code, message) = failure(e);
+            fail(target, kind, code, message);
         }
         result
     }
@@ -306,7 +307,7 @@ struct CancelOnDrop<'a> {
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
         let Some(id) = self.id.take() else { return };
-        fail(self.target, Cow::Borrowed("cancelled"), None);
+        fail(self.target, Cow::Borrowed("cancelled"), None, None);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         let peer = self.peer.clone();
         let reason = Some("request abandoned by the caller".to_string());

@@ -239,17 +239,18 @@ async fn answered<T>(
     match &result {
         Ok(answer) => {
             if let Some(r) = tool_result(answer) {
-                if crate::policy::content::capturing() {
-                    crate::__private::capture_content(&target, sc::GEN_AI_TOOL_CALL_RESULT, &result_content(r));
-                }
+                // The result is recorded for a tool that succeeded; a tool
+                // that failed (`isError`) is an error, its content not a result.
                 if r.is_error == Some(true) {
-                    fail(&target, Cow::Borrowed("tool_error"), None);
+                    fail(&target, Cow::Borrowed("tool_error"), None, None);
+                } else if crate::policy::content::capturing() {
+                    crate::__private::capture_content(&target, sc::GEN_AI_TOOL_CALL_RESULT, &result_content(r));
                 }
             }
         }
         Err(e) => {
             let code = e.code.0.to_string();
-            fail(&target, Cow::Owned(code.clone()), Some(code));
+            fail(&target, Cow::Owned(code.clone()), Some(code), Some(e.message.to_string()));
         }
     }
     result
@@ -332,7 +333,17 @@ impl<S: ServerHandler> ServerHandler for TracedServer<S> {
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<InitializeResult, ErrorData>> + MaybeSendFuture + '_ {
         let span = self.open("initialize", Subject::None, &context, None);
-        answered(span, self.inner.initialize(request, context), no_tool_result)
+        let target = SpanRef::from(&span);
+        let answer = answered(span, self.inner.initialize(request, context), no_tool_result);
+        async move {
+            let result = answer.await;
+            // The version in use is the one negotiated, not the one the
+            // client asked for in the request.
+            if let Ok(r) = &result {
+                target.set_attribute(sc::MCP_PROTOCOL_VERSION, r.protocol_version.to_string().as_str());
+            }
+            result
+        }
     }
 
     fn negotiate_initialize(&self, request: &InitializeRequestParams) -> Result<InitializeResult, ErrorData> {

@@ -43,19 +43,20 @@ impl Wire {
     }
 }
 
-/// `error.type` and `rpc.response.status_code` of a failed request.
-pub(super) fn failure(e: &ServiceError) -> (Cow<'static, str>, Option<String>) {
+/// `error.type`, `rpc.response.status_code` and the status description
+/// (the JSON-RPC error's message) of a failed request.
+pub(super) fn failure(e: &ServiceError) -> (Cow<'static, str>, Option<String>, Option<String>) {
     match e {
-        ServiceError::McpError(ErrorData { code, .. }) => {
+        ServiceError::McpError(ErrorData { code, message, .. }) => {
             let code = code.0.to_string();
-            (Cow::Owned(code.clone()), Some(code))
+            (Cow::Owned(code.clone()), Some(code), Some(message.to_string()))
         }
-        ServiceError::Timeout { .. } => (Cow::Borrowed("timeout"), None),
-        ServiceError::TransportClosed => (Cow::Borrowed("transport_closed"), None),
-        ServiceError::TransportSend(_) => (Cow::Borrowed("transport_send"), None),
-        ServiceError::Cancelled { .. } => (Cow::Borrowed("cancelled"), None),
-        ServiceError::UnexpectedResponse => (Cow::Borrowed("unexpected_response"), None),
-        _ => (Cow::Borrowed("_OTHER"), None),
+        ServiceError::Timeout { .. } => (Cow::Borrowed("timeout"), None, None),
+        ServiceError::TransportClosed => (Cow::Borrowed("transport_closed"), None, None),
+        ServiceError::TransportSend(_) => (Cow::Borrowed("transport_send"), None, None),
+        ServiceError::Cancelled { .. } => (Cow::Borrowed("cancelled"), None, None),
+        ServiceError::UnexpectedResponse => (Cow::Borrowed("unexpected_response"), None, None),
+        _ => (Cow::Borrowed("_OTHER"), None, None),
     }
 }
 
@@ -112,10 +113,12 @@ pub(super) fn inject(target: &SpanRef, params: &mut impl RequestParamsMeta) {
     }
 }
 
-/// Marks the span failed with `kind` (and the JSON-RPC code).
-pub(super) fn fail(target: &SpanRef, kind: Cow<'static, str>, code: Option<String>) {
+/// Marks the span failed with `kind` (and the JSON-RPC code and message).
+pub(super) fn fail(target: &SpanRef, kind: Cow<'static, str>, code: Option<String>, message: Option<String>) {
     if let Some(code) = code {
         target.set_attribute(sc::RPC_RESPONSE_STATUS_CODE, code.as_str());
     }
-    crate::record::target::with_sink(target, |f| f.set_error(kind, String::new()));
+    // The status description is the JSON-RPC error's message, as the
+    // conventions say (redacted on the collector like any text).
+    crate::record::target::with_sink(target, |f| f.set_error(kind, message.unwrap_or_default()));
 }
