@@ -20,6 +20,8 @@ pub(crate) mod otel_log;
 #[cfg(feature = "otlp")]
 pub(crate) mod otlp;
 pub(crate) mod otlp_settings;
+#[cfg(feature = "otlp")]
+pub(crate) mod otlp_spans;
 #[cfg(feature = "prometheus")]
 pub(crate) mod prometheus;
 #[cfg(any(feature = "otlp", feature = "webhook"))]

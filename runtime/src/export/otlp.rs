@@ -112,12 +112,54 @@ fn grpc_retry(r: crate::export::otlp_settings::RetrySettings) -> opentelemetry_o
 
 pub(crate) type WithCause<E> = (E, Option<crate::diag::LastCause>);
 
+/// The OTLP span exporter for the configured transport: observra's own
+/// encoder over HTTP ([`crate::export::otlp_spans`]), the SDK's over gRPC.
+#[derive(Debug)]
+pub(crate) enum OtlpSpans {
+    Http(crate::export::otlp_spans::OtlpHttpSpans),
+    #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
+    Sdk(opentelemetry_otlp::SpanExporter),
+}
+
+impl opentelemetry_sdk::trace::SpanExporter for OtlpSpans {
+    async fn export(&self, batch: Vec<opentelemetry_sdk::trace::SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
+        match self {
+            OtlpSpans::Http(e) => e.export(batch).await,
+            OtlpSpans::Sdk(e) => e.export(batch).await,
+        }
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        match self {
+            OtlpSpans::Http(e) => e.shutdown_with_timeout(timeout),
+            OtlpSpans::Sdk(e) => e.shutdown_with_timeout(timeout),
+        }
+    }
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        match self {
+            OtlpSpans::Http(e) => e.force_flush(),
+            OtlpSpans::Sdk(e) => e.force_flush(),
+        }
+    }
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        match self {
+            OtlpSpans::Http(e) => e.set_resource(resource),
+            OtlpSpans::Sdk(e) => e.set_resource(resource),
+        }
+    }
+}
+
 /// The OTLP span exporter; `end` bounds its retries once shutdown starts.
-pub(crate) fn span_exporter(
-    t: &SignalSettings,
-    end: &crate::export::retry::RetryEnd,
-) -> Result<WithCause<opentelemetry_otlp::SpanExporter>> {
-    otlp_exporter!(opentelemetry_otlp::SpanExporter::builder(), t, end, "otlp traces")
+pub(crate) fn span_exporter(t: &SignalSettings, end: &crate::export::retry::RetryEnd) -> Result<WithCause<OtlpSpans>> {
+    if t.protocol == Protocol::HttpProtobuf {
+        let client = crate::export::http_client::CauseKeepingClient::new(t.timeout, &t.tls, t.retry, end.clone())
+            .map_err(|reason| Error::exporter("otlp traces", reason))?;
+        let cause = client.last_cause();
+        let spans = crate::export::otlp_spans::OtlpHttpSpans::new(client, &t.endpoint, &t.headers)
+            .map_err(|reason| Error::exporter("otlp traces", reason))?;
+        return Ok((OtlpSpans::Http(spans), Some(cause)));
+    }
+    let (e, cause) = otlp_exporter!(opentelemetry_otlp::SpanExporter::builder(), t, end, "otlp traces")?;
+    Ok((OtlpSpans::Sdk(e), cause))
 }
 
 /// The OTLP log exporter; `end` bounds its retries once shutdown starts.
