@@ -26,7 +26,7 @@ struct Front {
 
 #[tool_call(name = "lookup_order")]
 async fn lookup_order(front: &Front, id: &str) -> Result<String, reqwest_middleware::Error> {
-    let url = format!("http://{}/orders/{id}?page=2&q=hidden-words", front.orders);
+    let url = format!("http://{}/orders/{id}?page=2&q=hidden-words&sig=k-123", front.orders);
     let response = front.client.get(url).send().await?;
     Ok(response.text().await?)
 }
@@ -155,14 +155,17 @@ fn an_axum_service_and_its_reqwest_calls_export_http_spans_and_metrics_per_the_c
     assert_eq!(client.kind, 3, "CLIENT");
     assert_eq!(client.parent_span_id.as_deref(), Some(tool.span_id.as_str()), "the call inside the tool");
     assert_eq!(client.str_attr("http.request.method"), Some("GET"));
-    let full = format!("http://{orders_addr}/orders/A-1001?page=REDACTED&q=REDACTED");
+    let full = format!("http://{orders_addr}/orders/A-1001?page=REDACTED&q=REDACTED&sig=REDACTED");
     assert_eq!(client.str_attr("url.full"), Some(full.as_str()), "query values redacted");
+    assert_eq!(ask.attr("url.query"), None, "no query, no url.query");
     assert_eq!(client.str_attr("server.address"), Some("127.0.0.1"));
     assert_eq!(client.attr("server.port"), Some(&Val::Int(i64::from(orders_addr.port()))));
     assert_eq!(client.attr("http.response.status_code"), Some(&Val::Int(200)));
     assert_eq!(client.str_attr("network.protocol.version"), Some("1.1"));
     let downstream = only(&spans, "GET /orders/{id}");
     assert_eq!(downstream.kind, 2);
+    // The query the server received, its values redacted as in `url.full`.
+    assert_eq!(downstream.str_attr("url.query"), Some("page=REDACTED&q=REDACTED&sig=REDACTED"));
     assert_eq!(downstream.parent_span_id.as_deref(), Some(client.span_id.as_str()), "the server under the client");
     assert_eq!(downstream.str_attr("http.route"), Some("/orders/{id}"));
     assert_eq!(downstream.str_attr("url.path"), Some("/orders/A-1001"));
@@ -219,4 +222,28 @@ fn an_axum_service_and_its_reqwest_calls_export_http_spans_and_metrics_per_the_c
     assert_eq!(c.attributes.get("server.port"), Some(&Val::Int(i64::from(orders_addr.port()))));
     assert_eq!(c.attributes.get("http.response.status_code"), Some(&Val::Int(200)));
     assert!(!c.attributes.contains_key("url.full"));
+}
+
+/// Catches: SERVER spans of requests with a query string lacking
+/// `url.query` (conditionally required when one was received), and no way
+/// to keep the values of keys that are not sensitive. With
+/// `OBSERVRA_HTTP_QUERY_VALUES=non_sensitive` the values stay, except a
+/// sensitive key's (`sig`, on the conventions' list), on the client's `url.full` and the
+/// server's `url.query` alike.
+#[test]
+fn query_values_of_keys_that_are_not_sensitive_are_kept_when_asked() {
+    let _s = serial();
+    let (rx, _, orders_addr) = run_service(&[("OBSERVRA_HTTP_QUERY_VALUES", "non_sensitive")]);
+    let spans = rx.spans();
+    let client = only(&spans, "GET");
+    let full = format!("http://{orders_addr}/orders/A-1001?page=2&q=hidden-words&sig=REDACTED");
+    assert_eq!(client.str_attr("url.full"), Some(full.as_str()));
+    let downstream = only(&spans, "GET /orders/{id}");
+    assert_eq!(downstream.str_attr("url.query"), Some("page=2&q=hidden-words&sig=REDACTED"));
+    let err = observra::init()
+        .env_from([("OBSERVRA_HTTP_QUERY_VALUES", "all")])
+        .jsonl_writer(std::io::sink())
+        .install()
+        .expect_err("an unknown value is refused");
+    assert!(err.to_string().contains("OBSERVRA_HTTP_QUERY_VALUES"), "{err}");
 }

@@ -51,6 +51,7 @@ pub struct Builder {
     pub(super) max_level: tracing::Level,
     pub(super) set_global_subscriber: bool,
     pub(super) fast_path: Option<bool>,
+    pub(super) http_query_values: Option<QueryValues>,
     pub(super) diagnostics: Option<crate::diag::DiagnosticLevel>,
     pub(super) capture: Option<CaptureMode>,
     pub(super) cost_table: Option<CostTable>,
@@ -96,6 +97,7 @@ impl Default for Builder {
             max_level: tracing::Level::INFO,
             set_global_subscriber: true,
             fast_path: None,
+            http_query_values: None,
             diagnostics: None,
             capture: None,
             cost_table: None,
@@ -106,6 +108,24 @@ impl Default for Builder {
             custom: Vec::new(),
         }
     }
+}
+
+/// What the HTTP integration shows of query values in `url.query` and
+/// `url.full` ([`Builder::http_query_values`], `OBSERVRA_HTTP_QUERY_VALUES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum QueryValues {
+    /// Every value is `REDACTED`, whatever its key (`redacted`, the
+    /// default): a signed URL's signature or a key passed as a parameter
+    /// never leaves, whatever it is called.
+    #[default]
+    Redacted,
+    /// Values stay unless their key is sensitive (`non_sensitive`): the
+    /// conventions' list (`AWSAccessKeyId`, `Signature`, `sig`,
+    /// `X-Goog-Signature`) and keys named like a secret (`key`, `token`,
+    /// `secret`, `password`, `auth`, `credential`, `signature` in the name).
+    /// What stays still goes through redaction, like every string.
+    NonSensitive,
 }
 
 impl Builder {
@@ -323,6 +343,15 @@ impl Builder {
     /// use `tracing` spans, recorded into the same frame.
     pub fn fast_path(mut self, on: bool) -> Self {
         self.fast_path = Some(on);
+        self
+    }
+
+    /// What `url.query` and `url.full` of the HTTP integration
+    /// ([`crate::web`]) show of query values (overrides
+    /// `OBSERVRA_HTTP_QUERY_VALUES`): every value as `REDACTED` (the
+    /// default), or the values of keys that are not sensitive.
+    pub fn http_query_values(mut self, values: QueryValues) -> Self {
+        self.http_query_values = Some(values);
         self
     }
 

@@ -42,7 +42,7 @@ mod sampler;
 
 pub use backend::Backend;
 pub(crate) use backend::Sink;
-pub use builder::Builder;
+pub use builder::{Builder, QueryValues};
 pub use jsonl::Jsonl;
 pub use metrics::Metrics;
 pub use otlp::Otlp;
@@ -69,6 +69,8 @@ pub(crate) struct Settings {
     pub set_global_subscriber: bool,
     /// Whether the macros may take the frame path.
     pub fast_path: bool,
+    /// Whether `url.query` keeps the values of keys that are not sensitive.
+    pub keep_query_values: bool,
     /// How much observra says about its own trouble.
     pub diagnostics: crate::diag::DiagnosticLevel,
     pub capture: CaptureMode,

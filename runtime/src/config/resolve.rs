@@ -9,7 +9,7 @@ use opentelemetry::KeyValue;
 
 use super::Settings;
 use super::backend::{self, Backend};
-use super::builder::Builder;
+use super::builder::{Builder, QueryValues};
 use super::defaults::{
     DEFAULT_MAX_EXPORT_BATCH_SIZE, DEFAULT_MAX_QUEUE_SIZE, DEFAULT_SCHEDULED_DELAY, DEFAULT_SHUTDOWN_TIMEOUT,
     MAX_QUEUE_SIZE,
@@ -61,6 +61,9 @@ impl Builder {
         batch.content_allowed = capture != CaptureMode::NoContent;
         let mut prices = resolve_price_table(self.cost_table.take(), &env)?;
         let fast_path = pick(self.fast_path, &env, "OBSERVRA_FAST_PATH", parse_flag)?.unwrap_or(true);
+        let keep_query_values = pick(self.http_query_values, &env, "OBSERVRA_HTTP_QUERY_VALUES", parse_query_values)?
+            .unwrap_or_default()
+            == QueryValues::NonSensitive;
         let diagnostics = resolve_diagnostics(self.diagnostics, &env)?;
         let redactor = std::mem::take(&mut self.redact).resolve(&env)?;
         add_prices(&mut prices, std::mem::take(&mut self.prices))?;
@@ -82,6 +85,7 @@ impl Builder {
             max_level: self.max_level,
             set_global_subscriber: self.set_global_subscriber,
             fast_path,
+            keep_query_values,
             diagnostics,
             capture,
             prices,
@@ -249,6 +253,15 @@ fn resolve_batch(b: &Builder, env: &EnvSource) -> Result<BatchSettings> {
         ));
     }
     Ok(batch)
+}
+
+/// `OBSERVRA_HTTP_QUERY_VALUES`: `redacted` or `non_sensitive`.
+fn parse_query_values(v: &str) -> std::result::Result<QueryValues, &'static str> {
+    match v.to_ascii_lowercase().as_str() {
+        "redacted" => Ok(QueryValues::Redacted),
+        "non_sensitive" => Ok(QueryValues::NonSensitive),
+        _ => Err("expected redacted or non_sensitive"),
+    }
 }
 
 /// The bound of the callers' span buffers: code, then

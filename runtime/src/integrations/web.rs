@@ -23,6 +23,34 @@
 //!     .build();
 //! ```
 
+/// A query string as `url.query` (and `url.full`) show it: each value as
+/// `REDACTED` (a signed URL's signature, a key passed as a parameter), or,
+/// with `Builder::http_query_values(QueryValues::NonSensitive)`, only the
+/// values of sensitive keys ([`sensitive_query_key`]).
+#[cfg(any(feature = "tower", feature = "reqwest"))]
+pub(crate) fn redacted_query(query: &str) -> String {
+    let keep = crate::policy::content::KEEP_QUERY_VALUES.load(std::sync::atomic::Ordering::Acquire);
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if keep && !sensitive_query_key(k) => format!("{k}={v}"),
+            Some((k, _)) => format!("{k}=REDACTED"),
+            None => pair.to_string(),
+        })
+        .collect();
+    pairs.join("&")
+}
+
+/// The conventions' keys whose values are redacted by default, and keys
+/// named like a secret.
+#[cfg(any(feature = "tower", feature = "reqwest"))]
+fn sensitive_query_key(key: &str) -> bool {
+    const LISTED: &[&str] = &["AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature"];
+    const WORDS: &[&str] = &["key", "token", "secret", "passw", "pwd", "auth", "credential", "signature", "session"];
+    let lower = key.to_ascii_lowercase();
+    LISTED.iter().any(|k| k.eq_ignore_ascii_case(key)) || WORDS.iter().any(|w| lower.contains(w))
+}
+
 /// The conventions' name for a request method: the method when it is one
 /// of the known ones, else `_OTHER` (with the original kept apart).
 #[cfg(any(feature = "tower", feature = "reqwest"))]
@@ -64,7 +92,8 @@ mod server {
     /// - named `{method} {route}` (`GET /orders/{id}`) when the route is
     ///   known (axum's `MatchedPath`, feature `axum`; add the layer with
     ///   `Router::layer` so it runs after routing), else `{method}`;
-    /// - `http.request.method`, `http.route`, `url.path`, `url.scheme`,
+    /// - `http.request.method`, `http.route`, `url.path`, `url.query` (its
+    ///   values `REDACTED`, see [`crate::Builder::http_query_values`]), `url.scheme`,
     ///   `server.address`, `server.port` (from `Host`),
     ///   `network.protocol.version`, `user_agent.original`,
     ///   `http.response.status_code`;
@@ -150,6 +179,7 @@ mod server {
                 http.request.method_original = original.as_deref(),
                 http.route = route,
                 url.path = request.uri().path(),
+                url.query = request.uri().query().map(super::redacted_query).as_deref(),
                 url.scheme = request.uri().scheme_str().unwrap_or("http"),
                 server.address = address.as_deref(),
                 server.port = port,
@@ -251,14 +281,8 @@ mod client {
             let _ = url.set_password(Some("REDACTED"));
         }
         if let Some(query) = url.query() {
-            let redacted: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((k, _)) => format!("{k}=REDACTED"),
-                    None => pair.to_string(),
-                })
-                .collect();
-            url.set_query(Some(&redacted.join("&")));
+            let redacted = super::redacted_query(query);
+            url.set_query(Some(&redacted));
         }
         url.to_string()
     }

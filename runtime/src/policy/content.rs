@@ -17,6 +17,11 @@ use serde_json::{Value as Json, json};
 
 use crate::base::frame::Frame;
 use crate::base::state::CAPTURE;
+
+/// Whether `url.query` and `url.full` keep the values of query keys that
+/// are not sensitive (`Builder::http_query_values`); by default every
+/// value is `REDACTED`.
+pub(crate) static KEEP_QUERY_VALUES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 use observra_semconv as sc;
 
 /// Where captured content goes.
