@@ -324,3 +324,27 @@ fn observing_a_gauge_ten_thousand_times_leaves_one_gauge_and_one_series() {
     assert_eq!(last.points.len(), 1, "one series: {last:#?}");
     assert_eq!(last.points[0].1, 9_999.0, "the function observed last");
 }
+
+/// Catches: no way to turn observra's own pipeline metrics off (in the
+/// conformance run, 189 of 196 Weaver findings against the plain
+/// conventions were observra's own names). With
+/// `OBSERVRA_SELF_METRICS=false` no `observra.pipeline.*` metric is
+/// exported; by default they are.
+#[test]
+fn the_pipeline_self_metrics_can_be_switched_off() {
+    let _s = serial();
+    for (setting, exported) in [("true", true), ("false", false)] {
+        let rx = Receiver::start();
+        let mut env = otlp_env(&rx, "http/protobuf");
+        env.push(("OBSERVRA_SELF_METRICS".into(), setting.into()));
+        let guard = observra::init().env_from(env).install().unwrap();
+        noted("a span, so there is something to count");
+        drop(guard);
+        let names: Vec<String> = rx.metrics().iter().map(|m| m.name.clone()).collect();
+        assert_eq!(
+            names.iter().any(|n| n.starts_with("observra.pipeline.")),
+            exported,
+            "OBSERVRA_SELF_METRICS={setting}: {names:?}"
+        );
+    }
+}

@@ -221,7 +221,7 @@ pub(crate) struct QueueEnd {
 
 impl FrameQueue {
     /// Frames in one buffer at which the caller wakes the collector.
-    const WAKE_AT: usize = 512;
+    const WAKE_AT: usize = 256;
     /// Most room (in frames) a buffer is given back after a sweep.
     const KEEP: usize = 256;
     /// What a buffer draws from the pool at a time, in bytes.

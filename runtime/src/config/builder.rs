@@ -52,6 +52,7 @@ pub struct Builder {
     pub(super) set_global_subscriber: bool,
     pub(super) fast_path: Option<bool>,
     pub(super) http_query_values: Option<QueryValues>,
+    pub(super) self_metrics: Option<bool>,
     pub(super) diagnostics: Option<crate::diag::DiagnosticLevel>,
     pub(super) capture: Option<CaptureMode>,
     pub(super) cost_table: Option<CostTable>,
@@ -98,6 +99,7 @@ impl Default for Builder {
             set_global_subscriber: true,
             fast_path: None,
             http_query_values: None,
+            self_metrics: None,
             diagnostics: None,
             capture: None,
             cost_table: None,
@@ -343,6 +345,16 @@ impl Builder {
     /// use `tracing` spans, recorded into the same frame.
     pub fn fast_path(mut self, on: bool) -> Self {
         self.fast_path = Some(on);
+        self
+    }
+
+    /// Whether observra exports its own pipeline metrics
+    /// (`observra.pipeline.*`: spans produced, queued, exported, dropped by
+    /// reason, export calls and latency; overrides `OBSERVRA_SELF_METRICS`;
+    /// on by default). `health()` reads the same figures either way; the
+    /// GenAI, agent, cost and budget metrics are not affected.
+    pub fn self_metrics(mut self, on: bool) -> Self {
+        self.self_metrics = Some(on);
         self
     }
 

@@ -71,6 +71,8 @@ pub(crate) struct Settings {
     pub fast_path: bool,
     /// Whether `url.query` keeps the values of keys that are not sensitive.
     pub keep_query_values: bool,
+    /// Whether the `observra.pipeline.*` metrics are exported.
+    pub self_metrics: bool,
     /// How much observra says about its own trouble.
     pub diagnostics: crate::diag::DiagnosticLevel,
     pub capture: CaptureMode,

@@ -61,6 +61,7 @@ impl Builder {
         batch.content_allowed = capture != CaptureMode::NoContent;
         let mut prices = resolve_price_table(self.cost_table.take(), &env)?;
         let fast_path = pick(self.fast_path, &env, "OBSERVRA_FAST_PATH", parse_flag)?.unwrap_or(true);
+        let self_metrics = pick(self.self_metrics, &env, "OBSERVRA_SELF_METRICS", parse_flag)?.unwrap_or(true);
         let keep_query_values = pick(self.http_query_values, &env, "OBSERVRA_HTTP_QUERY_VALUES", parse_query_values)?
             .unwrap_or_default()
             == QueryValues::NonSensitive;
@@ -86,6 +87,7 @@ impl Builder {
             set_global_subscriber: self.set_global_subscriber,
             fast_path,
             keep_query_values,
+            self_metrics,
             diagnostics,
             capture,
             prices,

@@ -99,7 +99,7 @@ pub(crate) fn install(mut settings: Settings) -> Result<Guard> {
         mp.meter(sc::SCOPE_NAME)
     });
     let stats: Vec<_> = backends.processors.iter().map(|p| p.stats.clone()).collect();
-    let self_metrics = meter.as_ref().map(|m| SelfMetrics::register(m, stats));
+    let self_metrics = meter.as_ref().filter(|_| settings.self_metrics).map(|m| SelfMetrics::register(m, stats));
     let processors = Arc::new(FanOut(backends.processors));
     let (installed, collector_error) = start_collector(&mut settings, meter, processors.clone());
     let pipeline = Arc::new(Pipeline {
