@@ -466,6 +466,12 @@ impl QueueEnd {
         let mut taken = Taken { shared, lists: VecDeque::new(), left: 0, handled: 0, count: 0 };
         let mut registry = shared.registry();
         let slots = std::mem::take(&mut registry.slots);
+        // Whether each buffer's thread had ended when the buffer was
+        // emptied: nobody can fill it again, so it is forgotten. (Checked
+        // under its lock after taking its frames: a thread that pushes
+        // after this sweep took its buffer and ends before the sweep is
+        // over still has its frames taken by the next one.)
+        let mut ended = Vec::with_capacity(slots.len());
         for (i, slot) in slots.iter().chain([&shared.spare]).enumerate() {
             if i == 1 && KILL_AT.load(Ordering::Relaxed) == 1 {
                 registry.slots = slots.clone();
@@ -486,10 +492,9 @@ impl QueueEnd {
             lost.append(&mut b.lost);
             shared.refill(std::mem::take(&mut b.credit));
             b.woke = false;
+            ended.push(Arc::strong_count(slot) == 1);
         }
-        // A buffer only the registry holds belongs to a thread that ended:
-        // it is empty now and nobody can fill it.
-        registry.slots = slots.into_iter().filter(|slot| Arc::strong_count(slot) > 1).collect();
+        registry.slots = slots.into_iter().zip(ended).filter(|(_, ended)| !ended).map(|(slot, _)| slot).collect();
         taken
     }
 }
