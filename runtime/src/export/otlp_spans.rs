@@ -121,13 +121,18 @@ fn array_value(buf: &mut Vec<u8>, a: &Array) {
     }
 }
 
+/// One `KeyValue` as field `field`.
+fn key_value(buf: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
+    nested(buf, field, |buf| {
+        string_field(buf, 1, key);
+        nested(buf, 2, |buf| any_value(buf, value));
+    });
+}
+
 /// `repeated KeyValue` as field `field`.
-fn attributes(buf: &mut Vec<u8>, field: u32, attrs: &[KeyValue]) {
+fn attributes<'a>(buf: &mut Vec<u8>, field: u32, attrs: impl IntoIterator<Item = &'a KeyValue>) {
     for kv in attrs {
-        nested(buf, field, |buf| {
-            string_field(buf, 1, kv.key.as_str());
-            nested(buf, 2, |buf| any_value(buf, &kv.value));
-        });
+        key_value(buf, field, kv.key.as_str(), &kv.value);
     }
 }
 
@@ -199,12 +204,7 @@ fn span(buf: &mut Vec<u8>, s: &SpanData) {
 fn scope(buf: &mut Vec<u8>, scope: &InstrumentationScope) {
     string_field(buf, 1, scope.name());
     string_field(buf, 2, scope.version().unwrap_or_default());
-    for kv in scope.attributes() {
-        nested(buf, 3, |buf| {
-            string_field(buf, 1, kv.key.as_str());
-            nested(buf, 2, |buf| any_value(buf, &kv.value));
-        });
-    }
+    attributes(buf, 3, scope.attributes());
 }
 
 /// The resource's part of a request, encoded once: the `Resource` message
@@ -220,10 +220,7 @@ impl EncodedResource {
         let mut message = Vec::new();
         nested(&mut message, 1, |buf| {
             for (k, v) in resource.iter() {
-                nested(buf, 1, |buf| {
-                    string_field(buf, 1, k.as_str());
-                    nested(buf, 2, |buf| any_value(buf, v));
-                });
+                key_value(buf, 1, k.as_str(), v);
             }
         });
         EncodedResource { message, schema_url: resource.schema_url().unwrap_or_default().to_string() }
