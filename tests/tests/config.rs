@@ -214,3 +214,16 @@ fn an_empty_variable_counts_as_unset() {
         .expect("empty values are ignored");
     assert!(!guard.is_active());
 }
+
+#[test]
+fn switches_with_named_values_are_rejected_with_the_values_they_take() {
+    for (var, value, allowed) in [
+        ("OBSERVRA_DETAILS_EVENT", "log", "log_record or span_event"),
+        ("OBSERVRA_HTTP_QUERY_VALUES", "some", "redacted or non_sensitive"),
+        ("OBSERVRA_SELF_METRICS", "maybe", "true"),
+    ] {
+        assert_names(&[(var, value)], var, value);
+        let msg = install_err(&[(var, value)]).to_string();
+        assert!(msg.contains(allowed), "says what is allowed: {msg}");
+    }
+}

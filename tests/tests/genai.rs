@@ -372,14 +372,18 @@ fn content_is_captured_and_redacted_only_when_enabled() {
         let tool = span(&spans, "execute_tool lookup_order");
         let on_span = mode != CaptureMode::EventOnly;
         let on_event = mode != CaptureMode::SpanOnly;
-        let details = c.events.iter().find(|e| e.name == "gen_ai.client.inference.operation.details");
-        assert_eq!(details.is_some(), on_event, "{mode:?}");
-        let input = if on_span {
-            c.str_attr("gen_ai.input.messages").expect("input on span").to_string()
+        // With OTLP, the details event is a log record in the call's trace.
+        let details_event = "gen_ai.client.inference.operation.details";
+        assert!(c.events.iter().all(|e| e.name != details_event), "{mode:?}: a log record, not a span event");
+        let logs = rx.logs();
+        let details: Vec<_> = logs.iter().filter(|l| l.event_name == details_event && l.span_id == c.span_id).collect();
+        assert_eq!(details.len(), usize::from(on_event), "{mode:?}");
+        let parsed: serde_json::Value = if on_span {
+            serde_json::from_str(c.str_attr("gen_ai.input.messages").expect("input on span"))
+                .expect("messages are JSON")
         } else {
-            details.unwrap().attributes.get("gen_ai.input.messages").and_then(Val::as_str).unwrap().to_string()
+            details[0].attr("gen_ai.input.messages").expect("input on the event").to_json()
         };
-        let parsed: serde_json::Value = serde_json::from_str(&input).expect("messages are JSON");
         assert_eq!(parsed[0]["role"], "user");
         assert_eq!(parsed[0]["parts"][0]["type"], "text");
         let text = parsed[0]["parts"][0]["content"].as_str().unwrap();

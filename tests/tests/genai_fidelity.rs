@@ -125,7 +125,7 @@ fn fake_port(fake: &FakeOpenAi) -> i64 {
 #[test]
 fn the_instrumented_client_records_what_the_official_instrumentation_does() {
     let _s = serial();
-    let Harness { fake, rx, guard, client, rt } = start(&[CAPTURE]);
+    let Harness { fake, rx, guard, client, rt } = start(&[CAPTURE, ("OBSERVRA_DETAILS_EVENT", "span_event")]);
     let response = rt.block_on(client.chat().create(full_request(true, false))).expect("fake completion");
     assert!(response.choices[0].message.tool_calls.is_some(), "the fake answered with a tool call");
     drop(guard);
@@ -177,8 +177,8 @@ fn the_instrumented_client_records_what_the_official_instrumentation_does() {
     assert_eq!(tools[0]["description"], "Finds an order by id");
     assert_eq!(tools[0]["parameters"]["type"], "object");
 
-    // Item 5: no otel_log backend, so the details event is a span event
-    // with the operation's attributes beside the messages.
+    // Item 5: asked to stay a span event (OBSERVRA_DETAILS_EVENT), the
+    // details event carries the operation's attributes beside the messages.
     let details =
         s.events.iter().find(|e| e.name == "gen_ai.client.inference.operation.details").expect("the details event");
     for key in [
@@ -312,36 +312,64 @@ fn embeddings_are_traced_like_the_official_instrumentation() {
     );
 }
 
-/// Item 5: with the `otel_log` backend the details event is an
-/// OpenTelemetry event (a log record) whose messages are structured, and
-/// the span no longer carries it.
+/// Item 5: with an OTLP endpoint the details event is an OpenTelemetry
+/// event (a log record) whose messages are structured, and the span no
+/// longer carries it: by default (the `otlp_events` backend observra adds
+/// beside `otlp`) and with the `otel_log` backend, delivered once either way.
 #[test]
-fn with_an_otlp_logs_backend_the_details_event_is_a_structured_log_record() {
+fn with_an_otlp_endpoint_the_details_event_is_a_structured_log_record() {
     let _s = serial();
-    let Harness { fake: _fake, rx, guard, client, rt } = start(&[CAPTURE, ("OBSERVRA_BACKEND", "otlp,otel_log")]);
-    rt.block_on(client.chat().create(full_request(true, false))).expect("fake completion");
-    drop(guard);
-    let spans = rx.spans();
-    let s = span(&spans, "chat gpt-4o-mini");
-    assert!(s.events.iter().all(|e| e.name != "gen_ai.client.inference.operation.details"), "delivered once, as a log");
-    assert!(s.attr("gen_ai.input.messages").is_some(), "SPAN_AND_EVENT keeps the span attributes");
-    let logs = rx.logs();
-    let details: Vec<_> = logs.iter().filter(|l| l.event_name == "gen_ai.client.inference.operation.details").collect();
-    assert_eq!(details.len(), 1, "{logs:?}");
-    let d = details[0];
-    assert_eq!(d.span_id, s.span_id, "linked to the call's span");
-    assert_eq!(d.attr("gen_ai.operation.name"), Some(&Val::Str("chat".into())));
-    assert_eq!(d.attr("gen_ai.provider.name"), Some(&Val::Str("openai".into())));
-    assert_eq!(d.attr("gen_ai.response.id"), Some(&Val::Str("chatcmpl-fake-1".into())));
-    assert_eq!(d.attr("gen_ai.usage.output_tokens"), Some(&Val::Int(48)));
-    assert_eq!(d.attr("server.address"), Some(&Val::Str("127.0.0.1".into())));
-    // Structured: arrays of maps, not JSON strings.
-    let input = d.attr("gen_ai.input.messages").expect("input messages");
-    assert!(matches!(input, Val::Array(items) if matches!(items[0], Val::Map(_))), "{input:?}");
-    assert_eq!(input.to_json(), json_attr(s, "gen_ai.input.messages"));
-    let output = d.attr("gen_ai.output.messages").expect("output messages").to_json();
-    assert_eq!(output[0]["parts"][0]["arguments"], json!({"id": "A-1001"}));
-    assert_eq!(output, json_attr(s, "gen_ai.output.messages"));
+    for (backend, added) in [("otlp", true), ("otlp,otel_log", false)] {
+        let Harness { fake: _fake, rx, guard, client, rt } = start(&[CAPTURE, ("OBSERVRA_BACKEND", backend)]);
+        rt.block_on(client.chat().create(full_request(true, false))).expect("fake completion");
+        let names: Vec<&str> = observra::health().backends.iter().map(|b| b.backend).collect();
+        assert_eq!(names.contains(&"otlp_events"), added, "{backend}: {names:?}");
+        drop(guard);
+        let spans = rx.spans();
+        let s = span(&spans, "chat gpt-4o-mini");
+        assert!(
+            s.events.iter().all(|e| e.name != "gen_ai.client.inference.operation.details"),
+            "{backend}: delivered once, as a log"
+        );
+        assert!(s.attr("gen_ai.input.messages").is_some(), "SPAN_AND_EVENT keeps the span attributes");
+        let logs = rx.logs();
+        let details: Vec<_> =
+            logs.iter().filter(|l| l.event_name == "gen_ai.client.inference.operation.details").collect();
+        assert_eq!(details.len(), 1, "{backend}: {logs:?}");
+        if added {
+            assert_eq!(logs.len(), 1, "the added backend sends the details event only: {logs:?}");
+        }
+        let d = details[0];
+        assert_eq!(d.span_id, s.span_id, "linked to the call's span");
+        assert_eq!(d.attr("gen_ai.operation.name"), Some(&Val::Str("chat".into())));
+        assert_eq!(d.attr("gen_ai.provider.name"), Some(&Val::Str("openai".into())));
+        assert_eq!(d.attr("gen_ai.response.id"), Some(&Val::Str("chatcmpl-fake-1".into())));
+        assert_eq!(d.attr("gen_ai.usage.output_tokens"), Some(&Val::Int(48)));
+        assert_eq!(d.attr("server.address"), Some(&Val::Str("127.0.0.1".into())));
+        // Structured: arrays of maps, not JSON strings.
+        let input = d.attr("gen_ai.input.messages").expect("input messages");
+        assert!(matches!(input, Val::Array(items) if matches!(items[0], Val::Map(_))), "{input:?}");
+        assert_eq!(input.to_json(), json_attr(s, "gen_ai.input.messages"));
+        let output = d.attr("gen_ai.output.messages").expect("output messages").to_json();
+        assert_eq!(output[0]["parts"][0]["arguments"], json!({"id": "A-1001"}));
+        assert_eq!(output, json_attr(s, "gen_ai.output.messages"));
+    }
+}
+
+/// Without content captured as events there is no details event, and no
+/// backend is added for it.
+#[test]
+fn without_event_capture_no_logs_backend_is_added() {
+    let _s = serial();
+    let span_only = ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY");
+    for extra in [&[span_only][..], &[CAPTURE, ("OBSERVRA_DETAILS_EVENT", "span_event")]] {
+        let Harness { fake: _fake, rx, guard, client, rt } = start(extra);
+        rt.block_on(client.chat().create(full_request(false, false))).expect("fake completion");
+        let names: Vec<&str> = observra::health().backends.iter().map(|b| b.backend).collect();
+        assert_eq!(names, ["otlp"], "{extra:?}");
+        drop(guard);
+        assert!(rx.logs().is_empty(), "{extra:?}");
+    }
 }
 
 #[observra::llm_call(provider = "openai", model = "gpt-4o-mini", stream)]

@@ -46,6 +46,9 @@ fn int(s: &ReceivedSpan, key: &str) -> i64 {
 }
 
 /// The whole export as text, to look for content anywhere in it.
+/// The conventions' details event: an OTLP log record when OTLP is configured.
+const DETAILS: &str = "gen_ai.client.inference.operation.details";
+
 fn all_text(spans: &[ReceivedSpan]) -> String {
     format!("{spans:?}")
 }
@@ -174,7 +177,8 @@ fn with_capture_on_rigs_messages_are_exported_redacted_on_the_span_and_the_detai
     let rx = Receiver::start();
     run_example(&rx, &[("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_AND_EVENT")]);
     let spans = rx.spans();
-    let text = all_text(&spans);
+    let logs = rx.logs();
+    let text = format!("{}{logs:?}", all_text(&spans));
     assert!(!text.contains("sk-TEST"), "the pasted key is redacted everywhere");
     let agent = span(&spans, "invoke_agent support");
     let input: serde_json::Value = serde_json::from_str(agent.str_attr("gen_ai.input.messages").unwrap()).unwrap();
@@ -194,14 +198,15 @@ fn with_capture_on_rigs_messages_are_exported_redacted_on_the_span_and_the_detai
         let messages = c.str_attr("gen_ai.input.messages").expect("input messages");
         assert!(messages.contains("[REDACTED:openai_key]"), "{messages}");
         assert!(c.str_attr("gen_ai.system_instructions").unwrap().contains("You answer questions about orders"));
-        let details: Vec<_> =
-            c.events.iter().filter(|e| e.name == "gen_ai.client.inference.operation.details").collect();
+        // With OTLP, the details event is a log record in the call's trace.
+        assert!(c.events.iter().all(|e| e.name != DETAILS), "{}: a log record, not a span event", c.name);
+        let details: Vec<_> = logs.iter().filter(|l| l.event_name == DETAILS && l.span_id == c.span_id).collect();
         assert_eq!(details.len(), 1, "{}: one details event", c.name);
         let d = details[0];
         for k in ["gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions"] {
-            assert!(d.attributes.contains_key(k), "details event lacks {k}: {:?}", d.attributes.keys());
+            assert!(d.attr(k).is_some(), "details event lacks {k}: {d:?}");
         }
-        assert_eq!(d.attributes.get("gen_ai.request.model"), Some(&Val::Str("gpt-4o-mini".into())));
+        assert_eq!(d.attr("gen_ai.request.model"), Some(&Val::Str("gpt-4o-mini".into())));
     }
     let tool = span(&spans, "execute_tool lookup_order");
     assert_eq!(tool.str_attr("gen_ai.tool.call.arguments"), Some(r#"{"id":"A-1001"}"#));
@@ -213,12 +218,13 @@ fn with_event_only_rigs_messages_go_to_the_details_event_alone() {
     let rx = Receiver::start();
     run_example(&rx, &[("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "EVENT_ONLY")]);
     let spans = rx.spans();
+    let logs = rx.logs();
     for c in named(&spans, "chat gpt-4o-mini") {
         for k in CONTENT {
             assert!(c.attr(k).is_none(), "{k} on the span under EVENT_ONLY");
         }
-        let d = c.events.iter().find(|e| e.name == "gen_ai.client.inference.operation.details").expect("details");
-        assert!(d.attributes.contains_key("gen_ai.input.messages"));
+        let d = logs.iter().find(|l| l.event_name == DETAILS && l.span_id == c.span_id).expect("details");
+        assert!(d.attr("gen_ai.input.messages").is_some());
     }
 }
 

@@ -140,6 +140,10 @@ pub(super) fn check_features(list: &[Backend], env: &EnvSource, any_otlp_env: bo
 pub(crate) enum Sink {
     Otlp,
     OtelLog,
+    /// The details events of the OTLP backend's spans, as OTLP log records
+    /// (added when content is captured as events and no `otel_log` backend
+    /// is configured).
+    OtlpEvents,
     Stdout,
     File(PathBuf),
     Writer(Box<dyn Write + Send>),
@@ -148,6 +152,9 @@ pub(crate) enum Sink {
     /// A user's exporter, ready to start.
     Custom(StartBackend),
 }
+
+/// The name of the [`Sink::OtlpEvents`] backend in `health()`.
+pub(crate) const OTLP_EVENTS: &str = "otlp_events";
 
 /// One sink per backend, named after it and in the list's order, then the
 /// user's exporters. A JSONL writer set in code takes the place of stdout or

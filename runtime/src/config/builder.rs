@@ -53,6 +53,7 @@ pub struct Builder {
     pub(super) fast_path: Option<bool>,
     pub(super) http_query_values: Option<QueryValues>,
     pub(super) self_metrics: Option<bool>,
+    pub(super) details_as_log: Option<bool>,
     pub(super) diagnostics: Option<crate::diag::DiagnosticLevel>,
     pub(super) capture: Option<CaptureMode>,
     pub(super) cost_table: Option<CostTable>,
@@ -100,6 +101,7 @@ impl Default for Builder {
             fast_path: None,
             http_query_values: None,
             self_metrics: None,
+            details_as_log: None,
             diagnostics: None,
             capture: None,
             cost_table: None,
@@ -355,6 +357,19 @@ impl Builder {
     /// GenAI, agent, cost and budget metrics are not affected.
     pub fn self_metrics(mut self, on: bool) -> Self {
         self.self_metrics = Some(on);
+        self
+    }
+
+    /// Where the `gen_ai.client.inference.operation.details` event goes when
+    /// the OTLP backend is configured and content is captured as events
+    /// (`EVENT_ONLY`, `SPAN_AND_EVENT`); overrides `OBSERVRA_DETAILS_EVENT`
+    /// (`log_record` or `span_event`). By default (`true`) it is sent as the
+    /// conventions say, as an OTLP log record in the call's trace (to the
+    /// logs endpoint, `/v1/logs`), and the span no longer carries it;
+    /// `false` keeps it a span event, for a collector that takes no logs.
+    /// Without an OTLP backend it is always a span event.
+    pub fn details_event_as_log(mut self, on: bool) -> Self {
+        self.details_as_log = Some(on);
         self
     }
 

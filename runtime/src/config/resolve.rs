@@ -70,7 +70,15 @@ impl Builder {
         add_prices(&mut prices, std::mem::take(&mut self.prices))?;
         check_budget(&self.budget)?;
 
-        let sinks = backend::sinks(&backends, &mut jsonl, webhook, std::mem::take(&mut self.custom));
+        let details_as_log =
+            pick(self.details_as_log, &env, "OBSERVRA_DETAILS_EVENT", parse_details_event)?.unwrap_or(true);
+        let mut sinks = backend::sinks(&backends, &mut jsonl, webhook, std::mem::take(&mut self.custom));
+        // The details event is an OpenTelemetry event: with OTLP and no
+        // `otel_log` backend, it goes to the logs endpoint on its own.
+        let events = matches!(capture, CaptureMode::EventOnly | CaptureMode::SpanAndEvent);
+        if details_as_log && events && backends.contains(&Backend::Otlp) && !backends.contains(&Backend::OtelLog) {
+            sinks.push((backend::Sink::OtlpEvents, backend::OTLP_EVENTS));
+        }
 
         Ok(Settings {
             disabled,
@@ -263,6 +271,14 @@ fn parse_query_values(v: &str) -> std::result::Result<QueryValues, &'static str>
         "redacted" => Ok(QueryValues::Redacted),
         "non_sensitive" => Ok(QueryValues::NonSensitive),
         _ => Err("expected redacted or non_sensitive"),
+    }
+}
+
+fn parse_details_event(v: &str) -> std::result::Result<bool, &'static str> {
+    match v.to_ascii_lowercase().as_str() {
+        "log_record" => Ok(true),
+        "span_event" => Ok(false),
+        _ => Err("expected log_record or span_event"),
     }
 }
 

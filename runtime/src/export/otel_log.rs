@@ -19,6 +19,12 @@
 //!   the OTLP traces backend leaves that event off the span
 //!   ([`WithoutDetails`]), so it is delivered once, as a log record.
 //!
+//! The same exporter, in its details-only mode, is the `otlp_events`
+//! backend observra adds beside the OTLP traces backend when content is
+//! captured as events and no `otel_log` backend is configured: it sends
+//! only those events, so the conventions' event is a log record whenever
+//! there is an OTLP endpoint.
+//!
 //! Every record carries the trace and span ids of its span, so a log backend
 //! links it to the trace.
 
@@ -44,6 +50,9 @@ pub(crate) struct OtelLogExporter<E> {
     last_records: AtomicU64,
     /// The OTLP/HTTP client's hidden transport cause.
     cause: Option<crate::export::http_client::LastCause>,
+    /// Only the details events (the OTLP backend's, sent as the
+    /// conventions' events when no `otel_log` backend is configured).
+    details_only: bool,
 }
 
 impl<E: LogExporter> std::fmt::Debug for OtelLogExporter<E> {
@@ -53,7 +62,7 @@ impl<E: LogExporter> std::fmt::Debug for OtelLogExporter<E> {
 }
 
 impl<E: LogExporter> OtelLogExporter<E> {
-    pub(crate) fn new(inner: E, cause: Option<crate::export::http_client::LastCause>) -> Self {
+    pub(crate) fn new(inner: E, cause: Option<crate::export::http_client::LastCause>, details_only: bool) -> Self {
         let provider = SdkLoggerProvider::builder().build();
         let logger = provider.logger(sc::SCOPE_NAME);
         OtelLogExporter {
@@ -63,13 +72,15 @@ impl<E: LogExporter> OtelLogExporter<E> {
             scope: InstrumentationScope::builder(sc::SCOPE_NAME).with_version(env!("CARGO_PKG_VERSION")).build(),
             last_records: AtomicU64::new(0),
             cause,
+            details_only,
         }
     }
 
     fn records(&self, span: &SpanData, out: &mut Vec<SdkLogRecord>) {
         let ctx = &span.span_context;
         let flags = Some(ctx.trace_flags());
-        if span.attributes.iter().any(|kv| kv.key.as_str() == sc::GEN_AI_OPERATION_NAME) {
+        let operation = span.attributes.iter().any(|kv| kv.key.as_str() == sc::GEN_AI_OPERATION_NAME);
+        if operation && !self.details_only {
             let mut r = self.logger.create_log_record();
             r.set_event_name(sc::GENAI_OPERATION_LOG_EVENT);
             r.set_timestamp(span.start_time);
@@ -92,6 +103,9 @@ impl<E: LogExporter> OtelLogExporter<E> {
             out.push(r);
         }
         for event in span.events.iter() {
+            if self.details_only && event.name != sc::GEN_AI_DETAILS_EVENT {
+                continue;
+            }
             let mut r = self.logger.create_log_record();
             let evaluation = event.name == sc::GEN_AI_EVALUATION_EVENT;
             if event.name == sc::GEN_AI_DETAILS_EVENT {

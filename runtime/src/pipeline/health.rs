@@ -109,7 +109,8 @@ pub struct Health {
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct BackendHealth {
-    /// The backend's name (`otlp`, `otel_log`, `jsonl`, `stdout`, `webhook`).
+    /// The backend's name (`otlp`, `otel_log`, `jsonl`, `stdout`, `webhook`, and
+    /// `otlp_events`: the details events as log records, beside `otlp`).
     pub backend: &'static str,
     /// Spans handed to this backend since it started.
     pub produced: u64,

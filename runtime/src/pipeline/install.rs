@@ -190,13 +190,13 @@ impl Backends {
             retries_end: crate::export::retry::RetryEnd::default(),
         };
         // With an OTLP logs backend, the details event is a log record only.
-        let details_as_logs = settings.sinks.iter().any(|(s, _)| matches!(s, Sink::OtelLog));
+        let details_as_logs = settings.sinks.iter().any(|(s, _)| matches!(s, Sink::OtelLog | Sink::OtlpEvents));
         for (sink, name) in std::mem::take(&mut settings.sinks) {
             let processor = match sink {
-                Sink::Otlp | Sink::OtelLog => {
+                Sink::Otlp | Sink::OtelLog | Sink::OtlpEvents => {
                     #[cfg(feature = "grpc")]
                     let _enter = runtime.map(|rt| rt.enter());
-                    backends.start_otlp(settings, name, matches!(sink, Sink::Otlp), details_as_logs, resource)?
+                    backends.start_otlp(settings, name, &sink, details_as_logs, resource)?
                 }
                 sink => start_local(settings, sink, name, resource)?,
             };
@@ -206,14 +206,15 @@ impl Backends {
         Ok(backends)
     }
 
-    /// An OTLP traces (`traces`) or logs backend; the first one also starts
-    /// the OTLP metric reader, when metrics go over OTLP.
+    /// An OTLP traces ([`Sink::Otlp`]) or logs backend (every record, or
+    /// the details events only); the first one also starts the OTLP metric
+    /// reader, when metrics go over OTLP.
     #[cfg(feature = "otlp")]
     fn start_otlp(
         &mut self,
         settings: &Settings,
         name: &'static str,
-        traces: bool,
+        sink: &Sink,
         details_as_logs: bool,
         resource: &Resource,
     ) -> Result<BatchProcessor> {
@@ -239,9 +240,9 @@ impl Backends {
             );
         }
         let (batch, block_on) = (settings.batch, block_on());
-        let started = if !traces {
+        let started = if !matches!(sink, Sink::Otlp) {
             let (logs, cause) = log_exporter(&otlp.logs, &self.retries_end)?;
-            let logs = OtelLogExporter::new(logs, cause);
+            let logs = OtelLogExporter::new(logs, cause, matches!(sink, Sink::OtlpEvents));
             BatchProcessor::start(name, &otlp.logs.endpoint, logs, resource, batch, block_on)
         } else if details_as_logs {
             let (spans, cause) = span_exporter(&otlp.traces, &self.retries_end)?;
@@ -260,7 +261,7 @@ impl Backends {
         &mut self,
         _: &Settings,
         name: &'static str,
-        _: bool,
+        _: &Sink,
         _: bool,
         _: &Resource,
     ) -> Result<BatchProcessor> {
@@ -316,7 +317,7 @@ fn start_local(settings: &Settings, sink: Sink, name: &'static str, resource: &R
             let exporter = crate::export::webhook::WebhookExporter::new(hook);
             BatchProcessor::start(name, &who, exporter, resource, batch, block_on)
         }
-        Sink::Otlp | Sink::OtelLog => unreachable!("started by Backends::start_otlp"),
+        Sink::Otlp | Sink::OtelLog | Sink::OtlpEvents => unreachable!("started by Backends::start_otlp"),
     };
     started.map_err(spawn_error)
 }

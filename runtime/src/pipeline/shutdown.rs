@@ -174,7 +174,8 @@ impl std::fmt::Display for ShutdownReport {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BackendReport {
-    /// The backend's name (`otlp`, `otel_log`, `jsonl`, `stdout`, `webhook`).
+    /// The backend's name (`otlp`, `otel_log`, `jsonl`, `stdout`, `webhook`, and
+    /// `otlp_events`: the details events as log records, beside `otlp`).
     pub backend: &'static str,
     /// Spans delivered during the shutdown.
     pub flushed: u64,
