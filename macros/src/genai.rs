@@ -248,7 +248,15 @@ fn llm_request(plan: &mut SpanPlan, args: &LlmArgs) {
         });
     }
     for (attr, expr) in &args.params {
-        plan.attribute(attr, expr);
+        if *attr == sc::GEN_AI_REQUEST_TOP_K {
+            // Typed as the conventions in use say.
+            let value = quote_spanned!(expr.span()=> &(#expr));
+            plan.dynamic.push(quote! {
+                ::observra::__private::set_top_k(&__observra_span, #value);
+            });
+        } else {
+            plan.attribute(attr, expr);
+        }
     }
     if let Some(e) = &args.input {
         capture(plan, "capture_messages", sc::GEN_AI_INPUT_MESSAGES, e);
@@ -348,9 +356,13 @@ pub fn retrieval(args: TokenStream, item: TokenStream) -> TokenStream {
             plan.field(sc::GEN_AI_REQUEST_MODEL, m);
         }
         if let Some(k) = &top_k {
-            // The conventions' top_k is a double.
-            let as_f64: Expr = syn::parse_quote_spanned!(k.span()=> ((#k) as f64));
-            plan.attribute(sc::GEN_AI_REQUEST_TOP_K, &as_f64);
+            // Its name and type depend on the conventions in use.
+            let as_f64 = quote_spanned!(k.span()=> ((#k) as f64));
+            plan.dynamic.push(quote! {
+                #[allow(clippy::unnecessary_cast)]
+                let __observra_top_k = #as_f64;
+                ::observra::__private::set_retrieval_top_k(&__observra_span, __observra_top_k);
+            });
         }
         if let Some(q) = &query {
             capture(&mut plan, "capture_content", sc::GEN_AI_RETRIEVAL_QUERY_TEXT, q);

@@ -27,6 +27,29 @@ pub use opentelemetry::trace::SpanKind;
 
 use observra_semconv as sc;
 
+/// `#[llm_call(top_k = ..)]`: `gen_ai.request.top_k`, typed as the GenAI
+/// conventions in use say (a double in v1.41, an integer in the newest).
+pub fn set_top_k<S: Target + ?Sized, T: crate::AttributeValue + ?Sized>(span: &S, value: &T) {
+    use crate::genai::conventions;
+    if span.disabled() {
+        return;
+    }
+    if let Some(k) = value.to_attribute_value().as_ref().and_then(conventions::as_f64) {
+        let v = conventions::request_top_k(k);
+        with_sink(span, |r| r.set_attribute(Key::from_static_str(sc::GEN_AI_REQUEST_TOP_K), v));
+    }
+}
+
+/// `#[retrieval(top_k = ..)]`: `gen_ai.request.top_k` (a double) under the
+/// v1.41 conventions, `gen_ai.retrieval.top_k` (an integer) under the newest.
+pub fn set_retrieval_top_k<S: Target + ?Sized>(span: &S, k: f64) {
+    if span.disabled() {
+        return;
+    }
+    let (key, v) = crate::genai::conventions::retrieval_top_k(k);
+    with_sink(span, |r| r.set_attribute(Key::from_static_str(key), v));
+}
+
 /// Sets the exported name of `span`.
 pub fn set_name(span: &Span, name: impl Into<Cow<'static, str>>) {
     if !span.is_disabled() {

@@ -115,7 +115,7 @@ pub use account::budget::{Budget, BudgetEvent, BudgetKind, BudgetUnit};
 pub use account::cost::{CostTable, Price};
 pub use base::attr_value::{ArrayElement, AttributeValue, widen_f32};
 pub use collect::tail::KeepInteresting;
-pub use config::{Backend, Builder, Jsonl, Metrics, Otlp, QueryValues, Redaction, Sampler};
+pub use config::{Backend, Builder, GenAiConventions, Jsonl, Metrics, Otlp, QueryValues, Redaction, Sampler};
 pub use diag::DiagnosticLevel;
 pub use error::{Error, ErrorType, Result, Setting};
 #[cfg(feature = "audit")]

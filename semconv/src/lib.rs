@@ -74,8 +74,12 @@ pub const GEN_AI_REQUEST_MAX_TOKENS: &str = "gen_ai.request.max_tokens";
 pub const GEN_AI_REQUEST_TEMPERATURE: &str = "gen_ai.request.temperature";
 /// `gen_ai.request.top_p`.
 pub const GEN_AI_REQUEST_TOP_P: &str = "gen_ai.request.top_p";
-/// `gen_ai.request.top_k`.
+/// `gen_ai.request.top_k`: a double in v1.41, an integer in the newest
+/// conventions.
 pub const GEN_AI_REQUEST_TOP_K: &str = "gen_ai.request.top_k";
+/// `gen_ai.retrieval.top_k` (integer): the documents a retrieval asked
+/// for; in the newest conventions (v1.41 has `gen_ai.request.top_k`).
+pub const GEN_AI_RETRIEVAL_TOP_K: &str = "gen_ai.retrieval.top_k";
 /// `gen_ai.request.frequency_penalty`.
 pub const GEN_AI_REQUEST_FREQUENCY_PENALTY: &str = "gen_ai.request.frequency_penalty";
 /// `gen_ai.request.presence_penalty`.
@@ -288,6 +292,20 @@ pub mod metrics {
     pub const EXECUTE_TOOL_DURATION: &str = "gen_ai.execute_tool.duration";
     /// `gen_ai.workflow.duration` (s).
     pub const WORKFLOW_DURATION: &str = "gen_ai.workflow.duration";
+    /// `gen_ai.invoke_agent.inference_calls` ({inference_call}): model calls
+    /// one agent invocation made itself (newest conventions only).
+    pub const INVOKE_AGENT_INFERENCE_CALLS: &str = "gen_ai.invoke_agent.inference_calls";
+    /// `gen_ai.invoke_agent.tool_calls` ({tool_call}): tool calls one agent
+    /// invocation made itself (newest conventions only).
+    pub const INVOKE_AGENT_TOOL_CALLS: &str = "gen_ai.invoke_agent.tool_calls";
+    /// Buckets of [`INVOKE_AGENT_DURATION`], seconds (the conventions' advice).
+    pub const AGENT_DURATION_BUCKETS: &[f64] =
+        &[0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 51.2, 102.4, 204.8, 409.6];
+    /// Buckets of [`WORKFLOW_DURATION`], seconds (the conventions' advice).
+    pub const WORKFLOW_DURATION_BUCKETS: &[f64] =
+        &[1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0];
+    /// Buckets of the per-invocation call counts (the conventions' advice).
+    pub const CALL_COUNT_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
     /// `observra.cost` ({USD}).
     pub const COST: &str = "observra.cost";
     /// `observra.budget.exceeded` ({event}).

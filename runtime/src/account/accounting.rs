@@ -27,6 +27,9 @@ pub(crate) struct Instruments {
     pub(crate) agent_duration: Histogram<f64>,
     pub(crate) tool_duration: Histogram<f64>,
     pub(crate) workflow_duration: Histogram<f64>,
+    /// Per agent invocation (the newest conventions only).
+    pub(crate) agent_inference_calls: Histogram<u64>,
+    pub(crate) agent_own_tool_calls: Histogram<u64>,
     pub(crate) cost: Counter<f64>,
     pub(crate) budget_exceeded: Counter<u64>,
     pub(crate) agent_requests: Counter<u64>,
@@ -56,6 +59,14 @@ impl Instruments {
         let count = |name: &'static str, unit: &'static str, description: &'static str| {
             meter.u64_counter(name).with_unit(unit).with_description(description).build()
         };
+        let calls = |name: &'static str, unit: &'static str, description: &'static str| {
+            meter
+                .u64_histogram(name)
+                .with_unit(unit)
+                .with_description(description)
+                .with_boundaries(m::CALL_COUNT_BUCKETS.to_vec())
+                .build()
+        };
         let usd = |name, description| meter.f64_counter(name).with_unit("{USD}").with_description(description).build();
         Instruments {
             operation_duration: seconds(m::OPERATION_DURATION, "GenAI operation duration.", m::DURATION_BUCKETS),
@@ -75,9 +86,19 @@ impl Instruments {
                 "Time between consecutive output chunks of a streamed response.",
                 m::CHUNK_BUCKETS,
             ),
-            agent_duration: seconds(m::INVOKE_AGENT_DURATION, "Agent invocation duration.", m::DURATION_BUCKETS),
+            agent_duration: seconds(m::INVOKE_AGENT_DURATION, "Agent invocation duration.", m::AGENT_DURATION_BUCKETS),
             tool_duration: seconds(m::EXECUTE_TOOL_DURATION, "Tool execution duration.", m::DURATION_BUCKETS),
-            workflow_duration: seconds(m::WORKFLOW_DURATION, "Workflow duration.", m::DURATION_BUCKETS),
+            workflow_duration: seconds(m::WORKFLOW_DURATION, "Workflow duration.", m::WORKFLOW_DURATION_BUCKETS),
+            agent_inference_calls: calls(
+                m::INVOKE_AGENT_INFERENCE_CALLS,
+                "{inference_call}",
+                "The number of inference (model) calls a GenAI agent makes during a single invocation.",
+            ),
+            agent_own_tool_calls: calls(
+                m::INVOKE_AGENT_TOOL_CALLS,
+                "{tool_call}",
+                "The number of tool calls a GenAI agent makes during a single invocation.",
+            ),
             cost: usd(m::COST, "Cost of model calls."),
             budget_exceeded: count(m::BUDGET_EXCEEDED, "{event}", "Budget limits crossed."),
             agent_requests: count(m::AGENT_REQUESTS, "{request}", "Total agent requests."),
@@ -148,6 +169,10 @@ pub(crate) struct Totals {
     pub cost_usd: f64,
     pub llm_calls: u64,
     pub tool_calls: u64,
+    /// Of those, the calls an agent made itself (not through an agent
+    /// beneath it): the conventions' per-invocation counts.
+    pub own_llm_calls: u64,
+    pub own_tool_calls: u64,
     pub any_usage: bool,
     pub any_cost: bool,
     pub budget_crossed: bool,
@@ -170,6 +195,12 @@ impl Totals {
             self.any_cost = true;
             self.cost_usd = saturating_add_usd(self.cost_usd, cost);
         }
+    }
+
+    /// Counts a call the agent keeping these totals made itself.
+    pub(crate) fn add_own(&mut self, c: &Contribution) {
+        self.own_llm_calls = self.own_llm_calls.saturating_add(u64::from(c.is_llm));
+        self.own_tool_calls = self.own_tool_calls.saturating_add(u64::from(c.is_tool));
     }
 
     /// Input plus output tokens, saturating.

@@ -123,9 +123,14 @@ impl RunTotals {
         deferred: &mut Deferred,
     ) {
         let mut next = Some(self);
+        // The nearest agent made the call itself; those above, through it.
+        let mut own = true;
         while let Some(k) = next {
             let mut totals = k.totals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             totals.add(contribution);
+            if k.is_agent && std::mem::take(&mut own) {
+                totals.add_own(contribution);
+            }
             if k.is_agent {
                 accounting::check_agent_budget(
                     acc,

@@ -54,6 +54,10 @@ pub(crate) static FRAME_PATH: AtomicBool = AtomicBool::new(false);
 /// The content capture mode, as `CaptureMode::to_u8` (0: no content).
 pub(crate) static CAPTURE: AtomicU8 = AtomicU8::new(0);
 
+/// Whether the newest GenAI conventions are emitted
+/// (`GenAiConventions::LatestExperimental`) rather than v1.41.
+pub(crate) static GENAI_LATEST: AtomicBool = AtomicBool::new(false);
+
 thread_local! {
     /// The install as this thread last saw it, with its generation.
     static CACHE: RefCell<Option<(u64, Arc<Installed>)>> = const { RefCell::new(None) };

@@ -209,6 +209,10 @@ fn record_call_metrics(
             agent: frame.ctx.agent.as_ref(),
             model: priced_by,
             labels: out.labels(),
+            own_calls: frame.ctx.run_totals.as_ref().filter(|_| more.keeps_totals).map(|t| {
+                let t = t.totals();
+                (t.own_llm_calls, t.own_tool_calls)
+            }),
         };
         record_metrics(ins, &facts);
     }

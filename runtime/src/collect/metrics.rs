@@ -165,11 +165,25 @@ pub(super) struct CallFacts<'a> {
     pub(super) model: Option<StringValue>,
     /// How labels are made fit to leave.
     pub(super) labels: Labels<'a>,
+    /// An agent's own model and tool calls in this invocation.
+    pub(super) own_calls: Option<(u64, u64)>,
 }
+
+/// The attributes of the agent, tool and workflow duration metrics: as
+/// observra has emitted them, and as the newest conventions list them
+/// (without `gen_ai.operation.name`, which the metric's name says).
+const AGENT_KEYS: &[&str] =
+    &[sc::GEN_AI_OPERATION_NAME, sc::GEN_AI_AGENT_NAME, sc::GEN_AI_PROVIDER_NAME, sc::ERROR_TYPE];
+const AGENT_KEYS_LATEST: &[&str] = &[sc::GEN_AI_AGENT_NAME, sc::GEN_AI_REQUEST_MODEL, sc::ERROR_TYPE];
+const TOOL_KEYS: &[&str] = &[sc::GEN_AI_OPERATION_NAME, sc::GEN_AI_TOOL_NAME, sc::ERROR_TYPE];
+const TOOL_KEYS_LATEST: &[&str] = &[sc::GEN_AI_TOOL_NAME, sc::GEN_AI_TOOL_TYPE, sc::GEN_AI_AGENT_NAME, sc::ERROR_TYPE];
+const WORKFLOW_KEYS: &[&str] = &[sc::GEN_AI_OPERATION_NAME, sc::GEN_AI_WORKFLOW_NAME, sc::ERROR_TYPE];
+const WORKFLOW_KEYS_LATEST: &[&str] = &[sc::GEN_AI_WORKFLOW_NAME, sc::ERROR_TYPE];
 
 /// Records the conventions' metrics of one GenAI span.
 pub(super) fn record_metrics(ins: &Instruments, f: &CallFacts<'_>) {
     let d = f.duration_s;
+    let latest = crate::genai::conventions::latest();
     match f.operation {
         o if op::LLM.contains(&o) => {
             let mattrs = f.labels.pick(f.attrs, LLM_METRIC_KEYS);
@@ -206,7 +220,7 @@ pub(super) fn record_metrics(ins: &Instruments, f: &CallFacts<'_>) {
             }
         }
         op::EXECUTE_TOOL => {
-            let a = f.labels.pick(f.attrs, &[sc::GEN_AI_OPERATION_NAME, sc::GEN_AI_TOOL_NAME, sc::ERROR_TYPE]);
+            let a = f.labels.pick(f.attrs, if latest { TOOL_KEYS_LATEST } else { TOOL_KEYS });
             ins.tool_duration.record(d, &a);
             let labels = set_labels(f.labels, f.agent, None, string_value(f.attrs, sc::GEN_AI_TOOL_NAME));
             ins.agent_tool_calls.add(1, &labels);
@@ -215,11 +229,13 @@ pub(super) fn record_metrics(ins: &Instruments, f: &CallFacts<'_>) {
             }
         }
         op::INVOKE_AGENT => {
-            let a = f.labels.pick(
-                f.attrs,
-                &[sc::GEN_AI_OPERATION_NAME, sc::GEN_AI_AGENT_NAME, sc::GEN_AI_PROVIDER_NAME, sc::ERROR_TYPE],
-            );
+            let a = f.labels.pick(f.attrs, if latest { AGENT_KEYS_LATEST } else { AGENT_KEYS });
             ins.agent_duration.record(d, &a);
+            if let (true, Some(own)) = (latest, f.own_calls) {
+                let name = f.labels.pick(f.attrs, &[sc::GEN_AI_AGENT_NAME]);
+                ins.agent_inference_calls.record(own.0, &name);
+                ins.agent_own_tool_calls.record(own.1, &name);
+            }
             let labels = set_labels(f.labels, f.agent, None, None);
             ins.agent_requests.add(1, &labels);
             ins.agent_request_duration.record(d, &labels);
@@ -228,7 +244,7 @@ pub(super) fn record_metrics(ins: &Instruments, f: &CallFacts<'_>) {
             }
         }
         op::INVOKE_WORKFLOW => {
-            let a = f.labels.pick(f.attrs, &[sc::GEN_AI_OPERATION_NAME, sc::GEN_AI_WORKFLOW_NAME, sc::ERROR_TYPE]);
+            let a = f.labels.pick(f.attrs, if latest { WORKFLOW_KEYS_LATEST } else { WORKFLOW_KEYS });
             ins.workflow_duration.record(d, &a);
         }
         op::RETRIEVAL => {

@@ -54,6 +54,7 @@ pub struct Builder {
     pub(super) http_query_values: Option<QueryValues>,
     pub(super) self_metrics: Option<bool>,
     pub(super) details_as_log: Option<bool>,
+    pub(super) genai_conventions: Option<GenAiConventions>,
     pub(super) diagnostics: Option<crate::diag::DiagnosticLevel>,
     pub(super) capture: Option<CaptureMode>,
     pub(super) cost_table: Option<CostTable>,
@@ -102,6 +103,7 @@ impl Default for Builder {
             http_query_values: None,
             self_metrics: None,
             details_as_log: None,
+            genai_conventions: None,
             diagnostics: None,
             capture: None,
             cost_table: None,
@@ -112,6 +114,28 @@ impl Default for Builder {
             custom: Vec::new(),
         }
     }
+}
+
+/// Which release of the GenAI semantic conventions observra emits
+/// ([`Builder::genai_conventions`], `OTEL_SEMCONV_STABILITY_OPT_IN`).
+///
+/// The conventions' own rule for instrumentations already in use: keep
+/// emitting the version you emit by default, and offer the newer one
+/// behind `OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental`. The
+/// README's "GenAI conventions: two modes" section lists what differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum GenAiConventions {
+    /// Semantic conventions v1.41 (the default).
+    #[default]
+    V1_41,
+    /// The newest GenAI conventions observra follows, from the
+    /// `semantic-conventions-genai` repository (development status: names
+    /// may still change there): `gen_ai.request.top_k` as an integer,
+    /// retrieval's own `gen_ai.retrieval.top_k`, and the per-invocation
+    /// `gen_ai.invoke_agent.inference_calls` and
+    /// `gen_ai.invoke_agent.tool_calls` metrics.
+    LatestExperimental,
 }
 
 /// What the HTTP integration shows of query values in `url.query` and
@@ -357,6 +381,19 @@ impl Builder {
     /// GenAI, agent, cost and budget metrics are not affected.
     pub fn self_metrics(mut self, on: bool) -> Self {
         self.self_metrics = Some(on);
+        self
+    }
+
+    /// Which release of the GenAI conventions to emit (overrides
+    /// `OTEL_SEMCONV_STABILITY_OPT_IN`, where `gen_ai_latest_experimental`
+    /// in its comma-separated list selects
+    /// [`GenAiConventions::LatestExperimental`]); v1.41 by default.
+    ///
+    /// ```
+    /// let builder = observra::init().genai_conventions(observra::GenAiConventions::LatestExperimental);
+    /// ```
+    pub fn genai_conventions(mut self, conventions: GenAiConventions) -> Self {
+        self.genai_conventions = Some(conventions);
         self
     }
 

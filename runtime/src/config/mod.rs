@@ -42,7 +42,7 @@ mod sampler;
 
 pub use backend::Backend;
 pub(crate) use backend::Sink;
-pub use builder::{Builder, QueryValues};
+pub use builder::{Builder, GenAiConventions, QueryValues};
 pub use jsonl::Jsonl;
 pub use metrics::Metrics;
 pub use otlp::Otlp;
@@ -73,6 +73,9 @@ pub(crate) struct Settings {
     pub keep_query_values: bool,
     /// Whether the `observra.pipeline.*` metrics are exported.
     pub self_metrics: bool,
+    /// Whether the newest GenAI conventions are emitted
+    /// (`gen_ai_latest_experimental`) rather than v1.41.
+    pub genai_latest: bool,
     /// How much observra says about its own trouble.
     pub diagnostics: crate::diag::DiagnosticLevel,
     pub capture: CaptureMode,

@@ -9,7 +9,7 @@ use opentelemetry::KeyValue;
 
 use super::Settings;
 use super::backend::{self, Backend};
-use super::builder::{Builder, QueryValues};
+use super::builder::{Builder, GenAiConventions, QueryValues};
 use super::defaults::{
     DEFAULT_MAX_EXPORT_BATCH_SIZE, DEFAULT_MAX_QUEUE_SIZE, DEFAULT_SCHEDULED_DELAY, DEFAULT_SHUTDOWN_TIMEOUT,
     MAX_QUEUE_SIZE,
@@ -70,6 +70,7 @@ impl Builder {
         add_prices(&mut prices, std::mem::take(&mut self.prices))?;
         check_budget(&self.budget)?;
 
+        let genai_latest = resolve_conventions(self.genai_conventions, &env) == GenAiConventions::LatestExperimental;
         let details_as_log =
             pick(self.details_as_log, &env, "OBSERVRA_DETAILS_EVENT", parse_details_event)?.unwrap_or(true);
         let mut sinks = backend::sinks(&backends, &mut jsonl, webhook, std::mem::take(&mut self.custom));
@@ -96,6 +97,7 @@ impl Builder {
             fast_path,
             keep_query_values,
             self_metrics,
+            genai_latest,
             diagnostics,
             capture,
             prices,
@@ -272,6 +274,21 @@ fn parse_query_values(v: &str) -> std::result::Result<QueryValues, &'static str>
         "non_sensitive" => Ok(QueryValues::NonSensitive),
         _ => Err("expected redacted or non_sensitive"),
     }
+}
+
+/// The GenAI conventions to emit: code, then `gen_ai_latest_experimental`
+/// in `OTEL_SEMCONV_STABILITY_OPT_IN` (a comma-separated list whose other
+/// values name other conventions and are left alone, as every
+/// OpenTelemetry instrumentation does), then v1.41.
+fn resolve_conventions(code: Option<GenAiConventions>, env: &EnvSource) -> GenAiConventions {
+    code.unwrap_or_else(|| {
+        let opt_in = env.get("OTEL_SEMCONV_STABILITY_OPT_IN").unwrap_or_default();
+        if opt_in.split(',').any(|v| v.trim().eq_ignore_ascii_case("gen_ai_latest_experimental")) {
+            GenAiConventions::LatestExperimental
+        } else {
+            GenAiConventions::V1_41
+        }
+    })
 }
 
 fn parse_details_event(v: &str) -> std::result::Result<bool, &'static str> {

@@ -11,6 +11,7 @@
 use opentelemetry::{Array, Key, KeyValue, StringValue, Value};
 use tracing::Span;
 
+pub(crate) mod conventions;
 pub mod request;
 pub mod retrieval;
 pub mod stream;

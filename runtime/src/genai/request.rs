@@ -23,7 +23,8 @@ pub struct RequestParams {
     pub temperature: Option<f64>,
     /// `gen_ai.request.top_p`.
     pub top_p: Option<f64>,
-    /// `gen_ai.request.top_k`.
+    /// `gen_ai.request.top_k` (exported as a double under the v1.41
+    /// conventions, as an integer under the newest).
     pub top_k: Option<f64>,
     /// `gen_ai.request.max_tokens`.
     pub max_tokens: Option<u64>,
@@ -56,7 +57,6 @@ impl RequestParams {
         let floats = [
             (sc::GEN_AI_REQUEST_TEMPERATURE, self.temperature),
             (sc::GEN_AI_REQUEST_TOP_P, self.top_p),
-            (sc::GEN_AI_REQUEST_TOP_K, self.top_k),
             (sc::GEN_AI_REQUEST_FREQUENCY_PENALTY, self.frequency_penalty),
             (sc::GEN_AI_REQUEST_PRESENCE_PENALTY, self.presence_penalty),
         ];
@@ -64,6 +64,9 @@ impl RequestParams {
             if let Some(v) = v {
                 out.push(KeyValue::new(k, v));
             }
+        }
+        if let Some(k) = self.top_k {
+            out.push(KeyValue::new(sc::GEN_AI_REQUEST_TOP_K, super::conventions::request_top_k(k)));
         }
         let ints = [
             (sc::GEN_AI_REQUEST_MAX_TOKENS, self.max_tokens),

@@ -129,6 +129,7 @@ pub(crate) fn install(mut settings: Settings) -> Result<Guard> {
     }
     crate::base::frame::RECORD_ALL.store(matches!(settings.sampler, Sampler::KeepInteresting(_)), Ordering::Release);
     crate::policy::content::KEEP_QUERY_VALUES.store(settings.keep_query_values, std::sync::atomic::Ordering::Release);
+    state::GENAI_LATEST.store(settings.genai_latest, Ordering::Release);
     state::set(installed, settings.fast_path, settings.capture.to_u8());
     Ok(Guard { active: true })
 }
