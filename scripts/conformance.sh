@@ -7,8 +7,9 @@
 # harness's OpenAI scenario programs (open-telemetry/semantic-conventions-
 # conformance, scenarios/gen-ai/python/openai/scenarios/*.py) made with
 # async-openai through observra's instrumented client. Each runs with
-# content capture SPAN_AND_EVENT, spans, metrics and the details event (an
-# OTLP log record) exported over OTLP/gRPC to a `weaver registry
+# content capture SPAN_AND_EVENT and OBSERVRA_BACKEND=otlp: spans, metrics and
+# the details event (an OTLP log record, as observra sends it by default
+# wherever OTLP is configured) exported over OTLP/gRPC to a `weaver registry
 # live-check` listening on 127.0.0.1, which checks everything it receives
 # against the semantic conventions plus observra's extension registry
 # (model/observra). A zero in the violations column is the goal.
@@ -26,15 +27,32 @@
 #                   its GenAI mock server answers (in a venv under target/)
 #                   instead of observra's fake OpenAI server
 #   SCENARIOS       which to run (default: all six)
+#   CONVENTIONS     v1.41 (default: observra's default mode, checked against
+#                   SEMCONV_REF) or latest (the scenarios run with
+#                   OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental and
+#                   are checked against the GenAI repository at GENAI_REF
+#                   on top of the core conventions it depends on, SEMCONV_REF
+#                   v1.43.0 there, without their gen-ai, mcp and openai models)
+#   GENAI_SRC       with CONVENTIONS=latest: a git directory or checkout of
+#                   open-telemetry/semantic-conventions-genai (default: cloned)
+#   GENAI_REF       its commit (default fe5608e2, what observra's newest mode follows)
 #
-# Output: target/conformance/<scenario>/ holds Weaver's JSON report; the
-# summary table is printed and written to target/conformance/summary.md.
+# Output: target/conformance/<mode>/<scenario>/ holds Weaver's JSON report; the
+# summary table is printed and written to target/conformance/<mode>/summary.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=$ROOT/target/conformance
 mkdir -p "$OUT"
-SEMCONV_REF=${SEMCONV_REF:-v1.41.1}
+CONVENTIONS=${CONVENTIONS:-v1.41}
+case "$CONVENTIONS" in
+  v1.41) SEMCONV_REF=${SEMCONV_REF:-v1.41.1}; OPT_IN= ;;
+  latest) SEMCONV_REF=${SEMCONV_REF:-v1.43.0}; OPT_IN=gen_ai_latest_experimental
+    GENAI_REF=${GENAI_REF:-fe5608e249d64bc5961329a82f8915fe95ced51a} ;;
+  *) echo "CONVENTIONS is v1.41 or latest, not $CONVENTIONS" >&2; exit 2 ;;
+esac
+RUN=$OUT/$CONVENTIONS
+mkdir -p "$RUN"
 SCENARIOS=${SCENARIOS:-"inference streaming tool_calling structured_output multimodal embeddings"}
 
 # 1. Weaver.
@@ -66,10 +84,25 @@ else
   cp -r "$SEMCONV_SRC/model" "$REG/semconv/"
 fi
 cp model/observra/*.yaml "$REG/observra/"
-# The dependency, local: no download at check time.
-sed -i "s|registry_path: .*|registry_path: $REG/semconv/model|" "$REG/observra/manifest.yaml"
-echo "== checking observra's registry against its dependency"
-"$WEAVER" registry check -r "$REG/observra" >"$OUT/registry-check.txt" 2>&1 || { cat "$OUT/registry-check.txt"; exit 1; }
+if [ "$CONVENTIONS" = latest ]; then
+  # The GenAI repository's model on the core conventions it depends on,
+  # without the core's own (moved) copies of the GenAI models, as its
+  # Makefile assembles them.
+  if [ -z "${GENAI_SRC:-}" ]; then
+    GENAI_SRC=$OUT/genai-src
+    [ -d "$GENAI_SRC" ] || git clone --quiet https://github.com/open-telemetry/semantic-conventions-genai "$GENAI_SRC"
+  fi
+  rm -rf "$REG/semconv/model/gen-ai" "$REG/semconv/model/mcp" "$REG/semconv/model/openai"
+  GIT_DIR_ARG=(-C "$GENAI_SRC"); [ -d "$GENAI_SRC/objects" ] && GIT_DIR_ARG=(--git-dir "$GENAI_SRC")
+  mkdir -p "$REG/combined/genai"
+  git "${GIT_DIR_ARG[@]}" archive "$GENAI_REF" model | tar -x -C "$REG/combined/genai" --strip-components=1
+  rm -f "$REG/combined/genai/manifest.yaml"
+else
+  # The dependency, local: no download at check time.
+  sed -i "s|registry_path: .*|registry_path: $REG/semconv/model|" "$REG/observra/manifest.yaml"
+  echo "== checking observra's registry against its dependency"
+  "$WEAVER" registry check -r "$REG/observra" >"$OUT/registry-check.txt" 2>&1 || { cat "$OUT/registry-check.txt"; exit 1; }
+fi
 # Live-check resolves one registry, and a dependency only contributes what
 # the dependent registry references or imports: the conventions and
 # observra's definitions are checked as one registry.
@@ -116,9 +149,9 @@ cargo build --quiet -p observra-examples --bin openai-conformance
 BIN=$ROOT/target/debug/openai-conformance
 
 # 4. Each scenario under its own live-check.
-printf '| scenario | spans, metrics, logs checked | violations | improvements | information |\n|---|---|---|---|---|\n' >"$OUT/summary.md"
+printf '| scenario | spans, metrics, logs checked | violations | improvements | information |\n|---|---|---|---|---|\n' >"$RUN/summary.md"
 for s in $SCENARIOS; do
-  dir=$OUT/$s
+  dir=$RUN/$s
   rm -rf "$dir" && mkdir -p "$dir"
   "$WEAVER" registry live-check -r "$REG/combined" --input-source otlp --otlp-grpc-port 14317 --admin-port 14320 \
     --inactivity-timeout 30 --format json --output "$dir" --fail-on none "${POLICY_ARGS[@]}" >"$dir/weaver.log" 2>&1 &
@@ -128,11 +161,11 @@ for s in $SCENARIOS; do
     sleep 0.2
   done
   OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:14317 OTEL_EXPORTER_OTLP_PROTOCOL=grpc \
-    OBSERVRA_BACKEND=otlp,otel_log OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_AND_EVENT \
-    OTEL_SERVICE_NAME=observra-conformance "$BIN" "$s" >"$dir/scenario.log" 2>&1
+    OBSERVRA_BACKEND=otlp OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_AND_EVENT \
+    OTEL_SERVICE_NAME=observra-conformance OTEL_SEMCONV_STABILITY_OPT_IN=$OPT_IN "$BIN" "$s" >"$dir/scenario.log" 2>&1
   curl -s -X POST http://127.0.0.1:14320/stop >/dev/null || true
   wait $wpid || true
-  python3 - "$dir" "$s" >>"$OUT/summary.md" <<'PY'
+  python3 - "$dir" "$s" >>"$RUN/summary.md" <<'PY'
 import json, pathlib, sys
 d = pathlib.Path(sys.argv[1])
 reports = sorted(d.glob("*.json"))
@@ -155,5 +188,5 @@ seen = stats.get("total_entities_by_type", stats.get("total_entities", ""))
 print(f"| {sys.argv[2]} | {seen} | {by_level.get('violation', 0)} | {by_level.get('improvement', 0)} | {by_level.get('information', 0)} |")
 PY
 done
-cat "$OUT/summary.md"
-echo "Reports: $OUT/<scenario>/"
+cat "$RUN/summary.md"
+echo "Reports: $RUN/<scenario>/"

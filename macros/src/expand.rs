@@ -634,6 +634,7 @@ fn frame_site(plan: &SpanPlan) -> Option<TokenStream> {
     let name = plan.frame.name.as_ref().map_or(callsite.to_token_stream(), |n| quote!(#n));
     let model = plan.frame.model.as_ref().map_or(none, |m| some(quote!(#m)));
     let name_with_model = plan.frame.model_expr.is_some();
+    let fields = plan.params.iter().map(param_key);
     let begin = match &plan.frame.model_expr {
         Some(m) => quote!(__observra_start.start_with_model(#m)),
         None => quote!(__observra_start.start()),
@@ -647,6 +648,8 @@ fn frame_site(plan: &SpanPlan) -> Option<TokenStream> {
             name_with_model: #name_with_model,
             attrs: &[#(#attrs),*],
             function: #function,
+            fields: &[#(#fields),*],
+            meta: ::observra::__private::SiteMeta::new(),
         };
         match ::observra::__private::frame_begin(&__OBSERVRA_SITE) {
             ::core::option::Option::Some(__observra_start) => ::core::option::Option::Some(#begin),

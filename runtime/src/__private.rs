@@ -12,7 +12,7 @@ use opentelemetry::{Key, StringValue, Value};
 pub use tracing;
 use tracing::Span;
 
-pub use crate::base::frame::{Frame, Site, StaticAttr};
+pub use crate::base::frame::{Frame, Site, SiteMeta, StaticAttr};
 use crate::error::ErrorType;
 use crate::genai::LlmResponse;
 use crate::genai::request::LlmRequest;
@@ -29,7 +29,7 @@ use observra_semconv as sc;
 
 /// `#[llm_call(top_k = ..)]`: `gen_ai.request.top_k`, typed as the GenAI
 /// conventions in use say (a double in v1.41, an integer in the newest).
-pub fn set_top_k<S: Target + ?Sized, T: crate::AttributeValue + ?Sized>(span: &S, value: &T) {
+pub fn set_top_k<S: Target + ?Sized, T: crate::base::attr_value::AttributeValue + ?Sized>(span: &S, value: &T) {
     use crate::genai::conventions;
     if span.disabled() {
         return;

@@ -4,7 +4,7 @@
 //! (here inside a library-style helper that captures the current span and
 //! spawns), `Span::current().in_scope(..)` and `tracing::info!` keep the
 //! work in the call's trace, as children of the call, on a multi-thread
-//! runtime.
+//! runtime; `Span::current().record(..)` of a declared field sets it.
 
 use observra::{agent, traced};
 use observra_test_support::{SharedBuf, serial};
@@ -42,6 +42,14 @@ async fn handle_request() -> u64 {
     a + b
 }
 
+/// Declares `order` (a recorded parameter) and `step` (a literal
+/// attribute), and records both again from inside, the `tracing` way.
+#[traced(attrs(step = "start"), fields(order))]
+fn record_declared(order: &str) {
+    tracing::Span::current().record("order", "B-2").record("step", "done");
+    tracing::Span::current().record("undeclared", "ignored, as tracing does");
+}
+
 #[agent(name = "planner")]
 async fn plan() -> u64 {
     tokio::spawn(remote_call(5).in_current_span()).await.unwrap()
@@ -72,6 +80,7 @@ fn run(fast_path: bool) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     assert_eq!(rt.block_on(handle_request()), 44);
     assert_eq!(rt.block_on(plan()), 10);
+    record_declared("A-1");
     drop(rt);
     drop(guard);
     let spans = spans(&out);
@@ -81,6 +90,10 @@ fn run(fast_path: bool) {
     assert_eq!(children_of(&spans, root, "in_scope_child").len(), 1, "fast_path={fast_path}: in_scope");
     let events: Vec<&str> = root["events"].as_array().unwrap().iter().filter_map(|e| e["name"].as_str()).collect();
     assert!(events.iter().any(|e| e.contains("handling")), "fast_path={fast_path}: the info! event: {events:?}");
+    let declared = &one(&spans, "record_declared")["attributes"];
+    assert_eq!(declared["order"], "B-2", "fast_path={fast_path}: {declared}");
+    assert_eq!(declared["step"], "done", "fast_path={fast_path}: {declared}");
+    assert!(declared.get("undeclared").is_none(), "fast_path={fast_path}: {declared}");
     let agent = one(&spans, "invoke_agent planner");
     assert_eq!(children_of(&spans, agent, "remote_call").len(), 1, "fast_path={fast_path}: under the agent");
 }

@@ -141,6 +141,9 @@ fn find<'a>(spans: &'a [ReceivedSpan], name: &str, kind: i32) -> &'a ReceivedSpa
 }
 
 fn check(mode: &str, transport: &str, spans: &[ReceivedSpan], rx: &Receiver) {
+    // rmcp's own session-long spans are not exported, at either end.
+    let internal = ["serve_inner", "streamable_http_session", "transport_worker"];
+    assert!(!spans.iter().any(|s| internal.contains(&s.name.as_str())), "{mode}: rmcp's own spans exported");
     let agent = find(spans, "invoke_agent support", 1);
     // The call inside `#[tool_call(name = "lookup_order")]` is that span's: no second client span.
     let tool = find(spans, "execute_tool lookup_order", 1);

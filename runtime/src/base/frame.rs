@@ -81,6 +81,24 @@ pub struct Site {
     pub attrs: &'static [(&'static str, &'static dyn StaticAttr)],
     /// `#[traced(metrics)]`: the function and module labels.
     pub function: Option<(&'static str, &'static str)>,
+    /// The parameters recorded with `Debug` (`fields(..)`, `args`): with
+    /// the literal attributes, what `tracing::Span::current().record(..)`
+    /// may set inside a call, as on the `tracing` path's span.
+    pub fields: &'static [&'static str],
+    /// The `tracing` metadata of `Span::current()` inside a call, made the
+    /// first time someone asks.
+    pub meta: SiteMeta,
+}
+
+/// A site's `tracing` metadata, made once, when first asked for.
+pub struct SiteMeta(pub(crate) std::sync::OnceLock<&'static tracing::Metadata<'static>>);
+
+impl SiteMeta {
+    /// Nothing made yet.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        SiteMeta(std::sync::OnceLock::new())
+    }
 }
 
 impl std::fmt::Debug for Site {

@@ -7,7 +7,7 @@
 //! conventions' metrics, cost and budgets, whatever the provider:
 //!
 //! ```ignore
-//! let client = observra::integrations::genai::instrument(genai::Client::default());
+//! let client = observra::integrations::genai::instrument(genai::Client::new()?);
 //! let reply = client.exec_chat("claude-sonnet-4-5", request, None).await?; // chat claude-sonnet-4-5
 //! ```
 //!

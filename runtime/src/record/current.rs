@@ -12,8 +12,9 @@
 //! id, on any thread or task, puts the frame's context on that thread's
 //! stack, so what runs inside is the call's child; a span opened with it as
 //! the explicit parent is the call's child too, and `Span::record` of the
-//! GenAI fields a library records on a span it adopts ([`FIELDS`]) lands
-//! on the frame.
+//! GenAI fields a library records on a span it adopts ([`FIELDS`]), or of
+//! a field the function declares (its literal attributes and recorded
+//! parameters, [`site_meta`]), lands on the frame.
 
 use std::any::TypeId;
 use std::collections::HashMap;
@@ -30,7 +31,7 @@ use tracing_core::metadata::Kind;
 use tracing_core::span::Current;
 
 use super::layer::{FilteredRegistry, ObservraLayer};
-use crate::base::frame::Ctx;
+use crate::base::frame::{Ctx, Site};
 use crate::record;
 
 /// The `tracing` subscriber `install()` sets when there is none: observra
@@ -148,6 +149,34 @@ static FRAME_META: Metadata<'static> = Metadata::new(
     Kind::SPAN,
 );
 
+/// What `Span::current()` says of itself inside a call of `site`: the
+/// [`FIELDS`], the site's literal attributes and the parameters it
+/// records, so `Span::current().record(..)` of any of them lands on the
+/// call, as it does on the `tracing` path's span. Made once per site (a
+/// site is a `static` of the macros, so these are bounded by the program).
+fn site_meta(site: &'static Site) -> &'static Metadata<'static> {
+    site.meta.0.get_or_init(|| {
+        let mut names: Vec<&'static str> = FIELDS.to_vec();
+        for name in site.attrs.iter().map(|(k, _)| *k).chain(site.fields.iter().copied()) {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        let names: &'static [&'static str] = Box::leak(names.into_boxed_slice());
+        let fields = FieldSet::new(names, Identifier(&FRAME_CALLSITE));
+        Box::leak(Box::new(Metadata::new(
+            FRAME_META.name(),
+            "observra",
+            tracing::Level::ERROR,
+            None,
+            None,
+            None,
+            fields,
+            Kind::SPAN,
+        )))
+    })
+}
+
 /// The subscriber observra installs: its registry and layer, and an answer
 /// to `current_span()` inside a call on the frame path (see the module).
 pub(crate) struct FrameAware<S> {
@@ -244,7 +273,7 @@ impl<S: Subscriber> Subscriber for FrameAware<S> {
     }
     fn current_span(&self) -> Current {
         match record::innermost_frame().and_then(hand_out) {
-            Some(id) => Current::new(id, &FRAME_META),
+            Some(id) => Current::new(id, record::innermost_site().map_or(&FRAME_META, site_meta)),
             None => self.inner.current_span(),
         }
     }

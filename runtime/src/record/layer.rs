@@ -289,6 +289,17 @@ fn span_event(event: &TracingEvent<'_>) -> Event {
 }
 
 /// The registry under observra's own subscriber, with its level filter.
+/// The MCP SDK's own spans (rmcp's session-long `serve_inner`, its
+/// `streamable_http_session` and transport workers): not recorded. The MCP
+/// integration records every request as the conventions say, and these
+/// would each be a trace of one span the length of a session; what runs
+/// inside them is the child of the nearest span observra records, and
+/// their events, like their spans, are not exported.
+fn transport_internals(meta: &tracing::Metadata<'_>) -> bool {
+    let target = meta.target();
+    target.strip_prefix("rmcp").is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+}
+
 pub(crate) type FilteredRegistry =
     tracing_subscriber::layer::Layered<tracing::level_filters::LevelFilter, tracing_subscriber::Registry>;
 
@@ -380,7 +391,7 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if !ACTIVE.load(std::sync::atomic::Ordering::Acquire) || suppressed() {
+        if !ACTIVE.load(std::sync::atomic::Ordering::Acquire) || suppressed() || transport_internals(attrs.metadata()) {
             return;
         }
         let Some(span) = ctx.span(id) else { return };

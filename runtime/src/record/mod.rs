@@ -116,6 +116,18 @@ pub(crate) fn innermost_frame() -> Option<Ctx> {
     .flatten()
 }
 
+/// The call site of the innermost frame, when it is a macro's call on
+/// this thread (see [`innermost_frame_at`]).
+pub(crate) fn innermost_site() -> Option<&'static crate::base::frame::Site> {
+    stack(|s| {
+        innermost_frame_at(s).and_then(|at| match &s[at] {
+            Entry::Frame(f) => f.site,
+            _ => None,
+        })
+    })
+    .flatten()
+}
+
 /// Puts a carried context on this thread's stack.
 pub(crate) fn push_carried(ctx: Ctx) {
     stack(|s| s.push(Entry::Carried(ctx)));
