@@ -96,7 +96,9 @@ if [ "$CONVENTIONS" = latest ]; then
   GIT_DIR_ARG=(-C "$GENAI_SRC"); [ -d "$GENAI_SRC/objects" ] && GIT_DIR_ARG=(--git-dir "$GENAI_SRC")
   mkdir -p "$REG/combined/genai"
   git "${GIT_DIR_ARG[@]}" archive "$GENAI_REF" model | tar -x -C "$REG/combined/genai" --strip-components=1
-  rm -f "$REG/combined/genai/manifest.yaml"
+  # Its manifest names the dependency assembled here; its aws-bedrock
+  # attributes are the core's own too (defined twice, weaver refuses).
+  rm -rf "$REG/combined/genai/manifest.yaml" "$REG/combined/genai/aws-bedrock"
 else
   # The dependency, local: no download at check time.
   sed -i "s|registry_path: .*|registry_path: $REG/semconv/model|" "$REG/observra/manifest.yaml"
@@ -119,10 +121,15 @@ if [ -n "${CONFORMANCE_SRC:-}" ]; then
   cp "$CONFORMANCE_SRC"/tools/runner/src/opentelemetry/conformance/policies/*.rego \
      "$CONFORMANCE_SRC"/tools/gen-ai/runner/src/genai_conformance/policies/*.rego "$POL/"
   # The message schemas; their draft-07 meta-schema $ref cannot be fetched by weaver's rego engine.
-  for f in $(git -C "$SEMCONV_SRC" ls-tree --name-only "$SEMCONV_REF" docs/gen-ai/ 2>/dev/null | grep '\.json$' || true); do
-    git -C "$SEMCONV_SRC" show "$SEMCONV_REF:$f" \
-      | sed 's|"\$ref": "http://json-schema.org/draft-07/schema#"|"type": "object"|' >"$DATA/$(basename "$f")"
-  done
+  meta='s|"\$ref": "http://json-schema.org/draft-07/schema#"|"type": "object"|'
+  if [ "$CONVENTIONS" = latest ]; then
+    # The GenAI repository keeps them beside its model.
+    for f in "$REG/combined/genai/gen-ai/"*.json; do sed "$meta" "$f" >"$DATA/$(basename "$f")"; done
+  else
+    for f in $(git -C "$SEMCONV_SRC" ls-tree --name-only "$SEMCONV_REF" docs/gen-ai/ 2>/dev/null | grep '\.json$' || true); do
+      git -C "$SEMCONV_SRC" show "$SEMCONV_REF:$f" | sed "$meta" >"$DATA/$(basename "$f")"
+    done
+  fi
   # The coverage model the harness's policies read (enums, expected kinds), resolved from the registry.
   "$WEAVER" registry generate --quiet --v2 --registry "$REG/combined" \
     --templates "$CONFORMANCE_SRC/tools/runner/src/opentelemetry/conformance/weaver-templates" coverage-model "$OUT/coverage"
