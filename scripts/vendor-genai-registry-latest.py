@@ -28,6 +28,8 @@ import subprocess
 
 import yaml
 
+from genai_registry_list import print_list
+
 CORE_DEPRECATED = [
     "model/gen-ai/deprecated/registry-deprecated.yaml",
     "model/gen-ai/deprecated/events-deprecated.yaml",
@@ -133,22 +135,7 @@ def main():
 # Lines: `attribute <name> <type>`, `member <attribute> <value>` (the
 # allowed values of an enum attribute), `metric <name> <unit>`,
 # `event <name>`, `renamed <old> <new>`, `obsoleted <name>`.""")
-    print()
-    for name, tname, members in attrs:
-        print(f"attribute {name} {tname}")
-        for m in members:
-            print(f"member {name} {m}")
-    print()
-    for name, unit in metrics:
-        print(f"metric {name} {unit}")
-    print()
-    for name in events:
-        print(f"event {name}")
-    print()
-    for old, new in renamed:
-        print(f"renamed {old} {new}")
-    for name in obsoleted:
-        print(f"obsoleted {name}")
+    print_list(attrs, metrics, events, renamed, obsoleted)
     if args.carry:
         print(f"""# The genai repository at this commit defines no deprecated names (it has no
 # model/gen-ai/deprecated/ directory). The renamed and obsoleted names below are

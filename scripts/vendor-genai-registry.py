@@ -15,6 +15,8 @@ import sys
 
 import yaml
 
+from genai_registry_list import print_list
+
 NEWER = {
     "source": "open-telemetry/semantic-conventions-genai model/gen-ai/metrics.yaml at 004902b8cb70aa5ae6ca4ae07132b7daabcd3e10",
     "metrics": [
@@ -80,23 +82,7 @@ def main(repo: str, tag: str) -> None:
                     obsoleted.append(a["id"])
                 else:
                     attrs.append((a["id"], tname, members))
-    print()
-    for name, tname, members in attrs:
-        print(f"attribute {name} {tname}")
-        for m in members:
-            print(f"member {name} {m}")
-    print()
-    for name, unit in metrics + NEWER["metrics"]:
-        print(f"metric {name} {unit}")
-    print()
-    for name in events:
-        print(f"event {name}")
-    print()
-    for old, new in renamed:
-        print(f"renamed {old} {new}")
-    for name in obsoleted:
-        print(f"obsoleted {name}")
-
+    print_list(attrs, metrics + NEWER["metrics"], events, renamed, obsoleted)
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2])
