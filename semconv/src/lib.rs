@@ -377,6 +377,9 @@ pub mod metrics {
     pub const PIPELINE_BACKEND: &str = "observra.backend";
     /// `observra.pipeline.sampler.dropped` ({span}): spans the tail sampler dropped, by [`PIPELINE_REASON`].
     pub const PIPELINE_SAMPLER_DROPPED: &str = "observra.pipeline.sampler.dropped";
+    /// `observra.pipeline.sampler.untold` ({span}): spans dropped on the
+    /// callers' threads that the tail sampler could not be told about.
+    pub const PIPELINE_SAMPLER_UNTOLD: &str = "observra.pipeline.sampler.untold";
     /// `observra.pipeline.sampler.held` ({span}): spans the tail sampler holds now.
     pub const PIPELINE_SAMPLER_HELD: &str = "observra.pipeline.sampler.held";
     /// `observra.pipeline.evaluations.dropped` ({evaluation}): evaluations lost before they

@@ -239,6 +239,39 @@ fn a_burst_past_the_bound_drops_whole_traces_never_a_root_with_kept_children() {
     eprintln!("{} roots, {whole} children kept", roots.len());
 }
 
+/// The burst below in a process of its own, for
+/// [`a_burst_past_the_bound_is_said_on_stderr_once`] to read its stderr.
+#[test]
+fn burst_past_the_bound_child() {
+    if std::env::var_os("OBSERVRA_TEST_BURST_CHILD").is_none() {
+        return;
+    }
+    let keep = Keep::default();
+    let guard = install(&keep, &[("OBSERVRA_SPAN_BUFFER_BYTES", "65536"), ("OBSERVRA_LOG", "warn")]);
+    for _ in 0..4000 {
+        parent(4);
+    }
+    drop(guard);
+}
+
+/// Catches: drops on the callers' threads that nobody is told about, or
+/// told about once per span. The collector says it once (then at most
+/// once a minute), naming the setting that absorbs more.
+#[test]
+fn a_burst_past_the_bound_is_said_on_stderr_once() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "burst_past_the_bound_child", "--nocapture", "--test-threads=1"])
+        .env("OBSERVRA_TEST_BURST_CHILD", "1")
+        .output()
+        .expect("the child test runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("dropped on the callers' threads")).collect();
+    assert_eq!(lines.len(), 1, "said once: {stderr}");
+    assert!(lines[0].starts_with("observra: ") && lines[0].contains("OBSERVRA_SPAN_BUFFER_BYTES"), "{}", lines[0]);
+    assert!(lines[0].contains("64 KiB"), "names the bound: {}", lines[0]);
+}
+
 /// The bound is a setting: out of range, it is a typed error naming it.
 #[test]
 fn the_buffer_bound_is_checked_at_install() {

@@ -185,6 +185,13 @@ fn a_trace_whose_root_never_ends_is_decided_at_the_timeout_and_a_remote_rooted_t
     assert_eq!(spans.len(), 4, "{names:?}");
     assert!(sampler_dropped(&rx, "not_selected") >= 1.0);
     assert!(sampler_dropped(&rx, "late") >= 1.0, "the dull root came after its trace was dropped");
+    // Drops the sampler could not hear of are exported, as health() has them.
+    let untold: Vec<f64> = rx
+        .metric_streams("observra.pipeline.sampler.untold")
+        .iter()
+        .flat_map(|m| m.points.iter().map(|(_, v)| *v))
+        .collect();
+    assert_eq!(untold.last().copied(), Some(observra::health().spans_untold as f64), "{untold:?}");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use opentelemetry::trace::{Event, Link, SpanContext, SpanId, SpanKind, TraceFlag
 use opentelemetry::{Key, KeyValue, StringValue, Value};
 
 use crate::account::accounting::{self, Contribution, Deferred, Totals};
-use crate::account::usage::Usage;
+use crate::account::usage::{PackedUsage, Usage};
 use observra_semconv::{self as sc, operation as op};
 use opentelemetry_sdk::trace::RandomIdGenerator;
 
@@ -213,12 +213,65 @@ pub struct Frame {
     /// Start and end, as [`super::clock::stamp`]s.
     pub(crate) start: u64,
     pub(crate) end: u64,
-    pub(crate) usage: Usage,
+    pub(crate) usage: PackedUsage,
     pub(crate) response_model: Option<StringValue>,
+    /// `gen_ai.response.id`, kept typed so a reply costs no side store.
+    pub(crate) response_id: Option<StringValue>,
+    /// `gen_ai.response.finish_reasons`, when they are known ones.
+    pub(crate) finish: FinishReasons,
     /// The cost, when the caller already worked it out.
     pub(crate) cost: Option<Option<f64>>,
     pub(crate) generation: u64,
     pub(crate) more: Option<Box<More>>,
+}
+
+/// Finish reasons a model call reported, when each is one of the
+/// [`FinishReasons::KNOWN`] (at most four): packed in two bytes, so
+/// recording them on the caller's thread allocates nothing; the collector
+/// makes the attribute.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct FinishReasons(u16);
+
+impl FinishReasons {
+    pub(crate) const NONE: FinishReasons = FinishReasons(0);
+    /// The reasons providers report (OpenAI, Anthropic, Gemini, Bedrock, ...).
+    const KNOWN: [&'static str; 15] = [
+        "stop",
+        "length",
+        "tool_calls",
+        "content_filter",
+        "function_call",
+        "error",
+        "end_turn",
+        "max_tokens",
+        "stop_sequence",
+        "tool_use",
+        "refusal",
+        "pause_turn",
+        "safety",
+        "recitation",
+        "other",
+    ];
+
+    /// Adds `reason`; `None` when it is not a known one or there are four already.
+    pub(crate) fn with(self, reason: &str) -> Option<FinishReasons> {
+        let index = Self::KNOWN.iter().position(|k| *k == reason)? as u16 + 1;
+        let len = self.len();
+        (len < 4).then(|| FinishReasons(self.0 | (index << (4 * len))))
+    }
+
+    fn len(self) -> u32 {
+        (16 - self.0.leading_zeros()).div_ceil(4)
+    }
+
+    /// The reasons, in order.
+    pub(crate) fn iter(self) -> impl Iterator<Item = &'static str> {
+        (0..self.len()).map(move |i| Self::KNOWN[usize::from((self.0 >> (4 * i)) & 0xf) - 1])
+    }
+
+    pub(crate) fn is_empty(self) -> bool {
+        self.0 == 0
+    }
 }
 
 /// The parts of a span most model calls do not have.
@@ -361,8 +414,10 @@ impl Frame {
             operation: None,
             start: super::clock::stamp(),
             end: 0,
-            usage: Usage::default(),
+            usage: PackedUsage::default(),
             response_model: None,
+            response_id: None,
+            finish: FinishReasons::NONE,
             cost: None,
             generation,
             more: None,
@@ -370,7 +425,16 @@ impl Frame {
     }
 
     pub(crate) fn usage(&self) -> Option<Usage> {
-        (self.usage != Usage::default()).then_some(self.usage)
+        self.usage.get()
+    }
+
+    /// Sets `gen_ai.response.finish_reasons` to known reasons, packed
+    /// (replacing any set before).
+    pub(crate) fn set_finish_reasons(&mut self, reasons: FinishReasons) {
+        if let Some(more) = self.more.as_mut() {
+            more.attrs.retain(|kv| kv.key.as_str() != sc::GEN_AI_RESPONSE_FINISH_REASONS);
+        }
+        self.finish = reasons;
     }
 
     pub(crate) fn request_model(&self) -> Option<StringValue> {
@@ -440,16 +504,21 @@ impl Frame {
     /// Sets (or replaces) an attribute. The GenAI fields observra reads
     /// (usage, models, conversation id, operation) are kept typed.
     pub fn set_attribute(&mut self, key: Key, value: Value) {
-        let value = match (self.usage.field_mut(key.as_str()), value) {
-            (Some(slot), Value::I64(n)) if n >= 0 => {
-                *slot = Some(n as u64);
+        if let Value::I64(n) = value {
+            if n >= 0 && self.usage.set(key.as_str(), n as u64) {
                 return;
             }
-            (_, v) => v,
-        };
+        }
         match (key.as_str(), value) {
             (sc::GEN_AI_RESPONSE_MODEL, Value::String(s)) => {
                 self.response_model = Some(s);
+            }
+            (sc::GEN_AI_RESPONSE_ID, Value::String(s)) => {
+                self.response_id = Some(s);
+            }
+            (sc::GEN_AI_RESPONSE_FINISH_REASONS, v) => {
+                self.finish = FinishReasons::NONE;
+                self.set_plain(key, v);
             }
             (sc::GEN_AI_REQUEST_MODEL, Value::String(s)) => {
                 self.more().model = Some(s);
@@ -609,5 +678,32 @@ impl Frame {
         self.ctx.trace_state = remote.trace_state().clone();
         self.ctx.sampled = remote.is_sampled() || RECORD_ALL.load(std::sync::atomic::Ordering::Relaxed);
         self.more().parent_is_remote = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FinishReasons;
+
+    #[test]
+    fn a_frame_stays_within_its_size() {
+        // It moves a few times on the caller's thread: what most spans never
+        // set lives in `More`, usage is packed, finish reasons are two bytes.
+        let size = std::mem::size_of::<super::Frame>();
+        assert!(size <= 320, "a Frame takes {size} bytes");
+    }
+
+    #[test]
+    fn known_finish_reasons_pack_in_order_up_to_four() {
+        let mut packed = FinishReasons::NONE;
+        assert!(packed.is_empty());
+        for reason in ["stop", "tool_calls", "other", "length"] {
+            packed = packed.with(reason).expect("known, and room");
+        }
+        assert_eq!(packed.iter().collect::<Vec<_>>(), ["stop", "tool_calls", "other", "length"]);
+        assert_eq!(packed.with("stop"), None, "four at most");
+        assert_eq!(FinishReasons::NONE.with("my_reason"), None, "unknown reasons take the list");
+        let one = FinishReasons::NONE.with("other").unwrap();
+        assert_eq!(one.iter().collect::<Vec<_>>(), ["other"], "the last known one (index 15) packs too");
     }
 }

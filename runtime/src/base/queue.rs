@@ -547,6 +547,25 @@ mod tests {
     }
 
     #[test]
+    fn drops_past_what_the_sampler_can_hear_of_are_counted_as_untold() {
+        let charge = frame(true).charge();
+        let (queue, end) = FrameQueue::new(charge * 2);
+        let before = LOST_UNTOLD.load(Ordering::Relaxed);
+        let sent = Buffered::MAX_LOST + 10;
+        // Roots: what the tail sampler must hear of when they are dropped.
+        for _ in 0..sent {
+            queue.send(frame(true));
+        }
+        let untold = LOST_UNTOLD.load(Ordering::Relaxed) - before;
+        assert!(untold > 0, "the drops past {} are counted: {untold}", Buffered::MAX_LOST);
+        let kept = queue.depth();
+        let mut lost = Vec::new();
+        drop(end.sweep(&mut lost));
+        assert_eq!(lost.len(), Buffered::MAX_LOST, "the sampler hears of the first ones");
+        assert_eq!(lost.len() as u64 + untold + kept, sent as u64, "{untold} untold, {kept} kept");
+    }
+
+    #[test]
     fn children_leave_the_roots_reserve() {
         let charge = frame(true).charge();
         // Room for 32 frames: children may use 30 of it (a sixteenth kept).

@@ -13,6 +13,7 @@ use super::evaluations::GradedCall;
 use super::metrics::{CallFacts, find, record_http, record_mcp, record_metrics, undeclared_as_other, upsert};
 use super::{Collector, tail};
 use crate::account::accounting::{self, Accounting, Deferred, Instruments};
+use crate::account::usage::Usage;
 use crate::base::clock::Anchor;
 use crate::base::frame::{Frame, More, StatusCode};
 use crate::base::state::Installed;
@@ -125,11 +126,21 @@ fn attributes(frame: &Frame, set: Vec<KeyValue>, request: Option<&StringValue>) 
             upsert(&mut attrs, kv);
         }
     }
-    for (key, n) in frame.usage.attributes() {
+    for (key, n) in frame.usage().iter().flat_map(Usage::attributes) {
         attrs.push(KeyValue::new(key, i64::try_from(n).unwrap_or(i64::MAX)));
     }
     if let Some(m) = &frame.response_model {
         attrs.push(KeyValue::new(sc::GEN_AI_RESPONSE_MODEL, Value::String(m.clone())));
+    }
+    if let Some(id) = &frame.response_id {
+        attrs.push(KeyValue::new(sc::GEN_AI_RESPONSE_ID, Value::String(id.clone())));
+    }
+    if !frame.finish.is_empty() {
+        let reasons = frame.finish.iter().map(StringValue::from).collect();
+        attrs.push(KeyValue::new(
+            sc::GEN_AI_RESPONSE_FINISH_REASONS,
+            Value::Array(opentelemetry::Array::String(reasons)),
+        ));
     }
     attrs
 }

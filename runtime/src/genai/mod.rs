@@ -16,6 +16,7 @@ pub mod request;
 pub mod retrieval;
 pub mod stream;
 
+use crate::base::frame::FinishReasons;
 use crate::policy::content::{self, Message};
 use crate::record::span_ref::SpanRef;
 use crate::record::target::{Target, set_attribute, with_sink};
@@ -62,6 +63,16 @@ pub trait LlmResponse {
     fn finish_reasons(&self) -> Vec<&str> {
         Vec::new()
     }
+    /// The same reasons one at a time, which is what observra calls: by
+    /// default from [`finish_reasons`](Self::finish_reasons). Implement it
+    /// instead to record a reply without building a list (with it, a reply
+    /// of known reasons and a model seen before costs one allocation on the
+    /// caller's thread: the response id's bytes).
+    fn for_each_finish_reason(&self, f: &mut dyn FnMut(&str)) {
+        for reason in self.finish_reasons() {
+            f(reason);
+        }
+    }
     /// The output messages, captured only when content capture is on.
     fn output_messages(&self) -> Option<Vec<Message>> {
         None
@@ -95,6 +106,9 @@ macro_rules! forward_llm_response {
             fn finish_reasons(&self) -> Vec<&str> {
                 (**self).finish_reasons()
             }
+            fn for_each_finish_reason(&self, f: &mut dyn FnMut(&str)) {
+                (**self).for_each_finish_reason(f)
+            }
             fn output_messages(&self) -> Option<Vec<Message>> {
                 (**self).output_messages()
             }
@@ -110,6 +124,59 @@ fn string_array<'a>(items: impl Iterator<Item = &'a str>) -> Value {
     Value::Array(Array::String(items.map(|s| StringValue::from(s.to_string())).collect()))
 }
 
+/// The finish reasons of `response`: packed when each is a known one (no
+/// allocation), else as the attribute's list.
+enum Reasons {
+    Packed(FinishReasons),
+    Listed(Vec<String>),
+}
+
+fn finish_reasons<R: LlmResponse + ?Sized>(response: &R) -> Reasons {
+    let mut out = Reasons::Packed(FinishReasons::NONE);
+    response.for_each_finish_reason(&mut |reason| {
+        out = match std::mem::replace(&mut out, Reasons::Packed(FinishReasons::NONE)) {
+            Reasons::Packed(p) => match p.with(reason) {
+                Some(p) => Reasons::Packed(p),
+                None => {
+                    let mut listed: Vec<String> = p.iter().map(str::to_string).collect();
+                    listed.push(reason.to_string());
+                    Reasons::Listed(listed)
+                }
+            },
+            Reasons::Listed(mut listed) => {
+                listed.push(reason.to_string());
+                Reasons::Listed(listed)
+            }
+        };
+    });
+    out
+}
+
+thread_local! {
+    /// The response models this thread recorded lately: the same model
+    /// comes back call after call, and a shared copy costs no allocation.
+    static MODELS: std::cell::RefCell<[Option<std::sync::Arc<str>>; 4]> = const { std::cell::RefCell::new([None, None, None, None]) };
+}
+
+/// `model` as a shared string, from this thread's recent ones when it is there.
+fn interned_model(model: &str) -> StringValue {
+    let shared = MODELS
+        .try_with(|cache| {
+            let mut cache = cache.try_borrow_mut().ok()?;
+            if let Some(hit) = cache.iter().flatten().find(|m| &***m == model) {
+                return Some(hit.clone());
+            }
+            let fresh: std::sync::Arc<str> = model.into();
+            cache.rotate_right(1);
+            cache[0] = Some(fresh.clone());
+            Some(fresh)
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| model.into());
+    StringValue::from(shared)
+}
+
 /// Records a response's usage, ids and finish reasons on `span`.
 pub(crate) fn record_response<T: Target + ?Sized, R: LlmResponse + ?Sized>(span: &T, response: &R) {
     if span.disabled() {
@@ -118,7 +185,7 @@ pub(crate) fn record_response<T: Target + ?Sized, R: LlmResponse + ?Sized>(span:
     let usage = response.usage();
     let id = response.response_id();
     let model = response.response_model();
-    let reasons = response.finish_reasons();
+    let reasons = finish_reasons(response);
     let output = if content::capturing() { response.output_messages() } else { None };
     let extra = response.attributes();
     with_sink(span, |r| {
@@ -135,14 +202,15 @@ pub(crate) fn record_response<T: Target + ?Sized, R: LlmResponse + ?Sized>(span:
         }
         if let Some(m) = model {
             // Shared: metric attributes clone it without allocating.
-            let m: std::sync::Arc<str> = m.into();
-            r.set_attribute(Key::from_static_str(sc::GEN_AI_RESPONSE_MODEL), Value::String(m.into()));
+            r.set_attribute(Key::from_static_str(sc::GEN_AI_RESPONSE_MODEL), Value::String(interned_model(m)));
         }
-        if !reasons.is_empty() {
-            r.set_attribute(
+        match reasons {
+            Reasons::Packed(p) if p.is_empty() => {}
+            Reasons::Packed(p) => r.set_finish_reasons(p),
+            Reasons::Listed(listed) => r.set_attribute(
                 Key::from_static_str(sc::GEN_AI_RESPONSE_FINISH_REASONS),
-                string_array(reasons.into_iter()),
-            );
+                string_array(listed.iter().map(String::as_str)),
+            ),
         }
         if let Some(messages) = output {
             content::record_messages(r, sc::GEN_AI_OUTPUT_MESSAGES, &messages);

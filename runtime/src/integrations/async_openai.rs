@@ -301,6 +301,9 @@ impl LlmResponse for CreateChatCompletionResponse {
     fn finish_reasons(&self) -> Vec<&str> {
         self.choices.iter().filter_map(|c| c.finish_reason.as_ref().map(finish_reason)).collect()
     }
+    fn for_each_finish_reason(&self, f: &mut dyn FnMut(&str)) {
+        self.choices.iter().filter_map(|c| c.finish_reason.as_ref().map(finish_reason)).for_each(f)
+    }
     fn output_messages(&self) -> Option<Vec<Message>> {
         Some(
             self.choices

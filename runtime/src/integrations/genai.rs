@@ -146,6 +146,9 @@ impl LlmResponse for ChatResponse {
     fn finish_reasons(&self) -> Vec<&str> {
         self.stop_reason.iter().map(finish_str).collect()
     }
+    fn for_each_finish_reason(&self, f: &mut dyn FnMut(&str)) {
+        self.stop_reason.iter().map(finish_str).for_each(f)
+    }
     fn output_messages(&self) -> Option<Vec<Message>> {
         let mut message = Message {
             role: Cow::Borrowed("assistant"),

@@ -89,6 +89,12 @@ pub struct Health {
     /// (its traces were not kept, or they came too late or too many), since
     /// the process started. Not part of `spans_dropped`.
     pub spans_sampled_out: u64,
+    /// Of `spans_dropped_collector_queue`: spans the tail sampler could not
+    /// be told about (more than 4,096 dropped in one thread's buffer
+    /// between two of the collector's sweeps), so a failure among them
+    /// could not keep its trace (`observra.pipeline.sampler.untold`). The
+    /// others' failures and budget crossings still reach its decision.
+    pub spans_untold: u64,
     /// Spans the tail sampler holds until their trace is decided.
     pub spans_held: u64,
     /// What the held spans take, in bytes as they would be exported (the
@@ -206,6 +212,7 @@ pub fn health() -> Health {
         export_latency_p99: percentile(&mut all_latencies, 0.99),
         last_error,
         spans_sampled_out: crate::collect::tail::DROPPED.iter().map(|c| c.load(Ordering::Relaxed)).sum(),
+        spans_untold: crate::base::queue::LOST_UNTOLD.load(Ordering::Relaxed),
         spans_held: crate::collect::tail::HELD.load(Ordering::Relaxed),
         spans_held_bytes: crate::collect::tail::HELD_BYTES.load(Ordering::Relaxed),
         evaluations_pending: crate::base::graded::PENDING.load(Ordering::Relaxed),
@@ -225,6 +232,7 @@ pub(super) struct SelfMetrics {
     _records: ObservableCounter<u64>,
     _sampler_dropped: ObservableCounter<u64>,
     _sampler_held: ObservableGauge<u64>,
+    _sampler_untold: ObservableCounter<u64>,
     _evaluations_dropped: ObservableCounter<u64>,
     _metric_jobs_dropped: ObservableCounter<u64>,
 }
@@ -285,6 +293,14 @@ impl SelfMetrics {
             ),
             _points: metric_points(meter),
             _sampler_dropped: sampler_dropped(meter),
+            _sampler_untold: counter(
+                meter,
+                m::PIPELINE_SAMPLER_UNTOLD,
+                "{span}",
+                "Spans dropped on the callers' threads that the tail sampler could not be told about: a \
+                 failure among them cannot keep its trace.",
+                |o| o.observe(crate::base::queue::LOST_UNTOLD.load(Ordering::Relaxed), &[]),
+            ),
             _sampler_held: gauge(
                 meter,
                 m::PIPELINE_SAMPLER_HELD,
