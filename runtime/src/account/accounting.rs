@@ -52,30 +52,18 @@ pub(crate) struct Instruments {
 impl Instruments {
     /// Every GenAI, agent, function, HTTP, MCP and evaluation instrument, on `meter`.
     pub(crate) fn new(meter: &Meter) -> Self {
-        let histogram = |name: &'static str, unit: &'static str, description: &'static str, buckets: &[f64]| {
-            meter.f64_histogram(name).with_unit(unit).with_description(description).with_boundaries(buckets.to_vec())
-        };
-        let seconds = |name, description, buckets| histogram(name, "s", description, buckets).build();
-        let count = |name: &'static str, unit: &'static str, description: &'static str| {
-            meter.u64_counter(name).with_unit(unit).with_description(description).build()
-        };
-        let calls = |name: &'static str, unit: &'static str, description: &'static str| {
-            meter
-                .u64_histogram(name)
-                .with_unit(unit)
-                .with_description(description)
-                .with_boundaries(m::CALL_COUNT_BUCKETS.to_vec())
-                .build()
-        };
-        let usd = |name, description| meter.f64_counter(name).with_unit("{USD}").with_description(description).build();
+        use m::{DURATION_BUCKETS as SECS, HTTP_DURATION_BUCKETS as HTTP_SECS, MCP_DURATION_BUCKETS as MCP_SECS};
+        let make = Make(meter);
+        let (seconds, count, usd) =
+            (|n, d, b| make.seconds(n, d, b), |n, u, d| make.count(n, u, d), |n, d| make.usd(n, d));
         Instruments {
-            operation_duration: seconds(m::OPERATION_DURATION, "GenAI operation duration.", m::DURATION_BUCKETS),
-            token_usage: meter
-                .u64_histogram(m::TOKEN_USAGE)
-                .with_unit("{token}")
-                .with_description("Number of input and output tokens used.")
-                .with_boundaries(m::TOKEN_BUCKETS.to_vec())
-                .build(),
+            operation_duration: seconds(m::OPERATION_DURATION, "GenAI operation duration.", SECS),
+            token_usage: make.counts(
+                m::TOKEN_USAGE,
+                "{token}",
+                "Number of input and output tokens used.",
+                m::TOKEN_BUCKETS,
+            ),
             time_to_first_chunk: seconds(
                 m::TIME_TO_FIRST_CHUNK,
                 "Time to receive the first chunk of a streamed response.",
@@ -87,23 +75,25 @@ impl Instruments {
                 m::CHUNK_BUCKETS,
             ),
             agent_duration: seconds(m::INVOKE_AGENT_DURATION, "Agent invocation duration.", m::AGENT_DURATION_BUCKETS),
-            tool_duration: seconds(m::EXECUTE_TOOL_DURATION, "Tool execution duration.", m::DURATION_BUCKETS),
+            tool_duration: seconds(m::EXECUTE_TOOL_DURATION, "Tool execution duration.", SECS),
             workflow_duration: seconds(m::WORKFLOW_DURATION, "Workflow duration.", m::WORKFLOW_DURATION_BUCKETS),
-            agent_inference_calls: calls(
+            agent_inference_calls: make.counts(
                 m::INVOKE_AGENT_INFERENCE_CALLS,
                 "{inference_call}",
                 "The number of inference (model) calls a GenAI agent makes during a single invocation.",
+                m::CALL_COUNT_BUCKETS,
             ),
-            agent_own_tool_calls: calls(
+            agent_own_tool_calls: make.counts(
                 m::INVOKE_AGENT_TOOL_CALLS,
                 "{tool_call}",
                 "The number of tool calls a GenAI agent makes during a single invocation.",
+                m::CALL_COUNT_BUCKETS,
             ),
             cost: usd(m::COST, "Cost of model calls."),
             budget_exceeded: count(m::BUDGET_EXCEEDED, "{event}", "Budget limits crossed."),
             agent_requests: count(m::AGENT_REQUESTS, "{request}", "Total agent requests."),
             agent_errors: count(m::AGENT_ERRORS, "{request}", "Failed agent requests."),
-            agent_request_duration: seconds(m::AGENT_DURATION, "Agent request duration.", m::DURATION_BUCKETS),
+            agent_request_duration: seconds(m::AGENT_DURATION, "Agent request duration.", SECS),
             agent_tokens: count(m::AGENT_TOKENS, "{token}", "Tokens consumed (input and output)."),
             agent_cost: usd(m::AGENT_COST, "Estimated cost."),
             agent_tool_calls: count(m::AGENT_TOOL_CALLS, "{call}", "Tool invocations."),
@@ -114,39 +104,70 @@ impl Instruments {
                 .with_description("Agent requests in progress.")
                 .build(),
             function_calls: count(m::FUNCTION_CALLS, "{call}", "Calls of instrumented functions."),
-            function_duration: seconds(
-                m::FUNCTION_DURATION,
-                "Duration of instrumented functions.",
-                m::DURATION_BUCKETS,
-            ),
-            http_server_duration: seconds(
-                m::HTTP_SERVER_DURATION,
-                "Duration of HTTP server requests.",
-                m::HTTP_DURATION_BUCKETS,
-            ),
-            http_client_duration: seconds(
-                m::HTTP_CLIENT_DURATION,
-                "Duration of HTTP client requests.",
-                m::HTTP_DURATION_BUCKETS,
-            ),
+            function_duration: seconds(m::FUNCTION_DURATION, "Duration of instrumented functions.", SECS),
+            http_server_duration: seconds(m::HTTP_SERVER_DURATION, "Duration of HTTP server requests.", HTTP_SECS),
+            http_client_duration: seconds(m::HTTP_CLIENT_DURATION, "Duration of HTTP client requests.", HTTP_SECS),
             mcp_client_duration: seconds(
                 m::MCP_CLIENT_DURATION,
                 "The duration of the MCP request or notification as observed on the sender.",
-                m::MCP_DURATION_BUCKETS,
+                MCP_SECS,
             ),
-            evaluation_score: histogram(
+            evaluation_score: make.histogram(
                 m::EVALUATION_SCORE,
                 "{score}",
                 "Evaluation scores of GenAI calls, by evaluation name and label.",
                 m::EVALUATION_BUCKETS,
-            )
-            .build(),
+            ),
             mcp_server_duration: seconds(
                 m::MCP_SERVER_DURATION,
                 "MCP request or notification duration as observed on the receiver.",
-                m::MCP_DURATION_BUCKETS,
+                MCP_SECS,
             ),
         }
+    }
+}
+
+/// Makes the instruments of [`Instruments::new`] on one meter.
+struct Make<'a>(&'a Meter);
+
+impl Make<'_> {
+    fn histogram(
+        &self,
+        name: &'static str,
+        unit: &'static str,
+        description: &'static str,
+        buckets: &[f64],
+    ) -> Histogram<f64> {
+        self.0
+            .f64_histogram(name)
+            .with_unit(unit)
+            .with_description(description)
+            .with_boundaries(buckets.to_vec())
+            .build()
+    }
+    fn seconds(&self, name: &'static str, description: &'static str, buckets: &[f64]) -> Histogram<f64> {
+        self.histogram(name, "s", description, buckets)
+    }
+    /// A histogram of counts (tokens, calls).
+    fn counts(
+        &self,
+        name: &'static str,
+        unit: &'static str,
+        description: &'static str,
+        buckets: &[f64],
+    ) -> Histogram<u64> {
+        self.0
+            .u64_histogram(name)
+            .with_unit(unit)
+            .with_description(description)
+            .with_boundaries(buckets.to_vec())
+            .build()
+    }
+    fn count(&self, name: &'static str, unit: &'static str, description: &'static str) -> Counter<u64> {
+        self.0.u64_counter(name).with_unit(unit).with_description(description).build()
+    }
+    fn usd(&self, name: &'static str, description: &'static str) -> Counter<f64> {
+        self.0.f64_counter(name).with_unit("{USD}").with_description(description).build()
     }
 }
 
