@@ -76,8 +76,10 @@ pub struct Health {
     /// are counted in `spans_dropped`); by reason in
     /// `observra.pipeline.metric_jobs.dropped`.
     pub metric_jobs_dropped: u64,
-    /// Closed spans waiting on the collector thread to become `SpanData`
-    /// and metrics.
+    /// Closed spans waiting for the collector thread to make them
+    /// `SpanData` and metrics: in the callers' buffers (swept every 20 ms)
+    /// or taken and not yet handled. A span closed a moment ago is here,
+    /// not yet in `spans_produced`, which counts what reached a backend.
     pub metric_queue_depth: u64,
     /// Median export-call time over the recent calls of the installed backends.
     pub export_latency_p50: Option<Duration>,
