@@ -215,8 +215,9 @@ pub struct Frame {
     pub(crate) end: u64,
     pub(crate) usage: PackedUsage,
     pub(crate) response_model: Option<StringValue>,
-    /// `gen_ai.response.id`, kept typed so a reply costs no side store.
-    pub(crate) response_id: Option<StringValue>,
+    /// `gen_ai.response.id`, kept typed so a reply costs no side store, in
+    /// a string the collector gives back ([`super::recycle`]).
+    pub(crate) response_id: Option<String>,
     /// `gen_ai.response.finish_reasons`, when they are known ones.
     pub(crate) finish: FinishReasons,
     /// The cost, when the caller already worked it out.
@@ -428,6 +429,17 @@ impl Frame {
         self.usage.get()
     }
 
+    /// Sets `gen_ai.response.id`, in a recycled string.
+    pub(crate) fn set_response_id(&mut self, id: &str) {
+        match &mut self.response_id {
+            Some(s) => {
+                s.clear();
+                s.push_str(id);
+            }
+            None => self.response_id = Some(super::recycle::string(id)),
+        }
+    }
+
     /// Sets `gen_ai.response.finish_reasons` to known reasons, packed
     /// (replacing any set before).
     pub(crate) fn set_finish_reasons(&mut self, reasons: FinishReasons) {
@@ -462,7 +474,9 @@ impl Frame {
     /// collector: itself and what its [`More`] keeps on the heap (captured
     /// content included: it is cut to the limits only on the collector).
     pub(crate) fn charge(&self) -> usize {
-        std::mem::size_of::<Frame>() + self.more.as_ref().map_or(0, |m| m.approx_bytes())
+        std::mem::size_of::<Frame>()
+            + self.more.as_ref().map_or(0, |m| m.approx_bytes())
+            + self.response_id.as_ref().map_or(0, String::capacity)
     }
 
     /// Whether this is its trace's local root: no parent, or a parent in
@@ -513,9 +527,7 @@ impl Frame {
             (sc::GEN_AI_RESPONSE_MODEL, Value::String(s)) => {
                 self.response_model = Some(s);
             }
-            (sc::GEN_AI_RESPONSE_ID, Value::String(s)) => {
-                self.response_id = Some(s);
-            }
+            (sc::GEN_AI_RESPONSE_ID, Value::String(s)) => self.set_response_id(s.as_str()),
             (sc::GEN_AI_RESPONSE_FINISH_REASONS, v) => {
                 self.finish = FinishReasons::NONE;
                 self.set_plain(key, v);

@@ -1,6 +1,7 @@
 //! The low layer every other one builds on: the one record type
 //! ([`frame`]), the queue that takes closed frames to the collector
-//! ([`queue`]), and the installed-state slot ([`state`]). It imports only
+//! ([`queue`]), the strings that go there and come back ([`recycle`]), and
+//! the installed-state slot ([`state`]). It imports only
 //! the accounting rules and the leaf modules (names, usage), never the
 //! layers above it: the caller's side (`record`), the collector
 //! (`collect`), the exporters and the composition root (`config`,
@@ -14,4 +15,5 @@ pub(crate) mod frame;
 pub(crate) mod graded;
 pub(crate) mod loss;
 pub(crate) mod queue;
+pub(crate) mod recycle;
 pub(crate) mod state;

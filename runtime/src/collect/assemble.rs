@@ -78,6 +78,10 @@ pub(super) fn assemble(
     };
     let name = frame.ctx.sampled.then(|| span_name(&frame, &more, request.as_ref()));
     let mut attrs = attributes(&frame, std::mem::take(&mut more.attrs), request.as_ref());
+    // Copied out: the string goes back to the callers' stock.
+    if let Some(id) = frame.response_id.take() {
+        crate::base::recycle::give_back(id);
+    }
     let priced = price(&mut frame, &p.accounting, request.as_ref(), &mut attrs);
     inherit(&mut frame, &more, anchor, &mut attrs);
     let duration_s = anchor.seconds(frame.start, frame.end);
@@ -133,7 +137,7 @@ fn attributes(frame: &Frame, set: Vec<KeyValue>, request: Option<&StringValue>) 
         attrs.push(KeyValue::new(sc::GEN_AI_RESPONSE_MODEL, Value::String(m.clone())));
     }
     if let Some(id) = &frame.response_id {
-        attrs.push(KeyValue::new(sc::GEN_AI_RESPONSE_ID, Value::String(id.clone())));
+        attrs.push(KeyValue::new(sc::GEN_AI_RESPONSE_ID, Value::String(id.clone().into())));
     }
     if !frame.finish.is_empty() {
         let reasons = frame.finish.iter().map(StringValue::from).collect();

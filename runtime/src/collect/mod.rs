@@ -337,6 +337,7 @@ fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Collector<'_>, ins: 
         }
     }
     drop(taken);
+    crate::base::recycle::flush();
     if let Some(p) = &p {
         out.land_evaluations(p, ins, false);
     }

@@ -66,8 +66,8 @@ pub trait LlmResponse {
     /// The same reasons one at a time, which is what observra calls: by
     /// default from [`finish_reasons`](Self::finish_reasons). Implement it
     /// instead to record a reply without building a list (with it, a reply
-    /// of known reasons and a model seen before costs one allocation on the
-    /// caller's thread: the response id's bytes).
+    /// of known reasons and a model seen lately costs no allocation on the
+    /// caller's thread).
     fn for_each_finish_reason(&self, f: &mut dyn FnMut(&str)) {
         for reason in self.finish_reasons() {
             f(reason);
@@ -198,7 +198,7 @@ pub(crate) fn record_response<T: Target + ?Sized, R: LlmResponse + ?Sized>(span:
             }
         }
         if let Some(id) = id {
-            r.set_attribute(Key::from_static_str(sc::GEN_AI_RESPONSE_ID), Value::String(id.to_string().into()));
+            r.set_response_id(id);
         }
         if let Some(m) = model {
             // Shared: metric attributes clone it without allocating.

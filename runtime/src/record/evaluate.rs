@@ -79,7 +79,7 @@ pub fn evaluate(call: impl Into<Evaluated>, evaluation: Evaluation) -> bool {
         Evaluated::Span(span) => {
             let mut found = None;
             crate::record::target::with_sink(&span, |f| {
-                let response = f.response_id.as_ref().map(|id| id.as_str().to_owned());
+                let response = f.response_id.clone();
                 let event = Event::new(sc::GEN_AI_EVALUATION_EVENT, at, evaluation.attributes(response.as_deref()), 0);
                 f.add_event(event);
                 found = Some((f.ctx.agent.clone(), f.request_model()));
