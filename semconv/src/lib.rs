@@ -402,9 +402,6 @@ pub mod metrics {
         1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
         67108864.0,
     ];
-    /// Buckets of the streaming chunk histograms, seconds.
-    pub const CHUNK_BUCKETS: &[f64] =
-        &[0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
 }
 
 /// `observra.cost.model`: on the unknown-model warning event, the model no price was found for.

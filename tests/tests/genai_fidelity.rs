@@ -431,6 +431,12 @@ fn time_to_first_chunk_is_measured_from_the_start_of_the_operation() {
     let streams = rx.metric_streams("gen_ai.client.operation.time_to_first_chunk");
     let point = streams.iter().flat_map(|m| m.histogram_points.iter()).next().expect("the metric");
     assert!(point.sum >= 0.25, "{point:?}");
+    // Both chunk metrics with the buckets the conventions advise.
+    let advised = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
+    assert_eq!(point.bounds, advised);
+    let gaps = rx.metric_streams("gen_ai.client.operation.time_per_output_chunk");
+    let gap = gaps.iter().flat_map(|m| m.histogram_points.iter()).next().expect("the chunk gap metric");
+    assert_eq!(gap.bounds, advised);
 }
 
 #[observra::llm_call(provider = "openai", model = req.model, input = req.messages, system = system)]

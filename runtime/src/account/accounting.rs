@@ -67,12 +67,12 @@ impl Instruments {
             time_to_first_chunk: seconds(
                 m::TIME_TO_FIRST_CHUNK,
                 "Time to receive the first chunk of a streamed response.",
-                m::CHUNK_BUCKETS,
+                SECS,
             ),
             time_per_output_chunk: seconds(
                 m::TIME_PER_OUTPUT_CHUNK,
                 "Time between consecutive output chunks of a streamed response.",
-                m::CHUNK_BUCKETS,
+                SECS,
             ),
             agent_duration: seconds(m::INVOKE_AGENT_DURATION, "Agent invocation duration.", m::AGENT_DURATION_BUCKETS),
             tool_duration: seconds(m::EXECUTE_TOOL_DURATION, "Tool execution duration.", SECS),
