@@ -380,3 +380,39 @@ fn an_async_functions_future_holds_its_span_and_its_body_once() {
         "the #[traced] future is {traced} bytes: the body's {plain} and a span of {span}"
     );
 }
+
+/// Reasons a provider made up, after a known one, and more than fit packed.
+struct Unusual;
+
+impl LlmResponse for Unusual {
+    fn finish_reasons(&self) -> Vec<&str> {
+        vec!["stop", "my_provider_reason", "length", "stop", "length"]
+    }
+}
+
+#[llm_call(provider = "openai", model = "gpt-4o-mini")]
+fn unusual_reasons() -> Unusual {
+    Unusual
+}
+
+/// Known finish reasons are packed on the caller's thread; an unknown one,
+/// or a fifth, turns them into a list: what is exported is every reason, in
+/// order, on either path.
+#[test]
+fn finish_reasons_that_do_not_pack_are_exported_whole_and_in_order() {
+    let _s = serial();
+    for fast in [true, false] {
+        let rx = Receiver::start();
+        let guard = observra::init().env_from(otlp_env(&rx, "http/protobuf")).fast_path(fast).install().unwrap();
+        unusual_reasons();
+        drop(guard);
+        let spans = rx.wait_for_spans(1, Duration::from_secs(10));
+        let call = find(&spans, |s| s.name == "chat gpt-4o-mini", "the call");
+        let expected = ["stop", "my_provider_reason", "length", "stop", "length"].map(|r| Val::Str(r.into()));
+        assert_eq!(
+            call.attr("gen_ai.response.finish_reasons"),
+            Some(&Val::Array(expected.to_vec())),
+            "fast_path({fast})"
+        );
+    }
+}

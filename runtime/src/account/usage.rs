@@ -88,17 +88,26 @@ impl Usage {
 
     /// The `gen_ai.usage.*` attributes of the reported values.
     pub(crate) fn attributes(&self) -> impl Iterator<Item = (&'static str, u64)> {
-        [
-            (sc::GEN_AI_USAGE_INPUT_TOKENS, self.input_tokens),
-            (sc::GEN_AI_USAGE_OUTPUT_TOKENS, self.output_tokens),
-            (sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, self.cache_read_input_tokens),
-            (sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, self.cache_creation_input_tokens),
-            (sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, self.reasoning_output_tokens),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        let values = [
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_read_input_tokens,
+            self.cache_creation_input_tokens,
+            self.reasoning_output_tokens,
+        ];
+        USAGE_KEYS.into_iter().zip(values).filter_map(|(k, v)| v.map(|v| (k, v)))
     }
 }
+
+/// The `gen_ai.usage.*` keys, in the order of [`Usage`]'s fields (and of
+/// [`PackedUsage`]'s values).
+const USAGE_KEYS: [&str; 5] = [
+    sc::GEN_AI_USAGE_INPUT_TOKENS,
+    sc::GEN_AI_USAGE_OUTPUT_TOKENS,
+    sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+    sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+];
 
 /// Usage as a frame keeps it: 48 bytes where [`Usage`] takes 80, since a
 /// frame moves a few times on the caller's thread.
@@ -110,18 +119,9 @@ pub(crate) struct PackedUsage {
 }
 
 impl PackedUsage {
-    /// The `gen_ai.usage.*` keys, in the order of `values`.
-    const KEYS: [&'static str; 5] = [
-        sc::GEN_AI_USAGE_INPUT_TOKENS,
-        sc::GEN_AI_USAGE_OUTPUT_TOKENS,
-        sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
-        sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
-        sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
-    ];
-
     /// Sets the figure `key` names; `false` when `key` is no usage figure.
     pub(crate) fn set(&mut self, key: &str, n: u64) -> bool {
-        match Self::KEYS.iter().position(|k| *k == key) {
+        match USAGE_KEYS.iter().position(|k| *k == key) {
             Some(i) => {
                 self.values[i] = n;
                 self.present |= 1 << i;

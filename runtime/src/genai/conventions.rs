@@ -24,11 +24,8 @@ pub(crate) fn request_top_k(k: f64) -> Value {
 /// A retrieval's `k`: `gen_ai.request.top_k` (a double) in v1.41, its own
 /// `gen_ai.retrieval.top_k` (an integer) in the newest.
 pub(crate) fn retrieval_top_k(k: f64) -> (&'static str, Value) {
-    if latest() {
-        (sc::GEN_AI_RETRIEVAL_TOP_K, Value::I64(k.round() as i64))
-    } else {
-        (sc::GEN_AI_REQUEST_TOP_K, Value::F64(k))
-    }
+    let key = if latest() { sc::GEN_AI_RETRIEVAL_TOP_K } else { sc::GEN_AI_REQUEST_TOP_K };
+    (key, request_top_k(k))
 }
 
 /// A number as recorded by a macro argument, as `f64`.

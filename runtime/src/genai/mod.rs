@@ -120,36 +120,22 @@ macro_rules! forward_llm_response {
 }
 forward_llm_response!(&T, Box<T>, std::sync::Arc<T>);
 
-fn string_array<'a>(items: impl Iterator<Item = &'a str>) -> Value {
-    Value::Array(Array::String(items.map(|s| StringValue::from(s.to_string())).collect()))
-}
-
 /// The finish reasons of `response`: packed when each is a known one (no
-/// allocation), else as the attribute's list.
-enum Reasons {
-    Packed(FinishReasons),
-    Listed(Vec<String>),
-}
-
-fn finish_reasons<R: LlmResponse + ?Sized>(response: &R) -> Reasons {
-    let mut out = Reasons::Packed(FinishReasons::NONE);
-    response.for_each_finish_reason(&mut |reason| {
-        out = match std::mem::replace(&mut out, Reasons::Packed(FinishReasons::NONE)) {
-            Reasons::Packed(p) => match p.with(reason) {
-                Some(p) => Reasons::Packed(p),
-                None => {
-                    let mut listed: Vec<String> = p.iter().map(str::to_string).collect();
-                    listed.push(reason.to_string());
-                    Reasons::Listed(listed)
-                }
-            },
-            Reasons::Listed(mut listed) => {
-                listed.push(reason.to_string());
-                Reasons::Listed(listed)
+/// allocation), else (`Err`) listed.
+fn finish_reasons<R: LlmResponse + ?Sized>(response: &R) -> Result<FinishReasons, Vec<String>> {
+    let mut packed = Some(FinishReasons::NONE);
+    let mut listed = Vec::new();
+    response.for_each_finish_reason(&mut |reason| match packed.and_then(|p| p.with(reason)) {
+        Some(p) => packed = Some(p),
+        None => {
+            // From the first reason that does not pack on, a list.
+            if let Some(p) = packed.take() {
+                listed.extend(p.iter().map(str::to_string));
             }
-        };
+            listed.push(reason.to_string());
+        }
     });
-    out
+    packed.ok_or(listed)
 }
 
 thread_local! {
@@ -205,11 +191,11 @@ pub(crate) fn record_response<T: Target + ?Sized, R: LlmResponse + ?Sized>(span:
             r.set_attribute(Key::from_static_str(sc::GEN_AI_RESPONSE_MODEL), Value::String(interned_model(m)));
         }
         match reasons {
-            Reasons::Packed(p) if p.is_empty() => {}
-            Reasons::Packed(p) => r.set_finish_reasons(p),
-            Reasons::Listed(listed) => r.set_attribute(
+            Ok(p) if p.is_empty() => {}
+            Ok(p) => r.set_finish_reasons(p),
+            Err(listed) => r.set_attribute(
                 Key::from_static_str(sc::GEN_AI_RESPONSE_FINISH_REASONS),
-                string_array(listed.iter().map(String::as_str)),
+                Value::Array(Array::String(listed.into_iter().map(StringValue::from).collect())),
             ),
         }
         if let Some(messages) = output {
