@@ -126,6 +126,17 @@ pub(crate) struct RunTotals {
 }
 
 impl RunTotals {
+    /// A cell that holds nothing: what a recycled one holds between two
+    /// runs ([`recycled`]).
+    fn blank() -> RunTotals {
+        RunTotals {
+            totals: Mutex::new(Totals::default()),
+            agent: std::sync::OnceLock::new(),
+            is_agent: false,
+            parent: None,
+        }
+    }
+
     /// The totals so far.
     pub(crate) fn totals(&self) -> Totals {
         *self.totals.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -379,6 +390,34 @@ fn known_operation(name: &str) -> Option<&'static str> {
 pub(crate) static RECORD_ALL: AtomicBool = AtomicBool::new(false);
 
 impl Frame {
+    /// A frame that records nothing: what a recycled box holds between
+    /// two calls ([`super::recycle`]).
+    pub(crate) fn blank() -> Frame {
+        Frame {
+            site: None,
+            ctx: Ctx {
+                trace_id: TraceId::INVALID,
+                span_id: SpanId::INVALID,
+                sampled: false,
+                trace_state: TraceState::NONE,
+                conversation_id: None,
+                agent: None,
+                run_totals: None,
+            },
+            parent_span_id: SpanId::INVALID,
+            operation: None,
+            start: 0,
+            end: 0,
+            usage: PackedUsage::default(),
+            response_model: None,
+            response_id: None,
+            finish: FinishReasons::NONE,
+            cost: None,
+            generation: 0,
+            more: None,
+        }
+    }
+
     /// A new frame under `parent` (or a root when `None`), with a fresh
     /// span id from `p` and, for a root, a fresh trace and the sampler's
     /// decision for `name` and `kind`.
@@ -457,7 +496,7 @@ impl Frame {
     }
 
     pub(crate) fn more(&mut self) -> &mut More {
-        self.more.get_or_insert_with(Box::default)
+        self.more.get_or_insert_with(recycled::more_box)
     }
 
     /// Whether this is a GenAI span (`gen_ai.operation.name` is set).
@@ -587,7 +626,7 @@ impl Frame {
         if let (true, Some(name)) = (is_agent, self.string_attr(sc::GEN_AI_AGENT_NAME)) {
             let _ = agent.set(name);
         }
-        self.ctx.run_totals = Some(Arc::new(RunTotals {
+        self.ctx.run_totals = Some(recycled::run_totals(RunTotals {
             totals: Mutex::new(Totals::default()),
             agent,
             is_agent,
@@ -693,9 +732,125 @@ impl Frame {
     }
 }
 
+/// A call's frame, its side store and an agent's or a workflow's totals
+/// cell, recycled ([`super::recycle`]): taken from the caller's stock,
+/// given back by the collector once it handled them. A frame then moves as
+/// a pointer (onto the thread's context stack, into its buffer, to the
+/// collector), never as its 320 bytes.
+#[allow(clippy::vec_box, reason = "the boxes are what is recycled: a frame moves as a pointer")]
+pub(crate) mod recycled {
+    use std::cell::RefCell;
+    use std::sync::Arc;
+
+    use super::{Frame, More, RunTotals};
+    use crate::base::recycle::Recycler;
+
+    thread_local! {
+        static FRAME_STOCK: RefCell<Vec<Box<Frame>>> = const { RefCell::new(Vec::new()) };
+        static FRAMES_GIVEN: RefCell<Vec<Box<Frame>>> = const { RefCell::new(Vec::new()) };
+        static MORE_STOCK: RefCell<Vec<Box<More>>> = const { RefCell::new(Vec::new()) };
+        static MORE_GIVEN: RefCell<Vec<Box<More>>> = const { RefCell::new(Vec::new()) };
+        static TOTALS_STOCK: RefCell<Vec<Arc<RunTotals>>> = const { RefCell::new(Vec::new()) };
+        static TOTALS_GIVEN: RefCell<Vec<Arc<RunTotals>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Frame boxes (320 bytes each: at most about 330 KB pooled).
+    static FRAMES: Recycler<Box<Frame>> = Recycler::new(&FRAME_STOCK, &FRAMES_GIVEN, 1024);
+    /// Side stores (what most spans never set).
+    static MORES: Recycler<Box<More>> = Recycler::new(&MORE_STOCK, &MORE_GIVEN, 1024);
+    /// Totals cells, each given back when nothing else holds it any more.
+    static TOTALS: Recycler<Arc<RunTotals>> = Recycler::new(&TOTALS_STOCK, &TOTALS_GIVEN, 1024);
+
+    /// `frame`, in a box from this thread's stock (a new one only when
+    /// none is at hand).
+    pub(crate) fn frame_box(frame: Frame) -> Box<Frame> {
+        match FRAMES.take() {
+            Some(mut boxed) => {
+                *boxed = frame;
+                boxed
+            }
+            None => Box::new(frame),
+        }
+    }
+
+    /// A box this thread took and did not hand over (a call nobody
+    /// wanted): back into its stock.
+    pub(crate) fn keep_frame_box(mut boxed: Box<Frame>) {
+        *boxed = Frame::blank();
+        FRAMES.keep(boxed);
+    }
+
+    /// The frame out of its box (on the collector's thread), the box
+    /// given back.
+    pub(crate) fn unbox(mut boxed: Box<Frame>) -> Frame {
+        let frame = std::mem::replace(&mut *boxed, Frame::blank());
+        FRAMES.give_back(boxed);
+        frame
+    }
+
+    /// An empty side store, from this thread's stock.
+    pub(super) fn more_box() -> Box<More> {
+        MORES.take().unwrap_or_default()
+    }
+
+    /// What a handled frame's side store holds, taken out on the
+    /// collector's thread; the box is given back.
+    pub(crate) fn unbox_more(mut boxed: Box<More>) -> More {
+        let more = std::mem::take(&mut *boxed);
+        MORES.give_back(boxed);
+        more
+    }
+
+    /// `totals` in a cell from this thread's stock (a new one only when
+    /// none is at hand).
+    pub(super) fn run_totals(totals: RunTotals) -> Arc<RunTotals> {
+        if let Some(mut cell) = TOTALS.take() {
+            if let Some(slot) = Arc::get_mut(&mut cell) {
+                *slot = totals;
+                return cell;
+            }
+        }
+        Arc::new(totals)
+    }
+
+    /// Gives an agent's or a workflow's totals cell back (on the
+    /// collector's thread, its frame handled) if nothing else holds it.
+    pub(crate) fn give_back_totals(mut cell: Arc<RunTotals>) {
+        if let Some(slot) = Arc::get_mut(&mut cell) {
+            *slot = RunTotals::blank();
+            TOTALS.give_back(cell);
+        }
+    }
+
+    /// Puts what this thread gave back into the pools (the response-id
+    /// strings' too).
+    pub(crate) fn flush() {
+        crate::base::recycle::flush();
+        FRAMES.flush();
+        MORES.flush();
+        TOTALS.flush();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::FinishReasons;
+
+    /// The pool's round trip through the collector is `tests/alloc.rs`
+    /// (no allocation once warm); here, what stays on one thread.
+    #[test]
+    fn a_frame_comes_out_of_its_box_whole_and_an_unused_box_is_taken_again() {
+        use super::{Frame, recycled};
+        let ids = opentelemetry_sdk::trace::RandomIdGenerator::default();
+        let frame = recycled::unbox(recycled::frame_box(Frame::open(&ids, 7, None, |_| true)));
+        assert_eq!(frame.generation, 7, "the frame comes out whole");
+        let boxed = recycled::frame_box(Frame::open(&ids, 8, None, |_| true));
+        let at = &*boxed as *const Frame as usize;
+        recycled::keep_frame_box(boxed);
+        let again = recycled::frame_box(Frame::open(&ids, 9, None, |_| true));
+        assert_eq!(&*again as *const Frame as usize, at, "the box kept in this thread's stock is taken next");
+        assert_eq!(again.generation, 9, "holding only the new frame");
+    }
 
     #[test]
     fn a_frame_stays_within_its_size() {

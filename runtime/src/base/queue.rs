@@ -76,7 +76,9 @@ struct Slot(Mutex<Buffered>);
 
 #[derive(Default)]
 struct Buffered {
-    frames: Vec<Frame>,
+    /// Boxed: a frame moves in and out as a pointer (see `frame::recycled`).
+    #[allow(clippy::vec_box, reason = "a frame moves as a pointer, its box recycled")]
+    frames: Vec<Box<Frame>>,
     /// Bytes drawn from the pool and not yet charged to a frame.
     credit: usize,
     /// Cleared when the collector stops (or dies): frames pushed after are
@@ -158,7 +160,7 @@ impl Shared {
     /// back: the span (if sampled), its metrics, the agent it counted in
     /// `agent.requests.active` (taken back by the collector, unless it is
     /// gone: its metrics are final then).
-    fn lose(&self, mut frame: Frame, reason: Loss) {
+    fn lose(&self, mut frame: Box<Frame>, reason: Loss) {
         if frame.ctx.sampled {
             reason.span();
         }
@@ -281,7 +283,7 @@ impl FrameQueue {
     /// metrics as a dropped job; an agent it counted in
     /// `agent.requests.active` is taken back by the collector all the same.
     #[inline]
-    pub(crate) fn send(&self, frame: Frame) {
+    pub(crate) fn send(&self, frame: Box<Frame>) {
         let charge = frame.charge();
         let root = frame.is_local_root();
         let shared = &*self.shared;
@@ -389,7 +391,7 @@ pub(crate) static LOST_UNTOLD: AtomicU64 = AtomicU64::new(0);
 /// frame leaves the accounts.
 pub(crate) struct Taken<'a> {
     shared: &'a Shared,
-    lists: VecDeque<std::vec::IntoIter<Frame>>,
+    lists: VecDeque<std::vec::IntoIter<Box<Frame>>>,
     /// Frames taken and not yet handed out.
     left: usize,
     /// Bytes of the frames handled since the pool was last refilled.
@@ -401,7 +403,7 @@ pub(crate) struct Taken<'a> {
 impl Taken<'_> {
     /// The next frame, each buffer's in the order its thread closed them;
     /// the pool gets the bytes of the frames before it back in steps.
-    pub(crate) fn next(&mut self) -> Option<Frame> {
+    pub(crate) fn next(&mut self) -> Option<Box<Frame>> {
         if self.count == 64 {
             self.settle();
         }
@@ -510,10 +512,10 @@ mod tests {
     use super::*;
     use crate::base::frame::Frame;
 
-    fn frame(root: bool) -> Frame {
+    fn frame(root: bool) -> Box<Frame> {
         let ids = opentelemetry_sdk::trace::RandomIdGenerator::default();
         let parent = Frame::open(&ids, 0, None, |_| true);
-        if root { parent } else { Frame::open(&ids, 0, Some(parent.ctx.clone()), |_| true) }
+        Box::new(if root { parent } else { Frame::open(&ids, 0, Some(parent.ctx.clone()), |_| true) })
     }
 
     #[test]

@@ -1,118 +1,192 @@
-//! Strings that go from a caller's thread to the collector and come back:
-//! a model call's response id is copied into one taken from this thread's
-//! stock, the collector copies it out when it makes the span and gives the
-//! emptied string back. So once warm a reply costs no allocation on the
-//! caller's thread, and its bytes are never freed on another thread (the
-//! allocator's cross-thread frees were the caller's largest cost once).
-//! Bounded: at most [`MAX_POOLED`] strings of at most [`MAX_KEPT`] bytes
-//! wait in the pool, [`BATCH`] in each thread's stock; the rest are freed.
+//! What goes from a caller's thread to the collector and comes back, so
+//! once warm a call costs no allocation on the caller's thread and its
+//! bytes are never freed on another thread (the allocator's cross-thread
+//! frees were the caller's largest cost once). A model call's response id
+//! is copied into a string taken from this thread's stock ([`string`]); the
+//! collector copies it out when it makes the span and gives the emptied
+//! string back. A call's frame, its side store and an agent's totals cell
+//! are recycled the same way (`frame::recycled`).
+//!
+//! One mechanism for all ([`Recycler`]): a thread takes from its stock,
+//! refilled from a shared pool [`BATCH`] at a time (one lock for that many
+//! calls); the collector gives back in batches of the same size. Bounded:
+//! at most `max_pooled` wait in each pool and [`BATCH`] in each thread's
+//! stock; the rest are freed (and strings larger than [`MAX_KEPT`] bytes).
 
 use std::cell::RefCell;
 use std::sync::{Mutex, PoisonError};
+use std::thread::LocalKey;
 
-/// Strings the collector gave back, for any thread to take.
-static POOL: Mutex<Vec<String>> = Mutex::new(Vec::new());
-/// At most this many strings wait in the pool.
-const MAX_POOLED: usize = 4096;
+/// Taken from a pool, or given back to it, this many at a time.
+const BATCH: usize = 64;
 /// A string larger than this is freed, not kept.
 const MAX_KEPT: usize = 256;
-/// Taken from the pool, or given back to it, this many at a time: one lock
-/// for that many calls.
-const BATCH: usize = 64;
 /// What a new string has room for (response ids are 20 to 40 bytes).
 const FRESH: usize = 64;
 
-thread_local! {
-    /// This thread's stock, taken from the pool.
-    static STOCK: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
-    /// The collector's strings to give back, given in batches.
-    static GIVEN: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+/// A pool of `T`s given back by the collector, and the per-thread stocks
+/// and give-back batches it is reached through.
+pub(crate) struct Recycler<T: 'static> {
+    pool: Mutex<Vec<T>>,
+    /// A thread's stock, taken from the pool.
+    stock: &'static LocalKey<RefCell<Vec<T>>>,
+    /// What a thread gives back, given in batches.
+    given: &'static LocalKey<RefCell<Vec<T>>>,
+    /// At most this many wait in the pool.
+    max_pooled: usize,
 }
 
-/// `text` in a string from this thread's stock (refilled from the pool when
-/// empty); a new one only when none is at hand.
+impl<T: 'static> Recycler<T> {
+    /// A pool reached through the thread-locals `stock` and `given`,
+    /// holding at most `max_pooled`.
+    pub(crate) const fn new(
+        stock: &'static LocalKey<RefCell<Vec<T>>>,
+        given: &'static LocalKey<RefCell<Vec<T>>>,
+        max_pooled: usize,
+    ) -> Self {
+        Recycler { pool: Mutex::new(Vec::new()), stock, given, max_pooled }
+    }
+
+    /// One from this thread's stock (refilled from the pool when empty);
+    /// `None` when none is at hand.
+    pub(crate) fn take(&'static self) -> Option<T> {
+        self.stock
+            .try_with(|stock| {
+                let mut stock = stock.try_borrow_mut().ok()?;
+                if stock.is_empty() {
+                    let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+                    let from = pool.len().saturating_sub(BATCH);
+                    stock.extend(pool.drain(from..));
+                }
+                if stock.capacity() == 0 {
+                    // Room for a batch, made while a fresh one is made anyway.
+                    stock.reserve_exact(BATCH);
+                }
+                stock.pop()
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Puts `t` back in this thread's own stock (it was taken and not
+    /// used), if the stock has room; else frees it.
+    pub(crate) fn keep(&'static self, t: T) {
+        let _ = self.stock.try_with(|stock| {
+            if let Ok(mut stock) = stock.try_borrow_mut() {
+                if stock.len() < stock.capacity() {
+                    stock.push(t);
+                }
+            }
+        });
+    }
+
+    /// Gives `t` back (on the collector's thread); see [`flush`].
+    pub(crate) fn give_back(&'static self, t: T) {
+        let full = self
+            .given
+            .try_with(|given| {
+                let mut given = given.borrow_mut();
+                given.push(t);
+                given.len() >= BATCH
+            })
+            .unwrap_or(false);
+        if full {
+            self.flush();
+        }
+    }
+
+    /// Puts what this thread gave back into the pool (as much as it has
+    /// room for; the rest is freed).
+    pub(crate) fn flush(&'static self) {
+        let _ = self.given.try_with(|given| {
+            let mut given = given.borrow_mut();
+            if given.is_empty() {
+                return;
+            }
+            let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+            let room = self.max_pooled.saturating_sub(pool.len()).min(given.len());
+            pool.extend(given.drain(..room));
+            given.clear();
+        });
+    }
+}
+
+thread_local! {
+    static STRING_STOCK: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    static STRINGS_GIVEN: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Response-id strings.
+static STRINGS: Recycler<String> = Recycler::new(&STRING_STOCK, &STRINGS_GIVEN, 4096);
+
+/// `text` in a string from this thread's stock; a new one only when none
+/// is at hand.
 pub(crate) fn string(text: &str) -> String {
-    let reused = STOCK
-        .try_with(|stock| {
-            let mut stock = stock.try_borrow_mut().ok()?;
-            if stock.is_empty() {
-                let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
-                let from = pool.len().saturating_sub(BATCH);
-                stock.extend(pool.drain(from..));
-            }
-            if stock.capacity() == 0 {
-                // Room for a batch, made while a fresh string is made anyway.
-                stock.reserve_exact(BATCH);
-            }
-            stock.pop()
-        })
-        .ok()
-        .flatten();
-    let mut s = reused.unwrap_or_else(|| String::with_capacity(FRESH.max(text.len())));
+    let mut s = STRINGS.take().unwrap_or_else(|| String::with_capacity(FRESH.max(text.len())));
     s.push_str(text);
     s
 }
 
-/// Gives `s` back (on the collector's thread), emptied; see [`flush`].
+/// Gives `s` back (on the collector's thread), emptied.
 pub(crate) fn give_back(mut s: String) {
     if s.capacity() > MAX_KEPT {
         return;
     }
     s.clear();
-    let full = GIVEN
-        .try_with(|given| {
-            let mut given = given.borrow_mut();
-            given.push(s);
-            given.len() >= BATCH
-        })
-        .unwrap_or(false);
-    if full {
-        flush();
-    }
+    STRINGS.give_back(s);
 }
 
-/// Puts what this thread gave back into the pool (as much as it has room
-/// for; the rest is freed).
+/// Puts what this thread gave back into the pool of strings.
 pub(crate) fn flush() {
-    let _ = GIVEN.try_with(|given| {
-        let mut given = given.borrow_mut();
-        if given.is_empty() {
-            return;
-        }
-        let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
-        let room = MAX_POOLED.saturating_sub(pool.len()).min(given.len());
-        pool.extend(given.drain(..room));
-        given.clear();
-    });
+    STRINGS.flush();
 }
 
 #[cfg(test)]
+#[allow(clippy::vec_box, reason = "boxes stand for the recycled allocations")]
 mod tests {
     use super::*;
 
+    thread_local! {
+        static TEST_STOCK: RefCell<Vec<Box<u64>>> = const { RefCell::new(Vec::new()) };
+        static TEST_GIVEN: RefCell<Vec<Box<u64>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A recycler of its own, so no other test's collector gives to it.
+    static TEST: Recycler<Box<u64>> = Recycler::new(&TEST_STOCK, &TEST_GIVEN, 2);
+
     #[test]
-    fn a_string_given_back_is_taken_again_and_big_ones_are_not_kept() {
-        let s = string("chatcmpl-1");
-        assert_eq!(s, "chatcmpl-1");
-        let at = s.as_ptr() as usize;
-        let before = POOL.lock().unwrap().len();
-        give_back(s);
-        flush();
-        assert_eq!(POOL.lock().unwrap().len(), before + 1, "given back to the pool");
-        // Another thread's stock is empty: it takes from the pool, the
-        // string given last first.
-        let (text, ptr) = std::thread::spawn(|| {
-            let s = string("msg_2");
-            (s.clone(), s.as_ptr() as usize)
+    fn what_is_given_back_is_taken_again_on_another_thread_within_the_bound() {
+        assert!(TEST.take().is_none(), "nothing at hand yet");
+        let given: Vec<Box<u64>> = (0..3).map(Box::new).collect();
+        let at: Vec<usize> = given.iter().map(|b| &**b as *const u64 as usize).collect();
+        for b in given {
+            TEST.give_back(b);
+        }
+        assert!(TEST.pool.lock().unwrap().is_empty(), "given in batches");
+        TEST.flush();
+        assert_eq!(TEST.pool.lock().unwrap().len(), 2, "the pool keeps at most its bound; the rest is freed");
+        let taken = std::thread::spawn(|| {
+            let a = TEST.take().expect("from the pool");
+            let b = TEST.take().expect("from the stock");
+            let none = TEST.take();
+            (&*a as *const u64 as usize, &*b as *const u64 as usize, none.is_none())
         })
         .join()
         .unwrap();
-        assert_eq!(text, "msg_2", "the string holds only the new text");
-        assert_eq!(ptr, at, "the same string, reused");
-        let big = "x".repeat(MAX_KEPT * 2);
-        let before = POOL.lock().unwrap().len();
-        give_back(string(&big));
-        flush();
-        assert_eq!(POOL.lock().unwrap().len(), before, "a large string is freed, not kept");
+        assert_eq!((taken.0, taken.1), (at[1], at[0]), "the same boxes, the one given last first");
+        assert!(taken.2, "a stock holds only what it took");
+    }
+
+    #[test]
+    fn a_string_comes_back_empty_and_big_ones_are_not_kept() {
+        let s = string("chatcmpl-1");
+        assert_eq!(s, "chatcmpl-1");
+        let big = string(&"x".repeat(MAX_KEPT * 2));
+        let before = STRINGS.given.with(|g| g.borrow().len());
+        give_back(big);
+        assert_eq!(STRINGS.given.with(|g| g.borrow().len()), before, "a large string is freed, not kept");
+        give_back(s);
+        let back = STRINGS.given.with(|g| g.borrow_mut().pop()).expect("given back");
+        assert!(back.is_empty() && back.capacity() >= 10, "emptied, its room kept");
     }
 }

@@ -71,7 +71,7 @@ pub(super) fn assemble(
     ins: Option<&Instruments>,
     anchor: &Anchor,
 ) {
-    let mut more = frame.more.take().map(|m| *m).unwrap_or_default();
+    let mut more = frame.more.take().map(crate::base::frame::recycled::unbox_more).unwrap_or_default();
     let request = match frame.site.and_then(|s| s.model) {
         Some(m) => Some(StringValue::from(m)),
         None => more.model.clone(),

@@ -306,7 +306,8 @@ fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Collector<'_>, ins: 
     for l in lost {
         out.lost_on_caller(&l, &anchor);
     }
-    while let Some(mut frame) = taken.next() {
+    while let Some(boxed) = taken.next() {
+        let mut frame = crate::base::frame::recycled::unbox(boxed);
         let Some(p) = &p else {
             if frame.ctx.sampled {
                 Loss::Stopped.span();
@@ -317,6 +318,8 @@ fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Collector<'_>, ins: 
         // An agent counted in `agent.requests.active` is taken back here,
         // whatever becomes of its frame.
         let agent = frame.more.as_mut().and_then(|m| m.active_agent.take());
+        // An agent's or a workflow's own totals cell, given back once handled.
+        let own_totals = frame.more.as_ref().is_some_and(|m| m.keeps_totals).then(|| frame.ctx.run_totals.clone());
         // A panic in a metric reader or a backend's queue must not stop
         // the thread; what it loses is counted.
         let ok =
@@ -324,6 +327,9 @@ fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Collector<'_>, ins: 
                 .is_ok();
         if let Some(agent) = agent {
             agent_ended(out, ins, agent.as_ref(), 1);
+        }
+        if let Some(Some(cell)) = own_totals {
+            crate::base::frame::recycled::give_back_totals(cell);
         }
         if !ok {
             Loss::AssemblyFailed.metric_job();
@@ -337,7 +343,7 @@ fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Collector<'_>, ins: 
         }
     }
     drop(taken);
-    crate::base::recycle::flush();
+    crate::base::frame::recycled::flush();
     if let Some(p) = &p {
         out.land_evaluations(p, ins, false);
     }

@@ -501,7 +501,7 @@ where
         let frame = span.extensions_mut().remove::<Frame>();
         drop(span);
         if let Some(frame) = frame {
-            record::close(frame);
+            record::close(crate::base::frame::recycled::frame_box(frame));
         }
     }
 

@@ -49,7 +49,7 @@ enum Entry {
     /// A `tracing` span observra records, entered on this thread.
     Tracing(tracing::Id, Ctx),
     /// A frame of the frame path, entered on this thread.
-    Frame(Frame),
+    Frame(Box<Frame>),
     /// The context of a span on another thread (or not entered), carried
     /// by a future it spawned ([`carry`]).
     Carried(Ctx),
@@ -183,7 +183,7 @@ pub(crate) fn with_entered(span_id: SpanId, f: impl FnOnce(&mut Frame)) {
 }
 
 /// Puts `frame` on this thread's stack; gives it back if it cannot be.
-fn push_frame(frame: Frame) -> Option<Frame> {
+fn push_frame(frame: Box<Frame>) -> Option<Box<Frame>> {
     let mut frame = Some(frame);
     stack(|s| {
         if let Some(f) = frame.take() {
@@ -194,7 +194,7 @@ fn push_frame(frame: Frame) -> Option<Frame> {
 }
 
 /// Takes the frame `span_id` off this thread's stack, if it is there.
-fn take_frame(span_id: SpanId) -> Option<Frame> {
+fn take_frame(span_id: SpanId) -> Option<Box<Frame>> {
     stack(|s| match position(s, span_id).map(|at| s.remove(at)) {
         Some(Entry::Frame(frame)) => Some(frame),
         _ => None,
@@ -204,9 +204,10 @@ fn take_frame(span_id: SpanId) -> Option<Frame> {
 
 /// Ends a span: stamps the end, does what must happen on the caller
 /// (budgets, totals), and queues the frame for the collector.
-pub(crate) fn close(mut frame: Frame) {
+pub(crate) fn close(mut frame: Box<Frame>) {
     frame.end = crate::base::clock::stamp();
     if !frame.wanted() {
+        crate::base::frame::recycled::keep_frame_box(frame);
         return;
     }
     let mut deferred = Deferred::default();
