@@ -2,7 +2,9 @@
 //! into the operations of the one record path ([`crate::record`]).
 //!
 //! Each span gets a [`Frame`] in its registry extensions when it opens
-//! (ids, parent, sampling decision, kind, name, start time, attributes).
+//! (ids, parent, sampling decision, kind, name, start time, attributes),
+//! in a recycled box (`frame::recycled`), so at close it goes on as a
+//! pointer.
 //! Fields are interpreted as OpenTelemetry data (`otel.name`, `otel.kind`,
 //! `otel.status_code`, `otel.status_message`; every other field becomes a
 //! typed attribute), events inside a span become span events, and at close
@@ -25,7 +27,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::base::frame::{Frame, StatusCode};
+use crate::base::frame::{Frame, StatusCode, recycled};
 use crate::base::state::{self, ACTIVE, suppressed};
 use crate::policy::content;
 use crate::record;
@@ -317,7 +319,7 @@ where
     let Some(subscriber) = dispatch.downcast_ref::<S>() else { return };
     let Some(span) = subscriber.span(id) else { return };
     let mut ext = span.extensions_mut();
-    if let Some(frame) = ext.get_mut::<Frame>() {
+    if let Some(frame) = ext.get_mut::<Box<Frame>>() {
         f(frame);
     }
 }
@@ -408,11 +410,11 @@ where
         let in_frame =
             if self.gate && (attrs.is_contextual() || attrs.is_root()) { record::innermost_frame() } else { None };
         let parent = in_frame
-            .or_else(|| span.scope().skip(1).find_map(|p| p.extensions().get::<Frame>().map(|f| f.ctx.clone())));
+            .or_else(|| span.scope().skip(1).find_map(|p| p.extensions().get::<Box<Frame>>().map(|f| f.ctx.clone())));
         let meta = attrs.metadata();
         let is_root = parent.is_none();
         let opened = state::with_installed(|generation, p| {
-            let mut frame = Frame::open(&p.ids, generation, parent, |_| false);
+            let mut frame = recycled::frame_box(Frame::open(&p.ids, generation, parent, |_| false));
             let more = frame.more();
             more.name = Some(Cow::Borrowed(meta.name()));
             // GenAI spans gain a few attributes after creation: room for them
@@ -441,17 +443,17 @@ where
         let Some(span) = ctx.span(id) else { return };
         let meta = span.metadata();
         let mut ext = span.extensions_mut();
-        if let Some(frame) = ext.get_mut::<Frame>() {
+        if let Some(frame) = ext.get_mut::<Box<Frame>>() {
             record_values(frame, meta, values);
         }
     }
 
     fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
         let Some(other) = ctx.span(follows) else { return };
-        let target = other.extensions().get::<Frame>().map(|f| (f.ctx.trace_id, f.ctx.span_id));
+        let target = other.extensions().get::<Box<Frame>>().map(|f| (f.ctx.trace_id, f.ctx.span_id));
         let (Some((trace_id, span_id)), Some(span)) = (target, ctx.span(id)) else { return };
         let mut ext = span.extensions_mut();
-        if let Some(frame) = ext.get_mut::<Frame>() {
+        if let Some(frame) = ext.get_mut::<Box<Frame>>() {
             let cx = SpanContext::new(trace_id, span_id, TraceFlags::SAMPLED, false, TraceState::default());
             frame.add_link(Link::with_context(cx));
         }
@@ -462,7 +464,7 @@ where
             return;
         }
         let Some(span) = ctx.span(id) else { return };
-        let entered = span.extensions().get::<Frame>().map(|f| f.ctx.clone());
+        let entered = span.extensions().get::<Box<Frame>>().map(|f| f.ctx.clone());
         if let Some(c) = entered {
             record::push_tracing(id.clone(), c);
         }
@@ -489,7 +491,7 @@ where
         }
         let Some(span) = ctx.event_span(event) else { return };
         let mut ext = span.extensions_mut();
-        let Some(frame) = ext.get_mut::<Frame>() else { return };
+        let Some(frame) = ext.get_mut::<Box<Frame>>() else { return };
         if !frame.ctx.sampled {
             return;
         }
@@ -498,10 +500,10 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
-        let frame = span.extensions_mut().remove::<Frame>();
+        let frame = span.extensions_mut().remove::<Box<Frame>>();
         drop(span);
         if let Some(frame) = frame {
-            record::close(crate::base::frame::recycled::frame_box(frame));
+            record::close(frame);
         }
     }
 
