@@ -3,8 +3,10 @@
 //! benches' set-ups are not in it).
 //!
 //! ```sh
-//! CARGO_PROFILE_BENCH_DEBUG=line-tables-only cargo bench -p observra-benches --bench caller_loop --no-run
-//! perf record -g -- target/release/deps/caller_loop-* traced_child 20000000
+//! # its own target directory: a changed profile would rebuild target/release
+//! CARGO_TARGET_DIR=target/prof CARGO_PROFILE_BENCH_DEBUG=line-tables-only \
+//!     cargo bench -p observra-benches --bench caller_loop --no-run
+//! perf record --call-graph dwarf -- target/prof/release/deps/caller_loop-<hash> traced_child 1000000
 //! ```
 //!
 //! The argument names the call: `traced_child` (`#[traced]` under a
@@ -13,66 +15,14 @@
 //! observra holds more than 1,536 closed spans, as `compare` does, so
 //! nothing is dropped; it prints nanoseconds per call.
 
+#[path = "common/calls.rs"]
+mod calls;
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::work;
+use calls::{Discard, DiscardReporter, agent_fn, fastrace_child, llm_call, traced_fn};
 use divan::black_box;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SpanData, SpanExporter};
-
-/// A span exporter that discards.
-#[derive(Debug)]
-struct Discard;
-
-impl SpanExporter for Discard {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        black_box(batch.len());
-        Ok(())
-    }
-}
-
-/// A fastrace reporter that discards.
-struct DiscardReporter;
-
-impl fastrace::collector::Reporter for DiscardReporter {
-    fn report(&mut self, spans: Vec<fastrace::collector::SpanRecord>) {
-        black_box(spans.len());
-    }
-}
-
-struct Reply(u64);
-
-impl observra::LlmResponse for Reply {
-    fn usage(&self) -> Option<observra::Usage> {
-        Some(observra::Usage::new(1200, 150))
-    }
-}
-
-#[observra::traced]
-#[inline(never)]
-fn traced_fn(x: u64) -> u64 {
-    work(x)
-}
-
-#[observra::agent(name = "bench")]
-#[inline(never)]
-fn agent_fn(x: u64) -> u64 {
-    work(x)
-}
-
-#[observra::llm_call(provider = "openai", model = "gpt-4o-mini")]
-#[inline(never)]
-fn llm_call(x: u64) -> Result<Reply, std::io::Error> {
-    Ok(Reply(work(x)))
-}
-
-#[inline(never)]
-fn fastrace_child(x: u64) -> u64 {
-    let _span = fastrace::local::LocalSpan::enter_with_local_parent("traced_fn");
-    work(x)
-}
 
 #[observra::traced]
 #[inline(never)]

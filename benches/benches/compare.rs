@@ -24,9 +24,13 @@
 //! Every exporter discards (`Ok` and nothing else); batch processors stay on
 //! as in production. Ratios: `bash benches/ratios.sh`.
 
+#[path = "common/calls.rs"]
+mod calls;
 mod common;
 
 use std::time::Instant;
+
+use calls::{Discard, DiscardReporter, agent_fn, fastrace_child, llm_call, traced_fn};
 
 use common::work;
 use divan::{Bencher, black_box};
@@ -37,19 +41,8 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::layer::SubscriberExt as _;
-
-/// A span exporter that discards.
-#[derive(Debug)]
-struct Discard;
-
-impl SpanExporter for Discard {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        black_box(batch.len());
-        Ok(())
-    }
-}
 
 /// A metric exporter that discards.
 struct DiscardMetrics;
@@ -69,37 +62,8 @@ impl PushMetricExporter for DiscardMetrics {
     }
 }
 
-/// A fastrace reporter that discards.
-struct DiscardReporter;
-
-impl fastrace::collector::Reporter for DiscardReporter {
-    fn report(&mut self, spans: Vec<fastrace::collector::SpanRecord>) {
-        black_box(spans.len());
-    }
-}
-
-struct Reply(u64);
-
-impl observra::LlmResponse for Reply {
-    fn usage(&self) -> Option<observra::Usage> {
-        Some(observra::Usage::new(1200, 150))
-    }
-}
-
 #[inline(never)]
 fn plain(x: u64) -> u64 {
-    work(x)
-}
-
-#[observra::traced]
-#[inline(never)]
-fn traced_fn(x: u64) -> u64 {
-    work(x)
-}
-
-#[observra::agent(name = "bench")]
-#[inline(never)]
-fn agent_fn(x: u64) -> u64 {
     work(x)
 }
 
@@ -153,18 +117,6 @@ fn fastrace_parent() -> u64 {
         }
     });
     idle()
-}
-
-#[inline(never)]
-fn fastrace_child(x: u64) -> u64 {
-    let _span = fastrace::local::LocalSpan::enter_with_local_parent("traced_fn");
-    work(x)
-}
-
-#[observra::llm_call(provider = "openai", model = "gpt-4o-mini")]
-#[inline(never)]
-fn llm_call(x: u64) -> Result<Reply, std::io::Error> {
-    Ok(Reply(work(x)))
 }
 
 /// What hand-written code keeps per process: the tracer and instruments.

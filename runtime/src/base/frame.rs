@@ -391,29 +391,36 @@ pub(crate) static RECORD_ALL: AtomicBool = AtomicBool::new(false);
 
 impl Frame {
     /// A frame that records nothing: what a recycled box holds between
-    /// two calls ([`super::recycle`]).
+    /// two calls ([`recycled`]).
     pub(crate) fn blank() -> Frame {
+        let ctx = Ctx {
+            trace_id: TraceId::INVALID,
+            span_id: SpanId::INVALID,
+            sampled: false,
+            trace_state: TraceState::NONE,
+            conversation_id: None,
+            agent: None,
+            run_totals: None,
+        };
+        Frame::bare(ctx, SpanId::INVALID, 0, 0)
+    }
+
+    /// A frame with these ids, start and generation, and nothing else set.
+    #[inline]
+    fn bare(ctx: Ctx, parent_span_id: SpanId, start: u64, generation: u64) -> Frame {
         Frame {
             site: None,
-            ctx: Ctx {
-                trace_id: TraceId::INVALID,
-                span_id: SpanId::INVALID,
-                sampled: false,
-                trace_state: TraceState::NONE,
-                conversation_id: None,
-                agent: None,
-                run_totals: None,
-            },
-            parent_span_id: SpanId::INVALID,
+            ctx,
+            parent_span_id,
             operation: None,
-            start: 0,
+            start,
             end: 0,
             usage: PackedUsage::default(),
             response_model: None,
             response_id: None,
             finish: FinishReasons::NONE,
             cost: None,
-            generation: 0,
+            generation,
             more: None,
         }
     }
@@ -447,21 +454,7 @@ impl Frame {
                 (ctx, SpanId::INVALID)
             }
         };
-        Frame {
-            site: None,
-            ctx,
-            parent_span_id,
-            operation: None,
-            start: super::clock::stamp(),
-            end: 0,
-            usage: PackedUsage::default(),
-            response_model: None,
-            response_id: None,
-            finish: FinishReasons::NONE,
-            cost: None,
-            generation,
-            more: None,
-        }
+        Frame::bare(ctx, parent_span_id, super::clock::stamp(), generation)
     }
 
     pub(crate) fn usage(&self) -> Option<Usage> {
