@@ -58,7 +58,8 @@ fn timed(calls: u64, f: impl Fn(u64) -> u64) -> Duration {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    // `cargo bench` adds `--bench`: flags are not ours.
+    let mut args = std::env::args().skip(1).filter(|a| !a.starts_with("--"));
     let what = args.next().unwrap_or_else(|| "traced_child".into());
     let calls: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(2_000_000);
     let calls = calls.div_ceil(100) * 100;
