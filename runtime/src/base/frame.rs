@@ -234,6 +234,14 @@ pub struct Frame {
     /// The cost, when the caller already worked it out.
     pub(crate) cost: Option<Option<f64>>,
     pub(crate) generation: u64,
+    /// Whether `ctx.run_totals` is this span's own (an agent or a workflow).
+    pub(crate) keeps_totals: bool,
+    /// This agent's start was told to the collector
+    /// (`agent.requests.active`), under its own name when `agent_named`
+    /// (`ctx.agent`), else under none: taken back when it ends. Kept in
+    /// the frame, so an agent needs no side store.
+    pub(crate) agent_noted: bool,
+    pub(crate) agent_named: bool,
     pub(crate) more: Option<Box<More>>,
 }
 
@@ -325,11 +333,6 @@ pub(crate) struct More {
     pub undeclared: bool,
     /// `#[traced(metrics)]`: function and module labels.
     pub function_metrics: Option<(&'static str, &'static str)>,
-    /// The agent name `agent.requests.active` was incremented under (by
-    /// the collector, told through the queue), to take it back at close.
-    pub active_agent: Option<Option<StringValue>>,
-    /// Whether `ctx.run_totals` is this span's own.
-    pub keeps_totals: bool,
     /// A budget was crossed when this call ended (the tail sampler keeps its trace).
     pub over_budget: bool,
     /// A model without a price, noted on the caller: the warning goes on this span.
@@ -421,6 +424,9 @@ impl Frame {
             finish: FinishReasons::NONE,
             cost: None,
             generation,
+            keeps_totals: false,
+            agent_noted: false,
+            agent_named: false,
             more: None,
         }
     }
@@ -579,9 +585,7 @@ impl Frame {
             }
             (sc::GEN_AI_AGENT_NAME, Value::String(name)) => {
                 // An agent's name may come after its operation: its budget events name it.
-                if let (true, Some(run_totals)) =
-                    (self.more.as_ref().is_some_and(|m| m.keeps_totals), &self.ctx.run_totals)
-                {
+                if let (true, Some(run_totals)) = (self.keeps_totals, &self.ctx.run_totals) {
                     let _ = run_totals.agent.set(name.clone());
                 }
                 self.set_plain(key, Value::String(name));
@@ -611,7 +615,7 @@ impl Frame {
     /// Makes this span keep totals of what runs beneath it (an agent or a
     /// workflow): a cell of its own, which its children find in the context.
     pub(crate) fn keep_totals(&mut self) {
-        if self.more.as_ref().is_some_and(|m| m.keeps_totals) {
+        if self.keeps_totals {
             return;
         }
         let is_agent = self.operation == Some(op::INVOKE_AGENT);
@@ -625,7 +629,14 @@ impl Frame {
             is_agent,
             parent: self.ctx.run_totals.take(),
         }));
-        self.more().keeps_totals = true;
+        self.keeps_totals = true;
+    }
+
+    /// The name this agent's start was told to the collector under
+    /// (`Some(None)`: no name), once: the collector takes it back.
+    pub(crate) fn take_active_agent(&mut self) -> Option<Option<StringValue>> {
+        let noted = std::mem::replace(&mut self.agent_noted, false);
+        noted.then(|| if self.agent_named { self.ctx.agent.clone() } else { None })
     }
 
     /// Adds an event, within the per-span bound.

@@ -165,7 +165,7 @@ impl Shared {
             reason.span();
         }
         reason.metric_job();
-        let agent = frame.more.as_mut().and_then(|m| m.active_agent.take());
+        let agent = frame.take_active_agent();
         if let (Some(agent), Loss::CollectorQueue) = (agent, reason) {
             *self.ended.lock().unwrap_or_else(PoisonError::into_inner).entry(agent).or_default() += 1;
         }

@@ -187,7 +187,7 @@ fn inherit(frame: &mut Frame, more: &More, anchor: &Anchor, attrs: &mut Vec<KeyV
             attrs.push(KeyValue::new(sc::GEN_AI_CONVERSATION_ID, cid));
         }
     }
-    if let (true, Some(run_totals)) = (more.keeps_totals, &frame.ctx.run_totals) {
+    if let (true, Some(run_totals)) = (frame.keeps_totals, &frame.ctx.run_totals) {
         for kv in run_totals.totals().to_attributes() {
             upsert(attrs, kv);
         }
@@ -224,7 +224,7 @@ fn record_call_metrics(
             agent: frame.ctx.agent.as_ref(),
             model: priced_by,
             labels: out.labels(),
-            own_calls: frame.ctx.run_totals.as_ref().filter(|_| more.keeps_totals).map(|t| {
+            own_calls: frame.ctx.run_totals.as_ref().filter(|_| frame.keeps_totals).map(|t| {
                 let t = t.totals();
                 (t.own_llm_calls, t.own_tool_calls)
             }),

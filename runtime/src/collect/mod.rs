@@ -317,9 +317,9 @@ fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Collector<'_>, ins: 
         let sampled = frame.ctx.sampled;
         // An agent counted in `agent.requests.active` is taken back here,
         // whatever becomes of its frame.
-        let agent = frame.more.as_mut().and_then(|m| m.active_agent.take());
+        let agent = frame.take_active_agent();
         // An agent's or a workflow's own totals cell, given back once handled.
-        let own_totals = frame.more.as_ref().is_some_and(|m| m.keeps_totals).then(|| frame.ctx.run_totals.clone());
+        let own_totals = frame.keeps_totals.then(|| frame.ctx.run_totals.clone());
         // A panic in a metric reader or a backend's queue must not stop
         // the thread; what it loses is counted.
         let ok =

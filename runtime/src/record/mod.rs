@@ -264,7 +264,7 @@ fn caller_accounting(frame: &mut Frame, acc: &accounting::Accounting, deferred: 
         contribution.is_tool = true;
     }
     // The totals of an agent or workflow span are its own: it adds nothing to itself.
-    let own = frame.more.as_ref().is_some_and(|m| m.keeps_totals);
+    let own = frame.keeps_totals;
     if let (false, false, Some(run_totals)) = (own, contribution.is_empty(), &frame.ctx.run_totals) {
         run_totals.add(&contribution, acc, frame.ctx.trace_id, deferred);
     }
@@ -286,7 +286,8 @@ pub(crate) fn opened_as(frame: &mut Frame, operation: &'static str, p: &Installe
         // Counted by the collector, off this thread; taken back at close
         // only if the note reached it.
         if p.accounting.instruments.is_some() && p.queue.note(Note::AgentStarted(agent.clone())) {
-            frame.more().active_agent = Some(agent.clone());
+            frame.agent_noted = true;
+            frame.agent_named = agent.is_some();
         }
         if agent.is_some() {
             frame.ctx.agent = agent;
