@@ -319,7 +319,7 @@ fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Collector<'_>, ins: 
         // whatever becomes of its frame.
         let agent = frame.take_active_agent();
         // An agent's or a workflow's own totals cell, given back once handled.
-        let own_totals = frame.keeps_totals.then(|| frame.ctx.run_totals.clone());
+        let own_totals = frame.keeps_totals.then(|| frame.ctx.run_totals.clone()).flatten();
         // A panic in a metric reader or a backend's queue must not stop
         // the thread; what it loses is counted.
         let ok =
@@ -328,7 +328,7 @@ fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Collector<'_>, ins: 
         if let Some(agent) = agent {
             agent_ended(out, ins, agent.as_ref(), 1);
         }
-        if let Some(Some(cell)) = own_totals {
+        if let Some(cell) = own_totals {
             crate::base::frame::recycled::give_back_totals(cell);
         }
         if !ok {

@@ -65,8 +65,8 @@ impl FrameStart {
 /// A call in progress on the frame path. Ends (and is queued) when dropped.
 pub struct FrameSpan {
     /// The frame while the call is not entered; entered, it is on the
-    /// thread's stack. Boxed ([`crate::base::recycle::frame_box`]), so it
-    /// moves there and back as a pointer.
+    /// thread's stack. Boxed (`frame::recycled::frame_box`), so it moves
+    /// there and back as a pointer.
     frame: RefCell<Option<Box<Frame>>>,
     span_id: SpanId,
 }
