@@ -181,3 +181,19 @@ fn a_model_call_allocates_only_for_what_the_reply_carries() {
         "{traced_full} allocations per full call on the tracing path, {traced_bare} bare"
     );
 }
+
+#[test]
+fn redacting_text_without_secrets_allocates_nothing() {
+    let _s = observra_test_support::serial();
+    let plain = "chat gpt-4o-mini: the user asked for the weather in Paris on 2026-12-07";
+    let with_key = "key sk-proj-Abc123Def456Ghi789Jkl012Mno345Pqr678";
+    // Builds the built-in rules, and warms the matcher's caches.
+    assert_eq!(observra::redact::redact(plain), plain);
+    assert_ne!(observra::redact::redact(with_key), with_key);
+    let n = allocations_during(|| {
+        for _ in 0..1_000 {
+            assert!(matches!(observra::redact::redact(plain), std::borrow::Cow::Borrowed(_)));
+        }
+    });
+    assert_eq!(n, 0, "allocations while redacting 1,000 strings with nothing to redact");
+}
