@@ -131,6 +131,25 @@ impl PackedUsage {
         }
     }
 
+    /// Sets every figure `usage` reports, as setting each one's attribute
+    /// would (no key is looked up); the others keep what they hold.
+    pub(crate) fn merge(&mut self, usage: &Usage) {
+        let figures = [
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_read_input_tokens,
+            usage.cache_creation_input_tokens,
+            usage.reasoning_output_tokens,
+        ];
+        for (i, n) in figures.into_iter().enumerate() {
+            if let Some(n) = n {
+                // The attribute is an i64: a larger figure reads as i64::MAX there.
+                self.values[i] = n.min(i64::MAX as u64);
+                self.present |= 1 << i;
+            }
+        }
+    }
+
     /// The usage reported, if any figure was.
     pub(crate) fn get(&self) -> Option<Usage> {
         let at = |i: usize| (self.present & (1 << i) != 0).then_some(self.values[i]);
@@ -159,5 +178,10 @@ mod packed_tests {
         assert_eq!((u.input_tokens, u.output_tokens, u.cache_read_input_tokens), (None, Some(0), Some(7)));
         assert_eq!((u.cache_creation_input_tokens, u.reasoning_output_tokens), (None, None));
         assert!(std::mem::size_of::<PackedUsage>() < std::mem::size_of::<Usage>());
+        let mut merged = p;
+        merged.merge(&Usage { input_tokens: Some(3), cache_read_input_tokens: Some(u64::MAX), ..Usage::default() });
+        let m = merged.get().unwrap();
+        assert_eq!((m.input_tokens, m.output_tokens), (Some(3), Some(0)), "a figure not reported keeps its value");
+        assert_eq!(m.cache_read_input_tokens, Some(i64::MAX as u64), "as the i64 attribute reads it");
     }
 }

@@ -179,9 +179,7 @@ pub(crate) fn record_response<T: Target + ?Sized, R: LlmResponse + ?Sized>(span:
             r.set_attribute(kv.key, kv.value);
         }
         if let Some(u) = usage {
-            for (k, v) in u.attributes() {
-                r.set_attribute(Key::from_static_str(k), Value::I64(i64::try_from(v).unwrap_or(i64::MAX)));
-            }
+            r.usage.merge(&u);
         }
         if let Some(id) = id {
             r.set_response_id(id);
