@@ -768,7 +768,7 @@ pub(crate) mod recycled {
     /// `frame`, in a box from this thread's stock (a new one only when
     /// none is at hand).
     pub(crate) fn frame_box(frame: Frame) -> Box<Frame> {
-        match FRAMES.take() {
+        match FRAMES.take(|coming| crate::base::recycle::prefetch_for_write(&**coming)) {
             Some(mut boxed) => {
                 *boxed = frame;
                 boxed
@@ -794,7 +794,7 @@ pub(crate) mod recycled {
 
     /// An empty side store, from this thread's stock.
     pub(super) fn more_box() -> Box<More> {
-        MORES.take().unwrap_or_default()
+        MORES.take(|coming| crate::base::recycle::prefetch_for_write(&**coming)).unwrap_or_default()
     }
 
     /// What a handled frame's side store holds, taken out on the
@@ -808,7 +808,7 @@ pub(crate) mod recycled {
     /// `totals` in a cell from this thread's stock (a new one only when
     /// none is at hand).
     pub(super) fn run_totals(totals: RunTotals) -> Arc<RunTotals> {
-        if let Some(mut cell) = TOTALS.take() {
+        if let Some(mut cell) = TOTALS.take(|coming| crate::base::recycle::prefetch_for_write(&**coming)) {
             if let Some(slot) = Arc::get_mut(&mut cell) {
                 *slot = totals;
                 return cell;

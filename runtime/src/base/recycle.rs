@@ -48,8 +48,10 @@ impl<T: 'static> Recycler<T> {
     }
 
     /// One from this thread's stock (refilled from the pool when empty);
-    /// `None` when none is at hand.
-    pub(crate) fn take(&'static self) -> Option<T> {
+    /// `None` when none is at hand. `next` is shown the one the next take
+    /// will give, to ask for its memory early ([`prefetch_for_write`]).
+    #[inline]
+    pub(crate) fn take(&'static self, next: impl FnOnce(&T)) -> Option<T> {
         self.stock
             .try_with(|stock| {
                 let mut stock = stock.try_borrow_mut().ok()?;
@@ -62,7 +64,11 @@ impl<T: 'static> Recycler<T> {
                     // Room for a batch, made while a fresh one is made anyway.
                     stock.reserve_exact(BATCH);
                 }
-                stock.pop()
+                let taken = stock.pop();
+                if let Some(coming) = stock.last() {
+                    next(coming);
+                }
+                taken
             })
             .ok()
             .flatten()
@@ -111,6 +117,34 @@ impl<T: 'static> Recycler<T> {
     }
 }
 
+/// Asks for the memory of `*at` to be brought into this core's cache,
+/// ready to be written: a recycled object was last written by the
+/// collector, on another core, and fetching its cache lines when it is
+/// written stalls the caller (about a fifth of a call). Asked one call
+/// ahead, they arrive while that call runs. A hint only: it never faults,
+/// and a CPU without `prefetchw` runs it as a no-op.
+#[inline(always)]
+pub(crate) fn prefetch_for_write<T: ?Sized>(at: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let base = (at as *const T).cast::<u8>();
+        let size = std::mem::size_of_val(at);
+        let mut offset = 0;
+        // Every cache line the object touches, its last byte's included.
+        while offset < size + 63 {
+            let line = base.wrapping_add(offset.min(size.saturating_sub(1)));
+            // SAFETY: `prefetchw` reads and writes nothing; it is a hint
+            // that never faults, whatever the address.
+            unsafe {
+                std::arch::asm!("prefetchw [{0}]", in(reg) line, options(nostack, preserves_flags, readonly));
+            }
+            offset += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = at;
+}
+
 thread_local! {
     static STRING_STOCK: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
     static STRINGS_GIVEN: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
@@ -122,7 +156,9 @@ static STRINGS: Recycler<String> = Recycler::new(&STRING_STOCK, &STRINGS_GIVEN, 
 /// `text` in a string from this thread's stock; a new one only when none
 /// is at hand.
 pub(crate) fn string(text: &str) -> String {
-    let mut s = STRINGS.take().unwrap_or_else(|| String::with_capacity(FRESH.max(text.len())));
+    // The next string's first cache line (most ids fit in it), asked for early.
+    let taken = STRINGS.take(|coming| prefetch_for_write(coming.as_str()));
+    let mut s = taken.unwrap_or_else(|| String::with_capacity(FRESH.max(text.len())));
     s.push_str(text);
     s
 }
@@ -156,7 +192,7 @@ mod tests {
 
     #[test]
     fn what_is_given_back_is_taken_again_on_another_thread_within_the_bound() {
-        assert!(TEST.take().is_none(), "nothing at hand yet");
+        assert!(TEST.take(|_| {}).is_none(), "nothing at hand yet");
         let given: Vec<Box<u64>> = (0..3).map(Box::new).collect();
         let at: Vec<usize> = given.iter().map(|b| &**b as *const u64 as usize).collect();
         for b in given {
@@ -166,15 +202,17 @@ mod tests {
         TEST.flush();
         assert_eq!(TEST.pool.lock().unwrap().len(), 2, "the pool keeps at most its bound; the rest is freed");
         let taken = std::thread::spawn(|| {
-            let a = TEST.take().expect("from the pool");
-            let b = TEST.take().expect("from the stock");
-            let none = TEST.take();
-            (&*a as *const u64 as usize, &*b as *const u64 as usize, none.is_none())
+            let mut shown = 0;
+            let a = TEST.take(|coming| shown = &**coming as *const u64 as usize).expect("from the pool");
+            let b = TEST.take(|_| panic!("nothing comes after the last")).expect("from the stock");
+            let none = TEST.take(|_| {});
+            (&*a as *const u64 as usize, &*b as *const u64 as usize, none.is_none(), shown)
         })
         .join()
         .unwrap();
         assert_eq!((taken.0, taken.1), (at[1], at[0]), "the same boxes, the one given last first");
         assert!(taken.2, "a stock holds only what it took");
+        assert_eq!(taken.3, taken.1, "each take shows the one the next take gives");
     }
 
     #[test]
