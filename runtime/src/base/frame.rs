@@ -431,36 +431,50 @@ impl Frame {
         }
     }
 
-    /// A new frame under `parent` (or a root when `None`), with a fresh
-    /// span id from `p` and, for a root, a fresh trace and the sampler's
-    /// decision for `name` and `kind`.
+    /// A new frame under `parent` (or a root when `None`): [`Frame::open_in`]
+    /// on a blank one.
+    #[cfg(test)]
     pub(crate) fn open(
         ids: &RandomIdGenerator,
         generation: u64,
         parent: Option<Ctx>,
         sample: impl FnOnce(TraceId) -> bool,
     ) -> Frame {
+        let mut frame = Frame::blank();
+        frame.open_in(ids, generation, parent, sample);
+        frame
+    }
+
+    /// Opens this blank frame ([`Frame::blank`], which every recycled box
+    /// holds: [`recycled::blank_box`]) as a new span under `parent` (or a
+    /// root when `None`), with a fresh span id from `ids` and, for a root,
+    /// a fresh trace and `sample`'s decision. Only what a blank frame does
+    /// not hold already is written: a box is filled in place, its 320
+    /// bytes never copied.
+    #[inline]
+    pub(crate) fn open_in(
+        &mut self,
+        ids: &RandomIdGenerator,
+        generation: u64,
+        parent: Option<Ctx>,
+        sample: impl FnOnce(TraceId) -> bool,
+    ) {
+        debug_assert!(self.site.is_none() && self.more.is_none() && self.start == 0, "a blank frame");
         let span_id = opentelemetry_sdk::trace::IdGenerator::new_span_id(ids);
-        let (ctx, parent_span_id) = match parent {
+        match parent {
             Some(parent) => {
-                let parent_span_id = parent.span_id;
-                (Ctx { span_id, ..parent }, parent_span_id)
+                self.parent_span_id = parent.span_id;
+                self.ctx = Ctx { span_id, ..parent };
             }
             None => {
                 let trace_id = opentelemetry_sdk::trace::IdGenerator::new_trace_id(ids);
-                let ctx = Ctx {
-                    trace_id,
-                    span_id,
-                    sampled: sample(trace_id),
-                    trace_state: TraceState::default(),
-                    conversation_id: None,
-                    agent: None,
-                    run_totals: None,
-                };
-                (ctx, SpanId::INVALID)
+                self.ctx.trace_id = trace_id;
+                self.ctx.span_id = span_id;
+                self.ctx.sampled = sample(trace_id);
             }
-        };
-        Frame::bare(ctx, parent_span_id, super::clock::stamp(), generation)
+        }
+        self.start = super::clock::stamp();
+        self.generation = generation;
     }
 
     pub(crate) fn usage(&self) -> Option<Usage> {
@@ -765,16 +779,13 @@ pub(crate) mod recycled {
     /// Totals cells, each given back when nothing else holds it any more.
     static TOTALS: Recycler<Arc<RunTotals>> = Recycler::new(&TOTALS_STOCK, &TOTALS_GIVEN, 1024);
 
-    /// `frame`, in a box from this thread's stock (a new one only when
-    /// none is at hand).
-    pub(crate) fn frame_box(frame: Frame) -> Box<Frame> {
-        match FRAMES.take(|coming| crate::base::recycle::prefetch_for_write(&**coming)) {
-            Some(mut boxed) => {
-                *boxed = frame;
-                boxed
-            }
-            None => Box::new(frame),
-        }
+    /// A blank frame in a box from this thread's stock (a new one only
+    /// when none is at hand), to open in place ([`Frame::open_in`]).
+    #[inline]
+    pub(crate) fn blank_box() -> Box<Frame> {
+        FRAMES
+            .take(|coming| crate::base::recycle::prefetch_for_write(&**coming))
+            .unwrap_or_else(|| Box::new(Frame::blank()))
     }
 
     /// A box this thread took and did not hand over (a call nobody
@@ -846,14 +857,21 @@ mod tests {
     fn a_frame_comes_out_of_its_box_whole_and_an_unused_box_is_taken_again() {
         use super::{Frame, recycled};
         let ids = opentelemetry_sdk::trace::RandomIdGenerator::default();
-        let frame = recycled::unbox(recycled::frame_box(Frame::open(&ids, 7, None, |_| true)));
+        let opened = |generation| {
+            let mut boxed = recycled::blank_box();
+            boxed.open_in(&ids, generation, None, |_| true);
+            boxed
+        };
+        let frame = recycled::unbox(opened(7));
         assert_eq!(frame.generation, 7, "the frame comes out whole");
-        let boxed = recycled::frame_box(Frame::open(&ids, 8, None, |_| true));
+        let mut boxed = opened(8);
+        boxed.more().attrs.push(opentelemetry::KeyValue::new("k", "v"));
         let at = &*boxed as *const Frame as usize;
         recycled::keep_frame_box(boxed);
-        let again = recycled::frame_box(Frame::open(&ids, 9, None, |_| true));
+        let again = opened(9);
         assert_eq!(&*again as *const Frame as usize, at, "the box kept in this thread's stock is taken next");
         assert_eq!(again.generation, 9, "holding only the new frame");
+        assert!(again.more.is_none(), "nothing of the frame before");
     }
 
     #[test]

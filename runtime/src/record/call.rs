@@ -65,7 +65,7 @@ impl FrameStart {
 /// A call in progress on the frame path. Ends (and is queued) when dropped.
 pub struct FrameSpan {
     /// The frame while the call is not entered; entered, it is on the
-    /// thread's stack. Boxed (`frame::recycled::frame_box`), so it moves
+    /// thread's stack. Boxed (`frame::recycled::blank_box`), so it moves
     /// there and back as a pointer.
     frame: RefCell<Option<Box<Frame>>>,
     span_id: SpanId,
@@ -86,11 +86,11 @@ impl FrameSpan {
     fn open(site: &'static Site, model: Option<StringValue>) -> Self {
         let parent = innermost();
         let opened = with_installed(|generation, p| {
-            let mut frame =
-                crate::base::frame::recycled::frame_box(Frame::open(&p.ids, generation, parent, |trace_id| {
-                    let result = p.sampler.should_sample(None, trace_id, site.name, &site.kind, &[], &[]);
-                    result.decision == SamplingDecision::RecordAndSample
-                }));
+            let mut frame = crate::base::frame::recycled::blank_box();
+            frame.open_in(&p.ids, generation, parent, |trace_id| {
+                let result = p.sampler.should_sample(None, trace_id, site.name, &site.kind, &[], &[]);
+                result.decision == SamplingDecision::RecordAndSample
+            });
             frame.site = Some(site);
             frame.operation = site.operation;
             if let Some(model) = model {

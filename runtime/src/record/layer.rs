@@ -414,7 +414,8 @@ where
         let meta = attrs.metadata();
         let is_root = parent.is_none();
         let opened = state::with_installed(|generation, p| {
-            let mut frame = recycled::frame_box(Frame::open(&p.ids, generation, parent, |_| false));
+            let mut frame = recycled::blank_box();
+            frame.open_in(&p.ids, generation, parent, |_| false);
             let more = frame.more();
             more.name = Some(Cow::Borrowed(meta.name()));
             // GenAI spans gain a few attributes after creation: room for them
