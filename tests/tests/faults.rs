@@ -260,7 +260,7 @@ fn a_collector_answering_429_with_retry_after() {
     otlp_fault("429 Retry-After", &rx, &[], |rx| rx.clear_script());
 }
 
-/// Catches: a caller that waits on the backend. Mutation tried: `on_end`
+/// Catches: a caller that waits on the backend. Mutation tried: `on_end_batch`
 /// doing a blocking `send` instead of `try_send` makes this test fail
 /// (the workload then took 114 s instead of 0.3 s: each full queue waits for a stalled
 /// 3 s export).

@@ -45,7 +45,12 @@ impl Loss {
 
     /// Counts one span lost before any backend took it.
     pub(crate) fn span(self) {
-        SPANS_LOST[self as usize].fetch_add(1, Ordering::AcqRel);
+        self.spans(1);
+    }
+
+    /// Counts `n` spans lost before any backend took them.
+    pub(crate) fn spans(self, n: u64) {
+        SPANS_LOST[self as usize].fetch_add(n, Ordering::AcqRel);
     }
 
     /// Counts one closed span whose metrics were lost.

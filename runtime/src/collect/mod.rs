@@ -47,6 +47,7 @@ pub(crate) fn start(
         suppress_current_thread();
         let out = Collector {
             backends: &backends,
+            outbox: Default::default(),
             policy: &policy,
             tail: std::cell::RefCell::new(tail.map(Tail::new)),
             agents_seen: Default::default(),
@@ -76,6 +77,7 @@ pub(crate) fn start(
                         out.land_evaluations(&p, ins.as_ref(), true);
                     }
                     out.decide_held();
+                    out.hand_over();
                     let _ = reply.send(());
                     return;
                 }
@@ -83,6 +85,7 @@ pub(crate) fn start(
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                     drain();
                     out.decide_held();
+                    out.hand_over();
                     return;
                 }
             }
@@ -94,6 +97,10 @@ pub(crate) fn start(
 /// Where assembled spans go: once made fit to leave, to every backend.
 struct Collector<'a> {
     backends: &'a FanOut,
+    /// Spans fit to leave, handed to the backends together
+    /// ([`Collector::hand_over`]): at the end of each drain, and every
+    /// [`HAND_OVER`] spans.
+    outbox: std::cell::RefCell<Vec<SpanData>>,
     policy: &'a SpanPolicy,
     /// The tail sampler, when `keep_interesting` is on.
     tail: std::cell::RefCell<Option<Tail>>,
@@ -113,7 +120,38 @@ struct Collector<'a> {
 /// At most this many agent names get error counters started at 0.
 const MAX_AGENTS_SEEN: usize = 1024;
 
+/// Spans handed to the backends at once, at most.
+const HAND_OVER: usize = 512;
+
+impl Drop for Collector<'_> {
+    /// The thread stopped (or died): what it made is still delivered.
+    fn drop(&mut self) {
+        self.hand_over();
+    }
+}
+
 impl Collector<'_> {
+    /// Puts a span fit to leave in the outbox.
+    fn submit(&self, span: SpanData) {
+        let full = {
+            let mut outbox = self.outbox.borrow_mut();
+            outbox.push(span);
+            outbox.len() >= HAND_OVER
+        };
+        if full {
+            self.hand_over();
+        }
+    }
+
+    /// Hands the outbox to the backends: one queue operation per backend
+    /// for the batch, not one per span.
+    fn hand_over(&self) {
+        let spans = std::mem::take(&mut *self.outbox.borrow_mut());
+        if !spans.is_empty() {
+            self.backends.hand_over(spans);
+        }
+    }
+
     /// The fully qualified name (`module::function`) of a function, shared.
     fn qualified(&self, (function, module): (&'static str, &'static str)) -> StringValue {
         let mut names = self.qualified.borrow_mut();
@@ -171,14 +209,14 @@ impl Collector<'_> {
         let fit = self.policy.apply(&mut span);
         let mut tail = self.tail.borrow_mut();
         match (tail.as_mut(), fit) {
-            (Some(t), true) => t.offer(span, facts, &mut |s| self.backends.submit(s)),
+            (Some(t), true) => t.offer(span, facts, &mut |s| self.submit(s)),
             (Some(t), false) => {
-                t.lost(span.span_context.trace_id(), facts, &mut |s| self.backends.submit(s));
+                t.lost(span.span_context.trace_id(), facts, &mut |s| self.submit(s));
                 redaction_failed();
             }
             (None, true) => {
                 drop(tail);
-                self.backends.submit(span);
+                self.submit(span);
             }
             (None, false) => redaction_failed(),
         }
@@ -195,21 +233,21 @@ impl Collector<'_> {
                 root: lost.root,
                 duration: std::time::Duration::from_secs_f64(anchor.seconds(lost.start, lost.end)),
             };
-            t.lost(lost.trace_id, facts, &mut |s| self.backends.submit(s));
+            t.lost(lost.trace_id, facts, &mut |s| self.submit(s));
         }
     }
 
     /// Decides the held traces whose root has not ended in time.
     fn expire_held(&self) {
         if let Some(t) = self.tail.borrow_mut().as_mut() {
-            t.expire(std::time::Instant::now(), &mut |s| self.backends.submit(s));
+            t.expire(std::time::Instant::now(), &mut |s| self.submit(s));
         }
     }
 
     /// Decides every held trace (the pipeline is stopping).
     fn decide_held(&self) {
         if let Some(t) = self.tail.borrow_mut().as_mut() {
-            t.decide_all(&mut |s| self.backends.submit(s));
+            t.decide_all(&mut |s| self.submit(s));
         }
     }
 }
@@ -348,6 +386,7 @@ fn drain(end: &QueueEnd, installed: &Weak<Installed>, out: &Collector<'_>, ins: 
         out.land_evaluations(p, ins, false);
     }
     out.expire_held();
+    out.hand_over();
 }
 
 /// `agent.requests.active` -n for `agent`: its runs ended (or their frames

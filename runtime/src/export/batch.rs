@@ -1,11 +1,13 @@
 //! A bounded, non-blocking span batch processor that counts what it drops,
 //! one per backend.
 //!
-//! The collector only does a `try_send` of a shared span into each backend's
-//! bounded channel ([`FanOut`], after [`SpanPolicy`] made the span fit to
-//! leave, once); a thread per backend batches spans (by count and by size) and
-//! runs the exporter (any [`SpanExporter`]). Every backend has its own queue
-//! and thread, so a slow or failing backend never loses data on another.
+//! The collector hands the spans it made fit to leave ([`SpanPolicy`], once)
+//! to each backend in batches ([`FanOut::hand_over`]: at the end of each of
+//! its drains, and every 512 spans), one `try_send` per batch into the
+//! backend's queue, bounded in spans; a thread per backend cuts its exports
+//! (by count and by size) and runs the exporter (any [`SpanExporter`]).
+//! Every backend has its own queue and thread, so a slow or failing backend
+//! never loses data on another.
 //!
 //! **Bursts.** When a backend's queue is full while its worker is keeping
 //! up (its last export succeeded and it has not been declared stalled), the
@@ -25,7 +27,7 @@
 //! ([`BackendFigures::of`]). So `produced == queued + exporting + exported +
 //! failed + dropped` holds on every read, for each backend and for their sums
 //! (which [`crate::health`] reports), however the counters move while they
-//! are read: no lock, and no more than one atomic add per span on either side.
+//! are read: no lock, and one atomic add per batch on either side.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -377,8 +379,12 @@ impl std::fmt::Display for BackendError {
 }
 
 pub(crate) struct BatchProcessor {
-    /// Spans shared with the other backends: copied here only if another still holds one.
-    spans: SyncSender<Arc<SpanData>>,
+    /// Spans in the batches the collector hands over (one queue operation
+    /// per batch); the queue is bounded in spans by the counters
+    /// (`max_queue`), which only the collector raises.
+    spans: SyncSender<Vec<SpanData>>,
+    /// At most this many spans wait in the queue.
+    max_queue: u64,
     control: SyncSender<Request>,
     wake_sent: Arc<AtomicBool>,
     /// Set by shutdown so a worker in a retry back-off gives up early, and
@@ -409,7 +415,8 @@ impl BatchProcessor {
         exporter.set_resource(resource);
         let stopping = Arc::new(AtomicBool::new(false));
         exporter.set_stopping(stopping.clone());
-        let (spans, span_rx) = sync_channel::<Arc<SpanData>>(settings.max_queue_size);
+        // Each batch holds a span at least: as many batches as spans fit.
+        let (spans, span_rx) = sync_channel::<Vec<SpanData>>(settings.max_queue_size.max(1));
         let (control, control_rx) = sync_channel::<Request>(16);
         let stats = register(name, target, exporter.delivers_logs());
         let wake_sent = Arc::new(AtomicBool::new(false));
@@ -417,6 +424,7 @@ impl BatchProcessor {
             reporter: crate::diag::Reporter::new(name, &stats.target, "spans"),
             exporter,
             spans: span_rx,
+            carry: std::cell::RefCell::new(Vec::new().into_iter()),
             control: control_rx,
             stats: stats.clone(),
             wake_sent: wake_sent.clone(),
@@ -436,6 +444,7 @@ impl BatchProcessor {
         };
         Ok(BatchProcessor {
             spans,
+            max_queue: settings.max_queue_size as u64,
             control,
             wake_sent,
             stopping,
@@ -446,38 +455,55 @@ impl BatchProcessor {
         })
     }
 
-    /// Queues a finished span (on the collector thread; never on a caller's).
-    /// A full queue waits for room while the worker keeps up, at most
-    /// [`PATIENCE`]; otherwise it drops the span and counts it.
-    pub(crate) fn on_end(&self, span: Arc<SpanData>) {
+    /// Queues finished spans, handed over together by the collector (never
+    /// on a caller's thread). What finds no room waits while the worker
+    /// keeps up, at most [`PATIENCE`]; past it, it is dropped and counted.
+    pub(crate) fn on_end_batch(&self, mut spans: Vec<SpanData>) {
+        let mut left = spans.len() as u64;
+        if left == 0 {
+            return;
+        }
         if self.stopping.load(Ordering::Acquire) {
-            Loss::Stopped.span();
+            Loss::Stopped.spans(left);
             return;
         }
         let s = &self.stats;
-        // Counted before it can be taken, so what is taken was counted first.
-        s.produced.fetch_add(1, Ordering::AcqRel);
-        let mut span = span;
         let mut patience = None;
-        loop {
-            match self.spans.try_send(span) {
+        while left > 0 {
+            // Only the collector adds to the queue: the room it sees is
+            // there (the worker only makes more).
+            let room = self.max_queue.saturating_sub(s.queued()).min(left);
+            if room == 0 {
+                if self.keeps_up(&mut patience) {
+                    continue;
+                }
+                // Produced, then dropped: a read never sees more dropped than produced.
+                s.produced.fetch_add(left, Ordering::AcqRel);
+                s.queue_full.fetch_add(left, Ordering::AcqRel);
+                return;
+            }
+            let rest = if room < left { spans.split_off(room as usize) } else { Vec::new() };
+            // Counted before they can be taken, so what is taken was counted first.
+            s.produced.fetch_add(room, Ordering::AcqRel);
+            match self.spans.try_send(spans) {
                 Ok(()) => {
+                    left -= room;
+                    spans = rest;
                     if s.queued() >= self.batch_size {
                         self.wake();
                     }
+                }
+                // Cannot happen (as many batches fit as spans); never lose them uncounted.
+                Err(TrySendError::Full(_)) => {
+                    s.produced.fetch_add(left - room, Ordering::AcqRel);
+                    s.queue_full.fetch_add(left, Ordering::AcqRel);
                     return;
                 }
-                Err(TrySendError::Full(back)) => {
-                    if !self.keeps_up(&mut patience) {
-                        s.queue_full.fetch_add(1, Ordering::AcqRel);
-                        return;
-                    }
-                    span = back;
-                }
                 Err(TrySendError::Disconnected(_)) => {
-                    // The worker has stopped: lost as a span it held when it did.
-                    s.taken.fetch_add(1, Ordering::AcqRel);
-                    s.abandoned.fetch_add(1, Ordering::AcqRel);
+                    // The worker has stopped: lost as spans it held when it did.
+                    s.produced.fetch_add(left - room, Ordering::AcqRel);
+                    s.taken.fetch_add(left, Ordering::AcqRel);
+                    s.abandoned.fetch_add(left, Ordering::AcqRel);
                     return;
                 }
             }
@@ -583,13 +609,18 @@ pub(crate) struct BatchSettings {
 pub(crate) struct FanOut(pub(crate) Vec<BatchProcessor>);
 
 impl FanOut {
-    /// Hands `span` to every backend, shared: the collector never copies
-    /// it (a backend copies it only while another still holds it).
-    pub(crate) fn submit(&self, span: SpanData) {
-        let span = Arc::new(span);
-        for p in self.0.iter() {
-            p.on_end(span.clone());
+    /// Hands `spans` to every backend, a batch at once (each but the last
+    /// backend takes a copy).
+    pub(crate) fn hand_over(&self, spans: Vec<SpanData>) {
+        let Some((last, others)) = self.0.split_last() else {
+            // No backend: nothing takes them (a pipeline with no backend
+            // counts nothing as produced).
+            return;
+        };
+        for p in others {
+            p.on_end_batch(spans.clone());
         }
+        last.on_end_batch(spans);
     }
 }
 
@@ -602,7 +633,9 @@ impl std::ops::Deref for FanOut {
 
 struct Worker<E> {
     exporter: E,
-    spans: Receiver<Arc<SpanData>>,
+    spans: Receiver<Vec<SpanData>>,
+    /// What is left of the last batch received (counted queued until taken).
+    carry: std::cell::RefCell<std::vec::IntoIter<SpanData>>,
     control: Receiver<Request>,
     stats: Arc<BackendStats>,
     wake_sent: Arc<AtomicBool>,
@@ -673,20 +706,28 @@ impl<E: SpanExporter + BackendExporter> Worker<E> {
             // the request is cut by size as well as by count.
             let mut batch = Vec::with_capacity(queued.min(max));
             let mut bytes = 0usize;
+            let mut carry = self.carry.borrow_mut();
             while batch.len() < max && bytes < self.settings.limits.max_request_bytes {
-                let Ok(span) = self.spans.try_recv() else { break };
-                // The last backend to take a shared span takes it as it is;
-                // the others copy it here, on their own thread.
-                let span = Arc::try_unwrap(span).unwrap_or_else(|shared| (*shared).clone());
-                // Off the queue: being exported from now on.
-                s.taken.fetch_add(1, Ordering::AcqRel);
+                let span = match carry.next() {
+                    Some(span) => span,
+                    None => match self.spans.try_recv() {
+                        Ok(received) => {
+                            *carry = received.into_iter();
+                            continue;
+                        }
+                        Err(_) => break,
+                    },
+                };
                 bytes += crate::policy::limits::approx_size(&span);
                 batch.push(span);
             }
+            drop(carry);
             let n = batch.len() as u64;
             if batch.is_empty() {
                 return result;
             }
+            // Off the queue: being exported from now on.
+            s.taken.fetch_add(n, Ordering::AcqRel);
             let started = Instant::now();
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 (self.block_on)(Box::pin(self.exporter.export(batch)))
