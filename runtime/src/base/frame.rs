@@ -396,34 +396,27 @@ impl Frame {
     /// A frame that records nothing: what a recycled box holds between
     /// two calls ([`recycled`]).
     pub(crate) fn blank() -> Frame {
-        let ctx = Ctx {
-            trace_id: TraceId::INVALID,
-            span_id: SpanId::INVALID,
-            sampled: false,
-            trace_state: TraceState::NONE,
-            conversation_id: None,
-            agent: None,
-            run_totals: None,
-        };
-        Frame::bare(ctx, SpanId::INVALID, 0, 0)
-    }
-
-    /// A frame with these ids, start and generation, and nothing else set.
-    #[inline]
-    fn bare(ctx: Ctx, parent_span_id: SpanId, start: u64, generation: u64) -> Frame {
         Frame {
             site: None,
-            ctx,
-            parent_span_id,
+            ctx: Ctx {
+                trace_id: TraceId::INVALID,
+                span_id: SpanId::INVALID,
+                sampled: false,
+                trace_state: TraceState::NONE,
+                conversation_id: None,
+                agent: None,
+                run_totals: None,
+            },
+            parent_span_id: SpanId::INVALID,
             operation: None,
-            start,
+            start: 0,
             end: 0,
             usage: PackedUsage::default(),
             response_model: None,
             response_id: None,
             finish: FinishReasons::NONE,
             cost: None,
-            generation,
+            generation: 0,
             keeps_totals: false,
             agent_noted: false,
             agent_named: false,
@@ -779,13 +772,16 @@ pub(crate) mod recycled {
     /// Totals cells, each given back when nothing else holds it any more.
     static TOTALS: Recycler<Arc<RunTotals>> = Recycler::new(&TOTALS_STOCK, &TOTALS_GIVEN, 1024);
 
+    /// Asks early for the memory of the box or cell the next take gives.
+    fn warm<T>(coming: &impl std::ops::Deref<Target = T>) {
+        crate::base::recycle::prefetch_for_write(&**coming);
+    }
+
     /// A blank frame in a box from this thread's stock (a new one only
     /// when none is at hand), to open in place ([`Frame::open_in`]).
     #[inline]
     pub(crate) fn blank_box() -> Box<Frame> {
-        FRAMES
-            .take(|coming| crate::base::recycle::prefetch_for_write(&**coming))
-            .unwrap_or_else(|| Box::new(Frame::blank()))
+        FRAMES.take(warm).unwrap_or_else(|| Box::new(Frame::blank()))
     }
 
     /// A box this thread took and did not hand over (a call nobody
@@ -805,7 +801,7 @@ pub(crate) mod recycled {
 
     /// An empty side store, from this thread's stock.
     pub(super) fn more_box() -> Box<More> {
-        MORES.take(|coming| crate::base::recycle::prefetch_for_write(&**coming)).unwrap_or_default()
+        MORES.take(warm).unwrap_or_default()
     }
 
     /// What a handled frame's side store holds, taken out on the
@@ -819,7 +815,7 @@ pub(crate) mod recycled {
     /// `totals` in a cell from this thread's stock (a new one only when
     /// none is at hand).
     pub(super) fn run_totals(totals: RunTotals) -> Arc<RunTotals> {
-        if let Some(mut cell) = TOTALS.take(|coming| crate::base::recycle::prefetch_for_write(&**coming)) {
+        if let Some(mut cell) = TOTALS.take(warm) {
             if let Some(slot) = Arc::get_mut(&mut cell) {
                 *slot = totals;
                 return cell;

@@ -84,8 +84,8 @@ pub(crate) fn start(
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => drain(),
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                     drain();
+                    // Handed over as `out` drops.
                     out.decide_held();
-                    out.hand_over();
                     return;
                 }
             }
